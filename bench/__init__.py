@@ -1,0 +1,1 @@
+"""Benchmarks that measure Comity against a baseline in the same run."""

@@ -1,0 +1,1 @@
+"""Shared pieces of Comity: envelopes and signatures, keys, federation config, errors, telemetry."""

@@ -1,0 +1,161 @@
+"""The root of Comity's exception tree.
+
+Every component raises subclasses of :class:`ComityError`. Each class knows its gRPC
+status code, so errors are translated once, at the RPC edge (``comity.core.rpc``), and
+the SDK maps status codes back to the same classes. Messages are written for people:
+what is wrong and how to fix it, never a secret or a selector value.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+__all__ = [
+    "AlreadyExists",
+    "ComityError",
+    "ConfigError",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InternalError",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "RuleViolationInfo",
+    "Unauthenticated",
+    "Unavailable",
+]
+
+
+class ComityError(Exception):
+    """Base of all Comity errors; ``code`` is the gRPC status it maps to."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """A human explanation: what failed and, where known, what to do about it."""
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class InvalidArgument(ComityError):
+    """The request is malformed: a field is missing, empty or out of range."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(ComityError):
+    """A named thing (node, agency, entry) does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(ComityError):
+    """Something that must be unique was seen before (a replayed query id)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Unauthenticated(ComityError):
+    """The caller's identity could not be established."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class RuleViolationInfo:
+    """One rule that refused a request: stable code, public message, legal basis."""
+
+    __slots__ = ("code", "legal_basis", "message")
+
+    def __init__(self, code: str, message: str, legal_basis: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.legal_basis = legal_basis
+
+    def __repr__(self) -> str:
+        return f"RuleViolationInfo({self.code!r}, {self.message!r}, {self.legal_basis!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RuleViolationInfo):
+            return NotImplemented
+        return (self.code, self.message, self.legal_basis) == (other.code, other.message, other.legal_basis)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.message, self.legal_basis))
+
+
+class PermissionDenied(ComityError):
+    """The caller is known but the request is refused; ``violations`` lists every rule that fired."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: list[RuleViolationInfo] | None = None,
+        bundle_digest: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.violations = list(violations or [])
+        self.bundle_digest = bundle_digest
+
+    @property
+    def rule_codes(self) -> list[str]:
+        """The stable codes of the rules that refused the request."""
+        return [v.code for v in self.violations]
+
+    def diagnostics(self) -> str:
+        lines = [self.message]
+        lines += [f"  [{v.code}] {v.message} ({v.legal_basis})" for v in self.violations]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class FailedPrecondition(ComityError):
+    """The system is not in a state where the request can be served (e.g. inconsistent log)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(ComityError):
+    """A size or rate limit was exceeded."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(ComityError):
+    """A dependency (node, audit log, store) cannot be reached; the request was not served."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(ComityError):
+    """The deadline passed before an answer came."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class InternalError(ComityError):
+    """A bug or an unexpected failure; details stay in the server's log."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class ConfigError(ComityError):
+    """A configuration or federation file is invalid; the message names the field."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, message: str, *, field: str = "", source: str = "", hint: str | None = None) -> None:
+        where = f"{source}: " if source else ""
+        at = f"{field}: " if field else ""
+        super().__init__(f"{where}{at}{message}", hint=hint)
+        self.field = field
+        self.source = source

@@ -1,0 +1,1 @@
+"""The data node: record stores, ingestion, query execution and minimisation."""

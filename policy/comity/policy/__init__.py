@@ -1,0 +1,1 @@
+"""The policy engine: Cedar bundles of the agreement's rules, evaluated fail-closed."""

@@ -1,0 +1,417 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class QueryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUERY_KIND_UNSPECIFIED: _ClassVar[QueryKind]
+    HIT_CHECK: _ClassVar[QueryKind]
+    FETCH: _ClassVar[QueryKind]
+
+class DataCategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DATA_CATEGORY_UNSPECIFIED: _ClassVar[DataCategory]
+    SUBSCRIBER: _ClassVar[DataCategory]
+    TRAFFIC: _ClassVar[DataCategory]
+    CONTENT: _ClassVar[DataCategory]
+
+class SelectorType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SELECTOR_TYPE_UNSPECIFIED: _ClassVar[SelectorType]
+    EMAIL: _ClassVar[SelectorType]
+    PHONE: _ClassVar[SelectorType]
+    ACCOUNT_ID: _ClassVar[SelectorType]
+    IP_ADDRESS: _ClassVar[SelectorType]
+    DEVICE_ID: _ClassVar[SelectorType]
+    FIREARM_SERIAL: _ClassVar[SelectorType]
+    USERNAME: _ClassVar[SelectorType]
+    IMEI: _ClassVar[SelectorType]
+    VEHICLE_VIN: _ClassVar[SelectorType]
+QUERY_KIND_UNSPECIFIED: QueryKind
+HIT_CHECK: QueryKind
+FETCH: QueryKind
+DATA_CATEGORY_UNSPECIFIED: DataCategory
+SUBSCRIBER: DataCategory
+TRAFFIC: DataCategory
+CONTENT: DataCategory
+SELECTOR_TYPE_UNSPECIFIED: SelectorType
+EMAIL: SelectorType
+PHONE: SelectorType
+ACCOUNT_ID: SelectorType
+IP_ADDRESS: SelectorType
+DEVICE_ID: SelectorType
+FIREARM_SERIAL: SelectorType
+USERNAME: SelectorType
+IMEI: SelectorType
+VEHICLE_VIN: SelectorType
+
+class Signature(_message.Message):
+    __slots__ = ("keyid", "sig")
+    KEYID_FIELD_NUMBER: _ClassVar[int]
+    SIG_FIELD_NUMBER: _ClassVar[int]
+    keyid: str
+    sig: bytes
+    def __init__(self, keyid: _Optional[str] = ..., sig: _Optional[bytes] = ...) -> None: ...
+
+class Envelope(_message.Message):
+    __slots__ = ("payload_type", "payload", "signatures")
+    PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    payload_type: str
+    payload: bytes
+    signatures: _containers.RepeatedCompositeFieldContainer[Signature]
+    def __init__(self, payload_type: _Optional[str] = ..., payload: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ...) -> None: ...
+
+class Selector(_message.Message):
+    __slots__ = ("type", "value")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    type: SelectorType
+    value: str
+    def __init__(self, type: _Optional[_Union[SelectorType, str]] = ..., value: _Optional[str] = ...) -> None: ...
+
+class TimeRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Justification(_message.Message):
+    __slots__ = ("facts", "link_to_offence")
+    FACTS_FIELD_NUMBER: _ClassVar[int]
+    LINK_TO_OFFENCE_FIELD_NUMBER: _ClassVar[int]
+    facts: str
+    link_to_offence: str
+    def __init__(self, facts: _Optional[str] = ..., link_to_offence: _Optional[str] = ...) -> None: ...
+
+class Query(_message.Message):
+    __slots__ = ("query_id", "issued_at", "requesting_agency", "investigator", "target_node", "kind", "selectors", "categories", "time_range", "case_reference", "justification", "legal_order", "max_records", "hit_reference")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTING_AGENCY_FIELD_NUMBER: _ClassVar[int]
+    INVESTIGATOR_FIELD_NUMBER: _ClassVar[int]
+    TARGET_NODE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SELECTORS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    TIME_RANGE_FIELD_NUMBER: _ClassVar[int]
+    CASE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    JUSTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_ORDER_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    HIT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    issued_at: _timestamp_pb2.Timestamp
+    requesting_agency: str
+    investigator: str
+    target_node: str
+    kind: QueryKind
+    selectors: _containers.RepeatedCompositeFieldContainer[Selector]
+    categories: _containers.RepeatedScalarFieldContainer[DataCategory]
+    time_range: TimeRange
+    case_reference: str
+    justification: Justification
+    legal_order: Envelope
+    max_records: int
+    hit_reference: str
+    def __init__(self, query_id: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requesting_agency: _Optional[str] = ..., investigator: _Optional[str] = ..., target_node: _Optional[str] = ..., kind: _Optional[_Union[QueryKind, str]] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ..., case_reference: _Optional[str] = ..., justification: _Optional[_Union[Justification, _Mapping]] = ..., legal_order: _Optional[_Union[Envelope, _Mapping]] = ..., max_records: _Optional[int] = ..., hit_reference: _Optional[str] = ...) -> None: ...
+
+class TargetAttestation(_message.Message):
+    __slots__ = ("nationality", "residence", "location", "not_for_third_government")
+    NATIONALITY_FIELD_NUMBER: _ClassVar[int]
+    RESIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    NOT_FOR_THIRD_GOVERNMENT_FIELD_NUMBER: _ClassVar[int]
+    nationality: str
+    residence: str
+    location: str
+    not_for_third_government: bool
+    def __init__(self, nationality: _Optional[str] = ..., residence: _Optional[str] = ..., location: _Optional[str] = ..., not_for_third_government: _Optional[bool] = ...) -> None: ...
+
+class LegalOrder(_message.Message):
+    __slots__ = ("order_id", "issuing_authority", "issuing_country", "offence_code", "authorised_by", "authorisation_type", "selectors", "categories", "valid_from", "valid_until", "max_records", "emergency", "attestation")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ISSUING_AUTHORITY_FIELD_NUMBER: _ClassVar[int]
+    ISSUING_COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    OFFENCE_CODE_FIELD_NUMBER: _ClassVar[int]
+    AUTHORISED_BY_FIELD_NUMBER: _ClassVar[int]
+    AUTHORISATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SELECTORS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    VALID_FROM_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    EMERGENCY_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    issuing_authority: str
+    issuing_country: str
+    offence_code: str
+    authorised_by: str
+    authorisation_type: str
+    selectors: _containers.RepeatedCompositeFieldContainer[Selector]
+    categories: _containers.RepeatedScalarFieldContainer[DataCategory]
+    valid_from: _timestamp_pb2.Timestamp
+    valid_until: _timestamp_pb2.Timestamp
+    max_records: int
+    emergency: bool
+    attestation: TargetAttestation
+    def __init__(self, order_id: _Optional[str] = ..., issuing_authority: _Optional[str] = ..., issuing_country: _Optional[str] = ..., offence_code: _Optional[str] = ..., authorised_by: _Optional[str] = ..., authorisation_type: _Optional[str] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_records: _Optional[int] = ..., emergency: _Optional[bool] = ..., attestation: _Optional[_Union[TargetAttestation, _Mapping]] = ...) -> None: ...
+
+class SubmitRequest(_message.Message):
+    __slots__ = ("signed_query",)
+    SIGNED_QUERY_FIELD_NUMBER: _ClassVar[int]
+    signed_query: Envelope
+    def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+
+class Record(_message.Message):
+    __slots__ = ("record_id", "record_type", "category", "observed_at", "fields")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    record_type: str
+    category: DataCategory
+    observed_at: _timestamp_pb2.Timestamp
+    fields: _containers.ScalarMap[str, str]
+    def __init__(self, record_id: _Optional[str] = ..., record_type: _Optional[str] = ..., category: _Optional[_Union[DataCategory, str]] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class UseRestriction(_message.Message):
+    __slots__ = ("code", "description", "legal_basis")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    description: str
+    legal_basis: str
+    def __init__(self, code: _Optional[str] = ..., description: _Optional[str] = ..., legal_basis: _Optional[str] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("signed_note",)
+    SIGNED_NOTE_FIELD_NUMBER: _ClassVar[int]
+    signed_note: bytes
+    def __init__(self, signed_note: _Optional[bytes] = ...) -> None: ...
+
+class InclusionProof(_message.Message):
+    __slots__ = ("leaf_index", "tree_size", "hashes")
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    leaf_index: int
+    tree_size: int
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ConsistencyProof(_message.Message):
+    __slots__ = ("first_size", "second_size", "hashes")
+    FIRST_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SECOND_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    first_size: int
+    second_size: int
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class EntryProof(_message.Message):
+    __slots__ = ("entry", "inclusion")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_FIELD_NUMBER: _ClassVar[int]
+    entry: bytes
+    inclusion: InclusionProof
+    def __init__(self, entry: _Optional[bytes] = ..., inclusion: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("query_id", "query_digest", "node_statement", "entries", "checkpoint")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NODE_STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    query_digest: bytes
+    node_statement: Envelope
+    entries: _containers.RepeatedCompositeFieldContainer[EntryProof]
+    checkpoint: Checkpoint
+    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
+
+class NodeStatement(_message.Message):
+    __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    HIT_FIELD_NUMBER: _ClassVar[int]
+    RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    USE_RESTRICTIONS_FIELD_NUMBER: _ClassVar[int]
+    HIT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    query_id: str
+    query_digest: bytes
+    hit: bool
+    record_count: int
+    records_digest: bytes
+    answered_at: _timestamp_pb2.Timestamp
+    use_restrictions: _containers.RepeatedCompositeFieldContainer[UseRestriction]
+    hit_reference: str
+    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ...) -> None: ...
+
+class QueryResult(_message.Message):
+    __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    HIT_FIELD_NUMBER: _ClassVar[int]
+    HIT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    USE_RESTRICTIONS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    node_id: str
+    hit: bool
+    hit_reference: str
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    use_restrictions: _containers.RepeatedCompositeFieldContainer[UseRestriction]
+    truncated: bool
+    receipt: Receipt
+    def __init__(self, query_id: _Optional[str] = ..., node_id: _Optional[str] = ..., hit: _Optional[bool] = ..., hit_reference: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., truncated: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+
+class RecordBatch(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
+
+class ResultChunk(_message.Message):
+    __slots__ = ("records", "summary")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    records: RecordBatch
+    summary: QueryResult
+    def __init__(self, records: _Optional[_Union[RecordBatch, _Mapping]] = ..., summary: _Optional[_Union[QueryResult, _Mapping]] = ...) -> None: ...
+
+class RuleViolation(_message.Message):
+    __slots__ = ("code", "message", "legal_basis")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    legal_basis: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., legal_basis: _Optional[str] = ...) -> None: ...
+
+class PolicyDenial(_message.Message):
+    __slots__ = ("query_id", "violations", "bundle_digest", "receipt")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    violations: _containers.RepeatedCompositeFieldContainer[RuleViolation]
+    bundle_digest: str
+    receipt: Receipt
+    def __init__(self, query_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[RuleViolation, _Mapping]]] = ..., bundle_digest: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+
+class GatewayDecision(_message.Message):
+    __slots__ = ("query_id", "query_digest", "investigator", "order_id", "decision", "bundle_digest", "decided_at")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    INVESTIGATOR_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    query_digest: bytes
+    investigator: str
+    order_id: str
+    decision: str
+    bundle_digest: str
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., investigator: _Optional[str] = ..., order_id: _Optional[str] = ..., decision: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("signed_query", "gateway_decision", "decision_entry", "checkpoint", "consistency")
+    SIGNED_QUERY_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_DECISION_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    signed_query: Envelope
+    gateway_decision: Envelope
+    decision_entry: EntryProof
+    checkpoint: Checkpoint
+    consistency: ConsistencyProof
+    def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ..., gateway_decision: _Optional[_Union[Envelope, _Mapping]] = ..., decision_entry: _Optional[_Union[EntryProof, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., consistency: _Optional[_Union[ConsistencyProof, _Mapping]] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint", "cosignatures")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: Checkpoint
+    cosignatures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignatures: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetEntriesRequest(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class LogEntry(_message.Message):
+    __slots__ = ("index", "data")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    data: bytes
+    def __init__(self, index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class GetEntriesResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+
+class GetInclusionProofRequest(_message.Message):
+    __slots__ = ("leaf_index", "leaf_hash", "tree_size")
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    leaf_index: int
+    leaf_hash: bytes
+    tree_size: int
+    def __init__(self, leaf_index: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., tree_size: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("first_size", "second_size")
+    FIRST_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SECOND_SIZE_FIELD_NUMBER: _ClassVar[int]
+    first_size: int
+    second_size: int
+    def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ...) -> None: ...

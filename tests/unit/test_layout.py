@@ -1,0 +1,54 @@
+"""The package layout: one `comity` namespace assembled from the component folders."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPONENTS = ["proto", "core", "policy", "audit", "nodes", "gateway", "sdk"]
+
+
+def test_no_init_in_namespace_root() -> None:
+    """A comity/__init__.py anywhere would turn the namespace into a regular package and hide the others."""
+    offenders = [str(p) for c in COMPONENTS for p in (ROOT / c).glob("comity/__init__.py")]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "comity.v1",
+        "comity.core",
+        "comity.policy",
+        "comity.audit",
+        "comity.nodes",
+        "comity.gateway",
+        "comity.sdk",
+    ],
+)
+def test_each_component_imports_from_its_folder(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert mod.__file__ is not None
+    folder = "proto" if module == "comity.v1" else module.split(".")[1]
+    assert Path(mod.__file__).resolve().is_relative_to(ROOT / folder)
+
+
+def test_generated_code_is_current() -> None:
+    """Regenerating the wire contract must reproduce the checked-in code byte for byte."""
+    pytest.importorskip("grpc_tools")
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_proto.py"), out], check=True)
+        generated = sorted(Path(out, "comity", "v1").glob("*_pb2*"))
+        assert generated, "protoc wrote nothing"
+        for path in generated:
+            checked_in = ROOT / "proto" / "comity" / "v1" / path.name
+            assert checked_in.exists(), f"{checked_in.name} is missing: run python scripts/gen_proto.py"
+            assert checked_in.read_bytes() == path.read_bytes(), (
+                f"{checked_in.name} is stale: run python scripts/gen_proto.py and commit the result"
+            )
