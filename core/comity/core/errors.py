@@ -99,11 +99,16 @@ class PermissionDenied(ComityError):
         *,
         violations: list[RuleViolationInfo] | None = None,
         bundle_digest: str = "",
+        query_id: str = "",
+        receipt: object | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.violations = list(violations or [])
         self.bundle_digest = bundle_digest
+        self.query_id = query_id
+        # A comity.v1.Receipt proving the refusal was logged, when the server sent one.
+        self.receipt = receipt
 
     @property
     def rule_codes(self) -> list[str]:

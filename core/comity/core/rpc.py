@@ -1,0 +1,145 @@
+"""The RPC edge: Comity errors to gRPC statuses and back.
+
+Servers translate errors exactly once, here: a :class:`ComityError` becomes its status code,
+its message and, for policy refusals, a ``google.rpc.Status`` whose details carry a
+``comity.v1.PolicyDenial``. Anything else becomes INTERNAL with an incident id; the
+traceback stays in the server's log and never reaches the caller. The SDK maps statuses
+back to the same classes with :func:`error_from_status`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+
+from comity.core import errors
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["GRPC_DETAILS_KEY", "error_from_status", "guard_stream", "guard_unary", "to_trailing_metadata"]
+
+GRPC_DETAILS_KEY = "grpc-status-details-bin"
+
+_log = logging.getLogger("comity.rpc")
+
+_BY_CODE: dict[grpc.StatusCode, type[errors.ComityError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
+}
+
+
+def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ...]:
+    """The ``google.rpc.Status`` trailer for ``err`` (with a PolicyDenial for refusals)."""
+    status = status_pb2.Status(code=err.code.value[0], message=err.message)
+    if isinstance(err, errors.PermissionDenied) and err.violations:
+        denial = pb.PolicyDenial(
+            query_id=err.query_id,
+            bundle_digest=err.bundle_digest,
+            violations=[
+                pb.RuleViolation(code=v.code, message=v.message, legal_basis=v.legal_basis)
+                for v in err.violations
+            ],
+        )
+        if isinstance(err.receipt, pb.Receipt):
+            denial.receipt.CopyFrom(err.receipt)
+        packed = any_pb2.Any()
+        packed.Pack(denial)
+        status.details.append(packed)
+    return ((GRPC_DETAILS_KEY, status.SerializeToString()),)
+
+
+def _message(err: errors.ComityError) -> str:
+    return f"{err.message} (hint: {err.hint})" if err.hint else err.message
+
+
+def _internal(exc: BaseException) -> errors.InternalError:
+    incident = uuid.uuid4().hex[:12]
+    _log.error("internal error, incident %s", incident, exc_info=exc)
+    return errors.InternalError(f"internal error (incident {incident}); the server's log has the details")
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+Handler = Callable[[Any, T, grpc.aio.ServicerContext[Any, Any]], Awaitable[R]]
+StreamHandler = Callable[[Any, T, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[R]]
+
+
+def guard_unary(fn: Handler[T, R]) -> Handler[T, R]:
+    """Wrap a unary servicer method so every error leaves as a proper gRPC status."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: T, context: grpc.aio.ServicerContext[Any, Any]) -> R:
+        try:
+            return await fn(self, request, context)
+        except errors.ComityError as err:
+            await context.abort(err.code, _message(err), trailing_metadata=to_trailing_metadata(err))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            internal = _internal(exc)
+            await context.abort(internal.code, internal.message)
+        raise AssertionError("unreachable: context.abort raises")
+
+    return wrapper
+
+
+def guard_stream(fn: StreamHandler[T, R]) -> StreamHandler[T, R]:
+    """Wrap a server-streaming servicer method like :func:`guard_unary`."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: T, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[R]:
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except errors.ComityError as err:
+            await context.abort(err.code, _message(err), trailing_metadata=to_trailing_metadata(err))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            internal = _internal(exc)
+            await context.abort(internal.code, internal.message)
+
+    return wrapper
+
+
+def error_from_status(
+    code: grpc.StatusCode, message: str, trailing_metadata: Sequence[tuple[str, str | bytes]] | None
+) -> errors.ComityError:
+    """Rebuild the Comity error a server raised from the status a client received."""
+    cls = _BY_CODE.get(code, errors.InternalError)
+    details = _status_details(trailing_metadata)
+    if cls is errors.PermissionDenied:
+        for any_msg in details:
+            denial = pb.PolicyDenial()
+            if any_msg.Unpack(denial):
+                violations = [
+                    errors.RuleViolationInfo(v.code, v.message, v.legal_basis) for v in denial.violations
+                ]
+                return errors.PermissionDenied(
+                    message,
+                    violations=violations,
+                    bundle_digest=denial.bundle_digest,
+                    query_id=denial.query_id,
+                    receipt=denial.receipt if denial.HasField("receipt") else None,
+                )
+    return cls(message)
+
+
+def _status_details(trailing_metadata: Sequence[tuple[str, str | bytes]] | None) -> list[any_pb2.Any]:
+    for key, value in trailing_metadata or ():
+        if key == GRPC_DETAILS_KEY and isinstance(value, bytes):
+            return list(status_pb2.Status.FromString(value).details)
+    return []
