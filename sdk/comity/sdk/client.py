@@ -1,0 +1,199 @@
+"""The investigator's client: build, sign, submit, verify.
+
+``AsyncClient`` and ``Client`` do the same work over ``grpc.aio`` and blocking gRPC. Both
+sign the query with the investigator's registered key, send the bearer token, enforce a
+deadline, map gRPC statuses to :mod:`comity.core.errors` classes, and verify the node's
+signed statement before returning any record.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import grpc
+
+from comity.core.digests import RecordsDigest
+from comity.core.dsse import payload_digest
+from comity.core.errors import ComityError, DeadlineExceeded, Unavailable
+from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
+from comity.core.keys import SigningKey, VerifyingKey
+from comity.core.rpc import error_from_status
+from comity.sdk.query import QuerySpec, build_query, sign_query
+from comity.sdk.result import Result, ResultVerifier, to_result
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["AsyncClient", "Client", "Identity"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is asking: the investigator's id and agency, signing key and bearer token.
+
+    ``token`` may be a callable, so a long-running program can refresh it.
+    """
+
+    investigator: str
+    agency: str
+    signing_key: SigningKey
+    token: str | Callable[[], str]
+
+    def bearer(self) -> tuple[tuple[str, str], ...]:
+        """The gRPC metadata carrying the token."""
+        token = self.token() if callable(self.token) else self.token
+        return (("authorization", f"Bearer {token}"),)
+
+
+class _Base(abc.ABC):
+    def __init__(
+        self,
+        target: str,
+        *,
+        identity: Identity,
+        node_keys: Mapping[str, VerifyingKey],
+        root_certificates: bytes | None,
+        timeout: float = 30.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.target = target
+        self.identity = identity
+        self.timeout = timeout
+        self._verifier = ResultVerifier(node_keys)
+        self._clock = clock
+        self._options = channel_options(max_message_bytes)
+        self._credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        self._open()
+
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Create the channel and stub."""
+
+    def _request(self, spec: QuerySpec) -> pb.SubmitRequest:
+        query = build_query(
+            spec, investigator=self.identity.investigator, agency=self.identity.agency, now=self._clock()
+        )
+        return pb.SubmitRequest(signed_query=sign_query(query, self.identity.signing_key))
+
+    def _finish(self, request: pb.SubmitRequest, summary: pb.QueryResult, records: list[pb.Record]) -> Result:
+        digest = RecordsDigest()
+        for record in records:
+            digest.update(record)
+        self._verifier.verify(summary, digest, query_digest=payload_digest(request.signed_query))
+        return to_result(summary, records)
+
+
+def _error(exc: grpc.RpcError, target: str) -> ComityError:
+    call: grpc.Call = exc  # type: ignore[assignment]
+    code, details = call.code(), call.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE and not details.strip():
+        return Unavailable(f"gateway {target} is unavailable")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(details or "the deadline passed before the gateway answered")
+    return error_from_status(code, details, call.trailing_metadata())
+
+
+class AsyncClient(_Base):
+    """Asynchronous client; use as ``async with AsyncClient(...) as client``."""
+
+    def _open(self) -> None:
+        self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
+        self._stub = pb_grpc.GatewayStub(self._channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+    async def query(self, spec: QuerySpec) -> Result:
+        """Submit ``spec`` and return the verified result; raises a ComityError subclass on refusal."""
+        request = self._request(spec)
+        try:
+            summary = await self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, self.target) from None
+        return self._finish(request, summary, list(summary.records))
+
+    async def stream(self, spec: QuerySpec) -> AsyncIterator[pb.Record]:
+        """Stream a large result: yields records as they arrive.
+
+        The node's statement comes last, so the records are verified only when the stream
+        ends: a tampered stream raises ResponseTampered at the end, and a caller must not act
+        on the records before the iteration completes without error.
+        """
+        request = self._request(spec)
+        digest = RecordsDigest()
+        call = self._stub.SubmitStream(request, timeout=self.timeout, metadata=self.identity.bearer())
+        try:
+            async for chunk in call:
+                if chunk.HasField("summary"):
+                    self._verifier.verify(
+                        chunk.summary, digest, query_digest=payload_digest(request.signed_query)
+                    )
+                    return
+                for record in chunk.records.records:
+                    digest.update(record)
+                    yield record
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, self.target) from None
+        raise Unavailable("the result stream ended without the node's statement")
+
+
+class Client(_Base):
+    """Blocking client with the same behaviour as :class:`AsyncClient`."""
+
+    def _open(self) -> None:
+        self._channel = grpc.secure_channel(self.target, self._credentials, options=self._options)
+        self._stub = pb_grpc.GatewayStub(self._channel)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def query(self, spec: QuerySpec) -> Result:
+        """Submit ``spec`` and return the verified result; raises a ComityError subclass on refusal."""
+        request = self._request(spec)
+        try:
+            summary = self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
+        except grpc.RpcError as exc:
+            raise _error(exc, self.target) from None
+        return self._finish(request, summary, list(summary.records))
+
+    def stream(self, spec: QuerySpec) -> Iterator[pb.Record]:
+        """Blocking counterpart of :meth:`AsyncClient.stream`, with the same caveat."""
+        request = self._request(spec)
+        digest = RecordsDigest()
+        try:
+            for chunk in self._stub.SubmitStream(
+                request, timeout=self.timeout, metadata=self.identity.bearer()
+            ):
+                if chunk.HasField("summary"):
+                    self._verifier.verify(
+                        chunk.summary, digest, query_digest=payload_digest(request.signed_query)
+                    )
+                    return
+                for record in chunk.records.records:
+                    digest.update(record)
+                    yield record
+        except grpc.RpcError as exc:
+            raise _error(exc, self.target) from None
+        raise Unavailable("the result stream ended without the node's statement")
