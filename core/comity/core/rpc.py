@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import grpc
@@ -115,9 +115,7 @@ def guard_stream(fn: StreamHandler[T, R]) -> StreamHandler[T, R]:
     return wrapper
 
 
-def error_from_status(
-    code: grpc.StatusCode, message: str, trailing_metadata: Sequence[tuple[str, str | bytes]] | None
-) -> errors.ComityError:
+def error_from_status(code: grpc.StatusCode, message: str, trailing_metadata: object) -> errors.ComityError:
     """Rebuild the Comity error a server raised from the status a client received."""
     cls = _BY_CODE.get(code, errors.InternalError)
     details = _status_details(trailing_metadata)
@@ -138,8 +136,10 @@ def error_from_status(
     return cls(message)
 
 
-def _status_details(trailing_metadata: Sequence[tuple[str, str | bytes]] | None) -> list[any_pb2.Any]:
-    for key, value in trailing_metadata or ():
+def _status_details(trailing_metadata: object) -> list[any_pb2.Any]:
+    # Sync calls give a tuple of pairs, aio calls a grpc.aio.Metadata: both iterate as pairs.
+    pairs: Iterable[tuple[str, str | bytes]] = trailing_metadata or ()  # type: ignore[assignment]
+    for key, value in pairs:
         if key == GRPC_DETAILS_KEY and isinstance(value, bytes):
             return list(status_pb2.Status.FromString(value).details)
     return []

@@ -9,7 +9,6 @@ signed statement before returning any record.
 from __future__ import annotations
 
 import abc
-
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime

@@ -1,0 +1,103 @@
+"""Routing to data nodes: one long-lived mTLS channel per node, deadlines on every call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import grpc
+
+from comity.core.errors import ComityError, DeadlineExceeded, NotFound, Unavailable
+from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
+from comity.core.rpc import error_from_status
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["NodeEndpoint", "NodeRouter", "NodeUnavailable"]
+
+
+class NodeUnavailable(Unavailable):
+    """A node could not be reached or did not answer in time; nothing was disclosed."""
+
+
+@dataclass(frozen=True)
+class NodeEndpoint:
+    """Where a node listens and the credentials that pin its certificate."""
+
+    node_id: str
+    address: str
+    credentials: grpc.ChannelCredentials
+    # The name the node's certificate is issued to, when it differs from the address's host.
+    server_name: str = ""
+
+
+class NodeRouter:
+    """Holds a channel per node; a TLS handshake per call would cost several times the call."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, NodeEndpoint],
+        *,
+        deadline: float = 10.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self._deadline = deadline
+        self._stubs: dict[str, pb_grpc.DataNodeStub] = {}
+        self._channels: list[grpc.aio.Channel] = []
+        for node_id, ep in endpoints.items():
+            options = channel_options(max_message_bytes)
+            if ep.server_name:
+                options.append(("grpc.ssl_target_name_override", ep.server_name))
+            channel = grpc.aio.secure_channel(ep.address, ep.credentials, options=options)
+            self._channels.append(channel)
+            self._stubs[node_id] = pb_grpc.DataNodeStub(channel)
+
+    def _stub(self, node_id: str) -> pb_grpc.DataNodeStub:
+        try:
+            return self._stubs[node_id]
+        except KeyError:
+            known = ", ".join(sorted(self._stubs)) or "none"
+            raise NotFound(f"unknown node {node_id!r}", hint=f"known nodes: {known}") from None
+
+    def knows(self, node_id: str) -> bool:
+        """Whether ``node_id`` is a node this gateway routes to."""
+        return node_id in self._stubs
+
+    async def execute(
+        self, node_id: str, request: pb.ExecuteRequest, *, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> pb.QueryResult:
+        """Run ``request`` on ``node_id`` within the node deadline."""
+        stub = self._stub(node_id)
+        try:
+            result: pb.QueryResult = await stub.Execute(request, timeout=self._deadline, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise _node_error(node_id, exc) from None
+        return result
+
+    async def execute_stream(
+        self, node_id: str, request: pb.ExecuteRequest, *, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> AsyncIterator[pb.ResultChunk]:
+        """Stream ``request``'s result from ``node_id``; chunks pass through without buffering."""
+        stub = self._stub(node_id)
+        call = stub.ExecuteStream(request, timeout=self._deadline, metadata=metadata)
+        try:
+            async for chunk in call:
+                yield chunk
+        except grpc.aio.AioRpcError as exc:
+            raise _node_error(node_id, exc) from None
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for channel in self._channels:
+            await channel.close()
+
+
+def _node_error(node_id: str, exc: grpc.aio.AioRpcError) -> ComityError:
+    code = exc.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return NodeUnavailable(f"node {node_id!r} is unavailable: {exc.details()}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(f"node {node_id!r} did not answer within the deadline")
+    # The node's own refusal (its inbound policy, a bad selector) reaches the caller as the node said it.
+    err = error_from_status(code, f"node {node_id!r}: {exc.details()}", exc.trailing_metadata())
+    return err
