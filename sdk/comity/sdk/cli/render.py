@@ -1,0 +1,110 @@
+"""Rendering results and errors for people (rich) and for scripts (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from comity.core.errors import ComityError, PermissionDenied
+from comity.sdk.result import Result
+
+__all__ = ["error_json", "print_error", "print_result", "result_json"]
+
+_FIELD_WIDTH = 48
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    """A JSON-ready dict of a result (records, restrictions, receipt summary)."""
+    return {
+        "query_id": result.query_id,
+        "node": result.node_id,
+        "hit": result.hit,
+        "hit_reference": result.hit_reference,
+        "truncated": result.truncated,
+        "records": [
+            {
+                "record_id": r.record_id,
+                "record_type": r.record_type,
+                "category": r.category,
+                "observed_at": r.observed_at.isoformat() if r.observed_at else None,
+                "fields": dict(r.fields),
+            }
+            for r in result.records
+        ],
+        "use_restrictions": [
+            {"code": u.code, "description": u.description, "legal_basis": u.legal_basis}
+            for u in result.use_restrictions
+        ],
+        "receipt": {
+            "query_digest": result.receipt.query_digest.hex(),
+            "log_entries": [e.inclusion.leaf_index for e in result.receipt.entries],
+            "checkpoint_size": max((e.inclusion.tree_size for e in result.receipt.entries), default=0),
+        },
+    }
+
+
+def error_json(err: ComityError) -> dict[str, Any]:
+    """A JSON-ready dict of an error, with rule codes for refusals."""
+    out: dict[str, Any] = {"error": type(err).__name__, "code": err.code.name, "message": err.message}
+    if isinstance(err, PermissionDenied):
+        out["rules"] = [
+            {"code": v.code, "message": v.message, "legal_basis": v.legal_basis} for v in err.violations
+        ]
+        out["bundle_digest"] = err.bundle_digest
+    return out
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= _FIELD_WIDTH else value[: _FIELD_WIDTH - 1] + "…"
+
+
+def print_result(console: Console, result: Result) -> None:
+    """A readable account of a verified result."""
+    if not result.records:
+        verdict = "HIT" if result.hit else "no hit"
+        console.print(
+            f"[bold]{result.node_id}[/]: {verdict}"
+            + (f" (reference {result.hit_reference})" if result.hit_reference else "")
+        )
+    else:
+        table = Table(title=f"{len(result.records)} record(s) from {result.node_id}", show_lines=False)
+        for col in ("type", "category", "observed", "fields"):
+            table.add_column(col, overflow="fold")
+        for r in result.records:
+            fields = "\n".join(f"{k}: {_short(v)}" for k, v in sorted(r.fields.items()))
+            observed = r.observed_at.strftime("%Y-%m-%d %H:%M") if r.observed_at else ""
+            table.add_row(r.record_type, r.category, observed, fields)
+        console.print(table)
+        if result.truncated:
+            console.print("[yellow]The node capped the result; more records matched.[/]")
+    if result.use_restrictions:
+        lines = "\n".join(
+            f"[bold]{u.code}[/]: {u.description} [dim]({u.legal_basis})[/]" for u in result.use_restrictions
+        )
+        console.print(Panel(lines, title="Use restrictions", border_style="yellow"))
+    console.print(
+        f"[dim]verified: node signature over {len(result.records)} record(s); query {result.query_id}[/]"
+    )
+
+
+def print_error(console: Console, err: ComityError) -> None:
+    """A readable account of a refusal or failure, with every rule that fired."""
+    console.print(f"[bold red]{err.code.name}[/]: {err.message}")
+    if isinstance(err, PermissionDenied) and err.violations:
+        table = Table(show_header=True)
+        for col in ("rule", "why", "legal basis"):
+            table.add_column(col, overflow="fold")
+        for v in err.violations:
+            table.add_row(v.code, v.message, v.legal_basis)
+        console.print(table)
+    if err.hint:
+        console.print(f"[dim]hint: {err.hint}[/]")
+
+
+def dumps(data: object) -> str:
+    """Stable JSON for scripts."""
+    return json.dumps(data, indent=2, sort_keys=True)
