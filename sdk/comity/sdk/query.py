@@ -54,7 +54,7 @@ class Selector:
 def parse_selector(text: str) -> Selector:
     """``TYPE:VALUE`` as typed on a command line, e.g. ``email:a@example.org``."""
     kind, sep, value = text.partition(":")
-    if not sep or not value:
+    if not sep or not kind or not value:
         raise InvalidArgument(f"selector {text!r} must look like TYPE:VALUE", hint="e.g. email:a@example.org")
     return Selector(kind, value)
 
