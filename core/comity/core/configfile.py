@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from comity.core.errors import ConfigError
 
-__all__ = ["Section", "load_toml"]
+__all__ = ["Section", "database_url", "load_toml"]
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -145,3 +145,14 @@ class Section:
         unknown = sorted(set(self._data) - self._seen)
         if unknown:
             raise self.error(unknown[0], "unknown setting (misspelt?)")
+
+
+def database_url(section: Section, key: str = "url", *, env: str | None = None) -> str:
+    """A sqlite:/// or postgresql:// URL; a relative SQLite path is taken from the config's folder."""
+    url = (os.environ.get(env) if env else None) or section.text(key)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return url if path.is_absolute() else "sqlite:///" + str(section.base / path)
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        return url
+    raise section.error(key, "must start with sqlite:/// or postgresql://")

@@ -1,0 +1,95 @@
+"""A data node's configuration file (TOML), read once and validated at start-up.
+
+Example::
+
+    [node]
+    id = "ca-node"                    # this node's id in the federation file
+    listen = "127.0.0.1:50061"
+    federation = "federation.toml"
+
+    [store]
+    url = "sqlite:///ca-node.db"      # or postgresql://user@host/db
+
+    [keys]                            # Ed25519 keys; passphrase from COMITY_KEY_PASSPHRASE
+    response_key = "keys/ca-node.pem"
+    witness_key = "keys/ca-node-witness.pem"
+
+    [tls]
+    cert = "pki/ca-node.crt"
+    key = "pki/ca-node.key"
+
+    [policy]
+    bundle = "ca-inbound"             # a bundle name shipped with Comity, or a folder
+
+    [witness]
+    state = "ca-node-witness.db"      # the last checkpoint this node accepted
+
+    [limits]
+    max_records = 500
+    max_message_bytes = 4194304
+    stream_batch = 256
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from comity.core.configfile import database_url, load_toml
+from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES
+
+__all__ = ["NodeConfig", "load_node_config"]
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node needs to start, with paths resolved against the config file."""
+
+    node_id: str
+    listen: str
+    federation: Path
+    store_url: str
+    response_key: Path
+    witness_key: Path
+    tls_cert: Path
+    tls_key: Path
+    policy_bundle: str
+    witness_state: Path
+    max_records: int = 500
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    stream_batch: int = 256
+    log_level: str = "INFO"
+    source: Path | None = None
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    """Read and validate a node config; ConfigError names the bad field."""
+    root = load_toml(path)
+    node = root.table("node")
+    store = root.table("store")
+    keys = root.table("keys")
+    tls = root.table("tls")
+    policy = root.table("policy")
+    witness = root.table("witness")
+    limits = root.table("limits", required=False)
+    log = root.table("log", required=False)
+    config = NodeConfig(
+        node_id=node.text("id"),
+        listen=node.text("listen"),
+        federation=node.path("federation"),
+        store_url=database_url(store, env="COMITY_NODE_STORE_URL"),
+        response_key=keys.path("response_key"),
+        witness_key=keys.path("witness_key"),
+        tls_cert=tls.path("cert"),
+        tls_key=tls.path("key"),
+        policy_bundle=policy.text("bundle"),
+        witness_state=witness.path("state"),
+        max_records=limits.integer("max_records", 500, minimum=1),
+        max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),
+        stream_batch=limits.integer("stream_batch", 256, minimum=1),
+        log_level=log.text("level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        source=path,
+    )
+    for section in (node, store, keys, tls, policy, witness, limits, log, root):
+        section.done()
+    return config
