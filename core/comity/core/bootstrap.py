@@ -1,0 +1,365 @@
+"""``comity init``: write a complete two-country federation to a folder.
+
+For each country (US, CA) it makes a certificate authority, the node's TLS server
+certificate, the node's response and witness keys, one agency with a token issuer (key and
+JWKS), one registered investigator and one judicial authority. For the gateway it makes a
+CA, a server certificate (investigators connect to it), a client certificate (nodes accept
+only it), the decision key and the log's checkpoint key. Then it writes ``federation.toml``
+pinning all of it, and returns a :class:`FederationLayout` naming every file.
+
+Everything is for loopback use (demos, tests); private keys are written unencrypted with
+mode 0600 unless a passphrase is given.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from comity.core.errors import ConfigError
+from comity.core.issuer import IssuerPrivateKey, jwks_document, mint_token
+from comity.core.keys import SigningKey
+from comity.core.pki import CertificateAuthority, IssuedCertificate, write_private_key
+
+__all__ = [
+    "AgencyFiles",
+    "FederationLayout",
+    "GatewayFiles",
+    "NodeFiles",
+    "init_federation",
+    "mint_token",
+]
+
+DEFAULT_AUDIENCE = "comity-gateway"
+
+
+@dataclass(frozen=True)
+class _CountryPlan:
+    country: str
+    agency: str
+    agency_name: str
+    node_id: str
+    issuer: str
+    issuer_curve: str  # "Ed25519" or "P-256": one agency of each, so both JWT algorithms are exercised
+    investigator: str
+    authority: str
+    authority_name: str
+
+
+_PLAN = (
+    _CountryPlan(
+        "US", "us.fbi", "Federal Bureau of Investigation", "us-node", "https://id.fbi.example",
+        "Ed25519", "us.fbi/agent-1", "us.court.sdny", "US District Court, Southern District of New York",
+    ),
+    _CountryPlan(
+        "CA", "ca.rcmp", "Royal Canadian Mounted Police", "ca-node", "https://id.rcmp.example",
+        "P-256", "ca.rcmp/constable-1", "ca.court.onsc", "Ontario Superior Court of Justice",
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    """One data node's files. Key ids: the node id for both Ed25519 keys."""
+
+    node_id: str
+    agency: str
+    country: str
+    endpoint: str
+    port: int
+    tls_cert: Path
+    tls_key: Path
+    ca_cert: Path
+    ca_key: Path
+    response_key: Path
+    witness_key: Path
+
+
+@dataclass(frozen=True)
+class AgencyFiles:
+    """One agency's files: its token issuer, investigator and authority (key id = their id)."""
+
+    agency: str
+    country: str
+    issuer: str
+    audience: str
+    issuer_key: Path
+    jwks: Path
+    investigator: str
+    investigator_key: Path
+    authority: str
+    authority_key: Path
+
+
+@dataclass(frozen=True)
+class GatewayFiles:
+    """The gateway's files. Key ids: the gateway id (decision key), the log origin (log key)."""
+
+    gateway_id: str
+    endpoint: str
+    port: int
+    tls_cert: Path
+    tls_key: Path
+    client_cert: Path
+    client_key: Path
+    ca_cert: Path
+    ca_key: Path
+    decision_key: Path
+    log_key: Path
+    log_origin: str
+
+
+@dataclass(frozen=True)
+class FederationLayout:
+    """Every file ``init_federation`` wrote."""
+
+    directory: Path
+    federation_file: Path
+    name: str
+    gateway: GatewayFiles
+    nodes: dict[str, NodeFiles]
+    agencies: dict[str, AgencyFiles]
+
+
+# What the federation file publishes about each written file: a public key's text form, or a
+# certificate's fingerprint, by path. Kept in memory so nothing is read back from disk.
+_Published = dict[Path, str]
+
+
+def _save_key(key: SigningKey, path: Path, passphrase: bytes | None, published: _Published) -> None:
+    key.save(path, passphrase=passphrase)
+    published[path] = key.verifying_key.to_text()
+
+
+def _save_cert(
+    cert: IssuedCertificate, cert_path: Path, key_path: Path, passphrase: bytes | None, published: _Published
+) -> None:
+    cert.save(cert_path, key_path, passphrase=passphrase)
+    published[cert_path] = cert.fingerprint
+
+
+def _issuer_key(curve: str) -> IssuerPrivateKey:
+    return Ed25519PrivateKey.generate() if curve == "Ed25519" else ec.generate_private_key(ec.SECP256R1())
+
+
+def init_federation(
+    directory: Path,
+    *,
+    gateway_port: int,
+    node_ports: dict[str, int],
+    host: str = "127.0.0.1",
+    name: str = "us-ca",
+    passphrase: bytes | None = None,
+    now: datetime | None = None,
+) -> FederationLayout:
+    """Write a two-country federation (nodes ``us-node`` and ``ca-node``) into ``directory``.
+
+    ``node_ports`` maps each node id to its port. Refuses to overwrite an existing
+    ``federation.toml``, so an operator's real keys are never replaced by accident.
+    """
+    now = now or datetime.now(UTC)
+    missing = {p.node_id for p in _PLAN} - set(node_ports)
+    if missing:
+        raise ConfigError(f"no port given for node(s) {', '.join(sorted(missing))}", field="node_ports")
+    federation_file = directory / "federation.toml"
+    if federation_file.exists():
+        raise ConfigError(f"{federation_file} already exists", hint="choose an empty folder")
+    directory.mkdir(parents=True, exist_ok=True)
+    published: _Published = {}
+    gateway = _write_gateway(directory, host, gateway_port, name, passphrase, now, published)
+    nodes: dict[str, NodeFiles] = {}
+    agencies: dict[str, AgencyFiles] = {}
+    for plan in _PLAN:
+        port = node_ports[plan.node_id]
+        nodes[plan.node_id] = _write_node(directory, plan, host, port, passphrase, now, published)
+        agencies[plan.agency] = _write_agency(directory, plan, passphrase, published)
+    layout = FederationLayout(directory, federation_file, name, gateway, nodes, agencies)
+    federation_file.write_text(_federation_toml(layout, published), encoding="utf-8")
+    return layout
+
+
+def _write_gateway(
+    directory: Path,
+    host: str,
+    port: int,
+    name: str,
+    passphrase: bytes | None,
+    now: datetime,
+    published: _Published,
+) -> GatewayFiles:
+    pki = directory / "pki" / "gateway"
+    ca = CertificateAuthority.create("Comity gateway CA", now=now)
+    ca.issued.save(pki / "ca.crt", pki / "ca.key", passphrase=passphrase)
+    server = ca.issue_server("gateway", names=_names(host), now=now)
+    _save_cert(server, pki / "server.crt", pki / "server.key", passphrase, published)
+    client = ca.issue_client("gateway", now=now)
+    _save_cert(client, pki / "client.crt", pki / "client.key", passphrase, published)
+    keys = directory / "keys" / "gateway"
+    origin = f"comity.example/{name}"
+    _save_key(SigningKey.generate("gateway"), keys / "decision.key", passphrase, published)
+    _save_key(SigningKey.generate(origin), keys / "log.key", passphrase, published)
+    return GatewayFiles(
+        gateway_id="gateway",
+        endpoint=f"{_host_for_endpoint(host)}:{port}",
+        port=port,
+        tls_cert=pki / "server.crt",
+        tls_key=pki / "server.key",
+        client_cert=pki / "client.crt",
+        client_key=pki / "client.key",
+        ca_cert=pki / "ca.crt",
+        ca_key=pki / "ca.key",
+        decision_key=keys / "decision.key",
+        log_key=keys / "log.key",
+        log_origin=origin,
+    )
+
+
+def _write_node(
+    directory: Path,
+    plan: _CountryPlan,
+    host: str,
+    port: int,
+    passphrase: bytes | None,
+    now: datetime,
+    published: _Published,
+) -> NodeFiles:
+    pki = directory / "pki" / plan.country.lower()
+    ca = CertificateAuthority.create(f"Comity {plan.country} CA", country=plan.country, now=now)
+    ca.issued.save(pki / "ca.crt", pki / "ca.key", passphrase=passphrase)
+    cert: IssuedCertificate = ca.issue_server(plan.node_id, names=_names(host), now=now)
+    _save_cert(cert, pki / f"{plan.node_id}.crt", pki / f"{plan.node_id}.key", passphrase, published)
+    keys = directory / "keys" / plan.node_id
+    _save_key(SigningKey.generate(plan.node_id), keys / "response.key", passphrase, published)
+    _save_key(SigningKey.generate(plan.node_id), keys / "witness.key", passphrase, published)
+    return NodeFiles(
+        node_id=plan.node_id,
+        agency=plan.agency,
+        country=plan.country,
+        endpoint=f"{_host_for_endpoint(host)}:{port}",
+        port=port,
+        tls_cert=pki / f"{plan.node_id}.crt",
+        tls_key=pki / f"{plan.node_id}.key",
+        ca_cert=pki / "ca.crt",
+        ca_key=pki / "ca.key",
+        response_key=keys / "response.key",
+        witness_key=keys / "witness.key",
+    )
+
+
+def _write_agency(
+    directory: Path, plan: _CountryPlan, passphrase: bytes | None, published: _Published
+) -> AgencyFiles:
+    keys = directory / "keys" / plan.agency
+    issuer_key = _issuer_key(plan.issuer_curve)
+    _write_issuer_key(issuer_key, keys / "issuer.key", passphrase)
+    jwks = directory / "jwks" / f"{plan.agency}.json"
+    jwks.parent.mkdir(parents=True, exist_ok=True)
+    jwks.write_text(json.dumps(jwks_document(issuer_key.public_key()), indent=2) + "\n", encoding="utf-8")
+    _save_key(SigningKey.generate(plan.investigator), keys / "investigator.key", passphrase, published)
+    _save_key(SigningKey.generate(plan.authority), keys / "authority.key", passphrase, published)
+    return AgencyFiles(
+        agency=plan.agency,
+        country=plan.country,
+        issuer=plan.issuer,
+        audience=DEFAULT_AUDIENCE,
+        issuer_key=keys / "issuer.key",
+        jwks=jwks,
+        investigator=plan.investigator,
+        investigator_key=keys / "investigator.key",
+        authority=plan.authority,
+        authority_key=keys / "authority.key",
+    )
+
+
+def _write_issuer_key(key: IssuerPrivateKey, path: Path, passphrase: bytes | None) -> None:
+    """Write an issuer key (Ed25519 or P-256) as PEM with mode 0600."""
+    if isinstance(key, Ed25519PrivateKey):
+        SigningKey("issuer", key).save(path, passphrase=passphrase)
+    else:
+        write_private_key(key, path, passphrase=passphrase)
+
+
+def _names(host: str) -> list[str]:
+    return list(dict.fromkeys([host, "127.0.0.1", "localhost"]))
+
+
+def _host_for_endpoint(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# ---------------------------------------------------------------------- the federation file
+
+
+def _s(value: str) -> str:
+    # JSON string syntax with ASCII escapes is valid TOML basic-string syntax.
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _rel(path: Path, base: Path) -> str:
+    return _s(path.relative_to(base).as_posix())
+
+
+def _federation_toml(layout: FederationLayout, published: _Published) -> str:
+    d = layout.directory
+    g = layout.gateway
+
+    def pub(path: Path) -> str:
+        return _s(published[path])
+
+    lines = [
+        "# The federation: every component loads this file. Generated by `comity init`.",
+        f"name = {_s(layout.name)}",
+        "",
+        "[gateway]",
+        f"id = {_s(g.gateway_id)}",
+        f"endpoint = {_s(g.endpoint)}",
+        f"tls_cert = {_rel(g.tls_cert, d)}",
+        f"tls_cert_sha256 = {pub(g.tls_cert)}",
+        f"client_cert = {_rel(g.client_cert, d)}",
+        f"client_cert_sha256 = {pub(g.client_cert)}",
+        f"ca_cert = {_rel(g.ca_cert, d)}",
+        f"decision_key = {pub(g.decision_key)}",
+        "",
+        "[gateway.log]",
+        f"origin = {_s(g.log_origin)}",
+        f"key = {pub(g.log_key)}",
+    ]
+    for plan in _PLAN:
+        a = layout.agencies[plan.agency]
+        n = layout.nodes[plan.node_id]
+        lines += [
+            "",
+            "[[members]]",
+            f"agency = {_s(plan.agency)}",
+            f"country = {_s(plan.country)}",
+            f"name = {_s(plan.agency_name)}",
+            "",
+            "[[members.issuers]]",
+            f"issuer = {_s(a.issuer)}",
+            f"audience = {_s(a.audience)}",
+            f"jwks_file = {_rel(a.jwks, d)}",
+            "",
+            "[[members.authorities]]",
+            f"id = {_s(a.authority)}",
+            f"name = {_s(plan.authority_name)}",
+            'kind = "judicial"',
+            f"key = {pub(a.authority_key)}",
+            "",
+            "[[members.investigators]]",
+            f"id = {_s(a.investigator)}",
+            f"key = {pub(a.investigator_key)}",
+            "",
+            "[[members.nodes]]",
+            f"id = {_s(n.node_id)}",
+            f"endpoint = {_s(n.endpoint)}",
+            f"tls_cert = {_rel(n.tls_cert, d)}",
+            f"tls_cert_sha256 = {pub(n.tls_cert)}",
+            f"response_key = {pub(n.response_key)}",
+            f"witness_key = {pub(n.witness_key)}",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,131 @@
+"""``comity init``: a complete federation on disk, keys private, everything pinned."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from comity.core.bootstrap import FederationLayout, init_federation, mint_token
+from comity.core.errors import ConfigError
+from comity.core.federation import Federation
+from comity.core.issuer import jwk_thumbprint, load_issuer_key
+from comity.core.keys import SigningKey
+from comity.core.pki import load_certificate
+from comity.sdk.cli.init_cmd import init
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+PORTS = {"us-node": 7101, "ca-node": 7102}
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> FederationLayout:
+    return init_federation(tmp_path_factory.mktemp("fed") / "f", gateway_port=7443, node_ports=PORTS, now=NOW)
+
+
+def _private_files(layout: FederationLayout) -> list[Path]:
+    g = layout.gateway
+    paths = [g.tls_key, g.client_key, g.ca_key, g.decision_key, g.log_key]
+    for n in layout.nodes.values():
+        paths += [n.tls_key, n.ca_key, n.response_key, n.witness_key]
+    for a in layout.agencies.values():
+        paths += [a.issuer_key, a.investigator_key, a.authority_key]
+    return paths
+
+
+def test_every_private_key_is_written_0600(layout: FederationLayout) -> None:
+    for path in _private_files(layout):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_the_federation_pins_what_was_written(layout: FederationLayout) -> None:
+    fed = Federation.load(layout.federation_file)
+    for node_id, files in layout.nodes.items():
+        node = fed.node(node_id)
+        assert node.endpoint == files.endpoint
+        assert SigningKey.load(files.response_key, key_id=node_id).verifying_key.to_text() == (
+            node.response_key.to_text()
+        )
+        assert SigningKey.load(files.witness_key, key_id=node_id).verifying_key.to_text() == (
+            node.witness_key.to_text()
+        )
+    g = fed.gateway
+    assert SigningKey.load(layout.gateway.decision_key, key_id="gateway").verifying_key == g.decision_key
+    assert SigningKey.load(layout.gateway.log_key, key_id=g.log.origin).verifying_key == g.log.key
+    for agency, files in layout.agencies.items():
+        assert fed.investigator(files.investigator).agency == agency
+        assert fed.authority(files.authority).country == files.country
+        jwks = json.loads(files.jwks.read_text())
+        assert list(fed.issuer(files.issuer).keys) == [k["kid"] for k in jwks["keys"]]
+
+
+def test_certificates_carry_loopback_names_and_pinned_fingerprints(layout: FederationLayout) -> None:
+    from cryptography import x509
+
+    from comity.core.pki import fingerprint
+
+    fed = Federation.load(layout.federation_file)
+    for node_id, files in layout.nodes.items():
+        cert = load_certificate(files.tls_cert)
+        assert fingerprint(cert) == fed.node(node_id).tls_cert_sha256
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "localhost" in san.get_values_for_type(x509.DNSName)
+    assert fingerprint(load_certificate(layout.gateway.client_cert)) == fed.gateway.client_cert_sha256
+    assert fingerprint(load_certificate(layout.gateway.tls_cert)) == fed.gateway.tls_cert_sha256
+
+
+@pytest.mark.parametrize("agency", ["us.fbi", "ca.rcmp"])
+def test_minted_tokens_verify_against_the_published_jwks(layout: FederationLayout, agency: str) -> None:
+    files = layout.agencies[agency]
+    key = load_issuer_key(files.issuer_key)
+    token = mint_token(
+        key, issuer=files.issuer, subject=files.investigator, audience=files.audience,
+        ttl=timedelta(minutes=10), now=NOW,
+    )  # fmt: skip
+    header = jwt.get_unverified_header(token)
+    assert header["kid"] == jwk_thumbprint(key.public_key())
+    issuer = Federation.load(layout.federation_file).issuer(files.issuer)
+    jwk = issuer.key(header["kid"])
+    claims = jwt.decode(
+        token, jwk.public_key, algorithms=[jwk.algorithm], audience=files.audience,
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )  # fmt: skip
+    assert claims["sub"] == files.investigator
+    assert claims["exp"] - claims["iat"] == 600
+
+
+def test_init_refuses_to_overwrite_a_federation(layout: FederationLayout) -> None:
+    with pytest.raises(ConfigError, match="already exists"):
+        init_federation(layout.directory, gateway_port=1, node_ports=PORTS)
+
+
+def test_init_needs_a_port_per_node(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ca-node"):
+        init_federation(tmp_path, gateway_port=1, node_ports={"us-node": 2})
+
+
+def test_passphrase_encrypts_private_keys(tmp_path: Path) -> None:
+    layout = init_federation(tmp_path, gateway_port=1, node_ports=PORTS, passphrase=b"pw")
+    key_file = layout.agencies["us.fbi"].investigator_key
+    assert b"ENCRYPTED" in key_file.read_bytes()
+    SigningKey.load(key_file, key_id="x", passphrase=b"pw")
+    Federation.load(layout.federation_file)
+
+
+def test_init_command_writes_a_federation_and_reports_errors(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command()(init)
+    runner = CliRunner()
+    result = runner.invoke(app, [str(tmp_path / "demo"), "--gateway-port", "9000"])
+    assert result.exit_code == 0, result.output
+    assert "us-node" in result.output
+    assert Federation.load(tmp_path / "demo" / "federation.toml").gateway.endpoint == "127.0.0.1:9000"
+    again = runner.invoke(app, [str(tmp_path / "demo")])
+    assert again.exit_code == 1
+    assert "already exists" in again.output
