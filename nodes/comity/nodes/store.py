@@ -1,0 +1,355 @@
+"""The node's record store: SQLite by default, PostgreSQL for a ``postgresql://`` URL.
+
+One code path (SQLAlchemy Core) and two tables:
+
+- ``<prefix>records``: one row per record (id, dataset, type, category, time, fields as JSON);
+- ``<prefix>selectors``: one row per (selector type, normalised value, record id), whose
+  primary key is the index every lookup goes through, so a lookup costs O(matching records).
+
+Values are always bound parameters; nothing a caller supplies becomes SQL text. Selector
+values must already be normalised (:mod:`comity.nodes.normalise`): the store compares exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    ForeignKey,
+    Index,
+    MetaData,
+    Row,
+    Select,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    union_all,
+)
+
+from comity.nodes._sql import Backend, check_identifier, db_errors, make_engine
+from comity.nodes.errors import InvalidRecord, StoreNotReady
+from comity.nodes.lookup import CategoryCount, CheckReport, RecordStream, TimeRange, from_micros, to_micros
+from comity.nodes.schema import DataCategory, Record, Schema, Selector, default_schema
+
+__all__ = ["RecordStore", "RecordWriter"]
+
+MAX_ID_LENGTH = 128
+MAX_SELECTOR_LENGTH = 320
+_CHUNK = 500  # ids per DELETE ... IN (...), well under every backend's bound-parameter limit
+
+
+def _tables(prefix: str) -> tuple[MetaData, Table, Table]:
+    md = MetaData()
+    records = Table(
+        f"{prefix}records",
+        md,
+        Column("record_id", String(MAX_ID_LENGTH), primary_key=True),
+        Column("dataset", String(64), nullable=False),
+        Column("record_type", String(64), nullable=False),
+        Column("category", SmallInteger, nullable=False),
+        Column("observed_at", BigInteger, nullable=False),  # microseconds since the epoch, UTC
+        Column("fields", Text, nullable=False),
+        Index(f"{prefix}records_stats", "dataset", "category", "record_type"),
+    )
+    selectors = Table(
+        f"{prefix}selectors",
+        md,
+        Column("selector_type", SmallInteger, primary_key=True),
+        Column("value", String(MAX_SELECTOR_LENGTH), primary_key=True),
+        Column(
+            "record_id",
+            String(MAX_ID_LENGTH),
+            ForeignKey(f"{prefix}records.record_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        # Replacing a record deletes its selector rows by record id.
+        Index(f"{prefix}selectors_record", "record_id"),
+    )
+    return md, records, selectors
+
+
+class RecordStore:
+    """Records of one or more datasets, looked up by exact selectors.
+
+    ``url`` is a file path, ``sqlite:///PATH``, ``sqlite://`` (in memory) or
+    ``postgresql://USER@HOST/DB``. ``table_prefix`` lets several stores share one database.
+    With ``create=True`` (the default) missing tables and indexes are created. Raises
+    StoreUnavailable when the database cannot be reached.
+    """
+
+    def __init__(
+        self,
+        url: str | Path,
+        *,
+        schema: Schema | None = None,
+        table_prefix: str = "comity_",
+        create: bool = True,
+        fetch_size: int = 500,
+    ) -> None:
+        self.schema = schema or default_schema()
+        self.prefix = check_identifier(table_prefix, "table_prefix")
+        self._backend: Backend = make_engine(url)
+        self._metadata, self._records, self._selectors = _tables(self.prefix)
+        self._fetch_size = fetch_size
+        if create:
+            self.create()
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._backend.name
+
+    @property
+    def location(self) -> str:
+        """Where the store is, without any password."""
+        return self._backend.location
+
+    def create(self) -> None:
+        """Create the tables and indexes that are missing (idempotent)."""
+        with db_errors(self.location):
+            self._metadata.create_all(self._backend.engine, checkfirst=True)
+
+    def drop(self) -> None:
+        """Drop this store's tables and everything in them."""
+        with db_errors(self.location):
+            self._metadata.drop_all(self._backend.engine, checkfirst=True)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._backend.engine.dispose()
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- writing
+
+    @contextmanager
+    def writer(self) -> Iterator[RecordWriter]:
+        """A writer whose puts all commit together when the block ends, or not at all."""
+        with db_errors(self.location), self._backend.engine.begin() as conn:
+            yield RecordWriter(conn, self)
+
+    def put(self, records: Iterable[Record]) -> int:
+        """Insert or replace ``records`` in one transaction; returns how many replaced existing ones."""
+        with self.writer() as w:
+            return w.put(records)
+
+    # ----------------------------------------------------------------- reading
+
+    def _matching_ids(self, selectors: Sequence[Selector]) -> Any:
+        s = self._selectors
+        parts = [
+            select(s.c.record_id).where(s.c.selector_type == int(sel.type), s.c.value == sel.value)
+            for sel in selectors
+        ]
+        return parts[0] if len(parts) == 1 else union_all(*parts)
+
+    def _query(
+        self,
+        columns: Sequence[Any],
+        selectors: Sequence[Selector],
+        categories: Collection[DataCategory] | None,
+        time_range: TimeRange | None,
+    ) -> Select[Any]:
+        r = self._records
+        conditions: list[ColumnElement[bool]] = [r.c.record_id.in_(self._matching_ids(selectors))]
+        if categories is not None:
+            conditions.append(r.c.category.in_(sorted(int(c) for c in categories)))
+        if time_range is not None and time_range.start is not None:
+            conditions.append(r.c.observed_at >= to_micros(time_range.start))
+        if time_range is not None and time_range.end is not None:
+            conditions.append(r.c.observed_at <= to_micros(time_range.end))
+        return select(*columns).where(and_(*conditions))
+
+    def lookup(
+        self,
+        selectors: Sequence[Selector],
+        *,
+        categories: Collection[DataCategory] | None = None,
+        time_range: TimeRange | None = None,
+        limit: int | None = None,
+    ) -> RecordStream:
+        """Records matching any of ``selectors``, in the given categories and time range,
+        ordered by (observed_at, record_id), at most ``limit`` of them.
+
+        Rows are fetched ``fetch_size`` at a time (a server-side cursor on PostgreSQL), so memory
+        stays bounded however many match. No selectors, or no categories, match nothing.
+        """
+        if not selectors or (categories is not None and not categories) or limit == 0:
+            return RecordStream(iter(()), limit, lambda: None)
+        r = self._records
+        stmt = self._query(list(r.c), selectors, categories, time_range).order_by(
+            r.c.observed_at, r.c.record_id
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit + 1)  # one more tells the caller the answer was truncated
+        with db_errors(self.location):
+            conn = self._backend.engine.connect()
+            try:
+                result = conn.execution_options(yield_per=self._fetch_size).execute(stmt)
+            except BaseException:
+                conn.close()
+                raise
+
+        def rows() -> Iterator[Record]:
+            with db_errors(self.location):
+                for row in result:
+                    yield self._record(row)
+
+        def release() -> None:
+            result.close()
+            conn.close()
+
+        return RecordStream(rows(), limit, release)
+
+    def hit_check(
+        self,
+        selectors: Sequence[Selector],
+        *,
+        categories: Collection[DataCategory] | None = None,
+        time_range: TimeRange | None = None,
+    ) -> bool:
+        """Whether any record matches; reads no record's fields."""
+        if not selectors or (categories is not None and not categories):
+            return False
+        stmt = self._query([self._records.c.record_id], selectors, categories, time_range).limit(1)
+        with db_errors(self.location), self._backend.engine.connect() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def get(self, record_id: str) -> Record | None:
+        """The record with this id, or None."""
+        stmt = select(*self._records.c).where(self._records.c.record_id == record_id)
+        with db_errors(self.location), self._backend.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else self._record(row)
+
+    def _record(self, row: Row[Any]) -> Record:
+        return Record(
+            record_id=row.record_id,
+            record_type=row.record_type,
+            category=DataCategory(row.category),
+            observed_at=from_micros(row.observed_at),
+            fields=json.loads(row.fields),
+            dataset=row.dataset,
+        )
+
+    # ----------------------------------------------------------------- operations
+
+    def stats(self) -> list[CategoryCount]:
+        """Record counts per dataset, category and record type."""
+        r = self._records
+        stmt = (
+            select(r.c.dataset, r.c.category, r.c.record_type, func.count())
+            .group_by(r.c.dataset, r.c.category, r.c.record_type)
+            .order_by(r.c.dataset, r.c.category, r.c.record_type)
+        )
+        with db_errors(self.location), self._backend.engine.connect() as conn:
+            return [CategoryCount(d, DataCategory(c), t, n) for d, c, t, n in conn.execute(stmt)]
+
+    def check(self) -> CheckReport:
+        """Verify the store is reachable and its tables and indexes exist.
+
+        Raises StoreUnavailable when unreachable and StoreNotReady naming what is missing.
+        """
+        tables = (self._records, self._selectors)
+        with db_errors(self.location), self._backend.engine.connect() as conn:
+            insp = inspect(conn)
+            missing = [t.name for t in tables if not insp.has_table(t.name)]
+            if missing:
+                raise StoreNotReady(
+                    f"record store at {self.location} lacks table(s) {', '.join(missing)}",
+                    hint="create them: RecordStore(..., create=True)",
+                )
+            present = {ix["name"] for t in tables for ix in insp.get_indexes(t.name)}
+            wanted = sorted(ix.name for t in tables for ix in t.indexes if ix.name)
+            absent = [name for name in wanted if name not in present]
+            if absent:
+                raise StoreNotReady(
+                    f"record store at {self.location} lacks index(es) {', '.join(absent)}",
+                    hint="create them: RecordStore(..., create=True)",
+                )
+            count = conn.execute(select(func.count()).select_from(self._records)).scalar_one()
+        return CheckReport(
+            backend=self.backend,
+            location=self.location,
+            tables=tuple(t.name for t in tables),
+            indexes=tuple(wanted),
+            records=int(count),
+        )
+
+
+def _fields_json(fields: Any) -> str:
+    return json.dumps(dict(fields), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class RecordWriter:
+    """Puts records inside one transaction (see :meth:`RecordStore.writer`)."""
+
+    def __init__(self, conn: Connection, store: RecordStore) -> None:
+        self._conn = conn
+        self._store = store
+
+    def _selector_rows(self, record: Record) -> list[dict[str, Any]]:
+        rt = self._store.schema.get(record.record_type)
+        if rt is None:
+            raise InvalidRecord(
+                f"record type {record.record_type!r} is not in the schema", field="record_type"
+            )
+        seen: set[tuple[int, str]] = set()
+        for spec in rt.selector_fields:
+            value = record.fields.get(spec.name)
+            if value and spec.selector is not None:
+                seen.add((int(spec.selector), value))
+        return [{"selector_type": t, "value": v, "record_id": record.record_id} for t, v in sorted(seen)]
+
+    def put(self, records: Iterable[Record]) -> int:
+        """Insert or replace ``records`` (same id → replaced); returns how many were replaced."""
+        store, replaced = self._store, 0
+        batch = list(records)
+        for start in range(0, len(batch), _CHUNK):
+            chunk = batch[start : start + _CHUNK]
+            ids = [r.record_id for r in chunk]
+            if len(set(ids)) != len(ids):
+                # The last occurrence wins, as if the records were put one by one.
+                chunk = list({r.record_id: r for r in chunk}.values())
+                ids = [r.record_id for r in chunk]
+            self._conn.execute(delete(store._selectors).where(store._selectors.c.record_id.in_(ids)))
+            replaced += self._conn.execute(
+                delete(store._records).where(store._records.c.record_id.in_(ids))
+            ).rowcount
+            self._conn.execute(
+                insert(store._records),
+                [
+                    {
+                        "record_id": r.record_id,
+                        "dataset": r.dataset,
+                        "record_type": r.record_type,
+                        "category": int(r.category),
+                        "observed_at": to_micros(r.observed_at),
+                        "fields": _fields_json(r.fields),
+                    }
+                    for r in chunk
+                ],
+            )
+            index_rows = [row for r in chunk for row in self._selector_rows(r)]
+            if index_rows:
+                self._conn.execute(insert(store._selectors), index_rows)
+        return replaced
