@@ -1,0 +1,260 @@
+"""Investigator authentication: JWT bearer tokens verified against the federation's JWKS.
+
+Checks, in order, each raising :class:`TokenError` (UNAUTHENTICATED) that names the check:
+
+1. a token is present and is a compact JWS of sane size;
+2. the header's ``alg`` is ``EdDSA`` or ``ES256`` (never ``none``, never HMAC: an HS256 token
+   "signed" with a public key is refused here, before any key is touched) and it names a ``kid``;
+3. the ``iss`` claim names an issuer the federation trusts, and ``kid`` one of its keys whose
+   algorithm is the header's;
+4. the signature verifies with that key (pyjwt, only that key's algorithm allowed), the
+   audience is this gateway's, and ``iss``, ``sub``, ``aud``, ``exp``, ``iat`` are present;
+5. ``exp``, ``nbf`` and ``iat`` hold at ``now`` within the leeway, and the token does not live
+   longer than the maximum lifetime;
+6. the subject is an investigator registered with the issuer's agency.
+
+Verified claims are cached by the token's digest until the token expires: verification is
+the expensive part of a request, and a session sends the same token many times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from jwt.exceptions import (
+    DecodeError,
+    InvalidAudienceError,
+    InvalidIssuerError,
+    InvalidSignatureError,
+    MissingRequiredClaimError,
+    PyJWTError,
+)
+
+from comity.core.errors import NotFound, Unauthenticated
+from comity.core.federation import Federation, Investigator, IssuerKey, TokenIssuer
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "TokenError",
+    "TokenVerifier",
+    "VerifiedToken",
+    "bearer_token",
+]
+
+ALLOWED_ALGORITHMS = frozenset({"EdDSA", "ES256"})
+MAX_TOKEN_BYTES = 8192
+_REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat"]
+
+
+class TokenError(Unauthenticated):
+    """A bearer token is missing or fails a check; the message names the check, never the token."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What a verified token establishes: who the investigator is, for whom, until when."""
+
+    subject: str
+    issuer: str
+    agency: str
+    country: str
+    audience: str
+    issued_at: datetime
+    expires_at: datetime
+    investigator: Investigator
+    token_id: str = ""
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The token of the ``authorization: Bearer <token>`` gRPC metadata entry; raises :class:`TokenError`."""
+    for key, value in metadata or ():
+        if key.lower() != "authorization":
+            continue
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        scheme, _, token = text.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        raise TokenError("the authorization metadata is not 'Bearer <token>'")
+    raise TokenError("no bearer token", hint="send 'authorization: Bearer <JWT>' metadata with the call")
+
+
+def _timestamp(claims: dict[str, Any], name: str) -> int | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenError(f"token claim {name!r} must be a number of seconds")
+    return int(value)
+
+
+class TokenVerifier:
+    """Verifies investigators' bearer tokens for one audience (the gateway) and caches the results."""
+
+    def __init__(
+        self,
+        federation: Federation,
+        *,
+        audience: str,
+        leeway: timedelta = timedelta(seconds=30),
+        max_lifetime: timedelta = timedelta(hours=12),
+        cache_size: int = 10_000,
+    ) -> None:
+        self._federation = federation
+        self._audience = audience
+        self._leeway = int(leeway.total_seconds())
+        self._max_lifetime = int(max_lifetime.total_seconds())
+        self._cache: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def verify(self, token: str, *, now: datetime) -> VerifiedToken:
+        """Run every check on ``token`` at time ``now``; raises :class:`TokenError`."""
+        self._check_present(token)
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._cached(key, now)
+        if cached is not None:
+            return cached
+        header = self._check_header(token)
+        issuer, jwk = self._issuer_key(token, header)
+        claims = self._check_signature(token, issuer, jwk)
+        issued_at, expires_at = self._check_times(claims, now)
+        investigator = self._check_subject(claims["sub"], issuer)
+        verified = VerifiedToken(
+            subject=investigator.id,
+            issuer=issuer.issuer,
+            agency=issuer.agency,
+            country=investigator.country,
+            audience=self._audience,
+            issued_at=datetime.fromtimestamp(issued_at, UTC),
+            expires_at=datetime.fromtimestamp(expires_at, UTC),
+            investigator=investigator,
+            token_id=str(claims.get("jti", "")),
+        )
+        self._remember(key, verified)
+        return verified
+
+    # ------------------------------------------------------------------ the checks, in order
+
+    @staticmethod
+    def _check_present(token: str) -> None:
+        if not token:
+            raise TokenError("no bearer token", hint="send 'authorization: Bearer <JWT>' with the call")
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenError(f"bearer token is longer than {MAX_TOKEN_BYTES} bytes")
+        if token.count(".") != 2:
+            raise TokenError("bearer token is not a compact JWS (header.payload.signature)")
+
+    @staticmethod
+    def _check_header(token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except PyJWTError:
+            raise TokenError("bearer token header is not valid base64url JSON") from None
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise TokenError(f"token algorithm {alg!r} is not allowed; only EdDSA and ES256 are")
+        if not isinstance(header.get("kid"), str) or not header["kid"]:
+            raise TokenError("token header names no key ('kid')")
+        return header
+
+    def _issuer_key(self, token: str, header: dict[str, Any]) -> tuple[TokenIssuer, IssuerKey]:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except PyJWTError:
+            raise TokenError("bearer token payload is not valid base64url JSON") from None
+        iss = unverified.get("iss")
+        if not isinstance(iss, str) or not iss:
+            raise TokenError("token has no issuer ('iss')")
+        try:
+            issuer = self._federation.issuer(iss)
+            jwk = issuer.key(header["kid"])
+        except NotFound as exc:
+            raise TokenError(exc.message) from None
+        if jwk.algorithm != header["alg"]:
+            raise TokenError(f"token algorithm {header['alg']!r} does not match its key's ({jwk.algorithm})")
+        return issuer, jwk
+
+    def _check_signature(self, token: str, issuer: TokenIssuer, jwk: IssuerKey) -> dict[str, Any]:
+        # Times are checked against the injected `now` below, not pyjwt's clock.
+        options: dict[str, Any] = {
+            "require": _REQUIRED_CLAIMS,
+            "verify_exp": False,
+            "verify_nbf": False,
+            "verify_iat": False,
+        }
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                jwk.public_key,
+                algorithms=[jwk.algorithm],
+                audience=self._audience,
+                issuer=issuer.issuer,
+                options=options,  # type: ignore[arg-type]  # pyjwt's TypedDict is narrower than its API
+            )
+        except InvalidSignatureError:
+            raise TokenError("token signature does not verify with the issuer's key") from None
+        except InvalidAudienceError:
+            raise TokenError(f"token is not for this audience ({self._audience!r})") from None
+        except InvalidIssuerError:
+            raise TokenError("token issuer does not match") from None
+        except MissingRequiredClaimError as exc:
+            raise TokenError(f"token lacks the required claim {exc.claim!r}") from None
+        except (DecodeError, PyJWTError) as exc:
+            raise TokenError(f"token is malformed: {type(exc).__name__}") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise TokenError("token subject ('sub') must be a non-empty string")
+        return claims
+
+    def _check_times(self, claims: dict[str, Any], now: datetime) -> tuple[int, int]:
+        t = int(now.timestamp())
+        exp, iat, nbf = (_timestamp(claims, n) for n in ("exp", "iat", "nbf"))
+        assert exp is not None and iat is not None  # required claims, checked above
+        if t > exp + self._leeway:
+            raise TokenError("token has expired", hint="get a fresh token from your identity provider")
+        if nbf is not None and nbf > t + self._leeway:
+            raise TokenError("token is not valid yet ('nbf' is in the future); check the clocks")
+        if iat > t + self._leeway:
+            raise TokenError("token was issued in the future ('iat'); check the clocks")
+        if exp - iat > self._max_lifetime:
+            raise TokenError(f"token lives longer than the allowed {self._max_lifetime} seconds")
+        return iat, exp
+
+    def _check_subject(self, subject: str, issuer: TokenIssuer) -> Investigator:
+        try:
+            investigator = self._federation.investigator(subject)
+        except NotFound:
+            raise TokenError(f"token subject {subject!r} is not a registered investigator") from None
+        if investigator.agency != issuer.agency:
+            raise TokenError(
+                f"token subject {subject!r} is registered with {investigator.agency}, "
+                f"not with the issuer's agency {issuer.agency}"
+            )
+        return investigator
+
+    # ------------------------------------------------------------------ the cache
+
+    def _cached(self, key: bytes, now: datetime) -> VerifiedToken | None:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                return None
+            leeway = timedelta(seconds=self._leeway)
+            if now > hit.expires_at + leeway or now + leeway < hit.issued_at:
+                del self._cache[key]
+                return None
+            self._cache.move_to_end(key)
+            return hit
+
+    def _remember(self, key: bytes, verified: VerifiedToken) -> None:
+        with self._lock:
+            self._cache[key] = verified
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
