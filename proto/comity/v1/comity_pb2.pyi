@@ -277,7 +277,7 @@ class NodeStatement(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt")
+    __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt", "witness_cosignature")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HIT_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +286,7 @@ class QueryResult(_message.Message):
     USE_RESTRICTIONS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     node_id: str
     hit: bool
@@ -294,7 +295,8 @@ class QueryResult(_message.Message):
     use_restrictions: _containers.RepeatedCompositeFieldContainer[UseRestriction]
     truncated: bool
     receipt: Receipt
-    def __init__(self, query_id: _Optional[str] = ..., node_id: _Optional[str] = ..., hit: _Optional[bool] = ..., hit_reference: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., truncated: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+    witness_cosignature: str
+    def __init__(self, query_id: _Optional[str] = ..., node_id: _Optional[str] = ..., hit: _Optional[bool] = ..., hit_reference: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., truncated: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., witness_cosignature: _Optional[str] = ...) -> None: ...
 
 class RecordBatch(_message.Message):
     __slots__ = ("records",)
