@@ -1,0 +1,174 @@
+"""The policy engine: one bundle's rules evaluated by Cedar, fail-closed.
+
+Cedar skips a ``forbid`` whose condition errors and decides on the rest, so an error
+could turn into an allow. Here any error (a fact of the wrong type, a request the
+schema rejects, an entity that does not exist, an evaluation error, an exception in
+the engine) refuses the query with ``POLICY_ERROR``, and the details go to the
+decision's ``errors`` for the server's log, never to the requester.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import cedarpy
+
+from comity.core.errors import RuleViolationInfo
+from comity.policy.bundle import PolicyBundle
+from comity.policy.context import build_request
+from comity.policy.facts import QueryFacts
+from comity.policy.rules import policy_set
+
+__all__ = ["POLICY_ERROR", "Decision", "PolicyEngine", "RuleExplanation"]
+
+POLICY_ERROR = "POLICY_ERROR"
+_POLICY_ERROR_MESSAGE = (
+    "The policy could not be evaluated for this query, so it was refused. "
+    "The gateway operator has the details; retrying will not help until they fix it."
+)
+_POLICY_ERROR_BASIS = "Fail-closed evaluation of the agreement's rules"
+_NOT_FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one policy decision.
+
+    ``violations`` is what the requester may see (every rule that refused, with rules
+    whose reason would reveal something about the target folded into one generic
+    code). ``internal_reasons`` keeps the real rule ids, for the audit log.
+    """
+
+    allowed: bool
+    violations: list[RuleViolationInfo]
+    internal_reasons: list[str]
+    bundle_digest: str
+    bundle_version: str
+    errors: list[str] = field(default_factory=list)
+    """Evaluation errors behind a POLICY_ERROR refusal (server log only)."""
+
+    @property
+    def codes(self) -> list[str]:
+        """The public codes of ``violations``."""
+        return [v.code for v in self.violations]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleExplanation:
+    """One line of :meth:`PolicyEngine.explain`: whether a rule fired, and why."""
+
+    rule_id: str
+    fired: bool
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    allowed: bool
+    reasons: list[str]
+    errors: list[str]
+
+
+class PolicyEngine:
+    """Evaluates :class:`QueryFacts` against one :class:`PolicyBundle`.
+
+    The bundle's policy set, schema and entities are parsed once at load; a decision
+    only builds the request and calls Cedar with the cached handles. Thread-safe: it
+    holds no mutable state.
+    """
+
+    def __init__(self, bundle: PolicyBundle) -> None:
+        self.bundle = bundle
+        self._forbids = [r for r in bundle.rules if r.effect == "forbid"]
+        permit = bundle.permit
+        self._permit = permit
+        self._permit_only = policy_set([permit])
+
+    def decide(self, facts: QueryFacts) -> Decision:
+        """Decide ``facts``; never raises. Any error is a refusal with ``POLICY_ERROR``."""
+        try:
+            request = self.cedar_request(facts)
+        except Exception as exc:
+            return self._decision(_Outcome(False, [], [f"facts: {exc}"]), in_scope=True)
+        outcome = self._authorize(request)
+        in_scope = outcome.allowed or self._permit.id in self._authorize(request, self._permit_only).reasons
+        return self._decision(outcome, in_scope=in_scope)
+
+    def cedar_request(self, facts: QueryFacts) -> dict[str, Any]:
+        """The Cedar request the rules see for ``facts`` (for ``explain`` output and debugging).
+
+        Raises:
+            InvalidArgument: when a fact is missing, mistyped or out of range.
+        """
+        facts.check()
+        return build_request(facts, self.bundle.catalogue, self.bundle.justification)
+
+    def explain(self, facts: QueryFacts) -> list[RuleExplanation]:
+        """Every rule of the bundle, in order, with whether it fired and why.
+
+        The permit line says whether the query is in the bundle's scope; a final
+        ``POLICY_ERROR`` line appears when evaluation failed.
+        """
+        try:
+            request = self.cedar_request(facts)
+        except Exception as exc:
+            return [RuleExplanation(POLICY_ERROR, True, f"facts: {exc}")]
+        outcome = self._authorize(request)
+        scope = self._authorize(request, self._permit_only)
+        lines: list[RuleExplanation] = []
+        for rule in self.bundle.rules:
+            errors = [e for e in outcome.errors if f"`{rule.id}`" in e]
+            if rule.effect == "permit":
+                fired = rule.id in scope.reasons
+                why = "the query is within the bundle's scope" if fired else rule.public_message
+            elif errors:
+                fired, why = True, f"evaluation error: {'; '.join(errors)}"
+            else:
+                fired = rule.id in outcome.reasons
+                why = rule.public_message if fired else "condition does not hold"
+            lines.append(RuleExplanation(rule.id, fired, why))
+        if outcome.errors:
+            lines.append(RuleExplanation(POLICY_ERROR, True, "; ".join(outcome.errors)))
+        return lines
+
+    def _authorize(self, request: dict[str, Any], policies: cedarpy.PolicySet | None = None) -> _Outcome:
+        b = self.bundle
+        try:
+            result = cedarpy.is_authorized(request, policies or b.policy_set, b.entities, schema=b.schema)
+            return _Outcome(result.allowed, list(result.diagnostics.reasons), list(result.diagnostics.errors))
+        except _NOT_FATAL:
+            raise
+        except BaseException as exc:  # pyo3 panics derive from BaseException
+            return _Outcome(False, [], [f"engine: {type(exc).__name__}: {exc}"])
+
+    def _decision(self, outcome: _Outcome, *, in_scope: bool) -> Decision:
+        fired = [r for r in self._forbids if r.id in outcome.reasons]
+        reasons = [r.id for r in fired]
+        violations: list[RuleViolationInfo] = []
+        generic = self.bundle.manifest.generic
+        for rule in fired:
+            if rule.id not in generic.rules:
+                violations.append(RuleViolationInfo(rule.id, rule.public_message, rule.legal_basis))
+        if any(r.id in generic.rules for r in fired):
+            violations.insert(0, RuleViolationInfo(generic.code, generic.message, generic.legal_basis))
+        if outcome.errors:
+            reasons.append(POLICY_ERROR)
+            violations.append(RuleViolationInfo(POLICY_ERROR, _POLICY_ERROR_MESSAGE, _POLICY_ERROR_BASIS))
+        allowed = outcome.allowed and not outcome.errors and self._permit.id in outcome.reasons
+        if not in_scope or (not allowed and not violations):
+            # The permit (the bundle's scope) does not cover the query: a refusal of its own,
+            # reported beside any forbid that fired so every reason comes at once.
+            reasons.append(self._permit.id)
+            violations.append(
+                RuleViolationInfo(self._permit.id, self._permit.public_message, self._permit.legal_basis)
+            )
+        return Decision(
+            allowed=allowed,
+            violations=violations,
+            internal_reasons=reasons,
+            bundle_digest=self.bundle.digest,
+            bundle_version=self.bundle.version,
+            errors=list(outcome.errors),
+        )

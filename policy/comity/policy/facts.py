@@ -1,0 +1,186 @@
+"""The facts a policy decision is made from.
+
+A :class:`QueryFacts` is filled by the gateway (or a node) from *verified* sources only:
+the verified investigator token, the verified signed query, the verified legal order,
+the quota counters and the clock. Nothing in it is taken from an unverified claim.
+It holds plain Python values so a caller can build it without knowing Cedar; the
+engine derives the Cedar context from it (offence lookup, justification analysis).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, get_args, get_origin, get_type_hints
+
+from comity.core.errors import InvalidArgument
+
+__all__ = ["QueryFacts"]
+
+# Integers are bounded well inside Cedar's signed 64-bit Long so that no fact can make
+# a rule's arithmetic overflow; a larger value is a caller's bug.
+_MAX_INT = 2**53
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryFacts:
+    """Everything the agreement's rules decide on, from verified sources only.
+
+    Country fields hold ISO 3166-1 alpha-2 codes (``"US"``, ``"CA"``). Datetimes must be
+    timezone-aware. Integers are non-negative. Text fields are passed as received (the
+    engine only measures them; they never reach the policy engine verbatim).
+    """
+
+    # --- direction
+    requesting_country: str
+    """Country of the requesting agency (from the federation file, via the verified token)."""
+    responding_country: str
+    """Country whose node holds the records (the query's target node)."""
+
+    # --- who asks
+    requesting_agency: str
+    """Federation member id of the requesting agency, e.g. ``"us.fbi"``."""
+    investigator: str
+    """Verified investigator id (the token's subject)."""
+
+    # --- what is asked
+    kind: str
+    """``"HIT_CHECK"`` (hit / no hit and a reference) or ``"FETCH"`` (the records)."""
+    selectors: tuple[tuple[str, str], ...]
+    """Exact selectors as (type, normalised value) pairs; type is a ``SelectorType`` name."""
+    categories: tuple[str, ...]
+    """Requested data categories: ``"SUBSCRIBER"``, ``"TRAFFIC"``, ``"CONTENT"``."""
+    time_range_days: int
+    """Length of the requested time range in whole days, rounded up."""
+    max_records: int
+    """Upper bound on records the investigator asked for (0: the node's own cap)."""
+    has_hit_reference: bool
+    """Whether the query carries a hit reference from an earlier HIT_CHECK."""
+    case_reference: str
+    """The requesting agency's case reference."""
+    justification_facts: str
+    """The articulable facts of the justification."""
+    justification_link: str
+    """The justification's link of the target to the offence."""
+
+    # --- the verified legal order
+    order_id: str
+    """Order id; empty when the query carries no order."""
+    order_offence_code: str
+    """Offence code from the issuing country's catalogue, e.g. ``"18 USC 1030(a)(7)"``."""
+    order_issuing_country: str
+    """Country of the authority that issued the order."""
+    order_authorisation_type: str
+    """``"judicial"``, ``"independent"`` or ``"administrative"``."""
+    order_emergency: bool
+    """Whether the order was issued on the emergency track (imminent threat to life)."""
+    order_valid_from: dt.datetime
+    """Start of the order's validity window (inclusive)."""
+    order_valid_until: dt.datetime
+    """End of the order's validity window (exclusive)."""
+    order_covers_selectors: bool
+    """Whether the order names every selector of the query."""
+    order_covers_categories: bool
+    """Whether the order authorises every data category of the query."""
+
+    # --- the requester's attestation about the target (part of the signed order)
+    target_nationality: str
+    """Target's nationality as far as the requester knows it (ISO code or ``"UNKNOWN"``)."""
+    target_residence: str
+    """Target's country of residence (ISO code or ``"UNKNOWN"``)."""
+    target_location: str
+    """Where the target is believed to be located (ISO code or ``"UNKNOWN"``)."""
+    not_for_third_government: bool
+    """The requester attests the query is not made for the responding or a third government."""
+
+    # --- quota counters, before this query
+    investigator_queries_today: int
+    """Queries this investigator already made today (UTC), not counting this one."""
+    agency_queries_today: int
+    """Queries the requesting agency already made today (UTC), not counting this one."""
+
+    # --- the clock
+    now: dt.datetime
+    """The decision time (injected, never read from the clock inside the engine)."""
+
+    @property
+    def selector_count(self) -> int:
+        """How many selectors the query names."""
+        return len(self.selectors)
+
+    def check(self) -> None:
+        """Check every field's type and range.
+
+        Raises:
+            InvalidArgument: naming the first field that is missing, mistyped, negative
+                or a naive datetime.
+        """
+        hints = _field_types()
+        for f in dataclasses.fields(self):
+            _check_value(f.name, getattr(self, f.name), hints[f.name])
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> QueryFacts:
+        """Build facts from a mapping of field names (e.g. a parsed TOML table).
+
+        Lists become tuples; selectors are ``[type, value]`` pairs. Every field is
+        required, so a forgotten fact is an error rather than a silent default.
+
+        Raises:
+            InvalidArgument: naming a missing, unknown or mistyped field.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise InvalidArgument(f"unknown fact(s): {', '.join(unknown)}", hint=f"known facts: {names}")
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise InvalidArgument(f"missing fact(s): {', '.join(missing)}")
+        values = {n: _tuples(data[n]) for n in names}
+        facts = cls(**values)
+        facts.check()
+        return facts
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _field_types() -> dict[str, Any]:
+    if not _HINTS:
+        _HINTS.update(get_type_hints(QueryFacts))
+    return _HINTS
+
+
+def _check_value(name: str, value: Any, hint: Any) -> None:
+    origin = get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            raise InvalidArgument(f"fact {name} must be a tuple, not {type(value).__name__}")
+        args = get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            for item in value:
+                _check_value(name, item, args[0])
+        elif len(args) != len(value):
+            raise InvalidArgument(f"fact {name} must have {len(args)} items, not {len(value)}")
+        else:
+            for item, arg in zip(value, args, strict=True):
+                _check_value(name, item, arg)
+        return
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgument(f"fact {name} must be an integer, not {type(value).__name__}")
+        if not 0 <= value <= _MAX_INT:
+            raise InvalidArgument(f"fact {name} must be between 0 and {_MAX_INT}")
+    elif hint is dt.datetime:
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            raise InvalidArgument(f"fact {name} must be a timezone-aware datetime")
+    elif not isinstance(value, hint):
+        raise InvalidArgument(f"fact {name} must be {hint.__name__}, not {type(value).__name__}")
