@@ -6,14 +6,14 @@ carries the use restrictions. Nothing here touches records beyond a pure predica
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from comity.policy._toml import parse_table
 
 __all__ = ["Minimisation", "UseRestriction", "WithholdRule", "parse_minimisation", "parse_use_restrictions"]
 
-WITHHOLD_ACTIONS = ("withhold_fields", "drop_record")
+# The only subject a withholding rule is about today: the responding country's own persons.
+WITHHOLD_SUBJECTS = ("responding_country_persons",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,23 +27,32 @@ class UseRestriction:
 
 @dataclass(frozen=True, slots=True)
 class WithholdRule:
-    """Withhold data about the responding country's own persons.
+    """Withhold data about the responding country's own nationals and residents.
 
-    A record is *about such a person* when any of ``subject_fields`` holds the responding
-    country's code. Then ``action`` is ``"withhold_fields"`` (remove ``fields`` from the
-    record) or ``"drop_record"`` (release nothing of it).
+    A record is about such a person when its subject's nationality or residence is the
+    responding country (or, with ``withhold_unknown``, when the record names neither).
+    Then ``fields`` are removed from it, or the whole record when ``fields`` is empty.
+    A node maps this onto its own minimiser, e.g.
+    ``WithholdingRule.own_persons(country, fields=rule.fields or None,
+    withhold_unknown=rule.withhold_unknown)``.
     """
 
     id: str
     description: str
     legal_basis: str
-    subject_fields: tuple[str, ...]
-    action: str
+    about: str
+    """Whose data: ``"responding_country_persons"``."""
     fields: tuple[str, ...]
+    """Record fields to withhold; empty: withhold the whole record."""
+    withhold_unknown: bool
+    """Treat a record that names neither nationality nor residence as about such a person."""
 
-    def applies(self, record_fields: Mapping[str, str], responding_country: str) -> bool:
-        """Whether this rule applies to a record with ``record_fields`` released by ``responding_country``."""
-        return any(record_fields.get(f, "").upper() == responding_country for f in self.subject_fields)
+    def applies(self, nationality: str | None, residence: str | None, *, responding_country: str) -> bool:
+        """Whether the rule applies to a record whose subject has ``nationality`` and ``residence``."""
+        if not nationality and not residence:
+            return self.withhold_unknown
+        code = responding_country.upper()
+        return code in ((nationality or "").upper(), (residence or "").upper())
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +80,12 @@ def parse_minimisation(text: str, *, source: str) -> Minimisation:
             id=t.text("id"),
             description=t.text("description"),
             legal_basis=t.text("legal_basis"),
-            subject_fields=t.texts("subject_fields"),
-            action=t.text("action"),
+            about=t.text("about"),
             fields=t.texts("fields", required=False),
+            withhold_unknown=t.flag("withhold_unknown", False),
         )
-        if rule.action not in WITHHOLD_ACTIONS:
-            raise t.error("action", f"must be one of {', '.join(WITHHOLD_ACTIONS)}")
-        if rule.action == "withhold_fields" and not rule.fields:
-            raise t.error("fields", "withhold_fields needs at least one field")
+        if rule.about not in WITHHOLD_SUBJECTS:
+            raise t.error("about", f"must be one of {', '.join(WITHHOLD_SUBJECTS)}")
         t.done()
         rules.append(rule)
     m = Minimisation(
