@@ -1,0 +1,256 @@
+"""Legal orders: signed by an authority the federation registers, verified before use.
+
+An order travels as a DSSE envelope (payload type ``PAYLOAD_ORDER``) around a serialised
+``comity.v1.LegalOrder``. :func:`verify_order` runs these steps, in order:
+
+1. :func:`check_order_signature`: a signature by a registered authority's key over the exact
+   payload bytes (before anything parses them);
+2. :func:`parse_order`: the bytes are a LegalOrder;
+3. :func:`check_order_authority`: the order names the authority that signed it, that
+   authority's country and its kind of authorisation (an administrative authority cannot
+   issue what reads as a judicial warrant);
+4. :func:`check_order_fields`: id, selectors, categories and the validity window are present;
+5. :func:`check_order_window`: ``now`` is inside ``[valid_from, valid_until]``.
+
+:func:`check_order_covers` then checks that the order covers every selector and data category
+of a query. Refusals name a selector by position and type, never by value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import DecodeError
+
+from comity.core.dsse import PAYLOAD_ORDER, pae, sign_envelope, verify_envelope
+from comity.core.errors import ComityError, InvalidArgument, PermissionDenied
+from comity.core.federation import Authority, Federation
+from comity.core.keys import SigningKey, VerifyingKey
+from comity.v1 import comity_pb2 as pb
+
+__all__ = [
+    "Normaliser",
+    "OrderVerifier",
+    "VerifiedOrder",
+    "check_order_authority",
+    "check_order_covers",
+    "check_order_fields",
+    "check_order_signature",
+    "check_order_window",
+    "envelope_digest",
+    "exact",
+    "parse_order",
+    "sign_order",
+    "verify_order",
+]
+
+#: ``normalise(selector) -> canonical value``; raises for a value that is no selector.
+Normaliser = Callable[[pb.Selector], str]
+
+
+def exact(selector: pb.Selector) -> str:
+    """The default normaliser: values compare as exact strings."""
+    return selector.value
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedOrder:
+    """A verified legal order, the authority that signed it, and the SHA-256 of its payload.
+
+    The ``order`` message may be shared through the verifier's cache: do not modify it.
+    """
+
+    order: pb.LegalOrder
+    authority: Authority
+    digest: bytes
+
+    @property
+    def order_id(self) -> str:
+        """The order's id."""
+        return self.order.order_id
+
+
+def sign_order(order: pb.LegalOrder, key: SigningKey) -> pb.Envelope:
+    """Serialise ``order`` once and sign exactly those bytes with the authority's ``key``.
+
+    The key's id must be the authority id the federation registers (and the order names).
+    """
+    return sign_envelope(PAYLOAD_ORDER, order.SerializeToString(), key)
+
+
+def check_order_signature(envelope: pb.Envelope, federation: Federation) -> tuple[bytes, VerifyingKey]:
+    """Step 1: a signature by a registered authority over the exact payload; returns (payload, signer)."""
+    return verify_envelope(
+        envelope, payload_type=PAYLOAD_ORDER, keys=federation.authority_keys(), what="legal order"
+    )
+
+
+def parse_order(payload: bytes) -> pb.LegalOrder:
+    """Step 2: the signed bytes as a LegalOrder."""
+    try:
+        return pb.LegalOrder.FromString(payload)
+    except DecodeError:
+        raise InvalidArgument("legal order payload is not a LegalOrder message") from None
+
+
+def check_order_authority(order: pb.LegalOrder, signer: VerifyingKey, federation: Federation) -> Authority:
+    """Step 3: the order claims exactly the signing authority, its country and its kind."""
+    authority = federation.authority(signer.key_id)
+    if order.issuing_authority != authority.id:
+        raise PermissionDenied(
+            f"legal order {order.order_id!r} names authority {order.issuing_authority!r} "
+            f"but is signed by {authority.id!r}"
+        )
+    if order.issuing_country != authority.country:
+        raise PermissionDenied(
+            f"legal order {order.order_id!r} names country {order.issuing_country!r}; "
+            f"authority {authority.id!r} is registered for {authority.country}"
+        )
+    if order.authorisation_type != authority.kind:
+        raise PermissionDenied(
+            f"legal order {order.order_id!r} claims a {order.authorisation_type or 'missing'} authorisation; "
+            f"authority {authority.id!r} is registered as {authority.kind}"
+        )
+    return authority
+
+
+def check_order_fields(order: pb.LegalOrder) -> None:
+    """Step 4: the fields every order needs are present and coherent."""
+    if not order.order_id:
+        raise InvalidArgument("legal order has no order_id")
+    if not order.selectors:
+        raise InvalidArgument(f"legal order {order.order_id!r} lists no selectors")
+    if not order.categories or pb.DATA_CATEGORY_UNSPECIFIED in order.categories:
+        raise InvalidArgument(f"legal order {order.order_id!r} must list its data categories")
+    if not order.HasField("valid_from") or not order.HasField("valid_until"):
+        raise InvalidArgument(f"legal order {order.order_id!r} must state valid_from and valid_until")
+    if order.valid_until.ToDatetime() <= order.valid_from.ToDatetime():
+        raise InvalidArgument(f"legal order {order.order_id!r} ends before it starts")
+
+
+def check_order_window(order: pb.LegalOrder, *, now: datetime, skew: timedelta = timedelta(0)) -> None:
+    """Step 5: ``now`` is inside the order's validity window (``skew`` tolerates clock drift)."""
+    valid_from = order.valid_from.ToDatetime(tzinfo=UTC)
+    valid_until = order.valid_until.ToDatetime(tzinfo=UTC)
+    if now + skew < valid_from:
+        raise PermissionDenied(f"legal order {order.order_id!r} is not valid until {valid_from.isoformat()}")
+    if now - skew > valid_until:
+        raise PermissionDenied(
+            f"legal order {order.order_id!r} expired at {valid_until.isoformat()}",
+            hint="ask the authority for a renewed order",
+        )
+
+
+def verify_order(
+    envelope: pb.Envelope, federation: Federation, *, now: datetime, skew: timedelta = timedelta(0)
+) -> VerifiedOrder:
+    """Run steps 1–5 on a signed order (uncached; see :class:`OrderVerifier`)."""
+    verified = _verify_static(envelope, federation)
+    check_order_window(verified.order, now=now, skew=skew)
+    return verified
+
+
+def _verify_static(envelope: pb.Envelope, federation: Federation) -> VerifiedOrder:
+    """Steps 1–4: what does not depend on the time."""
+    payload, signer = check_order_signature(envelope, federation)
+    order = parse_order(payload)
+    authority = check_order_authority(order, signer, federation)
+    check_order_fields(order)
+    return VerifiedOrder(order, authority, hashlib.sha256(payload).digest())
+
+
+def check_order_covers(
+    order: pb.LegalOrder,
+    selectors: Iterable[pb.Selector],
+    categories: Iterable[int],
+    *,
+    normalise: Normaliser = exact,
+) -> None:
+    """Raise :class:`PermissionDenied` unless ``order`` covers every selector and category.
+
+    Selectors compare by type and ``normalise``d value, so ``A@Example.org`` in a query matches
+    ``a@example.org`` in the order when the normaliser lower-cases e-mail addresses. The error
+    names the first uncovered selector by position and type, never by value.
+    """
+    covered: set[tuple[int, str]] = set()
+    for i, s in enumerate(order.selectors):
+        try:
+            covered.add((s.type, normalise(s)))
+        except ComityError:
+            raise InvalidArgument(
+                f"legal order {order.order_id!r}: selector #{i} ({_selector_type(s.type)}) is not valid"
+            ) from None
+    for i, s in enumerate(selectors):
+        if (s.type, normalise(s)) not in covered:
+            raise PermissionDenied(
+                f"legal order {order.order_id!r} does not cover selector #{i} ({_selector_type(s.type)})"
+            )
+    allowed = set(order.categories)
+    for c in categories:
+        if c not in allowed:
+            raise PermissionDenied(
+                f"legal order {order.order_id!r} does not cover data category {_category(c)}"
+            )
+
+
+def _selector_type(value: int) -> str:
+    try:
+        return pb.SelectorType.Name(value)
+    except ValueError:
+        return f"type {value}"
+
+
+def _category(value: int) -> str:
+    try:
+        return pb.DataCategory.Name(value)
+    except ValueError:
+        return f"category {value}"
+
+
+class OrderVerifier:
+    """:func:`verify_order` with a bounded cache of verified orders, keyed by envelope digest.
+
+    The digest covers the payload type, the payload and every signature, so a cached result is
+    only ever returned for the very envelope that was verified. The validity window is checked
+    on every call, since it depends on the time.
+    """
+
+    def __init__(
+        self, federation: Federation, *, skew: timedelta = timedelta(0), cache_size: int = 4096
+    ) -> None:
+        self._federation = federation
+        self._skew = skew
+        self._cache: OrderedDict[bytes, VerifiedOrder] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def verify(self, envelope: pb.Envelope, *, now: datetime) -> VerifiedOrder:
+        """Verify ``envelope`` at ``now``; raises like :func:`verify_order`."""
+        key = envelope_digest(envelope)
+        with self._lock:
+            verified = self._cache.get(key)
+            if verified is not None:
+                self._cache.move_to_end(key)
+        if verified is None:
+            verified = _verify_static(envelope, self._federation)
+            with self._lock:
+                self._cache[key] = verified
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        check_order_window(verified.order, now=now, skew=self._skew)
+        return verified
+
+
+def envelope_digest(envelope: pb.Envelope) -> bytes:
+    """SHA-256 over an envelope's PAE and its signatures, each length-prefixed (a cache key)."""
+    h = hashlib.sha256(pae(envelope.payload_type, envelope.payload))
+    for s in envelope.signatures:
+        for part in (s.keyid.encode(), s.sig):
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+    return h.digest()
