@@ -81,7 +81,8 @@ def make_engine(url: str | Path, *, connect_timeout: float = 5.0) -> Backend:
         engine = create_engine(
             parsed,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": max(1, round(connect_timeout))},
+            # UTC sessions: timestamps without a zone in agencies' tables are read as UTC.
+            connect_args={"connect_timeout": max(1, round(connect_timeout)), "options": "-c TimeZone=UTC"},
         )
     return Backend(engine, location)
 
