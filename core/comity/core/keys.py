@@ -24,6 +24,7 @@ __all__ = [
     "SigningKey",
     "VerifyingKey",
     "load_public_key",
+    "passphrase_from_env",
     "public_key_from_text",
     "public_key_to_text",
 ]
@@ -133,6 +134,12 @@ class SigningKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"key file {path} holds a {type(key).__name__}, not an Ed25519 key")
         return cls(key_id, key)
+
+
+def passphrase_from_env(variable: str = "COMITY_KEY_PASSPHRASE") -> bytes | None:
+    """The passphrase for encrypted key files, from the environment only (never a config file)."""
+    value = os.environ.get(variable)
+    return value.encode() if value else None
 
 
 def load_public_key(text_or_path: str) -> Ed25519PublicKey:
