@@ -1,0 +1,178 @@
+"""The replay store: a query id is accepted once, durably, even across gateway processes.
+
+Each accepted query id is inserted into a table whose primary key is the id; the database's
+unique constraint, not a read-then-write, decides which of two concurrent requests wins, so
+it is safe with several gateway processes on one SQLite file or one PostgreSQL database.
+
+Ids are kept for ``retention`` (the freshness window plus clock skew) after their issued-at
+and then pruned. A query issued before that horizon is refused here outright: its id may have
+been pruned already, and the freshness check refuses it anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from comity.core.errors import AlreadyExists, ConfigError, InvalidArgument, Unavailable
+
+__all__ = ["DEFAULT_RETENTION", "ReplayStore", "ReplayedQuery"]
+
+DEFAULT_RETENTION = timedelta(minutes=5, seconds=30)
+MAX_QUERY_ID_LENGTH = 128
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Pruning costs a DELETE; doing it at most this often keeps it off the per-request path.
+_PRUNE_EVERY_SECONDS = 30.0
+
+
+class ReplayedQuery(AlreadyExists):
+    """The query id was accepted before: the query is a replay (or reuses an id)."""
+
+
+def _url(url: str | Path) -> URL:
+    text = str(url)
+    if "://" not in text:
+        return URL.create("sqlite", database=text)
+    try:
+        parsed = make_url(text)
+    except ArgumentError:
+        raise ConfigError("replay store URL is not a database URL", field="replay.url") from None
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "sqlite":
+        return parsed
+    raise ConfigError(
+        f"unsupported replay store URL scheme {parsed.drivername!r}",
+        field="replay.url",
+        hint="use sqlite:///PATH or postgresql://USER@HOST/DB",
+    )
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # A seen id must survive a crash, or a replay would pass after a restart: synchronous=FULL.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def _engine(url: str | Path) -> Engine:
+    parsed = _url(url)
+    if parsed.drivername == "sqlite":
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 5.0}}
+        if parsed.database in (None, "", ":memory:"):
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+class ReplayStore:
+    """Remembers accepted query ids. ``url``: a SQLite path, ``sqlite:///PATH`` or ``postgresql://...``."""
+
+    def __init__(
+        self,
+        url: str | Path,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+        table: str = "comity_seen_queries",
+    ) -> None:
+        if not _TABLE_NAME.match(table):
+            raise ConfigError("table must be a lower-case SQL identifier", field="replay.table")
+        self._retention = retention
+        self._engine = _engine(url)
+        self._location = self._engine.url.render_as_string(hide_password=True)
+        self._table = Table(
+            table,
+            MetaData(),
+            Column("query_id", String(MAX_QUERY_ID_LENGTH), primary_key=True),
+            Column("issued_at", BigInteger, nullable=False, index=True),  # Unix seconds
+            Column("seen_at", BigInteger, nullable=False),
+        )
+        self._lock = threading.Lock()
+        self._last_prune = 0.0
+        try:
+            self._table.metadata.create_all(self._engine, checkfirst=True)
+        except IntegrityError:
+            pass  # another process created the table at the same moment (PostgreSQL catalog race)
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"replay store at {self._location} cannot be opened") from exc
+
+    def record(self, query_id: str, issued_at: datetime, *, now: datetime) -> None:
+        """Accept ``query_id`` once; raise :class:`ReplayedQuery` when it was accepted before.
+
+        Also refuses an id issued before the retention horizon (see the module docstring).
+        Raises :class:`Unavailable` if the store cannot be written: fail closed.
+        """
+        if not query_id or len(query_id) > MAX_QUERY_ID_LENGTH:
+            raise InvalidArgument(f"query_id must be 1 to {MAX_QUERY_ID_LENGTH} characters")
+        if issued_at < now - self._retention:
+            raise ReplayedQuery(
+                f"query {query_id!r} was issued too long ago for its id to be checked for replay",
+                hint="sign a new query with a new id",
+            )
+        row = {"query_id": query_id, "issued_at": int(issued_at.timestamp()), "seen_at": int(now.timestamp())}
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(self._table).values(**row))
+        except IntegrityError:
+            raise ReplayedQuery(
+                f"query id {query_id!r} was used before; a query is accepted once",
+                hint="sign a new query with a new id",
+            ) from None
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"replay store at {self._location} cannot be written") from exc
+        self._maybe_prune(now)
+
+    async def record_async(self, query_id: str, issued_at: datetime, *, now: datetime) -> None:
+        """:meth:`record` in a worker thread, so the durable write does not block the event loop."""
+        await asyncio.to_thread(self.record, query_id, issued_at, now=now)
+
+    def prune(self, *, now: datetime) -> int:
+        """Forget ids issued before the retention horizon; returns how many were removed."""
+        horizon = int((now - self._retention).timestamp())
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(delete(self._table).where(self._table.c.issued_at < horizon))
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"replay store at {self._location} cannot be pruned") from exc
+        return int(result.rowcount or 0)
+
+    def _maybe_prune(self, now: datetime) -> None:
+        with self._lock:
+            tick = time.monotonic()
+            if tick - self._last_prune < _PRUNE_EVERY_SECONDS:
+                return
+            self._last_prune = tick
+        self.prune(now=now)
+
+    def drop(self) -> None:
+        """Drop the table (tests and tear-down)."""
+        self._table.drop(self._engine, checkfirst=True)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
