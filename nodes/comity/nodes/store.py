@@ -16,7 +16,7 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Connection,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     Row,
     Select,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -51,6 +53,17 @@ __all__ = ["RecordStore", "RecordWriter"]
 MAX_ID_LENGTH = 128
 MAX_SELECTOR_LENGTH = 320
 _CHUNK = 500  # ids per DELETE ... IN (...), well under every backend's bound-parameter limit
+
+
+class _Shape(NamedTuple):
+    """What a lookup statement's SQL depends on (its values are bind parameters)."""
+
+    selectors: int
+    categories: bool
+    start: bool
+    end: bool
+    limit: bool
+    hit_check: bool
 
 
 def _tables(prefix: str) -> tuple[MetaData, Table, Table]:
@@ -106,6 +119,7 @@ class RecordStore:
         self._backend: Backend = make_engine(url)
         self._metadata, self._records, self._selectors = _tables(self.prefix)
         self._fetch_size = fetch_size
+        self._statements: dict[_Shape, Select[Any]] = {}
         if create:
             self.create()
 
@@ -154,30 +168,70 @@ class RecordStore:
 
     # ----------------------------------------------------------------- reading
 
-    def _matching_ids(self, selectors: Sequence[Selector]) -> Any:
-        s = self._selectors
-        parts = [
-            select(s.c.record_id).where(s.c.selector_type == int(sel.type), s.c.value == sel.value)
-            for sel in selectors
-        ]
-        return parts[0] if len(parts) == 1 else union_all(*parts)
+    def _statement(self, shape: _Shape) -> Select[Any]:
+        """The lookup (or hit check) statement for one shape of query, built once and reused.
 
-    def _query(
+        Values are bind parameters (``t0``/``v0``... per selector, ``cats``, ``start``,
+        ``end``, ``lim``), so a repeated query pays neither construction nor compilation.
+        """
+        cached = self._statements.get(shape)
+        if cached is not None:
+            return cached
+        r, s = self._records, self._selectors
+        parts = [
+            select(s.c.record_id).where(
+                s.c.selector_type == bindparam(f"t{i}"), s.c.value == bindparam(f"v{i}")
+            )
+            for i in range(shape.selectors)
+        ]
+        ids = parts[0] if len(parts) == 1 else union_all(*parts)
+        conditions: list[ColumnElement[bool]] = [r.c.record_id.in_(ids)]
+        if shape.categories:
+            conditions.append(r.c.category.in_(bindparam("cats", expanding=True)))
+        if shape.start:
+            conditions.append(r.c.observed_at >= bindparam("start"))
+        if shape.end:
+            conditions.append(r.c.observed_at <= bindparam("end"))
+        if shape.hit_check:
+            stmt = select(r.c.record_id).where(and_(*conditions)).limit(1)
+        else:
+            stmt = select(*r.c).where(and_(*conditions)).order_by(r.c.observed_at, r.c.record_id)
+            if shape.limit:
+                stmt = stmt.limit(bindparam("lim", type_=Integer))
+        self._statements[shape] = stmt
+        return stmt
+
+    def _prepare(
         self,
-        columns: Sequence[Any],
         selectors: Sequence[Selector],
         categories: Collection[DataCategory] | None,
         time_range: TimeRange | None,
-    ) -> Select[Any]:
-        r = self._records
-        conditions: list[ColumnElement[bool]] = [r.c.record_id.in_(self._matching_ids(selectors))]
+        limit: int | None,
+        *,
+        hit_check: bool,
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        start = time_range.start if time_range is not None else None
+        end = time_range.end if time_range is not None else None
+        shape = _Shape(
+            len(selectors),
+            categories is not None,
+            start is not None,
+            end is not None,
+            limit is not None,
+            hit_check,
+        )
+        params: dict[str, Any] = {}
+        for i, sel in enumerate(selectors):
+            params[f"t{i}"], params[f"v{i}"] = int(sel.type), sel.value
         if categories is not None:
-            conditions.append(r.c.category.in_(sorted(int(c) for c in categories)))
-        if time_range is not None and time_range.start is not None:
-            conditions.append(r.c.observed_at >= to_micros(time_range.start))
-        if time_range is not None and time_range.end is not None:
-            conditions.append(r.c.observed_at <= to_micros(time_range.end))
-        return select(*columns).where(and_(*conditions))
+            params["cats"] = sorted(int(c) for c in categories)
+        if start is not None:
+            params["start"] = to_micros(start)
+        if end is not None:
+            params["end"] = to_micros(end)
+        if limit is not None:
+            params["lim"] = limit + 1  # one more tells the caller the answer was truncated
+        return self._statement(shape), params
 
     def lookup(
         self,
@@ -195,16 +249,11 @@ class RecordStore:
         """
         if not selectors or (categories is not None and not categories) or limit == 0:
             return RecordStream(iter(()), limit, lambda: None)
-        r = self._records
-        stmt = self._query(list(r.c), selectors, categories, time_range).order_by(
-            r.c.observed_at, r.c.record_id
-        )
-        if limit is not None:
-            stmt = stmt.limit(limit + 1)  # one more tells the caller the answer was truncated
+        stmt, params = self._prepare(selectors, categories, time_range, limit, hit_check=False)
         with db_errors(self.location):
             conn = self._backend.engine.connect()
             try:
-                result = conn.execution_options(yield_per=self._fetch_size).execute(stmt)
+                result = conn.execution_options(yield_per=self._fetch_size).execute(stmt, params)
             except BaseException:
                 conn.close()
                 raise
@@ -230,9 +279,9 @@ class RecordStore:
         """Whether any record matches; reads no record's fields."""
         if not selectors or (categories is not None and not categories):
             return False
-        stmt = self._query([self._records.c.record_id], selectors, categories, time_range).limit(1)
+        stmt, params = self._prepare(selectors, categories, time_range, None, hit_check=True)
         with db_errors(self.location), self._backend.engine.connect() as conn:
-            return conn.execute(stmt).first() is not None
+            return conn.execute(stmt, params).first() is not None
 
     def get(self, record_id: str) -> Record | None:
         """The record with this id, or None."""
