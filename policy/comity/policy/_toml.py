@@ -39,7 +39,7 @@ class Table:
         self._seen.add(key)
         if key not in self.data:
             if default is None:
-                raise self.error(key, f"required {what} is missing")
+                raise self.error(key, f"is missing (expected {what})")
             return default  # type: ignore[no-any-return]
         value = self.data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

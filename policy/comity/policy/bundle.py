@@ -36,7 +36,7 @@ from comity.policy.errors import BundleError
 from comity.policy.rules import Rule, parse_rule, policy_set
 from comity.policy.testcases import BundleTestCase, parse_cases, run_cases
 
-__all__ = ["GenericRefusal", "Manifest", "PolicyBundle", "bundle_digest", "bundle_path"]
+__all__ = ["GenericRefusal", "Manifest", "PolicyBundle", "bundle_digest", "bundle_path", "bundle_roots"]
 
 _REQUIRED = (
     "bundle.toml",
@@ -96,21 +96,26 @@ def bundle_digest(files: dict[str, bytes]) -> str:
 
 
 def bundle_path(name: str) -> Path:
-    """The folder of the bundle ``name``, in the source tree or in the installed wheel.
+    """The folder of the bundle ``name``, in the installed wheel or in the source tree.
 
-    Looks in ``policy/bundles/NAME`` of a source checkout (editable installs) and in
-    ``comity/policy/bundles/NAME`` inside the installed package.
+    Looks in ``comity/policy/bundles/NAME`` inside the installed package (the wheel
+    force-includes ``policy/bundles`` there) and in ``policy/bundles/NAME`` of a source
+    checkout (editable installs).
 
     Raises:
-        BundleError: when no such bundle exists.
+        BundleError: when ``name`` is not a plain folder name or no such bundle exists.
     """
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise BundleError(f"not a bundle name: {name!r}", hint="use a folder name such as us-ca-agreement")
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "bundles" / name, here.parent.parent / "bundles" / name):
-        if (candidate / "bundle.toml").is_file():
-            return candidate
+    for root in bundle_roots(Path(__file__).resolve().parent):
+        if (root / name / "bundle.toml").is_file():
+            return root / name
     raise BundleError(f"no policy bundle named {name!r}", hint="bundles live in policy/bundles/")
+
+
+def bundle_roots(package_dir: Path) -> tuple[Path, ...]:
+    """Where bundles are searched, given the folder of the ``comity.policy`` package."""
+    return (package_dir / "bundles", package_dir.parent.parent / "bundles")
 
 
 def _read_files(root: Path) -> dict[str, bytes]:
