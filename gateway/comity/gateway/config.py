@@ -5,6 +5,7 @@ Example::
     [gateway]
     listen = "127.0.0.1:50051"
     federation = "federation.toml"
+    audience = "comity-gateway"          # the `aud` investigators' tokens must carry
 
     [tls]
     cert = "pki/gateway.crt"            # shown to investigators
@@ -58,6 +59,7 @@ class GatewayConfig:
     audit_url: str
     replay_url: str
     policy_bundle: str
+    audience: str = "comity-gateway"
     batch_interval_ms: float = 5.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     node_deadline_seconds: float = 10.0
@@ -89,6 +91,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         audit_url=database_url(audit, env="COMITY_AUDIT_URL"),
         replay_url=database_url(replay, env="COMITY_REPLAY_URL"),
         policy_bundle=policy.text("bundle"),
+        audience=gw.text("audience", "comity-gateway"),
         batch_interval_ms=audit.number("batch_interval_ms", 5.0, minimum=0.0),
         max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),
         node_deadline_seconds=limits.number("node_deadline_seconds", 10.0, minimum=0.1),

@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.core.dsse import PAYLOAD_QUERY, sign_envelope
@@ -21,6 +23,7 @@ __all__ = [
     "parse_category",
     "parse_kind",
     "parse_selector",
+    "read_order_file",
     "sign_query",
 ]
 
@@ -128,3 +131,22 @@ def build_query(spec: QuerySpec, *, investigator: str, agency: str, now: datetim
 def sign_query(query: pb.Query, key: SigningKey) -> pb.Envelope:
     """Serialise ``query`` once and sign exactly those bytes."""
     return sign_envelope(PAYLOAD_QUERY, query.SerializeToString(), key)
+
+
+def read_order_file(path: Path) -> pb.Envelope:
+    """A signed legal order as `comity order sign` wrote it (binary or JSON envelope)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read order {path}: {exc.strerror}") from None
+    envelope = pb.Envelope()
+    try:
+        if data.lstrip().startswith(b"{"):
+            json_format.Parse(data, envelope)
+        else:
+            envelope.ParseFromString(data)
+    except Exception:
+        raise InvalidArgument(
+            f"{path} is not a signed order envelope", hint="use the file `comity order sign` wrote"
+        ) from None
+    return envelope

@@ -1,0 +1,322 @@
+"""The gateway's request pipeline, top to bottom.
+
+    authenticate → verify query → check shape → verify order → replay → decide → log
+    → forward → log disclosure → answer
+
+Each step is one method that raises a :mod:`comity.core.errors` class. The decision is
+appended to the transparency log before anything is forwarded, denials included, and a
+disclosure is logged before records are returned. If the log cannot be written, the
+answer is UNAVAILABLE and nothing is forwarded (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from comity.core.digests import RecordsDigest
+from comity.core.dsse import PAYLOAD_DECISION, sign_envelope
+from comity.core.errors import ComityError, InvalidArgument, NotFound, PermissionDenied
+from comity.core.federation import Federation
+from comity.core.keys import SigningKey
+from comity.core.orders import OrderVerifier, VerifiedOrder, check_order_covers
+from comity.core.queries import VerifiedQuery, verify_signed_query
+from comity.core.replay import ReplayStore
+from comity.core.selectors import normalise
+from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
+from comity.gateway.ledger import Ledger, Logged
+from comity.gateway.quotas import QuotaCounters
+from comity.gateway.routing import NodeRouter, NodeUnavailable
+from comity.policy.engine import Decision, PolicyEngine
+from comity.policy.wire import facts_from_query
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["Limits", "Pipeline", "Verified"]
+
+_log = logging.getLogger("comity.gateway")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The gateway's explicit limits."""
+
+    max_selectors: int = 16
+    max_selector_length: int = 256
+    max_justification_length: int = 8_000
+    freshness: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A query whose token, signature, shape, order and freshness all checked out."""
+
+    token: VerifiedToken
+    query: VerifiedQuery
+    order: VerifiedOrder
+    selectors: list[tuple[str, str]]
+    responding_country: str
+
+
+class Pipeline:
+    """One gateway's checks and routing; the gRPC service calls :meth:`submit`."""
+
+    def __init__(
+        self,
+        *,
+        federation: Federation,
+        tokens: TokenVerifier,
+        orders: OrderVerifier,
+        replay: ReplayStore,
+        engine: PolicyEngine,
+        ledger: Ledger,
+        router: NodeRouter,
+        decision_key: SigningKey,
+        quotas: QuotaCounters,
+        limits: Limits = Limits(),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._federation = federation
+        self._tokens = tokens
+        self._orders = orders
+        self._replay = replay
+        self._engine = engine
+        self._ledger = ledger
+        self._router = router
+        self._key = decision_key
+        self._quotas = quotas
+        self._limits = limits
+        self._clock = clock
+
+    # ------------------------------------------------------------------ steps
+
+    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> VerifiedToken:
+        """The investigator's bearer token, verified against the federation's issuers."""
+        return self._tokens.verify(bearer_token(metadata), now=self._clock())
+
+    def verify_query(self, request: pb.SubmitRequest, token: VerifiedToken) -> VerifiedQuery:
+        """Signature over the exact bytes, by the token's investigator, fresh."""
+        if not request.HasField("signed_query"):
+            raise InvalidArgument(
+                "signed_query is missing", hint="sign the Query and send it as a DSSE envelope"
+            )
+        return verify_signed_query(
+            request.signed_query,
+            token=token,
+            federation=self._federation,
+            now=self._clock(),
+            freshness=self._limits.freshness,
+        )
+
+    def check_shape(self, query: pb.Query) -> tuple[list[tuple[str, str]], str]:
+        """Selectors, categories, kind and target: present, bounded, well-formed."""
+        if not query.target_node:
+            raise InvalidArgument("target_node is empty", hint="name the node to query, e.g. ca-node")
+        if not self._router.knows(query.target_node):
+            raise NotFound(f"unknown node {query.target_node!r}", hint="see the federation file for node ids")
+        if query.kind == pb.QUERY_KIND_UNSPECIFIED:
+            raise InvalidArgument("kind is unspecified", hint="use HIT_CHECK or FETCH")
+        if not query.selectors:
+            raise InvalidArgument("selectors is empty", hint="give at least one exact selector")
+        if len(query.selectors) > self._limits.max_selectors:
+            raise InvalidArgument(
+                f"selectors: {len(query.selectors)} given, at most {self._limits.max_selectors}"
+            )
+        if not query.categories or pb.DATA_CATEGORY_UNSPECIFIED in query.categories:
+            raise InvalidArgument("categories must list SUBSCRIBER, TRAFFIC or CONTENT")
+        if (
+            len(query.justification.facts) + len(query.justification.link_to_offence)
+            > self._limits.max_justification_length
+        ):
+            raise InvalidArgument("justification is too long")
+        node = self._federation.node(query.target_node)
+        pairs = [
+            (pb.SelectorType.Name(s.type), normalise(s.type, s.value, region=node.country, position=i))
+            for i, s in enumerate(query.selectors)
+        ]
+        return pairs, node.country
+
+    def verify_order(self, query: pb.Query, region: str) -> VerifiedOrder:
+        """The legal order: registered authority, in date, covering every selector and category."""
+        if not query.HasField("legal_order"):
+            raise PermissionDenied(
+                "the query carries no legal order", hint="attach the order the authority signed"
+            )
+        verified = self._orders.verify(query.legal_order, now=self._clock())
+
+        def canonical(selector: pb.Selector) -> str:
+            return normalise(selector.type, selector.value, region=region)
+
+        check_order_covers(verified.order, query.selectors, query.categories, normalise=canonical)
+        return verified
+
+    def decide(self, v: Verified) -> Decision:
+        """The agreement's policy over verified facts only."""
+        q = v.query.query
+        counters = self._quotas.before(q.investigator, q.requesting_agency, now=self._clock())
+        facts = facts_from_query(
+            q,
+            v.order.order,
+            requesting_country=v.token.country,
+            responding_country=v.responding_country,
+            normalised_selectors=v.selectors,
+            order_covers_selectors=True,
+            order_covers_categories=True,
+            counters=counters,
+            now=self._clock(),
+        )
+        return self._engine.decide(facts)
+
+    async def log_decision(self, v: Verified, decision: Decision) -> Logged:
+        """Append the decision, allow or deny, before anything else happens."""
+        return await self._ledger.record_decision(
+            query=v.query.query,
+            query_digest=v.query.digest,
+            order=v.order.order,
+            selectors=v.selectors,
+            allowed=decision.allowed,
+            rule_codes=decision.internal_reasons,
+            bundle_digest=decision.bundle_digest,
+            at=self._clock(),
+        )
+
+    def gateway_decision(self, v: Verified, bundle_digest: str) -> pb.Envelope:
+        """The gateway's signed word to the node: this query, this investigator and order, allowed."""
+        decided = Timestamp()
+        decided.FromDatetime(self._clock())
+        message = pb.GatewayDecision(
+            query_id=v.query.query.query_id,
+            query_digest=v.query.digest,
+            investigator=v.token.subject,
+            order_id=v.order.order.order_id,
+            decision="ALLOW",
+            bundle_digest=bundle_digest,
+            decided_at=decided,
+        )
+        return sign_envelope(PAYLOAD_DECISION, message.SerializeToString(), self._key)
+
+    # ------------------------------------------------------------------ the whole pipeline
+
+    async def admit(
+        self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> tuple[Verified, Logged]:
+        """Every check up to and including the logged decision; raise on refusal."""
+        token = self.authenticate(metadata)
+        query = self.verify_query(request, token)
+        selectors, country = self.check_shape(query.query)
+        order = self.verify_order(query.query, country)
+        self._replay.record(query.query.query_id, query.issued_at, now=self._clock())
+        v = Verified(token=token, query=query, order=order, selectors=selectors, responding_country=country)
+        decision = self.decide(v)
+        logged = await self.log_decision(v, decision)
+        self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
+        if not decision.allowed:
+            raise PermissionDenied(
+                "refused under the agreement",
+                violations=decision.violations,
+                bundle_digest=decision.bundle_digest,
+                query_id=query.query.query_id,
+                receipt=self._receipt(v, [logged]),
+                hint="fix every listed rule and submit a new query",
+            )
+        return v, logged
+
+    async def submit(
+        self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> pb.QueryResult:
+        """The whole pipeline for a unary query."""
+        v, logged = await self.admit(request, metadata)
+        execute = self._execute_request(v, logged)
+        node = v.query.query.target_node
+        try:
+            result = await self._router.execute(node, execute)
+        except ComityError as err:
+            await self._ledger.record_failure(
+                v.query.query, v.query.digest, node=node, reason=err.code.name, at=self._clock()
+            )
+            raise
+        digest = RecordsDigest()
+        for record in result.records:
+            digest.update(record)
+        disclosure = await self._disclose(v, result, digest)
+        result.receipt.CopyFrom(
+            self._receipt(v, [logged, disclosure], node_statement=result.receipt.node_statement)
+        )
+        return result
+
+    async def submit_stream(
+        self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> AsyncIterator[pb.ResultChunk]:
+        """The pipeline for a streamed query: record batches pass through; the summary comes last.
+
+        The disclosure is logged when the node's summary arrives, before the summary (and
+        with it the node's statement that makes the records usable) is passed on.
+        """
+        v, logged = await self.admit(request, metadata)
+        execute = self._execute_request(v, logged)
+        node = v.query.query.target_node
+        digest = RecordsDigest()
+        try:
+            async for chunk in self._router.execute_stream(node, execute):
+                if chunk.HasField("summary"):
+                    summary = chunk.summary
+                    disclosure = await self._disclose(v, summary, digest)
+                    summary.receipt.CopyFrom(
+                        self._receipt(v, [logged, disclosure], node_statement=summary.receipt.node_statement)
+                    )
+                    yield chunk
+                    return
+                for record in chunk.records.records:
+                    digest.update(record)
+                yield chunk
+        except ComityError as err:
+            await self._ledger.record_failure(
+                v.query.query, v.query.digest, node=node, reason=err.code.name, at=self._clock()
+            )
+            raise
+        await self._ledger.record_failure(
+            v.query.query, v.query.digest, node=node, reason="NO_SUMMARY", at=self._clock()
+        )
+        raise NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
+
+    async def _disclose(self, v: Verified, result: pb.QueryResult, digest: RecordsDigest) -> Logged:
+        if result.witness_cosignature:
+            self._ledger.remember_cosignature(result.node_id, result.witness_cosignature)
+        return await self._ledger.record_disclosure(
+            query_id=v.query.query.query_id,
+            query_digest=v.query.digest,
+            node=result.node_id,
+            hit=result.hit,
+            record_count=digest.count,
+            records_digest=digest.digest(),
+            node_statement=result.receipt.node_statement,
+            at=self._clock(),
+        )
+
+    def _execute_request(self, v: Verified, logged: Logged) -> pb.ExecuteRequest:
+        node = v.query.query.target_node
+        request = pb.ExecuteRequest(
+            signed_query=v.query.envelope,
+            gateway_decision=self.gateway_decision(v, logged.bundle_digest),
+            decision_entry=logged.entry_proof(),
+            checkpoint=pb.Checkpoint(signed_note=logged.checkpoint),
+        )
+        consistency = self._ledger.consistency_for(node, logged.tree_size)
+        if consistency is not None:
+            request.consistency.CopyFrom(consistency)
+        return request
+
+    @staticmethod
+    def _receipt(v: Verified, logged: list[Logged], node_statement: pb.Envelope | None = None) -> pb.Receipt:
+        receipt = pb.Receipt(
+            query_id=v.query.query.query_id,
+            query_digest=v.query.digest,
+            entries=[e.entry_proof() for e in logged],
+            checkpoint=pb.Checkpoint(signed_note=logged[-1].checkpoint),
+        )
+        if node_statement is not None:
+            receipt.node_statement.CopyFrom(node_statement)
+        return receipt

@@ -1,0 +1,102 @@
+"""Starting the gateway from its configuration file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from comity.core.federation import Federation
+from comity.core.keys import SigningKey, passphrase_from_env
+from comity.core.orders import OrderVerifier
+from comity.core.replay import ReplayStore
+from comity.core.serving import ServerHandle, start_server
+from comity.core.tls import gateway_server_credentials, node_channel_credentials
+from comity.core.tokens import TokenVerifier
+from comity.gateway.audit_service import AuditLogService
+from comity.gateway.config import GatewayConfig
+from comity.gateway.ledger import Ledger
+from comity.gateway.pipeline import Limits, Pipeline
+from comity.gateway.quotas import QuotaCounters
+from comity.gateway.routing import NodeEndpoint, NodeRouter
+from comity.gateway.service import GatewayService
+from comity.policy.engine import PolicyEngine
+from comity.policy.select import load_bundle
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["RunningGateway", "start_gateway"]
+
+SERVICES = [pb.DESCRIPTOR.services_by_name[name].full_name for name in ("Gateway", "AuditLog")]
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway: the server handle and the parts tests and the demo look at."""
+
+    handle: ServerHandle
+    ledger: Ledger
+    router: NodeRouter
+
+
+async def start_gateway(
+    config: GatewayConfig, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> RunningGateway:
+    """Load everything the gateway needs, refuse to start on any error, then serve."""
+    federation = Federation.load(config.federation)
+    secret = passphrase_from_env()
+    decision_key = SigningKey.load(config.decision_key, key_id=federation.gateway.id, passphrase=secret)
+    log_key = SigningKey.load(config.log_key, key_id=federation.gateway.log.origin, passphrase=secret)
+    engine = PolicyEngine(load_bundle(config.policy_bundle))
+    ledger = await Ledger.open(
+        config.audit_url,
+        origin=federation.gateway.log.origin,
+        key=log_key,
+        witnesses=federation.witness_keys(),
+        batch_interval=config.batch_interval_ms / 1000,
+    )
+    router = NodeRouter(
+        {
+            n.id: NodeEndpoint(
+                n.id,
+                n.endpoint,
+                node_channel_credentials(n, config.client_cert, config.client_key, passphrase=secret),
+                server_name=n.host,
+            )
+            for n in federation.nodes()
+        },
+        deadline=config.node_deadline_seconds,
+        max_message_bytes=config.max_message_bytes,
+    )
+    pipeline = Pipeline(
+        federation=federation,
+        tokens=TokenVerifier(federation, audience=config.audience),
+        orders=OrderVerifier(federation),
+        replay=ReplayStore(config.replay_url),
+        engine=engine,
+        ledger=ledger,
+        router=router,
+        decision_key=decision_key,
+        quotas=QuotaCounters(),
+        limits=Limits(freshness=timedelta(seconds=config.freshness_seconds)),
+        clock=clock,
+    )
+    gateway_service = GatewayService(pipeline)
+    audit_service = AuditLogService(ledger)
+
+    def register(server: object) -> None:
+        pb_grpc.add_GatewayServicer_to_server(gateway_service, server)
+        pb_grpc.add_AuditLogServicer_to_server(audit_service, server)
+
+    handle = await start_server(
+        listen=config.listen,
+        register=register,
+        service_names=SERVICES,
+        credentials=gateway_server_credentials(
+            config.tls_cert, config.tls_key, federation=federation, passphrase=secret
+        ),
+        max_message_bytes=config.max_message_bytes,
+    )
+    handle.on_stop.append(router.close)
+    handle.on_stop.append(ledger.close)
+    return RunningGateway(handle, ledger, router)

@@ -1,0 +1,185 @@
+"""Admission at the node: a node does not trust the gateway's word alone.
+
+Before it reads a record, the node checks, in this order: the gateway's signed decision;
+the investigator's signed query (over its exact bytes); that the decision is about this
+query; the legal order, signed by an authority the federation registers; that the order
+covers every selector and category; that the decision is in the transparency log, as a
+witness (consistent with every checkpoint it accepted before); its own inbound policy; and
+for a FETCH after a hit check, the hit reference. Each step raises; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from comity.audit.witness import Witness
+from comity.core.dsse import PAYLOAD_DECISION, PAYLOAD_QUERY, payload_digest, verify_envelope
+from comity.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
+from comity.core.federation import Federation, Node
+from comity.core.orders import check_order_covers, verify_order
+from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
+from comity.nodes.hitref import HitReferences
+from comity.nodes.lookup import TimeRange
+from comity.nodes.normalise import normalise
+from comity.nodes.schema import DataCategory, Selector
+from comity.policy.engine import PolicyEngine
+from comity.policy.wire import Counters, facts_from_query
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["Admission", "Admitted"]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A query that passed every check, with what execution needs."""
+
+    query: pb.Query
+    query_digest: bytes
+    order: pb.LegalOrder
+    selectors: list[Selector]
+    categories: frozenset[DataCategory]
+    time_range: TimeRange | None
+    cosignature: str
+
+    @property
+    def selector_pairs(self) -> list[tuple[str, str]]:
+        """(type name, normalised value) pairs, as hit references and policy see them."""
+        return [(s.type.name, s.value) for s in self.selectors]
+
+
+class Admission:
+    """The node's checks on an ExecuteRequest, one named step each."""
+
+    def __init__(
+        self,
+        *,
+        node: Node,
+        federation: Federation,
+        engine: PolicyEngine,
+        witness: Witness,
+        hit_references: HitReferences,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._node = node
+        self._federation = federation
+        self._engine = engine
+        self._witness = witness
+        self._hits = hit_references
+        self._clock = clock
+
+    def admit(self, request: pb.ExecuteRequest) -> Admitted:
+        """Run every check; raise the first failure's error."""
+        now = self._clock()
+        decision = self.verify_decision(request.gateway_decision)
+        query, digest = self.verify_query(request.signed_query)
+        self.check_binding(decision, query, digest)
+        order = verify_order(query.legal_order, self._federation, now=now).order
+        selectors = selectors_from_proto(query.selectors, region=self._node.country)
+        categories = categories_from_proto(query.categories)
+        self.check_coverage(order, query)
+        cosignature = self.witness_decision(request, digest)
+        pairs = [(s.type.name, s.value) for s in selectors]
+        self.decide(query, order, pairs, now=now)
+        if query.kind == pb.FETCH and query.hit_reference:
+            self._hits.check(query.hit_reference, order.order_id, pairs, now=now)
+        return Admitted(
+            query=query,
+            query_digest=digest,
+            order=order,
+            selectors=selectors,
+            categories=categories,
+            time_range=time_range_from_proto(query.time_range if query.HasField("time_range") else None),
+            cosignature=cosignature,
+        )
+
+    def verify_decision(self, envelope: pb.Envelope) -> pb.GatewayDecision:
+        """The gateway's decision, signed by the gateway's registered decision key."""
+        payload, _ = verify_envelope(
+            envelope,
+            payload_type=PAYLOAD_DECISION,
+            keys=self._federation.gateway_keys(),
+            what="gateway decision",
+        )
+        decision = pb.GatewayDecision.FromString(payload)
+        if decision.decision != "ALLOW":
+            raise PermissionDenied("the gateway did not allow this query")
+        return decision
+
+    def verify_query(self, envelope: pb.Envelope) -> tuple[pb.Query, bytes]:
+        """The investigator's query, signed by the registered investigator it names."""
+        payload, signer = verify_envelope(
+            envelope,
+            payload_type=PAYLOAD_QUERY,
+            keys=self._federation.investigator_keys(),
+            what="signed query",
+        )
+        query = pb.Query.FromString(payload)
+        investigator = self._federation.investigator(signer.key_id)
+        if query.investigator != investigator.id or query.requesting_agency != investigator.agency:
+            raise Unauthenticated("the query names another investigator or agency than the one who signed it")
+        if query.target_node != self._node.id:
+            raise InvalidArgument(f"the query is for node {query.target_node!r}, not {self._node.id!r}")
+        return query, payload_digest(envelope)
+
+    @staticmethod
+    def check_binding(decision: pb.GatewayDecision, query: pb.Query, digest: bytes) -> None:
+        """The gateway's decision must name exactly this query."""
+        if decision.query_digest != digest or decision.query_id != query.query_id:
+            raise Unauthenticated("the gateway's decision is about another query")
+
+    def check_coverage(self, order: pb.LegalOrder, query: pb.Query) -> None:
+        """The order must name every selector (after normalisation) and authorise every category."""
+        region = self._node.country
+
+        def canonical(selector: pb.Selector) -> str:
+            return normalise(selector.type, selector.value, region=region)
+
+        check_order_covers(order, query.selectors, query.categories, normalise=canonical)
+
+    def witness_decision(self, request: pb.ExecuteRequest, digest: bytes) -> str:
+        """The decision must be logged, in a checkpoint consistent with all this node has seen."""
+        entry = request.decision_entry
+        if not request.HasField("checkpoint") or not entry.entry:
+            raise FailedPrecondition(
+                "the request carries no logged decision; the gateway must log before forwarding"
+            )
+        try:
+            logged = json.loads(entry.entry)
+        except ValueError:
+            raise InvalidArgument("the decision's log entry is not JSON") from None
+        if logged.get("query_digest") != digest.hex() or logged.get("decision") != "ALLOW":
+            raise Unauthenticated("the logged entry is not the gateway's decision to allow this query")
+        return self._witness.witness_entry(
+            checkpoint=request.checkpoint.signed_note,
+            entry=entry.entry,
+            leaf_index=entry.inclusion.leaf_index,
+            inclusion=list(entry.inclusion.hashes),
+            consistency=list(request.consistency.hashes) if request.HasField("consistency") else None,
+        )
+
+    def decide(
+        self, query: pb.Query, order: pb.LegalOrder, pairs: list[tuple[str, str]], *, now: datetime
+    ) -> None:
+        """The node's own inbound rules (the responding country's)."""
+        facts = facts_from_query(
+            query,
+            order,
+            requesting_country=self._federation.country_of_agency(query.requesting_agency),
+            responding_country=self._node.country,
+            normalised_selectors=pairs,
+            order_covers_selectors=True,
+            order_covers_categories=True,
+            counters=Counters(),
+            now=now,
+        )
+        decision = self._engine.decide(facts)
+        if not decision.allowed:
+            raise PermissionDenied(
+                f"refused by {self._node.id}'s inbound policy",
+                violations=decision.violations,
+                bundle_digest=decision.bundle_digest,
+                query_id=query.query_id,
+            )

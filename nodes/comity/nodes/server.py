@@ -1,0 +1,100 @@
+"""Starting a data node from its configuration file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from comity.audit.witness import Witness
+from comity.core.federation import Federation
+from comity.core.keys import SigningKey, passphrase_from_env
+from comity.core.serving import ServerHandle, start_server
+from comity.core.tls import node_server_credentials
+from comity.nodes.admission import Admission
+from comity.nodes.config import NodeConfig
+from comity.nodes.hitref import HitReferences
+from comity.nodes.minimise import Minimiser, WithholdingRule
+from comity.nodes.service import DataNodeService
+from comity.nodes.store import RecordStore
+from comity.policy.bundle import PolicyBundle
+from comity.policy.engine import PolicyEngine
+from comity.policy.select import load_bundle
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["start_node"]
+
+SERVICE = pb.DESCRIPTOR.services_by_name["DataNode"].full_name
+
+
+def _withholding(bundle: PolicyBundle, country: str) -> list[WithholdingRule]:
+    """The bundle's withholding duties as the minimiser's rules for this node's country."""
+    return [
+        WithholdingRule.own_persons(
+            country, fields=rule.fields or None, withhold_unknown=rule.withhold_unknown
+        )
+        for rule in bundle.minimisation.withhold
+    ]
+
+
+async def start_node(
+    config: NodeConfig, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> ServerHandle:
+    """Load everything the node needs, refuse to start on any error, then serve."""
+    federation = Federation.load(config.federation)
+    node = federation.node(config.node_id)
+    response_key = SigningKey.load(config.response_key, key_id=node.id, passphrase=passphrase_from_env())
+    witness_key = SigningKey.load(config.witness_key, key_id=node.id, passphrase=passphrase_from_env())
+    bundle = load_bundle(config.policy_bundle)
+    source = RecordStore(config.store_url)
+    source.create()
+    witness = Witness.open(
+        config.witness_state,
+        name=node.id,
+        key=witness_key,
+        log_origin=federation.gateway.log.origin,
+        log_key=federation.gateway.log.key,
+    )
+    hits = HitReferences(response_key.private_key.private_bytes_raw())
+    admission = Admission(
+        node=node,
+        federation=federation,
+        engine=PolicyEngine(bundle),
+        witness=witness,
+        hit_references=hits,
+        clock=clock,
+    )
+    restrictions = [
+        pb.UseRestriction(code=r.code, description=r.description, legal_basis=r.legal_basis)
+        for r in bundle.use_restrictions
+    ]
+    service = DataNodeService(
+        node_id=node.id,
+        federation=federation,
+        admission=admission,
+        source=source,
+        minimiser=Minimiser(source.schema, _withholding(bundle, node.country)),
+        response_key=response_key,
+        hit_references=hits,
+        use_restrictions=restrictions,
+        max_records=config.max_records,
+        stream_batch=config.stream_batch,
+        clock=clock,
+    )
+    credentials = node_server_credentials(
+        config.tls_cert,
+        config.tls_key,
+        federation=federation,
+        node_id=node.id,
+        passphrase=passphrase_from_env(),
+    )
+    handle = await start_server(
+        listen=config.listen,
+        register=lambda server: pb_grpc.add_DataNodeServicer_to_server(service, server),
+        service_names=[SERVICE],
+        credentials=credentials,
+        max_message_bytes=config.max_message_bytes,
+    )
+    handle.on_stop.append(source.close)
+    handle.on_stop.append(witness.close)
+    return handle

@@ -1,0 +1,188 @@
+"""The node's gRPC service: admit → look up → minimise → sign → answer.
+
+Lookups run in a worker thread (the stores are synchronous) and stream in batches, so a
+large answer never sits in memory whole. The answer's last part is the node's signed
+statement: what it released, bound to the query's digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from comity.core.digests import RecordsDigest
+from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
+from comity.core.federation import Federation
+from comity.core.keys import SigningKey
+from comity.core.rpc import guard_stream, guard_unary
+from comity.core.tls import check_peer_certificate
+from comity.nodes.admission import Admission, Admitted
+from comity.nodes.convert import to_proto
+from comity.nodes.hitref import HitReferences
+from comity.nodes.lookup import RecordSource
+from comity.nodes.minimise import Minimiser
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["DataNodeService"]
+
+_log = logging.getLogger("comity.node")
+
+
+class _Run:
+    """What one request's lookup learnt on the way (whether the cap cut it short)."""
+
+    truncated = False
+
+
+class DataNodeService(pb_grpc.DataNodeServicer):
+    """Serves the gateway's ExecuteRequests over one record source."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        federation: Federation,
+        admission: Admission,
+        source: RecordSource,
+        minimiser: Minimiser,
+        response_key: SigningKey,
+        hit_references: HitReferences,
+        use_restrictions: list[pb.UseRestriction],
+        max_records: int,
+        stream_batch: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._node_id = node_id
+        self._gateway_fingerprint = federation.gateway.client_cert_sha256
+        self._admission = admission
+        self._source = source
+        self._minimiser = minimiser
+        self._key = response_key
+        self._hits = hit_references
+        self._restrictions = use_restrictions
+        self._max_records = max_records
+        self._batch = stream_batch
+        self._clock = clock
+
+    def _check_peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        # TLS already required the gateway's client certificate; checking the pin here as well
+        # keeps the node closed if its TLS settings are ever loosened.
+        check_peer_certificate(context, self._gateway_fingerprint, what="the caller")
+
+    async def _admit(
+        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Admitted:
+        self._check_peer(context)
+        return await asyncio.to_thread(self._admission.admit, request)
+
+    def _limit(self, admitted: Admitted) -> int:
+        asked = admitted.query.max_records or self._max_records
+        caps = [asked, self._max_records] + (
+            [admitted.order.max_records] if admitted.order.max_records else []
+        )
+        return min(caps)
+
+    def _released(self, admitted: Admitted, run: _Run) -> Iterator[list[pb.Record]]:
+        """Batches of minimised wire records; runs in a worker thread."""
+        limit = self._limit(admitted)
+        with self._source.lookup(
+            admitted.selectors, categories=admitted.categories, time_range=admitted.time_range, limit=limit
+        ) as stream:
+            for batch in stream.batches(self._batch):
+                released = self._minimiser.apply(batch, admitted)
+                if released:
+                    yield [to_proto(r) for r in released]
+            run.truncated = stream.truncated
+
+    def _hit_check(self, admitted: Admitted) -> pb.QueryResult:
+        hit = self._source.hit_check(
+            admitted.selectors, categories=admitted.categories, time_range=admitted.time_range
+        )
+        reference = (
+            self._hits.issue(admitted.order.order_id, admitted.selector_pairs, now=self._clock())
+            if hit
+            else ""
+        )
+        return self._summary(admitted, RecordsDigest(), hit=hit, reference=reference, truncated=False)
+
+    def _summary(
+        self, admitted: Admitted, digest: RecordsDigest, *, hit: bool, reference: str, truncated: bool
+    ) -> pb.QueryResult:
+        answered = Timestamp()
+        answered.FromDatetime(self._clock())
+        statement = pb.NodeStatement(
+            node_id=self._node_id,
+            query_id=admitted.query.query_id,
+            query_digest=admitted.query_digest,
+            hit=hit,
+            record_count=digest.count,
+            records_digest=digest.digest(),
+            answered_at=answered,
+            use_restrictions=self._restrictions,
+            hit_reference=reference,
+        )
+        envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), self._key)
+        receipt = pb.Receipt(
+            query_id=admitted.query.query_id, query_digest=admitted.query_digest, node_statement=envelope
+        )
+        return pb.QueryResult(
+            query_id=admitted.query.query_id,
+            node_id=self._node_id,
+            hit=hit,
+            hit_reference=reference,
+            use_restrictions=self._restrictions,
+            truncated=truncated,
+            receipt=receipt,
+        )
+
+    @guard_unary
+    async def Execute(
+        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.QueryResult:
+        admitted = await self._admit(request, context)
+        if admitted.query.kind == pb.HIT_CHECK:
+            return await asyncio.to_thread(self._hit_check, admitted)
+        records: list[pb.Record] = []
+        digest = RecordsDigest()
+        run = _Run()
+        async for batch in self._batches(admitted, run):
+            for record in batch:
+                digest.update(record)
+            records.extend(batch)
+        result = self._summary(admitted, digest, hit=bool(records), reference="", truncated=run.truncated)
+        result.records.extend(records)
+        return result
+
+    @guard_stream
+    async def ExecuteStream(
+        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.ResultChunk]:
+        admitted = await self._admit(request, context)
+        if admitted.query.kind == pb.HIT_CHECK:
+            yield pb.ResultChunk(summary=await asyncio.to_thread(self._hit_check, admitted))
+            return
+        digest = RecordsDigest()
+        run = _Run()
+        async for batch in self._batches(admitted, run):
+            for record in batch:
+                digest.update(record)
+            yield pb.ResultChunk(records=pb.RecordBatch(records=batch))
+        summary = self._summary(admitted, digest, hit=digest.count > 0, reference="", truncated=run.truncated)
+        yield pb.ResultChunk(summary=summary)
+
+    async def _batches(self, admitted: Admitted, run: _Run) -> AsyncIterator[list[pb.Record]]:
+        # One batch at a time from the worker thread: memory stays bounded by the batch size.
+        it = self._released(admitted, run)
+        sentinel: list[pb.Record] = []
+        while True:
+            batch = await asyncio.to_thread(next, it, sentinel)
+            if batch is sentinel:
+                return
+            yield batch

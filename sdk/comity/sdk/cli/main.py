@@ -1,0 +1,114 @@
+"""The `comity` command: thin commands over the library; no logic lives only here.
+
+Server packages are imported inside the commands that start servers, so an investigator's
+install of the SDK does not load the gateway or node code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from comity.core.errors import ComityError
+
+app = typer.Typer(
+    help="Comity: lawful, audited cross-border queries between law-enforcement agencies.",
+    no_args_is_help=True,
+)
+node_app = typer.Typer(help="Run and feed a data node.", no_args_is_help=True)
+gateway_app = typer.Typer(help="Run the gateway.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+app.add_typer(gateway_app, name="gateway")
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Exit statuses scripts can rely on.
+EXIT_REFUSED = 3
+EXIT_ERROR = 1
+
+
+def friendly(fn: F) -> F:
+    """Print a ComityError as a message with its hint and exit non-zero, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ComityError as err:
+            from comity.sdk.cli.render import print_error
+
+            print_error(err_console, err)
+            raise typer.Exit(EXIT_REFUSED if err.code.name == "PERMISSION_DENIED" else EXIT_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The component's TOML configuration file.")]
+
+
+@node_app.command("serve")
+@friendly
+def node_serve(config: ConfigOpt) -> None:
+    """Serve a data node until SIGTERM or SIGINT."""
+    from comity.core.serving import wait_for_termination
+    from comity.nodes.config import load_node_config
+    from comity.nodes.server import start_node
+
+    cfg = load_node_config(config)
+    _logging(cfg.log_level)
+
+    async def run() -> None:
+        handle = await start_node(cfg)
+        err_console.print(f"node {cfg.node_id} serving on port {handle.port}")
+        await wait_for_termination(handle)
+
+    asyncio.run(run())
+
+
+@gateway_app.command("serve")
+@friendly
+def gateway_serve(config: ConfigOpt) -> None:
+    """Serve the gateway until SIGTERM or SIGINT."""
+    from comity.core.serving import wait_for_termination
+    from comity.gateway.config import load_gateway_config
+    from comity.gateway.server import start_gateway
+
+    cfg = load_gateway_config(config)
+    _logging(cfg.log_level)
+
+    async def run() -> None:
+        gateway = await start_gateway(cfg)
+        err_console.print(f"gateway serving on port {gateway.handle.port}")
+        await wait_for_termination(gateway.handle)
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+def _register() -> None:
+    # Sub-command modules register themselves on import; each is small and imports lazily.
+    from comity.sdk.cli import demo_cmd, node_cmd, query_cmd  # noqa: F401
+
+
+_register()

@@ -1,0 +1,351 @@
+"""Running the demo: start the federation, query both ways, verify the log, tell the story."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from comity.core.errors import ComityError, PermissionDenied
+from comity.gateway.config import load_gateway_config
+from comity.gateway.server import RunningGateway, start_gateway
+from comity.nodes.config import load_node_config
+from comity.nodes.schema import SelectorType
+from comity.nodes.server import start_node
+from comity.nodes.synthetic import Person
+from comity.sdk.client import AsyncClient
+from comity.sdk.demo.setup import DemoFederation, OrderSpec, build_demo_federation
+from comity.sdk.profile import load_profile
+from comity.sdk.query import QuerySpec, Selector, read_order_file
+from comity.sdk.result import Result
+
+__all__ = ["Outcome", "Scenario", "run_demo", "running_federation"]
+
+
+@dataclass
+class RunningFederation:
+    """The demo's servers, started in this process."""
+
+    federation: DemoFederation
+    gateway: RunningGateway
+    stops: list[object]
+
+    async def stop(self) -> None:
+        """Stop the gateway first (no new queries), then the nodes."""
+        await self.gateway.handle.stop(1.0)
+        for handle in self.stops:
+            await handle.stop(1.0)  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
+async def running_federation(federation: DemoFederation) -> AsyncIterator[RunningFederation]:
+    """Start both nodes and the gateway from the demo's config files; stop them on exit."""
+    nodes = [await start_node(load_node_config(path)) for path in federation.node_configs.values()]
+    try:
+        gateway = await start_gateway(load_gateway_config(federation.gateway_config))
+    except BaseException:
+        for handle in nodes:
+            await handle.stop(0)
+        raise
+    running = RunningFederation(federation, gateway, list(nodes))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One query of the demo, what it shows, and whether it should be allowed."""
+
+    title: str
+    agency: str
+    node: str
+    person: Person
+    kind: str
+    categories: tuple[str, ...]
+    order: OrderSpec
+    expect_allowed: bool
+    explains: str
+    facts: str = (
+        "Ransomware deployed against a hospital network on 2026-10-02; the extortion demand named this "
+        "account as the contact for payment instructions."
+    )
+    link: str = "The account sent the ransom note and received the decryption payment instructions."
+
+
+@dataclass
+class Outcome:
+    """What happened to a scenario."""
+
+    scenario: Scenario
+    result: Result | None
+    error: ComityError | None
+
+    @property
+    def as_expected(self) -> bool:
+        """Whether it was allowed or refused as the scenario says it should be."""
+        return (self.result is not None) == self.scenario.expect_allowed
+
+
+def _person(subjects: list[Person], nationality: str, residence: str) -> Person:
+    return next(p for p in subjects if p.nationality == nationality and p.residence == residence)
+
+
+def scenarios(fed: DemoFederation) -> list[Scenario]:
+    """The demo's story: allowed queries both ways, then the refusals the agreement requires."""
+    in_ca = fed.subjects["ca-node"]
+    in_us = fed.subjects["us-node"]
+    us_target = _person(in_ca, "US", "US")  # a US person with an account at a Canadian provider
+    ca_target = _person(in_us, "CA", "CA")
+    canadian = _person(in_ca, "CA", "CA")
+    email_ip = (SelectorType.EMAIL,)
+    return [
+        Scenario(
+            "FBI asks the Canadian node whether it holds anything on a ransomware suspect",
+            "us.fbi",
+            "ca-node",
+            us_target,
+            "hit-check",
+            ("SUBSCRIBER",),
+            OrderSpec(
+                "US-SDNY-2026-0101",
+                "us.fbi",
+                "18 USC 1030(a)(7)",
+                us_target,
+                email_ip,
+                ("SUBSCRIBER", "TRAFFIC"),
+            ),
+            True,
+            "A hit check answers only hit / no hit and an opaque reference (two-step, Prüm).",
+        ),
+        Scenario(
+            "FBI fetches the suspect's subscriber and connection records from Canada",
+            "us.fbi",
+            "ca-node",
+            us_target,
+            "fetch",
+            ("SUBSCRIBER", "TRAFFIC"),
+            OrderSpec(
+                "US-SDNY-2026-0101",
+                "us.fbi",
+                "18 USC 1030(a)(7)",
+                us_target,
+                email_ip,
+                ("SUBSCRIBER", "TRAFFIC"),
+            ),
+            True,
+            "Judicial order, serious offence, US target: allowed, minimised, signed by the node.",
+        ),
+        Scenario(
+            "RCMP fetches subscriber records of a firearms-trafficking suspect from the US node",
+            "ca.rcmp",
+            "us-node",
+            ca_target,
+            "fetch",
+            ("SUBSCRIBER",),
+            OrderSpec("CA-ONSC-2026-0042", "ca.rcmp", "CC 99", ca_target, email_ip, ("SUBSCRIBER",)),
+            True,
+            "The other direction: a Canadian order under the Criminal Code, checked by the US node too.",
+        ),
+        Scenario(
+            "FBI asks about a minor computer-access offence",
+            "us.fbi",
+            "ca-node",
+            us_target,
+            "fetch",
+            ("SUBSCRIBER",),
+            OrderSpec(
+                "US-SDNY-2026-0102", "us.fbi", "18 USC 1030(a)(2)", us_target, email_ip, ("SUBSCRIBER",)
+            ),
+            False,
+            "The offence carries less than 3 years: the agreement covers serious crime only.",
+        ),
+        Scenario(
+            "FBI asks the Canadian node about a Canadian national",
+            "us.fbi",
+            "ca-node",
+            canadian,
+            "fetch",
+            ("SUBSCRIBER",),
+            OrderSpec(
+                "US-SDNY-2026-0103", "us.fbi", "18 USC 1030(a)(7)", canadian, email_ip, ("SUBSCRIBER",)
+            ),
+            False,
+            "No targeting of the other country's persons; the refusal is one generic code on purpose.",
+        ),
+        Scenario(
+            "FBI uses an administrative subpoena for Canadian subscriber data",
+            "us.fbi",
+            "ca-node",
+            us_target,
+            "fetch",
+            ("SUBSCRIBER",),
+            OrderSpec(
+                "US-FBI-ADM-2026-0007",
+                "us.fbi",
+                "18 USC 1030(a)(7)",
+                us_target,
+                email_ip,
+                ("SUBSCRIBER",),
+                authorisation_type="administrative",
+            ),
+            False,
+            "Canada requires prior judicial authorisation even for subscriber data (R v Spencer).",
+        ),
+    ]
+
+
+async def run_scenario(
+    client: AsyncClient, fed: DemoFederation, s: Scenario, *, hit_reference: str = ""
+) -> Outcome:
+    """Sign the scenario's order, submit its query, and record the outcome."""
+    order_path = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
+    spec = QuerySpec(
+        target_node=s.node,
+        selectors=[Selector(t.name, s.person.selectors[t]) for t in s.order.selector_types],
+        categories=[c.lower() for c in s.categories],
+        kind=s.kind,
+        case_reference=s.order.order_id,
+        facts=s.facts,
+        link_to_offence=s.link,
+        legal_order=read_order_file(order_path),
+        hit_reference=hit_reference,
+    )
+    try:
+        return Outcome(s, await client.query(spec), None)
+    except ComityError as err:
+        return Outcome(s, None, err)
+
+
+def _print_outcome(console: Console, number: int, outcome: Outcome) -> None:
+    s = outcome.scenario
+    arrow = f"{s.agency} → {s.node}"
+    if outcome.result is not None:
+        r = outcome.result
+        what = ("HIT" if r.hit else "no hit") if s.kind == "hit-check" else f"{len(r.records)} record(s)"
+        head = f"[green]ALLOWED[/] {what}"
+    else:
+        err = outcome.error
+        assert err is not None
+        codes = (
+            ", ".join(err.rule_codes)
+            if isinstance(err, PermissionDenied) and err.violations
+            else err.code.name
+        )
+        head = f"[red]REFUSED[/] {codes}"
+    mark = "" if outcome.as_expected else "  [bold red](unexpected!)[/]"
+    console.print(f"\n[bold]{number}. {s.title}[/]  [dim]{arrow}[/]")
+    console.print(f"   {head}{mark}")
+    console.print(f"   [dim]{s.explains}[/]")
+    if outcome.result is not None and outcome.result.records:
+        table = Table(show_header=True, box=None, pad_edge=False)
+        for col in ("record type", "category", "fields released"):
+            table.add_column(col)
+        for rec in outcome.result.records[:4]:
+            table.add_row(rec.record_type, rec.category, ", ".join(sorted(rec.fields))[:90])
+        console.print(table)
+        if outcome.result.use_restrictions:
+            codes = ", ".join(u.code for u in outcome.result.use_restrictions)
+            console.print(f"   use restrictions: [yellow]{codes}[/]")
+    if outcome.error is not None and isinstance(outcome.error, PermissionDenied):
+        for v in outcome.error.violations:
+            console.print(f"   [red]{v.code}[/]: {v.message} [dim]({v.legal_basis})[/]")
+
+
+async def play(running: RunningFederation, console: Console) -> list[Outcome]:
+    """Run every scenario in order (the fetch follows the hit check with its reference)."""
+    fed = running.federation
+    outcomes: list[Outcome] = []
+    clients = {agency: load_profile(path).async_client() for agency, path in fed.profiles.items()}
+    try:
+        reference = ""
+        for number, s in enumerate(scenarios(fed), start=1):
+            outcome = await run_scenario(
+                clients[s.agency], fed, s, hit_reference=reference if s.kind == "fetch" else ""
+            )
+            if s.kind == "hit-check" and outcome.result is not None:
+                reference = outcome.result.hit_reference
+            outcomes.append(outcome)
+            _print_outcome(console, number, outcome)
+    finally:
+        for client in clients.values():
+            await client.close()
+    return outcomes
+
+
+async def run_demo(console: Console, *, directory: Path | None, keep: bool, people: int, seed: int) -> bool:
+    """The whole demo; returns True when every scenario went as the agreement says it should."""
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="comity-demo-")))
+        console.print(Panel.fit(
+            "A two-country federation on loopback: the United States and Canada, one data node each,\n"
+            "a gateway enforcing the agreement, and a transparency log both countries can verify.",
+            title="Comity demo",
+        ))  # fmt: skip
+        console.print(f"[dim]writing keys, certificates, configs and synthetic records to {directory}[/]")
+        fed = await asyncio.to_thread(build_demo_federation, directory, people=people, seed=seed)
+        async with running_federation(fed) as running:
+            console.print(
+                f"[dim]gateway on {fed.layout.gateway.endpoint}; "
+                + ", ".join(f"{n.node_id} on {n.endpoint}" for n in fed.layout.nodes.values())
+                + "; all hops over TLS, gateway ↔ nodes mutual TLS[/]"
+            )
+            outcomes = await play(running, console)
+            ok = all(o.as_expected for o in outcomes)
+            ok = await verify_log(running, console) and ok
+            if keep:
+                print_how_to_query(console, fed)
+                await wait_forever()
+        return ok
+
+
+async def verify_log(running: RunningFederation, console: Console) -> bool:
+    """Verify the transparency log as a legal officer would, and say so."""
+    from comity.audit.verify import verify_log as verify
+
+    ledger = running.gateway.ledger
+    await ledger.flush()
+    try:
+        report = await asyncio.to_thread(
+            verify, f"sqlite:///{running.federation.audit_db}", verifier_key=ledger.verifier_key
+        )
+    except ComityError as err:
+        console.print(f"\n[bold red]audit log verification FAILED[/]: {err.message}")
+        return False
+    console.print(
+        f"\n[bold green]audit log verified[/]: {report.tree_size} entries, every checkpoint signature "
+        f"and {report.cosignatures} witness cosignature(s) check out; root {report.root_hash.hex()[:16]}…"
+    )
+    return True
+
+
+def print_how_to_query(console: Console, fed: DemoFederation) -> None:
+    """Tell a person how to use the federation the demo left running."""
+    person = _person(fed.subjects["ca-node"], "US", "US")
+    order = next(iter(fed.orders.values()))
+    profile = fed.profiles["us.fbi"]
+    console.print(Panel(
+        f"comity query --profile {profile} --node ca-node \\\n"
+        f"  --selector email:{person.selectors[SelectorType.EMAIL]} --order {order} \\\n"
+        f"  --category subscriber --case DEMO-1 --facts '...' --link '...'\n\n"
+        f"from comity.sdk.profile import load_profile\n"
+        f"client = load_profile(Path('{profile}')).client()\n\n"
+        f"comity audit verify --db {fed.audit_db}",
+        title="The federation keeps running (Ctrl-C stops it)",
+    ))  # fmt: skip
+
+
+async def wait_forever() -> None:
+    """Sleep until cancelled (Ctrl-C)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
