@@ -149,7 +149,11 @@ class Section:
 
 def database_url(section: Section, key: str = "url", *, env: str | None = None) -> str:
     """A sqlite:/// or postgresql:// URL; a relative SQLite path is taken from the config's folder."""
-    url = (os.environ.get(env) if env else None) or section.text(key)
+    # Read the file's value even when the environment wins, so it is never reported as unknown.
+    from_file = section.text(key, "")
+    url = (os.environ.get(env) if env else None) or from_file
+    if not url:
+        raise section.error(key, "required database URL is missing")
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         return url if path.is_absolute() else "sqlite:///" + str(section.base / path)
