@@ -1,0 +1,197 @@
+"""Differential test: the agreement bundle against a plain-Python reading of its rules.
+
+The reading below is written from docs/policy.md and AGREEMENT.md, not from the Cedar
+text; hypothesis draws facts around every rule's boundaries and both must agree on the
+decision and on the exact set of rules that refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from comity.policy import PolicyBundle, PolicyEngine, QueryFacts, bundle_path
+from comity.policy.context import distinct_words, pattern_selector
+
+BUNDLE = PolicyBundle.load(bundle_path("us-ca-agreement"))
+ENGINE = PolicyEngine(BUNDLE)
+NOW = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
+SECOND = dt.timedelta(seconds=1)
+SELECTOR_TYPES = {
+    "EMAIL",
+    "PHONE",
+    "ACCOUNT_ID",
+    "IP_ADDRESS",
+    "DEVICE_ID",
+    "FIREARM_SERIAL",
+    "USERNAME",
+    "IMEI",
+    "VEHICLE_VIN",
+}
+JUDICIAL_EVERYWHERE = {"CA"}  # Spencer, Bykovets: subscriber, traffic and IP addresses
+
+
+def pick(good: object, *others: object) -> st.SearchStrategy[Any]:
+    """Mostly ``good`` (a value the agreement accepts), sometimes a boundary value."""
+    return st.sampled_from([good] * 10 + list(others))
+
+
+GOOD_FACTS = "Ransomware attack on hospital network demanded bitcoin ransom."  # 8 distinct words
+GOOD_LINK = "Address sent the ransom demand."  # 5 distinct words
+EMAIL = ("EMAIL", "a@example.net")
+selectors = pick(
+    (EMAIL,),
+    (),
+    (("IP_ADDRESS", "198.51.100.7"),),
+    (("IP_ADDRESS", "203.0.113.0/24"),),
+    (("EMAIL", "*@x.net"),),
+    (("FULL_NAME", "John Smith"),),
+    (EMAIL,) * 5,
+    (EMAIL,) * 6,
+    (("ACCOUNT_ID", ""),),
+)
+BAD_TEXTS = ("", "Ongoing investigation.", "TBD", "Ransomware attack on hospital network demanded bitcoin.")
+COUNTRIES = ("US", "CA", "")
+OFFENCES = {"US": "18 USC 1030(a)(7)", "CA": "CC 346"}
+other_offences = [
+    "18 USC 875(d)",
+    "18 USC 1037(b)(2)",
+    "18 USC 2385",
+    "CC 319(1)",
+    "CC 334(b)",
+    "CC 83.221",
+    "X 1",
+]
+CATEGORY_SETS = [
+    ("TRAFFIC",),
+    ("CONTENT",),
+    ("TRAFFIC",),
+    ("CONTENT",),
+    ("SUBSCRIBER", "CONTENT"),
+    ("TRAFFIC", "CONTENT"),
+    (),
+    ("BIOMETRIC",),
+]
+
+
+@st.composite
+def query_facts(draw: st.DrawFn) -> QueryFacts:
+    requesting, responding = draw(pick(("US", "CA"), ("CA", "US"), ("CA", "US"), ("US", "US"), ("CA", "CA")))
+    issuing = draw(pick(requesting, responding))
+    return QueryFacts(
+        requesting_country=requesting,
+        responding_country=responding,
+        requesting_agency="agency",
+        investigator=draw(pick("inv", "")),
+        kind=draw(st.sampled_from(["HIT_CHECK", "FETCH"])),
+        selectors=draw(selectors),
+        categories=draw(pick(("SUBSCRIBER",), *CATEGORY_SETS)),
+        time_range_days=draw(pick(30, 0, 1, 90, 91, 365, 366, 730, 731)),
+        max_records=draw(pick(50, 0, 100, 101)),
+        has_hit_reference=draw(st.booleans()),
+        case_reference=draw(pick("C-1", "", " ")),
+        justification_facts=draw(pick(GOOD_FACTS, *BAD_TEXTS)),
+        justification_link=draw(pick(GOOD_LINK, GOOD_FACTS, "Address sent ransom demand.", *BAD_TEXTS)),
+        order_id=draw(pick("O-1", "")),
+        order_offence_code=draw(pick(OFFENCES[issuing], *other_offences)),
+        order_issuing_country=issuing,
+        order_authorisation_type=draw(pick("judicial", "independent", "independent", "administrative", "")),
+        order_emergency=draw(st.booleans()),
+        order_valid_from=NOW + draw(pick(-SECOND * 86400, -SECOND, SECOND * 0, SECOND)),
+        order_valid_until=NOW + draw(pick(SECOND * 86400, -SECOND, SECOND * 0, SECOND)),
+        order_covers_selectors=draw(pick(True, False)),
+        order_covers_categories=draw(pick(True, False)),
+        target_nationality=draw(pick("UNKNOWN", *COUNTRIES)),
+        target_residence=draw(pick("RU", *COUNTRIES)),
+        target_location=draw(pick("RU", *COUNTRIES)),
+        not_for_third_government=draw(pick(True, False)),
+        investigator_queries_today=draw(pick(0, 49, 50)),
+        agency_queries_today=draw(pick(0, 999, 1000)),
+        now=NOW,
+    )
+
+
+def expected_reasons(f: QueryFacts) -> set[str]:
+    """The agreement's rules, read plainly."""
+    out: set[str] = set()
+    offence = BUNDLE.catalogue.lookup(f.order_issuing_country, f.order_offence_code)
+    cats = set(f.categories)
+    judicial = f.order_authorisation_type == "judicial"
+
+    if not (f.requesting_country != f.responding_country and f.investigator):
+        out.add("AGREEMENT_PARTIES")
+    if offence is None or offence.max_penalty_years < 3:
+        out.add("SERIOUS_CRIME")
+    attested = (f.target_nationality, f.target_residence, f.target_location)
+    if "" in attested or f.responding_country in attested:
+        out.add("NO_TARGETING")
+    if (
+        not 1 <= len(f.selectors) <= 5
+        or any(pattern_selector(t, v) for t, v in f.selectors)
+        or not {t for t, _ in f.selectors} <= SELECTOR_TYPES
+        or f.max_records > 100
+    ):
+        out.add("PARTICULARITY")
+    if (
+        not f.order_id
+        or f.order_issuing_country != f.requesting_country
+        or f.order_authorisation_type not in ("judicial", "independent")
+        or not f.order_valid_from <= f.now < f.order_valid_until
+        or not (f.order_covers_selectors and f.order_covers_categories)
+    ):
+        out.add("INDEPENDENT_AUTHORISATION")
+    if (
+        not f.case_reference.strip()
+        or distinct_words(f.justification_facts) < 8
+        or distinct_words(f.justification_link) < 5
+        or BUNDLE.justification.is_boilerplate(f.justification_facts, f.justification_link)
+    ):
+        out.add("JUSTIFICATION")
+    limit = 90 if "CONTENT" in cats else 365 if "TRAFFIC" in cats else 730
+    strict = f.responding_country in JUDICIAL_EVERYWHERE and (
+        bool(cats & {"SUBSCRIBER", "TRAFFIC"}) or any(t == "IP_ADDRESS" for t, _ in f.selectors)
+    )
+    if (
+        not cats
+        or not cats <= {"SUBSCRIBER", "TRAFFIC", "CONTENT"}
+        or not 1 <= f.time_range_days <= limit
+        or ("CONTENT" in cats and not judicial)
+        or (strict and not judicial)
+    ):
+        out.add("DATA_CATEGORY_TIERS")
+    if not f.not_for_third_government:
+        out.add("NO_THIRD_GOVERNMENT")
+    if offence is not None and offence.speech_related:
+        out.add("USE_RESTRICTIONS")
+    if (f.kind == "HIT_CHECK" and "CONTENT" in cats) or (
+        f.kind == "FETCH"
+        and not f.has_hit_reference
+        and not f.order_emergency
+        and cats & {"TRAFFIC", "CONTENT"}
+    ):
+        out.add("TWO_STEP")
+    if f.investigator_queries_today >= 50 or f.agency_queries_today >= 1000:
+        out.add("QUOTA")
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query_facts())
+def test_bundle_agrees_with_a_plain_reading_of_the_rules(facts: QueryFacts) -> None:
+    expected = expected_reasons(facts)
+    d = ENGINE.decide(facts)
+    assert d.errors == []
+    assert set(d.internal_reasons) == expected
+    assert d.allowed is (not expected)
+    assert ("REFUSED" in d.codes) is ("NO_TARGETING" in expected)
+    assert "NO_TARGETING" not in d.codes
+
+
+@settings(max_examples=150, deadline=None)
+@given(query_facts())
+def test_a_decision_is_allowed_only_with_no_violation(facts: QueryFacts) -> None:
+    d = ENGINE.decide(facts)
+    assert d.allowed is (d.violations == []) is (d.internal_reasons == [])
