@@ -10,7 +10,7 @@ from pathlib import Path
 import jwt
 import pytest
 import typer
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from comity.core.bootstrap import FederationLayout, init_federation, mint_token
 from comity.core.errors import ConfigError
@@ -22,6 +22,11 @@ from comity.sdk.cli.init_cmd import init
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PORTS = {"us-node": 7101, "ca-node": 7102}
+
+
+def said(result: Result) -> str:
+    """What a command printed, with rich's line wrapping undone."""
+    return " ".join(result.output.split())
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +129,8 @@ def test_init_command_writes_a_federation_and_reports_errors(tmp_path: Path) -> 
     runner = CliRunner()
     result = runner.invoke(app, [str(tmp_path / "demo"), "--gateway-port", "9000"])
     assert result.exit_code == 0, result.output
-    assert "us-node" in result.output
+    assert "us-node" in said(result)
     assert Federation.load(tmp_path / "demo" / "federation.toml").gateway.endpoint == "127.0.0.1:9000"
     again = runner.invoke(app, [str(tmp_path / "demo")])
     assert again.exit_code == 1
-    assert "already exists" in again.output
+    assert "already exists" in said(again)
