@@ -1,0 +1,92 @@
+"""End to end over real loopback servers: SDK → gateway → node and back, both directions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from comity.core import errors
+from comity.sdk.demo.run import RunningFederation, Scenario, run_scenario, scenarios
+from comity.sdk.profile import load_profile
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def _scenario(running: RunningFederation, title_start: str) -> Scenario:
+    return next(s for s in scenarios(running.federation) if s.title.startswith(title_start))
+
+
+async def test_every_demo_scenario_is_decided_as_the_agreement_says(running: RunningFederation) -> None:
+    fed = running.federation
+    reference = ""
+    for s in scenarios(fed):
+        async with load_profile(fed.profiles[s.agency]).async_client() as client:
+            outcome = await run_scenario(client, fed, s, hit_reference=reference if s.kind == "fetch" else "")
+        if s.kind == "hit-check" and outcome.result is not None:
+            reference = outcome.result.hit_reference
+        assert outcome.as_expected, (s.title, outcome.error)
+
+
+async def test_records_flow_both_ways_and_carry_use_restrictions(running: RunningFederation) -> None:
+    fed = running.federation
+    us_to_ca = replace(_scenario(running, "FBI fetches"), kind="fetch")
+    ca_to_us = _scenario(running, "RCMP fetches")
+    async with load_profile(fed.profiles["us.fbi"]).async_client() as us:
+        hit = await run_scenario(us, fed, _scenario(running, "FBI asks the Canadian node whether"))
+        assert hit.result is not None and hit.result.hit and hit.result.hit_reference
+        assert hit.result.records == []
+        fetched = await run_scenario(us, fed, us_to_ca, hit_reference=hit.result.hit_reference)
+    async with load_profile(fed.profiles["ca.rcmp"]).async_client() as ca:
+        back = await run_scenario(ca, fed, ca_to_us)
+    for outcome, node in ((fetched, "ca-node"), (back, "us-node")):
+        assert outcome.result is not None, outcome.error
+        assert outcome.result.node_id == node
+        assert outcome.result.records, "the well-known subject has records"
+        assert {u.code for u in outcome.result.use_restrictions}
+        assert len(outcome.result.receipt.entries) == 2  # the decision and the disclosure
+
+
+async def test_refusal_lists_every_rule_and_carries_a_receipt(running: RunningFederation) -> None:
+    fed = running.federation
+    async with load_profile(fed.profiles["us.fbi"]).async_client() as us:
+        outcome = await run_scenario(us, fed, _scenario(running, "FBI asks about a minor"))
+    err = outcome.error
+    assert isinstance(err, errors.PermissionDenied)
+    assert "SERIOUS_CRIME" in err.rule_codes
+    assert err.bundle_digest
+    assert err.receipt is not None and len(err.receipt.entries) == 1
+
+
+async def test_targeting_refusal_reveals_no_reason(running: RunningFederation) -> None:
+    fed = running.federation
+    async with load_profile(fed.profiles["us.fbi"]).async_client() as us:
+        outcome = await run_scenario(
+            us, fed, _scenario(running, "FBI asks the Canadian node about a Canadian")
+        )
+    err = outcome.error
+    assert isinstance(err, errors.PermissionDenied)
+    assert "NO_TARGETING" not in err.rule_codes
+    assert all("national" not in v.message.lower() for v in err.violations)
+
+
+async def test_every_server_answers_health_checks(running: RunningFederation) -> None:
+    fed = running.federation
+    targets = [(fed.layout.gateway.endpoint, fed.layout.gateway.ca_cert, None)]
+    for node in fed.layout.nodes.values():
+        targets.append(
+            (node.endpoint, node.tls_cert, (fed.layout.gateway.client_key, fed.layout.gateway.client_cert))
+        )
+    for endpoint, root, client in targets:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=root.read_bytes(),
+            private_key=client[0].read_bytes() if client else None,
+            certificate_chain=client[1].read_bytes() if client else None,
+        )
+        async with grpc.aio.secure_channel(endpoint, creds) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
