@@ -107,8 +107,24 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Sub-command modules register themselves on import; each is small and imports lazily.
-    from comity.sdk.cli import demo_cmd, node_cmd, query_cmd  # noqa: F401
+    # Sub-command modules register themselves on import (or are added here); each is small
+    # and imports server packages only inside its commands.
+    from comity.sdk.cli import (
+        demo_cmd,
+        init_cmd,
+        keys_cmd,
+        node_cmd,
+        order_cmd,
+        pki_cmd,
+        policy_cmd,
+        query_cmd,
+    )
+
+    del demo_cmd, node_cmd, policy_cmd, query_cmd
+    app.add_typer(keys_cmd.app, name="keys")
+    app.add_typer(pki_cmd.app, name="pki")
+    app.add_typer(order_cmd.app, name="order")
+    app.command("init")(init_cmd.init)
 
 
 _register()
