@@ -27,6 +27,7 @@ from comity.core.keys import SigningKey
 from comity.core.pki import CertificateAuthority, IssuedCertificate, write_private_key
 
 __all__ = [
+    "DEFAULT_AUDIENCE",
     "AgencyFiles",
     "FederationLayout",
     "GatewayFiles",

@@ -30,6 +30,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
@@ -114,11 +115,18 @@ class ReplayStore:
         )
         self._lock = threading.Lock()
         self._last_prune = 0.0
+        self._create_table()
+
+    def _create_table(self) -> None:
         try:
             self._table.metadata.create_all(self._engine, checkfirst=True)
-        except IntegrityError:
-            pass  # another process created the table at the same moment (PostgreSQL catalog race)
         except SQLAlchemyError as exc:
+            # Two processes starting together may both try to create it; one loses the race.
+            try:
+                if inspect(self._engine).has_table(self._table.name):
+                    return
+            except SQLAlchemyError:
+                pass
             raise Unavailable(f"replay store at {self._location} cannot be opened") from exc
 
     def record(self, query_id: str, issued_at: datetime, *, now: datetime) -> None:
