@@ -108,6 +108,11 @@ class _Table(Section):
             for i, v in enumerate(value)
         ]
 
+    def raw(self, key: str) -> Any:
+        """The value of ``key`` as TOML gave it (for values with more than one accepted form)."""
+        self._seen.add(key)
+        return self._data[key]
+
     def sub(self, key: str) -> _Table:
         t = self.table(key)
         return _Table(t._data, source=t.source, base=t.base, prefix=t.prefix)
@@ -192,8 +197,7 @@ def _issuer(t: _Table, agency: str) -> TokenIssuer:
             raise t.error("jwks_file", f"{jwks_path} is not JSON: {exc}") from None
     else:
         where = t.at("jwks")
-        t._seen.add("jwks")
-        raw = t._data["jwks"]
+        raw = t.raw("jwks")
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw)

@@ -190,3 +190,11 @@ def test_missing_file_and_broken_toml(tmp_path: Path) -> None:
     (tmp_path / "f.toml").write_text("name = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         Federation.load(tmp_path / "f.toml")
+
+
+def test_inline_jwks_as_a_toml_table(layout: FederationLayout, text: str) -> None:
+    key = json.loads(layout.agencies["ca.rcmp"].jwks.read_text())["keys"][0]
+    table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in key.items())
+    inline = text.replace('jwks_file = "jwks/ca.rcmp.json"', f"jwks = {{ keys = [{{ {table} }}] }}")
+    fed = load(inline, layout)
+    assert list(fed.issuer("https://id.rcmp.example").keys) == [key["kid"]]
