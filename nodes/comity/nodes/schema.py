@@ -99,6 +99,7 @@ class RecordType:
     residence_field: str | None = None
     description: str = ""
     _by_name: Mapping[str, FieldSpec] = field(init=False, repr=False, compare=False)
+    _selectors: tuple[FieldSpec, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name: dict[str, FieldSpec] = {}
@@ -107,6 +108,7 @@ class RecordType:
                 raise ConfigError(f"field {spec.name!r} is declared twice", field=f"{self.name}.fields")
             by_name[spec.name] = spec
         object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_selectors", tuple(f for f in self.fields if f.selector is not None))
         ts = by_name.get(self.timestamp_field)
         if ts is None or ts.type is not FieldType.TIMESTAMP:
             raise ConfigError(
@@ -125,7 +127,7 @@ class RecordType:
     @property
     def selector_fields(self) -> tuple[FieldSpec, ...]:
         """The fields that are selectors."""
-        return tuple(f for f in self.fields if f.selector is not None)
+        return self._selectors
 
 
 class Schema:

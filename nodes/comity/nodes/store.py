@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from psycopg import sql as psycopg_sql
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -369,6 +370,23 @@ class RecordWriter:
                 seen.add((int(spec.selector), value))
         return [{"selector_type": t, "value": v, "record_id": record.record_id} for t, v in sorted(seen)]
 
+    def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._conn.dialect.name != "postgresql":
+            self._conn.execute(insert(table), rows)
+            return
+        # PostgreSQL: COPY, in the same transaction. psycopg's executemany sends one statement
+        # per row, which made bulk loads several times slower than SQLite's.
+        names = [c.name for c in table.columns]
+        copy = psycopg_sql.SQL("COPY {} ({}) FROM STDIN").format(
+            psycopg_sql.Identifier(table.name), psycopg_sql.SQL(", ").join(map(psycopg_sql.Identifier, names))
+        )
+        cursor = self._conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(copy) as pipe:
+            for row in rows:
+                pipe.write_row([row[n] for n in names])
+
     def put(self, records: Iterable[Record]) -> int:
         """Insert or replace ``records`` (same id → replaced); returns how many were replaced."""
         store, replaced = self._store, 0
@@ -384,21 +402,17 @@ class RecordWriter:
             replaced += self._conn.execute(
                 delete(store._records).where(store._records.c.record_id.in_(ids))
             ).rowcount
-            self._conn.execute(
-                insert(store._records),
-                [
-                    {
-                        "record_id": r.record_id,
-                        "dataset": r.dataset,
-                        "record_type": r.record_type,
-                        "category": int(r.category),
-                        "observed_at": to_micros(r.observed_at),
-                        "fields": _fields_json(r.fields),
-                    }
-                    for r in chunk
-                ],
-            )
-            index_rows = [row for r in chunk for row in self._selector_rows(r)]
-            if index_rows:
-                self._conn.execute(insert(store._selectors), index_rows)
+            record_rows = [
+                {
+                    "record_id": r.record_id,
+                    "dataset": r.dataset,
+                    "record_type": r.record_type,
+                    "category": int(r.category),
+                    "observed_at": to_micros(r.observed_at),
+                    "fields": _fields_json(r.fields),
+                }
+                for r in chunk
+            ]
+            self._insert(store._records, record_rows)
+            self._insert(store._selectors, [row for r in chunk for row in self._selector_rows(r)])
         return replaced
