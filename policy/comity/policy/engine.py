@@ -19,7 +19,7 @@ from comity.core.errors import RuleViolationInfo
 from comity.policy.bundle import PolicyBundle
 from comity.policy.context import build_request
 from comity.policy.facts import QueryFacts
-from comity.policy.rules import policy_set
+from comity.policy.rules import SCOPE_SUFFIX
 
 __all__ = ["POLICY_ERROR", "Decision", "PolicyEngine", "RuleExplanation"]
 
@@ -82,19 +82,16 @@ class PolicyEngine:
     def __init__(self, bundle: PolicyBundle) -> None:
         self.bundle = bundle
         self._forbids = [r for r in bundle.rules if r.effect == "forbid"]
-        permit = bundle.permit
-        self._permit = permit
-        self._permit_only = policy_set([permit])
+        self._permit = bundle.permit
+        self._out_of_scope = self._permit.id + SCOPE_SUFFIX
 
     def decide(self, facts: QueryFacts) -> Decision:
         """Decide ``facts``; never raises. Any error is a refusal with ``POLICY_ERROR``."""
         try:
             request = self.cedar_request(facts)
         except Exception as exc:
-            return self._decision(_Outcome(False, [], [f"facts: {exc}"]), in_scope=True)
-        outcome = self._authorize(request)
-        in_scope = outcome.allowed or self._permit.id in self._authorize(request, self._permit_only).reasons
-        return self._decision(outcome, in_scope=in_scope)
+            return self._decision(_Outcome(False, [], [f"facts: {exc}"]))
+        return self._decision(self._authorize(request))
 
     def cedar_request(self, facts: QueryFacts) -> dict[str, Any]:
         """The Cedar request the rules see for ``facts`` (for ``explain`` output and debugging).
@@ -116,15 +113,15 @@ class PolicyEngine:
         except Exception as exc:
             return [RuleExplanation(POLICY_ERROR, True, f"facts: {exc}")]
         outcome = self._authorize(request)
-        scope = self._authorize(request, self._permit_only)
         lines: list[RuleExplanation] = []
         for rule in self.bundle.rules:
-            errors = [e for e in outcome.errors if f"`{rule.id}`" in e]
-            if rule.effect == "permit":
-                fired = rule.id in scope.reasons
-                why = "the query is within the bundle's scope" if fired else rule.public_message
-            elif errors:
+            ids = (f"`{rule.id}`", f"`{rule.id}{SCOPE_SUFFIX}`")
+            errors = [e for e in outcome.errors if any(i in e for i in ids)]
+            if errors:
                 fired, why = True, f"evaluation error: {'; '.join(errors)}"
+            elif rule.effect == "permit":
+                fired = self._out_of_scope not in outcome.reasons
+                why = "the query is within the bundle's scope" if fired else rule.public_message
             else:
                 fired = rule.id in outcome.reasons
                 why = rule.public_message if fired else "condition does not hold"
@@ -133,17 +130,17 @@ class PolicyEngine:
             lines.append(RuleExplanation(POLICY_ERROR, True, "; ".join(outcome.errors)))
         return lines
 
-    def _authorize(self, request: dict[str, Any], policies: cedarpy.PolicySet | None = None) -> _Outcome:
+    def _authorize(self, request: dict[str, Any]) -> _Outcome:
         b = self.bundle
         try:
-            result = cedarpy.is_authorized(request, policies or b.policy_set, b.entities, schema=b.schema)
+            result = cedarpy.is_authorized(request, b.policy_set, b.entities, schema=b.schema)
             return _Outcome(result.allowed, list(result.diagnostics.reasons), list(result.diagnostics.errors))
         except _NOT_FATAL:
             raise
         except BaseException as exc:  # pyo3 panics derive from BaseException
             return _Outcome(False, [], [f"engine: {type(exc).__name__}: {exc}"])
 
-    def _decision(self, outcome: _Outcome, *, in_scope: bool) -> Decision:
+    def _decision(self, outcome: _Outcome) -> Decision:
         fired = [r for r in self._forbids if r.id in outcome.reasons]
         reasons = [r.id for r in fired]
         violations: list[RuleViolationInfo] = []
@@ -157,7 +154,7 @@ class PolicyEngine:
             reasons.append(POLICY_ERROR)
             violations.append(RuleViolationInfo(POLICY_ERROR, _POLICY_ERROR_MESSAGE, _POLICY_ERROR_BASIS))
         allowed = outcome.allowed and not outcome.errors and self._permit.id in outcome.reasons
-        if not in_scope or (not allowed and not violations):
+        if self._out_of_scope in outcome.reasons or (not allowed and not violations):
             # The permit (the bundle's scope) does not cover the query: a refusal of its own,
             # reported beside any forbid that fired so every reason comes at once.
             reasons.append(self._permit.id)

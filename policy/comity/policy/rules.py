@@ -12,7 +12,11 @@ import cedarpy
 
 from comity.policy.errors import BundleError
 
-__all__ = ["REQUIRED_ANNOTATIONS", "Rule", "parse_rule", "policy_set"]
+__all__ = ["REQUIRED_ANNOTATIONS", "SCOPE_SUFFIX", "Rule", "parse_rule", "policy_set"]
+
+# The policy id of a permit's mirror image, a forbid that holds exactly when the permit's
+# conditions do not: one Cedar call then reports a scope refusal beside every other rule.
+SCOPE_SUFFIX = "#out-of-scope"
 
 REQUIRED_ANNOTATIONS = ("id", "legal_basis", "public_message")
 
@@ -81,10 +85,49 @@ def policy_set(rules: Sequence[Rule]) -> cedarpy.PolicySet:
     Raises:
         BundleError: when the rules do not form a policy set (e.g. a duplicate id).
     """
-    est = {"staticPolicies": {r.id: r.est for r in rules}, "templates": {}, "templateLinks": []}
-    if len(est["staticPolicies"]) != len(rules):
+    policies = {r.id: r.est for r in rules}
+    if len(policies) != len(rules):
         raise BundleError("two rules share an id", source="rules/")
+    policies.update({r.id + SCOPE_SUFFIX: _out_of_scope(r.est) for r in rules if r.effect == "permit"})
+    est = {"staticPolicies": policies, "templates": {}, "templateLinks": []}
     try:
         return cedarpy.PolicySet.from_json_str(json.dumps(est))
     except ValueError as exc:
         raise BundleError(f"rules do not form a policy set: {exc}", source="rules/") from None
+
+
+def _out_of_scope(permit: dict[str, Any]) -> dict[str, Any]:
+    """A forbid on every request whose condition is the negation of the permit (head and body)."""
+    terms = [_head_term(var, permit[var]) for var in ("principal", "action", "resource")]
+    for cond in permit.get("conditions", []):
+        terms.append(cond["body"] if cond["kind"] == "when" else {"!": {"arg": cond["body"]}})
+    body: dict[str, Any] = {"Value": True}
+    for term in (t for t in terms if t is not None):
+        body = term if body == {"Value": True} else {"&&": {"left": body, "right": term}}
+    everything = {"op": "All"}
+    return {
+        "effect": "forbid",
+        "principal": everything,
+        "action": everything,
+        "resource": everything,
+        "conditions": [{"kind": "unless", "body": body}],
+    }
+
+
+def _head_term(var: str, head: dict[str, Any]) -> dict[str, Any] | None:
+    """The permit's scope constraint on ``var`` as an expression (None: no constraint)."""
+    left = {"Var": var}
+    op = head.get("op")
+    if op == "All":
+        return None
+    if op in ("==", "in") and "entity" in head:
+        return {op: {"left": left, "right": {"Value": {"__entity": head["entity"]}}}}
+    if op == "in" and "entities" in head:
+        return {
+            "in": {"left": left, "right": {"Set": [{"Value": {"__entity": e}} for e in head["entities"]]}}
+        }
+    if op == "is" and "in" not in head:
+        return {"is": {"left": left, "entity_type": head["entity_type"]}}
+    raise BundleError(
+        f"the permit's {var} constraint is not supported here; move it into the when clause", source="rules/"
+    )

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import PERMIT, FactsOf, MakeBundle
+from conftest import PERMIT, QUOTA, FactsOf, MakeBundle
 
 from comity.core.errors import RuleViolationInfo
 from comity.policy import POLICY_ERROR, PolicyBundle, PolicyEngine, QueryFacts
@@ -108,14 +108,14 @@ def test_missing_context_attribute_is_a_denial(engine: PolicyEngine, facts: Quer
     del request["context"]["quota"]
     outcome = engine._authorize(request)
     assert outcome.errors and not outcome.allowed
-    d = engine._decision(outcome, in_scope=True)
+    d = engine._decision(outcome)
     _policy_error(d)
 
 
 def test_mistyped_context_attribute_is_a_denial(engine: PolicyEngine, facts: QueryFacts) -> None:
     request = engine.cedar_request(facts)
     request["context"]["quota"]["investigator_today"] = "many"
-    d = engine._decision(engine._authorize(request), in_scope=True)
+    d = engine._decision(engine._authorize(request))
     _policy_error(d)
 
 
@@ -124,7 +124,7 @@ def test_engine_exception_is_a_denial(engine: PolicyEngine, facts: QueryFacts) -
     request["principal"] = None
     outcome = engine._authorize(request)
     assert not outcome.allowed and outcome.errors
-    _policy_error(engine._decision(outcome, in_scope=True))
+    _policy_error(engine._decision(outcome))
 
 
 OVERFLOW = """
@@ -199,3 +199,30 @@ def test_context_carries_no_selector_value_or_justification_text(
     text = repr(engine.cedar_request(facts))
     assert facts.selectors[0][1] not in text
     assert "ransom" not in text.lower()
+
+
+WHEN_UNLESS = """
+@id("PARTIES")
+@legal_basis("test scope")
+@public_message("outside the test scope")
+permit (principal, action == Comity::Action::"FETCH", resource)
+when { context.has_investigator } unless { context.max_records > 70 };
+"""
+
+
+@pytest.mark.parametrize(
+    ("investigator", "max_records", "kind", "in_scope"),
+    [
+        ("inv", 50, "FETCH", True),
+        ("", 50, "FETCH", False),
+        ("inv", 71, "FETCH", False),
+        ("inv", 50, "HIT_CHECK", False),
+    ],
+)
+def test_scope_refusal_follows_when_and_unless_of_the_permit(
+    make_bundle: MakeBundle, facts_of: FactsOf, investigator: str, max_records: int, kind: str, in_scope: bool
+) -> None:
+    engine = PolicyEngine(PolicyBundle.load(make_bundle(rules={"PARTIES": WHEN_UNLESS, "QUOTA": QUOTA})))
+    facts = facts_of(investigator=investigator, max_records=max_records, kind=kind)
+    assert ("PARTIES" in engine.decide(facts).codes) is not in_scope
+    assert ("PARTIES" in engine.decide(replace(facts, investigator_queries_today=50)).codes) is not in_scope
