@@ -78,6 +78,10 @@ class CompactRange:
         """``MTH(D[0:size])``."""
         return fold_right(self._border)
 
+    def nodes(self) -> list[tuple[NodeId, bytes]]:
+        """The border's perfect subtrees with their hashes, left to right."""
+        return list(zip(perfect_nodes(0, self.size), self._border, strict=True))
+
     def copy(self) -> CompactRange:
         """An independent copy (appends to it do not change this one)."""
         return CompactRange(self.size, self._border)

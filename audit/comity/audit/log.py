@@ -1,0 +1,277 @@
+"""The transparency log as the gateway uses it: asyncio appends with group commit.
+
+``await log.append(entry)`` returns once the entry is durable and covered by a signed
+checkpoint. Appends that arrive within one batch interval share one transaction, one fsync
+and one new checkpoint; the database work runs on one writer thread, off the event loop. A
+caller waits for the rest of a running commit, at most one batch interval, and its own
+commit. If the store fails, every append of that batch raises :class:`AuditUnavailable` and
+the log is unchanged (fail closed: the gateway must then refuse the request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from comity.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint, with_cosignatures
+from comity.audit.commitments import CommitmentOpening
+from comity.audit.cosignature import CosignatureVerifier
+from comity.audit.errors import AuditError, AuditUnavailable, UnverifiedNote
+from comity.audit.note import Ed25519Signer, Ed25519Verifier, Note, NoteSignature
+from comity.audit.store import Batch, LogStore, PendingEntry
+from comity.core.errors import ConfigError
+from comity.core.keys import SigningKey, VerifyingKey
+
+__all__ = ["AppendResult", "TransparencyLog", "witness_verifiers"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """A durable entry: where it is, and the proof that the signed ``checkpoint`` covers it."""
+
+    index: int
+    tree_size: int
+    leaf_hash: bytes
+    inclusion: tuple[bytes, ...]
+    #: The log-signed checkpoint note of ``tree_size`` (no cosignatures yet).
+    checkpoint: bytes
+
+
+@dataclass(slots=True)
+class _Waiting:
+    entry: PendingEntry
+    future: asyncio.Future[AppendResult]
+    arrived: float = field(default=0.0)
+
+
+def witness_verifiers(
+    witnesses: Mapping[str, Ed25519PublicKey | VerifyingKey] | Sequence[CosignatureVerifier],
+) -> list[CosignatureVerifier]:
+    """Cosignature verifiers from ``{witness name: public key}`` (e.g. the federation's node keys)."""
+    if isinstance(witnesses, Mapping):
+        return [
+            CosignatureVerifier(name, key.public_key if isinstance(key, VerifyingKey) else key)
+            for name, key in witnesses.items()
+        ]
+    return list(witnesses)
+
+
+class TransparencyLog:
+    """An append-only, signed, witnessed log on SQLite or PostgreSQL. Create with :meth:`open`."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        signer: Ed25519Signer,
+        *,
+        batch_interval: float,
+        max_batch: int,
+        witnesses: Sequence[CosignatureVerifier],
+    ) -> None:
+        self.store = store
+        self._signer = signer
+        self._interval = batch_interval
+        self._max_batch = max_batch
+        self._witnesses = {(w.name, w.key_id): w for w in witnesses}
+        self._pending: list[_Waiting] = []
+        self._wake = asyncio.Event()
+        self._full = asyncio.Event()
+        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        origin: str,
+        key: Ed25519PrivateKey | SigningKey,
+        batch_interval: float = 0.005,
+        max_batch: int = 512,
+        witnesses: Mapping[str, Ed25519PublicKey | VerifyingKey] | Sequence[CosignatureVerifier] = (),
+        table_prefix: str = "audit_",
+    ) -> TransparencyLog:
+        """Open (or create) the log at ``url`` whose checkpoints ``key`` signs as ``origin``.
+
+        Publishes the empty tree's checkpoint on a new log. Raises :class:`ConfigError` if the
+        log's checkpoints were signed by another key or origin, :class:`AuditUnavailable` if the
+        database cannot be reached.
+        """
+        private = key.private_key if isinstance(key, SigningKey) else key
+        signer = Ed25519Signer(origin, private)
+        store = await asyncio.to_thread(LogStore.open, url, table_prefix=table_prefix)
+        log = cls(
+            store,
+            signer,
+            batch_interval=batch_interval,
+            max_batch=max_batch,
+            witnesses=witness_verifiers(witnesses),
+        )
+        await log._in_writer(store.append_batch, [], log._sign)
+        try:
+            open_checkpoint(await log.latest_checkpoint(), signer.verifier)
+        except AuditError:
+            store.close()
+            raise ConfigError(
+                f"the audit log at the configured URL is not signed by this log key as {origin!r}",
+                field="audit.url",
+                hint="use the log's own origin and key, or a new database",
+            ) from None
+        return log
+
+    @property
+    def verifier(self) -> Ed25519Verifier:
+        """The log's checkpoint verifier key (give ``verifier.to_text()`` to nodes and auditors)."""
+        return self._signer.verifier
+
+    def _sign(self, tree_size: int, root_hash: bytes) -> bytes:
+        return sign_checkpoint(Checkpoint(self._signer.name, tree_size, root_hash), self._signer)
+
+    async def _in_writer(self, fn: Callable[..., Batch], *args: Any) -> Batch:
+        # One dedicated thread: batches are written strictly one after another.
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, *args)
+
+    # ------------------------------------------------------------------ appending
+
+    async def append(self, entry: bytes, *, openings: Sequence[CommitmentOpening] = ()) -> AppendResult:
+        """Append one entry (with its selector openings, stored beside the log) and wait until durable.
+
+        Raises :class:`AuditUnavailable` if the log cannot be written; the entry is then not in
+        the log. If the caller is cancelled after the batch started, the entry may still land.
+        """
+        if self._closed:
+            raise AuditUnavailable("the audit log is closed")
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(PendingEntry(bytes(entry), tuple(openings)), loop.create_future(), loop.time())
+        self._pending.append(waiting)
+        self._wake.set()
+        if len(self._pending) >= self._max_batch:
+            self._full.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._write_batches(), name="audit-log-writer")
+        return await asyncio.shield(waiting.future)
+
+    async def _write_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            if not self._pending:
+                if self._closed:
+                    return
+                self._wake.clear()
+                continue
+            delay = self._pending[0].arrived + self._interval - loop.time()
+            if delay > 0 and not self._closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), delay)
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            self._full.clear()
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Waiting]) -> None:
+        try:
+            result = await self._in_writer(self.store.append_batch, [w.entry for w in batch], self._sign)
+        except Exception as exc:
+            error = (
+                exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(f"the audit log failed: {exc}")
+            )
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
+            return
+        for waiting, appended in zip(batch, result.entries, strict=True):
+            if not waiting.future.done():
+                waiting.future.set_result(
+                    AppendResult(
+                        appended.index,
+                        result.tree_size,
+                        appended.leaf_hash,
+                        appended.inclusion,
+                        result.checkpoint,
+                    )
+                )
+
+    async def close(self) -> None:
+        """Commit what is pending, stop the writer and release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._full.set()
+        if self._task is not None:
+            await self._task
+        self._writer_thread.shutdown(wait=True)
+        await asyncio.to_thread(self.store.close)
+
+    # ------------------------------------------------------------------ reading
+
+    async def latest_checkpoint(self) -> bytes:
+        """The latest log-signed checkpoint note (without cosignatures)."""
+        return await asyncio.to_thread(self.store.checkpoint)
+
+    async def checkpoint(self, tree_size: int) -> bytes:
+        """The log-signed checkpoint note of ``tree_size``."""
+        return await asyncio.to_thread(self.store.checkpoint, tree_size)
+
+    async def cosigned_checkpoint(self, tree_size: int | None = None) -> bytes:
+        """The checkpoint note of ``tree_size`` (default latest) with every stored cosignature line."""
+        note = await asyncio.to_thread(self.store.checkpoint, tree_size)
+        size = Checkpoint.from_text(Note.parse(note).text).size
+        lines = await self.cosignatures(size)
+        return with_cosignatures(note, [NoteSignature.parse_line(line.rstrip("\n")) for line in lines])
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        """Entries ``[start, end)``."""
+        return await asyncio.to_thread(self.store.entries, start, end)
+
+    async def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of ``tree_size``."""
+        return await asyncio.to_thread(self.store.inclusion_proof, index, tree_size)
+
+    async def inclusion_proof_by_leaf_hash(self, leaf_hash: bytes, tree_size: int) -> tuple[int, list[bytes]]:
+        """``(index, proof)`` for the first entry with ``leaf_hash``, in the tree of ``tree_size``."""
+        index = await asyncio.to_thread(self.store.leaf_index, leaf_hash)
+        return index, await self.inclusion_proof(index, tree_size)
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The proof that the tree of ``second`` entries extends the tree of ``first``."""
+        return await asyncio.to_thread(self.store.consistency_proof, first, second)
+
+    async def tree_size(self) -> int:
+        """The size of the latest checkpoint."""
+        return await asyncio.to_thread(self.store.tree_size)
+
+    async def openings(self, index: int) -> list[CommitmentOpening]:
+        """The selector openings of entry ``index`` (legal officers' tools only)."""
+        return await asyncio.to_thread(self.store.openings, index)
+
+    # ------------------------------------------------------------------ witnessing
+
+    async def add_cosignature(self, tree_size: int, cosignature: str | NoteSignature) -> None:
+        """Verify a witness's cosignature line on the checkpoint of ``tree_size`` and store it.
+
+        Raises :class:`UnverifiedNote` for an unknown witness or a signature that does not verify.
+        """
+        line = (
+            NoteSignature.parse_line(cosignature.rstrip("\n"))
+            if isinstance(cosignature, str)
+            else cosignature
+        )
+        witness = self._witnesses.get((line.name, line.key_id))
+        if witness is None:
+            raise UnverifiedNote(f"{line.name!r} is not a witness this log knows (or its key changed)")
+        note = await self.checkpoint(tree_size)
+        text = open_checkpoint(note, self.verifier).text
+        witness.verify(text, line)
+        await asyncio.to_thread(self.store.add_cosignature, tree_size, line.name, line.line())
+
+    async def cosignatures(self, tree_size: int) -> list[str]:
+        """The stored cosignature lines (each ending in a newline) on the checkpoint of ``tree_size``."""
+        return await asyncio.to_thread(self.store.cosignatures, tree_size)

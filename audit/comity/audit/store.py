@@ -1,0 +1,311 @@
+"""The log's storage: entries, perfect subtree hashes, checkpoints, cosignatures and openings.
+
+Synchronous (SQLAlchemy Core, one code path for SQLite and PostgreSQL); the asyncio
+:class:`~comity.audit.log.TransparencyLog` runs it in a thread. Every append is one
+transaction under the sequencer lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
+``pg_advisory_xact_lock``), and re-reads the head inside it, so two processes appending to one
+database extend one history and never fork it. Any database failure becomes
+:class:`AuditUnavailable`; a failed batch leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy.exc import SQLAlchemyError
+
+from comity.audit._schema import Tables, make_engines
+from comity.audit.commitments import CommitmentOpening
+from comity.audit.errors import AuditUnavailable, EntryNotFound
+from comity.audit.proof import consistency_proof, inclusion_proof
+from comity.audit.rfc6962 import hash_leaf
+from comity.audit.tree import CompactRange, NodeId, perfect_nodes
+
+__all__ = ["AppendedEntry", "Batch", "LogStore", "PendingEntry", "SignCheckpoint"]
+
+#: Signs the checkpoint of ``(tree size, root hash)`` and returns the signed note.
+SignCheckpoint = Callable[[int, bytes], bytes]
+_CHUNK = 300  # ids per IN (...) query: well under every driver's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """An entry waiting to be appended, with the selector openings stored beside it."""
+
+    data: bytes
+    openings: tuple[CommitmentOpening, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEntry:
+    """Where an entry landed and the proof that it is in the batch's checkpoint."""
+
+    index: int
+    leaf_hash: bytes
+    inclusion: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The result of one committed batch: its entries and the one checkpoint covering them."""
+
+    tree_size: int
+    root_hash: bytes
+    checkpoint: bytes
+    entries: tuple[AppendedEntry, ...]
+
+
+class _DictSource:
+    def __init__(self, hashes: dict[NodeId, bytes]) -> None:
+        self._hashes = hashes
+
+    def node_hashes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        return [self._hashes[i] for i in ids]
+
+
+class LogStore:
+    """A log database. Open with :meth:`open`; every method is safe to call from any thread."""
+
+    def __init__(self, url: str, *, table_prefix: str = "audit_") -> None:
+        self.tables = Tables(table_prefix)
+        self.dialect, self._writer, self._reader = make_engines(url)
+        self._range: CompactRange | None = None  # cached border; valid only if its size is the head
+
+    @classmethod
+    def open(cls, url: str, *, table_prefix: str = "audit_", create: bool = True) -> LogStore:
+        """Connect to ``sqlite:///path`` or ``postgresql://...``, creating the tables if asked."""
+        store = cls(url, table_prefix=table_prefix)
+        if create:
+            with store._guard("create the log tables"):
+                store.tables.metadata.create_all(store._writer)
+        return store
+
+    def close(self) -> None:
+        """Release every connection."""
+        self._writer.dispose()
+        self._reader.dispose()
+
+    def drop(self) -> None:
+        """Delete the log's tables (tests and throw-away logs only)."""
+        self.tables.metadata.drop_all(self._writer)
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(
+                f"the audit log cannot {doing}: {type(getattr(exc, 'orig', None) or exc).__name__}",
+                hint="check that the log database is reachable and writable",
+            ) from exc
+
+    @contextmanager
+    def _read(self, doing: str) -> Iterator[Connection]:
+        with self._guard(doing), self._reader.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ writing
+
+    def append_batch(self, pending: Sequence[PendingEntry], sign: SignCheckpoint) -> Batch:
+        """Append entries and one signed checkpoint in one transaction (one fsync).
+
+        With no entries, publishes the checkpoint of the current size if it has none yet (the
+        empty log's first checkpoint). Raises :class:`AuditUnavailable`; nothing is kept then.
+        """
+        with self._guard("append entries"), self._writer.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(self.tables.lock_key)))
+            compact = self._border(conn)
+            old = dict(compact.nodes())
+            created: dict[NodeId, bytes] = {}
+            for item in pending:
+                created.update(compact.append(hash_leaf(item.data)))
+            root = compact.root()
+            if pending:
+                self._insert(conn, compact.size - len(pending), pending, created)
+            t = self.tables
+            note = conn.execute(
+                select(t.checkpoints.c.note).where(t.checkpoints.c.tree_size == compact.size)
+            ).scalar()
+            if note is None:
+                note = sign(compact.size, root)
+                conn.execute(t.checkpoints.insert().values(tree_size=compact.size, root_hash=root, note=note))
+        self._range = compact
+        source = _DictSource(old | created)
+        first = compact.size - len(pending)
+        appended = tuple(
+            AppendedEntry(
+                first + i, created[(0, first + i)], tuple(inclusion_proof(first + i, compact.size, source))
+            )
+            for i in range(len(pending))
+        )
+        return Batch(compact.size, root, bytes(note), appended)
+
+    def _insert(
+        self, conn: Connection, first: int, pending: Sequence[PendingEntry], created: dict[NodeId, bytes]
+    ) -> None:
+        t = self.tables
+        conn.execute(
+            t.entries.insert(),
+            [
+                {"idx": first + i, "leaf_hash": created[(0, first + i)], "data": e.data}
+                for i, e in enumerate(pending)
+            ],
+        )
+        conn.execute(t.nodes.insert(), [{"level": lv, "idx": i, "hash": h} for (lv, i), h in created.items()])
+        openings = [
+            {"entry_idx": first + i, "position": p, "commitment": o.commitment, "salt": o.salt,
+             "selector_type": o.selector_type, "value": o.value}
+            for i, e in enumerate(pending) for p, o in enumerate(e.openings)
+        ]  # fmt: skip
+        if openings:
+            conn.execute(t.openings.insert(), openings)
+
+    def _border(self, conn: Connection) -> CompactRange:
+        """The tree's right border at the database's head, read under the lock (cached when current)."""
+        size = conn.execute(select(func.coalesce(func.max(self.tables.entries.c.idx) + 1, 0))).scalar_one()
+        if self._range is not None and self._range.size == size:
+            return self._range.copy()
+        ids = perfect_nodes(0, size)
+        hashes = self._fetch_nodes(conn, ids)
+        if len(hashes) != len(ids):
+            raise AuditUnavailable(
+                f"the log database is damaged: subtree hashes of its {size} entries are missing",
+                hint="run the offline verifier on the log database",
+            )
+        return CompactRange(size, hashes)
+
+    def add_cosignature(self, tree_size: int, witness: str, line: str) -> None:
+        """Store a witness's cosignature line on the checkpoint of ``tree_size`` (replacing an older one)."""
+        t = self.tables.cosignatures
+        with self._guard("store a cosignature"), self._writer.begin() as conn:
+            conn.execute(t.delete().where(t.c.tree_size == tree_size, t.c.witness == witness))
+            conn.execute(t.insert().values(tree_size=tree_size, witness=witness, line=line))
+
+    # ------------------------------------------------------------------ reading
+
+    def _fetch_nodes(self, conn: Connection, ids: Sequence[NodeId]) -> list[bytes]:
+        nodes = self.tables.nodes
+        found: dict[tuple[int, int], bytes] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            rows = conn.execute(
+                select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
+                    tuple_(nodes.c.level, nodes.c.idx).in_(chunk)
+                )
+            )
+            found.update({(r.level, r.idx): bytes(r.hash) for r in rows})
+        return [found[i] for i in ids if i in found]
+
+    def node_hashes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        """Stored perfect subtree hashes (the :class:`~comity.audit.proof.NodeSource` protocol)."""
+        with self._read("read subtree hashes") as conn:
+            hashes = self._fetch_nodes(conn, ids)
+        if len(hashes) != len(ids):
+            raise EntryNotFound("a subtree the proof needs is not in the log; is the tree size published?")
+        return hashes
+
+    def tree_size(self) -> int:
+        """The size of the latest published checkpoint."""
+        with self._read("read the tree size") as conn:
+            size = conn.execute(select(func.max(self.tables.checkpoints.c.tree_size))).scalar()
+        return int(size or 0)
+
+    def checkpoint(self, tree_size: int | None = None) -> bytes:
+        """The signed checkpoint note of ``tree_size`` (default: the latest)."""
+        c = self.tables.checkpoints.c
+        query = select(c.note).order_by(c.tree_size.desc()).limit(1)
+        if tree_size is not None:
+            query = select(c.note).where(c.tree_size == tree_size)
+        with self._read("read a checkpoint") as conn:
+            note = conn.execute(query).scalar()
+        if note is None:
+            raise EntryNotFound(f"the log published no checkpoint of size {tree_size}")
+        return bytes(note)
+
+    def checkpoint_sizes(self) -> list[int]:
+        """Every tree size the log published a checkpoint for, ascending."""
+        c = self.tables.checkpoints.c
+        with self._read("list checkpoints") as conn:
+            return [int(s) for s in conn.execute(select(c.tree_size).order_by(c.tree_size)).scalars()]
+
+    def cosignatures(self, tree_size: int) -> list[str]:
+        """The witness cosignature lines stored for the checkpoint of ``tree_size``, by witness name."""
+        c = self.tables.cosignatures.c
+        with self._read("read cosignatures") as conn:
+            rows = conn.execute(select(c.line).where(c.tree_size == tree_size).order_by(c.witness)).scalars()
+            return list(rows)
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """Entries ``[start, end)``; raises :class:`EntryNotFound` unless all of them exist."""
+        c = self.tables.entries.c
+        with self._read("read entries") as conn:
+            rows = conn.execute(
+                select(c.idx, c.data).where(c.idx >= start, c.idx < end).order_by(c.idx)
+            ).all()
+        if [r.idx for r in rows] != list(range(start, end)):
+            raise EntryNotFound(f"the log has no entries [{start}, {end})")
+        return [bytes(r.data) for r in rows]
+
+    def iter_entries(self, *, chunk: int = 1000) -> Iterator[tuple[int, bytes, bytes]]:
+        """Every stored ``(idx, leaf_hash, data)`` row in index order, read in chunks."""
+        c = self.tables.entries.c
+        after = -1
+        while True:
+            with self._read("read entries") as conn:
+                query = select(c.idx, c.leaf_hash, c.data).where(c.idx > after).order_by(c.idx).limit(chunk)
+                rows = conn.execute(query).all()
+            yield from ((int(r.idx), bytes(r.leaf_hash), bytes(r.data)) for r in rows)
+            if len(rows) < chunk:
+                return
+            after = rows[-1].idx
+
+    def iter_nodes(self, level: int, *, chunk: int = 5000) -> Iterator[tuple[int, bytes]]:
+        """Every stored ``(idx, hash)`` of one level, in index order."""
+        c = self.tables.nodes.c
+        after = -1
+        while True:
+            with self._read("read subtree hashes") as conn:
+                query = (
+                    select(c.idx, c.hash).where(c.level == level, c.idx > after).order_by(c.idx).limit(chunk)
+                )
+                rows = conn.execute(query).all()
+            yield from ((int(r.idx), bytes(r.hash)) for r in rows)
+            if len(rows) < chunk:
+                return
+            after = rows[-1].idx
+
+    def leaf_index(self, leaf_hash: bytes) -> int:
+        """The first index whose leaf hash is ``leaf_hash``."""
+        c = self.tables.entries.c
+        with self._read("look up a leaf hash") as conn:
+            index = conn.execute(select(func.min(c.idx)).where(c.leaf_hash == leaf_hash)).scalar()
+        if index is None:
+            raise EntryNotFound("no entry in the log has that leaf hash")
+        return int(index)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of ``tree_size`` (a published size or not)."""
+        self._check_sizes(index + 1, tree_size)
+        return inclusion_proof(index, tree_size, self)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The proof that the tree of ``second`` entries extends the tree of ``first``."""
+        self._check_sizes(first, second)
+        return consistency_proof(first, second, self)
+
+    def _check_sizes(self, low: int, high: int) -> None:
+        size = self.tree_size()
+        if not 0 <= low <= high <= size:
+            raise EntryNotFound(f"sizes {low} and {high} are not within the log's {size} entries")
+
+    def openings(self, index: int) -> list[CommitmentOpening]:
+        """The selector openings stored with entry ``index`` (for the legal officers' tools only)."""
+        c = self.tables.openings.c
+        with self._read("read openings") as conn:
+            query = select(c.salt, c.selector_type, c.value).where(c.entry_idx == index).order_by(c.position)
+            return [CommitmentOpening(bytes(r.salt), r.selector_type, r.value) for r in conn.execute(query)]
