@@ -214,6 +214,7 @@ def main() -> None:
         "--postgres",
         default=os.environ.get("COMITY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
+    parser.add_argument("--parts", default="lookup,ingest,stream", help="which benchmarks to run")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the benchmark runs")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -223,22 +224,30 @@ def main() -> None:
     print(
         f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
     )
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        lookup = bench_lookup(sizes, args.repeats, work)
-        _table(
-            "Lookup latency, SQLite (µs)", ("records", "operation", "median", "p95", "vs baseline"), lookup
-        )
-        ingest = bench_ingest(str(work / "ingest.db"), "SQLite", args.people, work)
-        try:
-            ingest += bench_ingest(args.postgres, "PostgreSQL", args.people, work)
-        except Exception as exc:  # a missing server skips that half, it does not end the run
-            print(f"PostgreSQL skipped: {exc}")
-        _table("Ingestion", ("store", "method", "records", "records/s"), ingest)
-        stream = bench_stream_memory(args.stream, work)
-        _table(
-            "Streaming one lookup's matches, SQLite", ("method", "records", "peak MiB", "records/s"), stream
-        )
+        if "lookup" in parts:
+            lookup = bench_lookup(sizes, args.repeats, work)
+            _table(
+                "Lookup latency, SQLite (µs)",
+                ("records", "operation", "median", "p95", "vs baseline"),
+                lookup,
+            )
+        if "ingest" in parts:
+            ingest = bench_ingest(str(work / "ingest.db"), "SQLite", args.people, work)
+            try:
+                ingest += bench_ingest(args.postgres, "PostgreSQL", args.people, work)
+            except Exception as exc:  # a missing server skips that half, it does not end the run
+                print(f"PostgreSQL skipped: {exc}")
+            _table("Ingestion", ("store", "method", "records", "records/s"), ingest)
+        if "stream" in parts:
+            stream = bench_stream_memory(args.stream, work)
+            _table(
+                "Streaming one lookup's matches, SQLite",
+                ("method", "records", "peak MiB", "records/s"),
+                stream,
+            )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from comity.core.errors import ConfigError, InternalError
@@ -110,5 +117,9 @@ def db_errors(location: str) -> Iterator[None]:
                 f"record store at {location} cannot be reached", hint="check that the database is running"
             ) from exc
         raise InternalError(f"record store at {location} failed ({type(exc.orig).__name__})") from exc
+    except PoolTimeout as exc:
+        raise StoreUnavailable(
+            f"record store at {location} has no free connection", hint="too many lookups at once; retry"
+        ) from exc
     except SQLAlchemyError as exc:
         raise InternalError(f"record store at {location} failed ({type(exc).__name__})") from exc
