@@ -10,6 +10,7 @@ decision's ``errors`` for the server's log, never to the requester.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from comity.core.errors import RuleViolationInfo
 from comity.policy.bundle import PolicyBundle
 from comity.policy.context import build_request
 from comity.policy.facts import QueryFacts
-from comity.policy.rules import SCOPE_SUFFIX
+from comity.policy.rules import SCOPE_SUFFIX, Rule
 
 __all__ = ["POLICY_ERROR", "Decision", "PolicyEngine", "RuleExplanation"]
 
@@ -105,8 +106,9 @@ class PolicyEngine:
     def explain(self, facts: QueryFacts) -> list[RuleExplanation]:
         """Every rule of the bundle, in order, with whether it fired and why.
 
-        The permit line says whether the query is in the bundle's scope; a final
-        ``POLICY_ERROR`` line appears when evaluation failed.
+        ``fired`` means the rule refuses the query: for a forbid, its condition holds; for
+        the permit, the query is outside the bundle's scope. A final ``POLICY_ERROR`` line
+        appears when evaluation failed.
         """
         try:
             request = self.cedar_request(facts)
@@ -120,12 +122,12 @@ class PolicyEngine:
             if errors:
                 fired, why = True, f"evaluation error: {'; '.join(errors)}"
             elif rule.effect == "permit":
-                fired = self._out_of_scope not in outcome.reasons
-                why = "the query is within the bundle's scope" if fired else rule.public_message
+                fired = self._out_of_scope in outcome.reasons
+                why = rule.public_message if fired else "the query is within the bundle's scope"
             else:
                 fired = rule.id in outcome.reasons
                 why = rule.public_message if fired else "condition does not hold"
-            lines.append(RuleExplanation(rule.id, fired, why))
+            lines.append(RuleExplanation(rule.id, fired, f"{why} [{_facts_read(rule, request)}]"))
         if outcome.errors:
             lines.append(RuleExplanation(POLICY_ERROR, True, "; ".join(outcome.errors)))
         return lines
@@ -169,3 +171,14 @@ class PolicyEngine:
             bundle_version=self.bundle.version,
             errors=list(outcome.errors),
         )
+
+
+def _facts_read(rule: Rule, request: dict[str, Any]) -> str:
+    """``name=value`` for each context attribute the rule reads, as the rule saw it."""
+    shown = []
+    for path in rule.context_paths:
+        value: Any = request["context"]
+        for attr in path:
+            value = value.get(attr) if isinstance(value, dict) else None
+        shown.append(f"{'.'.join(path)}={json.dumps(value)}")
+    return ", ".join(shown)

@@ -43,6 +43,13 @@ class Rule:
     est: dict[str, Any]
     """The parsed policy (Cedar's JSON form), used to assemble the policy set."""
 
+    @property
+    def context_paths(self) -> list[tuple[str, ...]]:
+        """The context attributes the rule reads, e.g. ``("offence", "known")``, in first-use order."""
+        found: list[tuple[str, ...]] = []
+        _collect_paths(self.est.get("conditions", []), found)
+        return found
+
 
 def parse_rule(text: str, *, source: str) -> Rule:
     """Parse one rule file: exactly one static policy with the required annotations.
@@ -131,3 +138,29 @@ def _head_term(var: str, head: dict[str, Any]) -> dict[str, Any] | None:
     raise BundleError(
         f"the permit's {var} constraint is not supported here; move it into the when clause", source="rules/"
     )
+
+
+def _context_path(node: Any) -> tuple[str, ...] | None:
+    """``context.a.b`` in Cedar's JSON form as ``("a", "b")``; None for anything else."""
+    attrs: list[str] = []
+    while isinstance(node, dict) and "." in node:
+        attrs.append(node["."]["attr"])
+        node = node["."]["left"]
+    if node == {"Var": "context"} and attrs:
+        return tuple(reversed(attrs))
+    return None
+
+
+def _collect_paths(node: Any, found: list[tuple[str, ...]]) -> None:
+    path = _context_path(node)
+    if path is not None:
+        # Keep the longest path only: context.order.present, not context.order too.
+        if path not in found:
+            found.append(path)
+        return
+    if isinstance(node, dict):
+        for value in node.values():
+            _collect_paths(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _collect_paths(value, found)

@@ -178,14 +178,15 @@ def test_explain_lists_every_rule_in_order(engine: PolicyEngine, facts: QueryFac
     lines = engine.explain(replace(facts, order_offence_code="CC 319(1)", order_issuing_country="US"))
     assert [x.rule_id for x in lines] == [r.id for r in engine.bundle.rules]
     fired = {x.rule_id for x in lines if x.fired}
-    assert fired == {"AGREEMENT_PARTIES", "SERIOUS_CRIME"}  # the permit line: in scope
+    assert fired == {"SERIOUS_CRIME"}
     serious = next(x for x in lines if x.rule_id == "SERIOUS_CRIME")
     assert serious.why == engine.bundle.rule("SERIOUS_CRIME").public_message
 
 
 def test_explain_shows_out_of_scope(engine: PolicyEngine, facts: QueryFacts) -> None:
     lines = {x.rule_id: x for x in engine.explain(replace(facts, responding_country="US"))}
-    assert not lines["AGREEMENT_PARTIES"].fired
+    assert lines["AGREEMENT_PARTIES"].fired
+    assert lines["AGREEMENT_PARTIES"].why == engine.bundle.permit.public_message
 
 
 def test_explain_reports_bad_facts(engine: PolicyEngine, facts: QueryFacts) -> None:
@@ -226,3 +227,13 @@ def test_scope_refusal_follows_when_and_unless_of_the_permit(
     facts = facts_of(investigator=investigator, max_records=max_records, kind=kind)
     assert ("PARTIES" in engine.decide(facts).codes) is not in_scope
     assert ("PARTIES" in engine.decide(replace(facts, investigator_queries_today=50)).codes) is not in_scope
+
+
+def test_explain_shows_the_facts_each_rule_read(engine: PolicyEngine, facts: QueryFacts) -> None:
+    lines = {x.rule_id: x for x in engine.explain(replace(facts, order_offence_code="18 USC 875(d)"))}
+    assert "offence.known=true, offence.max_penalty_years=2" in lines["SERIOUS_CRIME"].why
+    assert "quota.investigator_today=3" in lines["QUOTA"].why
+    assert engine.bundle.rule("QUOTA").context_paths == [
+        ("quota", "investigator_today"),
+        ("quota", "agency_today"),
+    ]
