@@ -104,6 +104,14 @@ class Node:
     tls_cert_sha256: str
     response_key: VerifyingKey
     witness_key: VerifyingKey
+    # Every fingerprint pinned for the node, current first; more than one while a certificate
+    # is being replaced (tls_cert then holds each of those certificates).
+    tls_cert_pins: tuple[str, ...] = ()
+
+    @property
+    def pins(self) -> tuple[str, ...]:
+        """The fingerprints the gateway accepts for this node."""
+        return self.tls_cert_pins or (self.tls_cert_sha256,)
 
     @property
     def host(self) -> str:
@@ -145,6 +153,19 @@ class GatewayIdentity:
     decision_key: VerifyingKey
     log: LogIdentity
     ca_cert: Path | None = None
+    # Every pinned fingerprint, current first; more than one while a certificate is replaced.
+    tls_cert_pins: tuple[str, ...] = ()
+    client_cert_pins: tuple[str, ...] = ()
+
+    @property
+    def server_pins(self) -> tuple[str, ...]:
+        """The fingerprints investigators accept for the gateway's server certificate."""
+        return self.tls_cert_pins or (self.tls_cert_sha256,)
+
+    @property
+    def client_pins(self) -> tuple[str, ...]:
+        """The fingerprints nodes accept for the gateway's client certificate."""
+        return self.client_cert_pins or (self.client_cert_sha256,)
 
 
 def _index(items: list[tuple[str, T]]) -> Mapping[str, T]:

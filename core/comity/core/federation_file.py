@@ -8,7 +8,7 @@ The file, in outline (paths are relative to the file's folder)::
     id = "gateway"
     endpoint = "127.0.0.1:7443"
     tls_cert = "pki/gateway/server.crt"        # what investigators connect to
-    tls_cert_sha256 = "<hex>"
+    tls_cert_sha256 = "<hex>"                  # or ["<new>", "<old>"] while replacing it
     client_cert = "pki/gateway/client.crt"     # what the gateway shows to nodes
     client_cert_sha256 = "<hex>"
     ca_cert = "pki/gateway/ca.crt"             # optional: the CA investigators trust
@@ -40,6 +40,9 @@ The file, in outline (paths are relative to the file's folder)::
     tls_cert_sha256 = "<hex>"
     response_key = "ed25519:<base64>"
     witness_key = "ed25519:<base64>"
+
+A ``*_sha256`` pin may be an array while a certificate is being replaced: the certificate
+file then holds every pinned certificate, and peers accept any of them.
 
 Every error names the field, e.g. ``members[1].nodes[0].endpoint``.
 """
@@ -129,11 +132,21 @@ class _Table(Section):
         except KeyFileError as exc:
             raise self.error(key, exc.message) from None
 
-    def sha256(self, key: str) -> str:
-        value = self.text(key).strip().lower().removeprefix("sha256:").replace(":", "")
-        if not _SHA256.match(value):
-            raise self.error(key, "must be a SHA-256 fingerprint: 64 hex digits")
-        return value
+    def sha256_pins(self, key: str) -> tuple[str, ...]:
+        """One fingerprint, or an array of them (current first) while a certificate is replaced."""
+        raw = self.raw(key) if self.has(key) else self.text(key)
+        values = raw if isinstance(raw, list) and raw else [raw]
+        pins = []
+        for value in values:
+            text = (
+                value.strip().lower().removeprefix("sha256:").replace(":", "")
+                if isinstance(value, str)
+                else ""
+            )
+            if not _SHA256.match(text):
+                raise self.error(key, "must be a SHA-256 fingerprint (64 hex digits) or an array of them")
+            pins.append(text)
+        return tuple(pins)
 
     def endpoint(self, key: str) -> str:
         value = self.text(key)
@@ -280,15 +293,17 @@ def _investigator(t: _Table, agency: str, country: str) -> Investigator:
 
 def _node(t: _Table, agency: str, country: str) -> Node:
     node_id = t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)")
+    pins = t.sha256_pins("tls_cert_sha256")
     node = Node(
         id=node_id,
         agency=agency,
         country=t.pattern("country", _COUNTRY, "an ISO 3166-1 alpha-2 code", default=country),
         endpoint=t.endpoint("endpoint"),
         tls_cert=t.path("tls_cert"),
-        tls_cert_sha256=t.sha256("tls_cert_sha256"),
+        tls_cert_sha256=pins[0],
         response_key=t.verifying_key("response_key", node_id),
         witness_key=t.verifying_key("witness_key", node_id),
+        tls_cert_pins=pins,
     )
     if node.response_key.public_key == node.witness_key.public_key:
         raise t.error("witness_key", "must differ from response_key (one key, one purpose)")
@@ -302,16 +317,20 @@ def _gateway(t: _Table) -> GatewayIdentity:
     origin = log_table.text("origin")
     log = LogIdentity(origin=origin, key=log_table.verifying_key("key", origin))
     log_table.done()
+    server_pins = t.sha256_pins("tls_cert_sha256")
+    client_pins = t.sha256_pins("client_cert_sha256")
     gateway = GatewayIdentity(
         id=gateway_id,
         endpoint=t.endpoint("endpoint"),
         tls_cert=t.path("tls_cert"),
-        tls_cert_sha256=t.sha256("tls_cert_sha256"),
+        tls_cert_sha256=server_pins[0],
         client_cert=t.path("client_cert"),
-        client_cert_sha256=t.sha256("client_cert_sha256"),
+        client_cert_sha256=client_pins[0],
         decision_key=t.verifying_key("decision_key", gateway_id),
         log=log,
         ca_cert=t.optional_path("ca_cert"),
+        tls_cert_pins=server_pins,
+        client_cert_pins=client_pins,
     )
     t.done()
     return gateway

@@ -30,6 +30,7 @@ __all__ = [
     "check_fingerprint",
     "fingerprint",
     "load_certificate",
+    "load_certificates",
     "load_private_key",
     "write_private_key",
 ]
@@ -45,12 +46,17 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-def check_fingerprint(cert: x509.Certificate, expected: str, *, what: str) -> None:
-    """Raise :class:`ConfigError` unless ``cert``'s fingerprint is ``expected`` (constant-time compare)."""
+def check_fingerprint(cert: x509.Certificate, expected: str | Sequence[str], *, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``cert``'s fingerprint is ``expected`` (or one of them).
+
+    Fingerprints compare in constant time and in any spelling (``sha256:``, colons, case).
+    """
     actual = fingerprint(cert)
-    if not hmac.compare_digest(actual, _normalise_fingerprint(expected)):
+    pins = [expected] if isinstance(expected, str) else list(expected)
+    if not any(hmac.compare_digest(actual, _normalise_fingerprint(p)) for p in pins):
+        shown = ", ".join(f"sha256:{p}" for p in pins)
         raise ConfigError(
-            f"{what}: certificate fingerprint is sha256:{actual}, the federation pins sha256:{expected}",
+            f"{what}: certificate fingerprint is sha256:{actual}, the federation pins {shown}",
             hint="a certificate was replaced: re-issue it or update the federation file",
         )
 
@@ -74,6 +80,17 @@ def load_certificate(path: Path) -> x509.Certificate:
         raise ConfigError(f"cannot read certificate {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise ConfigError(f"{path} is not a PEM certificate: {exc}") from None
+
+
+def load_certificates(path: Path) -> list[x509.Certificate]:
+    """Read every PEM certificate in ``path`` (a bundle while a certificate is being replaced)."""
+    try:
+        certs = x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read certificate {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM certificate: {exc}") from None
+    return certs
 
 
 def load_private_key(path: Path, *, passphrase: bytes | None = None) -> ec.EllipticCurvePrivateKey:

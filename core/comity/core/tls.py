@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from comity.core.pki import (
     check_fingerprint,
     fingerprint,
     load_certificate,
+    load_certificates,
     load_private_key,
 )
 
@@ -50,11 +51,16 @@ __all__ = [
 ]
 
 
-def read_pinned_certificate(path: Path, sha256: str, *, what: str) -> bytes:
-    """The PEM of the certificate at ``path``, after checking it is the one the federation pins."""
-    cert = load_certificate(path)
-    check_fingerprint(cert, sha256, what=what)
-    return certificate_pem(cert)
+def read_pinned_certificate(path: Path, pins: str | Sequence[str], *, what: str) -> bytes:
+    """The PEM of the certificate(s) at ``path``, after checking each is one the federation pins.
+
+    While a certificate is being replaced the file holds both, old and new, and the
+    federation pins both; a peer presenting either is accepted.
+    """
+    certs = load_certificates(path)
+    for cert in certs:
+        check_fingerprint(cert, pins, what=what)
+    return b"".join(certificate_pem(c) for c in certs)
 
 
 def _key_pair(
@@ -85,12 +91,10 @@ def node_server_credentials(
     for that node (a misconfigured node then fails at start-up, not at the first call).
     """
     gateway = federation.gateway
-    trusted = read_pinned_certificate(
-        gateway.client_cert, gateway.client_cert_sha256, what="gateway.client_cert"
-    )
+    trusted = read_pinned_certificate(gateway.client_cert, gateway.client_pins, what="gateway.client_cert")
     key_pem, cert_pem, own = _key_pair(cert, key, passphrase)
     if node_id is not None:
-        check_fingerprint(own, federation.node(node_id).tls_cert_sha256, what=f"{cert} (node {node_id})")
+        check_fingerprint(own, federation.node(node_id).pins, what=f"{cert} (node {node_id})")
     return grpc.ssl_server_credentials(
         [(key_pem, cert_pem)], root_certificates=trusted, require_client_auth=True
     )
@@ -100,7 +104,7 @@ def node_channel_credentials(
     node: Node, client_cert: Path, client_key: Path, *, passphrase: bytes | None = None
 ) -> grpc.ChannelCredentials:
     """The gateway's credentials for one node: trust exactly its pinned certificate, show the client cert."""
-    trusted = read_pinned_certificate(node.tls_cert, node.tls_cert_sha256, what=f"node {node.id} tls_cert")
+    trusted = read_pinned_certificate(node.tls_cert, node.pins, what=f"node {node.id} tls_cert")
     key_pem, cert_pem, _ = _key_pair(client_cert, client_key, passphrase)
     return grpc.ssl_channel_credentials(
         root_certificates=trusted, private_key=key_pem, certificate_chain=cert_pem
@@ -116,7 +120,7 @@ def gateway_server_credentials(
     """
     key_pem, cert_pem, own = _key_pair(cert, key, passphrase)
     if federation is not None:
-        check_fingerprint(own, federation.gateway.tls_cert_sha256, what=f"{cert} (gateway)")
+        check_fingerprint(own, federation.gateway.server_pins, what=f"{cert} (gateway)")
     return grpc.ssl_server_credentials([(key_pem, cert_pem)])
 
 
@@ -128,7 +132,7 @@ def investigator_channel_credentials(federation: Federation) -> grpc.ChannelCred
     """
     gateway = federation.gateway
     if gateway.tls_cert.exists() or gateway.ca_cert is None:
-        trusted = read_pinned_certificate(gateway.tls_cert, gateway.tls_cert_sha256, what="gateway.tls_cert")
+        trusted = read_pinned_certificate(gateway.tls_cert, gateway.server_pins, what="gateway.tls_cert")
     else:
         trusted = certificate_pem(load_certificate(gateway.ca_cert))
     return grpc.ssl_channel_credentials(root_certificates=trusted)

@@ -198,3 +198,18 @@ def test_inline_jwks_as_a_toml_table(layout: FederationLayout, text: str) -> Non
     inline = text.replace('jwks_file = "jwks/ca.rcmp.json"', f"jwks = {{ keys = [{{ {table} }}] }}")
     fed = load(inline, layout)
     assert list(fed.issuer("https://id.rcmp.example").keys) == [key["kid"]]
+
+
+def test_pins_may_list_several_fingerprints_while_a_certificate_is_replaced(
+    layout: FederationLayout, text: str
+) -> None:
+    fed = Federation.load(layout.federation_file)
+    current = fed.node("us-node").tls_cert_sha256
+    both = text.replace(f'"{current}"', f'["{"a" * 64}", "{current}"]')
+    node = load(both, layout).node("us-node")
+    assert node.pins == ("a" * 64, current)
+    assert node.tls_cert_sha256 == "a" * 64
+    assert fed.node("us-node").pins == (current,)
+    with pytest.raises(ConfigError) as info:
+        load(text.replace(f'"{current}"', f'["{current}", "nope"]'), layout)
+    assert info.value.field == "members[0].nodes[0].tls_cert_sha256"

@@ -244,3 +244,53 @@ def test_check_peer_certificate(layout: FederationLayout, fed: Federation) -> No
     other = layout.gateway.tls_cert.read_bytes()
     with pytest.raises(Unauthenticated, match="not the one the federation pins"):
         check_peer_certificate(_Context({"x509_pem_cert": [other]}), [fed.gateway.client_cert_sha256])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- replacing a certificate
+
+
+def _rotating(layout: FederationLayout, fed: Federation, new_node: Path, new_client: Path) -> Federation:
+    """The federation while us-node's certificate and the gateway's client certificate are replaced."""
+    from comity.core.pki import fingerprint, load_certificate
+
+    text = layout.federation_file.read_text()
+    for old, new in ((fed.node("us-node").tls_cert, new_node), (fed.gateway.client_cert, new_client)):
+        bundle = new.with_suffix(".bundle.crt")
+        bundle.write_bytes(new.read_bytes() + old.read_bytes())
+        old_fp, new_fp = fingerprint(load_certificate(old)), fingerprint(load_certificate(new))
+        text = text.replace(f'"{old.relative_to(layout.directory.resolve()).as_posix()}"', f'"{bundle}"')
+        text = text.replace(f'"{old_fp}"', f'["{new_fp}", "{old_fp}"]')
+    return Federation.from_toml_text(text, base=layout.directory)
+
+
+async def test_while_replacing_certificates_both_old_and_new_are_accepted(
+    layout: FederationLayout, fed: Federation, impostors: Impostors, serve: Callable[..., object]
+) -> None:
+    node_cert, node_key = impostors.save("next-node", impostors.same_ca_server)
+    client_cert, client_key = impostors.save("next-client", impostors.same_ca_client)
+    rotating = _rotating(layout, fed, node_cert, client_cert)
+    assert len(rotating.node("us-node").pins) == len(rotating.gateway.client_pins) == 2
+    old = layout.nodes["us-node"]
+    servers: list[Server] = [
+        await serve(node_server_credentials(c, k, federation=rotating, node_id="us-node"))  # type: ignore[misc]
+        for c, k in ((old.tls_cert, old.tls_key), (node_cert, node_key))
+    ]
+    g = layout.gateway
+    for server in servers:
+        for cert, key in ((g.client_cert, g.client_key), (client_cert, client_key)):
+            assert await call(server.port, node_channel_credentials(rotating.node("us-node"), cert, key))
+    # The old federation, which pins only the old certificates, still refuses the new ones.
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call(servers[1].port, _gateway_to(fed, layout))
+
+
+def test_a_certificate_file_with_an_unpinned_certificate_is_refused(
+    layout: FederationLayout, fed: Federation, impostors: Impostors
+) -> None:
+    cert, _ = impostors.save("extra", impostors.foreign_server)
+    bundle = impostors.dir / "mixed.crt"
+    bundle.write_bytes(fed.node("us-node").tls_cert.read_bytes() + cert.read_bytes())
+    mixed = replace(fed.node("us-node"), tls_cert=bundle)
+    g = layout.gateway
+    with pytest.raises(ConfigError, match="fingerprint"):
+        node_channel_credentials(mixed, g.client_cert, g.client_key)
