@@ -180,13 +180,13 @@ def test_explain_lists_every_rule_in_order(engine: PolicyEngine, facts: QueryFac
     fired = {x.rule_id for x in lines if x.fired}
     assert fired == {"SERIOUS_CRIME"}
     serious = next(x for x in lines if x.rule_id == "SERIOUS_CRIME")
-    assert serious.why == engine.bundle.rule("SERIOUS_CRIME").public_message
+    assert serious.why.startswith(engine.bundle.rule("SERIOUS_CRIME").public_message)
 
 
 def test_explain_shows_out_of_scope(engine: PolicyEngine, facts: QueryFacts) -> None:
     lines = {x.rule_id: x for x in engine.explain(replace(facts, responding_country="US"))}
     assert lines["AGREEMENT_PARTIES"].fired
-    assert lines["AGREEMENT_PARTIES"].why == engine.bundle.permit.public_message
+    assert lines["AGREEMENT_PARTIES"].why.startswith(engine.bundle.permit.public_message)
 
 
 def test_explain_reports_bad_facts(engine: PolicyEngine, facts: QueryFacts) -> None:
