@@ -19,6 +19,7 @@ from comity.core.errors import (
 __all__ = [
     "AuditError",
     "AuditUnavailable",
+    "ConsistencyRequired",
     "EntryNotFound",
     "InconsistentLog",
     "InvalidNote",
@@ -55,6 +56,14 @@ class EntryNotFound(AuditError, NotFound):
 
 class WitnessError(AuditError, FailedPrecondition):
     """A witness refused a checkpoint (bad signature, bad proof, wrong origin)."""
+
+
+class ConsistencyRequired(WitnessError):
+    """The witness needs a consistency proof from ``from_size`` (its last accepted tree) to this one."""
+
+    def __init__(self, message: str, *, from_size: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.from_size = from_size
 
 
 class InconsistentLog(WitnessError):

@@ -1,0 +1,203 @@
+"""A witness: what each data node runs so the gateway cannot show two countries two histories.
+
+The witness remembers every checkpoint it accepted (size and root) in a small SQLite file,
+written in one durable transaction per acceptance. A new checkpoint must carry the log's
+signature and, if it is larger than the last one accepted, a consistency proof from that one.
+The witness then cosigns it (C2SP tlog-cosignature) and remembers it. The same size with
+another root is a split view, a smaller size with another root than remembered is a rollback
+or a fork: both raise :class:`InconsistentLog`, and the node must refuse the query.
+
+A checkpoint smaller than the newest one accepted (two queries racing) is accepted when its
+root is the one remembered for that size, or when a proof shows the newest extends it; it is
+not cosigned then, because a v1 cosignature claims the *largest* tree the witness has seen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from comity.audit.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from comity.audit.cosignature import CosignatureSigner, CosignatureVerifier
+from comity.audit.errors import (
+    AuditError,
+    ConsistencyRequired,
+    InconsistentLog,
+    InvalidProof,
+    WitnessError,
+)
+from comity.audit.note import Ed25519Verifier
+from comity.audit.proof import verify_consistency, verify_inclusion
+from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
+from comity.core.keys import SigningKey, VerifyingKey
+
+__all__ = ["Witness"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accepted (
+    tree_size INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    note BLOB NOT NULL
+)
+"""
+
+
+class Witness:
+    """Checks and cosigns one log's checkpoints; state persists across restarts. Use :meth:`open`."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        signer: CosignatureSigner,
+        log_key: Ed25519Verifier,
+        clock: Callable[[], float],
+    ) -> None:
+        self._db = db
+        self._signer = signer
+        self._log_key = log_key
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        state: Path,
+        *,
+        name: str,
+        key: Ed25519PrivateKey | SigningKey,
+        log_origin: str,
+        log_key: Ed25519PublicKey | VerifyingKey | Ed25519Verifier,
+        clock: Callable[[], float] = time.time,
+    ) -> Witness:
+        """Open (or create) the witness state file for the log ``log_origin`` signed by ``log_key``."""
+        if isinstance(log_key, VerifyingKey):
+            log_key = log_key.public_key
+        verifier = log_key if isinstance(log_key, Ed25519Verifier) else Ed25519Verifier(log_origin, log_key)
+        if verifier.name != log_origin:
+            raise WitnessError(f"the log key is named {verifier.name!r}, not the origin {log_origin!r}")
+        state.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(state, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(_SCHEMA)
+        private = key.private_key if isinstance(key, SigningKey) else key
+        return cls(db, CosignatureSigner(name, private), verifier, clock)
+
+    @property
+    def verifier(self) -> CosignatureVerifier:
+        """This witness's cosignature verifier (the log and auditors need it)."""
+        return self._signer.verifier
+
+    def latest(self) -> Checkpoint:
+        """The largest checkpoint accepted so far (the empty tree before the first)."""
+        size, root = self._latest()
+        return Checkpoint(self._log_key.name, size, root)
+
+    def _latest(self) -> tuple[int, bytes]:
+        row = self._db.execute(
+            "SELECT tree_size, root_hash FROM accepted ORDER BY tree_size DESC LIMIT 1"
+        ).fetchone()
+        return (0, EMPTY_ROOT) if row is None else (int(row[0]), bytes(row[1]))
+
+    def _remembered(self, size: int) -> bytes | None:
+        if size == 0:
+            return EMPTY_ROOT
+        row = self._db.execute("SELECT root_hash FROM accepted WHERE tree_size = ?", (size,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def witness(self, checkpoint: bytes, consistency: Sequence[bytes] | None = None) -> str:
+        """Verify a signed checkpoint against everything accepted before; cosign and remember it.
+
+        ``consistency`` proves the checkpoint extends the last accepted one (or, for a smaller
+        checkpoint, that the last one extends it). Returns the cosignature line, or ``""`` when
+        the checkpoint is older than one already cosigned. Raises :class:`WitnessError`,
+        :class:`ConsistencyRequired` or :class:`InconsistentLog`.
+        """
+        signed = self._open(checkpoint)
+        new = signed.checkpoint
+        with self._lock:
+            size, root = self._latest()
+            if new.size < size:
+                self._check_older(new, (size, root), consistency)
+                self._remember(new, checkpoint)
+                return ""
+            if new.size == size:
+                if new.root_hash != root:
+                    raise InconsistentLog(f"split view: two different trees of size {size}")
+            else:
+                self._check_extends(new, (size, root), consistency)
+            line = self._signer.cosign(signed.text, timestamp=int(self._clock())).line()
+            self._remember(new, checkpoint)
+        return line
+
+    def witness_entry(
+        self,
+        *,
+        checkpoint: bytes,
+        entry: bytes,
+        leaf_index: int,
+        inclusion: Sequence[bytes],
+        consistency: Sequence[bytes] | None = None,
+    ) -> str:
+        """Check that ``entry`` is leaf ``leaf_index`` of the checkpoint, then :meth:`witness` it."""
+        new = self._open(checkpoint).checkpoint
+        try:
+            verify_inclusion(hash_leaf(entry), leaf_index, new.size, inclusion, new.root_hash)
+        except InvalidProof as exc:
+            raise WitnessError(f"the entry is not proven to be in the checkpoint: {exc.message}") from None
+        return self.witness(checkpoint, consistency)
+
+    def close(self) -> None:
+        """Close the state file."""
+        self._db.close()
+
+    def _open(self, checkpoint: bytes) -> SignedCheckpoint:
+        try:
+            return open_checkpoint(checkpoint, self._log_key)
+        except AuditError as exc:
+            raise WitnessError(f"refusing the checkpoint: {exc.message}") from None
+
+    def _check_extends(self, new: Checkpoint, old: tuple[int, bytes], proof: Sequence[bytes] | None) -> None:
+        size, root = old
+        if proof is None and size > 0:
+            raise ConsistencyRequired(
+                f"a consistency proof from tree size {size} to {new.size} is needed",
+                from_size=size,
+                hint="send the consistency proof from the witness's last accepted checkpoint",
+            )
+        try:
+            verify_consistency(size, new.size, proof or [], root, new.root_hash)
+        except InvalidProof as exc:
+            raise InconsistentLog(
+                f"tree size {new.size} does not extend tree size {size}: {exc.message}"
+            ) from None
+
+    def _check_older(self, new: Checkpoint, latest: tuple[int, bytes], proof: Sequence[bytes] | None) -> None:
+        remembered = self._remembered(new.size)
+        if remembered is not None:
+            if remembered != new.root_hash:
+                raise InconsistentLog(f"rollback or fork: tree size {new.size} had another root before")
+            return
+        size, root = latest
+        if proof is None:
+            raise ConsistencyRequired(
+                f"a consistency proof from tree size {new.size} to {size} is needed", from_size=new.size
+            )
+        try:
+            verify_consistency(new.size, size, proof, new.root_hash, root)
+        except InvalidProof as exc:
+            raise InconsistentLog(
+                f"tree size {size} does not extend tree size {new.size}: {exc.message}"
+            ) from None
+
+    def _remember(self, new: Checkpoint, note: bytes) -> None:
+        # One durable transaction: the state is either the old one or the new one.
+        self._db.execute(
+            "INSERT OR IGNORE INTO accepted (tree_size, root_hash, note) VALUES (?, ?, ?)",
+            (new.size, new.root_hash, note),
+        )
