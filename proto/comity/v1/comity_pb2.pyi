@@ -366,6 +366,18 @@ class ExecuteRequest(_message.Message):
     consistency: ConsistencyProof
     def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ..., gateway_decision: _Optional[_Union[Envelope, _Mapping]] = ..., decision_entry: _Optional[_Union[EntryProof, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., consistency: _Optional[_Union[ConsistencyProof, _Mapping]] = ...) -> None: ...
 
+class GetWitnessStateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WitnessState(_message.Message):
+    __slots__ = ("tree_size", "root_hash")
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    tree_size: int
+    root_hash: bytes
+    def __init__(self, tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ...) -> None: ...
+
 class GetCheckpointRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -170,6 +170,11 @@ class DataNodeStub:
                 request_serializer=comity_dot_v1_dot_comity__pb2.ExecuteRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_comity__pb2.ResultChunk.FromString,
                 _registered_method=True)
+        self.GetWitnessState = channel.unary_unary(
+                '/comity.v1.DataNode/GetWitnessState',
+                request_serializer=comity_dot_v1_dot_comity__pb2.GetWitnessStateRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.WitnessState.FromString,
+                _registered_method=True)
 
 
 class DataNodeServicer:
@@ -188,6 +193,13 @@ class DataNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWitnessState(self, request, context):
+        """The last checkpoint the node's witness accepted, so the gateway can prove consistency from it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +212,11 @@ def add_DataNodeServicer_to_server(servicer, server):
                     servicer.ExecuteStream,
                     request_deserializer=comity_dot_v1_dot_comity__pb2.ExecuteRequest.FromString,
                     response_serializer=comity_dot_v1_dot_comity__pb2.ResultChunk.SerializeToString,
+            ),
+            'GetWitnessState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWitnessState,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.GetWitnessStateRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.WitnessState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -257,6 +274,33 @@ class DataNode:
             '/comity.v1.DataNode/ExecuteStream',
             comity_dot_v1_dot_comity__pb2.ExecuteRequest.SerializeToString,
             comity_dot_v1_dot_comity__pb2.ResultChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWitnessState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.DataNode/GetWitnessState',
+            comity_dot_v1_dot_comity__pb2.GetWitnessStateRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.WitnessState.FromString,
             options,
             channel_credentials,
             insecure,
