@@ -22,6 +22,7 @@ __all__ = [
     "ConsistencyRequired",
     "EntryNotFound",
     "InconsistentLog",
+    "InvalidEntry",
     "InvalidNote",
     "InvalidProof",
     "LogVerificationError",
@@ -40,6 +41,10 @@ class InvalidProof(AuditError, FailedPrecondition):
 
 class InvalidNote(AuditError, InvalidArgument):
     """A signed note, checkpoint, key or cosignature is malformed."""
+
+
+class InvalidEntry(AuditError, InvalidArgument):
+    """A log entry is not a known Comity event (not JSON, unknown kind or version, wrong fields)."""
 
 
 class UnverifiedNote(AuditError, Unauthenticated):

@@ -1,0 +1,114 @@
+"""Events: canonical bytes, round trips, and selectors only as commitments."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from comity.audit.commitments import CommitmentOpening, commit_selector
+from comity.audit.errors import InvalidEntry, InvalidProof
+from comity.audit.events import (
+    DecisionEvent,
+    DisclosedEvent,
+    decision_event,
+    decode_event,
+    disclosed_event,
+    encode_event,
+    failed_event,
+    forwarded_event,
+    refused_event,
+)
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+DIGEST = bytes(range(32))
+
+
+def _decision() -> tuple[bytes, list[CommitmentOpening]]:
+    return decision_event(
+        query_id="q-1",
+        query_digest=DIGEST,
+        at=AT,
+        investigator="us.fbi/agent-7",
+        agency="us.fbi",
+        target_node="ca.rcmp-node",
+        order_id="order-9",
+        offence_code="US-18-1956",
+        categories=["subscriber"],
+        allowed=True,
+        rule_codes=[],
+        bundle_digest="sha256:ab",
+        selectors=[("email", "suspect@example.org"), ("phone", "+15555550100")],
+    )
+
+
+def test_decision_entry_is_canonical_and_hides_selectors() -> None:
+    entry, openings = _decision()
+    body = json.loads(entry)
+    assert entry == json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert body["v"] == 1 and body["kind"] == "decision" and body["decision"] == "ALLOW"
+    assert body["query_digest"] == DIGEST.hex() and body["at"] == "2026-03-01T12:00:00.000000Z"
+    assert b"suspect@example.org" not in entry and b"5555550100" not in entry
+    assert body["selector_commitments"] == [o.commitment.hex() for o in openings]
+    for opening, commitment in zip(openings, body["selector_commitments"], strict=True):
+        opening.verify(bytes.fromhex(commitment))
+
+
+def test_commitments_are_salted_and_openings_bind() -> None:
+    one, two = commit_selector("email", "a@example.org"), commit_selector("email", "a@example.org")
+    assert one.commitment != two.commitment  # fresh salt: equal selectors are not linkable
+    with pytest.raises(InvalidProof):
+        CommitmentOpening(one.salt, "email", "b@example.org").verify(one.commitment)
+    with pytest.raises(InvalidProof):
+        CommitmentOpening(one.salt, "phone", "a@example.org").verify(one.commitment)
+
+
+def test_events_round_trip() -> None:
+    entries = [
+        _decision()[0],
+        refused_event(
+            query_id="q", query_digest=DIGEST, at=AT, investigator="i", agency="a", reason_code="REPLAY"
+        ),
+        forwarded_event(query_id="q", query_digest=DIGEST, at=AT, node="n"),
+        disclosed_event(
+            query_id="q",
+            query_digest=DIGEST,
+            at=AT,
+            node="n",
+            hit=True,
+            record_count=2,
+            records_digest=DIGEST,
+            node_signature=b"\x01" * 64,
+        ),
+        failed_event(query_id="q", query_digest=DIGEST, at=AT, node="n", reason="UNAVAILABLE"),
+    ]
+    for entry in entries:
+        assert encode_event(decode_event(entry)) == entry
+    assert isinstance(decode_event(entries[0]), DecisionEvent)
+    disclosed = decode_event(entries[3])
+    assert isinstance(disclosed, DisclosedEvent) and disclosed.record_count == 2
+
+
+def test_times_are_utc_and_must_be_aware() -> None:
+    entry = forwarded_event(
+        query_id="q", query_digest=DIGEST, at=AT.astimezone(timezone(timedelta(hours=-5))), node="n"
+    )
+    assert json.loads(entry)["at"] == "2026-03-01T12:00:00.000000Z"
+    with pytest.raises(ValueError):
+        forwarded_event(query_id="q", query_digest=DIGEST, at=datetime(2026, 3, 1), node="n")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        b"not json",
+        b"[]",
+        b'{"v":2,"kind":"forwarded"}',
+        b'{"v":1,"kind":"other"}',
+        b'{"v":1,"kind":"forwarded","query_id":"q"}',
+    ],
+)
+def test_unknown_entries_are_refused(entry: bytes) -> None:
+    with pytest.raises(InvalidEntry):
+        decode_event(entry)
