@@ -34,7 +34,6 @@ from typing import Any
 import cedarpy
 
 from comity.policy import PolicyBundle, PolicyEngine, QueryFacts, bundle_path
-from comity.policy.bundle import _read_files
 
 _PERMIT_ALL = '@id("ALL") permit (principal, action, resource);'
 
@@ -77,10 +76,9 @@ def main() -> None:
 
     request: dict[str, Any] = engine.cedar_request(allowed)
     permit_all = cedarpy.PolicySet.from_str(_PERMIT_ALL)
-    files = _read_files(root)
     policy_text = "\n".join(r.source for r in bundle.rules)
-    schema_text = files["schema.cedarschema"].decode()
-    entities_text = json.dumps(json.loads(files["entities.json"]))
+    schema_text = (root / "schema.cedarschema").read_text(encoding="utf-8")
+    entities_text = json.dumps(json.loads((root / "entities.json").read_text(encoding="utf-8")))
 
     rows: list[tuple[str, Callable[[], object], int]] = [
         (

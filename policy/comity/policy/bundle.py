@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import cedarpy
 
@@ -119,21 +119,26 @@ def bundle_roots(package_dir: Path) -> tuple[Path, ...]:
 
 
 def _read_files(root: Path) -> dict[str, bytes]:
+    """Every file of the bundle, by relative name; refuses anything a bundle must not hold."""
     if not root.is_dir():
         raise BundleError("not a bundle folder", source=str(root))
     files: dict[str, bytes] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            # What is enforced must be what is in the folder the digest names.
+            raise BundleError("symbolic links are not allowed in a bundle", source=rel)
         if path.is_dir():
             if rel != "rules":
                 raise BundleError("unexpected folder in bundle (only rules/ is allowed)", source=rel)
             continue
-        allowed = (
-            rel in _REQUIRED or rel in _OPTIONAL or (rel.startswith("rules/") and rel.endswith(".cedar"))
-        )
-        if not allowed or rel.count("/") > 1:
+        is_rule = rel.startswith("rules/") and rel.endswith(".cedar") and rel.count("/") == 1
+        if not (rel in _REQUIRED or rel in _OPTIONAL or is_rule):
             raise BundleError("unexpected file in bundle; remove it or move it out", source=rel)
-        files[rel] = path.read_bytes()
+        try:
+            files[rel] = path.read_bytes()
+        except OSError as exc:
+            raise BundleError(f"cannot read: {exc.strerror}", source=rel) from None
     for rel in _REQUIRED:
         if rel not in files:
             raise BundleError("required file is missing", source=rel)
@@ -183,14 +188,13 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")[:3] if p.isdigit())
 
 
-def _check_cedarpy(m: Manifest, error: Any) -> None:
-    installed = _version(metadata.version("cedarpy"))
+def _check_cedarpy(m: Manifest, error: Callable[[str, str], BundleError]) -> None:
+    text = metadata.version("cedarpy")
+    installed = _version(text)
     if installed[:1] != (m.cedar_major,):
-        raise error(
-            "cedar_major", f"the bundle is for Cedar {m.cedar_major}; cedarpy {installed} is installed"
-        )
+        raise error("cedar_major", f"the bundle is for Cedar {m.cedar_major}; cedarpy {text} is installed")
     if installed < _version(m.min_cedarpy):
-        raise error("min_cedarpy", f"needs cedarpy >= {m.min_cedarpy}; {installed} is installed")
+        raise error("min_cedarpy", f"needs cedarpy >= {m.min_cedarpy}; cedarpy {text} is installed")
 
 
 class PolicyBundle:

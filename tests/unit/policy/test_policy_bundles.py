@@ -208,3 +208,15 @@ def test_refuses_an_unknown_withholding_subject(make_bundle: MakeBundle) -> None
         text.replace('"responding_country_persons"', '"everyone"'), "utf-8"
     )
     assert "minimisation.toml: withhold[0].about" in _refused(root)
+
+
+def test_refuses_a_symbolic_link(make_bundle: MakeBundle) -> None:
+    root = make_bundle()
+    (root / "README.md").symlink_to(root / "bundle.toml")
+    assert "README.md: symbolic links are not allowed" in _refused(root)
+
+
+def test_refuses_a_nested_rule_folder(make_bundle: MakeBundle) -> None:
+    root = make_bundle()
+    (root / "rules" / "old").mkdir()
+    assert "rules/old: unexpected folder" in _refused(root)
