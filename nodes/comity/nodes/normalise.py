@@ -46,6 +46,7 @@ MAX_LENGTH: dict[SelectorType, int] = {
 }
 
 _WILDCARDS = frozenset("*%?")
+_ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL_LOCAL = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*")
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PHONE_CHARS = re.compile(r"\+?[0-9 ().-]+")
@@ -72,7 +73,12 @@ def _screen(value: object, limit: int) -> str:
         raise _Refused("value must be a string")
     if len(value) > limit:
         raise _Refused(f"value is {len(value)} characters long, the limit is {limit}")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+    # ASCII has no format characters, so its controls are all there is to look for (fast path).
+    if (
+        _ASCII_CONTROLS.search(value)
+        if value.isascii()
+        else any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+    ):
         raise _Refused("value contains control or format characters")
     if not value.isascii():
         hint = "re-type it in plain ASCII" if unicodedata.normalize("NFKC", value).isascii() else None

@@ -10,7 +10,6 @@ are rewritten in UTC (``2025-04-02T17:03:11Z``).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
@@ -32,6 +31,9 @@ MAX_FIELD_LENGTH: dict[FieldType, int] = {
 _RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+# Unicode category Cc; free text may keep tabs and line breaks.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _TOP_LEVEL = frozenset({"record_id", "record_type", "observed_at", "category", "fields"})
 
 
@@ -61,8 +63,8 @@ def _value(spec: FieldSpec, raw: object, region: str) -> str:
     value = _text(raw, name)
     if len(value) > MAX_FIELD_LENGTH[spec.type]:
         raise InvalidRecord(f"longer than {MAX_FIELD_LENGTH[spec.type]} characters", field=name)
-    allowed_controls = "\n\t\r" if spec.type is FieldType.TEXT else ""
-    if any(unicodedata.category(c) == "Cc" and c not in allowed_controls for c in value):
+    controls = _TEXT_CONTROLS if spec.type is FieldType.TEXT else _CONTROLS
+    if controls.search(value):
         raise InvalidRecord("contains control characters", field=name)
     if spec.selector is not None:
         try:

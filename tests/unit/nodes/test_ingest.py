@@ -137,3 +137,22 @@ def test_dataset_names_are_checked(store: RecordStore, tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "in.jsonl", [])
     with pytest.raises(Exception, match="dataset name"):
         load_file(store, path, dataset="x'; --")
+
+
+def test_control_characters_are_refused_except_line_breaks_in_text(store: RecordStore) -> None:
+    with pytest.raises(LoadRejected, match=r"fields\.full_name: contains control characters"):
+        load_records(store, [_account("a", "a@example.org", full_name="Eve\x00")], region="CA")
+    content = {
+        "record_id": "m1",
+        "record_type": "message_content",
+        "fields": {
+            "message_id": "<1@x>",
+            "sent_at": "2025-01-01T00:00:00Z",
+            "body": "line one\r\n\tline two",
+        },
+    }
+    load_records(store, [content])
+    assert store.get("m1").fields["body"] == "line one\r\n\tline two"  # type: ignore[union-attr]
+    content["record_id"], content["fields"]["body"] = "m2", "bell\x07"  # type: ignore[index]
+    with pytest.raises(LoadRejected, match=r"fields\.body: contains control characters"):
+        load_records(store, [content])
