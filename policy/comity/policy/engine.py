@@ -108,7 +108,9 @@ class PolicyEngine:
 
         ``fired`` means the rule refuses the query: for a forbid, its condition holds; for
         the permit, the query is outside the bundle's scope. A final ``POLICY_ERROR`` line
-        appears when evaluation failed.
+        appears when evaluation failed. For policy authors and legal officers only: it
+        names the real rules (generic ones too) and the facts they read, so it must never
+        be sent to a requester.
         """
         try:
             request = self.cedar_request(facts)
