@@ -16,24 +16,16 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from psycopg import sql as psycopg_sql
 from sqlalchemy import (
-    BigInteger,
-    Column,
     ColumnElement,
     Connection,
-    ForeignKey,
-    Index,
     Integer,
-    MetaData,
     Row,
     Select,
-    SmallInteger,
-    String,
     Table,
-    Text,
     and_,
     bindparam,
     delete,
@@ -45,56 +37,14 @@ from sqlalchemy import (
 )
 
 from comity.nodes._sql import Backend, check_identifier, db_errors, make_engine
+from comity.nodes._tables import Shape, tables
 from comity.nodes.errors import InvalidRecord, StoreNotReady
 from comity.nodes.lookup import CategoryCount, CheckReport, RecordStream, TimeRange, from_micros, to_micros
 from comity.nodes.schema import DataCategory, Record, Schema, Selector, default_schema
 
 __all__ = ["RecordStore", "RecordWriter"]
 
-MAX_ID_LENGTH = 128
-MAX_SELECTOR_LENGTH = 320
 _CHUNK = 500  # ids per DELETE ... IN (...), well under every backend's bound-parameter limit
-
-
-class _Shape(NamedTuple):
-    """What a lookup statement's SQL depends on (its values are bind parameters)."""
-
-    selectors: int
-    categories: bool
-    start: bool
-    end: bool
-    limit: bool
-    hit_check: bool
-
-
-def _tables(prefix: str) -> tuple[MetaData, Table, Table]:
-    md = MetaData()
-    records = Table(
-        f"{prefix}records",
-        md,
-        Column("record_id", String(MAX_ID_LENGTH), primary_key=True),
-        Column("dataset", String(64), nullable=False),
-        Column("record_type", String(64), nullable=False),
-        Column("category", SmallInteger, nullable=False),
-        Column("observed_at", BigInteger, nullable=False),  # microseconds since the epoch, UTC
-        Column("fields", Text, nullable=False),
-        Index(f"{prefix}records_stats", "dataset", "category", "record_type"),
-    )
-    selectors = Table(
-        f"{prefix}selectors",
-        md,
-        Column("selector_type", SmallInteger, primary_key=True),
-        Column("value", String(MAX_SELECTOR_LENGTH), primary_key=True),
-        Column(
-            "record_id",
-            String(MAX_ID_LENGTH),
-            ForeignKey(f"{prefix}records.record_id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        # Replacing a record deletes its selector rows by record id.
-        Index(f"{prefix}selectors_record", "record_id"),
-    )
-    return md, records, selectors
 
 
 class RecordStore:
@@ -118,15 +68,15 @@ class RecordStore:
         self.schema = schema or default_schema()
         self.prefix = check_identifier(table_prefix, "table_prefix")
         self._backend: Backend = make_engine(url)
-        self._metadata, self._records, self._selectors = _tables(self.prefix)
+        self._metadata, self._records, self._selectors = tables(self.prefix)
         self._fetch_size = fetch_size
-        self._statements: dict[_Shape, Select[Any]] = {}
+        self._statements: dict[Shape, Select[Any]] = {}
         if create:
             self.create()
 
     @property
     def backend(self) -> str:
-        """ "sqlite" or "postgresql"."""
+        """The backend's name: sqlite or postgresql."""
         return self._backend.name
 
     @property
@@ -169,7 +119,7 @@ class RecordStore:
 
     # ----------------------------------------------------------------- reading
 
-    def _statement(self, shape: _Shape) -> Select[Any]:
+    def _statement(self, shape: Shape) -> Select[Any]:
         """The lookup (or hit check) statement for one shape of query, built once and reused.
 
         Values are bind parameters (``t0``/``v0``... per selector, ``cats``, ``start``,
@@ -213,7 +163,7 @@ class RecordStore:
     ) -> tuple[Select[Any], dict[str, Any]]:
         start = time_range.start if time_range is not None else None
         end = time_range.end if time_range is not None else None
-        shape = _Shape(
+        shape = Shape(
             len(selectors),
             categories is not None,
             start is not None,
