@@ -212,8 +212,8 @@ def test_refuses_an_unknown_withholding_subject(make_bundle: MakeBundle) -> None
 
 def test_refuses_a_symbolic_link(make_bundle: MakeBundle) -> None:
     root = make_bundle()
-    (root / "README.md").symlink_to(root / "bundle.toml")
-    assert "README.md: symbolic links are not allowed" in _refused(root)
+    (root / "rules" / "LINK.cedar").symlink_to(root / "rules" / "QUOTA.cedar")
+    assert "rules/LINK.cedar: symbolic links are not allowed" in _refused(root)
 
 
 def test_refuses_a_nested_rule_folder(make_bundle: MakeBundle) -> None:
