@@ -1,0 +1,205 @@
+"""Offline verification of a whole log database, for legal officers.
+
+:func:`verify_log` trusts nothing in the database: it recomputes every leaf hash and the tree
+from the stored entries, checks the stored subtree hashes that proofs are served from, every
+checkpoint's signature and root, every cosignature, and that the log still extends the last
+checkpoint this officer verified (kept in a local state file). The first problem raises
+:class:`LogVerificationError` naming the entry or checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from comity.audit._atomic import write_atomically
+from comity.audit.checkpoint import Checkpoint, open_checkpoint
+from comity.audit.cosignature import CosignatureVerifier
+from comity.audit.errors import AuditError, LogVerificationError
+from comity.audit.note import Ed25519Verifier, NoteSignature
+from comity.audit.rfc6962 import hash_leaf
+from comity.audit.store import LogStore
+from comity.audit.tree import CompactRange, NodeId
+
+__all__ = ["LogReport", "verify_log"]
+
+_NODE_CHUNK = 2000
+
+
+@dataclass(slots=True)
+class LogReport:
+    """What a successful verification covered."""
+
+    tree_size: int = 0
+    root_hash: bytes = b""
+    checkpoints: int = 0
+    cosignatures: int = 0
+    previous_size: int | None = None
+    witnesses: dict[str, int] = field(default_factory=dict)
+
+
+def verify_log(
+    url: str,
+    *,
+    verifier_key: Ed25519Verifier | str,
+    witnesses: Sequence[CosignatureVerifier | str] = (),
+    state: Path | None = None,
+    table_prefix: str = "audit_",
+) -> LogReport:
+    """Verify the log at ``url`` end to end; raise :class:`LogVerificationError` on the first problem.
+
+    ``witnesses``: cosignatures by these keys must verify, and a cosignature by any other key is
+    an error; with none given, cosignatures are not checked. ``state``: a file holding the last
+    checkpoint this verifier accepted; the log must extend it, and on success it is replaced by
+    the latest checkpoint.
+    """
+    log_key = Ed25519Verifier.from_text(verifier_key) if isinstance(verifier_key, str) else verifier_key
+    cosigners = [CosignatureVerifier.from_text(w) if isinstance(w, str) else w for w in witnesses]
+    store = LogStore.open(url, table_prefix=table_prefix, create=False)
+    try:
+        return _Verifier(store, log_key, cosigners).run(state)
+    except LogVerificationError:
+        raise
+    except AuditError as exc:
+        raise LogVerificationError(f"the log cannot be read: {exc.message}") from None
+    finally:
+        store.close()
+
+
+class _Verifier:
+    def __init__(
+        self, store: LogStore, log_key: Ed25519Verifier, witnesses: list[CosignatureVerifier]
+    ) -> None:
+        self.store = store
+        self.log_key = log_key
+        self.witnesses = {(w.name, w.key_id): w for w in witnesses}
+        self.check_cosignatures = bool(witnesses)
+        self.report = LogReport()
+        self.latest_note = b""
+
+    def run(self, state: Path | None) -> LogReport:
+        remembered = self._remembered(state)
+        sizes = self.store.checkpoint_sizes()
+        if not sizes:
+            raise LogVerificationError("the log has no checkpoint at all", tree_size=0)
+        tree = self._replay_entries(sizes, remembered)
+        if tree.size < sizes[-1]:
+            raise LogVerificationError(
+                f"checkpoint {sizes[-1]} covers {sizes[-1]} entries, but only {tree.size} are stored",
+                entry_index=tree.size,
+                hint="entries were deleted from the end of the log",
+            )
+        if tree.size > sizes[-1]:
+            raise LogVerificationError(
+                f"entries {sizes[-1]}..{tree.size - 1} are not covered by any signed checkpoint",
+                entry_index=sizes[-1],
+                hint="entries were added without the log's key, or the latest checkpoints were deleted",
+            )
+        if remembered is not None and remembered.size > tree.size:
+            raise LogVerificationError(
+                f"the log was rolled back: it has {tree.size} entries, "
+                f"but size {remembered.size} was verified before",
+                tree_size=remembered.size,
+            )
+        self.report.tree_size, self.report.root_hash = tree.size, tree.root()
+        if state is not None:
+            write_atomically(state, self.latest_note)
+        return self.report
+
+    def _remembered(self, state: Path | None) -> Checkpoint | None:
+        if state is None or not state.exists():
+            return None
+        try:
+            checkpoint = open_checkpoint(state.read_bytes(), self.log_key).checkpoint
+        except AuditError as exc:
+            raise LogVerificationError(
+                f"the remembered checkpoint in {state} is not this log's: {exc.message}"
+            ) from None
+        self.report.previous_size = checkpoint.size
+        return checkpoint
+
+    def _replay_entries(self, sizes: list[int], remembered: Checkpoint | None) -> CompactRange:
+        tree = CompactRange()
+        pending = list(reversed(sizes))  # checkpoint sizes still to reach, smallest last
+        created: dict[NodeId, bytes] = {}
+        self._at_size(tree, pending, remembered)
+        for index, leaf_hash, data in self.store.iter_entries():
+            if index != tree.size:
+                raise LogVerificationError(
+                    f"entry {tree.size} is missing (the next stored entry is {index})", entry_index=tree.size
+                )
+            if hash_leaf(data) != leaf_hash:
+                raise LogVerificationError(
+                    f"entry {index} was altered: its bytes do not match its stored leaf hash",
+                    entry_index=index,
+                )
+            created.update(tree.append(leaf_hash))
+            if len(created) >= _NODE_CHUNK:
+                self._check_nodes(created)
+            self._at_size(tree, pending, remembered)
+        self._check_nodes(created)
+        return tree
+
+    def _at_size(self, tree: CompactRange, pending: list[int], remembered: Checkpoint | None) -> None:
+        if remembered is not None and remembered.size == tree.size and remembered.root_hash != tree.root():
+            raise LogVerificationError(
+                f"the history was rewritten: the tree of size {tree.size} "
+                "differs from the one verified before",
+                tree_size=tree.size,
+            )
+        while pending and pending[-1] == tree.size:
+            self._check_checkpoint(pending.pop(), tree.root())
+
+    def _check_checkpoint(self, size: int, root: bytes) -> None:
+        note = self.store.checkpoint(size)
+        try:
+            signed = open_checkpoint(note, self.log_key)
+        except AuditError as exc:
+            raise LogVerificationError(f"checkpoint {size}: {exc.message}", tree_size=size) from None
+        if signed.checkpoint.size != size or signed.checkpoint.root_hash != root:
+            raise LogVerificationError(
+                f"checkpoint {size} does not match the entries: it claims size {signed.checkpoint.size} "
+                f"with root {signed.checkpoint.root_hash.hex()}, the entries give {root.hex()}",
+                tree_size=size,
+            )
+        self.report.checkpoints += 1
+        self.latest_note = note
+        if self.check_cosignatures:
+            self._check_cosignatures(size, signed.text)
+
+    def _check_cosignatures(self, size: int, text: str) -> None:
+        for line in self.store.cosignatures(size):
+            try:
+                signature = NoteSignature.parse_line(line.rstrip("\n"))
+                witness = self.witnesses.get((signature.name, signature.key_id))
+                if witness is None:
+                    raise LogVerificationError(
+                        f"checkpoint {size}: cosignature by unknown witness {signature.name!r}"
+                    )
+                witness.verify(text, signature)
+            except LogVerificationError as exc:
+                exc.tree_size = size
+                raise
+            except AuditError as exc:
+                raise LogVerificationError(f"checkpoint {size}: {exc.message}", tree_size=size) from None
+            self.report.cosignatures += 1
+            self.report.witnesses[signature.name] = self.report.witnesses.get(signature.name, 0) + 1
+
+    def _check_nodes(self, created: dict[NodeId, bytes]) -> None:
+        ids = list(created)
+        try:
+            stored = self.store.node_hashes(ids)
+        except AuditError:
+            raise LogVerificationError(
+                "subtree hashes the log serves proofs from are missing", entry_index=ids[0][1] << ids[0][0]
+            ) from None
+        for (level, index), value in zip(ids, stored, strict=True):
+            if created[(level, index)] != value:
+                first = index << level
+                raise LogVerificationError(
+                    f"the stored hash of entries {first}..{first + (1 << level) - 1} was altered "
+                    "(proofs served from it would be wrong)",
+                    entry_index=first,
+                )
+        created.clear()
