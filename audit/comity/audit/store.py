@@ -215,6 +215,14 @@ class LogStore:
             size = conn.execute(select(func.max(self.tables.checkpoints.c.tree_size))).scalar()
         return int(size or 0)
 
+    def head(self) -> tuple[int, int]:
+        """``(stored entries, latest checkpoint size)``, read in one transaction (equal unless damaged)."""
+        t = self.tables
+        with self._read("read the head") as conn:
+            entries = conn.execute(select(func.coalesce(func.max(t.entries.c.idx) + 1, 0))).scalar_one()
+            size = conn.execute(select(func.coalesce(func.max(t.checkpoints.c.tree_size), 0))).scalar_one()
+        return int(entries), int(size)
+
     def checkpoint(self, tree_size: int | None = None) -> bytes:
         """The signed checkpoint note of ``tree_size`` (default: the latest)."""
         c = self.tables.checkpoints.c
@@ -251,13 +259,14 @@ class LogStore:
             raise EntryNotFound(f"the log has no entries [{start}, {end})")
         return [bytes(r.data) for r in rows]
 
-    def iter_entries(self, *, chunk: int = 1000) -> Iterator[tuple[int, bytes, bytes]]:
-        """Every stored ``(idx, leaf_hash, data)`` row in index order, read in chunks."""
+    def iter_entries(self, end: int, *, chunk: int = 1000) -> Iterator[tuple[int, bytes, bytes]]:
+        """Every stored ``(idx, leaf_hash, data)`` row below ``end``, in index order, read in chunks."""
         c = self.tables.entries.c
         after = -1
         while True:
             with self._read("read entries") as conn:
-                query = select(c.idx, c.leaf_hash, c.data).where(c.idx > after).order_by(c.idx).limit(chunk)
+                query = select(c.idx, c.leaf_hash, c.data).where(c.idx > after, c.idx < end)
+                query = query.order_by(c.idx).limit(chunk)
                 rows = conn.execute(query).all()
             yield from ((int(r.idx), bytes(r.leaf_hash), bytes(r.data)) for r in rows)
             if len(rows) < chunk:

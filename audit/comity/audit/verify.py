@@ -80,7 +80,15 @@ class _Verifier:
 
     def run(self, state: Path | None) -> LogReport:
         remembered = self._remembered(state)
-        sizes = self.store.checkpoint_sizes()
+        stored, published = self.store.head()
+        if stored > published:
+            raise LogVerificationError(
+                f"entries {published}..{stored - 1} are not covered by any signed checkpoint",
+                entry_index=published,
+                hint="entries were added without the log's key, or the latest checkpoints were deleted",
+            )
+        # Verify up to this head; entries appended while we read are left for the next run.
+        sizes = [s for s in self.store.checkpoint_sizes() if s <= published]
         if not sizes:
             raise LogVerificationError("the log has no checkpoint at all", tree_size=0)
         tree = self._replay_entries(sizes, remembered)
@@ -89,12 +97,6 @@ class _Verifier:
                 f"checkpoint {sizes[-1]} covers {sizes[-1]} entries, but only {tree.size} are stored",
                 entry_index=tree.size,
                 hint="entries were deleted from the end of the log",
-            )
-        if tree.size > sizes[-1]:
-            raise LogVerificationError(
-                f"entries {sizes[-1]}..{tree.size - 1} are not covered by any signed checkpoint",
-                entry_index=sizes[-1],
-                hint="entries were added without the log's key, or the latest checkpoints were deleted",
             )
         if remembered is not None and remembered.size > tree.size:
             raise LogVerificationError(
@@ -124,7 +126,7 @@ class _Verifier:
         pending = list(reversed(sizes))  # checkpoint sizes still to reach, smallest last
         created: dict[NodeId, bytes] = {}
         self._at_size(tree, pending, remembered)
-        for index, leaf_hash, data in self.store.iter_entries():
+        for index, leaf_hash, data in self.store.iter_entries(sizes[-1]):
             if index != tree.size:
                 raise LogVerificationError(
                     f"entry {tree.size} is missing (the next stored entry is {index})", entry_index=tree.size
