@@ -36,6 +36,7 @@ Progress = Callable[[int, int, int], None]
 
 MAX_LINE_BYTES = 1 << 20
 _BATCH = 1000
+_ANALYZE_AFTER = 10_000
 _DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CSV_META = ("record_id", "record_type", "observed_at", "category")
 
@@ -199,6 +200,9 @@ def load_file(
         if report.errors and not skip_bad:
             # Raising inside the writer rolls the whole transaction back.
             raise LoadRejected(str(path), report.errors)
+    if store.backend == "postgresql" and report.loaded >= _ANALYZE_AFTER:
+        # Fresh statistics let PostgreSQL keep using the indexes for lookups and later reloads.
+        store.analyze()
     if progress is not None:
         progress(report.rows, total, total)
     report.rejected = len(report.errors)

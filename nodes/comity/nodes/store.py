@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     union_all,
 )
 
@@ -93,6 +94,12 @@ class RecordStore:
         """Drop this store's tables and everything in them."""
         with db_errors(self.location):
             self._metadata.drop_all(self._backend.engine, checkfirst=True)
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics of the store's tables (worth it after a large load)."""
+        with db_errors(self.location), self._backend.engine.begin() as conn:
+            for t in (self._records, self._selectors):
+                conn.execute(text(f"ANALYZE {conn.dialect.identifier_preparer.quote(t.name)}"))
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -206,3 +206,9 @@ def test_lost_database_after_open_is_unavailable() -> None:
         list(store.lookup([Selector(EMAIL, "x@example.org")]))
     with pytest.raises(StoreUnavailable):
         store.check()
+
+
+def test_analyze_refreshes_statistics_without_changing_answers(store: RecordStore) -> None:
+    store.put([_account("a1", "x@example.org"), _connection("c1", "A1", 2)])
+    store.analyze()
+    assert [r.record_id for r in store.lookup([Selector(ACCOUNT, "A1")])] == ["a1", "c1"]
