@@ -21,12 +21,13 @@ def _scenario(running: RunningFederation, title_start: str) -> Scenario:
 
 async def test_every_demo_scenario_is_decided_as_the_agreement_says(running: RunningFederation) -> None:
     fed = running.federation
-    reference = ""
+    references: dict[str, str] = {}
     for s in scenarios(fed):
         async with load_profile(fed.profiles[s.agency]).async_client() as client:
-            outcome = await run_scenario(client, fed, s, hit_reference=reference if s.kind == "fetch" else "")
+            reference = references.get(s.order.order_id, "") if s.kind == "fetch" else ""
+            outcome = await run_scenario(client, fed, s, hit_reference=reference)
         if s.kind == "hit-check" and outcome.result is not None:
-            reference = outcome.result.hit_reference
+            references[s.order.order_id] = outcome.result.hit_reference
         assert outcome.as_expected, (s.title, outcome.error)
 
 

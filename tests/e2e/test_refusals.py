@@ -31,6 +31,7 @@ def _spec(running: RunningFederation, **changes: object) -> QuerySpec:
         "facts": s.facts,
         "link_to_offence": s.link,
         "legal_order": read_order_file(order),
+        "time_range": s.time_range,
     }
     values.update(changes)
     return QuerySpec(**values)  # type: ignore[arg-type]

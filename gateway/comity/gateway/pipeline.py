@@ -19,18 +19,18 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.core.digests import RecordsDigest
-from comity.core.dsse import PAYLOAD_DECISION, sign_envelope
-from comity.core.errors import ComityError, InvalidArgument, NotFound, PermissionDenied
+from comity.core.dsse import PAYLOAD_DECISION, payload_digest, sign_envelope
+from comity.core.errors import ComityError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
 from comity.core.orders import OrderVerifier, VerifiedOrder, check_order_covers
 from comity.core.queries import VerifiedQuery, verify_signed_query
 from comity.core.replay import ReplayStore
-from comity.core.selectors import normalise
 from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.quotas import QuotaCounters
 from comity.gateway.routing import NodeRouter, NodeUnavailable
+from comity.nodes.normalise import normalise
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.wire import facts_from_query
 from comity.v1 import comity_pb2 as pb
@@ -38,6 +38,9 @@ from comity.v1 import comity_pb2 as pb
 __all__ = ["Limits", "Pipeline", "Verified"]
 
 _log = logging.getLogger("comity.gateway")
+
+# How often a query is re-sent when the node's witness needs a proof from another checkpoint.
+_WITNESS_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -204,11 +207,17 @@ class Pipeline:
         self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
     ) -> tuple[Verified, Logged]:
         """Every check up to and including the logged decision; raise on refusal."""
+        # Unauthenticated callers are not logged: anyone could fill the log. From here on the
+        # caller is a registered investigator, and every refusal is logged.
         token = self.authenticate(metadata)
-        query = self.verify_query(request, token)
-        selectors, country = self.check_shape(query.query)
-        order = self.verify_order(query.query, country)
-        self._replay.record(query.query.query_id, query.issued_at, now=self._clock())
+        try:
+            query = self.verify_query(request, token)
+            selectors, country = self.check_shape(query.query)
+            order = self.verify_order(query.query, country)
+            await self._replay.record_async(query.query.query_id, query.issued_at, now=self._clock())
+        except ComityError as err:
+            await self._log_refusal(request, token, err)
+            raise
         v = Verified(token=token, query=query, order=order, selectors=selectors, responding_country=country)
         decision = self.decide(v)
         logged = await self.log_decision(v, decision)
@@ -219,32 +228,74 @@ class Pipeline:
                 violations=decision.violations,
                 bundle_digest=decision.bundle_digest,
                 query_id=query.query.query_id,
-                receipt=self._receipt(v, [logged]),
+                receipt=await self._ledger.receipt(query.query.query_id, query.digest, [logged]),
                 hint="fix every listed rule and submit a new query",
             )
         return v, logged
+
+    async def _log_refusal(self, request: pb.SubmitRequest, token: VerifiedToken, err: ComityError) -> None:
+        envelope = request.signed_query
+        try:
+            query_id = pb.Query.FromString(envelope.payload).query_id
+        except Exception:  # an unparsable payload is logged by its digest alone
+            query_id = ""
+        try:
+            await self._ledger.record_refusal(
+                query_id=query_id,
+                query_digest=payload_digest(envelope),
+                investigator=token.subject,
+                agency=token.agency,
+                reason=f"{err.code.name}:{type(err).__name__}",
+                at=self._clock(),
+            )
+        except ComityError as log_error:
+            # The request is refused either way; the operator must learn the log is failing.
+            _log.error("could not log a refusal: %s", log_error.message)
+
+    async def forward_request(self, v: Verified, logged: Logged) -> tuple[pb.ExecuteRequest, int]:
+        """The ExecuteRequest for the node: signed query, signed decision, its log proof and checkpoint."""
+        node = v.query.query.target_node
+        if self._ledger.witnessed_size(node) is None:
+            self._ledger.set_witnessed_size(node, await self._router.witness_state(node))
+        entry, checkpoint, consistency, size = await self._ledger.forward_proofs(node, logged)
+        request = pb.ExecuteRequest(
+            signed_query=v.query.envelope,
+            gateway_decision=self.gateway_decision(v, logged.bundle_digest),
+            decision_entry=entry,
+            checkpoint=pb.Checkpoint(signed_note=checkpoint),
+        )
+        if consistency is not None:
+            request.consistency.CopyFrom(consistency)
+        return request, size
 
     async def submit(
         self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
     ) -> pb.QueryResult:
         """The whole pipeline for a unary query."""
         v, logged = await self.admit(request, metadata)
-        execute = self._execute_request(v, logged)
         node = v.query.query.target_node
-        try:
-            result = await self._router.execute(node, execute)
-        except ComityError as err:
-            await self._ledger.record_failure(
-                v.query.query, v.query.digest, node=node, reason=err.code.name, at=self._clock()
-            )
-            raise
+        for attempt in range(_WITNESS_ATTEMPTS):
+            execute, size = await self.forward_request(v, logged)
+            try:
+                result = await self._router.execute(node, execute)
+                break
+            except FailedPrecondition:
+                # The node's witness is at another checkpoint than we thought (a concurrent
+                # query moved it, or it restarted): ask it, and prove consistency from there.
+                self._ledger.set_witnessed_size(node, None)
+                if attempt == _WITNESS_ATTEMPTS - 1:
+                    await self._fail(v, node, "WITNESS")
+                    raise
+            except ComityError as err:
+                await self._fail(v, node, err.code.name)
+                raise
         digest = RecordsDigest()
         for record in result.records:
             digest.update(record)
-        disclosure = await self._disclose(v, result, digest)
-        result.receipt.CopyFrom(
-            self._receipt(v, [logged, disclosure], node_statement=result.receipt.node_statement)
-        )
+        disclosure = await self._disclose(v, result, digest, size)
+        receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [logged, disclosure])
+        receipt.node_statement.CopyFrom(result.receipt.node_statement)
+        result.receipt.CopyFrom(receipt)
         return result
 
     async def submit_stream(
@@ -256,35 +307,50 @@ class Pipeline:
         with it the node's statement that makes the records usable) is passed on.
         """
         v, logged = await self.admit(request, metadata)
-        execute = self._execute_request(v, logged)
         node = v.query.query.target_node
         digest = RecordsDigest()
-        try:
-            async for chunk in self._router.execute_stream(node, execute):
-                if chunk.HasField("summary"):
-                    summary = chunk.summary
-                    disclosure = await self._disclose(v, summary, digest)
-                    summary.receipt.CopyFrom(
-                        self._receipt(v, [logged, disclosure], node_statement=summary.receipt.node_statement)
-                    )
+        for attempt in range(_WITNESS_ATTEMPTS):
+            execute, size = await self.forward_request(v, logged)
+            started = False
+            try:
+                async for chunk in self._router.execute_stream(node, execute):
+                    started = True
+                    if chunk.HasField("summary"):
+                        summary = chunk.summary
+                        disclosure = await self._disclose(v, summary, digest, size)
+                        receipt = await self._ledger.receipt(
+                            v.query.query.query_id, v.query.digest, [logged, disclosure]
+                        )
+                        receipt.node_statement.CopyFrom(summary.receipt.node_statement)
+                        summary.receipt.CopyFrom(receipt)
+                        yield chunk
+                        return
+                    for record in chunk.records.records:
+                        digest.update(record)
                     yield chunk
-                    return
-                for record in chunk.records.records:
-                    digest.update(record)
-                yield chunk
-        except ComityError as err:
-            await self._ledger.record_failure(
-                v.query.query, v.query.digest, node=node, reason=err.code.name, at=self._clock()
-            )
-            raise
-        await self._ledger.record_failure(
-            v.query.query, v.query.digest, node=node, reason="NO_SUMMARY", at=self._clock()
-        )
+            except FailedPrecondition:
+                self._ledger.set_witnessed_size(node, None)
+                if started or attempt == _WITNESS_ATTEMPTS - 1:
+                    await self._fail(v, node, "WITNESS")
+                    raise
+                continue
+            except ComityError as err:
+                await self._fail(v, node, err.code.name)
+                raise
+            break
+        await self._fail(v, node, "NO_SUMMARY")
         raise NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
 
-    async def _disclose(self, v: Verified, result: pb.QueryResult, digest: RecordsDigest) -> Logged:
+    async def _fail(self, v: Verified, node: str, reason: str) -> None:
+        await self._ledger.record_failure(
+            v.query.query, v.query.digest, node=node, reason=reason, at=self._clock()
+        )
+
+    async def _disclose(
+        self, v: Verified, result: pb.QueryResult, digest: RecordsDigest, size: int
+    ) -> Logged:
         if result.witness_cosignature:
-            self._ledger.remember_cosignature(result.node_id, result.witness_cosignature)
+            await self._ledger.remember_cosignature(result.node_id, result.witness_cosignature, size)
         return await self._ledger.record_disclosure(
             query_id=v.query.query.query_id,
             query_digest=v.query.digest,
@@ -295,28 +361,3 @@ class Pipeline:
             node_statement=result.receipt.node_statement,
             at=self._clock(),
         )
-
-    def _execute_request(self, v: Verified, logged: Logged) -> pb.ExecuteRequest:
-        node = v.query.query.target_node
-        request = pb.ExecuteRequest(
-            signed_query=v.query.envelope,
-            gateway_decision=self.gateway_decision(v, logged.bundle_digest),
-            decision_entry=logged.entry_proof(),
-            checkpoint=pb.Checkpoint(signed_note=logged.checkpoint),
-        )
-        consistency = self._ledger.consistency_for(node, logged.tree_size)
-        if consistency is not None:
-            request.consistency.CopyFrom(consistency)
-        return request
-
-    @staticmethod
-    def _receipt(v: Verified, logged: list[Logged], node_statement: pb.Envelope | None = None) -> pb.Receipt:
-        receipt = pb.Receipt(
-            query_id=v.query.query.query_id,
-            query_digest=v.query.digest,
-            entries=[e.entry_proof() for e in logged],
-            checkpoint=pb.Checkpoint(signed_note=logged[-1].checkpoint),
-        )
-        if node_statement is not None:
-            receipt.node_statement.CopyFrom(node_statement)
-        return receipt

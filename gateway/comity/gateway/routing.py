@@ -86,6 +86,17 @@ class NodeRouter:
         except grpc.aio.AioRpcError as exc:
             raise _node_error(node_id, exc) from None
 
+    async def witness_state(self, node_id: str) -> int:
+        """The tree size of the last checkpoint ``node_id``'s witness accepted."""
+        stub = self._stub(node_id)
+        try:
+            state: pb.WitnessState = await stub.GetWitnessState(
+                pb.GetWitnessStateRequest(), timeout=self._deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _node_error(node_id, exc) from None
+        return state.tree_size
+
     async def close(self) -> None:
         """Close every channel."""
         for channel in self._channels:

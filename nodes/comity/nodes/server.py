@@ -72,6 +72,7 @@ async def start_node(
         node_id=node.id,
         federation=federation,
         admission=admission,
+        witness=witness,
         source=source,
         minimiser=Minimiser(source.schema, _withholding(bundle, node.country)),
         response_key=response_key,

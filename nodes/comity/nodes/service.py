@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from comity.audit.witness import Witness
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.federation import Federation
@@ -25,14 +27,34 @@ from comity.core.tls import check_peer_certificate
 from comity.nodes.admission import Admission, Admitted
 from comity.nodes.convert import to_proto
 from comity.nodes.hitref import HitReferences
-from comity.nodes.lookup import RecordSource
+from comity.nodes.lookup import RecordSource, TimeRange
 from comity.nodes.minimise import Minimiser
+from comity.nodes.schema import DataCategory
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
 __all__ = ["DataNodeService"]
 
 _log = logging.getLogger("comity.node")
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """One lookup pass: categories and the time range that applies to them."""
+
+    categories: frozenset[DataCategory]
+    time_range: TimeRange | None
+
+
+def _scopes(admitted: Admitted) -> list[_Scope]:
+    # A subscriber record says who holds an account and is dated when the account was opened;
+    # the query's time range bounds activity, so it applies to traffic and content only.
+    subscriber = admitted.categories & {DataCategory.SUBSCRIBER}
+    activity = admitted.categories - subscriber
+    scopes = [_Scope(frozenset(subscriber), None)] if subscriber else []
+    if activity:
+        scopes.append(_Scope(frozenset(activity), admitted.time_range))
+    return scopes
 
 
 class _Run:
@@ -50,6 +72,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         node_id: str,
         federation: Federation,
         admission: Admission,
+        witness: Witness,
         source: RecordSource,
         minimiser: Minimiser,
         response_key: SigningKey,
@@ -60,8 +83,9 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._node_id = node_id
-        self._gateway_fingerprint = federation.gateway.client_cert_sha256
+        self._gateway_pins = federation.gateway.client_pins
         self._admission = admission
+        self._witness = witness
         self._source = source
         self._minimiser = minimiser
         self._key = response_key
@@ -74,7 +98,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
     def _check_peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         # TLS already required the gateway's client certificate; checking the pin here as well
         # keeps the node closed if its TLS settings are ever loosened.
-        check_peer_certificate(context, self._gateway_fingerprint, what="the caller")
+        check_peer_certificate(context, self._gateway_pins, what="the caller")
 
     async def _admit(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -91,19 +115,27 @@ class DataNodeService(pb_grpc.DataNodeServicer):
 
     def _released(self, admitted: Admitted, run: _Run) -> Iterator[list[pb.Record]]:
         """Batches of minimised wire records; runs in a worker thread."""
-        limit = self._limit(admitted)
-        with self._source.lookup(
-            admitted.selectors, categories=admitted.categories, time_range=admitted.time_range, limit=limit
-        ) as stream:
-            for batch in stream.batches(self._batch):
-                released = self._minimiser.apply(batch, admitted)
-                if released:
-                    yield [to_proto(r) for r in released]
-            run.truncated = stream.truncated
+        remaining = self._limit(admitted)
+        for scope in _scopes(admitted):
+            with self._source.lookup(
+                admitted.selectors, categories=scope.categories, time_range=scope.time_range, limit=remaining
+            ) as stream:
+                for batch in stream.batches(self._batch):
+                    released = self._minimiser.apply(batch, scope)
+                    if released:
+                        yield [to_proto(r) for r in released]
+                run.truncated = run.truncated or stream.truncated
+                remaining -= stream.count
+            if remaining <= 0:
+                run.truncated = True
+                return
 
     def _hit_check(self, admitted: Admitted) -> pb.QueryResult:
-        hit = self._source.hit_check(
-            admitted.selectors, categories=admitted.categories, time_range=admitted.time_range
+        hit = any(
+            self._source.hit_check(
+                admitted.selectors, categories=scope.categories, time_range=scope.time_range
+            )
+            for scope in _scopes(admitted)
         )
         reference = (
             self._hits.issue(admitted.order.order_id, admitted.selector_pairs, now=self._clock())
@@ -140,6 +172,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             use_restrictions=self._restrictions,
             truncated=truncated,
             receipt=receipt,
+            witness_cosignature=admitted.cosignature,
         )
 
     @guard_unary
@@ -176,6 +209,14 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             yield pb.ResultChunk(records=pb.RecordBatch(records=batch))
         summary = self._summary(admitted, digest, hit=digest.count > 0, reference="", truncated=run.truncated)
         yield pb.ResultChunk(summary=summary)
+
+    @guard_unary
+    async def GetWitnessState(
+        self, request: pb.GetWitnessStateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.WitnessState:
+        self._check_peer(context)
+        latest = await asyncio.to_thread(self._witness.latest)
+        return pb.WitnessState(tree_size=latest.size, root_hash=latest.root_hash)
 
     async def _batches(self, admitted: Admitted, run: _Run) -> AsyncIterator[list[pb.Record]]:
         # One batch at a time from the worker thread: memory stays bounded by the batch size.

@@ -80,6 +80,13 @@ class Scenario:
         "account as the contact for payment instructions."
     )
     link: str = "The account sent the ransom note and received the decryption payment instructions."
+    # Selectors the query adds beyond those its order names (to show an unauthorised one).
+    extra_selectors: tuple[SelectorType, ...] = ()
+    # The synthetic records span 2025; a bounded range is part of a particular request.
+    time_range: tuple[datetime, datetime] = (
+        datetime(2025, 1, 1, tzinfo=UTC),
+        datetime(2025, 12, 31, tzinfo=UTC),
+    )
 
 
 @dataclass
@@ -183,23 +190,18 @@ def scenarios(fed: DemoFederation) -> list[Scenario]:
             "No targeting of the other country's persons; the refusal is one generic code on purpose.",
         ),
         Scenario(
-            "FBI uses an administrative subpoena for Canadian subscriber data",
+            "FBI adds a phone number its order does not name",
             "us.fbi",
             "ca-node",
             us_target,
             "fetch",
             ("SUBSCRIBER",),
             OrderSpec(
-                "US-FBI-ADM-2026-0007",
-                "us.fbi",
-                "18 USC 1030(a)(7)",
-                us_target,
-                email_ip,
-                ("SUBSCRIBER",),
-                authorisation_type="administrative",
+                "US-SDNY-2026-0104", "us.fbi", "18 USC 1030(a)(7)", us_target, email_ip, ("SUBSCRIBER",)
             ),
             False,
-            "Canada requires prior judicial authorisation even for subscriber data (R v Spencer).",
+            "Every selector needs the authorisation of an independent authority; this one has none.",
+            extra_selectors=(SelectorType.PHONE,),
         ),
     ]
 
@@ -211,13 +213,16 @@ async def run_scenario(
     order_path = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
     spec = QuerySpec(
         target_node=s.node,
-        selectors=[Selector(t.name, s.person.selectors[t]) for t in s.order.selector_types],
+        selectors=[
+            Selector(t.name, s.person.selectors[t]) for t in (*s.order.selector_types, *s.extra_selectors)
+        ],
         categories=[c.lower() for c in s.categories],
         kind=s.kind,
         case_reference=s.order.order_id,
         facts=s.facts,
         link_to_offence=s.link,
         legal_order=read_order_file(order_path),
+        time_range=s.time_range,
         hit_reference=hit_reference,
     )
     try:
@@ -267,13 +272,13 @@ async def play(running: RunningFederation, console: Console) -> list[Outcome]:
     outcomes: list[Outcome] = []
     clients = {agency: load_profile(path).async_client() for agency, path in fed.profiles.items()}
     try:
-        reference = ""
+        # A fetch that follows a hit check carries its reference (same order, same selectors).
+        references: dict[str, str] = {}
         for number, s in enumerate(scenarios(fed), start=1):
-            outcome = await run_scenario(
-                clients[s.agency], fed, s, hit_reference=reference if s.kind == "fetch" else ""
-            )
+            reference = references.get(s.order.order_id, "") if s.kind == "fetch" else ""
+            outcome = await run_scenario(clients[s.agency], fed, s, hit_reference=reference)
             if s.kind == "hit-check" and outcome.result is not None:
-                reference = outcome.result.hit_reference
+                references[s.order.order_id] = outcome.result.hit_reference
             outcomes.append(outcome)
             _print_outcome(console, number, outcome)
     finally:
@@ -311,13 +316,18 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
 
 async def verify_log(running: RunningFederation, console: Console) -> bool:
     """Verify the transparency log as a legal officer would, and say so."""
+    from comity.audit.log import witness_verifiers
     from comity.audit.verify import verify_log as verify
+    from comity.core.federation import Federation
 
     ledger = running.gateway.ledger
-    await ledger.flush()
+    witnesses = witness_verifiers(Federation.load(running.federation.layout.federation_file).witness_keys())
     try:
         report = await asyncio.to_thread(
-            verify, f"sqlite:///{running.federation.audit_db}", verifier_key=ledger.verifier_key
+            verify,
+            f"sqlite:///{running.federation.audit_db}",
+            verifier_key=ledger.verifier_key,
+            witnesses=witnesses,
         )
     except ComityError as err:
         console.print(f"\n[bold red]audit log verification FAILED[/]: {err.message}")

@@ -1,0 +1,70 @@
+"""The AuditLog gRPC service: what legal officers and witnesses read from the gateway's log.
+
+Everything it serves is verifiable by the reader (signed checkpoints, proofs), so the service
+itself is read-only and needs no trust; entries are served in bounded pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from comity.core.errors import InvalidArgument
+from comity.core.rpc import guard_unary
+from comity.gateway.ledger import Ledger
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["MAX_ENTRIES_PER_CALL", "AuditLogService"]
+
+MAX_ENTRIES_PER_CALL = 1000
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AuditLogService(pb_grpc.AuditLogServicer):
+    """Serves checkpoints, entries and proofs from the gateway's ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    @guard_unary
+    async def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: Context
+    ) -> pb.CheckpointResponse:
+        note, cosignatures = await self._ledger.latest_checkpoint()
+        return pb.CheckpointResponse(checkpoint=pb.Checkpoint(signed_note=note), cosignatures=cosignatures)
+
+    @guard_unary
+    async def GetEntries(self, request: pb.GetEntriesRequest, context: Context) -> pb.GetEntriesResponse:
+        if request.end <= request.start:
+            raise InvalidArgument("end must be greater than start (end is exclusive)")
+        end = min(request.end, request.start + MAX_ENTRIES_PER_CALL)
+        entries = await self._ledger.entries(request.start, end)
+        return pb.GetEntriesResponse(
+            entries=[pb.LogEntry(index=request.start + i, data=data) for i, data in enumerate(entries)]
+        )
+
+    @guard_unary
+    async def GetInclusionProof(
+        self, request: pb.GetInclusionProofRequest, context: Context
+    ) -> pb.InclusionProof:
+        size = request.tree_size or await self._ledger.tree_size()
+        which = request.WhichOneof("leaf")
+        if which is None:
+            raise InvalidArgument("give leaf_index or leaf_hash")
+        if which == "leaf_hash":
+            index, hashes = await self._ledger.inclusion_proof_by_leaf_hash(request.leaf_hash, size)
+        else:
+            index, hashes = await self._ledger.inclusion_proof(request.leaf_index, size)
+        return pb.InclusionProof(leaf_index=index, tree_size=size, hashes=hashes)
+
+    @guard_unary
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: Context
+    ) -> pb.ConsistencyProof:
+        hashes = await self._ledger.consistency_proof(request.first_size, request.second_size)
+        return pb.ConsistencyProof(
+            first_size=request.first_size, second_size=request.second_size, hashes=hashes
+        )

@@ -1,0 +1,270 @@
+"""The gateway's use of the transparency log: what it records, and the proofs it hands out.
+
+The ledger turns pipeline moments (a decision, a disclosure, a failure) into typed audit
+events, appends them with group commit, and remembers which checkpoint each witnessing node
+accepted last, so every forwarded query carries a consistency proof from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from comity.audit import events
+from comity.audit.checkpoint import open_checkpoint
+from comity.audit.log import AppendResult, TransparencyLog
+from comity.core.errors import ComityError
+from comity.core.keys import SigningKey, VerifyingKey
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["Ledger", "Logged"]
+
+_log = logging.getLogger("comity.gateway.ledger")
+
+
+@dataclass(frozen=True)
+class Logged:
+    """An appended entry: its bytes, where it is, and the signed checkpoint that covers it."""
+
+    entry: bytes
+    index: int
+    tree_size: int
+    inclusion: tuple[bytes, ...]
+    checkpoint: bytes
+    bundle_digest: str = ""
+
+    def entry_proof(self) -> pb.EntryProof:
+        """The entry with its inclusion proof, as the wire carries it."""
+        return pb.EntryProof(
+            entry=self.entry,
+            inclusion=pb.InclusionProof(
+                leaf_index=self.index, tree_size=self.tree_size, hashes=self.inclusion
+            ),
+        )
+
+
+def _logged(entry: bytes, result: AppendResult, bundle_digest: str = "") -> Logged:
+    return Logged(entry, result.index, result.tree_size, result.inclusion, result.checkpoint, bundle_digest)
+
+
+class Ledger:
+    """Appends the gateway's audit events and serves the log's proofs."""
+
+    def __init__(self, log: TransparencyLog) -> None:
+        self._log = log
+        self._witnessed: dict[str, int] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        origin: str,
+        key: SigningKey,
+        witnesses: Mapping[str, VerifyingKey],
+        batch_interval: float,
+    ) -> Ledger:
+        """Open the log at ``url`` (creating it) with group commit every ``batch_interval`` seconds."""
+        log = await TransparencyLog.open(
+            url, origin=origin, key=key, batch_interval=batch_interval, witnesses=witnesses
+        )
+        return cls(log)
+
+    @property
+    def verifier_key(self) -> str:
+        """The log's verifier key in the C2SP text form (what legal officers verify with)."""
+        return self._log.verifier.to_text()
+
+    @property
+    def log(self) -> TransparencyLog:
+        """The underlying transparency log."""
+        return self._log
+
+    # ------------------------------------------------------------------ recording
+
+    async def record_decision(
+        self,
+        *,
+        query: pb.Query,
+        query_digest: bytes,
+        order: pb.LegalOrder,
+        selectors: Sequence[tuple[str, str]],
+        allowed: bool,
+        rule_codes: Sequence[str],
+        bundle_digest: str,
+        at: datetime,
+    ) -> Logged:
+        """The decision on a query, allow or deny, with salted commitments to its selectors."""
+        entry, openings = events.decision_event(
+            query_id=query.query_id,
+            query_digest=query_digest,
+            investigator=query.investigator,
+            agency=query.requesting_agency,
+            target_node=query.target_node,
+            order_id=order.order_id,
+            offence_code=order.offence_code,
+            categories=[pb.DataCategory.Name(c) for c in query.categories],
+            selectors=selectors,
+            allowed=allowed,
+            rule_codes=list(rule_codes),
+            bundle_digest=bundle_digest,
+            at=at,
+        )
+        result = await self._log.append(entry, openings=openings)
+        return _logged(entry, result, bundle_digest)
+
+    async def record_disclosure(
+        self,
+        *,
+        query_id: str,
+        query_digest: bytes,
+        node: str,
+        hit: bool,
+        record_count: int,
+        records_digest: bytes,
+        node_statement: pb.Envelope,
+        at: datetime,
+    ) -> Logged:
+        """What a node released (a digest and a count, never the records) and its signature."""
+        entry = events.disclosed_event(
+            query_id=query_id,
+            query_digest=query_digest,
+            node=node,
+            hit=hit,
+            record_count=record_count,
+            records_digest=records_digest,
+            node_signature=node_statement.SerializeToString(),
+            at=at,
+        )
+        return _logged(entry, await self._log.append(entry))
+
+    async def record_failure(
+        self, query: pb.Query, query_digest: bytes, *, node: str, reason: str, at: datetime
+    ) -> None:
+        """An allowed query that could not be completed (node down, node refusal)."""
+        entry = events.failed_event(
+            query_id=query.query_id, query_digest=query_digest, node=node, reason=reason, at=at
+        )
+        await self._log.append(entry)
+
+    async def record_refusal(
+        self, *, query_id: str, query_digest: bytes, investigator: str, agency: str, reason: str, at: datetime
+    ) -> None:
+        """An authenticated request refused before any policy decision (bad order, replay, stale, ...)."""
+        entry = events.refused_event(
+            query_id=query_id,
+            query_digest=query_digest,
+            investigator=investigator,
+            agency=agency,
+            reason_code=reason,
+            at=at,
+        )
+        await self._log.append(entry)
+
+    # ------------------------------------------------------------------ witnesses
+
+    def witnessed_size(self, node: str) -> int | None:
+        """The tree size of the last checkpoint ``node``'s witness accepted, if known."""
+        return self._witnessed.get(node)
+
+    def set_witnessed_size(self, node: str, size: int | None) -> None:
+        """Record what a node reported as its witness state (None: ask it again next time)."""
+        if size is None:
+            self._witnessed.pop(node, None)
+        else:
+            self._witnessed[node] = size
+
+    async def forward_proofs(
+        self, node: str, decision: Logged
+    ) -> tuple[pb.EntryProof, bytes, pb.ConsistencyProof | None, int]:
+        """What a forwarded query carries for ``node``'s witness.
+
+        The decision entry is proved against the newest checkpoint (so the node only ever
+        moves forward), with a consistency proof from the last checkpoint the node accepted.
+        Returns (entry proof, checkpoint note, consistency proof or None, checkpoint size).
+        """
+        note = await self._log.latest_checkpoint()
+        size = open_checkpoint(note, self._log.verifier).checkpoint.size
+        hashes = (
+            decision.inclusion
+            if size == decision.tree_size
+            else tuple(await self._log.inclusion_proof(decision.index, size))
+        )
+        entry = pb.EntryProof(
+            entry=decision.entry,
+            inclusion=pb.InclusionProof(leaf_index=decision.index, tree_size=size, hashes=hashes),
+        )
+        last = self._witnessed.get(node, 0)
+        consistency = None
+        if 0 < last < size:
+            proof = await self._log.consistency_proof(last, size)
+            consistency = pb.ConsistencyProof(first_size=last, second_size=size, hashes=proof)
+        return entry, note, consistency, size
+
+    async def remember_cosignature(self, node: str, line: str, tree_size: int) -> None:
+        """Store a node's cosignature of the checkpoint of ``tree_size`` (checked against its witness key)."""
+        try:
+            await self._log.add_cosignature(tree_size, line)
+        except ComityError as exc:  # a bad cosignature must not fail the query it came with
+            _log.warning("cosignature from %s refused: %s", node, exc.message)
+            return
+        self._witnessed[node] = max(tree_size, self._witnessed.get(node, 0))
+
+    # ------------------------------------------------------------------ reading
+
+    async def receipt(self, query_id: str, query_digest: bytes, logged: Sequence[Logged]) -> pb.Receipt:
+        """Every entry proved against the newest checkpoint among them."""
+        newest = max(logged, key=lambda e: e.tree_size)
+        entries = []
+        for e in logged:
+            hashes = (
+                e.inclusion
+                if e.tree_size == newest.tree_size
+                else tuple(await self._log.inclusion_proof(e.index, newest.tree_size))
+            )
+            entries.append(
+                pb.EntryProof(
+                    entry=e.entry,
+                    inclusion=pb.InclusionProof(
+                        leaf_index=e.index, tree_size=newest.tree_size, hashes=hashes
+                    ),
+                )
+            )
+        return pb.Receipt(
+            query_id=query_id,
+            query_digest=query_digest,
+            entries=entries,
+            checkpoint=pb.Checkpoint(signed_note=newest.checkpoint),
+        )
+
+    async def latest_checkpoint(self) -> tuple[bytes, list[str]]:
+        """The newest signed checkpoint and the cosignatures it has."""
+        note = await self._log.latest_checkpoint()
+        size = open_checkpoint(note, self._log.verifier).checkpoint.size
+        return note, await self._log.cosignatures(size)
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        """Entries ``start`` to ``end`` (exclusive)."""
+        return await self._log.entries(start, end)
+
+    async def tree_size(self) -> int:
+        """The size of the newest checkpoint."""
+        return await self._log.tree_size()
+
+    async def inclusion_proof(self, index: int, tree_size: int) -> tuple[int, list[bytes]]:
+        """Proof that entry ``index`` is in the tree of ``tree_size``."""
+        return index, await self._log.inclusion_proof(index, tree_size)
+
+    async def inclusion_proof_by_leaf_hash(self, leaf_hash: bytes, tree_size: int) -> tuple[int, list[bytes]]:
+        """Find the entry with ``leaf_hash`` and prove it is in the tree of ``tree_size``."""
+        return await self._log.inclusion_proof_by_leaf_hash(leaf_hash, tree_size)
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """Proof that the tree of size ``first`` is a prefix of the tree of size ``second``."""
+        return await self._log.consistency_proof(first, second)
+
+    async def close(self) -> None:
+        """Commit what is pending and close the log."""
+        await self._log.close()
