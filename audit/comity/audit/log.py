@@ -144,7 +144,7 @@ class TransparencyLog:
         """Append one entry (with its selector openings, stored beside the log) and wait until durable.
 
         Raises :class:`AuditUnavailable` if the log cannot be written; the entry is then not in
-        the log. If the caller is cancelled after the batch started, the entry may still land.
+        the log. A caller cancelled after its batch started may still find the entry logged.
         """
         if self._closed:
             raise AuditUnavailable("the audit log is closed")
@@ -156,7 +156,7 @@ class TransparencyLog:
             self._full.set()
         if self._task is None:
             self._task = asyncio.create_task(self._write_batches(), name="audit-log-writer")
-        return await asyncio.shield(waiting.future)
+        return await waiting.future
 
     async def _write_batches(self) -> None:
         loop = asyncio.get_running_loop()
