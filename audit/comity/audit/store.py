@@ -66,6 +66,19 @@ class _DictSource:
         return [self._hashes[i] for i in ids]
 
 
+class _ConnectionSource:
+    """Reads subtree hashes inside one open read transaction (one snapshot, no extra round trips)."""
+
+    def __init__(self, store: LogStore, conn: Connection) -> None:
+        self._store, self._conn = store, conn
+
+    def node_hashes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        hashes = self._store._fetch_nodes(self._conn, ids)
+        if len(hashes) != len(ids):
+            raise EntryNotFound("a subtree the proof needs is missing from the log database")
+        return hashes
+
+
 class LogStore:
     """A log database. Open with :meth:`open`; every method is safe to call from any thread."""
 
@@ -127,9 +140,11 @@ class LogStore:
             if pending:
                 self._insert(conn, compact.size - len(pending), pending, created)
             t = self.tables
-            note = conn.execute(
-                select(t.checkpoints.c.note).where(t.checkpoints.c.tree_size == compact.size)
-            ).scalar()
+            note = None
+            if not pending:  # only the empty log's first call can find its checkpoint already there
+                note = conn.execute(
+                    select(t.checkpoints.c.note).where(t.checkpoints.c.tree_size == compact.size)
+                ).scalar()
             if note is None:
                 note = sign(compact.size, root)
                 conn.execute(t.checkpoints.insert().values(tree_size=compact.size, root_hash=root, note=note))
@@ -299,16 +314,20 @@ class LogStore:
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         """The inclusion proof of entry ``index`` in the tree of ``tree_size`` (a published size or not)."""
-        self._check_sizes(index + 1, tree_size)
-        return inclusion_proof(index, tree_size, self)
+        with self._read("build an inclusion proof") as conn:
+            self._check_sizes(conn, index + 1, tree_size)
+            return inclusion_proof(index, tree_size, _ConnectionSource(self, conn))
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The proof that the tree of ``second`` entries extends the tree of ``first``."""
-        self._check_sizes(first, second)
-        return consistency_proof(first, second, self)
+        with self._read("build a consistency proof") as conn:
+            self._check_sizes(conn, first, second)
+            return consistency_proof(first, second, _ConnectionSource(self, conn))
 
-    def _check_sizes(self, low: int, high: int) -> None:
-        size = self.tree_size()
+    def _check_sizes(self, conn: Connection, low: int, high: int) -> None:
+        size = int(
+            conn.execute(select(func.coalesce(func.max(self.tables.checkpoints.c.tree_size), 0))).scalar_one()
+        )
         if not 0 <= low <= high <= size:
             raise EntryNotFound(f"sizes {low} and {high} are not within the log's {size} entries")
 
