@@ -303,6 +303,28 @@ class LogStore:
                 return
             after = rows[-1].idx
 
+    def iter_openings(
+        self, end: int, *, chunk: int = 2000
+    ) -> Iterator[tuple[int, int, bytes, CommitmentOpening]]:
+        """Every stored ``(entry idx, position, commitment, opening)`` below entry ``end``, in order."""
+        c = self.tables.openings.c
+        after = (-1, -1)
+        while True:
+            with self._read("read openings") as conn:
+                query = select(c.entry_idx, c.position, c.commitment, c.salt, c.selector_type, c.value)
+                query = query.where(tuple_(c.entry_idx, c.position) > after, c.entry_idx < end)
+                rows = conn.execute(query.order_by(c.entry_idx, c.position).limit(chunk)).all()
+            for r in rows:
+                yield (
+                    int(r.entry_idx),
+                    int(r.position),
+                    bytes(r.commitment),
+                    CommitmentOpening(bytes(r.salt), r.selector_type, r.value),
+                )
+            if len(rows) < chunk:
+                return
+            after = (rows[-1].entry_idx, rows[-1].position)
+
     def leaf_index(self, leaf_hash: bytes) -> int:
         """The first index whose leaf hash is ``leaf_hash``."""
         c = self.tables.entries.c

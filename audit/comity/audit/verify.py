@@ -3,7 +3,8 @@
 :func:`verify_log` trusts nothing in the database: it recomputes every leaf hash and the tree
 from the stored entries, checks the stored subtree hashes that proofs are served from, every
 checkpoint's signature and root, every cosignature, and that the log still extends the last
-checkpoint this officer verified (kept in a local state file). The first problem raises
+checkpoint this officer verified (kept in a local state file), and that each stored selector
+opening opens the commitment its decision entry logged. The first problem raises
 :class:`LogVerificationError` naming the entry or checkpoint.
 """
 
@@ -17,6 +18,7 @@ from comity.audit._atomic import write_atomically
 from comity.audit.checkpoint import Checkpoint, open_checkpoint
 from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError, LogVerificationError
+from comity.audit.events import DecisionEvent, decode_event
 from comity.audit.note import Ed25519Verifier, NoteSignature
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.store import LogStore
@@ -35,6 +37,7 @@ class LogReport:
     root_hash: bytes = b""
     checkpoints: int = 0
     cosignatures: int = 0
+    openings: int = 0
     previous_size: int | None = None
     witnesses: dict[str, int] = field(default_factory=dict)
 
@@ -104,6 +107,7 @@ class _Verifier:
                 f"but size {remembered.size} was verified before",
                 tree_size=remembered.size,
             )
+        self._check_openings(tree.size)
         self.report.tree_size, self.report.root_hash = tree.size, tree.root()
         if state is not None:
             write_atomically(state, self.latest_note)
@@ -187,6 +191,39 @@ class _Verifier:
                 raise LogVerificationError(f"checkpoint {size}: {exc.message}", tree_size=size) from None
             self.report.cosignatures += 1
             self.report.witnesses[signature.name] = self.report.witnesses.get(signature.name, 0) + 1
+
+    def _check_openings(self, end: int) -> None:
+        """Each stored opening must open the commitment its entry logged at the same position."""
+        entry_idx = -1
+        commitments: tuple[str, ...] = ()
+        for index, position, commitment, opening in self.store.iter_openings(end):
+            if index != entry_idx:
+                entry_idx = index
+                commitments = self._commitments(index)
+            if position >= len(commitments) or bytes.fromhex(commitments[position]) != commitment:
+                raise LogVerificationError(
+                    f"entry {index}: stored opening {position} belongs to no commitment of the entry",
+                    entry_index=index,
+                )
+            try:
+                opening.verify(commitment)
+            except AuditError:
+                raise LogVerificationError(
+                    f"entry {index}: stored opening {position} does not open the logged commitment",
+                    entry_index=index,
+                ) from None
+            self.report.openings += 1
+
+    def _commitments(self, index: int) -> tuple[str, ...]:
+        try:
+            event = decode_event(self.store.entries(index, index + 1)[0])
+        except AuditError:
+            event = None
+        if not isinstance(event, DecisionEvent):
+            raise LogVerificationError(
+                f"entry {index} has stored openings but is not a decision", entry_index=index
+            )
+        return event.selector_commitments
 
     def _check_nodes(self, created: dict[NodeId, bytes]) -> None:
         ids = list(created)

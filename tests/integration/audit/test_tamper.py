@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from comity.audit.checkpoint import Checkpoint, sign_checkpoint
 from comity.audit.cosignature import CosignatureSigner
 from comity.audit.errors import InconsistentLog, LogVerificationError
+from comity.audit.events import decision_event
 from comity.audit.log import TransparencyLog
 from comity.audit.note import Ed25519Signer
 from comity.audit.rfc6962 import hash_leaf
@@ -203,3 +205,33 @@ async def test_a_split_view_shown_to_two_witnesses_is_caught(tmp_path: Path) -> 
         us.witness(views["fork"])
     with pytest.raises(InconsistentLog, match="split view"):
         ca.witness(views["honest"])
+
+
+async def test_openings_are_checked_against_the_logged_commitments(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    log = await TransparencyLog.open(f"sqlite:///{path}", origin=ORIGIN, key=KEY)
+    for n in range(3):
+        entry, openings = decision_event(
+            query_id=f"q{n}",
+            query_digest=bytes(32),
+            at=datetime(2026, 3, 1, tzinfo=UTC),
+            investigator="us.fbi/agent-7",
+            agency="us.fbi",
+            target_node="ca.rcmp-node",
+            order_id="o",
+            offence_code="c",
+            categories=["subscriber"],
+            allowed=True,
+            rule_codes=[],
+            bundle_digest="sha256:00",
+            selectors=[("email", f"person{n}@example.org"), ("phone", "+15555550100")],
+        )
+        await log.append(entry, openings=openings)
+    await log.close()
+    assert verify_log(f"sqlite:///{path}", verifier_key=VKEY).openings == 6
+    _sql(
+        path,
+        "UPDATE audit_openings SET value = 'someone-else@example.org' WHERE entry_idx = 1 AND position = 0",
+    )
+    with pytest.raises(LogVerificationError, match="entry 1: stored opening 0 does not open"):
+        verify_log(f"sqlite:///{path}", verifier_key=VKEY)
