@@ -17,9 +17,10 @@ from typing import Self
 
 import grpc
 
+from comity.audit.note import Ed25519Verifier
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import payload_digest
-from comity.core.errors import ComityError, DeadlineExceeded, Unavailable
+from comity.core.errors import ComityError, DeadlineExceeded, PermissionDenied, Unavailable
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
@@ -56,6 +57,7 @@ class _Base(abc.ABC):
         *,
         identity: Identity,
         node_keys: Mapping[str, VerifyingKey],
+        log_key: Ed25519Verifier,
         root_certificates: bytes | None,
         timeout: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
@@ -64,7 +66,7 @@ class _Base(abc.ABC):
         self.target = target
         self.identity = identity
         self.timeout = timeout
-        self._verifier = ResultVerifier(node_keys)
+        self._verifier = ResultVerifier(node_keys, log_key)
         self._clock = clock
         self._options = channel_options(max_message_bytes)
         self._credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
@@ -86,6 +88,12 @@ class _Base(abc.ABC):
             digest.update(record)
         self._verifier.verify(summary, digest, query_digest=payload_digest(request.signed_query))
         return to_result(summary, records)
+
+    def _refused(self, exc: grpc.RpcError, request: pb.SubmitRequest) -> ComityError:
+        err = _error(exc, self.target)
+        if isinstance(err, PermissionDenied):
+            self._verifier.verify_refusal(err, query_digest=payload_digest(request.signed_query))
+        return err
 
 
 def _error(exc: grpc.RpcError, target: str) -> ComityError:
@@ -121,7 +129,7 @@ class AsyncClient(_Base):
         try:
             summary = await self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
         except grpc.aio.AioRpcError as exc:
-            raise _error(exc, self.target) from None
+            raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
 
     async def stream(self, spec: QuerySpec) -> AsyncIterator[pb.Record]:
@@ -145,7 +153,7 @@ class AsyncClient(_Base):
                     digest.update(record)
                     yield record
         except grpc.aio.AioRpcError as exc:
-            raise _error(exc, self.target) from None
+            raise self._refused(exc, request) from None
         raise Unavailable("the result stream ended without the node's statement")
 
 
@@ -174,7 +182,7 @@ class Client(_Base):
         try:
             summary = self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
         except grpc.RpcError as exc:
-            raise _error(exc, self.target) from None
+            raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
 
     def stream(self, spec: QuerySpec) -> Iterator[pb.Record]:
@@ -194,5 +202,5 @@ class Client(_Base):
                     digest.update(record)
                     yield record
         except grpc.RpcError as exc:
-            raise _error(exc, self.target) from None
+            raise self._refused(exc, request) from None
         raise Unavailable("the result stream ended without the node's statement")

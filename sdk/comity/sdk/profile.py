@@ -26,6 +26,7 @@ from comity.core.errors import ConfigError
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
 from comity.sdk.client import AsyncClient, Client, Identity
+from comity.sdk.receipts import log_verifier
 
 __all__ = ["Profile", "load_profile"]
 
@@ -73,22 +74,24 @@ class Profile:
 
     def client(self) -> Client:
         """A blocking client for this profile."""
-        keys = Federation.load(self.federation).node_keys()
+        federation = Federation.load(self.federation)
         return Client(
             self.address,
             identity=self.identity(),
-            node_keys=keys,
+            node_keys=federation.node_keys(),
+            log_key=log_verifier(federation),
             root_certificates=self._root(),
             timeout=self.timeout,
         )
 
     def async_client(self) -> AsyncClient:
         """An asynchronous client for this profile."""
-        keys = Federation.load(self.federation).node_keys()
+        federation = Federation.load(self.federation)
         return AsyncClient(
             self.address,
             identity=self.identity(),
-            node_keys=keys,
+            node_keys=federation.node_keys(),
+            log_key=log_verifier(federation),
             root_certificates=self._root(),
             timeout=self.timeout,
         )

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from comity.audit.note import Ed25519Verifier
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, verify_envelope
-from comity.core.errors import Unauthenticated
+from comity.core.errors import PermissionDenied, Unauthenticated
 from comity.core.keys import VerifyingKey
+from comity.sdk.receipts import verify_answer, verify_refusal
 from comity.v1 import comity_pb2 as pb
 
 __all__ = [
@@ -76,11 +78,14 @@ class ResultVerifier:
     """Checks a node's signed statement against the records the SDK received.
 
     The statement must be signed by the answering node's registered key, name the query's
-    digest, and count and digest exactly the records that arrived, in order.
+    digest, and count and digest exactly the records that arrived, in order; and the receipt
+    must prove, against a checkpoint signed by the log's key, that the gateway logged the
+    decision and this very disclosure.
     """
 
-    def __init__(self, node_keys: Mapping[str, VerifyingKey]) -> None:
+    def __init__(self, node_keys: Mapping[str, VerifyingKey], log_key: Ed25519Verifier) -> None:
         self._node_keys = node_keys
+        self._log_key = log_key
 
     def verify(
         self, summary: pb.QueryResult, digest: RecordsDigest, *, query_digest: bytes
@@ -110,7 +115,21 @@ class ResultVerifier:
                 raise ResponseTampered(
                     f"node statement {what}; the answer was altered in transit or is forged"
                 )
+        verify_answer(
+            receipt,
+            log_key=self._log_key,
+            query_digest=query_digest,
+            node_statement=receipt.node_statement.SerializeToString(),
+            record_count=digest.count,
+            records_digest=digest.digest(),
+            hit=summary.hit,
+        )
         return statement
+
+    def verify_refusal(self, err: PermissionDenied, *, query_digest: bytes) -> None:
+        """A refusal that carries a receipt must prove the DENY decision for this query was logged."""
+        if isinstance(err.receipt, pb.Receipt):
+            verify_refusal(err.receipt, log_key=self._log_key, query_digest=query_digest)
 
 
 def to_result(summary: pb.QueryResult, records: list[pb.Record]) -> Result:

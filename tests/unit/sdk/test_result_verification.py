@@ -1,0 +1,148 @@
+"""The SDK refuses an answer unless the node's statement and the log's receipt both prove it."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from comity.audit import events
+from comity.audit.log import TransparencyLog
+from comity.core.digests import RecordsDigest
+from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
+from comity.core.errors import PermissionDenied, Unauthenticated
+from comity.core.keys import SigningKey
+from comity.sdk.receipts import ReceiptInvalid, export_receipt, load_receipt, verify_refusal
+from comity.sdk.result import ResponseTampered, ResultVerifier
+from comity.v1 import comity_pb2 as pb
+
+NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+QUERY_DIGEST = hashlib.sha256(b"the signed query").digest()
+
+
+def _records() -> list[pb.Record]:
+    return [
+        pb.Record(
+            record_id=f"r{i}", record_type="subscriber_account", category=pb.SUBSCRIBER, fields={"a": str(i)}
+        )
+        for i in range(3)
+    ]
+
+
+async def _answer(
+    tmp_path: Path, *, node_key: SigningKey
+) -> tuple[pb.QueryResult, list[pb.Record], TransparencyLog]:
+    log_key = SigningKey.generate("comity.example/test")
+    log = await TransparencyLog.open(
+        f"sqlite:///{tmp_path}/audit.db", origin="comity.example/test", key=log_key
+    )
+    records = _records()
+    digest = RecordsDigest()
+    for r in records:
+        digest.update(r)
+    statement = pb.NodeStatement(
+        node_id="ca-node", query_id="q1", query_digest=QUERY_DIGEST, hit=True,
+        record_count=digest.count, records_digest=digest.digest(),
+    )  # fmt: skip
+    envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), node_key)
+    decision, openings = events.decision_event(
+        query_id="q1", query_digest=QUERY_DIGEST, at=NOW, investigator="us.fbi/agent-1", agency="us.fbi",
+        target_node="ca-node", order_id="O1", offence_code="18 USC 1030(a)(7)", categories=["SUBSCRIBER"],
+        allowed=True, rule_codes=[], bundle_digest="sha256:x", selectors=[("EMAIL", "a@example.org")],
+    )  # fmt: skip
+    disclosure = events.disclosed_event(
+        query_id="q1", query_digest=QUERY_DIGEST, at=NOW, node="ca-node", hit=True, record_count=digest.count,
+        records_digest=digest.digest(), node_signature=envelope.SerializeToString(),
+    )  # fmt: skip
+    first = await log.append(decision, openings=openings)
+    second = await log.append(disclosure)
+    size = second.tree_size
+    receipt = pb.Receipt(
+        query_id="q1",
+        query_digest=QUERY_DIGEST,
+        node_statement=envelope,
+        checkpoint=pb.Checkpoint(signed_note=second.checkpoint),
+        entries=[
+            pb.EntryProof(
+                entry=decision,
+                inclusion=pb.InclusionProof(
+                    leaf_index=first.index,
+                    tree_size=size,
+                    hashes=await log.inclusion_proof(first.index, size),
+                ),
+            ),
+            pb.EntryProof(
+                entry=disclosure,
+                inclusion=pb.InclusionProof(leaf_index=second.index, tree_size=size, hashes=second.inclusion),
+            ),
+        ],
+    )
+    summary = pb.QueryResult(query_id="q1", node_id="ca-node", hit=True, receipt=receipt)
+    return summary, records, log
+
+
+def _digest(records: list[pb.Record]) -> RecordsDigest:
+    d = RecordsDigest()
+    for r in records:
+        d.update(r)
+    return d
+
+
+async def test_untampered_answer_verifies_and_each_tampering_is_caught(tmp_path: Path) -> None:
+    node_key = SigningKey.generate("ca-node")
+    summary, records, log = await _answer(tmp_path, node_key=node_key)
+    verifier = ResultVerifier({"ca-node": node_key.verifying_key}, log.verifier)
+    try:
+        verifier.verify(summary, _digest(records), query_digest=QUERY_DIGEST)
+
+        altered = [pb.Record(), *records[1:]]
+        altered[0].CopyFrom(records[0])
+        altered[0].fields["a"] = "changed"
+        with pytest.raises(ResponseTampered, match="records"):
+            verifier.verify(summary, _digest(altered), query_digest=QUERY_DIGEST)
+        with pytest.raises(ResponseTampered, match="counts"):
+            verifier.verify(summary, _digest(records[:2]), query_digest=QUERY_DIGEST)
+        with pytest.raises(ResponseTampered, match="another query"):
+            verifier.verify(summary, _digest(records), query_digest=hashlib.sha256(b"other").digest())
+
+        forged = pb.QueryResult()
+        forged.CopyFrom(summary)
+        forged.receipt.entries[1].entry = forged.receipt.entries[1].entry.replace(
+            b'"hit":true', b'"hit":false'
+        )
+        with pytest.raises(ReceiptInvalid):
+            verifier.verify(forged, _digest(records), query_digest=QUERY_DIGEST)
+
+        impostor = ResultVerifier({"ca-node": SigningKey.generate("ca-node").verifying_key}, log.verifier)
+        with pytest.raises(Unauthenticated):
+            impostor.verify(summary, _digest(records), query_digest=QUERY_DIGEST)
+
+        unsigned = pb.QueryResult()
+        unsigned.CopyFrom(summary)
+        unsigned.receipt.ClearField("node_statement")
+        with pytest.raises(ResponseTampered, match="no node statement"):
+            verifier.verify(unsigned, _digest(records), query_digest=QUERY_DIGEST)
+    finally:
+        await log.close()
+
+
+async def test_receipt_round_trips_through_a_file_and_a_refusal_receipt_must_be_a_deny(
+    tmp_path: Path,
+) -> None:
+    node_key = SigningKey.generate("ca-node")
+    summary, _, log = await _answer(tmp_path, node_key=node_key)
+    try:
+        path = export_receipt(summary.receipt, tmp_path / "receipt.json", log_key=log.verifier)
+        receipt, key_text = load_receipt(path)
+        assert receipt == summary.receipt
+        assert key_text == log.verifier.to_text()
+        # An ALLOW decision cannot pass for the receipt of a refusal.
+        with pytest.raises(ReceiptInvalid, match="ALLOW"):
+            verify_refusal(receipt, log_key=log.verifier, query_digest=QUERY_DIGEST)
+        err = PermissionDenied("refused", receipt=receipt)
+        with pytest.raises(ReceiptInvalid):
+            ResultVerifier({}, log.verifier).verify_refusal(err, query_digest=QUERY_DIGEST)
+    finally:
+        await log.close()
