@@ -7,6 +7,7 @@ install of the SDK does not load the gateway or node code.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -107,20 +108,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Sub-command modules register themselves on import (or are added here); each is small
-    # and imports server packages only inside its commands.
-    from comity.sdk.cli import (
-        demo_cmd,
-        init_cmd,
-        keys_cmd,
-        node_cmd,
-        order_cmd,
-        pki_cmd,
-        policy_cmd,
-        query_cmd,
-    )
+    # These modules add their commands to `app` when imported; each is small and imports
+    # server packages only inside its commands.
+    for name in ("audit_cmd", "demo_cmd", "node_cmd", "policy_cmd", "query_cmd"):
+        importlib.import_module(f"comity.sdk.cli.{name}")
+    from comity.sdk.cli import init_cmd, keys_cmd, order_cmd, pki_cmd
 
-    del demo_cmd, node_cmd, policy_cmd, query_cmd
     app.add_typer(keys_cmd.app, name="keys")
     app.add_typer(pki_cmd.app, name="pki")
     app.add_typer(order_cmd.app, name="order")

@@ -1,0 +1,248 @@
+"""`comity audit`: the legal officers' tools — verify, show, export, verify a receipt.
+
+Every command takes the federation file, which names the log's key and the witnesses' keys:
+what is verified is checked against those, never against keys the log itself supplies.
+Exit status 0 only when everything verifies.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from comity.core.errors import ConfigError, InvalidArgument
+from comity.sdk.cli.main import app, console, friendly
+
+audit_app = typer.Typer(help="Verify and read the transparency log (legal officers).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+FederationOpt = Annotated[
+    Path, typer.Option("--federation", "-f", help="The federation file (names the log and witness keys).")
+]
+DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="A log database file (SQLite), e.g. DIR/data/audit.db.")
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="A log database URL (sqlite:/// or postgresql://).")
+]
+
+
+def _keys(federation: Path) -> tuple[Any, list[Any]]:
+    from comity.audit.log import witness_verifiers
+    from comity.core.federation import Federation
+    from comity.sdk.receipts import log_verifier
+
+    fed = Federation.load(federation)
+    return log_verifier(fed), witness_verifiers(fed.witness_keys())
+
+
+def _url(db: Path | None, url: str | None) -> str:
+    if (db is None) == (url is None):
+        raise InvalidArgument("give exactly one of --db, --url or --gateway")
+    if db is not None:
+        if not db.exists():
+            raise ConfigError(f"no log database at {db}")
+        return f"sqlite:///{db.resolve()}"
+    assert url is not None
+    return url
+
+
+def _default_state(origin: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in origin)
+    return Path.home() / ".local" / "state" / "comity" / f"{safe}.checkpoint"
+
+
+@audit_app.command("verify")
+@friendly
+def verify(
+    federation: FederationOpt,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    gateway: Annotated[
+        str | None, typer.Option(help="A gateway address, to verify through its AuditLog service.")
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="With --gateway: the CA of the gateway's certificate.")
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="The last checkpoint you accepted (default: under ~/.local/state/comity)."),
+    ] = None,
+) -> None:
+    """Recompute the tree, check every signature and cosignature, and consistency with what you saw last."""
+    log_key, witnesses = _keys(federation)
+    state = state or _default_state(log_key.name)
+    if gateway is not None:
+        from comity.sdk.auditor import AuditClient, verify_remote
+
+        if ca is None:
+            raise InvalidArgument("--gateway needs --ca, the CA that issued the gateway's certificate")
+        client = AuditClient(gateway, root_certificates=ca.read_bytes())
+        try:
+            remote = verify_remote(client, log_key=log_key, witnesses=witnesses, state=state)
+        finally:
+            client.close()
+        size, root, cosigs, previous = (
+            remote.tree_size,
+            remote.root_hash,
+            len(remote.cosigned_by),
+            remote.previous_size,
+        )
+    else:
+        from comity.audit.verify import verify_log
+
+        report = verify_log(_url(db, url), verifier_key=log_key, witnesses=witnesses, state=state)
+        size, root, cosigs, previous = (
+            report.tree_size,
+            report.root_hash,
+            report.cosignatures,
+            report.previous_size,
+        )
+    console.print(f"[green]✓ verified[/] {size} entries; root {root.hex()}")
+    console.print(f"  every checkpoint is signed by {log_key.name}; {cosigs} witness cosignature(s) verified")
+    if previous is None:
+        console.print(f"  first verification from here: remembered the checkpoint in {state}")
+    else:
+        console.print(f"  consistent with the checkpoint of size {previous} you accepted before")
+
+
+def _events(url: str) -> Any:
+    from comity.audit.events import decode_event
+    from comity.audit.store import LogStore
+
+    store = LogStore.open(url, create=False)
+    try:
+        for index, _leaf, data in store.iter_entries(store.tree_size()):
+            yield index, decode_event(data), store
+    finally:
+        store.close()
+
+
+def _matches(event: Any, *, order: str | None, agency: str | None, investigator: str | None,
+             decision: str | None, since: datetime | None, until: datetime | None) -> bool:  # fmt: skip
+    def field(name: str) -> str:
+        return str(getattr(event, name, ""))
+
+    at = datetime.fromisoformat(field("at").replace("Z", "+00:00")) if field("at") else None
+    return (
+        (order is None or field("order_id") == order)
+        and (agency is None or field("agency") == agency)
+        and (investigator is None or field("investigator") == investigator)
+        and (decision is None or field("decision") == decision.upper())
+        and (since is None or (at is not None and at >= since))
+        and (until is None or (at is not None and at <= until))
+    )
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=datetime.now().astimezone().tzinfo)
+
+
+@audit_app.command("show")
+@friendly
+def show(
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    order: Annotated[str | None, typer.Option(help="Only this legal order id.")] = None,
+    agency: Annotated[str | None, typer.Option(help="Only this requesting agency.")] = None,
+    investigator: Annotated[str | None, typer.Option(help="Only this investigator.")] = None,
+    decision: Annotated[str | None, typer.Option(help="ALLOW or DENY.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    open_selectors: Annotated[
+        bool, typer.Option("--open", help="Open the selector commitments (needs access to the openings).")
+    ] = False,
+) -> None:
+    """List log entries, filtered; with --open, show the selectors behind the commitments."""
+    table = Table()
+    for col in ("#", "time", "event", "who", "order / node", "outcome", "detail"):
+        table.add_column(col, overflow="fold")
+    start, end = _when(since), _when(until)
+    for index, event, store in _events(_url(db, url)):
+        if not _matches(
+            event,
+            order=order,
+            agency=agency,
+            investigator=investigator,
+            decision=decision,
+            since=start,
+            until=end,
+        ):
+            continue
+        who = getattr(event, "investigator", "") or getattr(event, "node", "")
+        where = getattr(event, "order_id", "") or getattr(event, "node", "")
+        outcome = (
+            getattr(event, "decision", "")
+            or getattr(event, "reason", "")
+            or getattr(event, "reason_code", "")
+        )
+        detail = ", ".join(getattr(event, "rule_codes", ()) or ())
+        if event.kind == "disclosed":
+            outcome = "HIT" if event.hit else "no hit"
+            detail = f"{event.record_count} record(s)"
+        if open_selectors and event.kind == "decision":
+            detail += "".join(f"\n{o.selector_type}: {o.value}" for o in store.openings(index))
+        table.add_row(str(index), event.at, event.kind, who, where, outcome, detail)
+    console.print(table)
+
+
+@audit_app.command("export")
+@friendly
+def export(
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+) -> None:
+    """Every entry as JSON Lines: {"index": N, "event": {...}}."""
+    from dataclasses import asdict
+
+    lines = (
+        json.dumps({"index": index, "event": {"kind": event.kind, **asdict(event)}}, sort_keys=True)
+        for index, event, _ in _events(_url(db, url))
+    )
+    if out is None:
+        for line in lines:
+            typer.echo(line)
+    else:
+        with out.open("w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line + "\n")
+        console.print(f"exported to {out}")
+
+
+@audit_app.command("verify-receipt")
+@friendly
+def verify_receipt_cmd(
+    receipt: Annotated[Path, typer.Argument(help="A receipt file exported by the SDK.")],
+    federation: FederationOpt,
+) -> None:
+    """Check a receipt offline against the federation's log key: the entries are in the signed log."""
+    from comity.audit.events import decode_event
+    from comity.audit.receipt import ReceiptEntry, verify_receipt
+    from comity.sdk.receipts import ReceiptInvalid, load_receipt
+
+    log_key, witnesses = _keys(federation)
+    loaded, key_text = load_receipt(receipt)
+    if key_text != log_key.to_text():
+        raise ReceiptInvalid("the receipt names another log key than the federation registers")
+    entries = [
+        ReceiptEntry(e.entry, e.inclusion.leaf_index, list(e.inclusion.hashes), e.inclusion.tree_size)
+        for e in loaded.entries
+    ]
+    signed = verify_receipt(entries, loaded.checkpoint.signed_note, log_key=log_key, witnesses=witnesses)
+    console.print(
+        f"[green]✓ receipt verified[/] against checkpoint {signed.checkpoint.size} of {log_key.name}"
+    )
+    for e in loaded.entries:
+        event = decode_event(e.entry)
+        console.print(
+            f"  entry {e.inclusion.leaf_index}: {event.kind} {getattr(event, 'decision', '')} at {event.at}"
+        )
