@@ -10,11 +10,12 @@ database extend one history and never fork it. Any database failure becomes
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, TextClause, func, select, text, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from comity.audit._schema import Tables, make_engines
@@ -28,7 +29,7 @@ __all__ = ["AppendedEntry", "Batch", "LogStore", "PendingEntry", "SignCheckpoint
 
 #: Signs the checkpoint of ``(tree size, root hash)`` and returns the signed note.
 SignCheckpoint = Callable[[int, bytes], bytes]
-_CHUNK = 300  # ids per IN (...) query: well under every driver's parameter limit
+_CHUNK = 200  # subtrees per query: well under every driver's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,16 @@ class _DictSource:
 
     def node_hashes(self, ids: Sequence[NodeId]) -> list[bytes]:
         return [self._hashes[i] for i in ids]
+
+
+@functools.lru_cache(maxsize=256)
+def _nodes_query(table: str, count: int) -> TextClause:
+    """``count`` primary-key lookups in one statement, built once per size.
+
+    An OR of key lookups, not a row-value ``IN``: SQLite scans the whole table for the latter.
+    """
+    terms = " OR ".join(f"(level = :l{k} AND idx = :i{k})" for k in range(count))
+    return text(f"SELECT level, idx, hash FROM {table} WHERE {terms}")  # noqa: S608 - names are ours
 
 
 class _ConnectionSource:
@@ -208,11 +219,12 @@ class LogStore:
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), _CHUNK):
             chunk = unique[start : start + _CHUNK]
-            rows = conn.execute(
-                select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
-                    tuple_(nodes.c.level, nodes.c.idx).in_(chunk)
-                )
-            )
+            params = {
+                f"{name}{k}": value
+                for k, node in enumerate(chunk)
+                for name, value in zip("li", node, strict=True)
+            }
+            rows = conn.execute(_nodes_query(nodes.name, len(chunk)), params)
             found.update({(r.level, r.idx): bytes(r.hash) for r in rows})
         return [found[i] for i in ids if i in found]
 
