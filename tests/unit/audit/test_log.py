@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,6 +15,7 @@ from comity.audit.errors import AuditUnavailable, EntryNotFound, UnverifiedNote
 from comity.audit.log import TransparencyLog
 from comity.audit.proof import verify_consistency, verify_inclusion
 from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
+from comity.audit.verify import verify_log
 from comity.core.errors import ConfigError
 
 ORIGIN = "comity.example/log"
@@ -203,3 +205,23 @@ async def test_append_after_close_is_refused(log_url: LogUrl) -> None:
     await log.close()
     with pytest.raises(AuditUnavailable):
         await log.append(b"late")
+
+
+async def test_the_offline_verifier_accepts_an_honest_log(log_url: LogUrl, tmp_path: Path) -> None:
+    log = await _open(log_url)
+    try:
+        results = await asyncio.gather(*(log.append(f"e{i}".encode()) for i in range(9)))
+        text = open_checkpoint(results[-1].checkpoint, log.verifier).text
+        await log.add_cosignature(results[-1].tree_size, WITNESS.cosign(text, timestamp=5))
+    finally:
+        await log.close()
+    url, prefix = log_url
+    report = verify_log(
+        url,
+        verifier_key=log.verifier.to_text(),
+        witnesses=[WITNESS.verifier],
+        state=tmp_path / "seen",
+        table_prefix=prefix,
+    )
+    assert (report.tree_size, report.cosignatures) == (9, 1)
+    assert report.root_hash == _root((tmp_path / "seen").read_bytes(), log).root_hash
