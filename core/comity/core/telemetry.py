@@ -133,17 +133,15 @@ def safe_attributes(attributes: Mapping[str, object]) -> dict[str, AttributeValu
     """Only the allowed attributes of ``attributes``, with short names expanded.
 
     A name not in :data:`ALLOWED_ATTRIBUTES` (or :data:`SHORT_NAMES`) is dropped; so is a value
-    that is not a number, a bool, an identifier-like string or a list of such strings. Dropped
-    names are logged at DEBUG, never their values.
+    that is not a number, a bool, an identifier-like string or a list of such strings. Nothing
+    is logged about what was dropped: the log formatter calls this too.
     """
     out: dict[str, AttributeValue] = {}
     for name, value in attributes.items():
         full = SHORT_NAMES.get(name, name)
         safe = _safe_value(value) if full in ALLOWED_ATTRIBUTES else None
-        if safe is None:
-            _log.debug("telemetry attribute %s dropped", name if full in ALLOWED_ATTRIBUTES else "<other>")
-            continue
-        out[full] = safe
+        if safe is not None:
+            out[full] = safe
     return out
 
 

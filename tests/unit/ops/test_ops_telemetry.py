@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,7 @@ async def test_client_and_servers_share_one_trace(
     chain = [client, server, step, hop_client, hop_server]
     assert {s.context.trace_id for s in chain} == {client.context.trace_id}
     assert client.parent is None
-    for parent, child in zip(chain, chain[1:], strict=False):
+    for parent, child in itertools.pairwise(chain):
         assert _parent_id(child) == parent.context.span_id
     assert server.parent is not None and server.parent.is_remote
     assert server.attributes is not None
