@@ -95,7 +95,8 @@ class Witness:
 
     def latest(self) -> Checkpoint:
         """The largest checkpoint accepted so far (the empty tree before the first)."""
-        size, root = self._latest()
+        with self._lock:
+            size, root = self._latest()
         return Checkpoint(self._log_key.name, size, root)
 
     def _latest(self) -> tuple[int, bytes]:
@@ -154,7 +155,8 @@ class Witness:
 
     def close(self) -> None:
         """Close the state file."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def _open(self, checkpoint: bytes) -> SignedCheckpoint:
         try:
