@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from comity.core import errors
 from comity.sdk.demo.run import RunningFederation, Scenario, run_scenario, scenarios
 from comity.sdk.profile import load_profile
+from comity.sdk.query import QuerySpec, Selector, read_order_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -91,3 +92,27 @@ async def test_every_server_answers_health_checks(running: RunningFederation) ->
                 health_pb2.HealthCheckRequest(), timeout=5
             )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_streamed_answer_matches_the_unary_one(running: RunningFederation) -> None:
+    fed = running.federation
+    s = _scenario(running, "RCMP fetches")
+    async with load_profile(fed.profiles["ca.rcmp"]).async_client() as ca:
+        unary = await run_scenario(ca, fed, s)
+        assert unary.result is not None, unary.error
+        spec = QuerySpec(
+            target_node=s.node,
+            selectors=[Selector(t.name, s.person.selectors[t]) for t in s.order.selector_types],
+            categories=[c.lower() for c in s.categories],
+            kind=s.kind,
+            case_reference=s.order.order_id,
+            facts=s.facts,
+            link_to_offence=s.link,
+            legal_order=read_order_file(fed.orders[s.order.order_id]),
+            time_range=s.time_range,
+        )
+        streamed = [record async for record in ca.stream(spec)]
+    assert [r.record_id for r in streamed] == [r.record_id for r in unary.result.records]
+    assert streamed and all(
+        dict(r.fields) == dict(u.fields) for r, u in zip(streamed, unary.result.records, strict=True)
+    )

@@ -275,8 +275,8 @@ class Pipeline:
         v, logged = await self.admit(request, metadata)
         node = v.query.query.target_node
         for attempt in range(_WITNESS_ATTEMPTS):
-            execute, size = await self.forward_request(v, logged)
             try:
+                execute, size = await self.forward_request(v, logged)
                 result = await self._router.execute(node, execute)
                 break
             except FailedPrecondition:
@@ -310,9 +310,9 @@ class Pipeline:
         node = v.query.query.target_node
         digest = RecordsDigest()
         for attempt in range(_WITNESS_ATTEMPTS):
-            execute, size = await self.forward_request(v, logged)
             started = False
             try:
+                execute, size = await self.forward_request(v, logged)
                 async for chunk in self._router.execute_stream(node, execute):
                     started = True
                     if chunk.HasField("summary"):
