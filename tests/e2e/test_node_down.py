@@ -39,3 +39,19 @@ async def test_query_to_a_stopped_node_is_unavailable_and_logged(tmp_path: Path)
 def _quiet_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
     # Connection-refused retries are expected here; keep the test's output readable.
     monkeypatch.setenv("GRPC_VERBOSITY", "NONE")
+
+
+async def test_gateway_fails_closed_when_the_audit_log_is_down(tmp_path: Path) -> None:
+    fed = build_demo_federation(tmp_path / "fed", people=10, seed=3)
+    rcmp = next(s for s in scenarios(fed) if s.title.startswith("RCMP fetches"))
+    async with running_federation(fed) as running:
+        async with load_profile(fed.profiles["ca.rcmp"]).async_client() as client:
+            first = await run_scenario(client, fed, rcmp)
+            assert first.result is not None, first.error
+            witnessed = await running.gateway.router.witness_state("us-node")
+            await running.gateway.ledger.log.close()  # the log can no longer be written
+            second = await run_scenario(client, fed, rcmp)
+        assert isinstance(second.error, errors.Unavailable), second.error
+        assert "audit" in second.error.message
+        # Nothing reached the node: its witness saw no newer checkpoint.
+        assert await running.gateway.router.witness_state("us-node") == witnessed
