@@ -52,9 +52,10 @@ def _url(db: Path | None, url: str | None) -> str:
     return url
 
 
-def _default_state(origin: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in origin)
-    return Path.home() / ".local" / "state" / "comity" / f"{safe}.checkpoint"
+def _default_state(log_key: Any) -> Path:
+    # One file per log: its origin and its key (a log re-created under the same name is another log).
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in log_key.name)
+    return Path.home() / ".local" / "state" / "comity" / f"{safe}-{log_key.key_id:08x}.checkpoint"
 
 
 @audit_app.command("verify")
@@ -76,7 +77,7 @@ def verify(
 ) -> None:
     """Recompute the tree, check every signature and cosignature, and consistency with what you saw last."""
     log_key, witnesses = _keys(federation)
-    state = state or _default_state(log_key.name)
+    state = state or _default_state(log_key)
     if gateway is not None:
         from comity.sdk.auditor import AuditClient, verify_remote
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -162,6 +163,11 @@ def scenarios(fed: DemoFederation) -> list[Scenario]:
             OrderSpec("CA-ONSC-2026-0042", "ca.rcmp", "CC 99", ca_target, email_ip, ("SUBSCRIBER",)),
             True,
             "The other direction: a Canadian order under the Criminal Code, checked by the US node too.",
+            facts=(
+                "Three handguns recovered in Toronto on 2026-09-14 were traced to straw purchases arranged "
+                "by e-mail from this account."
+            ),
+            link="The account arranged the purchases and the cross-border delivery of the handguns.",
         ),
         Scenario(
             "FBI asks about a minor computer-access offence",
@@ -340,19 +346,33 @@ async def verify_log(running: RunningFederation, console: Console) -> bool:
 
 
 def print_how_to_query(console: Console, fed: DemoFederation) -> None:
-    """Tell a person how to use the federation the demo left running."""
-    person = _person(fed.subjects["ca-node"], "US", "US")
-    order = next(iter(fed.orders.values()))
-    profile = fed.profiles["us.fbi"]
-    console.print(Panel(
-        f"comity query --profile {profile} --node ca-node \\\n"
-        f"  --selector email:{person.selectors[SelectorType.EMAIL]} --order {order} \\\n"
-        f"  --category subscriber --case DEMO-1 --facts '...' --link '...'\n\n"
-        f"from comity.sdk.profile import load_profile\n"
-        f"client = load_profile(Path('{profile}')).client()\n\n"
-        f"comity audit verify --db {fed.audit_db}",
-        title="The federation keeps running (Ctrl-C stops it)",
-    ))  # fmt: skip
+    """Tell a person how to use the federation the demo left running (commands that work as printed)."""
+    s = next(x for x in scenarios(fed) if x.title.startswith("RCMP fetches"))
+    order = fed.orders[s.order.order_id]
+    selector = f"email:{s.person.selectors[SelectorType.EMAIL]}"
+    since, until = (t.date().isoformat() for t in s.time_range)
+    command = (
+        f"comity query --profile {fed.profiles[s.agency]} --node {s.node} --selector {selector} "
+        f"--order {order} --category subscriber --case DEMO-1 --since {since} --until {until} "
+        f"--facts {shlex.quote(s.facts)} --link {shlex.quote(s.link)}"
+    )
+    sdk = (
+        "from pathlib import Path\n"
+        "from comity.sdk.profile import load_profile\n"
+        f"client = load_profile(Path({str(fed.profiles[s.agency])!r})).client()"
+    )
+    console.rule("The federation keeps running; Ctrl-C stops it")
+    console.print("Query it from the command line:\n", style="bold")
+    console.print(command, soft_wrap=True, markup=False, highlight=False)
+    console.print("\nor from Python:\n", style="bold")
+    console.print(sdk, soft_wrap=True, markup=False, highlight=False)
+    console.print("\nand verify the log as a legal officer:\n", style="bold")
+    console.print(
+        f"comity audit verify --federation {fed.layout.federation_file} --db {fed.audit_db}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
 
 
 async def wait_forever() -> None:
