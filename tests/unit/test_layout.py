@@ -52,3 +52,9 @@ def test_generated_code_is_current() -> None:
             assert checked_in.read_bytes() == path.read_bytes(), (
                 f"{checked_in.name} is stale: run python scripts/gen_proto.py and commit the result"
             )
+
+
+def test_test_file_names_are_unique() -> None:
+    """pytest imports test files by base name: two with the same name break collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
