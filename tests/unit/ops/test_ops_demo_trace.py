@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from comity.core.telemetry import TelemetryServerInterceptor, client_interceptors
-from comity.sdk.demo.run import running_federation, run_scenario, scenarios
+from comity.sdk.demo.run import run_scenario, running_federation, scenarios
 from comity.sdk.demo.setup import build_demo_federation
 from comity.sdk.profile import load_profile
 
