@@ -75,6 +75,79 @@ class TableMapping:
         for sel in self.selectors or ():
             _check_name(sel.column, "selectors")
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], *, where: str = "mapping") -> TableMapping:
+        """A mapping from configuration data, e.g. one ``[[store.tables]]`` TOML table::
+
+            table = "agency.subscribers"      # a table or view, optionally schema-qualified
+            record_type = "subscriber_account"
+            record_id = "id"
+            observed_at = "opened"
+            dataset = "agency"                # optional
+            id_prefix = "sub-"                # optional
+            fields = { email = "mail", full_name = "holder" }
+            selectors = [{ column = "mail", type = "EMAIL", compare = "exact" }]  # optional
+
+        Raises ConfigError naming the bad field (``where`` prefixes the names).
+        """
+        unknown = sorted(set(data) - _MAPPING_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(unknown)}", field=where)
+        text = {
+            k: _config_str(data, k, where, required=k in _REQUIRED_KEYS) for k in _MAPPING_KEYS - _NESTED_KEYS
+        }
+        fields = data.get("fields", {})
+        if not isinstance(fields, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
+        ):
+            raise ConfigError("must be a table of field name = column name", field=f"{where}.fields")
+        selectors = data.get("selectors")
+        return cls(
+            table=text["table"],
+            record_type=text["record_type"],
+            record_id=text["record_id"],
+            observed_at=text["observed_at"],
+            fields=dict(fields),
+            selectors=None if selectors is None else _selector_columns(selectors, f"{where}.selectors"),
+            dataset=text["dataset"] or "mapped",
+            id_prefix=text["id_prefix"],
+        )
+
+
+_REQUIRED_KEYS = frozenset({"table", "record_type", "record_id", "observed_at"})
+_NESTED_KEYS = frozenset({"fields", "selectors"})
+_MAPPING_KEYS = _REQUIRED_KEYS | _NESTED_KEYS | {"dataset", "id_prefix"}
+
+
+def _config_str(data: Mapping[str, object], key: str, where: str, *, required: bool) -> str:
+    value = data.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value:
+        raise ConfigError("must be a non-empty string", field=f"{where}.{key}")
+    return value
+
+
+def _selector_columns(data: object, where: str) -> tuple[SelectorColumn, ...]:
+    if not isinstance(data, list):
+        raise ConfigError("must be a list of { column, type, compare }", field=where)
+    out = []
+    for i, item in enumerate(data):
+        at = f"{where}[{i}]"
+        if not isinstance(item, Mapping) or set(item) - {"column", "type", "compare"}:
+            raise ConfigError("must be a table with column, type and optionally compare", field=at)
+        column_name = _config_str(item, "column", at, required=True)
+        kind = _config_str(item, "type", at, required=True)
+        compare = item.get("compare", "exact")
+        if kind not in SelectorType.__members__:
+            raise ConfigError(
+                f"unknown selector type; one of {', '.join(SelectorType.__members__)}", field=f"{at}.type"
+            )
+        if compare not in ("exact", "lower", "upper"):
+            raise ConfigError("must be exact, lower or upper", field=f"{at}.compare")
+        out.append(SelectorColumn(column_name, SelectorType[kind], compare))
+    return tuple(out)
+
 
 def _check_name(name: str, what: str) -> None:
     if not _NAME.fullmatch(name):
