@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import re
 import threading
 import time
@@ -154,14 +155,16 @@ class TelemetryConfig:
 
     ``exporter`` is ``none`` (spans and metrics are made but not sent; trace ids still reach the
     logs), ``console`` (stdout, for trying things out) or ``otlp`` (gRPC to ``endpoint``, e.g.
-    an OpenTelemetry collector). ``sample_ratio`` is the share of new traces kept; a trace started
-    upstream keeps its parent's decision.
+    an OpenTelemetry collector; without one, ``OTEL_EXPORTER_OTLP_ENDPOINT``). ``insecure``
+    chooses plaintext; unset, an ``http://`` endpoint means plaintext and ``https://`` TLS.
+    ``sample_ratio`` is the share of new traces kept; a trace started upstream keeps its
+    parent's decision.
     """
 
     service_name: str = "comity"
     exporter: Exporter = "none"
     endpoint: str | None = None
-    insecure: bool = False
+    insecure: bool | None = None
     sample_ratio: float = 0.1
     metric_interval_seconds: float = 60.0
     log_level: str = "INFO"
@@ -186,10 +189,13 @@ class TelemetryConfig:
         """
         exporter = section.text("exporter", "none", choices=_EXPORTERS)
         endpoint = section.text("endpoint", "") or None
-        if exporter == "otlp" and endpoint is None:
-            # The exporter would fall back on OTEL_EXPORTER_OTLP_ENDPOINT or localhost; say so in
-            # the config instead of sending traces somewhere unintended.
-            raise section.error("endpoint", "required when exporter is otlp (e.g. http://collector:4317)")
+        if exporter == "otlp" and endpoint is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            # The exporter would fall back on localhost; say so instead of sending nowhere.
+            raise section.error(
+                "endpoint",
+                "required when exporter is otlp (e.g. http://collector:4317), "
+                "unless OTEL_EXPORTER_OTLP_ENDPOINT is set",
+            )
         sample = section.number("sample_ratio", 0.1, minimum=0.0)
         if sample > 1.0:
             raise section.error("sample_ratio", f"must be at most 1; got {sample}")
@@ -197,7 +203,7 @@ class TelemetryConfig:
             service_name=section.text("service_name", service_name),
             exporter=cast(Exporter, exporter),
             endpoint=endpoint,
-            insecure=section.flag("insecure", False),
+            insecure=section.flag("insecure") if section.has("insecure") else None,
             sample_ratio=sample,
             metric_interval_seconds=section.number("metric_interval_seconds", 60.0, minimum=1.0),
             log_level=section.text("log_level", "INFO", choices=_LEVELS),

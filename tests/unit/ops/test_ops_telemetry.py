@@ -24,6 +24,7 @@ from comity.core.telemetry import (
     record_decision,
     safe_attributes,
     set_log_size,
+    setup_telemetry,
     span,
 )
 
@@ -293,7 +294,40 @@ def test_config_from_section_defaults_and_values() -> None:
         ({"log_levle": "DEBUG"}, "telemetry.log_levle"),
     ],
 )
-def test_config_errors_name_the_field(data: dict[str, Any], field: str) -> None:
+def test_config_errors_name_the_field(
+    data: dict[str, Any], field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     with pytest.raises(ConfigError) as err:
         TelemetryConfig.from_section(_section(data))
     assert err.value.field == field
+
+
+def test_otlp_endpoint_may_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    config = TelemetryConfig.from_section(_section({"exporter": "otlp"}))
+    assert config.endpoint is None and config.insecure is None
+
+
+def test_exporters_are_built_from_config() -> None:
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    from comity.core.telemetry import _exporters
+
+    assert _exporters(TelemetryConfig()) == (None, None)
+    spans, metrics = _exporters(TelemetryConfig(exporter="console"))
+    assert isinstance(spans, ConsoleSpanExporter) and isinstance(metrics, ConsoleMetricExporter)
+    pytest.importorskip(
+        "opentelemetry.exporter.otlp.proto.grpc",
+        reason="opentelemetry-exporter-otlp-proto-grpc not installed",
+    )
+    spans, metrics = _exporters(TelemetryConfig(exporter="otlp", endpoint="http://127.0.0.1:4317"))
+    assert type(spans).__name__ == "OTLPSpanExporter" and type(metrics).__name__ == "OTLPMetricExporter"
+    spans.shutdown()
+    metrics.shutdown()
+
+
+def test_setup_is_once_per_process(captured: Captured) -> None:
+    again = setup_telemetry(TelemetryConfig(exporter="console"))
+    assert again is captured.telemetry
