@@ -124,9 +124,12 @@ def _safe_value(value: object) -> AttributeValue | None:
     if isinstance(value, str):
         return value if _SAFE_TEXT.fullmatch(value) else None
     if isinstance(value, list | tuple | frozenset | set):
-        items = sorted(value) if isinstance(value, frozenset | set) else list(value)
-        texts = [v for v in items[:_MAX_ITEMS] if isinstance(v, str) and _SAFE_TEXT.fullmatch(v)]
-        return texts if len(texts) == len(items) else None
+        items = list(value)
+        if len(items) > _MAX_ITEMS or not all(isinstance(v, str) and _SAFE_TEXT.fullmatch(v) for v in items):
+            return None
+        texts = [str(v) for v in items]
+        # A set has no order; sort it so equal sets make equal attributes (and metric series).
+        return sorted(texts) if isinstance(value, frozenset | set) else texts
     return None
 
 

@@ -207,6 +207,8 @@ def test_allow_list_keeps_only_known_names_and_plain_values() -> None:
         "rpc.system": "grpc",
         "name": "Alice Martin",
         "kind": ["FETCH", "Alice Martin"],
+        "step": {"a", 1},
+        "bundle_digest": ["x"] * 33,
     }
     assert safe_attributes(given) == {
         "comity.query_id": "6f1c0e4e-3b1a-4a8e-9d51-0d6c1f0a2b3c",
