@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import grpc
 from opentelemetry import metrics, propagate, trace
-from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -114,6 +113,10 @@ ALLOWED_ATTRIBUTES: Final = frozenset(
 
 # Identifier-like values only: a second line of defence should an allowed name ever be handed
 # free text. It refuses e-mail addresses, phone numbers written with "+", names with spaces.
+# The interceptors use W3C trace context directly, whatever the process's global propagator:
+# baggage could carry arbitrary values across the border, so it is never sent or read.
+_PROPAGATOR: Final = TraceContextTextMapPropagator()
+
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.:/\-]{0,128}")
 _MAX_ITEMS = 32
 
@@ -310,7 +313,7 @@ def setup_telemetry(
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
         # Trace context only: baggage could carry arbitrary values across the border.
-        propagate.set_global_textmap(cast(TextMapPropagator, TraceContextTextMapPropagator()))
+        propagate.set_global_textmap(_PROPAGATOR)
         configure_logging(config.log_level, config.log_format)
         _active = Telemetry(config, tracer_provider, meter_provider)
         _log.info("telemetry: exporter %s, sample ratio %s", config.exporter, config.sample_ratio)
@@ -534,7 +537,7 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
     @contextmanager
     def _server_span(self, method: str, metadata: object, context: Any) -> Iterator[None]:
         service, name = _split_method(method)
-        parent = propagate.extract(_carrier(metadata))
+        parent = _PROPAGATOR.extract(_carrier(metadata))
         attributes = safe_attributes({"rpc.system": "grpc", "service": service, "method": name})
         start = time.perf_counter()
         with self._tracer.start_as_current_span(
@@ -596,7 +599,7 @@ class _ClientTracing:
             attributes=safe_attributes({"rpc.system": "grpc", "service": service, "method": name}),
         )
         carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(current))
+        _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(current))
         pairs = [*cast("Iterable[tuple[str, str | bytes]]", details.metadata or ()), *carrier.items()]
         metadata = grpc.aio.Metadata(*pairs)
         traced = grpc.aio.ClientCallDetails(

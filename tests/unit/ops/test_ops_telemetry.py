@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry import baggage, context, propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from comity.core.configfile import Section
 from comity.core.errors import ConfigError
@@ -56,6 +60,9 @@ class Relay:
         for i in range(3):
             yield request + bytes([i])
 
+    async def headers(self, request: bytes, context: Any) -> bytes:
+        return ",".join(sorted(key for key, _ in context.invocation_metadata())).encode()
+
     async def refuse(self, request: bytes, context: Any) -> bytes:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "refused")
         raise AssertionError("unreachable")
@@ -68,6 +75,7 @@ async def _server(relay: Relay) -> tuple[grpc.aio.Server, int, health.aio.Health
         "Forward": grpc.unary_unary_rpc_method_handler(relay.forward),
         "Stream": grpc.unary_stream_rpc_method_handler(relay.stream),
         "Refuse": grpc.unary_unary_rpc_method_handler(relay.refuse),
+        "Headers": grpc.unary_unary_rpc_method_handler(relay.headers),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Relay", handlers),))
     checker = health.aio.HealthServicer()
@@ -333,3 +341,22 @@ def test_exporters_are_built_from_config() -> None:
 def test_setup_is_once_per_process(captured: Captured) -> None:
     again = setup_telemetry(TelemetryConfig(exporter="console"))
     assert again is captured.telemetry
+
+
+async def test_only_trace_context_crosses_the_wire(
+    captured: Captured, relay: tuple[grpc.aio.Channel, Relay]
+) -> None:
+    channel, _ = relay
+    # Even where the process's global propagator would send baggage (OpenTelemetry's default).
+    installed = propagate.get_global_textmap()
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
+    token = context.attach(baggage.set_baggage("selector", SELECTOR))
+    try:
+        keys = await channel.unary_unary("/test.Relay/Headers")(b"", timeout=5)
+    finally:
+        context.detach(token)
+        propagate.set_global_textmap(installed)
+    assert "traceparent" in keys.decode().split(",")
+    assert b"baggage" not in keys
