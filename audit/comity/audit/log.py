@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from comity.audit.note import Ed25519Signer, Ed25519Verifier, Note, NoteSignatur
 from comity.audit.store import Batch, LogStore, PendingEntry
 from comity.core.errors import ConfigError
 from comity.core.keys import SigningKey, VerifyingKey
+from comity.core.telemetry import record_audit_batch, set_log_size
 
 __all__ = ["AppendResult", "TransparencyLog", "witness_verifiers"]
 
@@ -176,6 +178,7 @@ class TransparencyLog:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Waiting]) -> None:
+        started = time.perf_counter()
         try:
             result = await self._in_writer(self.store.append_batch, [w.entry for w in batch], self._sign)
         except Exception as exc:
@@ -186,6 +189,8 @@ class TransparencyLog:
                 if not waiting.future.done():
                     waiting.future.set_exception(error)
             return
+        record_audit_batch(len(batch), time.perf_counter() - started)
+        set_log_size(result.tree_size)
         for waiting, appended in zip(batch, result.entries, strict=True):
             if not waiting.future.done():
                 waiting.future.set_result(

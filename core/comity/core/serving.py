@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from comity.core.errors import ConfigError
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, server_options
+from comity.core.telemetry import TelemetryServerInterceptor
 
 __all__ = ["ServerHandle", "start_server", "wait_for_termination"]
 
@@ -30,12 +31,16 @@ class ServerHandle:
     health: health.aio.HealthServicer
     services: Sequence[str]
     on_stop: list[Callable[[], object]] = field(default_factory=list)
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
 
     async def stop(self, grace: float = 5.0) -> None:
         """Mark NOT_SERVING, let calls in flight finish within ``grace`` seconds, then stop."""
         for name in ("", *self.services):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         for hook in self.on_stop:
             result = hook()
             if asyncio.iscoroutine(result):
@@ -49,13 +54,19 @@ async def start_server(
     service_names: Sequence[str],
     credentials: grpc.ServerCredentials,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    health_listen: str = "",
 ) -> ServerHandle:
     """Start a TLS server on ``listen`` ("host:port"; port 0 picks a free one).
 
     ``register`` adds the component's servicers; health checking and reflection are added
     for every server, so operators and load balancers can probe any of them the same way.
+    ``health_listen``, when set, also serves the health service alone without TLS: probes
+    (Kubernetes' ``grpc:`` probes cannot present the client certificate a node requires)
+    learn whether the server is up and nothing else.
     """
-    server = grpc.aio.server(options=server_options(max_message_bytes))
+    server = grpc.aio.server(
+        options=server_options(max_message_bytes), interceptors=[TelemetryServerInterceptor()]
+    )
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -72,10 +83,24 @@ async def start_server(
     if port == 0:
         raise ConfigError(f"cannot listen on {listen} (address in use or not local?)", field="listen")
     await server.start()
+    handle = ServerHandle(server, port, health_servicer, service_names)
+    if health_listen:
+        handle.health_server, handle.health_port = await _start_health_only(health_listen, health_servicer)
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     _log.info("listening on port %d", port)
-    return ServerHandle(server, port, health_servicer, service_names)
+    return handle
+
+
+async def _start_health_only(listen: str, servicer: health.aio.HealthServicer) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server(options=server_options())
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {listen}: {exc}", field="health_listen") from None
+    await server.start()
+    return server, port
 
 
 async def wait_for_termination(handle: ServerHandle, *, grace: float = 5.0) -> None:

@@ -6,6 +6,7 @@ Example::
     listen = "127.0.0.1:50051"
     federation = "federation.toml"
     audience = "comity-gateway"          # the `aud` investigators' tokens must carry
+    health_listen = "0.0.0.0:8081"      # optional: plaintext gRPC health only, for probes
 
     [tls]
     cert = "pki/gateway.crt"            # shown to investigators
@@ -31,15 +32,23 @@ Example::
     max_message_bytes = 4194304
     node_deadline_seconds = 10
     freshness_seconds = 300
+
+    [telemetry]                          # see comity.core.telemetry.TelemetryConfig
+    exporter = "otlp"                    # none | console | otlp
+    endpoint = "http://collector:4317"
+    sample_ratio = 0.1
+    log_level = "INFO"
+    log_format = "json"
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from comity.core.configfile import database_url, load_toml
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES
+from comity.core.telemetry import TelemetryConfig
 
 __all__ = ["GatewayConfig", "load_gateway_config"]
 
@@ -64,7 +73,8 @@ class GatewayConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     node_deadline_seconds: float = 10.0
     freshness_seconds: int = 300
-    log_level: str = "INFO"
+    health_listen: str = ""
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
 
 
@@ -78,9 +88,9 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     replay = root.table("replay")
     policy = root.table("policy")
     limits = root.table("limits", required=False)
-    log = root.table("log", required=False)
     config = GatewayConfig(
         listen=gw.text("listen"),
+        health_listen=gw.text("health_listen", ""),
         federation=gw.path("federation"),
         tls_cert=tls.path("cert"),
         tls_key=tls.path("key"),
@@ -96,9 +106,11 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),
         node_deadline_seconds=limits.number("node_deadline_seconds", 10.0, minimum=0.1),
         freshness_seconds=limits.integer("freshness_seconds", 300, minimum=1),
-        log_level=log.text("level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        telemetry=TelemetryConfig.from_section(
+            root.table("telemetry", required=False), service_name="comity-gateway"
+        ),
         source=path,
     )
-    for section in (gw, tls, keys, audit, replay, policy, limits, log, root):
+    for section in (gw, tls, keys, audit, replay, policy, limits, root):
         section.done()
     return config

@@ -26,6 +26,7 @@ from comity.core.keys import SigningKey
 from comity.core.orders import OrderVerifier, VerifiedOrder, check_order_covers
 from comity.core.queries import VerifiedQuery, verify_signed_query
 from comity.core.replay import ReplayStore
+from comity.core.telemetry import record_decision, span
 from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.quotas import QuotaCounters
@@ -209,18 +210,27 @@ class Pipeline:
         """Every check up to and including the logged decision; raise on refusal."""
         # Unauthenticated callers are not logged: anyone could fill the log. From here on the
         # caller is a registered investigator, and every refusal is logged.
-        token = self.authenticate(metadata)
+        with span("gateway.authenticate"):
+            token = self.authenticate(metadata)
         try:
-            query = self.verify_query(request, token)
-            selectors, country = self.check_shape(query.query)
-            order = self.verify_order(query.query, country)
-            await self._replay.record_async(query.query.query_id, query.issued_at, now=self._clock())
+            with span("gateway.verify_query"):
+                query = self.verify_query(request, token)
+            with span("gateway.check_shape", query_id=query.query_id):
+                selectors, country = self.check_shape(query.query)
+            with span("gateway.verify_order", query_id=query.query_id):
+                order = self.verify_order(query.query, country)
+            with span("gateway.replay", query_id=query.query_id):
+                await self._replay.record_async(query.query.query_id, query.issued_at, now=self._clock())
         except ComityError as err:
             await self._log_refusal(request, token, err)
             raise
         v = Verified(token=token, query=query, order=order, selectors=selectors, responding_country=country)
-        decision = self.decide(v)
-        logged = await self.log_decision(v, decision)
+        with span("gateway.policy", query_id=query.query_id):
+            decision = self.decide(v)
+        # Public codes only: a count of the hidden targeting rule could reveal a target's nationality.
+        record_decision("allow" if decision.allowed else "deny", decision.codes)
+        with span("gateway.audit_append", query_id=query.query_id):
+            logged = await self.log_decision(v, decision)
         self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
         if not decision.allowed:
             raise PermissionDenied(
@@ -292,7 +302,8 @@ class Pipeline:
         digest = RecordsDigest()
         for record in result.records:
             digest.update(record)
-        disclosure = await self._disclose(v, result, digest, size)
+        with span("gateway.audit_disclosure", query_id=v.query.query_id):
+            disclosure = await self._disclose(v, result, digest, size)
         receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [logged, disclosure])
         receipt.node_statement.CopyFrom(result.receipt.node_statement)
         result.receipt.CopyFrom(receipt)

@@ -10,6 +10,7 @@ import grpc
 from comity.core.errors import ComityError, DeadlineExceeded, NotFound, Unavailable
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.rpc import error_from_status
+from comity.core.telemetry import client_interceptors
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -48,7 +49,9 @@ class NodeRouter:
             options = channel_options(max_message_bytes)
             if ep.server_name:
                 options.append(("grpc.ssl_target_name_override", ep.server_name))
-            channel = grpc.aio.secure_channel(ep.address, ep.credentials, options=options)
+            channel = grpc.aio.secure_channel(
+                ep.address, ep.credentials, options=options, interceptors=client_interceptors()
+            )
             self._channels.append(channel)
             self._stubs[node_id] = pb_grpc.DataNodeStub(channel)
 

@@ -96,6 +96,7 @@ async def start_gateway(
             config.tls_cert, config.tls_key, federation=federation, passphrase=secret
         ),
         max_message_bytes=config.max_message_bytes,
+        health_listen=config.health_listen,
     )
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)

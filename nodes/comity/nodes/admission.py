@@ -19,7 +19,8 @@ from comity.audit.witness import Witness
 from comity.core.dsse import PAYLOAD_DECISION, PAYLOAD_QUERY, payload_digest, verify_envelope
 from comity.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from comity.core.federation import Federation, Node
-from comity.core.orders import check_order_covers, verify_order
+from comity.core.orders import OrderVerifier, check_order_covers
+from comity.core.telemetry import span
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
 from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import TimeRange
@@ -69,20 +70,26 @@ class Admission:
         self._witness = witness
         self._hits = hit_references
         self._clock = clock
+        self._orders = OrderVerifier(federation)
 
     def admit(self, request: pb.ExecuteRequest) -> Admitted:
         """Run every check; raise the first failure's error."""
         now = self._clock()
-        decision = self.verify_decision(request.gateway_decision)
-        query, digest = self.verify_query(request.signed_query)
-        self.check_binding(decision, query, digest)
-        order = verify_order(query.legal_order, self._federation, now=now).order
-        selectors = selectors_from_proto(query.selectors, region=self._node.country)
-        categories = categories_from_proto(query.categories)
-        self.check_coverage(order, query)
-        cosignature = self.witness_decision(request, digest)
+        with span("node.verify_decision"):
+            decision = self.verify_decision(request.gateway_decision)
+        with span("node.verify_query", query_id=decision.query_id):
+            query, digest = self.verify_query(request.signed_query)
+            self.check_binding(decision, query, digest)
+        with span("node.verify_order", query_id=query.query_id):
+            order = self.verify_order(query, now=now)
+            selectors = selectors_from_proto(query.selectors, region=self._node.country)
+            categories = categories_from_proto(query.categories)
+            self.check_coverage(order, query)
+        with span("node.witness", query_id=query.query_id):
+            cosignature = self.witness_decision(request, digest)
         pairs = [(s.type.name, s.value) for s in selectors]
-        self.decide(query, order, pairs, now=now)
+        with span("node.policy", query_id=query.query_id):
+            self.decide(query, order, pairs, now=now)
         if query.kind == pb.FETCH and query.hit_reference:
             self._hits.check(query.hit_reference, order.order_id, pairs, now=now)
         return Admitted(
@@ -94,6 +101,10 @@ class Admission:
             time_range=time_range_from_proto(query.time_range if query.HasField("time_range") else None),
             cosignature=cosignature,
         )
+
+    def verify_order(self, query: pb.Query, *, now: datetime) -> pb.LegalOrder:
+        """The legal order, signed by an authority the federation registers, in date (cached by digest)."""
+        return self._orders.verify(query.legal_order, now=now).order
 
     def verify_decision(self, envelope: pb.Envelope) -> pb.GatewayDecision:
         """The gateway's decision, signed by the gateway's registered decision key."""

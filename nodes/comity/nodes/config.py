@@ -5,6 +5,7 @@ Example::
     [node]
     id = "ca-node"                    # this node's id in the federation file
     listen = "127.0.0.1:50061"
+    health_listen = "0.0.0.0:8081"    # optional: plaintext gRPC health only, for probes
     federation = "federation.toml"
 
     [store]
@@ -28,15 +29,20 @@ Example::
     max_records = 500
     max_message_bytes = 4194304
     stream_batch = 256
+
+    [telemetry]                       # see comity.core.telemetry.TelemetryConfig
+    exporter = "none"
+    log_level = "INFO"
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from comity.core.configfile import database_url, load_toml
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES
+from comity.core.telemetry import TelemetryConfig
 
 __all__ = ["NodeConfig", "load_node_config"]
 
@@ -58,7 +64,8 @@ class NodeConfig:
     max_records: int = 500
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     stream_batch: int = 256
-    log_level: str = "INFO"
+    health_listen: str = ""
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
 
 
@@ -72,10 +79,10 @@ def load_node_config(path: Path) -> NodeConfig:
     policy = root.table("policy")
     witness = root.table("witness")
     limits = root.table("limits", required=False)
-    log = root.table("log", required=False)
     config = NodeConfig(
         node_id=node.text("id"),
         listen=node.text("listen"),
+        health_listen=node.text("health_listen", ""),
         federation=node.path("federation"),
         store_url=database_url(store, env="COMITY_NODE_STORE_URL"),
         response_key=keys.path("response_key"),
@@ -87,9 +94,11 @@ def load_node_config(path: Path) -> NodeConfig:
         max_records=limits.integer("max_records", 500, minimum=1),
         max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),
         stream_batch=limits.integer("stream_batch", 256, minimum=1),
-        log_level=log.text("level", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        telemetry=TelemetryConfig.from_section(
+            root.table("telemetry", required=False), service_name="comity-node"
+        ),
         source=path,
     )
-    for section in (node, store, keys, tls, policy, witness, limits, log, root):
+    for section in (node, store, keys, tls, policy, witness, limits, root):
         section.done()
     return config

@@ -95,6 +95,7 @@ async def start_node(
         service_names=[SERVICE],
         credentials=credentials,
         max_message_bytes=config.max_message_bytes,
+        health_listen=config.health_listen,
     )
     handle.on_stop.append(source.close)
     handle.on_stop.append(witness.close)

@@ -23,6 +23,7 @@ from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
 from comity.core.rpc import guard_stream, guard_unary
+from comity.core.telemetry import span
 from comity.core.tls import check_peer_certificate
 from comity.nodes.admission import Admission, Admitted
 from comity.nodes.convert import to_proto
@@ -121,7 +122,8 @@ class DataNodeService(pb_grpc.DataNodeServicer):
                 admitted.selectors, categories=scope.categories, time_range=scope.time_range, limit=remaining
             ) as stream:
                 for batch in stream.batches(self._batch):
-                    released = self._minimiser.apply(batch, scope)
+                    with span("node.minimise", query_id=admitted.query.query_id):
+                        released = self._minimiser.apply(batch, scope)
                     if released:
                         yield [to_proto(r) for r in released]
                 run.truncated = run.truncated or stream.truncated
@@ -131,6 +133,10 @@ class DataNodeService(pb_grpc.DataNodeServicer):
                 return
 
     def _hit_check(self, admitted: Admitted) -> pb.QueryResult:
+        with span("node.hit_check", query_id=admitted.query.query_id):
+            return self._hit_check_unspanned(admitted)
+
+    def _hit_check_unspanned(self, admitted: Admitted) -> pb.QueryResult:
         hit = any(
             self._source.hit_check(
                 admitted.selectors, categories=scope.categories, time_range=scope.time_range
@@ -160,7 +166,8 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             use_restrictions=self._restrictions,
             hit_reference=reference,
         )
-        envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), self._key)
+        with span("node.sign", query_id=admitted.query.query_id):
+            envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), self._key)
         receipt = pb.Receipt(
             query_id=admitted.query.query_id, query_digest=admitted.query_digest, node_statement=envelope
         )

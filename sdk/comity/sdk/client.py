@@ -24,6 +24,7 @@ from comity.core.errors import ComityError, DeadlineExceeded, PermissionDenied, 
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
+from comity.core.telemetry import client_interceptors
 from comity.sdk.query import QuerySpec, build_query, sign_query
 from comity.sdk.result import Result, ResultVerifier, to_result
 from comity.v1 import comity_pb2 as pb
@@ -110,7 +111,9 @@ class AsyncClient(_Base):
     """Asynchronous client; use as ``async with AsyncClient(...) as client``."""
 
     def _open(self) -> None:
-        self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
+        self._channel = grpc.aio.secure_channel(
+            self.target, self._credentials, options=self._options, interceptors=client_interceptors()
+        )
         self._stub = pb_grpc.GatewayStub(self._channel)
 
     async def __aenter__(self) -> Self:

@@ -69,14 +69,16 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The component's
 def node_serve(config: ConfigOpt) -> None:
     """Serve a data node until SIGTERM or SIGINT."""
     from comity.core.serving import wait_for_termination
+    from comity.core.telemetry import setup_telemetry
     from comity.nodes.config import load_node_config
     from comity.nodes.server import start_node
 
     cfg = load_node_config(config)
-    _logging(cfg.log_level)
+    telemetry = setup_telemetry(cfg.telemetry)
 
     async def run() -> None:
         handle = await start_node(cfg)
+        handle.on_stop.append(telemetry.shutdown)
         err_console.print(f"node {cfg.node_id} serving on port {handle.port}")
         await wait_for_termination(handle)
 
@@ -88,14 +90,16 @@ def node_serve(config: ConfigOpt) -> None:
 def gateway_serve(config: ConfigOpt) -> None:
     """Serve the gateway until SIGTERM or SIGINT."""
     from comity.core.serving import wait_for_termination
+    from comity.core.telemetry import setup_telemetry
     from comity.gateway.config import load_gateway_config
     from comity.gateway.server import start_gateway
 
     cfg = load_gateway_config(config)
-    _logging(cfg.log_level)
+    telemetry = setup_telemetry(cfg.telemetry)
 
     async def run() -> None:
         gateway = await start_gateway(cfg)
+        gateway.handle.on_stop.append(telemetry.shutdown)
         err_console.print(f"gateway serving on port {gateway.handle.port}")
         await wait_for_termination(gateway.handle)
 
@@ -112,12 +116,13 @@ def _register() -> None:
     # server packages only inside its commands.
     for name in ("audit_cmd", "demo_cmd", "node_cmd", "policy_cmd", "query_cmd"):
         importlib.import_module(f"comity.sdk.cli.{name}")
-    from comity.sdk.cli import init_cmd, keys_cmd, order_cmd, pki_cmd
+    from comity.sdk.cli import config_cmd, init_cmd, keys_cmd, order_cmd, pki_cmd
 
     app.add_typer(keys_cmd.app, name="keys")
     app.add_typer(pki_cmd.app, name="pki")
     app.add_typer(order_cmd.app, name="order")
     app.command("init")(init_cmd.init)
+    app.add_typer(config_cmd.config_app, name="config")
 
 
 _register()
