@@ -140,6 +140,17 @@ class Section:
             raise self.error(key, f"must be a table, not {type(value).__name__}")
         return Section(value, source=self.source, base=self.base, prefix=self._name(key))
 
+    def table_list(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """An array of tables (``[[key]]``) as (field name, raw table) pairs; empty when absent.
+
+        The caller validates each table and names errors with the given field name.
+        """
+        self._seen.add(key)
+        value = self._data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.error(key, "must be an array of tables ([[...]])")
+        return [(f"{self._name(key)}[{i}]", v) for i, v in enumerate(value)]
+
     def done(self) -> None:
         """Raise for any key this table has that nothing read (most often a typo)."""
         unknown = sorted(set(self._data) - self._seen)

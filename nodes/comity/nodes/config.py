@@ -11,6 +11,14 @@ Example::
     [store]
     url = "sqlite:///ca-node.db"      # or postgresql://user@host/db
 
+    # Or serve an agency's own PostgreSQL tables or views in place (see comity.nodes.mapped):
+    # [[store.tables]]
+    # table = "agency.subscribers"
+    # record_type = "subscriber_account"
+    # record_id = "id"
+    # observed_at = "opened"
+    # fields = { email = "mail", full_name = "holder" }
+
     [keys]                            # Ed25519 keys; passphrase from COMITY_KEY_PASSPHRASE
     response_key = "keys/ca-node.pem"
     witness_key = "keys/ca-node-witness.pem"
@@ -43,8 +51,12 @@ from pathlib import Path
 from comity.core.configfile import database_url, load_toml
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES
 from comity.core.telemetry import TelemetryConfig
+from comity.nodes.lookup import RecordSource
+from comity.nodes.mapped import MappedSource, TableMapping
+from comity.nodes.schema import default_schema
+from comity.nodes.store import RecordStore
 
-__all__ = ["NodeConfig", "load_node_config"]
+__all__ = ["NodeConfig", "load_node_config", "open_source"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +76,17 @@ class NodeConfig:
     max_records: int = 500
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     stream_batch: int = 256
+    store_tables: tuple[TableMapping, ...] = ()
     health_listen: str = ""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
+
+
+def open_source(config: NodeConfig, *, create: bool = True) -> RecordSource:
+    """The node's records: its own store (its tables made when ``create``), or the agency's tables."""
+    if config.store_tables:
+        return MappedSource(config.store_url, config.store_tables, schema=default_schema())
+    return RecordStore(config.store_url, create=create)
 
 
 def load_node_config(path: Path) -> NodeConfig:
@@ -85,6 +105,9 @@ def load_node_config(path: Path) -> NodeConfig:
         health_listen=node.text("health_listen", ""),
         federation=node.path("federation"),
         store_url=database_url(store, env="COMITY_NODE_STORE_URL"),
+        store_tables=tuple(
+            TableMapping.from_dict(raw, where=name) for name, raw in store.table_list("tables")
+        ),
         response_key=keys.path("response_key"),
         witness_key=keys.path("witness_key"),
         tls_cert=tls.path("cert"),

@@ -11,11 +11,11 @@ from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import node_server_credentials
 from comity.nodes.admission import Admission
-from comity.nodes.config import NodeConfig
+from comity.nodes.config import NodeConfig, open_source
 from comity.nodes.hitref import HitReferences
 from comity.nodes.minimise import Minimiser, WithholdingRule
+from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
-from comity.nodes.store import RecordStore
 from comity.policy.bundle import PolicyBundle
 from comity.policy.engine import PolicyEngine
 from comity.policy.select import load_bundle
@@ -46,8 +46,7 @@ async def start_node(
     response_key = SigningKey.load(config.response_key, key_id=node.id, passphrase=passphrase_from_env())
     witness_key = SigningKey.load(config.witness_key, key_id=node.id, passphrase=passphrase_from_env())
     bundle = load_bundle(config.policy_bundle)
-    source = RecordStore(config.store_url)
-    source.create()
+    source = open_source(config)
     witness = Witness.open(
         config.witness_state,
         name=node.id,
@@ -74,7 +73,7 @@ async def start_node(
         admission=admission,
         witness=witness,
         source=source,
-        minimiser=Minimiser(source.schema, _withholding(bundle, node.country)),
+        minimiser=Minimiser(default_schema(), _withholding(bundle, node.country)),
         response_key=response_key,
         hit_references=hits,
         use_restrictions=restrictions,

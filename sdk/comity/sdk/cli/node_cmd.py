@@ -59,12 +59,14 @@ def load(
 @friendly
 def stats(config: ConfigOpt) -> None:
     """Record counts per dataset, record type and data category."""
-    from comity.nodes.config import load_node_config
-    from comity.nodes.store import RecordStore
+    from comity.nodes.config import load_node_config, open_source
 
     cfg = load_node_config(config)
-    with RecordStore(cfg.store_url) as store:
-        rows = store.stats()
+    source = open_source(cfg)
+    try:
+        rows = source.stats()
+    finally:
+        source.close()
     table = Table(title=f"records held by {cfg.node_id}")
     for col in ("dataset", "record type", "category", "records"):
         table.add_column(col, justify="right" if col == "records" else "left")
@@ -79,8 +81,7 @@ def check(config: ConfigOpt) -> None:
     """Check the config, the federation entry, the keys, the policy bundle and the store."""
     from comity.core.federation import Federation
     from comity.core.keys import SigningKey, passphrase_from_env
-    from comity.nodes.config import load_node_config
-    from comity.nodes.store import RecordStore
+    from comity.nodes.config import load_node_config, open_source
     from comity.policy.select import load_bundle
 
     cfg = load_node_config(config)
@@ -94,8 +95,11 @@ def check(config: ConfigOpt) -> None:
     console.print(
         f"[green]✓[/] policy bundle {bundle.name} {bundle.version} passes its tests ({bundle.digest[:23]}…)"
     )
-    with RecordStore(cfg.store_url, create=False) as store:
-        report = store.check()
+    source = open_source(cfg, create=False)
+    try:
+        report = source.check()
+    finally:
+        source.close()
     console.print(
         f"[green]✓[/] store {report.backend} at {report.location}: {report.records} records, "
         f"indexes {', '.join(report.indexes)}"
