@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -41,12 +42,9 @@ async def test_fbi_queries_a_canadian_agency_table_served_in_place(tmp_path: Pat
     )
     config.write_text(text)
     try:
-        async with running_federation(fed):
-            async with load_profile(fed.profiles["us.fbi"]).async_client() as client:
-                subscriber_only = type(fetch)(
-                    **{**fetch.__dict__, "kind": "fetch", "categories": ("SUBSCRIBER",)}
-                )
-                outcome = await run_scenario(client, fed, subscriber_only)
+        subscriber_only = replace(fetch, categories=("SUBSCRIBER",))
+        async with running_federation(fed), load_profile(fed.profiles["us.fbi"]).async_client() as client:
+            outcome = await run_scenario(client, fed, subscriber_only)
         assert outcome.result is not None, outcome.error
         assert [dict(r.fields).get("email") for r in outcome.result.records] == [email]
         assert outcome.result.records[0].fields["full_name"] == "Mapped Holder"
