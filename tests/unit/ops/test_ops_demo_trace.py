@@ -1,22 +1,18 @@
 """One demo query over the real servers is one trace: SDK → gateway → node, with no personal data.
 
-The servers do not install the interceptors themselves yet, so this test adds them where every
-channel and server is made (``grpc.aio.secure_channel`` and ``grpc.aio.server``). It shows that
-nothing between the SDK and the node drops the trace context, and what the trace holds.
+The servers and clients install the interceptors themselves; this shows that nothing between
+the SDK and the node drops the trace context, that each pipeline step has its span, and that
+the trace holds no selector value or name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import grpc
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from comity.core.telemetry import TelemetryServerInterceptor, client_interceptors
 from comity.sdk.demo.run import run_scenario, running_federation, scenarios
 from comity.sdk.demo.setup import build_demo_federation
 from comity.sdk.profile import load_profile
@@ -25,30 +21,11 @@ if TYPE_CHECKING:
     from conftest import Captured
 
 
-@pytest.fixture
-def instrumented(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    make_server, make_channel = grpc.aio.server, grpc.aio.secure_channel
-
-    def server(*args: Any, **kwargs: Any) -> grpc.aio.Server:
-        kwargs.setdefault("interceptors", [TelemetryServerInterceptor()])
-        return make_server(*args, **kwargs)
-
-    def secure_channel(*args: Any, **kwargs: Any) -> grpc.aio.Channel:
-        kwargs.setdefault("interceptors", client_interceptors())
-        return make_channel(*args, **kwargs)
-
-    monkeypatch.setattr(grpc.aio, "server", server)
-    monkeypatch.setattr(grpc.aio, "secure_channel", secure_channel)
-    yield
-
-
 def _service(span: ReadableSpan) -> str:
     return str((span.attributes or {}).get("rpc.service", ""))
 
 
-async def test_demo_query_is_one_trace_from_sdk_to_node(
-    captured: Captured, instrumented: None, tmp_path: Path
-) -> None:
+async def test_demo_query_is_one_trace_from_sdk_to_node(captured: Captured, tmp_path: Path) -> None:
     fed = build_demo_federation(tmp_path, people=20, seed=11)
     scenario = next(s for s in scenarios(fed) if s.expect_allowed and s.kind == "hit-check")
     async with running_federation(fed):
@@ -78,6 +55,10 @@ async def test_demo_query_is_one_trace_from_sdk_to_node(
         assert ancestor is sdk
     for serve in node_serves:
         assert serve.parent is not None and serve.parent.span_id in {c.context.span_id for c in node_calls}
+
+    steps = {s.name for s in trace}
+    assert {"gateway.verify_query", "gateway.policy", "gateway.audit_append"} <= steps
+    assert {"node.verify_order", "node.witness", "node.policy", "node.hit_check"} <= steps
 
     exported = "".join(s.to_json() for s in spans)
     data = captured.metrics.get_metrics_data()
