@@ -125,3 +125,20 @@ async def test_stale_query_is_refused(running: RunningFederation) -> None:
     request = _signed(running, _spec(running), now=datetime.now(UTC) - timedelta(hours=1))
     err = await _submit(running, request, _token(running))
     assert isinstance(err, errors.Unauthenticated)
+
+
+async def test_refusal_before_policy_carries_a_verifiable_receipt(running: RunningFederation) -> None:
+    from comity.core.dsse import payload_digest
+    from comity.core.federation import Federation
+    from comity.sdk.receipts import ReceiptInvalid, log_verifier, verify_refusal
+
+    request = _signed(
+        running, _spec(running, selectors=[Selector("email", "not covered by the order@x.org")])
+    )
+    err = await _submit(running, request, _token(running))
+    assert isinstance(err.receipt, pb.Receipt)
+    key = log_verifier(Federation.load(running.federation.layout.federation_file))
+    verified = verify_refusal(err.receipt, log_key=key, query_digest=payload_digest(request.signed_query))
+    assert verified.refusal is not None and verified.refusal.reason_code.startswith(err.code.name)
+    with pytest.raises(ReceiptInvalid):
+        verify_refusal(err.receipt, log_key=key, query_digest=b"\0" * 32)

@@ -31,6 +31,8 @@ class ComityError(Exception):
     """Base of all Comity errors; ``code`` is the gRPC status it maps to."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    # A comity.v1.Receipt proving the refusal was logged, when the server sent one.
+    receipt: object | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -107,7 +109,6 @@ class PermissionDenied(ComityError):
         self.violations = list(violations or [])
         self.bundle_digest = bundle_digest
         self.query_id = query_id
-        # A comity.v1.Receipt proving the refusal was logged, when the server sent one.
         self.receipt = receipt
 
     @property

@@ -42,7 +42,8 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.ComityError]] = {
 
 
 def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ...]:
-    """The ``google.rpc.Status`` trailer for ``err`` (with a PolicyDenial for refusals)."""
+    """The ``google.rpc.Status`` trailer for ``err``: a PolicyDenial for policy refusals, or the
+    receipt of a logged refusal."""
     status = status_pb2.Status(code=err.code.value[0], message=err.message)
     if isinstance(err, errors.PermissionDenied) and err.violations:
         denial = pb.PolicyDenial(
@@ -57,6 +58,10 @@ def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ..
             denial.receipt.CopyFrom(err.receipt)
         packed = any_pb2.Any()
         packed.Pack(denial)
+        status.details.append(packed)
+    elif isinstance(err.receipt, pb.Receipt):
+        packed = any_pb2.Any()
+        packed.Pack(err.receipt)
         status.details.append(packed)
     return ((GRPC_DETAILS_KEY, status.SerializeToString()),)
 
@@ -133,7 +138,12 @@ def error_from_status(code: grpc.StatusCode, message: str, trailing_metadata: ob
                     query_id=denial.query_id,
                     receipt=denial.receipt if denial.HasField("receipt") else None,
                 )
-    return cls(message)
+    err = cls(message)
+    for any_msg in details:
+        receipt = pb.Receipt()
+        if any_msg.Unpack(receipt):
+            err.receipt = receipt
+    return err
 
 
 def _status_details(trailing_metadata: object) -> list[any_pb2.Any]:

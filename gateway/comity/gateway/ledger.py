@@ -151,7 +151,7 @@ class Ledger:
 
     async def record_refusal(
         self, *, query_id: str, query_digest: bytes, investigator: str, agency: str, reason: str, at: datetime
-    ) -> None:
+    ) -> Logged:
         """An authenticated request refused before any policy decision (bad order, replay, stale, ...)."""
         entry = events.refused_event(
             query_id=query_id,
@@ -161,7 +161,7 @@ class Ledger:
             reason_code=reason,
             at=at,
         )
-        await self._log.append(entry)
+        return _logged(entry, await self._log.append(entry))
 
     # ------------------------------------------------------------------ witnesses
 

@@ -222,7 +222,7 @@ class Pipeline:
             with span("gateway.replay", query_id=query.query_id):
                 await self._replay.record_async(query.query.query_id, query.issued_at, now=self._clock())
         except ComityError as err:
-            await self._log_refusal(request, token, err)
+            err.receipt = await self._log_refusal(request, token, err)
             raise
         v = Verified(token=token, query=query, order=order, selectors=selectors, responding_country=country)
         with span("gateway.policy", query_id=query.query_id):
@@ -243,24 +243,30 @@ class Pipeline:
             )
         return v, logged
 
-    async def _log_refusal(self, request: pb.SubmitRequest, token: VerifiedToken, err: ComityError) -> None:
+    async def _log_refusal(
+        self, request: pb.SubmitRequest, token: VerifiedToken, err: ComityError
+    ) -> pb.Receipt | None:
+        """Log a refusal before policy; returns its receipt (None if the log could not be written)."""
         envelope = request.signed_query
         try:
             query_id = pb.Query.FromString(envelope.payload).query_id
         except Exception:  # an unparsable payload is logged by its digest alone
             query_id = ""
+        digest = payload_digest(envelope)
         try:
-            await self._ledger.record_refusal(
+            logged = await self._ledger.record_refusal(
                 query_id=query_id,
-                query_digest=payload_digest(envelope),
+                query_digest=digest,
                 investigator=token.subject,
                 agency=token.agency,
                 reason=f"{err.code.name}:{type(err).__name__}",
                 at=self._clock(),
             )
+            return await self._ledger.receipt(query_id, digest, [logged])
         except ComityError as log_error:
             # The request is refused either way; the operator must learn the log is failing.
             _log.error("could not log a refusal: %s", log_error.message)
+            return None
 
     async def forward_request(self, v: Verified, logged: Logged) -> tuple[pb.ExecuteRequest, int]:
         """The ExecuteRequest for the node: signed query, signed decision, its log proof and checkpoint."""

@@ -20,7 +20,7 @@ import grpc
 from comity.audit.note import Ed25519Verifier
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import payload_digest
-from comity.core.errors import ComityError, DeadlineExceeded, PermissionDenied, Unavailable
+from comity.core.errors import ComityError, DeadlineExceeded, Unavailable
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
@@ -92,8 +92,7 @@ class _Base(abc.ABC):
 
     def _refused(self, exc: grpc.RpcError, request: pb.SubmitRequest) -> ComityError:
         err = _error(exc, self.target)
-        if isinstance(err, PermissionDenied):
-            self._verifier.verify_refusal(err, query_digest=payload_digest(request.signed_query))
+        self._verifier.verify_refusal(err, query_digest=payload_digest(request.signed_query))
         return err
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from comity.audit.errors import AuditError
-from comity.audit.events import DecisionEvent, DisclosedEvent, Event, decode_event
+from comity.audit.events import DecisionEvent, DisclosedEvent, Event, RefusedEvent, decode_event
 from comity.audit.note import Ed25519Verifier
 from comity.audit.receipt import ReceiptEntry, verify_receipt
 from comity.core.errors import InvalidArgument, Unauthenticated
@@ -48,8 +48,9 @@ class VerifiedReceipt:
 
     query_id: str
     tree_size: int
-    decision: DecisionEvent
+    decision: DecisionEvent | None
     disclosure: DisclosedEvent | None
+    refusal: RefusedEvent | None = None
 
 
 def log_verifier(federation: Federation) -> Ed25519Verifier:
@@ -116,8 +117,17 @@ def verify_answer(
 
 
 def verify_refusal(receipt: pb.Receipt, *, log_key: Ed25519Verifier, query_digest: bytes) -> VerifiedReceipt:
-    """Check a refusal's receipt: the DENY decision for this query is in the log."""
+    """Check a refusal's receipt: the refusal of this query is in the log.
+
+    A policy refusal is a DENY decision; a refusal before policy (signature, order, replay) is a
+    ``refused`` event. Either must name this query's digest.
+    """
     size, events = _proved(receipt, log_key)
+    refused = [e for e in events if isinstance(e, RefusedEvent)]
+    if refused and not any(isinstance(e, DecisionEvent) for e in events):
+        if len(refused) != 1 or refused[0].query_digest != query_digest.hex():
+            raise ReceiptInvalid("the logged refusal is about another query")
+        return VerifiedReceipt(receipt.query_id, size, None, None, refused[0])
     return VerifiedReceipt(receipt.query_id, size, _decision(events, query_digest, allowed=False), None)
 
 

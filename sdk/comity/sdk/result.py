@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from comity.audit.note import Ed25519Verifier
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, verify_envelope
-from comity.core.errors import PermissionDenied, Unauthenticated
+from comity.core.errors import ComityError, Unauthenticated
 from comity.core.keys import VerifyingKey
 from comity.sdk.receipts import verify_answer, verify_refusal
 from comity.v1 import comity_pb2 as pb
@@ -126,8 +126,8 @@ class ResultVerifier:
         )
         return statement
 
-    def verify_refusal(self, err: PermissionDenied, *, query_digest: bytes) -> None:
-        """A refusal that carries a receipt must prove the DENY decision for this query was logged."""
+    def verify_refusal(self, err: ComityError, *, query_digest: bytes) -> None:
+        """A refusal that carries a receipt must prove that this query's refusal was logged."""
         if isinstance(err.receipt, pb.Receipt):
             verify_refusal(err.receipt, log_key=self._log_key, query_digest=query_digest)
 
