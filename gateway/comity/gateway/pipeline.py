@@ -29,10 +29,10 @@ from comity.core.replay import ReplayStore
 from comity.core.telemetry import record_decision, span
 from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
 from comity.gateway.ledger import Ledger, Logged
-from comity.gateway.quotas import QuotaCounters
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.nodes.normalise import normalise
 from comity.policy.engine import Decision, PolicyEngine
+from comity.policy.quotas import QuotaCounters
 from comity.policy.wire import facts_from_query
 from comity.v1 import comity_pb2 as pb
 

@@ -17,10 +17,10 @@ from comity.gateway.audit_service import AuditLogService
 from comity.gateway.config import GatewayConfig
 from comity.gateway.ledger import Ledger
 from comity.gateway.pipeline import Limits, Pipeline
-from comity.gateway.quotas import QuotaCounters
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.policy.engine import PolicyEngine
+from comity.policy.quotas import QuotaCounters
 from comity.policy.select import load_bundle
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc

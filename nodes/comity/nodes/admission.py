@@ -27,7 +27,8 @@ from comity.nodes.lookup import TimeRange
 from comity.nodes.normalise import normalise
 from comity.nodes.schema import DataCategory, Selector
 from comity.policy.engine import PolicyEngine
-from comity.policy.wire import Counters, facts_from_query
+from comity.policy.quotas import QuotaCounters
+from comity.policy.wire import facts_from_query
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["Admission", "Admitted"]
@@ -71,6 +72,7 @@ class Admission:
         self._hits = hit_references
         self._clock = clock
         self._orders = OrderVerifier(federation)
+        self._quotas = QuotaCounters()
 
     def admit(self, request: pb.ExecuteRequest) -> Admitted:
         """Run every check; raise the first failure's error."""
@@ -183,10 +185,11 @@ class Admission:
             normalised_selectors=pairs,
             order_covers_selectors=True,
             order_covers_categories=True,
-            counters=Counters(),
+            counters=self._quotas.before(query.investigator, query.requesting_agency, now=now),
             now=now,
         )
         decision = self._engine.decide(facts)
+        self._quotas.count(query.investigator, query.requesting_agency, now=now)
         if not decision.allowed:
             raise PermissionDenied(
                 f"refused by {self._node.id}'s inbound policy",

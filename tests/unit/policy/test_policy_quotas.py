@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from comity.gateway.quotas import QuotaCounters
+from comity.policy.quotas import QuotaCounters
 
 NOW = datetime(2026, 11, 28, 23, 59, tzinfo=UTC)
 

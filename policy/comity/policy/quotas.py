@@ -1,9 +1,10 @@
-"""Per-investigator and per-agency daily query counters, for the agreement's quota rules.
+"""Per-investigator and per-agency daily query counters, for the quota rules.
 
-Counters are kept per UTC day in the gateway process. They restart at zero when the gateway
-restarts; the transparency log keeps the durable record of every query, and a restart
-within a day therefore allows at most one extra day's quota — an accepted trade-off against
-a database write on every request.
+The gateway counts for the agreement's quotas and each node for its own inbound ones.
+Counters are kept per UTC day in the process. They restart at zero when it restarts; the
+transparency log keeps the durable record of every query, and a restart within a day
+therefore allows at most one extra day's quota — an accepted trade-off against a database
+write on every request.
 """
 
 from __future__ import annotations
