@@ -28,9 +28,9 @@ def make_store(store_url: str) -> Iterator[StoreFactory]:
     """Open stores with a table prefix of their own (tests share one PostgreSQL database); drop them after."""
     opened: list[RecordStore] = []
 
-    def make(schema: Schema | None = None) -> RecordStore:
+    def make(schema: Schema | None = None, fetch_size: int = 500) -> RecordStore:
         prefix = f"t{uuid.uuid4().hex[:12]}_"
-        store = RecordStore(store_url, schema=schema, table_prefix=prefix)
+        store = RecordStore(store_url, schema=schema, table_prefix=prefix, fetch_size=fetch_size)
         opened.append(store)
         return store
 

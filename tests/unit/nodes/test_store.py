@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -212,3 +213,26 @@ def test_analyze_refreshes_statistics_without_changing_answers(store: RecordStor
     store.put([_account("a1", "x@example.org"), _connection("c1", "A1", 2)])
     store.analyze()
     assert [r.record_id for r in store.lookup([Selector(ACCOUNT, "A1")])] == ["a1", "c1"]
+
+
+def test_small_fetches_return_everything_in_order(make_store: StoreFactory) -> None:
+    store = make_store(fetch_size=2)
+    store.put([_connection(f"c{d}", "A1", d) for d in (5, 1, 4, 2, 3, 7, 6)])
+    with store.lookup([Selector(ACCOUNT, "A1")]) as stream:
+        assert [r.record_id for r in stream] == [f"c{d}" for d in range(1, 8)]
+
+
+def test_concurrent_lookups_from_threads(store: RecordStore) -> None:
+    store.put([_connection(f"c{d}", f"A{d % 3}", d) for d in range(1, 22)])
+
+    def work(i: int) -> list[str]:
+        out = []
+        for _ in range(10):
+            out = [r.record_id for r in store.lookup([Selector(ACCOUNT, f"A{i % 3}")], limit=5)]
+            assert store.hit_check([Selector(ACCOUNT, f"A{i % 3}")])
+        return out
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(work, range(12)))
+    assert all(len(a) == 5 for a in answers)
+    assert answers[0] == answers[3] == ["c3", "c6", "c9", "c12", "c15"]
