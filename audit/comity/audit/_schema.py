@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from comity.core.errors import ConfigError
+from comity.core.sql import parse_database_url
 
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,30}")
 
@@ -92,15 +93,9 @@ class Tables:
 
 def sqlalchemy_url(url: str) -> tuple[str, str]:
     """``(dialect, SQLAlchemy URL)`` for ``sqlite:///path`` or ``postgresql://...``."""
-    if url.startswith("sqlite:///"):
-        return "sqlite", "sqlite+pysqlite:///" + url.removeprefix("sqlite:///")
-    for scheme in ("postgresql://", "postgres://", "postgresql+psycopg://"):
-        if url.startswith(scheme):
-            return "postgresql", "postgresql+psycopg://" + url.removeprefix(scheme)
-    raise ConfigError(
-        "the audit log URL must start with 'sqlite:///' or 'postgresql://'",
-        field="audit.url",
-    )
+    parsed = parse_database_url(url, field="audit.url")
+    dialect = "sqlite" if parsed.drivername.startswith("sqlite") else "postgresql"
+    return dialect, parsed.render_as_string(hide_password=False)
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:

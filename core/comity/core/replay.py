@@ -32,11 +32,12 @@ from sqlalchemy import (
     insert,
     inspect,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from comity.core.errors import AlreadyExists, ConfigError, InvalidArgument, Unavailable
+from comity.core.sql import parse_database_url
 
 __all__ = ["DEFAULT_RETENTION", "ReplayStore", "ReplayedQuery"]
 
@@ -52,22 +53,7 @@ class ReplayedQuery(AlreadyExists):
 
 
 def _url(url: str | Path) -> URL:
-    text = str(url)
-    if "://" not in text:
-        return URL.create("sqlite", database=text)
-    try:
-        parsed = make_url(text)
-    except ArgumentError:
-        raise ConfigError("replay store URL is not a database URL", field="replay.url") from None
-    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
-        return parsed.set(drivername="postgresql+psycopg")
-    if parsed.drivername == "sqlite":
-        return parsed
-    raise ConfigError(
-        f"unsupported replay store URL scheme {parsed.drivername!r}",
-        field="replay.url",
-        hint="use sqlite:///PATH or postgresql://USER@HOST/DB",
-    )
+    return parse_database_url(url, field="replay.url")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
