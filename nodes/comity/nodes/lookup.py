@@ -17,12 +17,27 @@ from comity.core.errors import InvalidArgument
 from comity.nodes.schema import DataCategory, Record, Selector
 
 __all__ = [
+    "MAX_LOOKUP_SELECTORS",
     "CategoryCount",
     "CheckReport",
     "RecordSource",
     "RecordStream",
     "TimeRange",
 ]
+
+
+#: The most selectors one lookup takes. Policy allows far fewer; this bound keeps every
+#: backend's statement limits (SQLite: 500 terms in a compound SELECT) out of reach.
+MAX_LOOKUP_SELECTORS = 256
+
+
+def check_selector_count(selectors: Sequence[Selector]) -> None:
+    """Refuse a lookup with more than :data:`MAX_LOOKUP_SELECTORS` selectors."""
+    if len(selectors) > MAX_LOOKUP_SELECTORS:
+        raise InvalidArgument(
+            f"{len(selectors)} selectors in one lookup; at most {MAX_LOOKUP_SELECTORS}",
+            hint="a lawful query names a few exact selectors",
+        )
 
 
 @dataclass(frozen=True, slots=True)

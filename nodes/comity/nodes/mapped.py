@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement, Select, TableClause
 from comity.core.errors import ConfigError
 from comity.nodes._sql import Backend, db_errors, make_engine
 from comity.nodes.errors import StoreNotReady
-from comity.nodes.lookup import CategoryCount, CheckReport, RecordStream, TimeRange
+from comity.nodes.lookup import CategoryCount, CheckReport, RecordStream, TimeRange, check_selector_count
 from comity.nodes.schema import DataCategory, FieldType, Record, RecordType, Schema, Selector, SelectorType
 
 __all__ = ["MappedSource", "SelectorColumn", "TableMapping"]
@@ -270,6 +270,7 @@ class MappedSource:
         categories: Collection[DataCategory] | None,
         time_range: TimeRange | None,
     ) -> tuple[Any, list[_Bound]] | None:
+        check_selector_count(selectors)
         parts, used = [], []
         for b in self._bound:
             if categories is not None and b.category not in categories:

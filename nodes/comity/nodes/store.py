@@ -40,7 +40,15 @@ from sqlalchemy import (
 from comity.nodes._sql import Backend, check_identifier, db_errors, make_engine
 from comity.nodes._tables import Shape, tables
 from comity.nodes.errors import InvalidRecord, StoreNotReady
-from comity.nodes.lookup import CategoryCount, CheckReport, RecordStream, TimeRange, from_micros, to_micros
+from comity.nodes.lookup import (
+    CategoryCount,
+    CheckReport,
+    RecordStream,
+    TimeRange,
+    check_selector_count,
+    from_micros,
+    to_micros,
+)
 from comity.nodes.schema import DataCategory, Record, Schema, Selector, default_schema
 
 __all__ = ["RecordStore", "RecordWriter"]
@@ -73,7 +81,11 @@ class RecordStore:
         self._fetch_size = fetch_size
         self._statements: dict[Shape, Select[Any]] = {}
         if create:
-            self.create()
+            try:
+                self.create()
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def backend(self) -> str:
@@ -205,6 +217,7 @@ class RecordStore:
         Rows are fetched ``fetch_size`` at a time (a server-side cursor on PostgreSQL), so memory
         stays bounded however many match. No selectors, or no categories, match nothing.
         """
+        check_selector_count(selectors)
         if not selectors or (categories is not None and not categories) or limit == 0:
             return RecordStream(iter(()), limit, lambda: None)
         stmt, params = self._prepare(selectors, categories, time_range, limit, hit_check=False)
@@ -235,6 +248,7 @@ class RecordStore:
         time_range: TimeRange | None = None,
     ) -> bool:
         """Whether any record matches; reads no record's fields."""
+        check_selector_count(selectors)
         if not selectors or (categories is not None and not categories):
             return False
         stmt, params = self._prepare(selectors, categories, time_range, None, hit_check=True)

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, text
 
+from comity.core.errors import InvalidArgument
 from comity.nodes.errors import InvalidRecord, StoreNotReady, StoreUnavailable
 from comity.nodes.ingest import load_records
-from comity.nodes.lookup import TimeRange
+from comity.nodes.lookup import MAX_LOOKUP_SELECTORS, TimeRange
 from comity.nodes.schema import DataCategory, Record, Selector, SelectorType
 from comity.nodes.store import RecordStore
 from comity.nodes.synthetic import generate
@@ -236,3 +237,15 @@ def test_concurrent_lookups_from_threads(store: RecordStore) -> None:
         answers = list(pool.map(work, range(12)))
     assert all(len(a) == 5 for a in answers)
     assert answers[0] == answers[3] == ["c3", "c6", "c9", "c12", "c15"]
+
+
+def test_many_selectors_work_up_to_the_bound(store: RecordStore) -> None:
+    store.put([_connection("c1", "A255", 1)])
+    many = [Selector(ACCOUNT, f"A{i}") for i in range(MAX_LOOKUP_SELECTORS)]
+    assert [r.record_id for r in store.lookup(many)] == ["c1"]
+    assert store.hit_check(many)
+    too_many = [*many, Selector(ACCOUNT, "B")]
+    with pytest.raises(InvalidArgument, match="at most"):
+        store.lookup(too_many)
+    with pytest.raises(InvalidArgument, match="at most"):
+        store.hit_check(too_many)
