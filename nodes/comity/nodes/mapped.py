@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Text, cast, column, func, inspect, literal, null, or_, select, table, union_all
+from sqlalchemy import String, Text, cast, column, func, inspect, literal, null, or_, select, table, union_all
 from sqlalchemy.dialects.postgresql import TIMESTAMP
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.sql import ColumnElement, Select, TableClause
@@ -377,12 +377,20 @@ class MappedSource:
     def _check_one(self, b: _Bound, insp: Any, indexes: list[str]) -> list[str]:
         schema_name = b.table.schema
         try:
-            present = {c["name"] for c in insp.get_columns(b.table.name, schema=schema_name)}
+            present = {c["name"]: c["type"] for c in insp.get_columns(b.table.name, schema=schema_name)}
         except NoSuchTableError:
             return [f"{b.mapping.table} does not exist"]
         missing = sorted(c.name for c in b.table.c if c.name not in present)
         if missing:
             return [f"{b.mapping.table} lacks column(s) {', '.join(missing)}"]
+        # Selector values are bound as text; PostgreSQL will not compare text with inet or integer.
+        untyped = [
+            f"{b.mapping.table}.{sc.column} is {present[sc.column]}, not text (map a view that casts it)"
+            for sc in b.selectors
+            if not isinstance(present[sc.column], String)
+        ]
+        if untyped:
+            return untyped
         if b.table.name in insp.get_view_names(schema=schema_name):
             return []  # a view has no indexes of its own; its tables' indexes serve it
         leading = {}

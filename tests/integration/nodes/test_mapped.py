@@ -209,6 +209,12 @@ def test_check_names_missing_columns_tables_and_indexes(agency: str, postgres_ur
     )
     with pytest.raises(StoreNotReady, match="holder has no index"):
         MappedSource(postgres_url, [unindexed], schema=SCHEMA).check()
+    # account_id is a selector field, and "id" an integer column: found before any lookup fails.
+    integer = TableMapping(
+        f"{agency}.subscribers", "subscriber_account", "id", "opened", {"account_id": "id"}
+    )
+    with pytest.raises(StoreNotReady, match=r"subscribers\.id is INTEGER, not text"):
+        MappedSource(postgres_url, [integer], schema=SCHEMA).check()
 
 
 def test_bad_mappings_are_config_errors(postgres_url: str) -> None:
