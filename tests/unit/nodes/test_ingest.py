@@ -156,3 +156,12 @@ def test_control_characters_are_refused_except_line_breaks_in_text(store: Record
     content["record_id"], content["fields"]["body"] = "m2", "bell\x07"  # type: ignore[index]
     with pytest.raises(LoadRejected, match=r"fields\.body: contains control characters"):
         load_records(store, [content])
+
+
+def test_sql_in_field_values_is_stored_as_text(store: RecordStore) -> None:
+    name = "Robert'); DROP TABLE comity_records; --"
+    load_records(
+        store, [_account("a1", "a@example.org", full_name=name), _account("a2", "b@example.org")], region="CA"
+    )
+    assert store.get("a1").fields["full_name"] == name  # type: ignore[union-attr]
+    assert store.check().records == 2
