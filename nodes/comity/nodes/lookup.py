@@ -23,6 +23,7 @@ __all__ = [
     "RecordSource",
     "RecordStream",
     "TimeRange",
+    "check_selector_count",
 ]
 
 
