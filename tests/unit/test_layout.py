@@ -58,3 +58,40 @@ def test_test_file_names_are_unique() -> None:
     """pytest imports test files by base name: two with the same name break collection."""
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+# Which components each component may import (DESIGN.md, "Dependencies point one way").
+ALLOWED = {
+    "core": {"core", "v1"},
+    "policy": {"policy", "core", "v1"},
+    "audit": {"audit", "core", "v1"},
+    "nodes": {"nodes", "core", "policy", "audit", "v1"},
+    "gateway": {"gateway", "core", "policy", "audit", "v1"},
+    "sdk": {"sdk", "core", "audit", "v1"},
+}
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in tree.body:  # module level only: imports inside functions are the lazy ones
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        found |= {n.split(".")[1] for n in names if n.startswith("comity.") and n.count(".") >= 1}
+    return found
+
+
+@pytest.mark.parametrize("component", sorted(ALLOWED))
+def test_dependencies_point_one_way(component: str) -> None:
+    """The demo (it starts servers) is the one part of the SDK that imports server packages."""
+    offenders = []
+    for path in (ROOT / component / "comity" / component).rglob("*.py"):
+        if component == "sdk" and "demo" in path.parts:
+            continue
+        bad = _module_level_imports(path) - ALLOWED[component]
+        if bad:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    assert offenders == []

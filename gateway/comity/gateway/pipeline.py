@@ -26,11 +26,11 @@ from comity.core.keys import SigningKey
 from comity.core.orders import OrderVerifier, VerifiedOrder, check_order_covers
 from comity.core.queries import VerifiedQuery, verify_signed_query
 from comity.core.replay import ReplayStore
+from comity.core.selectors import normalise
 from comity.core.telemetry import record_decision, span
 from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.routing import NodeRouter, NodeUnavailable
-from comity.nodes.normalise import normalise
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.quotas import QuotaCounters
 from comity.policy.wire import facts_from_query

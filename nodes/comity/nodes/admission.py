@@ -20,11 +20,11 @@ from comity.core.dsse import PAYLOAD_DECISION, PAYLOAD_QUERY, payload_digest, ve
 from comity.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from comity.core.federation import Federation, Node
 from comity.core.orders import OrderVerifier, check_order_covers
+from comity.core.selectors import normalise
 from comity.core.telemetry import span
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
 from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import TimeRange
-from comity.nodes.normalise import normalise
 from comity.nodes.schema import DataCategory, Selector
 from comity.policy.engine import PolicyEngine
 from comity.policy.quotas import QuotaCounters

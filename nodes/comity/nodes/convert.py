@@ -8,8 +8,8 @@ from datetime import UTC
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.core.errors import InvalidArgument
+from comity.core.selectors import normalise_selectors
 from comity.nodes.lookup import TimeRange
-from comity.nodes.normalise import normalise_selectors
 from comity.nodes.schema import DataCategory, Record, Selector
 from comity.v1 import comity_pb2 as pb
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from comity.core.errors import FailedPrecondition, InvalidArgument, Unavailable
+from comity.core.selectors import InvalidSelector
 
 __all__ = [
     "InvalidRecord",
@@ -18,18 +19,6 @@ __all__ = [
     "StoreNotReady",
     "StoreUnavailable",
 ]
-
-
-class InvalidSelector(InvalidArgument):
-    """A selector value is malformed or not exact; names the selector by position and type."""
-
-    def __init__(self, message: str, *, position: int | None, selector_type: str, hint: str | None = None):
-        where = (
-            f"selector {position} ({selector_type})" if position is not None else f"{selector_type} selector"
-        )
-        super().__init__(f"{where}: {message}", hint=hint)
-        self.position = position
-        self.selector_type = selector_type
 
 
 class InvalidRecord(InvalidArgument):

@@ -5,7 +5,7 @@ schema, which column is the record id and which the time, which column holds eac
 which columns are selectors of which type. :class:`MappedSource` answers the same lookups as
 :class:`~comity.nodes.store.RecordStore` (:class:`~comity.nodes.lookup.RecordSource`).
 
-Selector values arrive normalised (:mod:`comity.nodes.normalise`) and are compared exactly,
+Selector values arrive normalised (:mod:`comity.core.selectors`) and are compared exactly,
 or after ``lower()`` / ``upper()`` of the column when the mapping asks for it. Where the
 agency's column holds another form (phone numbers with punctuation, say), map a view that
 computes the canonical form. Each selector column should be indexed (``check()`` says which

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from comity.core.errors import ConfigError
+from comity.core.selectors import Selector, SelectorType
 
 __all__ = [
     "DataCategory",
@@ -38,20 +39,6 @@ class DataCategory(enum.IntEnum):
     SUBSCRIBER = 1
     TRAFFIC = 2
     CONTENT = 3
-
-
-class SelectorType(enum.IntEnum):
-    """``comity.v1.SelectorType``: the kinds of exact identifier (values are the wire numbers)."""
-
-    EMAIL = 1
-    PHONE = 2
-    ACCOUNT_ID = 3
-    IP_ADDRESS = 4
-    DEVICE_ID = 5
-    FIREARM_SERIAL = 6
-    USERNAME = 7
-    IMEI = 8
-    VEHICLE_VIN = 9
 
 
 class FieldType(enum.StrEnum):
@@ -176,15 +163,6 @@ class Record:
     observed_at: datetime
     fields: Mapping[str, str]
     dataset: str = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class Selector:
-    """An exact identifier to look records up by; ``value`` is expected in normalised form
-    (see :mod:`comity.nodes.normalise`)."""
-
-    type: SelectorType
-    value: str
 
 
 def _f(

@@ -7,7 +7,7 @@ One code path (SQLAlchemy Core) and two tables:
   primary key is the index every lookup goes through, so a lookup costs O(matching records).
 
 Values are always bound parameters; nothing a caller supplies becomes SQL text. Selector
-values must already be normalised (:mod:`comity.nodes.normalise`): the store compares exactly.
+values must already be normalised (:mod:`comity.core.selectors`): the store compares exactly.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The input is a mapping as read from a JSON Lines row (see :mod:`comity.nodes.synthetic` for the
 format) or a CSV row: ``record_id``, ``record_type``, optionally ``observed_at`` and
 ``category``, and ``fields``. Every field must be declared by the record type and match its
-type; selector fields are normalised (:func:`comity.nodes.normalise.normalise`); timestamps
+type; selector fields are normalised (:func:`comity.core.selectors.normalise`); timestamps
 are rewritten in UTC (``2025-04-02T17:03:11Z``).
 """
 
@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
-from comity.nodes.errors import InvalidRecord, InvalidSelector
-from comity.nodes.normalise import normalise
+from comity.core.selectors import InvalidSelector, normalise
+from comity.nodes.errors import InvalidRecord
 from comity.nodes.schema import DataCategory, FieldSpec, FieldType, Record, RecordType, Schema
 
 __all__ = ["MAX_FIELD_LENGTH", "parse_record", "parse_timestamp"]

@@ -8,8 +8,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.core.errors import InvalidArgument
+from comity.core.selectors import InvalidSelector
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto, to_proto
-from comity.nodes.errors import InvalidSelector
 from comity.nodes.lookup import TimeRange
 from comity.nodes.schema import DataCategory, Record, Selector, SelectorType
 from comity.v1 import comity_pb2 as pb

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from comity.core.errors import InvalidArgument
-from comity.nodes.normalise import normalise
+from comity.core.selectors import normalise
 from comity.nodes.schema import default_schema
 from comity.nodes.synthetic import generate
 from comity.nodes.validate import parse_record

@@ -1,9 +1,10 @@
-"""Selector normalisation and validation: one exact, canonical form per identifier.
+"""Selectors: the kinds of exact identifier, and one canonical form for each.
 
-A selector is looked up by exact comparison with the normalised values stored at ingestion,
-so both sides go through :func:`normalise`. Anything that is not plainly an exact identifier
-is refused with :class:`~comity.nodes.errors.InvalidSelector`, which names the selector by
-position and type and never repeats its value:
+The gateway (to compare a query with its order and to commit to selectors in the log) and
+each node (to look records up by exact comparison with the values stored at ingestion) go
+through the same :func:`normalise`. Anything that is not plainly an exact identifier is
+refused with :class:`InvalidSelector`, which names the selector by position and type and
+never repeats its value:
 
 - empty values, values over the type's length limit;
 - control and format characters, non-ASCII characters (every selector type here is ASCII, so
@@ -20,17 +21,53 @@ prints them (IPv4-mapped IPv6 as IPv4); firearm serials and VINs in upper case.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import phonenumbers
 
-from comity.nodes.errors import InvalidSelector
-from comity.nodes.schema import Selector, SelectorType
+from comity.core.errors import InvalidArgument
 
-__all__ = ["MAX_LENGTH", "normalise", "normalise_selectors"]
+__all__ = ["MAX_LENGTH", "InvalidSelector", "Selector", "SelectorType", "normalise", "normalise_selectors"]
+
+
+class SelectorType(enum.IntEnum):
+    """``comity.v1.SelectorType``: the kinds of exact identifier (values are the wire numbers)."""
+
+    EMAIL = 1
+    PHONE = 2
+    ACCOUNT_ID = 3
+    IP_ADDRESS = 4
+    DEVICE_ID = 5
+    FIREARM_SERIAL = 6
+    USERNAME = 7
+    IMEI = 8
+    VEHICLE_VIN = 9
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """An exact identifier to look records up by; ``value`` is expected in normalised form."""
+
+    type: SelectorType
+    value: str
+
+
+class InvalidSelector(InvalidArgument):
+    """A selector value is malformed or not exact; names the selector by position and type."""
+
+    def __init__(self, message: str, *, position: int | None, selector_type: str, hint: str | None = None):
+        where = (
+            f"selector {position} ({selector_type})" if position is not None else f"{selector_type} selector"
+        )
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.position = position
+        self.selector_type = selector_type
+
 
 #: Longest accepted input per selector type, before any normalisation.
 MAX_LENGTH: dict[SelectorType, int] = {

@@ -7,8 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from comity.core.errors import InvalidArgument
-from comity.nodes.errors import InvalidSelector
-from comity.nodes.normalise import MAX_LENGTH, normalise, normalise_selectors
+from comity.core.selectors import MAX_LENGTH, InvalidSelector, normalise, normalise_selectors
 from comity.nodes.schema import Selector, SelectorType
 
 T = SelectorType
