@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from comity.core.errors import ConfigError
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, server_options
-from comity.core.telemetry import TelemetryServerInterceptor
+from comity.core.rpc_telemetry import TelemetryServerInterceptor
 
 __all__ = ["ServerHandle", "start_server", "wait_for_termination"]
 

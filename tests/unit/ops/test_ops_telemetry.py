@@ -19,11 +19,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from comity.core.configfile import Section
 from comity.core.errors import ConfigError
+from comity.core.rpc_telemetry import TelemetryServerInterceptor, client_interceptors
 from comity.core.telemetry import (
     ALLOWED_ATTRIBUTES,
     TelemetryConfig,
-    TelemetryServerInterceptor,
-    client_interceptors,
     record_audit_batch,
     record_decision,
     safe_attributes,
