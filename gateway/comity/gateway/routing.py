@@ -10,7 +10,7 @@ import grpc
 from comity.core.errors import ComityError, DeadlineExceeded, NotFound, Unavailable
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.rpc import error_from_status
-from comity.core.telemetry import client_interceptors
+from comity.core.rpc_telemetry import client_interceptors
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 

@@ -24,7 +24,7 @@ from comity.core.errors import ComityError, DeadlineExceeded, Unavailable
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
-from comity.core.telemetry import client_interceptors
+from comity.core.rpc_telemetry import client_interceptors
 from comity.sdk.query import QuerySpec, build_query, sign_query
 from comity.sdk.result import Result, ResultVerifier, to_result
 from comity.v1 import comity_pb2 as pb
