@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -91,3 +92,17 @@ async def test_verify_through_the_gateway_and_show_and_export(
     # Selector values never appear in the log itself, only their salted commitments.
     person = next(s for s in scenarios(fed) if "minor" in s.title).person
     assert all(value not in exported for value in person.selectors.values())
+
+
+async def test_transparency_report_counts_without_identifiers(running: RunningFederation) -> None:
+    await _some_traffic(running)
+    fed = running.federation
+    code, out = await _invoke(["audit", "report", "--db", str(fed.audit_db), "--json"])
+    assert code == 0, out
+    report = json.loads(out)
+    denied = [d for d in report["decisions"] if d["decision"] == "DENY"]
+    assert denied and all(d["offence_class"] != "UNKNOWN" for d in report["decisions"])
+    assert report["records_disclosed"].get("us-node", 0) >= 1
+    person = next(s for s in scenarios(fed) if "minor" in s.title).person
+    assert all(value not in out for value in person.selectors.values())
+    assert "us.fbi/agent-1" not in out  # counts per agency, never per investigator

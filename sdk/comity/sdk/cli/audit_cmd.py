@@ -219,6 +219,53 @@ def export(
         console.print(f"exported to {out}")
 
 
+@audit_app.command("report")
+@friendly
+def report(
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    bundle: Annotated[str, typer.Option(help="The bundle whose offence catalogue classes offences.")] = (
+        "us-ca-agreement"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A transparency report: aggregate counts by agency, node, offence class, category and outcome."""
+    from comity.policy.select import load_bundle
+    from comity.sdk.transparency import build_report
+
+    catalogue = load_bundle(bundle).catalogue
+
+    def offence_class(code: str) -> str:
+        offence = catalogue.lookup("US", code) or catalogue.lookup("CA", code)
+        return offence.category if offence else "UNKNOWN"
+
+    events = (event for _, event, _ in _events(_url(db, url)))
+    result = build_report(events, offence_class=offence_class, since=_when(since), until=_when(until))
+    if as_json:
+        console.print_json(json.dumps(result.to_json()))
+        return
+    table = Table(title="Queries decided")
+    for col in ("requesting agency", "responding node", "offence class", "decision", "queries"):
+        table.add_column(col, justify="right" if col == "queries" else "left")
+    for (agency, node, offence, decision), count in sorted(result.decisions.items()):
+        table.add_row(agency, node, offence, decision, str(count))
+    console.print(table)
+    categories = Table(title="Data categories asked for")
+    for col in ("category", "decision", "queries"):
+        categories.add_column(col)
+    for (category, decision), count in sorted(result.categories.items()):
+        categories.add_row(category, decision, str(count))
+    console.print(categories)
+    for node, count in sorted(result.disclosures.items()):
+        console.print(f"{node}: {count} answer(s), {result.records_disclosed[node]} record(s) disclosed")
+    for agency, count in sorted(result.refused_before_policy.items()):
+        console.print(f"{agency}: {count} request(s) refused before a policy decision")
+    for node, count in sorted(result.failures.items()):
+        console.print(f"{node}: {count} allowed quer(ies) not completed")
+
+
 @audit_app.command("verify-receipt")
 @friendly
 def verify_receipt_cmd(

@@ -1,0 +1,89 @@
+"""Transparency reports: aggregate counts from the log, for the agreement's periodic review.
+
+Counts only — per requesting agency, responding node, data category, offence class and
+outcome, and the number of records disclosed — never an identifier of a person or a query.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from comity.audit.events import DecisionEvent, DisclosedEvent, Event, FailedEvent, RefusedEvent
+
+__all__ = ["TransparencyReport", "build_report"]
+
+
+@dataclass
+class TransparencyReport:
+    """Aggregate counts over a period."""
+
+    since: datetime | None
+    until: datetime | None
+    decisions: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    """(requesting agency, responding node, offence class, ALLOW/DENY) → queries."""
+    categories: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(data category, ALLOW/DENY) → queries asking for it."""
+    refused_before_policy: Counter[str] = field(default_factory=Counter)
+    """requesting agency → queries refused before a policy decision (signature, order, replay)."""
+    disclosures: Counter[str] = field(default_factory=Counter)
+    """responding node → answers given."""
+    records_disclosed: Counter[str] = field(default_factory=Counter)
+    """responding node → records released."""
+    failures: Counter[str] = field(default_factory=Counter)
+    """responding node → allowed queries that could not be completed."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "decisions": [
+                {"agency": a, "node": n, "offence_class": o, "decision": d, "queries": c}
+                for (a, n, o, d), c in sorted(self.decisions.items())
+            ],
+            "categories": [
+                {"category": cat, "decision": d, "queries": c}
+                for (cat, d), c in sorted(self.categories.items())
+            ],
+            "refused_before_policy": dict(sorted(self.refused_before_policy.items())),
+            "disclosures": dict(sorted(self.disclosures.items())),
+            "records_disclosed": dict(sorted(self.records_disclosed.items())),
+            "failures": dict(sorted(self.failures.items())),
+        }
+
+
+def _at(event: Event) -> datetime:
+    return datetime.fromisoformat(event.at.replace("Z", "+00:00"))
+
+
+def build_report(
+    events: Iterable[Event],
+    *,
+    offence_class: Callable[[str], str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> TransparencyReport:
+    """Count ``events`` in [since, until]; ``offence_class`` maps an offence code to its class."""
+    report = TransparencyReport(since, until)
+    for event in events:
+        when = _at(event)
+        if (since is not None and when < since) or (until is not None and when > until):
+            continue
+        if isinstance(event, DecisionEvent):
+            report.decisions[
+                (event.agency, event.target_node, offence_class(event.offence_code), event.decision)
+            ] += 1
+            for category in event.categories:
+                report.categories[(category, event.decision)] += 1
+        elif isinstance(event, RefusedEvent):
+            report.refused_before_policy[event.agency] += 1
+        elif isinstance(event, DisclosedEvent):
+            report.disclosures[event.node] += 1
+            report.records_disclosed[event.node] += event.record_count
+        elif isinstance(event, FailedEvent):
+            report.failures[event.node] += 1
+    return report
