@@ -106,3 +106,47 @@ async def test_transparency_report_counts_without_identifiers(running: RunningFe
     person = next(s for s in scenarios(fed) if "minor" in s.title).person
     assert all(value not in out for value in person.selectors.values())
     assert "us.fbi/agent-1" not in out  # counts per agency, never per investigator
+
+
+async def test_web_viewer_shows_verified_entries_read_only(running: RunningFederation) -> None:
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from comity.audit.log import witness_verifiers
+    from comity.audit.verify import verify_log
+    from comity.core.federation import Federation
+    from comity.sdk.receipts import log_verifier
+    from comity.sdk.viewer import LogViewer, make_server
+
+    await _some_traffic(running)
+    fed = running.federation
+    federation = Federation.load(fed.layout.federation_file)
+    url = f"sqlite:///{fed.audit_db}"
+
+    def verify() -> str:
+        key, witnesses = log_verifier(federation), witness_verifiers(federation.witness_keys())
+        return f"verified {verify_log(url, verifier_key=key, witnesses=witnesses).tree_size} entries"
+
+    server = make_server(LogViewer(url, verify))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+
+        def get(path: str) -> str:
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                return str(response.read().decode())
+
+        page = await asyncio.to_thread(get, "")
+        assert "verified" in page and "decision" in page
+        denied = await asyncio.to_thread(get, "?decision=DENY")
+        assert "SERIOUS_CRIME" in denied and "ALLOW" not in denied.split("<table>")[1]
+        person = next(s for s in scenarios(fed) if "minor" in s.title).person
+        assert all(value not in page for value in person.selectors.values())
+        request = urllib.request.Request(base, data=b"x", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+        assert info.value.code == 501
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -266,6 +266,39 @@ def report(
         console.print(f"{node}: {count} allowed quer(ies) not completed")
 
 
+@audit_app.command("serve")
+@friendly
+def serve(
+    federation: FederationOpt,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    host: Annotated[str, typer.Option(help="Where to listen (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8450,
+) -> None:
+    """A read-only web viewer of the log, verified against the federation's keys."""
+    from comity.audit.verify import verify_log
+    from comity.sdk.viewer import LogViewer, make_server
+
+    log_key, witnesses = _keys(federation)
+    location = _url(db, url)
+
+    def verify() -> str:
+        report = verify_log(location, verifier_key=log_key, witnesses=witnesses)
+        return (
+            f"verified {report.tree_size} entries: every checkpoint signed by {log_key.name}, "
+            f"{report.cosignatures} witness cosignature(s)"
+        )
+
+    server = make_server(LogViewer(location, verify), host, port)
+    console.print(f"log viewer on http://{host}:{server.server_address[1]}/ (Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @audit_app.command("verify-receipt")
 @friendly
 def verify_receipt_cmd(
