@@ -1,0 +1,67 @@
+"""``python -m bench``: one entry point for every benchmark.
+
+python -m bench run [--quick] [--json]     full path vs. the two-hop baseline
+python -m bench breakdown [--quick]       where a request's time goes (profiles)
+python -m bench policy|audit|node [...]   component benchmarks (their own options)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+_COMPONENTS = {"policy": "bench.policy_bench", "audit": "bench.audit_bench", "node": "bench.node_bench"}
+
+
+def _component(name: str, argv: Sequence[str]) -> None:
+    module = importlib.import_module(_COMPONENTS[name])
+    # Each component benchmark parses sys.argv itself.
+    sys.argv = [f"python -m bench {name}", *argv]
+    module.main()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command and run it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in _COMPONENTS:
+        _component(args[0], args[1:])
+        return
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="full path vs. the baseline at c=1, 16, 64")
+    brk_p = sub.add_parser("breakdown", help="profile the gateway and node under load")
+    for p in (run_p, brk_p):
+        p.add_argument("--quick", action="store_true", help="short runs (about 30 s)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+        p.add_argument("--seconds", type=float, help="seconds per run")
+    run_p.add_argument("--repeats", type=int, help="runs per concurrency and system (median reported)")
+    run_p.add_argument("--concurrency", help="comma-separated, default 1,16,64")
+    brk_p.add_argument("--concurrency", type=int, default=16)
+    brk_p.add_argument("--top", type=int, default=15, help="rows per process")
+    for name in _COMPONENTS:
+        sub.add_parser(name, help=f"component benchmark ({_COMPONENTS[name]}; see its --help)")
+    ns = parser.parse_args(args)
+    if ns.command == "run":
+        from dataclasses import replace
+
+        from bench.run import RunSettings, run
+
+        settings = RunSettings.quick() if ns.quick else RunSettings()
+        if ns.seconds:
+            settings = replace(settings, seconds=ns.seconds)
+        if ns.repeats:
+            settings = replace(settings, repeats=ns.repeats)
+        if ns.concurrency:
+            settings = replace(settings, concurrency=tuple(int(c) for c in ns.concurrency.split(",")))
+        run(settings, as_json=ns.json)
+    elif ns.command == "breakdown":
+        from bench.breakdown import breakdown
+
+        seconds = ns.seconds or (3.0 if ns.quick else 10.0)
+        breakdown(concurrency=ns.concurrency, seconds=seconds, top=ns.top, as_json=ns.json)
+
+
+if __name__ == "__main__":
+    main()
