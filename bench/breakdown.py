@@ -41,7 +41,7 @@ from typing import Any
 from bench.federation import prepare_federation, serving
 from bench.fullpath import client_for, query_spec, workload
 from bench.loadgen import closed_loop
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_times
 from bench.report import machine, markdown_table
 
 __all__ = ["Profile", "breakdown", "parse_raw"]
@@ -137,6 +137,10 @@ def _py_spy() -> str:
     return found
 
 
+def _minus(after: tuple[float, float], before: tuple[float, float]) -> tuple[float, float]:
+    return after[0] - before[0], after[1] - before[1]
+
+
 def _start_py_spy(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
     """Sample ``pid`` for ``seconds`` into ``output`` (raw collapsed stacks), GIL holders only."""
     argv = [_py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(RATE)]
@@ -146,7 +150,7 @@ def _start_py_spy(pid: int, seconds: float, output: Path) -> subprocess.Popen[by
 
 async def _sample(
     concurrency: int, seconds: float, work: Path
-) -> tuple[dict[str, Profile], dict[str, float], int]:
+) -> tuple[dict[str, Profile], dict[str, tuple[float, float]], int]:
     fed = prepare_federation(work / "federation")
     spec = query_spec(fed)
     with serving(fed) as running:
@@ -157,11 +161,11 @@ async def _sample(
             await closed_loop(call, concurrency=concurrency, seconds=2.0, server_pids=[])
             outputs = {name: work / f"{name}.txt" for name in targets}
             spies = [_start_py_spy(pid, seconds, outputs[name]) for name, pid in targets.items()]
-            cpu_before = {name: cpu_seconds(pid) for name, pid in targets.items()}
+            cpu_before = {name: cpu_times(pid) for name, pid in targets.items()}
             result = await closed_loop(
                 call, concurrency=concurrency, seconds=int(seconds), server_pids=list(targets.values())
             )
-            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in targets.items()}
+            cpu = {name: _minus(cpu_times(pid), cpu_before[name]) for name, pid in targets.items()}
             for spy in spies:
                 await asyncio.to_thread(spy.wait, seconds + 30)
         finally:
@@ -181,9 +185,11 @@ def breakdown(*, concurrency: int = 16, seconds: float = 10.0, top: int = 15, as
     data: dict[str, Any] = {"machine": machine(), "concurrency": concurrency, "requests": requests}
     for name, p in profiles.items():
         sampled = _us(p.samples, requests)
-        measured = 1e6 * cpu[name] / requests if requests else 0.0
+        user, system = (1e6 * t / requests if requests else 0.0 for t in cpu[name])
         data[name] = {
-            "cpu_us_per_request": measured,
+            "cpu_us_per_request": user + system,
+            "user_us_per_request": user,
+            "system_us_per_request": system,
             "sampled_python_us_per_request": sampled,
             "inclusive_us": {k: _us(v, requests) for k, v in p.inclusive.most_common(top)},
             "by_thread_us": {k: _us(v, requests) for k, v in p.by_thread.most_common()},
@@ -197,7 +203,8 @@ def breakdown(*, concurrency: int = 16, seconds: float = 10.0, top: int = 15, as
     for name in profiles:
         d = data[name]
         print(
-            f"## {name}: {d['cpu_us_per_request']:,.0f} µs CPU/request measured; "
+            f"## {name}: {d['cpu_us_per_request']:,.0f} µs CPU/request measured "
+            f"({d['user_us_per_request']:,.0f} user, {d['system_us_per_request']:,.0f} system); "
             f"{d['sampled_python_us_per_request']:,.0f} µs in Python holding the GIL; "
             f"{d['cpu_us_per_request'] - d['sampled_python_us_per_request']:,.0f} µs native, GIL released\n"
         )
