@@ -73,6 +73,29 @@ _PACKAGES = (
 )
 
 
+# Cost groups: a sample counts once for a group when any frame of its stack is in it
+# ("within"), or when its innermost frame is ("self"), so groups never double-count a sample.
+_Frame = tuple[str, str]  # (label, package)
+_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("audit log store (audit/store.py) incl. SQL", "within", ("(audit/store.py)",)),
+    ("replay store (core/replay.py) incl. SQL", "within", ("(core/replay.py)",)),
+    ("node record store incl. SQL", "within", ("(nodes/store.py)", "(nodes/lookup.py)")),
+    ("policy decision (PolicyEngine.decide) incl. Cedar", "within", ("PolicyEngine.decide (",)),
+    ("witness (audit/witness.py)", "within", ("(audit/witness.py)",)),
+    ("checkpoints and signed notes", "within", ("(audit/checkpoint.py)", "(audit/note.py)")),
+    ("SQLAlchemy, anywhere", "within", ("sqlalchemy",)),
+    ("OpenTelemetry library, self", "self", ("opentelemetry",)),
+    ("asyncio and selectors, self", "self", ("asyncio", "other: selectors.py")),
+    ("gRPC Python layer, self", "self", ("grpc",)),
+)
+
+
+def _in_group(frames: list[_Frame], kind: str, needles: tuple[str, ...]) -> bool:
+    """Whether a stack belongs to a group: a needle is a package name or part of a label."""
+    chosen = frames[-1:] if kind == "self" else frames
+    return any(package == n or n in label for label, package in chosen for n in needles)
+
+
 def _package(path: str) -> str:
     for marker, name in _PACKAGES:
         if marker in path:
@@ -99,6 +122,7 @@ class Profile:
     self_by_package: Counter[str]
     self_by_function: Counter[str]
     by_thread: Counter[str]  # the event loop's thread vs. worker threads
+    groups: Counter[str]
 
 
 def parse_raw(text: str) -> Profile:
@@ -107,6 +131,7 @@ def parse_raw(text: str) -> Profile:
     by_package: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
     by_thread: Counter[str] = Counter()
+    groups: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -115,6 +140,9 @@ def parse_raw(text: str) -> Profile:
         count = int(count_text)
         total += count
         frames = [_label(f) for f in stack.split(";")]
+        for name, kind, needles in _GROUPS:
+            if _in_group(frames, kind, needles):
+                groups[name] += count
         # The CLI's serve command encloses everything; it says nothing about the pipeline.
         seen = {
             label for label, package in frames if package.startswith("comity.") and package != "comity.sdk"
@@ -127,7 +155,7 @@ def parse_raw(text: str) -> Profile:
         # asyncio.to_thread and the audit log's writer run on concurrent.futures workers.
         worker = any(label.startswith("_worker (") and package == "thread pool" for label, package in frames)
         by_thread["worker threads (to_thread, audit writer)" if worker else "event loop thread"] += count
-    return Profile(total, inclusive, by_package, by_function, by_thread)
+    return Profile(total, inclusive, by_package, by_function, by_thread, groups)
 
 
 def _py_spy() -> str:
@@ -193,6 +221,7 @@ def breakdown(*, concurrency: int = 16, seconds: float = 10.0, top: int = 15, as
             "sampled_python_us_per_request": sampled,
             "inclusive_us": {k: _us(v, requests) for k, v in p.inclusive.most_common(top)},
             "by_thread_us": {k: _us(v, requests) for k, v in p.by_thread.most_common()},
+            "groups_us": {k: _us(v, requests) for k, v in p.groups.most_common()},
             "self_by_package_us": {k: _us(v, requests) for k, v in p.self_by_package.most_common(top)},
             "self_by_function_us": {k: _us(v, requests) for k, v in p.self_by_function.most_common(top)},
         }
@@ -210,6 +239,7 @@ def breakdown(*, concurrency: int = 16, seconds: float = 10.0, top: int = 15, as
         )
         for title, key in (
             ("Python time holding the GIL, by thread", "by_thread_us"),
+            ("cost groups (each sample once per group; groups overlap)", "groups_us"),
             ("inclusive, Comity functions", "inclusive_us"),
             ("self, by package", "self_by_package_us"),
             ("self, by function", "self_by_function_us"),

@@ -46,6 +46,7 @@ def test_parse_raw_counts_inclusive_once_per_sample() -> None:
     assert profile.self_by_package["cryptography"] == 3
     assert profile.self_by_package["comity.audit"] == 2
     assert profile.by_thread["event loop thread"] == 3
+    assert profile.groups["audit log store (audit/store.py) incl. SQL"] == 2
 
 
 def test_closed_loop_counts_requests_and_errors() -> None:
