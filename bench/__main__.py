@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_p.add_argument("--concurrency", help="comma-separated, default 1,16,64")
     brk_p.add_argument("--concurrency", type=int, default=16)
     brk_p.add_argument("--top", type=int, default=15, help="rows per process")
+    soak_p = sub.add_parser("soak", help="gateway memory over a long run")
+    soak_p.add_argument("--queries", type=int, default=10_000)
+    soak_p.add_argument("--concurrency", type=int, default=1)
+    soak_p.add_argument("--json", action="store_true")
     for name in _COMPONENTS:
         sub.add_parser(name, help=f"component benchmark ({_COMPONENTS[name]}; see its --help)")
     ns = parser.parse_args(args)
@@ -61,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         seconds = ns.seconds or (3.0 if ns.quick else 10.0)
         breakdown(concurrency=ns.concurrency, seconds=seconds, top=ns.top, as_json=ns.json)
+    elif ns.command == "soak":
+        from bench.soak import soak
+
+        soak(queries=ns.queries, concurrency=ns.concurrency, as_json=ns.json)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,10 @@ def test_helpers() -> None:
     assert machine()["cores"]
     table = markdown_table(("a", "b"), [("x", 1.5)])
     assert table.splitlines()[1] == "|---|---:|"
+
+
+def test_soak_slope_fits_a_line() -> None:
+    from bench.soak import slope
+
+    assert slope([(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]) == 2.0
+    assert slope([(1.0, 1.0)]) == 0.0
