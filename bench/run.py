@@ -98,6 +98,30 @@ def _baseline_servers(fed: DemoFederation, sizes: PayloadSizes, node_id: str) ->
     return [proxy, backend]
 
 
+_Calls = dict[str, tuple[Callable[[], Awaitable[object]], list[int]]]  # system → (call, server pids)
+
+
+def _describe(repeat: int, settings: RunSettings, system: str, result: LoadResult) -> str:
+    line = (
+        f"repeat {repeat + 1}/{settings.repeats} c={result.concurrency:<3} {system:<8} "
+        f"{result.throughput:8.1f}/s p50 {result.p50_ms:7.2f} ms p99 {result.p99_ms:7.2f} ms "
+        f"cpu {result.server_cpu_ms_per_request:5.2f} ms/req"
+    )
+    return line + (f" errors {result.errors} ({result.first_error})" if result.errors else "")
+
+
+async def _repeat_runs(calls: _Calls, settings: RunSettings, progress: Callable[[str], None]) -> Measurements:
+    """Alternate the systems run by run, so both see the same conditions on a shared machine."""
+    results = Measurements()
+    for repeat in range(settings.repeats):
+        for c in settings.concurrency:
+            for system, (call, pids) in calls.items():
+                result = await closed_loop(call, concurrency=c, seconds=settings.seconds, server_pids=pids)
+                results.add(system, result)
+                progress(_describe(repeat, settings, system, result))
+    return results
+
+
 async def _measure(
     fed: DemoFederation, sizes: PayloadSizes, settings: RunSettings, progress: Callable[[str], None]
 ) -> tuple[Measurements, dict[str, float]]:
@@ -114,11 +138,10 @@ async def _measure(
                 options=channel_options(),
             )
             client = client_for(fed)
-            calls: dict[str, tuple[Callable[[], Awaitable[object]], list[int]]] = {
+            metadata = list(sizes.metadata.items())
+            calls: _Calls = {
                 "baseline": (
-                    baseline_call(
-                        channel, request_bytes=sizes.submit_request, metadata=list(sizes.metadata.items())
-                    ),
+                    baseline_call(channel, request_bytes=sizes.submit_request, metadata=metadata),
                     [p.pid for p in baseline],
                 ),
                 "comity": (workload(client, spec), comity.pids),
@@ -127,21 +150,7 @@ async def _measure(
                 for call, pids in calls.values():
                     await closed_loop(call, concurrency=16, seconds=settings.warmup_seconds, server_pids=pids)
                 memory["gateway_rss_mib_start"] = rss_bytes(comity.gateway.pid) / 2**20
-                results = Measurements()
-                for repeat in range(settings.repeats):
-                    for c in settings.concurrency:
-                        for system, (call, pids) in calls.items():
-                            result = await closed_loop(
-                                call, concurrency=c, seconds=settings.seconds, server_pids=pids
-                            )
-                            results.add(system, result)
-                            progress(
-                                f"repeat {repeat + 1}/{settings.repeats} c={c:<3} {system:<8} "
-                                f"{result.throughput:8.1f}/s p50 {result.p50_ms:7.2f} ms "
-                                f"p99 {result.p99_ms:7.2f} ms "
-                                f"cpu {result.server_cpu_ms_per_request:5.2f} ms/req"
-                                + (f" errors {result.errors} ({result.first_error})" if result.errors else "")
-                            )
+                results = await _repeat_runs(calls, settings, progress)
                 memory["gateway_rss_mib_end"] = rss_bytes(comity.gateway.pid) / 2**20
             finally:
                 await client.close()
