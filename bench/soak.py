@@ -77,6 +77,7 @@ def soak(*, queries: int = 10_000, concurrency: int = 1, as_json: bool = False) 
     if as_json:
         print(json.dumps(data, indent=2))
     else:
-        print(markdown_table(("queries", "errors", "gateway RSS MiB"), samples))
+        rows = [(q, e, f"{mib:.1f}") for q, e, mib in samples]
+        print(markdown_table(("queries", "errors", "gateway RSS MiB"), rows))
         print(f"\nsecond half: {growth:+.1f} KiB per 1,000 queries")
     return data
