@@ -1,7 +1,8 @@
 """``python -m bench``: one entry point for every benchmark.
 
-python -m bench run [--quick] [--json]     full path vs. the two-hop baseline
-python -m bench breakdown [--quick]       where a request's time goes (profiles)
+python -m bench run [--quick] [--json]    full path vs. the two-hop baseline
+python -m bench breakdown [--quick]       where a request's CPU goes (py-spy profiles)
+python -m bench soak [--queries N]        the gateway's memory over a long run
 python -m bench policy|audit|node [...]   component benchmarks (their own options)
 """
 
@@ -28,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] in _COMPONENTS:
         _component(args[0], args[1:])
         return
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="full path vs. the baseline at c=1, 16, 64")
     brk_p = sub.add_parser("breakdown", help="profile the gateway and node under load")
