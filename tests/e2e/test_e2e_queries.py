@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import grpc
@@ -116,3 +117,15 @@ async def test_streamed_answer_matches_the_unary_one(running: RunningFederation)
     assert streamed and all(
         dict(r.fields) == dict(u.fields) for r, u in zip(streamed, unary.result.records, strict=True)
     )
+
+
+async def test_concurrent_queries_all_pass_the_witness(running: RunningFederation) -> None:
+    """Queries overtaking each other on the way to a node must not trip its witness."""
+    fed = running.federation
+    s = _scenario(running, "RCMP fetches")
+    async with load_profile(fed.profiles["ca.rcmp"]).async_client() as ca:
+        outcomes = await asyncio.gather(*(run_scenario(ca, fed, s) for _ in range(24)))
+    errors_seen = [o.error for o in outcomes if o.result is None]
+    assert errors_seen == []
+    witnessed = await running.gateway.router.witness_state("us-node")
+    assert witnessed >= 24

@@ -11,6 +11,7 @@ for a FETCH after a hit check, the hit reference. Each step raises; nothing is s
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from comity.core.selectors import normalise
 from comity.core.telemetry import span
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
 from comity.nodes.hitref import HitReferences
+from comity.nodes.logsync import GatewayLog
 from comity.nodes.lookup import TimeRange
 from comity.nodes.schema import DataCategory, Selector
 from comity.policy.engine import PolicyEngine
@@ -62,6 +64,7 @@ class Admission:
         federation: Federation,
         engine: PolicyEngine,
         witness: Witness,
+        gateway_log: GatewayLog,
         hit_references: HitReferences,
         clock: Callable[[], datetime],
     ) -> None:
@@ -69,6 +72,8 @@ class Admission:
         self._federation = federation
         self._engine = engine
         self._witness = witness
+        self._witness_lock = threading.Lock()
+        self._log = gateway_log
         self._hits = hit_references
         self._clock = clock
         self._orders = OrderVerifier(federation)
@@ -165,13 +170,31 @@ class Admission:
             raise InvalidArgument("the decision's log entry is not JSON") from None
         if logged.get("query_digest") != digest.hex() or logged.get("decision") != "ALLOW":
             raise Unauthenticated("the logged entry is not the gateway's decision to allow this query")
-        return self._witness.witness_entry(
-            checkpoint=request.checkpoint.signed_note,
-            entry=entry.entry,
-            leaf_index=entry.inclusion.leaf_index,
-            inclusion=list(entry.inclusion.hashes),
-            consistency=list(request.consistency.hashes) if request.HasField("consistency") else None,
-        )
+        # One witness step at a time: which proof is needed depends on the witness's latest state.
+        with self._witness_lock:
+            return self._witness.witness_entry(
+                checkpoint=request.checkpoint.signed_note,
+                entry=entry.entry,
+                leaf_index=entry.inclusion.leaf_index,
+                inclusion=list(entry.inclusion.hashes),
+                consistency=self._consistency(request, entry.inclusion.tree_size),
+            )
+
+    def _consistency(self, request: pb.ExecuteRequest, size: int) -> list[bytes] | None:
+        """The proof between the witness's latest checkpoint and this one, whichever is newer.
+
+        The gateway's proof is used when it starts where the witness is; otherwise (queries
+        overtaking each other, a gateway that restarted) the node asks the log for the right one.
+        """
+        latest = self._witness.latest().size
+        if size == latest or (latest == 0 and size > 0):
+            return None
+        if size > latest:
+            given = request.consistency
+            if request.HasField("consistency") and (given.first_size, given.second_size) == (latest, size):
+                return list(given.hashes)
+            return self._log.consistency(latest, size)
+        return self._log.consistency(size, latest)
 
     def decide(
         self, query: pb.Query, order: pb.LegalOrder, pairs: list[tuple[str, str]], *, now: datetime

@@ -13,6 +13,7 @@ from comity.core.tls import node_server_credentials
 from comity.nodes.admission import Admission
 from comity.nodes.config import NodeConfig, open_source
 from comity.nodes.hitref import HitReferences
+from comity.nodes.logsync import GatewayLog
 from comity.nodes.minimise import Minimiser, WithholdingRule
 from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
@@ -55,11 +56,13 @@ async def start_node(
         log_key=federation.gateway.log.key,
     )
     hits = HitReferences(response_key.private_key.private_bytes_raw())
+    gateway_log = GatewayLog(federation)
     admission = Admission(
         node=node,
         federation=federation,
         engine=PolicyEngine(bundle),
         witness=witness,
+        gateway_log=gateway_log,
         hit_references=hits,
         clock=clock,
     )
@@ -96,6 +99,8 @@ async def start_node(
         max_message_bytes=config.max_message_bytes,
         health_listen=config.health_listen,
     )
+    handle.on_stop.append(service.close)
     handle.on_stop.append(source.close)
     handle.on_stop.append(witness.close)
+    handle.on_stop.append(gateway_log.close)
     return handle

@@ -8,11 +8,14 @@ statement: what it released, bound to the query's digest.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -37,6 +40,8 @@ from comity.v1 import comity_pb2_grpc as pb_grpc
 __all__ = ["DataNodeService"]
 
 _log = logging.getLogger("comity.node")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         max_records: int,
         stream_batch: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        workers: int = 16,
     ) -> None:
         self._node_id = node_id
         self._gateway_pins = federation.gateway.client_pins
@@ -95,6 +101,20 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         self._max_records = max_records
         self._batch = stream_batch
         self._clock = clock
+        # The node's own workers, apart from the process's default executor: an admission waiting
+        # for the witness (which may ask the gateway's log for a proof) never starves anything else.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comity-node")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        # Like asyncio.to_thread, carry the context over (it holds the current trace span).
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(context.run, fn, *args)
+        )
+
+    def close(self) -> None:
+        """Stop the worker threads (after the server has stopped taking calls)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _check_peer(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         # TLS already required the gateway's client certificate; checking the pin here as well
@@ -105,7 +125,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Admitted:
         self._check_peer(context)
-        return await asyncio.to_thread(self._admission.admit, request)
+        return await self._run(self._admission.admit, request)
 
     def _limit(self, admitted: Admitted) -> int:
         asked = admitted.query.max_records or self._max_records
@@ -188,7 +208,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
     ) -> pb.QueryResult:
         admitted = await self._admit(request, context)
         if admitted.query.kind == pb.HIT_CHECK:
-            return await asyncio.to_thread(self._hit_check, admitted)
+            return await self._run(self._hit_check, admitted)
         records: list[pb.Record] = []
         digest = RecordsDigest()
         run = _Run()
@@ -206,7 +226,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
     ) -> AsyncIterator[pb.ResultChunk]:
         admitted = await self._admit(request, context)
         if admitted.query.kind == pb.HIT_CHECK:
-            yield pb.ResultChunk(summary=await asyncio.to_thread(self._hit_check, admitted))
+            yield pb.ResultChunk(summary=await self._run(self._hit_check, admitted))
             return
         digest = RecordsDigest()
         run = _Run()
@@ -222,7 +242,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         self, request: pb.GetWitnessStateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.WitnessState:
         self._check_peer(context)
-        latest = await asyncio.to_thread(self._witness.latest)
+        latest = await self._run(self._witness.latest)
         return pb.WitnessState(tree_size=latest.size, root_hash=latest.root_hash)
 
     async def _batches(self, admitted: Admitted, run: _Run) -> AsyncIterator[list[pb.Record]]:
@@ -230,7 +250,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         it = self._released(admitted, run)
         sentinel: list[pb.Record] = []
         while True:
-            batch = await asyncio.to_thread(next, it, sentinel)
+            batch = await self._run(next, it, sentinel)
             if batch is sentinel:
                 return
             yield batch
