@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from comity.core.errors import Unauthenticated
+from comity.sdk.auditor import AuditClient
 from comity.sdk.cli.main import app
 from comity.sdk.demo.run import RunningFederation, run_scenario, scenarios
 from comity.sdk.profile import load_profile
@@ -79,7 +81,8 @@ async def test_verify_through_the_gateway_and_show_and_export(
     gateway = fed.layout.gateway
     code, out = await _invoke(
         ["audit", "verify", "-f", str(fed.layout.federation_file), "--gateway", gateway.endpoint,
-         "--ca", str(gateway.ca_cert), "--state", str(tmp_path / "remote-state")]
+         "--ca", str(gateway.ca_cert), "--state", str(tmp_path / "remote-state"),
+         "--token-file", str(fed.officer_tokens["ca.rcmp"])]
     )  # fmt: skip
     assert code == 0, out
     code, shown = await _invoke(["audit", "show", "--db", str(fed.audit_db), "--decision", "DENY"])
@@ -150,3 +153,48 @@ async def test_web_viewer_shows_verified_entries_read_only(running: RunningFeder
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_only_legal_officers_read_entries_through_the_gateway(
+    running: RunningFederation, tmp_path: Path
+) -> None:
+    await _some_traffic(running)
+    fed = running.federation
+    gateway = fed.layout.gateway
+    base = ["audit", "verify", "-f", str(fed.layout.federation_file), "--gateway", gateway.endpoint,
+            "--ca", str(gateway.ca_cert), "--state", str(tmp_path / "state")]  # fmt: skip
+    code, out = await _invoke(base)
+    assert code != 0
+    assert "needs a legal officer's token" in out
+    investigator_token = fed.directory / "tokens" / "us.fbi.jwt"
+    code, out = await _invoke([*base, "--token-file", str(investigator_token)])
+    assert code != 0
+    assert "is an investigator" in out
+    assert not (tmp_path / "state").exists()  # nothing was accepted
+
+
+async def test_checkpoints_and_proofs_stay_public_entries_do_not(running: RunningFederation) -> None:
+    await _some_traffic(running)
+    fed = running.federation
+    gateway = fed.layout.gateway
+    root = gateway.ca_cert.read_bytes()
+    anonymous = AuditClient(gateway.endpoint, root_certificates=root)
+    officer = AuditClient(
+        gateway.endpoint, root_certificates=root, token=fed.officer_tokens["us.fbi"].read_text().strip()
+    )
+    try:
+        size = await asyncio.to_thread(lambda: open_checkpoint_size(anonymous))
+        assert size >= 2
+        assert await asyncio.to_thread(anonymous.consistency, 1, size)
+        with pytest.raises(Unauthenticated, match="no bearer token"):
+            await asyncio.to_thread(lambda: list(anonymous.entries(0, 1)))
+        entries = await asyncio.to_thread(lambda: list(officer.entries(0, size)))
+        assert [e.index for e in entries] == list(range(size))
+    finally:
+        anonymous.close()
+        officer.close()
+
+
+def open_checkpoint_size(client: AuditClient) -> int:
+    note = client.checkpoint().checkpoint.signed_note.decode()
+    return int(note.splitlines()[1])

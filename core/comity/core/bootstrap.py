@@ -2,10 +2,10 @@
 
 For each country (US, CA) it makes a certificate authority, the node's TLS server
 certificate, the node's response and witness keys, one agency with a token issuer (key and
-JWKS), one registered investigator and one judicial authority. For the gateway it makes a
-CA, a server certificate (investigators connect to it), a client certificate (nodes accept
-only it), the decision key and the log's checkpoint key. Then it writes ``federation.toml``
-pinning all of it, and returns a :class:`FederationLayout` naming every file.
+JWKS), one registered investigator, one legal officer and one judicial authority. For the
+gateway it makes a CA, a server certificate (investigators connect to it), a client
+certificate (nodes accept only it), the decision key and the log's checkpoint key. Then it
+writes ``federation.toml`` pinning all of it, and returns a :class:`FederationLayout` naming every file.
 
 Everything is for loopback use (demos, tests); private keys are written unencrypted with
 mode 0600 unless a passphrase is given.
@@ -50,16 +50,19 @@ class _CountryPlan:
     investigator: str
     authority: str
     authority_name: str
+    legal_officer: str
 
 
 _PLAN = (
     _CountryPlan(
         "US", "us.fbi", "Federal Bureau of Investigation", "us-node", "https://id.fbi.example",
         "Ed25519", "us.fbi/agent-1", "us.court.sdny", "US District Court, Southern District of New York",
+        "us.fbi/legal-1",
     ),
     _CountryPlan(
         "CA", "ca.rcmp", "Royal Canadian Mounted Police", "ca-node", "https://id.rcmp.example",
         "P-256", "ca.rcmp/constable-1", "ca.court.onsc", "Ontario Superior Court of Justice",
+        "ca.rcmp/legal-1",
     ),
 )  # fmt: skip
 
@@ -95,6 +98,7 @@ class AgencyFiles:
     investigator_key: Path
     authority: str
     authority_key: Path
+    legal_officer: str
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,7 @@ def _write_agency(
         investigator_key=keys / "investigator.key",
         authority=plan.authority,
         authority_key=keys / "authority.key",
+        legal_officer=plan.legal_officer,
     )
 
 
@@ -360,6 +365,9 @@ def _member_toml(
         "[[members.investigators]]",
         f"id = {_s(a.investigator)}",
         f"key = {_s(published[a.investigator_key])}",
+        "",
+        "[[members.legal_officers]]",
+        f"id = {_s(a.legal_officer)}",
         "",
         "[[members.nodes]]",
         f"id = {_s(n.node_id)}",

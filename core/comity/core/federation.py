@@ -31,6 +31,7 @@ __all__ = [
     "GatewayIdentity",
     "Investigator",
     "IssuerKey",
+    "LegalOfficer",
     "LogIdentity",
     "Member",
     "Node",
@@ -93,6 +94,19 @@ class Investigator:
 
 
 @dataclass(frozen=True, slots=True)
+class LegalOfficer:
+    """A legal officer: the JWT subject allowed to read the audit log's entries through the gateway.
+
+    Legal officers hold no signing key: they sign nothing, they only read and verify.
+    """
+
+    id: str
+    agency: str
+    country: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     """A data node: where it listens, its pinned TLS certificate, and its signing keys."""
 
@@ -130,6 +144,7 @@ class Member:
     authorities: tuple[Authority, ...]
     investigators: tuple[Investigator, ...]
     nodes: tuple[Node, ...]
+    legal_officers: tuple[LegalOfficer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +197,7 @@ class Federation:
     source: Path | None = None
     _members: Mapping[str, Member] = field(init=False, repr=False, compare=False)
     _investigators: Mapping[str, Investigator] = field(init=False, repr=False, compare=False)
+    _legal_officers: Mapping[str, LegalOfficer] = field(init=False, repr=False, compare=False)
     _authorities: Mapping[str, Authority] = field(init=False, repr=False, compare=False)
     _nodes: Mapping[str, Node] = field(init=False, repr=False, compare=False)
     _issuers: Mapping[str, TokenIssuer] = field(init=False, repr=False, compare=False)
@@ -190,6 +206,7 @@ class Federation:
         m = self.members
         object.__setattr__(self, "_members", _index([(x.agency, x) for x in m]))
         object.__setattr__(self, "_investigators", _index([(i.id, i) for x in m for i in x.investigators]))
+        object.__setattr__(self, "_legal_officers", _index([(o.id, o) for x in m for o in x.legal_officers]))
         object.__setattr__(self, "_authorities", _index([(a.id, a) for x in m for a in x.authorities]))
         object.__setattr__(self, "_nodes", _index([(n.id, n) for x in m for n in x.nodes]))
         object.__setattr__(self, "_issuers", _index([(i.issuer, i) for x in m for i in x.issuers]))
@@ -234,6 +251,13 @@ class Federation:
             return self._investigators[subject]
         except KeyError:
             raise NotFound(f"investigator {subject!r} is not registered in the federation") from None
+
+    def legal_officer(self, subject: str) -> LegalOfficer:
+        """The legal officer registered under ``subject`` (the JWT ``sub``)."""
+        try:
+            return self._legal_officers[subject]
+        except KeyError:
+            raise NotFound(f"legal officer {subject!r} is not registered in the federation") from None
 
     def investigator_keys(self) -> Mapping[str, VerifyingKey]:
         """Every investigator's query-signing key, by investigator id."""

@@ -33,6 +33,9 @@ The file, in outline (paths are relative to the file's folder)::
     [[members.investigators]]
     id = "us.fbi/agent-1"
     key = "ed25519:<base64>"
+    [[members.legal_officers]]                 # may read the log's entries through the gateway
+    id = "us.fbi/legal-1"
+    name = "Office of the General Counsel"
     [[members.nodes]]
     id = "us-node"
     endpoint = "127.0.0.1:7101"
@@ -70,6 +73,7 @@ from comity.core.federation import (
     Investigator,
     IssuerKey,
     JwtAlgorithm,
+    LegalOfficer,
     LogIdentity,
     Member,
     Node,
@@ -190,8 +194,9 @@ def _member(t: _Table) -> Member:
         _investigator(i, agency, country) for i in t.tables("investigators", required=False)
     )
     nodes = tuple(_node(n, agency, country) for n in t.tables("nodes", required=False))
+    officers = tuple(_legal_officer(o, agency, country) for o in t.tables("legal_officers", required=False))
     t.done()
-    return Member(agency, country, name, issuers, authorities, investigators, nodes)
+    return Member(agency, country, name, issuers, authorities, investigators, nodes, officers)
 
 
 def _issuer(t: _Table, agency: str) -> TokenIssuer:
@@ -291,6 +296,17 @@ def _investigator(t: _Table, agency: str, country: str) -> Investigator:
     return inv
 
 
+def _legal_officer(t: _Table, agency: str, country: str) -> LegalOfficer:
+    officer = LegalOfficer(
+        id=t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)"),
+        agency=agency,
+        country=country,
+        name=t.text("name", ""),
+    )
+    t.done()
+    return officer
+
+
 def _node(t: _Table, agency: str, country: str) -> Node:
     node_id = t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)")
     pins = t.sha256_pins("tls_cert_sha256")
@@ -338,9 +354,7 @@ def _gateway(t: _Table) -> GatewayIdentity:
 
 def _check_unique(members: tuple[Member, ...], source: str) -> None:
     """Ids the lookups index by must be unique across the whole federation."""
-    seen: dict[str, dict[str, str]] = {
-        k: {} for k in ("agency", "issuer", "authority", "investigator", "node")
-    }
+    seen: dict[str, dict[str, str]] = {k: {} for k in ("agency", "issuer", "authority", "subject", "node")}
 
     def claim(kind: str, value: str, field: str) -> None:
         if value in seen[kind]:
@@ -357,6 +371,9 @@ def _check_unique(members: tuple[Member, ...], source: str) -> None:
         for j, a in enumerate(m.authorities):
             claim("authority", a.id, f"{at}.authorities[{j}].id")
         for j, inv in enumerate(m.investigators):
-            claim("investigator", inv.id, f"{at}.investigators[{j}].id")
+            claim("subject", inv.id, f"{at}.investigators[{j}].id")
+        # One subject, one role: a token must not be both an investigator's and an officer's.
+        for j, officer in enumerate(m.legal_officers):
+            claim("subject", officer.id, f"{at}.legal_officers[{j}].id")
         for j, n in enumerate(m.nodes):
             claim("node", n.id, f"{at}.nodes[{j}].id")

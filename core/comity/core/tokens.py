@@ -1,4 +1,4 @@
-"""Investigator authentication: JWT bearer tokens verified against the federation's JWKS.
+"""Investigator and legal-officer authentication: JWT bearer tokens verified against the JWKS.
 
 Checks, in order, each raising :class:`TokenError` (UNAUTHENTICATED) that names the check:
 
@@ -11,7 +11,10 @@ Checks, in order, each raising :class:`TokenError` (UNAUTHENTICATED) that names 
    audience is this gateway's, and ``iss``, ``sub``, ``aud``, ``exp``, ``iat`` are present;
 5. ``exp``, ``nbf`` and ``iat`` hold at ``now`` within the leeway, and the token does not live
    longer than the maximum lifetime;
-6. the subject is an investigator registered with the issuer's agency.
+6. the subject is registered with the issuer's agency in the role the call needs: an
+   investigator (:meth:`TokenVerifier.verify`) or a legal officer
+   (:meth:`TokenVerifier.verify_legal_officer`). A valid token of the other role is a
+   :class:`WrongRole` (PERMISSION_DENIED): the caller is known, but may not do this.
 
 Verified claims are cached by the token's digest until the token expires: verification is
 the expensive part of a request, and a session sends the same token many times.
@@ -37,14 +40,16 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
-from comity.core.errors import NotFound, Unauthenticated
-from comity.core.federation import Federation, Investigator, IssuerKey, TokenIssuer
+from comity.core.errors import NotFound, PermissionDenied, Unauthenticated
+from comity.core.federation import Federation, Investigator, IssuerKey, LegalOfficer, TokenIssuer
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "TokenError",
     "TokenVerifier",
+    "VerifiedOfficer",
     "VerifiedToken",
+    "WrongRole",
     "bearer_token",
 ]
 
@@ -55,6 +60,10 @@ _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat"]
 
 class TokenError(Unauthenticated):
     """A bearer token is missing or fails a check; the message names the check, never the token."""
+
+
+class WrongRole(PermissionDenied):
+    """A valid token whose subject is registered, but not in the role the call needs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,19 @@ class VerifiedToken:
     expires_at: datetime
     investigator: Investigator
     token_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedOfficer:
+    """What a verified legal officer's token establishes."""
+
+    subject: str
+    issuer: str
+    agency: str
+    country: str
+    issued_at: datetime
+    expires_at: datetime
+    officer: LegalOfficer
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
@@ -95,7 +117,7 @@ def _timestamp(claims: dict[str, Any], name: str) -> int | None:
 
 
 class TokenVerifier:
-    """Verifies investigators' bearer tokens for one audience (the gateway) and caches the results."""
+    """Verifies bearer tokens for one audience (the gateway) and caches the results."""
 
     def __init__(
         self,
@@ -110,22 +132,24 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = int(leeway.total_seconds())
         self._max_lifetime = int(max_lifetime.total_seconds())
-        self._cache: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+        self._cache: OrderedDict[bytes, VerifiedToken | VerifiedOfficer] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
     def verify(self, token: str, *, now: datetime) -> VerifiedToken:
-        """Run every check on ``token`` at time ``now``; raises :class:`TokenError`."""
+        """Run every check on an investigator's ``token`` at time ``now``.
+
+        Raises :class:`TokenError` (UNAUTHENTICATED), or :class:`WrongRole` when the token is
+        a legal officer's.
+        """
         self._check_present(token)
-        key = hashlib.sha256(token.encode()).digest()
+        key = b"i" + hashlib.sha256(token.encode()).digest()
         cached = self._cached(key, now)
         if cached is not None:
+            assert isinstance(cached, VerifiedToken)
             return cached
-        header = self._check_header(token)
-        issuer, jwk = self._issuer_key(token, header)
-        claims = self._check_signature(token, issuer, jwk)
-        issued_at, expires_at = self._check_times(claims, now)
-        investigator = self._check_subject(claims["sub"], issuer)
+        issuer, claims, issued_at, expires_at = self._checked_claims(token, now)
+        investigator = self._check_investigator(claims["sub"], issuer)
         verified = VerifiedToken(
             subject=investigator.id,
             issuer=issuer.issuer,
@@ -139,6 +163,40 @@ class TokenVerifier:
         )
         self._remember(key, verified)
         return verified
+
+    def verify_legal_officer(self, token: str, *, now: datetime) -> VerifiedOfficer:
+        """Run every check on a legal officer's ``token`` at time ``now``.
+
+        Raises :class:`TokenError` (UNAUTHENTICATED), or :class:`WrongRole` when the token is
+        an investigator's: investigators may not read the log's entries.
+        """
+        self._check_present(token)
+        key = b"o" + hashlib.sha256(token.encode()).digest()
+        cached = self._cached(key, now)
+        if cached is not None:
+            assert isinstance(cached, VerifiedOfficer)
+            return cached
+        issuer, claims, issued_at, expires_at = self._checked_claims(token, now)
+        officer = self._check_officer(claims["sub"], issuer)
+        verified = VerifiedOfficer(
+            subject=officer.id,
+            issuer=issuer.issuer,
+            agency=issuer.agency,
+            country=officer.country,
+            issued_at=datetime.fromtimestamp(issued_at, UTC),
+            expires_at=datetime.fromtimestamp(expires_at, UTC),
+            officer=officer,
+        )
+        self._remember(key, verified)
+        return verified
+
+    def _checked_claims(self, token: str, now: datetime) -> tuple[TokenIssuer, dict[str, Any], int, int]:
+        """Checks 2 to 5, the same for every role."""
+        header = self._check_header(token)
+        issuer, jwk = self._issuer_key(token, header)
+        claims = self._check_signature(token, issuer, jwk)
+        issued_at, expires_at = self._check_times(claims, now)
+        return issuer, claims, issued_at, expires_at
 
     # ------------------------------------------------------------------ the checks, in order
 
@@ -226,21 +284,56 @@ class TokenVerifier:
             raise TokenError(f"token lives longer than the allowed {self._max_lifetime} seconds")
         return iat, exp
 
-    def _check_subject(self, subject: str, issuer: TokenIssuer) -> Investigator:
+    def _check_investigator(self, subject: str, issuer: TokenIssuer) -> Investigator:
         try:
             investigator = self._federation.investigator(subject)
         except NotFound:
+            if self._is_officer(subject):
+                raise WrongRole(
+                    f"{subject!r} is a legal officer; only registered investigators may submit queries"
+                ) from None
             raise TokenError(f"token subject {subject!r} is not a registered investigator") from None
-        if investigator.agency != issuer.agency:
+        self._check_agency(subject, investigator.agency, issuer)
+        return investigator
+
+    def _check_officer(self, subject: str, issuer: TokenIssuer) -> LegalOfficer:
+        try:
+            officer = self._federation.legal_officer(subject)
+        except NotFound:
+            if self._is_investigator(subject):
+                raise WrongRole(
+                    f"{subject!r} is an investigator; only legal officers registered in the "
+                    "federation file may read the audit log's entries"
+                ) from None
+            raise TokenError(f"token subject {subject!r} is not a registered legal officer") from None
+        self._check_agency(subject, officer.agency, issuer)
+        return officer
+
+    @staticmethod
+    def _check_agency(subject: str, agency: str, issuer: TokenIssuer) -> None:
+        if agency != issuer.agency:
             raise TokenError(
-                f"token subject {subject!r} is registered with {investigator.agency}, "
+                f"token subject {subject!r} is registered with {agency}, "
                 f"not with the issuer's agency {issuer.agency}"
             )
-        return investigator
+
+    def _is_officer(self, subject: str) -> bool:
+        try:
+            self._federation.legal_officer(subject)
+        except NotFound:
+            return False
+        return True
+
+    def _is_investigator(self, subject: str) -> bool:
+        try:
+            self._federation.investigator(subject)
+        except NotFound:
+            return False
+        return True
 
     # ------------------------------------------------------------------ the cache
 
-    def _cached(self, key: bytes, now: datetime) -> VerifiedToken | None:
+    def _cached(self, key: bytes, now: datetime) -> VerifiedToken | VerifiedOfficer | None:
         with self._lock:
             hit = self._cache.get(key)
             if hit is None:
@@ -252,7 +345,7 @@ class TokenVerifier:
             self._cache.move_to_end(key)
             return hit
 
-    def _remember(self, key: bytes, verified: VerifiedToken) -> None:
+    def _remember(self, key: bytes, verified: VerifiedToken | VerifiedOfficer) -> None:
         with self._lock:
             self._cache[key] = verified
             self._cache.move_to_end(key)

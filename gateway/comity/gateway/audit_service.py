@@ -1,17 +1,30 @@
 """The AuditLog gRPC service: what legal officers and witnesses read from the gateway's log.
 
 Everything it serves is verifiable by the reader (signed checkpoints, proofs), so the service
-itself is read-only and needs no trust; entries are served in bounded pages.
+is read-only and its answers need no trust. Who may ask differs by what is asked:
+
+- checkpoints and proofs are hashes and signatures only; nodes' witnesses and anyone holding
+  a receipt need them, so any TLS client may read them;
+- entries say who investigated under which order and offence. Pseudonymous as they are, that
+  is itself sensitive, so only a legal officer registered in the federation file, with a valid
+  token from their agency's issuer, may read them. Refusals go to the process log (the caller
+  is not a registered investigator, so the audit log itself is not theirs to fill).
+
+Entries are served in bounded pages.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
-from comity.core.errors import InvalidArgument
+from comity.core.errors import ComityError, InvalidArgument
 from comity.core.rpc import guard_unary
+from comity.core.tokens import TokenVerifier, VerifiedOfficer, bearer_token
 from comity.gateway.ledger import Ledger
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
@@ -22,12 +35,31 @@ MAX_ENTRIES_PER_CALL = 1000
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+_log = logging.getLogger("comity.gateway.audit")
+
 
 class AuditLogService(pb_grpc.AuditLogServicer):
     """Serves checkpoints, entries and proofs from the gateway's ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        tokens: TokenVerifier,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._ledger = ledger
+        self._tokens = tokens
+        self._clock = clock
+
+    def _legal_officer(self, context: Context, what: str) -> VerifiedOfficer:
+        try:
+            return self._tokens.verify_legal_officer(
+                bearer_token(context.invocation_metadata()), now=self._clock()
+            )
+        except ComityError as err:
+            _log.warning("refused to read %s for %s: %s", what, context.peer(), err.message)
+            raise
 
     @guard_unary
     async def GetCheckpoint(
@@ -41,7 +73,9 @@ class AuditLogService(pb_grpc.AuditLogServicer):
         if request.end <= request.start:
             raise InvalidArgument("end must be greater than start (end is exclusive)")
         end = min(request.end, request.start + MAX_ENTRIES_PER_CALL)
+        officer = self._legal_officer(context, f"entries [{request.start}, {end})")
         entries = await self._ledger.entries(request.start, end)
+        _log.info("legal officer %s read entries [%d, %d)", officer.subject, request.start, end)
         return pb.GetEntriesResponse(
             entries=[pb.LogEntry(index=request.start + i, data=data) for i, data in enumerate(entries)]
         )

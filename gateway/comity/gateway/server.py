@@ -68,9 +68,10 @@ async def start_gateway(
         deadline=config.node_deadline_seconds,
         max_message_bytes=config.max_message_bytes,
     )
+    tokens = TokenVerifier(federation, audience=config.audience)
     pipeline = Pipeline(
         federation=federation,
-        tokens=TokenVerifier(federation, audience=config.audience),
+        tokens=tokens,
         orders=OrderVerifier(federation),
         replay=ReplayStore(config.replay_url),
         engine=engine,
@@ -82,7 +83,7 @@ async def start_gateway(
         clock=clock,
     )
     gateway_service = GatewayService(pipeline)
-    audit_service = AuditLogService(ledger)
+    audit_service = AuditLogService(ledger, tokens, clock=clock)
 
     def register(server: object) -> None:
         pb_grpc.add_GatewayServicer_to_server(gateway_service, server)

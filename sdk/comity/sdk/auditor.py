@@ -9,7 +9,7 @@ cannot rewrite history or show two countries different logs without being caught
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +44,21 @@ class RemoteReport:
 
 
 class AuditClient:
-    """Reads the AuditLog service of a gateway over TLS."""
+    """Reads the AuditLog service of a gateway over TLS.
 
-    def __init__(self, target: str, *, root_certificates: bytes, timeout: float = 30.0) -> None:
+    Checkpoints and proofs are public; entries need ``token``, a legal officer's bearer token
+    (a string, or a function returning one, called per request so it can rotate).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        root_certificates: bytes,
+        token: str | Callable[[], str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._token = token
         self._channel = grpc.secure_channel(
             target,
             grpc.ssl_channel_credentials(root_certificates=root_certificates),
@@ -60,9 +72,15 @@ class AuditClient:
         """Close the channel."""
         self._channel.close()
 
+    def _metadata(self) -> list[tuple[str, str]]:
+        if self._token is None:
+            return []
+        token = self._token() if callable(self._token) else self._token
+        return [("authorization", f"Bearer {token}")]
+
     def _call(self, method: str, request: object) -> object:
         try:
-            return getattr(self._stub, method)(request, timeout=self._timeout)
+            return getattr(self._stub, method)(request, timeout=self._timeout, metadata=self._metadata())
         except grpc.RpcError as exc:
             call: grpc.Call = exc  # type: ignore[assignment]
             if call.code() == grpc.StatusCode.UNAVAILABLE:

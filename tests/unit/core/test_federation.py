@@ -213,3 +213,19 @@ def test_pins_may_list_several_fingerprints_while_a_certificate_is_replaced(
     with pytest.raises(ConfigError) as info:
         load(text.replace(f'"{current}"', f'["{current}", "nope"]'), layout)
     assert info.value.field == "members[0].nodes[0].tls_cert_sha256"
+
+
+def test_legal_officers_are_listed_per_member_and_hold_one_role(layout: FederationLayout, text: str) -> None:
+    fed = load(text, layout)
+    officer = fed.legal_officer("ca.rcmp/legal-1")
+    assert (officer.agency, officer.country) == ("ca.rcmp", "CA")
+    with pytest.raises(NotFound, match=r"legal officer 'us\.fbi/agent-1' is not registered"):
+        fed.legal_officer("us.fbi/agent-1")
+    # An investigator's id listed again as a legal officer: one token would carry both roles.
+    doubled = text.replace('id = "us.fbi/legal-1"', 'id = "us.fbi/agent-1"')
+    with pytest.raises(ConfigError, match=r"subject 'us.fbi/agent-1' is already defined") as info:
+        load(doubled, layout)
+    assert info.value.field == "members[0].legal_officers[0].id"
+    with pytest.raises(ConfigError) as info:
+        load(text.replace('id = "us.fbi/legal-1"', 'id = "us.fbi/legal-1"\nkey = "x"'), layout)
+    assert "legal_officers[0].key" in str(info.value.diagnostics())

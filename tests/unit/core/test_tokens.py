@@ -1,4 +1,4 @@
-"""Investigator bearer tokens: every check refuses what it must, and the cache keeps expiry."""
+"""Bearer tokens of investigators and legal officers: every check refuses what it must, roles stay apart."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from comity.core.bootstrap import FederationLayout, init_federation, mint_token
 from comity.core.federation import Federation
 from comity.core.issuer import IssuerPrivateKey, jwk_thumbprint, load_issuer_key
-from comity.core.tokens import TokenError, TokenVerifier, VerifiedToken, bearer_token
+from comity.core.tokens import (
+    TokenError,
+    TokenVerifier,
+    VerifiedOfficer,
+    VerifiedToken,
+    WrongRole,
+    bearer_token,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 AUD = "comity-gateway"
@@ -25,6 +32,8 @@ US_ISS = "https://id.fbi.example"
 CA_ISS = "https://id.rcmp.example"
 AGENT = "us.fbi/agent-1"
 CONSTABLE = "ca.rcmp/constable-1"
+US_OFFICER = "us.fbi/legal-1"
+CA_OFFICER = "ca.rcmp/legal-1"
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +261,46 @@ def test_errors_never_repeat_the_token(verifier: TokenVerifier, us_key: IssuerPr
         verifier.verify(t, now=NOW)
     assert t not in info.value.diagnostics()
     assert t.split(".")[2] not in info.value.diagnostics()
+
+
+# ---------------------------------------------------------------------- roles
+
+
+def test_legal_officers_tokens_verify_for_reading_the_log(
+    verifier: TokenVerifier, us_key: IssuerPrivateKey, ca_key: IssuerPrivateKey
+) -> None:
+    v = verifier.verify_legal_officer(token(us_key, subject=US_OFFICER), now=NOW)
+    assert isinstance(v, VerifiedOfficer)
+    assert (v.subject, v.agency, v.country) == (US_OFFICER, "us.fbi", "US")
+    w = verifier.verify_legal_officer(token(ca_key, issuer=CA_ISS, subject=CA_OFFICER), now=NOW)
+    assert (w.subject, w.country) == (CA_OFFICER, "CA")
+
+
+def test_an_investigators_token_does_not_open_the_log(
+    verifier: TokenVerifier, us_key: IssuerPrivateKey
+) -> None:
+    t = token(us_key)
+    verifier.verify(t, now=NOW)  # cached as an investigator's: the cache must not leak into the other role
+    with pytest.raises(WrongRole, match="is an investigator"):
+        verifier.verify_legal_officer(t, now=NOW)
+
+
+def test_a_legal_officers_token_cannot_submit_queries(
+    verifier: TokenVerifier, us_key: IssuerPrivateKey
+) -> None:
+    t = token(us_key, subject=US_OFFICER)
+    verifier.verify_legal_officer(t, now=NOW)
+    with pytest.raises(WrongRole, match="is a legal officer"):
+        verifier.verify(t, now=NOW)
+
+
+def test_officer_tokens_get_every_check(verifier: TokenVerifier, us_key: IssuerPrivateKey) -> None:
+    with pytest.raises(TokenError, match="expired"):
+        verifier.verify_legal_officer(token(us_key, subject=US_OFFICER), now=NOW + timedelta(hours=1))
+    with pytest.raises(TokenError, match="not a registered legal officer"):
+        verifier.verify_legal_officer(token(us_key, subject="us.fbi/legal-99"), now=NOW)
+    with pytest.raises(TokenError, match=r"registered with ca\.rcmp"):
+        verifier.verify_legal_officer(token(us_key, subject=CA_OFFICER), now=NOW)
+    forged = _forge({"alg": "none", "kid": "x"}, _claims(sub=US_OFFICER))
+    with pytest.raises(TokenError, match="not allowed"):
+        verifier.verify_legal_officer(forged, now=NOW)

@@ -8,6 +8,7 @@ Exit status 0 only when everything verifies.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,6 +53,22 @@ def _url(db: Path | None, url: str | None) -> str:
     return url
 
 
+def _officer_token(token_file: Path | None) -> str:
+    """A legal officer's bearer token: COMITY_TOKEN wins over --token-file, as in profiles."""
+    env = os.environ.get("COMITY_TOKEN", "").strip()
+    if env:
+        return env
+    if token_file is None:
+        raise InvalidArgument(
+            "reading the log's entries through the gateway needs a legal officer's token",
+            hint="give --token-file or set COMITY_TOKEN (a token from your agency's identity provider)",
+        )
+    try:
+        return token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read token file {token_file}: {exc.strerror}") from None
+
+
 def _default_state(log_key: Any) -> Path:
     # One file per log: its origin and its key (a log re-created under the same name is another log).
     safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in log_key.name)
@@ -70,6 +87,10 @@ def verify(
     ca: Annotated[
         Path | None, typer.Option(help="With --gateway: the CA of the gateway's certificate.")
     ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="With --gateway: your legal officer's token (or set COMITY_TOKEN)."),
+    ] = None,
     state: Annotated[
         Path | None,
         typer.Option(help="The last checkpoint you accepted (default: under ~/.local/state/comity)."),
@@ -83,7 +104,7 @@ def verify(
 
         if ca is None:
             raise InvalidArgument("--gateway needs --ca, the CA that issued the gateway's certificate")
-        client = AuditClient(gateway, root_certificates=ca.read_bytes())
+        client = AuditClient(gateway, root_certificates=ca.read_bytes(), token=_officer_token(token_file))
         try:
             remote = verify_remote(client, log_key=log_key, witnesses=witnesses, state=state)
         finally:

@@ -314,6 +314,7 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
             outcomes = await play(running, console)
             ok = all(o.as_expected for o in outcomes)
             ok = await verify_log(running, console) and ok
+            ok = await verify_log_remotely(running, console, agency="ca.rcmp") and ok
             if keep:
                 print_how_to_query(console, fed)
                 await wait_forever()
@@ -345,6 +346,50 @@ async def verify_log(running: RunningFederation, console: Console) -> bool:
     return True
 
 
+async def verify_log_remotely(running: RunningFederation, console: Console, *, agency: str) -> bool:
+    """Verify the log as ``agency``'s legal officer, through the gateway's AuditLog service.
+
+    This is how the other country checks the log: it holds no copy of the database, fetches
+    every entry with its legal officer's token, and trusts only the keys in the federation file.
+    """
+    from comity.audit.log import witness_verifiers
+    from comity.core.federation import Federation
+    from comity.sdk.auditor import AuditClient, verify_remote
+    from comity.sdk.receipts import log_verifier
+
+    fed = running.federation
+    federation = Federation.load(fed.layout.federation_file)
+    officer = federation.legal_officer(fed.layout.agencies[agency].legal_officer)
+    client = AuditClient(
+        fed.layout.gateway.endpoint,
+        root_certificates=fed.layout.gateway.ca_cert.read_bytes(),
+        token=fed.officer_tokens[agency].read_text(encoding="utf-8").strip(),
+    )
+    try:
+        report = await asyncio.to_thread(
+            verify_remote,
+            client,
+            log_key=log_verifier(federation),
+            witnesses=witness_verifiers(federation.witness_keys()),
+            state=None,
+        )
+    except ComityError as err:
+        console.print(f"[bold red]{officer.id} could not verify the log[/]: {err.message}")
+        return False
+    finally:
+        client.close()
+    witnessed = (
+        f"its newest checkpoint cosigned by {', '.join(report.cosigned_by)}"
+        if report.cosigned_by
+        else "its newest checkpoint not cosigned yet (nodes cosign as queries reach them)"
+    )
+    console.print(
+        f"[bold green]verified again by {officer.id}[/] ({officer.country}) through the gateway's "
+        f"AuditLog service, from the entries up: {report.tree_size} entries, {witnessed}"
+    )
+    return True
+
+
 def print_how_to_query(console: Console, fed: DemoFederation) -> None:
     """Tell a person how to use the federation the demo left running (commands that work as printed)."""
     s = next(x for x in scenarios(fed) if x.title.startswith("RCMP fetches"))
@@ -369,6 +414,15 @@ def print_how_to_query(console: Console, fed: DemoFederation) -> None:
     console.print("\nand verify the log as a legal officer:\n", style="bold")
     console.print(
         f"comity audit verify --federation {fed.layout.federation_file} --db {fed.audit_db}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+    console.print("\nor, from the other country, through the gateway:\n", style="bold")
+    console.print(
+        f"comity audit verify --federation {fed.layout.federation_file} "
+        f"--gateway {fed.layout.gateway.endpoint} --ca {fed.layout.gateway.ca_cert} "
+        f"--token-file {fed.officer_tokens['ca.rcmp']}",
         soft_wrap=True,
         markup=False,
         highlight=False,

@@ -61,6 +61,7 @@ class DemoFederation:
     subjects: dict[str, list[Person]]  # well-known subjects by node id
     audit_db: Path
     orders: dict[str, Path] = field(default_factory=dict)
+    officer_tokens: dict[str, Path] = field(default_factory=dict)  # legal officers' tokens, by agency
 
     def sign_order(self, spec: OrderSpec, *, now: datetime) -> Path:
         """Have the requesting country's judicial authority sign ``spec``; returns the envelope file."""
@@ -168,20 +169,29 @@ bundle = "us-ca-agreement"
     return path
 
 
-def _profile(directory: Path, layout: FederationLayout, agency_id: str, now: datetime) -> Path:
+def _token(
+    directory: Path, layout: FederationLayout, agency_id: str, subject: str, name: str, now: datetime
+) -> Path:
+    """Mint a token as the agency's identity provider would, into ``tokens/NAME.jwt`` (mode 0600)."""
     agency = layout.agencies[agency_id]
     token = mint_token(
         load_issuer_key(agency.issuer_key),
         issuer=agency.issuer,
-        subject=agency.investigator,
+        subject=subject,
         audience=agency.audience,
         ttl=timedelta(hours=8),
         now=now,
     )
-    token_file = directory / "tokens" / f"{agency_id}.jwt"
+    token_file = directory / "tokens" / f"{name}.jwt"
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.write_text(token + "\n", encoding="utf-8")
     token_file.chmod(0o600)
+    return token_file
+
+
+def _profile(directory: Path, layout: FederationLayout, agency_id: str, now: datetime) -> Path:
+    agency = layout.agencies[agency_id]
+    _token(directory, layout, agency_id, agency.investigator, agency_id, now)
     text = f"""# Investigator profile for {agency.investigator} ({agency_id}), written by `comity demo`.
 [investigator]
 id = "{agency.investigator}"
@@ -221,6 +231,10 @@ def build_demo_federation(
         subjects[node_id] = data.well_known
         node_configs[node_id] = _node_config(directory, node_id, ports[node_id], layout)
     profiles = {agency: _profile(directory, layout, agency, now) for agency in layout.agencies}
+    officer_tokens = {
+        agency_id: _token(directory, layout, agency_id, agency.legal_officer, f"{agency_id}-legal", now)
+        for agency_id, agency in layout.agencies.items()
+    }
     return DemoFederation(
         directory=directory,
         layout=layout,
@@ -229,4 +243,5 @@ def build_demo_federation(
         profiles=profiles,
         subjects=subjects,
         audit_db=directory / "data" / "audit.db",
+        officer_tokens=officer_tokens,
     )
