@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from comity.gateway.audit_service import AuditLogService
 from comity.gateway.config import GatewayConfig
 from comity.gateway.ledger import Ledger
 from comity.gateway.pipeline import Limits, Pipeline
+from comity.gateway.quota_state import restore_quotas
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.policy.engine import PolicyEngine
@@ -26,6 +28,8 @@ from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
 __all__ = ["RunningGateway", "start_gateway"]
+
+_log = logging.getLogger("comity.gateway")
 
 SERVICES = [pb.DESCRIPTOR.services_by_name[name].full_name for name in ("Gateway", "AuditLog")]
 
@@ -68,6 +72,9 @@ async def start_gateway(
         deadline=config.node_deadline_seconds,
         max_message_bytes=config.max_message_bytes,
     )
+    quotas = QuotaCounters()
+    restored = await restore_quotas(ledger, quotas, now=clock())
+    _log.info("quota counters: %d queries decided today, read back from the log", restored)
     tokens = TokenVerifier(federation, audience=config.audience)
     pipeline = Pipeline(
         federation=federation,
@@ -78,7 +85,7 @@ async def start_gateway(
         ledger=ledger,
         router=router,
         decision_key=decision_key,
-        quotas=QuotaCounters(),
+        quotas=quotas,
         limits=Limits(freshness=timedelta(seconds=config.freshness_seconds)),
         clock=clock,
     )

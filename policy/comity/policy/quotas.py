@@ -1,10 +1,11 @@
 """Per-investigator and per-agency daily query counters, for the quota rules.
 
 The gateway counts for the agreement's quotas and each node for its own inbound ones.
-Counters are kept per UTC day in the process. They restart at zero when it restarts; the
-transparency log keeps the durable record of every query, and a restart within a day
-therefore allows at most one extra day's quota — an accepted trade-off against a database
-write on every request.
+Counters are kept per UTC day in the process, not written per request. The gateway reads
+today's decisions back from its transparency log when it starts
+(:mod:`comity.gateway.quota_state`), so a restart changes nothing. A node keeps no log of its
+own: its inbound counters restart at zero with the node, and the gateway's counts, which see
+every query first, remain the binding ones.
 """
 
 from __future__ import annotations
