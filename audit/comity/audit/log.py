@@ -4,8 +4,12 @@
 checkpoint. Appends that arrive within one batch interval share one transaction, one fsync
 and one new checkpoint; the database work runs on one writer thread, off the event loop. A
 caller waits for the rest of a running commit, at most one batch interval, and its own
-commit. If the store fails, every append of that batch raises :class:`AuditUnavailable` and
-the log is unchanged (fail closed: the gateway must then refuse the request).
+commit. Witness cosignatures are stored the same way, in the next batch to commit. If the
+store fails, every append of that batch raises :class:`AuditUnavailable` and the log is
+unchanged (fail closed: the gateway must then refuse the request).
+
+The checkpoints this log signs, and the subtree hashes near the head, stay in memory after
+their commit, so the proofs and checkpoints a query needs a moment later are not read back.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +30,7 @@ from comity.audit.commitments import CommitmentOpening
 from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError, AuditUnavailable, UnverifiedNote
 from comity.audit.note import Ed25519Signer, Ed25519Verifier, Note, NoteSignature
-from comity.audit.store import Batch, LogStore, PendingEntry
+from comity.audit.store import Batch, LogStore, PendingEntry, StoredCosignature
 from comity.core.errors import ConfigError
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.telemetry import record_audit_batch, set_log_size
@@ -50,6 +55,18 @@ class _Waiting:
     entry: PendingEntry
     future: asyncio.Future[AppendResult]
     arrived: float = field(default=0.0)
+
+
+@dataclass(slots=True)
+class _Cosigning:
+    cosignature: StoredCosignature
+    future: asyncio.Future[None]
+    arrived: float = field(default=0.0)
+
+
+#: Checkpoints this log signed and committed, kept so that witnessing and receipts of recent
+#: queries read none back: a query needs the few newest.
+_KEPT_CHECKPOINTS = 64
 
 
 def witness_verifiers(
@@ -82,6 +99,9 @@ class TransparencyLog:
         self._max_batch = max_batch
         self._witnesses = {(w.name, w.key_id): w for w in witnesses}
         self._pending: list[_Waiting] = []
+        self._cosigning: list[_Cosigning] = []
+        self._signed: OrderedDict[int, bytes] = OrderedDict()
+        self._newest: tuple[int, bytes] | None = None
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
         self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
@@ -118,7 +138,8 @@ class TransparencyLog:
         )
         await log._in_writer(store.append_batch, [], log._sign)
         try:
-            open_checkpoint(await log.latest_checkpoint(), signer.verifier)
+            latest = await log.latest_checkpoint()
+            log._keep(open_checkpoint(latest, signer.verifier).checkpoint.size, latest)
         except AuditError:
             store.close()
             raise ConfigError(
@@ -140,6 +161,15 @@ class TransparencyLog:
         # One dedicated thread: batches are written strictly one after another.
         return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, *args)
 
+    def _keep(self, tree_size: int, note: bytes) -> None:
+        """Remember a checkpoint verified as this log's (opened at start, or signed here and committed)."""
+        self._signed[tree_size] = note
+        self._signed.move_to_end(tree_size)
+        while len(self._signed) > _KEPT_CHECKPOINTS:
+            self._signed.popitem(last=False)
+        if self._newest is None or tree_size >= self._newest[0]:
+            self._newest = (tree_size, note)
+
     # ------------------------------------------------------------------ appending
 
     async def append(self, entry: bytes, *, openings: Sequence[CommitmentOpening] = ()) -> AppendResult:
@@ -153,42 +183,60 @@ class TransparencyLog:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(PendingEntry(bytes(entry), tuple(openings)), loop.create_future(), loop.time())
         self._pending.append(waiting)
+        self._start_writer()
+        return await waiting.future
+
+    def _start_writer(self) -> None:
         self._wake.set()
-        if len(self._pending) >= self._max_batch:
+        if len(self._pending) + len(self._cosigning) >= self._max_batch:
             self._full.set()
         if self._task is None:
             self._task = asyncio.create_task(self._write_batches(), name="audit-log-writer")
-        return await waiting.future
 
     async def _write_batches(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
-            if not self._pending:
+            if not self._pending and not self._cosigning:
                 if self._closed:
                     return
                 self._wake.clear()
                 continue
-            delay = self._pending[0].arrived + self._interval - loop.time()
+            first = min([w.arrived for w in self._pending[:1]] + [c.arrived for c in self._cosigning[:1]])
+            delay = first + self._interval - loop.time()
             if delay > 0 and not self._closed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), delay)
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            cosigning, self._cosigning = self._cosigning, []
             self._full.clear()
-            await self._commit(batch)
+            await self._commit(batch, cosigning)
 
-    async def _commit(self, batch: list[_Waiting]) -> None:
+    async def _commit(self, batch: list[_Waiting], cosigning: list[_Cosigning]) -> None:
         started = time.perf_counter()
         try:
-            result = await self._in_writer(self.store.append_batch, [w.entry for w in batch], self._sign)
+            result = await self._in_writer(
+                self.store.append_batch,
+                [w.entry for w in batch],
+                self._sign,
+                [c.cosignature for c in cosigning],
+            )
         except Exception as exc:
             error = (
                 exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(f"the audit log failed: {exc}")
             )
-            for waiting in batch:
-                if not waiting.future.done():
-                    waiting.future.set_exception(error)
+            futures: list[asyncio.Future[Any]] = [w.future for w in batch] + [c.future for c in cosigning]
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
             return
+        for cosigned in cosigning:
+            if not cosigned.future.done():
+                cosigned.future.set_result(None)
+        if not batch:
+            return
+        # Signed by this log in the transaction just committed: safe to serve without reading it back.
+        self._keep(result.tree_size, result.checkpoint)
         record_audit_batch(len(batch), time.perf_counter() - started)
         set_log_size(result.tree_size)
         for waiting, appended in zip(batch, result.entries, strict=True):
@@ -218,11 +266,23 @@ class TransparencyLog:
     # ------------------------------------------------------------------ reading
 
     async def latest_checkpoint(self) -> bytes:
-        """The latest log-signed checkpoint note (without cosignatures)."""
+        """The latest log-signed checkpoint note in the database (without cosignatures)."""
         return await asyncio.to_thread(self.store.checkpoint)
+
+    def newest_signed(self) -> tuple[int, bytes]:
+        """``(tree size, note)`` of the newest checkpoint this log signed or opened with; no database read.
+
+        The same as :meth:`latest_checkpoint` unless another process appends to the same database.
+        """
+        if self._newest is None:
+            raise AuditUnavailable("the audit log is not open")
+        return self._newest
 
     async def checkpoint(self, tree_size: int) -> bytes:
         """The log-signed checkpoint note of ``tree_size``."""
+        note = self._signed.get(tree_size)
+        if note is not None:
+            return note
         return await asyncio.to_thread(self.store.checkpoint, tree_size)
 
     async def cosigned_checkpoint(self, tree_size: int | None = None) -> bytes:
@@ -238,6 +298,9 @@ class TransparencyLog:
 
     async def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         """The inclusion proof of entry ``index`` in the tree of ``tree_size``."""
+        proof = self.store.recent_inclusion_proof(index, tree_size)
+        if proof is not None:
+            return proof
         return await asyncio.to_thread(self.store.inclusion_proof, index, tree_size)
 
     async def inclusion_proof_by_leaf_hash(self, leaf_hash: bytes, tree_size: int) -> tuple[int, list[bytes]]:
@@ -247,6 +310,9 @@ class TransparencyLog:
 
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The proof that the tree of ``second`` entries extends the tree of ``first``."""
+        proof = self.store.recent_consistency_proof(first, second)
+        if proof is not None:
+            return proof
         return await asyncio.to_thread(self.store.consistency_proof, first, second)
 
     async def tree_size(self) -> int:
@@ -262,7 +328,9 @@ class TransparencyLog:
     async def add_cosignature(self, tree_size: int, cosignature: str | NoteSignature) -> None:
         """Verify a witness's cosignature line on the checkpoint of ``tree_size`` and store it.
 
-        Raises :class:`UnverifiedNote` for an unknown witness or a signature that does not verify.
+        The line is stored with the next batch of appends (one transaction with them) and this
+        returns once it is durable. Raises :class:`UnverifiedNote` for an unknown witness or a
+        signature that does not verify, :class:`AuditUnavailable` if it cannot be stored.
         """
         line = (
             NoteSignature.parse_line(cosignature.rstrip("\n"))
@@ -272,10 +340,21 @@ class TransparencyLog:
         witness = self._witnesses.get((line.name, line.key_id))
         if witness is None:
             raise UnverifiedNote(f"{line.name!r} is not a witness this log knows (or its key changed)")
-        note = await self.checkpoint(tree_size)
-        text = open_checkpoint(note, self.verifier).text
+        kept = self._signed.get(tree_size)
+        if kept is not None:  # signed here; the text needs no second check
+            text = Note.parse(kept).text
+        else:
+            text = open_checkpoint(await self.checkpoint(tree_size), self.verifier).text
         witness.verify(text, line)
-        await asyncio.to_thread(self.store.add_cosignature, tree_size, line.name, line.line())
+        if self._closed:
+            raise AuditUnavailable("the audit log is closed")
+        loop = asyncio.get_running_loop()
+        cosigning = _Cosigning(
+            StoredCosignature(tree_size, line.name, line.line()), loop.create_future(), loop.time()
+        )
+        self._cosigning.append(cosigning)
+        self._start_writer()
+        await cosigning.future
 
     async def cosignatures(self, tree_size: int) -> list[str]:
         """The stored cosignature lines (each ending in a newline) on the checkpoint of ``tree_size``."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, TextClause, func, select, text, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
+from comity.audit._recent import RecentTree
 from comity.audit._schema import Tables, make_engines
 from comity.audit.commitments import CommitmentOpening
 from comity.audit.errors import AuditUnavailable, EntryNotFound
@@ -25,7 +26,7 @@ from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import CompactRange, NodeId, perfect_nodes
 
-__all__ = ["AppendedEntry", "Batch", "LogStore", "PendingEntry", "SignCheckpoint"]
+__all__ = ["AppendedEntry", "Batch", "LogStore", "PendingEntry", "SignCheckpoint", "StoredCosignature"]
 
 #: Signs the checkpoint of ``(tree size, root hash)`` and returns the signed note.
 SignCheckpoint = Callable[[int, bytes], bytes]
@@ -38,6 +39,15 @@ class PendingEntry:
 
     data: bytes
     openings: tuple[CommitmentOpening, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCosignature:
+    """A verified witness cosignature line to store on the checkpoint of ``tree_size``."""
+
+    tree_size: int
+    witness: str
+    line: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,7 @@ class LogStore:
         self.tables = Tables(table_prefix)
         self.dialect, self._writer, self._reader = make_engines(url)
         self._range: CompactRange | None = None  # cached border; valid only if its size is the head
+        self._recent = RecentTree()
 
     @classmethod
     def open(cls, url: str, *, table_prefix: str = "audit_", create: bool = True) -> LogStore:
@@ -115,6 +126,8 @@ class LogStore:
     def drop(self) -> None:
         """Delete the log's tables (tests and throw-away logs only)."""
         self.tables.metadata.drop_all(self._writer)
+        self._range = None
+        self._recent.forget()
 
     @contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -133,8 +146,13 @@ class LogStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append_batch(self, pending: Sequence[PendingEntry], sign: SignCheckpoint) -> Batch:
-        """Append entries and one signed checkpoint in one transaction (one fsync).
+    def append_batch(
+        self,
+        pending: Sequence[PendingEntry],
+        sign: SignCheckpoint,
+        cosignatures: Sequence[StoredCosignature] = (),
+    ) -> Batch:
+        """Append entries, one signed checkpoint and verified cosignatures in one transaction (one fsync).
 
         With no entries, publishes the checkpoint of the current size if it has none yet (the
         empty log's first checkpoint). Raises :class:`AuditUnavailable`; nothing is kept then.
@@ -159,7 +177,10 @@ class LogStore:
             if note is None:
                 note = sign(compact.size, root)
                 conn.execute(t.checkpoints.insert().values(tree_size=compact.size, root_hash=root, note=note))
+            for cosignature in cosignatures:
+                self._put_cosignature(conn, cosignature)
         self._range = compact
+        self._recent.committed(compact.size - len(pending), old.items(), created.items(), compact.size)
         source = _DictSource(old | created)
         first = compact.size - len(pending)
         appended = tuple(
@@ -206,10 +227,14 @@ class LogStore:
 
     def add_cosignature(self, tree_size: int, witness: str, line: str) -> None:
         """Store a witness's cosignature line on the checkpoint of ``tree_size`` (replacing an older one)."""
-        t = self.tables.cosignatures
         with self._guard("store a cosignature"), self._writer.begin() as conn:
-            conn.execute(t.delete().where(t.c.tree_size == tree_size, t.c.witness == witness))
-            conn.execute(t.insert().values(tree_size=tree_size, witness=witness, line=line))
+            self._put_cosignature(conn, StoredCosignature(tree_size, witness, line))
+
+    def _put_cosignature(self, conn: Connection, cosignature: StoredCosignature) -> None:
+        t = self.tables.cosignatures
+        size, witness = cosignature.tree_size, cosignature.witness
+        conn.execute(t.delete().where(t.c.tree_size == size, t.c.witness == witness))
+        conn.execute(t.insert().values(tree_size=size, witness=witness, line=cosignature.line))
 
     # ------------------------------------------------------------------ reading
 
@@ -357,6 +382,14 @@ class LogStore:
         with self._read("build a consistency proof") as conn:
             self._check_sizes(conn, first, second)
             return consistency_proof(first, second, _ConnectionSource(self, conn))
+
+    def recent_inclusion_proof(self, index: int, tree_size: int) -> list[bytes] | None:
+        """:meth:`inclusion_proof` from the hashes this process committed lately, or None if it needs SQL."""
+        return self._recent.inclusion_proof(index, tree_size)
+
+    def recent_consistency_proof(self, first: int, second: int) -> list[bytes] | None:
+        """:meth:`consistency_proof` from hashes this process committed lately, or None if it needs SQL."""
+        return self._recent.consistency_proof(first, second)
 
     def _check_sizes(self, conn: Connection, low: int, high: int) -> None:
         size = int(

@@ -7,6 +7,7 @@ accepted last, so every forwarded query carries a consistency proof from there.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -126,8 +127,14 @@ class Ledger:
         records_digest: bytes,
         node_statement: pb.Envelope,
         at: datetime,
+        cosignature: str = "",
+        cosigned_size: int = 0,
     ) -> Logged:
-        """What a node released (a digest and a count, never the records) and its signature."""
+        """What a node released (a digest and a count, never the records) and its signature.
+
+        A witness ``cosignature`` of the checkpoint of ``cosigned_size`` that came with the
+        answer is stored as by :meth:`remember_cosignature`, in the same batch as the entry.
+        """
         entry = events.disclosed_event(
             query_id=query_id,
             query_digest=query_digest,
@@ -138,7 +145,13 @@ class Ledger:
             node_signature=node_statement.SerializeToString(),
             at=at,
         )
-        return _logged(entry, await self._log.append(entry))
+        if not cosignature:
+            return _logged(entry, await self._log.append(entry))
+        # Queued together, both land in one batch: one transaction and one fsync for the two.
+        _, result = await asyncio.gather(
+            self.remember_cosignature(node, cosignature, cosigned_size), self._log.append(entry)
+        )
+        return _logged(entry, result)
 
     async def record_failure(
         self, query: pb.Query, query_digest: bytes, *, node: str, reason: str, at: datetime
@@ -181,12 +194,15 @@ class Ledger:
     ) -> tuple[pb.EntryProof, bytes, pb.ConsistencyProof | None, int]:
         """What a forwarded query carries for ``node``'s witness.
 
-        The decision entry is proved against the newest checkpoint (so the node only ever
-        moves forward), with a consistency proof from the last checkpoint the node accepted.
-        Returns (entry proof, checkpoint note, consistency proof or None, checkpoint size).
+        The decision entry is proved against the newest checkpoint this log signed (so the
+        node only ever moves forward), with a consistency proof from the last checkpoint the
+        node accepted. Returns (entry proof, checkpoint note, consistency proof or None,
+        checkpoint size).
         """
-        note = await self._log.latest_checkpoint()
-        size = open_checkpoint(note, self._log.verifier).checkpoint.size
+        size, note = self._log.newest_signed()
+        if self._witnessed.get(node, 0) > size:  # another process appended to the database since
+            note = await self._log.latest_checkpoint()
+            size = open_checkpoint(note, self._log.verifier).checkpoint.size
         hashes = (
             decision.inclusion
             if size == decision.tree_size

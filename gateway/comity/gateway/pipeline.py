@@ -366,8 +366,6 @@ class Pipeline:
     async def _disclose(
         self, v: Verified, result: pb.QueryResult, digest: RecordsDigest, size: int
     ) -> Logged:
-        if result.witness_cosignature:
-            await self._ledger.remember_cosignature(result.node_id, result.witness_cosignature, size)
         return await self._ledger.record_disclosure(
             query_id=v.query.query.query_id,
             query_digest=v.query.digest,
@@ -377,4 +375,6 @@ class Pipeline:
             records_digest=digest.digest(),
             node_statement=result.receipt.node_statement,
             at=self._clock(),
+            cosignature=result.witness_cosignature,
+            cosigned_size=size,
         )
