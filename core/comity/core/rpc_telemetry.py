@@ -13,14 +13,14 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, cast
 
 import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from comity.core.telemetry import INSTRUMENTATION, PROPAGATOR, safe_attributes
+from comity.core.telemetry import INSTRUMENTATION, PROPAGATOR, dropped_by_sampler, safe_attributes
 
 __all__ = [
     "TelemetryClientInterceptor",
@@ -163,16 +163,23 @@ class TelemetryServerInterceptor(grpc.aio.ServerInterceptor):
     def _server_span(self, method: str, metadata: object, context: Any) -> Iterator[None]:
         service, name = _split_method(method)
         parent = PROPAGATOR.extract(_carrier(metadata))
-        attributes = safe_attributes({"rpc.system": "grpc", "service": service, "method": name})
         start = time.perf_counter()
-        with self._tracer.start_as_current_span(
-            f"{service}/{name}",
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as current:
+        remote = trace.get_current_span(parent)
+        scope: AbstractContextManager[Span]
+        if dropped_by_sampler(remote):
+            # The caller's trace is unsampled: no span, but its context stays current, so the
+            # trace id and the unsampled flag go on to the next hop.
+            scope = trace.use_span(remote, record_exception=False, set_status_on_exception=False)
+        else:
+            scope = self._tracer.start_as_current_span(
+                f"{service}/{name}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=safe_attributes({"rpc.system": "grpc", "service": service, "method": name}),
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+        with scope as current:
             error: BaseException | None = None
             try:
                 yield
@@ -218,11 +225,13 @@ class _ClientTracing:
 
     def _start(self, details: grpc.aio.ClientCallDetails) -> tuple[Span, grpc.aio.ClientCallDetails, float]:
         service, name = _split_method(details.method)
-        current = self._tracer.start_span(
-            f"{service}/{name}",
-            kind=SpanKind.CLIENT,
-            attributes=safe_attributes({"rpc.system": "grpc", "service": service, "method": name}),
-        )
+        current = trace.get_current_span()
+        if not dropped_by_sampler(current):  # else the unsampled parent is sent on, and no span made
+            current = self._tracer.start_span(
+                f"{service}/{name}",
+                kind=SpanKind.CLIENT,
+                attributes=safe_attributes({"rpc.system": "grpc", "service": service, "method": name}),
+            )
         carrier: dict[str, str] = {}
         PROPAGATOR.inject(carrier, context=trace.set_span_in_context(current))
         pairs = [*cast("Iterable[tuple[str, str | bytes]]", details.metadata or ()), *carrier.items()]

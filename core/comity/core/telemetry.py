@@ -64,6 +64,7 @@ __all__ = [
     "Exporter",
     "Telemetry",
     "TelemetryConfig",
+    "dropped_by_sampler",
     "record_audit_batch",
     "record_decision",
     "safe_attributes",
@@ -318,13 +319,31 @@ def setup_telemetry(
 # ----------------------------------------------------------------------------- spans
 
 
+def dropped_by_sampler(parent: Span) -> bool:
+    """Whether a child of ``parent`` would not be recorded: ``parent`` is part of an unsampled trace.
+
+    Holds for the parent-based sampler :func:`setup_telemetry` installs (and the SDK's
+    default), which drops every child of an unsampled parent, local or remote. Callers then
+    skip building the span and its attributes, and keep ``parent`` as the current context so
+    that the trace id and the unsampled flag still travel on.
+    """
+    context = parent.get_span_context()
+    return context.is_valid and not context.trace_flags.sampled and not parent.is_recording()
+
+
 @contextmanager
 def span(name: str, **attributes: object) -> Iterator[Span]:
     """A child span of the current one for a pipeline step, e.g. ``span("gateway.decide", query_id=q)``.
 
     Only allowed attributes are kept (see :func:`safe_attributes`). An exception leaving the
     block marks the span as an error with the exception's class name, never its message.
+    In an unsampled trace it yields the current (non-recording) span instead of a new one.
     """
+    parent = trace.get_current_span()
+    if dropped_by_sampler(parent):
+        # Most traces are not sampled; building a span the sampler drops costs CPU per request.
+        yield parent
+        return
     tracer = trace.get_tracer(INSTRUMENTATION)
     with tracer.start_as_current_span(
         name, attributes=safe_attributes(attributes), record_exception=False, set_status_on_exception=False

@@ -14,7 +14,14 @@ from opentelemetry import baggage, context, propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from comity.core.configfile import Section
@@ -62,6 +69,15 @@ class Relay:
     async def headers(self, request: bytes, context: Any) -> bytes:
         return ",".join(sorted(key for key, _ in context.invocation_metadata())).encode()
 
+    async def traceparent(self, request: bytes, context: Any) -> bytes:
+        return ",".join(str(v) for k, v in context.invocation_metadata() if k == "traceparent").encode()
+
+    async def forward_trace(self, request: bytes, context: Any) -> bytes:
+        assert self.backend is not None
+        with span("relay.lookup", query_id="q-1"):
+            answer: bytes = await self.backend.unary_unary("/test.Relay/Traceparent")(request, timeout=5)
+        return answer
+
     async def refuse(self, request: bytes, context: Any) -> bytes:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "refused")
         raise AssertionError("unreachable")
@@ -75,6 +91,8 @@ async def _server(relay: Relay) -> tuple[grpc.aio.Server, int, health.aio.Health
         "Stream": grpc.unary_stream_rpc_method_handler(relay.stream),
         "Refuse": grpc.unary_unary_rpc_method_handler(relay.refuse),
         "Headers": grpc.unary_unary_rpc_method_handler(relay.headers),
+        "Traceparent": grpc.unary_unary_rpc_method_handler(relay.traceparent),
+        "ForwardTrace": grpc.unary_unary_rpc_method_handler(relay.forward_trace),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Relay", handlers),))
     checker = health.aio.HealthServicer()
@@ -359,3 +377,20 @@ async def test_only_trace_context_crosses_the_wire(
         propagate.set_global_textmap(installed)
     assert "traceparent" in keys.decode().split(",")
     assert b"baggage" not in keys
+
+
+async def test_an_unsampled_trace_makes_no_span_and_still_carries_its_context(
+    captured: Captured, relay: tuple[grpc.aio.Channel, Relay]
+) -> None:
+    channel, _ = relay
+    trace_id, span_id = 0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7
+    unsampled = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(0))
+    token = context.attach(set_span_in_context(NonRecordingSpan(unsampled)))
+    try:
+        seen = (await channel.unary_unary("/test.Relay/ForwardTrace")(b"", timeout=5)).decode()
+    finally:
+        context.detach(token)
+    # Two hops on, the node still sees the caller's trace id and the unsampled flag.
+    version, seen_trace, _, flags = seen.split("-")
+    assert (version, seen_trace, flags) == ("00", f"{trace_id:032x}", "00")
+    assert captured.spans.get_finished_spans() == ()
