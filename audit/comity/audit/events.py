@@ -29,17 +29,21 @@ __all__ = [
     "EVENT_VERSION",
     "DecisionEvent",
     "DisclosedEvent",
+    "EmergencyEvent",
     "Event",
     "FailedEvent",
     "ForwardedEvent",
     "RefusedEvent",
+    "ValidatedEvent",
     "decision_event",
     "decode_event",
     "disclosed_event",
+    "emergency_event",
     "encode_event",
     "failed_event",
     "forwarded_event",
     "refused_event",
+    "validated_event",
 ]
 
 #: Bumped when a field changes meaning or is removed; readers refuse versions they do not know.
@@ -123,10 +127,53 @@ class FailedEvent:
     reason: str
 
 
-Event = DecisionEvent | RefusedEvent | ForwardedEvent | DisclosedEvent | FailedEvent
+@dataclass(frozen=True, slots=True)
+class EmergencyEvent:
+    """An emergency order's first use; an authority must validate it by ``validate_by``."""
+
+    kind: ClassVar[str] = "emergency"
+    query_id: str
+    order_id: str
+    order_digest: str
+    at: str
+    investigator: str
+    agency: str
+    issuing_country: str
+    authority: str
+    validate_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedEvent:
+    """An authority's review of an emergency order after the fact: confirmed or not, in time or late."""
+
+    kind: ClassVar[str] = "validated"
+    order_id: str
+    order_digest: str
+    validation_digest: str
+    at: str
+    agency: str
+    authority: str
+    confirmed: bool
+    late: bool
+
+
+Event = (
+    DecisionEvent
+    | RefusedEvent
+    | ForwardedEvent
+    | DisclosedEvent
+    | FailedEvent
+    | EmergencyEvent
+    | ValidatedEvent
+)
 _KINDS: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (DecisionEvent, RefusedEvent, ForwardedEvent, DisclosedEvent, FailedEvent)
-}
+    cls.kind: cls
+    for cls in (
+        DecisionEvent, RefusedEvent, ForwardedEvent, DisclosedEvent,
+        FailedEvent, EmergencyEvent, ValidatedEvent,
+    )
+}  # fmt: skip
 
 
 def encode_event(event: Event) -> bytes:
@@ -232,3 +279,57 @@ def disclosed_event(
 def failed_event(*, query_id: str, query_digest: bytes, at: datetime, node: str, reason: str) -> bytes:
     """A forwarded query that failed, with the status or reason code."""
     return encode_event(FailedEvent(query_id, query_digest.hex(), _time(at), node, reason))
+
+
+def emergency_event(
+    *,
+    query_id: str,
+    order_id: str,
+    order_digest: bytes,
+    at: datetime,
+    investigator: str,
+    agency: str,
+    issuing_country: str,
+    authority: str,
+    validate_by: datetime,
+) -> bytes:
+    """The first use of an emergency order, and the deadline for its validation."""
+    return encode_event(
+        EmergencyEvent(
+            query_id,
+            order_id,
+            order_digest.hex(),
+            _time(at),
+            investigator,
+            agency,
+            issuing_country,
+            authority,
+            _time(validate_by),
+        )
+    )
+
+
+def validated_event(
+    *,
+    order_id: str,
+    order_digest: bytes,
+    validation_digest: bytes,
+    at: datetime,
+    agency: str,
+    authority: str,
+    confirmed: bool,
+    late: bool,
+) -> bytes:
+    """An authority's post-hoc decision on an emergency order."""
+    return encode_event(
+        ValidatedEvent(
+            order_id,
+            order_digest.hex(),
+            validation_digest.hex(),
+            _time(at),
+            agency,
+            authority,
+            confirmed,
+            late,
+        )
+    )

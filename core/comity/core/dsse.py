@@ -17,6 +17,7 @@ from comity.v1 import comity_pb2 as pb
 
 __all__ = [
     "PAYLOAD_DECISION",
+    "PAYLOAD_EMERGENCY_VALIDATION",
     "PAYLOAD_NODE_STATEMENT",
     "PAYLOAD_ORDER",
     "PAYLOAD_QUERY",
@@ -32,6 +33,7 @@ PAYLOAD_QUERY = "application/vnd.comity.query+protobuf"
 PAYLOAD_ORDER = "application/vnd.comity.legal-order+protobuf"
 PAYLOAD_DECISION = "application/vnd.comity.gateway-decision+protobuf"
 PAYLOAD_NODE_STATEMENT = "application/vnd.comity.node-statement+protobuf"
+PAYLOAD_EMERGENCY_VALIDATION = "application/vnd.comity.emergency-validation+protobuf"
 
 # An envelope with more signatures than this is refused before any is checked: verifying is
 # the expensive step, and no Comity object needs more than a couple.

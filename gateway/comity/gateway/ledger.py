@@ -176,6 +176,10 @@ class Ledger:
         )
         return _logged(entry, await self._log.append(entry))
 
+    async def record(self, entry: bytes) -> Logged:
+        """Append an event encoded elsewhere (the emergency track's uses and validations)."""
+        return _logged(entry, await self._log.append(entry))
+
     # ------------------------------------------------------------------ witnesses
 
     def witnessed_size(self, node: str) -> int | None:

@@ -29,6 +29,7 @@ from comity.core.replay import ReplayStore
 from comity.core.selectors import normalise
 from comity.core.telemetry import record_decision, span
 from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
+from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.policy.engine import Decision, PolicyEngine
@@ -80,6 +81,7 @@ class Pipeline:
         router: NodeRouter,
         decision_key: SigningKey,
         quotas: QuotaCounters,
+        emergencies: EmergencyTracker,
         limits: Limits = Limits(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -92,6 +94,7 @@ class Pipeline:
         self._router = router
         self._key = decision_key
         self._quotas = quotas
+        self._emergencies = emergencies
         self._limits = limits
         self._clock = clock
 
@@ -160,7 +163,8 @@ class Pipeline:
     def decide(self, v: Verified) -> Decision:
         """The agreement's policy over verified facts only."""
         q = v.query.query
-        counters = self._quotas.before(q.investigator, q.requesting_agency, now=self._clock())
+        now = self._clock()
+        counters = self._quotas.before(q.investigator, q.requesting_agency, now=now)
         facts = facts_from_query(
             q,
             v.order.order,
@@ -170,7 +174,8 @@ class Pipeline:
             order_covers_selectors=True,
             order_covers_categories=True,
             counters=counters,
-            now=self._clock(),
+            now=now,
+            emergency=self._emergencies.status(q.requesting_agency, v.order, now=now),
         )
         return self._engine.decide(facts)
 
@@ -232,6 +237,16 @@ class Pipeline:
         with span("gateway.audit_append", query_id=query.query_id):
             logged = await self.log_decision(v, decision)
         self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
+        if decision.allowed:
+            # The first use of an emergency order starts its validation deadline, logged
+            # before anything is forwarded; if it cannot be logged, nothing is.
+            await self._emergencies.note_use(
+                order,
+                query_id=query.query.query_id,
+                investigator=token.subject,
+                agency=query.query.requesting_agency,
+                at=self._clock(),
+            )
         if not decision.allowed:
             raise PermissionDenied(
                 "refused under the agreement",

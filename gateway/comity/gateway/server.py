@@ -16,6 +16,7 @@ from comity.core.tls import gateway_server_credentials, node_channel_credentials
 from comity.core.tokens import TokenVerifier
 from comity.gateway.audit_service import AuditLogService
 from comity.gateway.config import GatewayConfig
+from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.ledger import Ledger
 from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.quota_state import restore_quotas
@@ -75,6 +76,9 @@ async def start_gateway(
     quotas = QuotaCounters()
     restored = await restore_quotas(ledger, quotas, now=clock())
     _log.info("quota counters: %d queries decided today, read back from the log", restored)
+    emergencies = EmergencyTracker(ledger)
+    on_record = await emergencies.restore()
+    _log.info("emergency track: %d emergency order(s) on record", on_record)
     tokens = TokenVerifier(federation, audience=config.audience)
     pipeline = Pipeline(
         federation=federation,
@@ -86,10 +90,13 @@ async def start_gateway(
         router=router,
         decision_key=decision_key,
         quotas=quotas,
+        emergencies=emergencies,
         limits=Limits(freshness=timedelta(seconds=config.freshness_seconds)),
         clock=clock,
     )
-    gateway_service = GatewayService(pipeline)
+    gateway_service = GatewayService(
+        pipeline, federation=federation, emergencies=emergencies, ledger=ledger, clock=clock
+    )
     audit_service = AuditLogService(ledger, tokens, clock=clock)
 
     def register(server: object) -> None:

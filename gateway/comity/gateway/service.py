@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
+from comity.core.federation import Federation
 from comity.core.rpc import guard_stream, guard_unary
+from comity.gateway.emergency import EmergencyTracker, validate_request
+from comity.gateway.ledger import Ledger
 from comity.gateway.pipeline import Pipeline
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
@@ -16,10 +20,22 @@ __all__ = ["GatewayService"]
 
 
 class GatewayService(pb_grpc.GatewayServicer):
-    """Submit and SubmitStream, each one pass through the :class:`Pipeline`."""
+    """Submit and SubmitStream, each one pass through the :class:`Pipeline`; ValidateEmergency."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        federation: Federation,
+        emergencies: EmergencyTracker,
+        ledger: Ledger,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._pipeline = pipeline
+        self._federation = federation
+        self._emergencies = emergencies
+        self._ledger = ledger
+        self._clock = clock
 
     @guard_unary
     async def Submit(
@@ -33,3 +49,17 @@ class GatewayService(pb_grpc.GatewayServicer):
     ) -> AsyncIterator[pb.ResultChunk]:
         async for chunk in self._pipeline.submit_stream(request, context.invocation_metadata()):
             yield chunk
+
+    @guard_unary
+    async def ValidateEmergency(
+        self, request: pb.ValidateEmergencyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ValidateEmergencyResponse:
+        token = self._pipeline.authenticate(context.invocation_metadata())
+        return await validate_request(
+            request,
+            token,
+            federation=self._federation,
+            tracker=self._emergencies,
+            ledger=self._ledger,
+            now=self._clock(),
+        )

@@ -137,6 +137,10 @@ def build_request(
             "investigator_today": facts.investigator_queries_today,
             "agency_today": facts.agency_queries_today,
         },
+        "emergency": {
+            "overdue_orders": facts.emergency_overdue_orders,
+            "order_rejected": facts.emergency_order_rejected,
+        },
         "now": int(facts.now.timestamp()),
     }
     return {

@@ -101,6 +101,12 @@ class QueryFacts:
     agency_queries_today: int
     """Queries the requesting agency already made today (UTC), not counting this one."""
 
+    # --- the emergency track's post-hoc validation, from the gateway's record of emergency uses
+    emergency_overdue_orders: int
+    """The requesting agency's emergency orders past their validation deadline and not validated."""
+    emergency_order_rejected: bool
+    """The query's order is an emergency order that an authority reviewed and did not confirm."""
+
     # --- the clock
     now: dt.datetime
     """The decision time (injected, never read from the clock inside the engine)."""

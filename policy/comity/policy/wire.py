@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from comity.policy.facts import QueryFacts
 from comity.v1 import comity_pb2 as pb
 
-__all__ = ["Counters", "facts_from_query"]
+__all__ = ["Counters", "EmergencyStatus", "facts_from_query"]
 
 _UNKNOWN = "UNKNOWN"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -28,6 +28,14 @@ class Counters:
 
     investigator_today: int = 0
     agency_today: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStatus:
+    """Where the requesting agency stands on the emergency track (the gateway's record of uses)."""
+
+    overdue_orders: int = 0
+    order_rejected: bool = False
 
 
 def _dt(ts: Timestamp, *, present: bool, default: datetime) -> datetime:
@@ -58,6 +66,7 @@ def facts_from_query(
     order_covers_categories: bool,
     counters: Counters,
     now: datetime,
+    emergency: EmergencyStatus = EmergencyStatus(),
 ) -> QueryFacts:
     """The facts for ``query`` under ``order`` (None when the query carries none).
 
@@ -95,5 +104,7 @@ def facts_from_query(
         not_for_third_government=att.not_for_third_government,
         investigator_queries_today=counters.investigator_today,
         agency_queries_today=counters.agency_today,
+        emergency_overdue_orders=emergency.overdue_orders,
+        emergency_order_rejected=emergency.order_rejected,
         now=now,
     )

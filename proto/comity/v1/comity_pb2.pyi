@@ -169,6 +169,32 @@ class LegalOrder(_message.Message):
     attestation: TargetAttestation
     def __init__(self, order_id: _Optional[str] = ..., issuing_authority: _Optional[str] = ..., issuing_country: _Optional[str] = ..., offence_code: _Optional[str] = ..., authorised_by: _Optional[str] = ..., authorisation_type: _Optional[str] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_records: _Optional[int] = ..., emergency: _Optional[bool] = ..., attestation: _Optional[_Union[TargetAttestation, _Mapping]] = ...) -> None: ...
 
+class EmergencyValidation(_message.Message):
+    __slots__ = ("order_id", "order_digest", "validating_authority", "confirmed", "decided_at")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    VALIDATING_AUTHORITY_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    order_digest: bytes
+    validating_authority: str
+    confirmed: bool
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, order_id: _Optional[str] = ..., order_digest: _Optional[bytes] = ..., validating_authority: _Optional[str] = ..., confirmed: _Optional[bool] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ValidateEmergencyRequest(_message.Message):
+    __slots__ = ("signed_validation",)
+    SIGNED_VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    signed_validation: Envelope
+    def __init__(self, signed_validation: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+
+class ValidateEmergencyResponse(_message.Message):
+    __slots__ = ("receipt",)
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    receipt: Receipt
+    def __init__(self, receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+
 class SubmitRequest(_message.Message):
     __slots__ = ("signed_query",)
     SIGNED_QUERY_FIELD_NUMBER: _ClassVar[int]

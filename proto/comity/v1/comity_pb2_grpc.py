@@ -47,6 +47,11 @@ class GatewayStub:
                 request_serializer=comity_dot_v1_dot_comity__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_comity__pb2.ResultChunk.FromString,
                 _registered_method=True)
+        self.ValidateEmergency = channel.unary_unary(
+                '/comity.v1.Gateway/ValidateEmergency',
+                request_serializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -68,6 +73,13 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ValidateEmergency(self, request, context):
+        """Record the post-hoc validation of an emergency order the requesting agency used.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +92,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.SubmitStream,
                     request_deserializer=comity_dot_v1_dot_comity__pb2.SubmitRequest.FromString,
                     response_serializer=comity_dot_v1_dot_comity__pb2.ResultChunk.SerializeToString,
+            ),
+            'ValidateEmergency': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateEmergency,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -139,6 +156,33 @@ class Gateway:
             '/comity.v1.Gateway/SubmitStream',
             comity_dot_v1_dot_comity__pb2.SubmitRequest.SerializeToString,
             comity_dot_v1_dot_comity__pb2.ResultChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateEmergency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Gateway/ValidateEmergency',
+            comity_dot_v1_dot_comity__pb2.ValidateEmergencyRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.ValidateEmergencyResponse.FromString,
             options,
             channel_credentials,
             insecure,

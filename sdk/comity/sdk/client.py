@@ -9,6 +9,7 @@ signed statement before returning any record.
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Self
 
 import grpc
 
+from comity.audit.events import ValidatedEvent
 from comity.audit.note import Ed25519Verifier
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import payload_digest
@@ -26,6 +28,7 @@ from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
 from comity.core.rpc_telemetry import client_interceptors
 from comity.sdk.query import QuerySpec, build_query, sign_query
+from comity.sdk.receipts import verify_validation_receipt
 from comity.sdk.result import Result, ResultVerifier, to_result
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
@@ -68,6 +71,7 @@ class _Base(abc.ABC):
         self.identity = identity
         self.timeout = timeout
         self._verifier = ResultVerifier(node_keys, log_key)
+        self._log_key = log_key
         self._clock = clock
         self._options = channel_options(max_message_bytes)
         self._credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
@@ -89,6 +93,18 @@ class _Base(abc.ABC):
             digest.update(record)
         self._verifier.verify(summary, digest, query_digest=payload_digest(request.signed_query))
         return to_result(summary, records)
+
+    def _validated(self, response: pb.ValidateEmergencyResponse, envelope: pb.Envelope) -> ValidatedEvent:
+        return verify_validation_receipt(
+            response.receipt,
+            log_key=self._log_key,
+            validation_digest=hashlib.sha256(envelope.payload).digest(),
+        )
+
+    def _validation_refused(self, exc: grpc.RpcError, envelope: pb.Envelope) -> ComityError:
+        err = _error(exc, self.target)
+        self._verifier.verify_refusal(err, query_digest=hashlib.sha256(envelope.payload).digest())
+        return err
 
     def _refused(self, exc: grpc.RpcError, request: pb.SubmitRequest) -> ComityError:
         err = _error(exc, self.target)
@@ -133,6 +149,21 @@ class AsyncClient(_Base):
         except grpc.aio.AioRpcError as exc:
             raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
+
+    async def validate_emergency(self, signed_validation: pb.Envelope) -> ValidatedEvent:
+        """Submit an authority's signed review of an emergency order this agency used.
+
+        Returns the logged validation, checked against its receipt; raises a ComityError
+        subclass on refusal (the refusal's receipt checked too).
+        """
+        request = pb.ValidateEmergencyRequest(signed_validation=signed_validation)
+        try:
+            response = await self._stub.ValidateEmergency(
+                request, timeout=self.timeout, metadata=self.identity.bearer()
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._validation_refused(exc, signed_validation) from None
+        return self._validated(response, signed_validation)
 
     async def stream(self, spec: QuerySpec) -> AsyncIterator[pb.Record]:
         """Stream a large result: yields records as they arrive.
@@ -186,6 +217,17 @@ class Client(_Base):
         except grpc.RpcError as exc:
             raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
+
+    def validate_emergency(self, signed_validation: pb.Envelope) -> ValidatedEvent:
+        """Blocking counterpart of :meth:`AsyncClient.validate_emergency`."""
+        request = pb.ValidateEmergencyRequest(signed_validation=signed_validation)
+        try:
+            response = self._stub.ValidateEmergency(
+                request, timeout=self.timeout, metadata=self.identity.bearer()
+            )
+        except grpc.RpcError as exc:
+            raise self._validation_refused(exc, signed_validation) from None
+        return self._validated(response, signed_validation)
 
     def stream(self, spec: QuerySpec) -> Iterator[pb.Record]:
         """Blocking counterpart of :meth:`AsyncClient.stream`, with the same caveat."""

@@ -18,7 +18,14 @@ from typing import Any
 from google.protobuf import json_format
 
 from comity.audit.errors import AuditError
-from comity.audit.events import DecisionEvent, DisclosedEvent, Event, RefusedEvent, decode_event
+from comity.audit.events import (
+    DecisionEvent,
+    DisclosedEvent,
+    Event,
+    RefusedEvent,
+    ValidatedEvent,
+    decode_event,
+)
 from comity.audit.note import Ed25519Verifier
 from comity.audit.receipt import ReceiptEntry, verify_receipt
 from comity.core.errors import InvalidArgument, Unauthenticated
@@ -33,6 +40,7 @@ __all__ = [
     "log_verifier",
     "verify_answer",
     "verify_refusal",
+    "verify_validation_receipt",
 ]
 
 RECEIPT_FORMAT = "comity-receipt/v1"
@@ -129,6 +137,17 @@ def verify_refusal(receipt: pb.Receipt, *, log_key: Ed25519Verifier, query_diges
             raise ReceiptInvalid("the logged refusal is about another query")
         return VerifiedReceipt(receipt.query_id, size, None, None, refused[0])
     return VerifiedReceipt(receipt.query_id, size, _decision(events, query_digest, allowed=False), None)
+
+
+def verify_validation_receipt(
+    receipt: pb.Receipt, *, log_key: Ed25519Verifier, validation_digest: bytes
+) -> ValidatedEvent:
+    """Check the receipt of an emergency validation: this very validation is in the log."""
+    _, events = _proved(receipt, log_key)
+    validated = [e for e in events if isinstance(e, ValidatedEvent)]
+    if len(validated) != 1 or validated[0].validation_digest != validation_digest.hex():
+        raise ReceiptInvalid("the receipt does not hold this validation")
+    return validated[0]
 
 
 def export_receipt(receipt: pb.Receipt, path: Path, *, log_key: Ed25519Verifier) -> Path:

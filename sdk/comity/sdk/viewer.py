@@ -89,7 +89,7 @@ def _page(viewer: LogViewer, query: dict[str, list[str]]) -> str:
         )
         rows.append(
             f"<tr><td>{index}</td><td>{_cell(event.at)}</td><td>{_cell(event.kind)}</td>"
-            f"<td>{_cell(event.query_id)}</td><td>{detail}</td></tr>"
+            f"<td>{_cell(getattr(event, 'query_id', ''))}</td><td>{detail}</td></tr>"
         )
     inputs = "".join(
         f'<label>{k} <input name="{k}" value="{html.escape(filters.get(k, ""))}"></label> ' for k in _FILTERS

@@ -32,12 +32,14 @@ class Regime:
     agency_quota: int
     judicial_everywhere: frozenset[str]
     """Responding countries that need a judicial order for every category and IP addresses."""
+    emergency_validation: bool = False
+    """Whether the bundle enforces the emergency track's post-hoc validation (the gateway's does)."""
 
 
 BOTH = frozenset({("US", "CA"), ("CA", "US")})
 REGIMES = [
     # Spencer and Bykovets: Canada needs a judicial order for subscriber data and IP addresses.
-    Regime("us-ca-agreement", "AGREEMENT_PARTIES", BOTH, 5, 100, 50, 1000, frozenset({"CA"})),
+    Regime("us-ca-agreement", "AGREEMENT_PARTIES", BOTH, 5, 100, 50, 1000, frozenset({"CA"}), True),
     # Canada's node applies its own law whatever the facts say about the direction.
     Regime("ca-inbound", "INBOUND_SCOPE", frozenset({("US", "CA")}), 3, 50, 20, 200, frozenset({"US", "CA"})),
     Regime("us-inbound", "INBOUND_SCOPE", frozenset({("CA", "US")}), 5, 100, 50, 1000, frozenset()),
@@ -137,6 +139,8 @@ def query_facts(draw: st.DrawFn) -> QueryFacts:
         not_for_third_government=draw(pick(True, False)),
         investigator_queries_today=draw(pick(0, 19, 20, 49, 50)),
         agency_queries_today=draw(pick(0, 199, 200, 999, 1000)),
+        emergency_overdue_orders=draw(pick(0, 1, 3)),
+        emergency_order_rejected=draw(pick(False, True)),
         now=NOW,
     )
 
@@ -205,6 +209,12 @@ def expected_reasons(f: QueryFacts, regime: Regime) -> set[str]:
         or f.agency_queries_today >= regime.agency_quota
     ):
         out.add("QUOTA")
+    if (
+        regime.emergency_validation
+        and f.order_emergency
+        and (f.emergency_overdue_orders > 0 or f.emergency_order_rejected)
+    ):
+        out.add("EMERGENCY_VALIDATION")
     return out
 
 

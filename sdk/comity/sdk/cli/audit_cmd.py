@@ -240,6 +240,48 @@ def export(
         console.print(f"exported to {out}")
 
 
+@audit_app.command("emergencies")
+@friendly
+def emergencies(
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every emergency order used, its validation deadline and its review; exit 1 if any is overdue."""
+    from datetime import UTC
+
+    from comity.audit.emergencies import EmergencyRecord
+
+    record = EmergencyRecord()
+    for _, event, _ in _events(_url(db, url)):
+        record.apply(event)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "order_id": u.order_id,
+            "agency": u.agency,
+            "issued_by": u.authority,
+            "first_used": u.first_used.isoformat(),
+            "validate_by": u.validate_by.isoformat(),
+            "status": u.describe(now),
+            "reviewed_by": u.reviewed_by,
+        }
+        for u in record
+    ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+    elif not rows:
+        console.print("no emergency order has been used")
+    else:
+        table = Table("order", "agency", "issued by", "first used", "validate by", "status", "reviewed by")
+        for r in rows:
+            style = "bold red" if r["status"] in ("OVERDUE", "rejected", "rejected (late)") else None
+            table.add_row(*(str(v) for v in r.values()), style=style)
+        console.print(table)
+    if any(r["status"] == "OVERDUE" for r in rows):
+        raise typer.Exit(1)
+
+
 @audit_app.command("report")
 @friendly
 def report(

@@ -1,4 +1,9 @@
-"""``comity order``: an authority issues a signed legal order; anyone can check one."""
+"""``comity order``: an authority issues a signed legal order; anyone can check one.
+
+For the emergency track, ``validate`` lets a judicial or independent authority sign its
+after-the-fact review of an emergency order, and ``submit-validation`` lets an investigator of
+the agency that used the order hand that review to the gateway.
+"""
 
 from __future__ import annotations
 
@@ -69,6 +74,59 @@ def verify(
         f"  valid {order.valid_from.ToDatetime(tzinfo=UTC)} to {order.valid_until.ToDatetime(tzinfo=UTC)}"
     )
     stdout.print(f"  {len(order.selectors)} selector(s); categories: {_categories(order)}")
+
+
+@app.command("validate")
+def validate(
+    order: Annotated[
+        Path, typer.Argument(help="The emergency order's signed envelope, exactly as it was used.")
+    ],
+    key: Annotated[Path, typer.Option(help="The reviewing authority's Ed25519 private key file.")],
+    authority: Annotated[str, typer.Option(help="The reviewing authority's id in the federation.")],
+    out: Annotated[Path, typer.Option(help="Where to write the signed validation.")],
+    reject: Annotated[
+        bool, typer.Option("--reject", help="The emergency was not justified (default: confirm it).")
+    ] = False,
+    json: Annotated[
+        bool | None, typer.Option("--json/--binary", help="Envelope format (default: by suffix).")
+    ] = None,
+    passphrase_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the key's passphrase.")
+    ] = None,
+) -> None:
+    """Sign a judicial or independent authority's review of an emergency order (confirm or reject)."""
+    from comity.core.emergency import sign_validation, validation_for
+
+    with errors_exit():
+        validation = validation_for(read_envelope(order), authority=authority, confirmed=not reject)
+        signing_key = SigningKey.load(key, key_id=authority, passphrase=passphrase_from_env(passphrase_env))
+        write_envelope(sign_validation(validation, signing_key), out, as_json=json)
+    verdict = "rejected" if reject else "confirmed"
+    stdout.print(f"{verdict} emergency order [bold]{validation.order_id}[/] as {authority} → {out}")
+
+
+@app.command("submit-validation")
+def submit_validation(
+    validation: Annotated[Path, typer.Argument(help="The signed validation ('comity order validate').")],
+    profile: Annotated[
+        Path, typer.Option("--profile", "-p", help="Investigator profile (TOML).", envvar="COMITY_PROFILE")
+    ],
+) -> None:
+    """Hand an authority's review of an emergency order your agency used to the gateway, which logs it."""
+    from comity.sdk.profile import load_profile
+
+    with errors_exit():
+        envelope = read_envelope(validation)
+        with load_profile(profile).client() as client:
+            logged = client.validate_emergency(envelope)
+    outcome = "confirmed" if logged.confirmed else "rejected"
+    timing = "after the deadline" if logged.late else "in time"
+    stdout.print(
+        f"emergency order [bold]{logged.order_id}[/]: {outcome} by {logged.authority}, {timing}; "
+        "logged, receipt verified"
+    )
+    if not logged.confirmed:
+        stdout.print("[bold red]the data disclosed under this order must be deleted[/]")
 
 
 def _when(text: str) -> datetime:

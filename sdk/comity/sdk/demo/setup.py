@@ -47,6 +47,7 @@ class OrderSpec:
     authorisation_type: str = "judicial"
     attest_nationality: str = ""
     attest_residence: str = ""
+    emergency: bool = False  # the emergency track (imminent threat to life)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class DemoFederation:
             valid_from=_ts(now - timedelta(days=1)),
             valid_until=_ts(now + timedelta(days=30)),
             max_records=200,
+            emergency=spec.emergency,
             attestation=pb.TargetAttestation(
                 nationality=spec.attest_nationality or spec.person.nationality,
                 residence=spec.attest_residence or spec.person.residence,

@@ -1,0 +1,216 @@
+"""The emergency track: which emergency orders were used, and whether each was validated in time.
+
+An emergency order lets a FETCH skip the hit step. In exchange, a judicial or independent
+authority of the order's country must review it afterwards: within ``deadline`` (48 hours) of
+its first use, it confirms the emergency or does not. The gateway records the first use of
+each emergency order (an ``emergency`` event, with the deadline) and each review (a
+``validated`` event) in the transparency log, and keeps the current state in memory, rebuilt
+from the log at start-up. The policy then sees, for each query on the emergency track, how
+many of the agency's emergency orders are overdue and whether this one was not confirmed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+
+from google.protobuf.message import DecodeError
+
+from comity.audit.emergencies import EmergencyRecord, EmergencyUse
+from comity.audit.errors import InvalidEntry
+from comity.audit.events import decode_event, emergency_event, validated_event
+from comity.core.emergency import VerifiedValidation, verify_validation
+from comity.core.errors import (
+    AlreadyExists,
+    ComityError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from comity.core.federation import Federation
+from comity.core.orders import VerifiedOrder
+from comity.core.tokens import VerifiedToken
+from comity.gateway.ledger import Ledger, Logged
+from comity.policy.wire import EmergencyStatus
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["DEFAULT_DEADLINE", "EmergencyTracker", "EmergencyUse", "validate_request"]
+
+_log = logging.getLogger("comity.gateway.emergency")
+
+DEFAULT_DEADLINE = timedelta(hours=48)
+PAGE = 1000
+
+
+class EmergencyTracker:
+    """The gateway's record of emergency orders in use; one per gateway, on its event loop."""
+
+    def __init__(self, ledger: Ledger, *, deadline: timedelta = DEFAULT_DEADLINE) -> None:
+        self._ledger = ledger
+        self._deadline = deadline
+        self._record = EmergencyRecord()
+
+    def uses(self) -> list[EmergencyUse]:
+        """Every emergency order on record, oldest first."""
+        return list(self._record)
+
+    def status(self, agency: str, order: VerifiedOrder, *, now: datetime) -> EmergencyStatus:
+        """What the policy needs to know about ``agency`` and ``order`` on the emergency track."""
+        use = self._record.get(order.digest)
+        return EmergencyStatus(
+            overdue_orders=self._record.overdue(agency, now),
+            order_rejected=use is not None and use.status == "rejected",
+        )
+
+    async def note_use(
+        self, order: VerifiedOrder, *, query_id: str, investigator: str, agency: str, at: datetime
+    ) -> Logged | None:
+        """Record the first allowed use of an emergency order; later uses and other orders are no-ops."""
+        if not order.order.emergency or self._record.get(order.digest) is not None:
+            return None
+        use = EmergencyUse(
+            order_id=order.order_id,
+            order_digest=order.digest,
+            agency=agency,
+            issuing_country=order.order.issuing_country,
+            authority=order.authority.id,
+            first_used=at,
+            validate_by=at + self._deadline,
+        )
+        # Claimed before the append so that concurrent queries under the same order log it once.
+        self._record.add(use)
+        try:
+            return await self._ledger.record(
+                emergency_event(
+                    query_id=query_id,
+                    order_id=use.order_id,
+                    order_digest=use.order_digest,
+                    at=at,
+                    investigator=investigator,
+                    agency=agency,
+                    issuing_country=use.issuing_country,
+                    authority=use.authority,
+                    validate_by=use.validate_by,
+                )
+            )
+        except BaseException:
+            self._record.remove(order.digest)
+            raise
+
+    async def validate(self, validation: VerifiedValidation, *, agency: str, now: datetime) -> Logged:
+        """Record an authority's review of an emergency order ``agency`` used.
+
+        Raises :class:`NotFound` (no such emergency use), :class:`PermissionDenied` (another
+        agency's order, or an authority of another country), :class:`AlreadyExists` (reviewed
+        before) or :class:`InvalidArgument` (order id and digest disagree).
+        """
+        v = validation.validation
+        use = self._record.get(v.order_digest)
+        if use is None:
+            raise NotFound(
+                f"no use of emergency order {v.order_id!r} with that digest is on record",
+                hint="validate an emergency order that was used in a query, signed over its exact bytes",
+            )
+        if use.order_id != v.order_id:
+            raise InvalidArgument(
+                f"the validation names order {v.order_id!r}, but its digest is that of order {use.order_id!r}"
+            )
+        if use.agency != agency:
+            raise PermissionDenied(
+                f"emergency order {use.order_id!r} was used by {use.agency}; "
+                "its own investigators submit the validation"
+            )
+        if validation.authority.country != use.issuing_country:
+            raise PermissionDenied(
+                f"authority {validation.authority.id!r} is of {validation.authority.country}; "
+                f"emergency order {use.order_id!r} was issued in {use.issuing_country}"
+            )
+        if use.status != "pending":
+            raise AlreadyExists(f"emergency order {use.order_id!r} was already reviewed: {use.status}")
+        late = now > use.validate_by
+        logged = await self._ledger.record(
+            validated_event(
+                order_id=use.order_id,
+                order_digest=use.order_digest,
+                validation_digest=validation.digest,
+                at=now,
+                agency=agency,
+                authority=validation.authority.id,
+                confirmed=v.confirmed,
+                late=late,
+            )
+        )
+        use.status, use.late = ("confirmed" if v.confirmed else "rejected"), late
+        use.reviewed_by = validation.authority.id
+        return logged
+
+    async def restore(self) -> int:
+        """Rebuild the record from the whole log (emergency events are rare; others are skipped
+        by a byte test before parsing). Returns how many emergency orders are on record.
+
+        Raises :class:`FailedPrecondition` if an emergency or validation entry cannot be read.
+        """
+        size = await self._ledger.tree_size()
+        for start in range(0, size, PAGE):
+            entries = await self._ledger.entries(start, min(size, start + PAGE))
+            for offset, entry in enumerate(entries):
+                if b'"kind":"emergency"' not in entry and b'"kind":"validated"' not in entry:
+                    continue
+                try:
+                    event = decode_event(entry)
+                except InvalidEntry as exc:
+                    raise FailedPrecondition(
+                        f"cannot rebuild the emergency track: log entry {start + offset}: {exc.message}",
+                        hint="run 'comity audit verify' on the log before starting the gateway",
+                    ) from None
+                self._record.apply(event)
+        return len(self._record)
+
+
+async def validate_request(
+    request: pb.ValidateEmergencyRequest,
+    token: VerifiedToken,
+    *,
+    federation: Federation,
+    tracker: EmergencyTracker,
+    ledger: Ledger,
+    now: datetime,
+) -> pb.ValidateEmergencyResponse:
+    """Verify a signed validation from an authenticated investigator, record it, return its receipt.
+
+    A refusal from here on is logged (the caller is a registered investigator) and carries the
+    refusal's receipt, as a refused query does.
+    """
+    envelope = request.signed_validation
+    digest = hashlib.sha256(envelope.payload).digest()
+    try:
+        if not request.HasField("signed_validation"):
+            raise InvalidArgument(
+                "signed_validation is missing",
+                hint="have the authority sign it with 'comity order validate', then submit the file",
+            )
+        verified = verify_validation(envelope, federation)
+        logged = await tracker.validate(verified, agency=token.agency, now=now)
+    except ComityError as err:
+        try:
+            order_id = pb.EmergencyValidation.FromString(envelope.payload).order_id
+        except DecodeError:
+            order_id = ""
+        try:
+            refused = await ledger.record_refusal(
+                query_id=order_id,
+                query_digest=digest,
+                investigator=token.subject,
+                agency=token.agency,
+                reason=f"{err.code.name}:{type(err).__name__}",
+                at=now,
+            )
+            err.receipt = await ledger.receipt(order_id, digest, [refused])
+        except ComityError as log_error:
+            _log.error("could not log a refused emergency validation: %s", log_error.message)
+        raise
+    return pb.ValidateEmergencyResponse(
+        receipt=await ledger.receipt(verified.validation.order_id, digest, [logged])
+    )
