@@ -404,3 +404,17 @@ class LogStore:
         with self._read("read openings") as conn:
             query = select(c.salt, c.selector_type, c.value).where(c.entry_idx == index).order_by(c.position)
             return [CommitmentOpening(bytes(r.salt), r.selector_type, r.value) for r in conn.execute(query)]
+
+    def delete_openings(self, indices: Sequence[int]) -> int:
+        """Delete the selector openings of entries ``indices`` (retention); returns how many rows went.
+
+        Entries, tree and checkpoints are untouched, so every proof still verifies; only the link
+        from a commitment back to its selector is gone.
+        """
+        c = self.tables.openings.c
+        deleted = 0
+        with self._guard("delete openings"), self._writer.begin() as conn:
+            for start in range(0, len(indices), 500):
+                chunk = list(indices[start : start + 500])
+                deleted += conn.execute(self.tables.openings.delete().where(c.entry_idx.in_(chunk))).rowcount
+        return deleted

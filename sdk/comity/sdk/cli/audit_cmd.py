@@ -282,6 +282,41 @@ def emergencies(
         raise typer.Exit(1)
 
 
+@audit_app.command("prune")
+@friendly
+def prune(
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    older_than_days: Annotated[
+        int, typer.Option(min=1, help="The legal retention period in days (Prüm: 730).")
+    ] = 730,
+    hold: Annotated[
+        list[str] | None,
+        typer.Option(help="An order id under legal hold (audit pending): its openings are kept. Repeatable."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
+) -> None:
+    """Delete the selector openings of decisions older than the retention period (entries stay)."""
+    from datetime import UTC, timedelta
+
+    from comity.audit.retention import prune_openings
+    from comity.audit.store import LogStore
+
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+    store = LogStore.open(_url(db, url), create=False)
+    try:
+        report = prune_openings(store, cutoff=cutoff, hold_orders=set(hold or ()), dry_run=dry_run)
+    finally:
+        store.close()
+    verb = "would delete" if dry_run else "deleted"
+    console.print(
+        f"{report.entries_before_cutoff} entries before {cutoff.date().isoformat()}: {verb} the selector "
+        f"openings of {report.decisions_pruned} decision(s) ({report.openings_deleted} rows); "
+        f"{report.decisions_held} held"
+    )
+    console.print("  entries, checkpoints and proofs are untouched: the log still verifies")
+
+
 @audit_app.command("report")
 @friendly
 def report(
