@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +41,8 @@ def _decision(order_id: str, at: datetime) -> tuple[bytes, list[CommitmentOpenin
     )
 
 
-async def _build(path: Path, key: SigningKey, now: datetime = NOW) -> None:
-    log = await TransparencyLog.open(f"sqlite:///{path}", origin=ORIGIN, key=key, batch_interval=0)
+async def _build(url: str, key: SigningKey, now: datetime = NOW, *, prefix: str = "audit_") -> None:
+    log = await TransparencyLog.open(url, origin=ORIGIN, key=key, batch_interval=0, table_prefix=prefix)
     try:
         for order_id, age_days in (("OLD-1", 800), ("HELD-1", 790), ("OLD-2", 760), ("NEW-1", 30)):
             entry, openings = _decision(order_id, now - timedelta(days=age_days))
@@ -54,13 +56,28 @@ async def _build(path: Path, key: SigningKey, now: datetime = NOW) -> None:
         await log.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """``(url, table prefix)`` of an empty log database; PostgreSQL tables are dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}", "audit_"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    prefix = f"r{uuid.uuid4().hex[:12]}_"
+    yield url, prefix
+    store = LogStore.open(url, table_prefix=prefix, create=False)
+    store.drop()
+    store.close()
+
+
 @pytest.mark.asyncio
-async def test_old_openings_go_held_and_recent_ones_stay_and_the_log_verifies(tmp_path: Path) -> None:
+async def test_old_openings_go_held_and_recent_ones_stay_and_the_log_verifies(
+    log_db: tuple[str, str],
+) -> None:
     key = SigningKey.generate(ORIGIN)
-    db = tmp_path / "audit.db"
-    await _build(db, key)
-    url = f"sqlite:///{db}"
-    store = LogStore.open(url, create=False)
+    url, prefix = log_db
+    await _build(url, key, prefix=prefix)
+    store = LogStore.open(url, table_prefix=prefix, create=False)
     try:
         cutoff = NOW - timedelta(days=730)
         dry = prune_openings(store, cutoff=cutoff, hold_orders={"HELD-1"}, dry_run=True)
@@ -77,9 +94,7 @@ async def test_old_openings_go_held_and_recent_ones_stay_and_the_log_verifies(tm
         assert prune_openings(store, cutoff=cutoff, hold_orders={"HELD-1"}).openings_deleted == 0
     finally:
         store.close()
-    verified = verify_log(
-        url, verifier_key=key.verifier_text(ORIGIN) if hasattr(key, "verifier_text") else _verifier(key)
-    )
+    verified = verify_log(url, verifier_key=_verifier(key), table_prefix=prefix)
     assert verified.tree_size == 5
     assert verified.openings == 4  # the remaining ones still open their commitments
 
@@ -93,7 +108,7 @@ def _verifier(key: SigningKey) -> str:
 @pytest.mark.asyncio
 async def test_the_prune_command(tmp_path: Path) -> None:
     db = tmp_path / "audit.db"
-    await _build(db, SigningKey.generate(ORIGIN), now=datetime.now(UTC))
+    await _build(f"sqlite:///{db}", SigningKey.generate(ORIGIN), now=datetime.now(UTC))
     runner = CliRunner()
     # A period longer than the log's age keeps everything.
     result = runner.invoke(app, ["audit", "prune", "--db", str(db), "--older-than-days", "3650"])
