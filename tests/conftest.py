@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from comity.audit.store import LogStore
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT.parent / "shared" / "vectors"
@@ -25,3 +29,17 @@ def postgres_url() -> str:
             raise
         pytest.skip(f"no PostgreSQL reachable at {url} ({exc}); set COMITY_TEST_POSTGRES_URL")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """``(url, table prefix)`` of an empty log database; PostgreSQL tables are dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}", "audit_"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    prefix = f"t{uuid.uuid4().hex[:12]}_"
+    yield url, prefix
+    store = LogStore.open(url, table_prefix=prefix, create=False)
+    store.drop()
+    store.close()

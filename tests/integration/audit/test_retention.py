@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,26 +54,12 @@ async def _build(url: str, key: SigningKey, now: datetime = NOW, *, prefix: str 
         await log.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def log_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """``(url, table prefix)`` of an empty log database; PostgreSQL tables are dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'audit.db'}", "audit_"
-        return
-    url: str = request.getfixturevalue("postgres_url")
-    prefix = f"r{uuid.uuid4().hex[:12]}_"
-    yield url, prefix
-    store = LogStore.open(url, table_prefix=prefix, create=False)
-    store.drop()
-    store.close()
-
-
 @pytest.mark.asyncio
 async def test_old_openings_go_held_and_recent_ones_stay_and_the_log_verifies(
-    log_db: tuple[str, str],
+    log_url: tuple[str, str],
 ) -> None:
     key = SigningKey.generate(ORIGIN)
-    url, prefix = log_db
+    url, prefix = log_url
     await _build(url, key, prefix=prefix)
     store = LogStore.open(url, table_prefix=prefix, create=False)
     try:
