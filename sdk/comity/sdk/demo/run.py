@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shlex
 import tempfile
 from collections.abc import AsyncIterator
@@ -293,6 +294,52 @@ async def play(running: RunningFederation, console: Console) -> list[Outcome]:
     return outcomes
 
 
+def emergency_scenario(fed: DemoFederation) -> Scenario:
+    """The FBI's emergency fetch of connection records, skipping the hit check (imminent threat)."""
+    s = next(x for x in scenarios(fed) if x.title.startswith("FBI fetches"))
+    return dataclasses.replace(
+        s,
+        title="FBI fetches connection records at once, on the emergency track (a threat to life)",
+        categories=("TRAFFIC",),
+        order=dataclasses.replace(s.order, order_id="US-SDNY-2026-E07", emergency=True),
+        explains="No hit check first: the emergency order allows it, if a judge reviews it within 48 hours.",
+        facts=(
+            "A hospital's ransomware attackers threatened on 2026-10-03 to switch off intensive-care "
+            "equipment within hours; this account sent the threat."
+        ),
+    )
+
+
+async def emergency_track(running: RunningFederation, console: Console, number: int) -> bool:
+    """An emergency fetch, then the court's review submitted through the gateway; True if both pass."""
+    from comity.core.emergency import sign_validation, validation_for
+    from comity.core.federation import Federation
+    from comity.core.keys import SigningKey
+
+    fed = running.federation
+    s = emergency_scenario(fed)
+    async with load_profile(fed.profiles[s.agency]).async_client() as client:
+        outcome = await run_scenario(client, fed, s)
+        _print_outcome(console, number, outcome)
+        if outcome.result is None:
+            return False
+        agency = fed.layout.agencies[s.agency]
+        court = SigningKey.load(agency.authority_key, key_id=agency.authority)
+        order = read_order_file(fed.orders[s.order.order_id])
+        review = sign_validation(validation_for(order, authority=court.key_id, confirmed=True), court)
+        try:
+            logged = await client.validate_emergency(review)
+        except ComityError as err:
+            console.print(f"   [red]the court's review was refused[/]: {err.message}")
+            return False
+    name = Federation.load(fed.layout.federation_file).authority(court.key_id).name
+    console.print(
+        f"   the {name} confirms the emergency {'late' if logged.late else 'in time'}: "
+        "its signed review is logged, receipt verified"
+    )
+    return logged.confirmed
+
+
 async def run_demo(console: Console, *, directory: Path | None, keep: bool, people: int, seed: int) -> bool:
     """The whole demo; returns True when every scenario went as the agreement says it should."""
     with contextlib.ExitStack() as stack:
@@ -313,6 +360,7 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
             )
             outcomes = await play(running, console)
             ok = all(o.as_expected for o in outcomes)
+            ok = await emergency_track(running, console, len(outcomes) + 1) and ok
             ok = await verify_log(running, console) and ok
             ok = await verify_log_remotely(running, console, agency="ca.rcmp") and ok
             if keep:
