@@ -131,3 +131,21 @@ async def test_a_tampered_validation_is_refused(running: RunningFederation, tmp_
     assert code == 1
     assert "signature" in out
     assert (await _emergencies(running))["CA-EMERG-4"] == "pending"
+
+
+async def test_the_transparency_report_counts_emergency_orders_and_reviews(
+    running: RunningFederation, tmp_path: Path
+) -> None:
+    await _use(running, _emergency(running, "CA-EMERG-5"))
+    code, out = await _validate(running, "CA-EMERG-5", tmp_path / "v5.val")
+    assert code == 0, out
+    code, out = await _submit(running, tmp_path / "v5.val")
+    assert code == 0, out
+    code, out = await _invoke(["audit", "report", "--db", str(running.federation.audit_db), "--json"])
+    assert code == 0, out
+    report = json.loads(out)
+    used = report["emergencies"]["ca.rcmp"]
+    confirmed = {r["outcome"]: r["orders"] for r in report["emergency_reviews"] if r["agency"] == "ca.rcmp"}
+    assert used >= 1 and confirmed.get("confirmed", 0) >= 1
+    assert sum(confirmed.values()) <= used
+    assert "CA-EMERG-5" not in out  # counts, never an order id

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from comity.audit.events import DecisionEvent, DisclosedEvent, Event, FailedEvent, RefusedEvent
+from comity.audit.events import (
+    DecisionEvent,
+    DisclosedEvent,
+    EmergencyEvent,
+    Event,
+    FailedEvent,
+    RefusedEvent,
+    ValidatedEvent,
+)
 
 __all__ = ["TransparencyReport", "build_report"]
 
@@ -35,6 +43,10 @@ class TransparencyReport:
     """responding node → records released."""
     failures: Counter[str] = field(default_factory=Counter)
     """responding node → allowed queries that could not be completed."""
+    emergencies: Counter[str] = field(default_factory=Counter)
+    """requesting agency → emergency orders used for the first time."""
+    emergency_reviews: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(requesting agency, confirmed / rejected, each possibly "late") → reviews of emergency orders."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -53,6 +65,11 @@ class TransparencyReport:
             "disclosures": dict(sorted(self.disclosures.items())),
             "records_disclosed": dict(sorted(self.records_disclosed.items())),
             "failures": dict(sorted(self.failures.items())),
+            "emergencies": dict(sorted(self.emergencies.items())),
+            "emergency_reviews": [
+                {"agency": a, "outcome": o, "orders": c}
+                for (a, o), c in sorted(self.emergency_reviews.items())
+            ],
         }
 
 
@@ -86,4 +103,9 @@ def build_report(
             report.records_disclosed[event.node] += event.record_count
         elif isinstance(event, FailedEvent):
             report.failures[event.node] += 1
+        elif isinstance(event, EmergencyEvent):
+            report.emergencies[event.agency] += 1
+        elif isinstance(event, ValidatedEvent):
+            outcome = ("confirmed" if event.confirmed else "rejected") + (" late" if event.late else "")
+            report.emergency_reviews[(event.agency, outcome)] += 1
     return report

@@ -362,6 +362,11 @@ def report(
         console.print(f"{agency}: {count} request(s) refused before a policy decision")
     for node, count in sorted(result.failures.items()):
         console.print(f"{node}: {count} allowed quer(ies) not completed")
+    for agency, count in sorted(result.emergencies.items()):
+        reviews = ", ".join(
+            f"{n} {outcome}" for (a, outcome), n in sorted(result.emergency_reviews.items()) if a == agency
+        )
+        console.print(f"{agency}: {count} emergency order(s) used; reviews: {reviews or 'none yet'}")
 
 
 @audit_app.command("serve")
