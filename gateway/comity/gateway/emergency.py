@@ -11,6 +11,7 @@ many of the agency's emergency orders are overdue and whether this one was not c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import datetime, timedelta
@@ -51,6 +52,9 @@ class EmergencyTracker:
         self._ledger = ledger
         self._deadline = deadline
         self._record = EmergencyRecord()
+        # Serialises first uses and reviews (both rare): a second query under the same order
+        # waits until the first use is durable, and one order is never reviewed twice.
+        self._lock = asyncio.Lock()
 
     def uses(self) -> list[EmergencyUse]:
         """Every emergency order on record, oldest first."""
@@ -68,8 +72,18 @@ class EmergencyTracker:
         self, order: VerifiedOrder, *, query_id: str, investigator: str, agency: str, at: datetime
     ) -> Logged | None:
         """Record the first allowed use of an emergency order; later uses and other orders are no-ops."""
-        if not order.order.emergency or self._record.get(order.digest) is not None:
+        if not order.order.emergency:
             return None
+        async with self._lock:
+            if self._record.get(order.digest) is not None:
+                return None
+            return await self._first_use(
+                order, query_id=query_id, investigator=investigator, agency=agency, at=at
+            )
+
+    async def _first_use(
+        self, order: VerifiedOrder, *, query_id: str, investigator: str, agency: str, at: datetime
+    ) -> Logged:
         use = EmergencyUse(
             order_id=order.order_id,
             order_digest=order.digest,
@@ -79,25 +93,21 @@ class EmergencyTracker:
             first_used=at,
             validate_by=at + self._deadline,
         )
-        # Claimed before the append so that concurrent queries under the same order log it once.
-        self._record.add(use)
-        try:
-            return await self._ledger.record(
-                emergency_event(
-                    query_id=query_id,
-                    order_id=use.order_id,
-                    order_digest=use.order_digest,
-                    at=at,
-                    investigator=investigator,
-                    agency=agency,
-                    issuing_country=use.issuing_country,
-                    authority=use.authority,
-                    validate_by=use.validate_by,
-                )
+        logged = await self._ledger.record(
+            emergency_event(
+                query_id=query_id,
+                order_id=use.order_id,
+                order_digest=use.order_digest,
+                at=at,
+                investigator=investigator,
+                agency=agency,
+                issuing_country=use.issuing_country,
+                authority=use.authority,
+                validate_by=use.validate_by,
             )
-        except BaseException:
-            self._record.remove(order.digest)
-            raise
+        )
+        self._record.add(use)
+        return logged
 
     async def validate(self, validation: VerifiedValidation, *, agency: str, now: datetime) -> Logged:
         """Record an authority's review of an emergency order ``agency`` used.
@@ -106,6 +116,10 @@ class EmergencyTracker:
         agency's order, or an authority of another country), :class:`AlreadyExists` (reviewed
         before) or :class:`InvalidArgument` (order id and digest disagree).
         """
+        async with self._lock:
+            return await self._review(validation, agency=agency, now=now)
+
+    async def _review(self, validation: VerifiedValidation, *, agency: str, now: datetime) -> Logged:
         v = validation.validation
         use = self._record.get(v.order_digest)
         if use is None:

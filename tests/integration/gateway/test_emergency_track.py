@@ -164,3 +164,36 @@ def test_only_a_registered_judicial_or_independent_authority_validates(
     broken = pb.EmergencyValidation(order_id="x", order_digest=b"short", validating_authority=key.key_id)
     with pytest.raises(InvalidArgument, match="32-byte"):
         verify_validation(sign_validation(broken, key), fed)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_first_uses_log_once_and_concurrent_reviews_record_one(
+    tmp_path: Path, layout: FederationLayout, fed: Federation
+) -> None:
+    import asyncio
+
+    ledger = await _ledger(tmp_path / "audit.db", SigningKey.generate(ORIGIN))
+    tracker = EmergencyTracker(ledger)
+    envelope, order = _order(layout, fed, "US-EMERG-7")
+    key = _authority_key(layout, "us.fbi")
+    try:
+        logged = await asyncio.gather(
+            *(
+                tracker.note_use(order, query_id=f"q{i}", investigator="i", agency="us.fbi", at=NOW)
+                for i in range(8)
+            )
+        )
+        assert sum(entry is not None for entry in logged) == 1
+        review = verify_validation(
+            sign_validation(validation_for(envelope, authority=key.key_id, confirmed=True), key), fed
+        )
+        outcomes = await asyncio.gather(
+            *(tracker.validate(review, agency="us.fbi", now=NOW) for _ in range(4)), return_exceptions=True
+        )
+        assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+        assert all(isinstance(o, AlreadyExists) for o in outcomes if isinstance(o, BaseException))
+        entries = await ledger.entries(0, await ledger.tree_size())
+        assert sum(b'"kind":"emergency"' in e for e in entries) == 1
+        assert sum(b'"kind":"validated"' in e for e in entries) == 1
+    finally:
+        await ledger.close()
