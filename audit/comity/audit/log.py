@@ -1,11 +1,12 @@
-"""The transparency log as the gateway uses it: asyncio appends with group commit.
+"""The transparency log as the gateway uses it: asyncio appends with adaptive group commit.
 
 ``await log.append(entry)`` returns once the entry is durable and covered by a signed
-checkpoint. Appends that arrive within one batch interval share one transaction, one fsync
-and one new checkpoint; the database work runs on one writer thread, off the event loop. A
-caller waits for the rest of a running commit, at most one batch interval, and its own
-commit. Witness cosignatures are stored the same way, in the next batch to commit. If the
-store fails, every append of that batch raises :class:`AuditUnavailable` and the log is
+checkpoint. The database work runs on one writer thread, off the event loop, one batch at a
+time: one transaction, one fsync and one new checkpoint per batch. An append that finds the
+writer idle is committed at once; appends that arrive while a commit runs are committed
+together as soon as it ends, after waiting up to one batch interval for more company only while
+they are few. Witness cosignatures are stored the same way, in the next batch to commit. If
+the store fails, every append of that batch raises :class:`AuditUnavailable` and the log is
 unchanged (fail closed: the gateway must then refuse the request).
 
 The checkpoints this log signs, and the subtree hashes near the head, stay in memory after
@@ -68,6 +69,13 @@ class _Cosigning:
 #: queries read none back: a query needs the few newest.
 _KEPT_CHECKPOINTS = 64
 
+#: A batch that arrived while the last commit ran waits (up to the batch interval) for company
+#: only while smaller than this. Measured per entry, a commit of 1 entry costs 0.69 ms on SQLite
+#: (1.34 on PostgreSQL), of 16 entries 0.057 (0.125), of 64 entries 0.031 (0.068): the fixed cost
+#: (transaction, fsync, signed checkpoint) is shared out by about 16, and more company would save
+#: under a factor of two while every entry already pending keeps waiting for it.
+_COMPANY_WORTH_WAITING_FOR = 16
+
 
 def witness_verifiers(
     witnesses: Mapping[str, Ed25519PublicKey | VerifyingKey] | Sequence[CosignatureVerifier],
@@ -103,7 +111,8 @@ class TransparencyLog:
         self._signed: OrderedDict[int, bytes] = OrderedDict()
         self._newest: tuple[int, bytes] | None = None
         self._wake = asyncio.Event()
-        self._full = asyncio.Event()
+        self._enough = asyncio.Event()
+        self._enough_count = min(_COMPANY_WORTH_WAITING_FOR, max_batch)
         self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -188,29 +197,44 @@ class TransparencyLog:
 
     def _start_writer(self) -> None:
         self._wake.set()
-        if len(self._pending) + len(self._cosigning) >= self._max_batch:
-            self._full.set()
+        if len(self._pending) + len(self._cosigning) >= self._enough_count:
+            self._enough.set()
         if self._task is None:
             self._task = asyncio.create_task(self._write_batches(), name="audit-log-writer")
 
     async def _write_batches(self) -> None:
         loop = asyncio.get_running_loop()
+        idle = True
         while True:
             await self._wake.wait()
             if not self._pending and not self._cosigning:
                 if self._closed:
                     return
                 self._wake.clear()
+                idle = True
                 continue
-            first = min([w.arrived for w in self._pending[:1]] + [c.arrived for c in self._cosigning[:1]])
-            delay = first + self._interval - loop.time()
-            if delay > 0 and not self._closed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), delay)
+            # After an idle spell nothing is being committed that this arrival could share a
+            # commit with: waiting for company would only add latency, so it commits at once.
+            # What arrived while the last commit ran (load) commits next; if that is still a
+            # small batch, it waits a little for more to share one fsync and one signature,
+            # never past the interval from its first arrival.
+            queued = len(self._pending) + len(self._cosigning)
+            if not idle and queued < self._enough_count and not self._closed:
+                first = min([w.arrived for w in self._pending[:1]] + [c.arrived for c in self._cosigning[:1]])
+                delay = first + self._interval - loop.time()
+                if delay > 0:
+                    await self._wait_for_company(delay)
+            idle = False
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             cosigning, self._cosigning = self._cosigning, []
-            self._full.clear()
+            if len(self._pending) < self._enough_count:
+                self._enough.clear()
             await self._commit(batch, cosigning)
+
+    async def _wait_for_company(self, delay: float) -> None:
+        """Wait up to ``delay`` seconds, or until the batch is big enough or the log closes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._enough.wait(), delay)
 
     async def _commit(self, batch: list[_Waiting], cosigning: list[_Cosigning]) -> None:
         started = time.perf_counter()
@@ -257,7 +281,7 @@ class TransparencyLog:
             return
         self._closed = True
         self._wake.set()
-        self._full.set()
+        self._enough.set()
         if self._task is not None:
             await self._task
         self._writer_thread.shutdown(wait=True)

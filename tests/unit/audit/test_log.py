@@ -58,7 +58,7 @@ async def test_concurrent_appends_share_one_checkpoint_and_verify(log_url: LogUr
         entries = [f"entry {i}".encode() for i in range(20)]
         results = await asyncio.gather(*(log.append(e) for e in entries))
         assert sorted(r.index for r in results) == list(range(20))
-        # All twenty arrived within one batch interval: one transaction, one checkpoint.
+        # All twenty were queued before the writer ran: one transaction, one checkpoint.
         assert {r.tree_size for r in results} == {20}
         assert log.store.checkpoint_sizes() == [0, 20]
         root = _root(results[0].checkpoint, log).root_hash
