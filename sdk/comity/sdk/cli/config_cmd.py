@@ -71,7 +71,7 @@ _GATEWAY: tuple[_Row, ...] = (
     ("keys.decision_key", "decision_key", "Ed25519 key signing each decision sent to a node", ""),
     ("keys.log_key", "log_key", "Ed25519 key signing the transparency log's checkpoints", ""),
     ("audit.url", "audit_url", "where the transparency log is stored", "COMITY_AUDIT_URL"),
-    ("audit.batch_interval_ms", "batch_interval_ms", "group commit: how long an append waits for others", ""),
+    ("audit.batch_interval_ms", "batch_interval_ms", "group commit: max wait while a commit runs", ""),
     ("replay.url", "replay_url", "where query ids already seen are kept", "COMITY_REPLAY_URL"),
     ("policy.bundle", "policy_bundle", "the agreement's policy bundle (name or folder)", ""),
     ("limits.max_message_bytes", "max_message_bytes", "largest gRPC message, both ways", ""),
