@@ -85,6 +85,18 @@ async def _queued(log: TransparencyLog, count: int) -> None:
     assert len(log._pending) == count
 
 
+async def _behind_a_commit(
+    log: TransparencyLog, writer: _Writer, count: int
+) -> tuple[asyncio.Task[AppendResult], list[asyncio.Task[AppendResult]]]:
+    """Hold a first append's commit in the writer, then queue ``count`` appends behind it."""
+    writer.hold()
+    first = asyncio.create_task(log.append(b"first"))
+    await writer.commit_started()
+    later = [asyncio.create_task(log.append(f"later {i}".encode())) for i in range(count)]
+    await _queued(log, count)
+    return first, later
+
+
 def _verify(log: TransparencyLog, result: AppendResult) -> None:
     checkpoint = open_checkpoint(result.checkpoint, log.verifier).checkpoint
     assert checkpoint.size == result.tree_size
@@ -115,11 +127,7 @@ async def test_appends_during_a_commit_share_the_next_one(
     log = await _open(log_url)
     writer = _Writer(log, monkeypatch)
     try:
-        writer.hold()
-        first = asyncio.create_task(log.append(b"first"))
-        await writer.commit_started()
-        later = [asyncio.create_task(log.append(f"later {i}".encode())) for i in range(3)]
-        await _queued(log, 3)
+        first, later = await _behind_a_commit(log, writer, 3)
         assert writer.batches == [1]  # the three wait for the running commit, not with it
         writer.release()
         results = [await first] + [await task for task in later]
@@ -144,11 +152,7 @@ async def test_a_big_enough_batch_commits_without_waiting(
     log = await _open(log_url)
     writer = _Writer(log, monkeypatch)
     try:
-        writer.hold()
-        first = asyncio.create_task(log.append(b"first"))
-        await writer.commit_started()
-        later = [asyncio.create_task(log.append(f"later {i}".encode())) for i in range(40)]
-        await _queued(log, 40)
+        first, later = await _behind_a_commit(log, writer, 40)
         writer.release()
         await asyncio.gather(first, *later)
         assert writer.batches == [1, 40]
@@ -162,11 +166,7 @@ async def test_max_batch_splits_what_piled_up(log_url: LogUrl, monkeypatch: pyte
     log = await _open(log_url, max_batch=3)
     writer = _Writer(log, monkeypatch)
     try:
-        writer.hold()
-        first = asyncio.create_task(log.append(b"first"))
-        await writer.commit_started()
-        later = [asyncio.create_task(log.append(f"later {i}".encode())) for i in range(7)]
-        await _queued(log, 7)
+        first, later = await _behind_a_commit(log, writer, 7)
         writer.release()
         results = await asyncio.gather(first, *later)
         assert writer.batches == [1, 3, 3, 1]
