@@ -27,21 +27,80 @@ __all__ = [
 ]
 
 
+class RuleViolationInfo:
+    """One check that refused a request: the agreement rule (``code``), public message, legal
+    basis, and the stable check code (``check``, e.g. ``ORDER_EXPIRED``; for a policy rule, the
+    rule id itself)."""
+
+    __slots__ = ("check", "code", "legal_basis", "message")
+
+    def __init__(self, code: str, message: str, legal_basis: str = "", check: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.legal_basis = legal_basis
+        self.check = check or code
+
+    def __repr__(self) -> str:
+        return (
+            f"RuleViolationInfo({self.code!r}, {self.message!r}, {self.legal_basis!r}, check={self.check!r})"
+        )
+
+    def _key(self) -> tuple[str, str, str, str]:
+        return (self.code, self.message, self.legal_basis, self.check)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RuleViolationInfo):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
 class ComityError(Exception):
-    """Base of all Comity errors; ``code`` is the gRPC status it maps to."""
+    """Base of all Comity errors; ``code`` is the gRPC status it maps to.
+
+    Any error may carry ``violations``: the checks that refused the request, each with its
+    stable check code and the agreement rule it enforces (see :mod:`comity.core.refusals`).
+    They travel in the status details whatever the status code, so an INVALID_ARGUMENT for a
+    wildcard selector still names PARTICULARITY.
+    """
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     # A comity.v1.Receipt proving the refusal was logged, when the server sent one.
     receipt: object | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        violations: list[RuleViolationInfo] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.violations: list[RuleViolationInfo] = list(violations or [])
+        self.bundle_digest = ""
+        self.query_id = ""
+
+    @property
+    def rule_codes(self) -> list[str]:
+        """The agreement rules that refused the request (empty when none was named)."""
+        return [v.code for v in self.violations]
+
+    @property
+    def check_codes(self) -> list[str]:
+        """The stable check codes behind :attr:`rule_codes`, in the same order."""
+        return [v.check for v in self.violations]
 
     def diagnostics(self) -> str:
-        """A human explanation: what failed and, where known, what to do about it."""
-        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+        """A human explanation: what failed, which rules refused it and, where known, what to do."""
+        lines = [self.message]
+        lines += [f"  [{v.code}] {v.message} ({v.legal_basis})" for v in self.violations]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
 
 
 class InvalidArgument(ComityError):
@@ -68,28 +127,6 @@ class Unauthenticated(ComityError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
-class RuleViolationInfo:
-    """One rule that refused a request: stable code, public message, legal basis."""
-
-    __slots__ = ("code", "legal_basis", "message")
-
-    def __init__(self, code: str, message: str, legal_basis: str = "") -> None:
-        self.code = code
-        self.message = message
-        self.legal_basis = legal_basis
-
-    def __repr__(self) -> str:
-        return f"RuleViolationInfo({self.code!r}, {self.message!r}, {self.legal_basis!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RuleViolationInfo):
-            return NotImplemented
-        return (self.code, self.message, self.legal_basis) == (other.code, other.message, other.legal_basis)
-
-    def __hash__(self) -> int:
-        return hash((self.code, self.message, self.legal_basis))
-
-
 class PermissionDenied(ComityError):
     """The caller is known but the request is refused; ``violations`` lists every rule that fired."""
 
@@ -105,23 +142,10 @@ class PermissionDenied(ComityError):
         receipt: object | None = None,
         hint: str | None = None,
     ) -> None:
-        super().__init__(message, hint=hint)
-        self.violations = list(violations or [])
+        super().__init__(message, hint=hint, violations=violations)
         self.bundle_digest = bundle_digest
         self.query_id = query_id
         self.receipt = receipt
-
-    @property
-    def rule_codes(self) -> list[str]:
-        """The stable codes of the rules that refused the request."""
-        return [v.code for v in self.violations]
-
-    def diagnostics(self) -> str:
-        lines = [self.message]
-        lines += [f"  [{v.code}] {v.message} ({v.legal_basis})" for v in self.violations]
-        if self.hint:
-            lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
 
 
 class FailedPrecondition(ComityError):

@@ -45,12 +45,12 @@ def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ..
     """The ``google.rpc.Status`` trailer for ``err``: a PolicyDenial for policy refusals, or the
     receipt of a logged refusal."""
     status = status_pb2.Status(code=err.code.value[0], message=err.message)
-    if isinstance(err, errors.PermissionDenied) and err.violations:
+    if err.violations:
         denial = pb.PolicyDenial(
             query_id=err.query_id,
             bundle_digest=err.bundle_digest,
             violations=[
-                pb.RuleViolation(code=v.code, message=v.message, legal_basis=v.legal_basis)
+                pb.RuleViolation(code=v.code, message=v.message, legal_basis=v.legal_basis, check=v.check)
                 for v in err.violations
             ],
         )
@@ -124,22 +124,19 @@ def error_from_status(code: grpc.StatusCode, message: str, trailing_metadata: ob
     """Rebuild the Comity error a server raised from the status a client received."""
     cls = _BY_CODE.get(code, errors.InternalError)
     details = _status_details(trailing_metadata)
-    if cls is errors.PermissionDenied:
-        for any_msg in details:
-            denial = pb.PolicyDenial()
-            if any_msg.Unpack(denial):
-                violations = [
-                    errors.RuleViolationInfo(v.code, v.message, v.legal_basis) for v in denial.violations
-                ]
-                return errors.PermissionDenied(
-                    message,
-                    violations=violations,
-                    bundle_digest=denial.bundle_digest,
-                    query_id=denial.query_id,
-                    receipt=denial.receipt if denial.HasField("receipt") else None,
-                )
     err = cls(message)
     for any_msg in details:
+        denial = pb.PolicyDenial()
+        if any_msg.Unpack(denial):
+            err.violations = [
+                errors.RuleViolationInfo(v.code, v.message, v.legal_basis, check=v.check)
+                for v in denial.violations
+            ]
+            err.bundle_digest = denial.bundle_digest
+            err.query_id = denial.query_id
+            if denial.HasField("receipt"):
+                err.receipt = denial.receipt
+            continue
         receipt = pb.Receipt()
         if any_msg.Unpack(receipt):
             err.receipt = receipt

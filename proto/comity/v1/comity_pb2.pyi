@@ -339,14 +339,16 @@ class ResultChunk(_message.Message):
     def __init__(self, records: _Optional[_Union[RecordBatch, _Mapping]] = ..., summary: _Optional[_Union[QueryResult, _Mapping]] = ...) -> None: ...
 
 class RuleViolation(_message.Message):
-    __slots__ = ("code", "message", "legal_basis")
+    __slots__ = ("code", "message", "legal_basis", "check")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     legal_basis: str
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., legal_basis: _Optional[str] = ...) -> None: ...
+    check: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., legal_basis: _Optional[str] = ..., check: _Optional[str] = ...) -> None: ...
 
 class PolicyDenial(_message.Message):
     __slots__ = ("query_id", "violations", "bundle_digest", "receipt")
