@@ -24,6 +24,31 @@ app = typer.Typer(
     help="Comity: lawful, audited cross-border queries between law-enforcement agencies.",
     no_args_is_help=True,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"comity {version('comity')}")
+        except PackageNotFoundError:
+            typer.echo("comity (not installed as a package: version unknown)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the installed version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Comity: lawful, audited cross-border queries between law-enforcement agencies."""
+
+
 node_app = typer.Typer(help="Run and feed a data node.", no_args_is_help=True)
 gateway_app = typer.Typer(help="Run the gateway.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
