@@ -69,6 +69,8 @@ class ComityError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     # A comity.v1.Receipt proving the refusal was logged, when the server sent one.
     receipt: object | None = None
+    # True when the error was rebuilt from a server's status (the status code is the server's).
+    remote: bool = False
 
     def __init__(
         self,

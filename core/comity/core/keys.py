@@ -126,6 +126,11 @@ class SigningKey:
         try:
             key = serialization.load_pem_private_key(data, password=passphrase)
         except TypeError:
+            if passphrase is not None:
+                raise KeyFileError(
+                    f"key file {path} is not encrypted, but a passphrase was given",
+                    hint="unset COMITY_KEY_PASSPHRASE for this key, or encrypt the key",
+                ) from None
             raise KeyFileError(
                 f"key file {path} is encrypted", hint="give its passphrase (COMITY_KEY_PASSPHRASE)"
             ) from None

@@ -44,7 +44,8 @@ _BY_CODE: dict[grpc.StatusCode, type[errors.ComityError]] = {
 def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ...]:
     """The ``google.rpc.Status`` trailer for ``err``: a PolicyDenial for policy refusals, or the
     receipt of a logged refusal."""
-    status = status_pb2.Status(code=err.code.value[0], message=err.message)
+    # The Status message must equal the call's message, or google's rpc_status.from_call refuses it.
+    status = status_pb2.Status(code=err.code.value[0], message=_message(err))
     if err.violations:
         denial = pb.PolicyDenial(
             query_id=err.query_id,
@@ -125,6 +126,7 @@ def error_from_status(code: grpc.StatusCode, message: str, trailing_metadata: ob
     cls = _BY_CODE.get(code, errors.InternalError)
     details = _status_details(trailing_metadata)
     err = cls(message)
+    err.remote = True
     for any_msg in details:
         denial = pb.PolicyDenial()
         if any_msg.Unpack(denial):

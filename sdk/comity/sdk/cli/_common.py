@@ -7,15 +7,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
-from rich.console import Console
 
 from comity.core.errors import ComityError, ConfigError
-from comity.sdk.cli.render import print_error
+from comity.sdk.cli.render import make_console, print_error
 
 __all__ = ["errors_exit", "passphrase_from_env", "stderr", "stdout"]
 
-stdout = Console()
-stderr = Console(stderr=True)
+stdout = make_console()
+stderr = make_console(stderr=True)
 
 
 def passphrase_from_env(variable: str | None) -> bytes | None:

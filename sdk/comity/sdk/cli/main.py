@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from comity.core.errors import ComityError
+from comity.sdk.cli.render import make_console
 
 app = typer.Typer(
     help="Comity: lawful, audited cross-border queries between law-enforcement agencies.",
@@ -54,8 +54,8 @@ gateway_app = typer.Typer(help="Run the gateway.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 app.add_typer(gateway_app, name="gateway")
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -46,7 +46,9 @@ def query(
     link: Annotated[str, typer.Option("--link", help="How the target is linked to the offence.")] = "",
     since: Annotated[str | None, typer.Option(help="Start of the time range (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="End of the time range (ISO 8601).")] = None,
-    max_records: Annotated[int, typer.Option(help="At most this many records (0: the node's cap).")] = 0,
+    max_records: Annotated[
+        int, typer.Option(min=0, help="At most this many records (0: the node's cap).")
+    ] = 0,
     hit_reference: Annotated[str, typer.Option(help="The reference a hit check returned.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:

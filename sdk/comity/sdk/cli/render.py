@@ -12,9 +12,19 @@ from rich.table import Table
 from comity.core.errors import ComityError, PermissionDenied
 from comity.sdk.result import Result
 
-__all__ = ["error_json", "print_error", "print_result", "result_json"]
+__all__ = ["error_json", "make_console", "print_error", "print_result", "result_json"]
 
 _FIELD_WIDTH = 48
+# Piped output is read by scripts: never wrap it at a terminal's width, never cut an identifier.
+_PIPE_WIDTH = 10_000
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that wraps and abbreviates for a person at a terminal, and never when piped."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, width=_PIPE_WIDTH, soft_wrap=True)
 
 
 def result_json(result: Result) -> dict[str, Any]:
@@ -50,16 +60,19 @@ def result_json(result: Result) -> dict[str, Any]:
 def error_json(err: ComityError) -> dict[str, Any]:
     """A JSON-ready dict of an error, with rule codes for refusals."""
     out: dict[str, Any] = {"error": type(err).__name__, "code": err.code.name, "message": err.message}
-    if isinstance(err, PermissionDenied):
+    if err.violations or isinstance(err, PermissionDenied):
         out["rules"] = [
-            {"code": v.code, "message": v.message, "legal_basis": v.legal_basis} for v in err.violations
+            {"code": v.code, "check": v.check, "message": v.message, "legal_basis": v.legal_basis}
+            for v in err.violations
         ]
         out["bundle_digest"] = err.bundle_digest
     return out
 
 
-def _short(value: str) -> str:
-    return value if len(value) <= _FIELD_WIDTH else value[: _FIELD_WIDTH - 1] + "…"
+def _short(value: str, console: Console) -> str:
+    if not console.is_terminal or len(value) <= _FIELD_WIDTH:
+        return value
+    return value[: _FIELD_WIDTH - 1] + "…"
 
 
 def print_result(console: Console, result: Result) -> None:
@@ -75,7 +88,7 @@ def print_result(console: Console, result: Result) -> None:
         for col in ("type", "category", "observed", "fields"):
             table.add_column(col, overflow="fold")
         for r in result.records:
-            fields = "\n".join(f"{k}: {_short(v)}" for k, v in sorted(r.fields.items()))
+            fields = "\n".join(f"{k}: {_short(v, console)}" for k, v in sorted(r.fields.items()))
             observed = r.observed_at.strftime("%Y-%m-%d %H:%M") if r.observed_at else ""
             table.add_row(r.record_type, r.category, observed, fields)
         console.print(table)
@@ -93,8 +106,11 @@ def print_result(console: Console, result: Result) -> None:
 
 def print_error(console: Console, err: ComityError) -> None:
     """A readable account of a refusal or failure, with every rule that fired."""
-    console.print(f"[bold red]{err.code.name}[/]: {err.message}")
-    if isinstance(err, PermissionDenied) and err.violations:
+    # A status code means something only for an answer from a server; a local failure (a file,
+    # a key, an option) is just an error.
+    label = err.code.name if err.remote else "error"
+    console.print(f"[bold red]{label}[/]: {err.message}")
+    if err.violations:
         table = Table(show_header=True)
         for col in ("rule", "why", "legal basis"):
             table.add_column(col, overflow="fold")
