@@ -300,6 +300,22 @@ class LogStore:
             rows = conn.execute(select(c.line).where(c.tree_size == tree_size).order_by(c.witness)).scalars()
             return list(rows)
 
+    def cosigners(self, *, below: int | None = None, limit: int = 256) -> list[tuple[int, tuple[str, ...]]]:
+        """``(tree size, witness names)`` of cosigned checkpoints, newest first (sizes under ``below``)."""
+        c = self.tables.cosignatures.c
+        sizes = select(c.tree_size).distinct()
+        if below is not None:
+            sizes = sizes.where(c.tree_size < below)
+        with self._read("read cosigners") as conn:
+            wanted = [int(s) for s in conn.execute(sizes.order_by(c.tree_size.desc()).limit(limit)).scalars()]
+            if not wanted:
+                return []
+            rows = conn.execute(select(c.tree_size, c.witness).where(c.tree_size.in_(wanted))).all()
+        names: dict[int, list[str]] = {size: [] for size in wanted}
+        for row in rows:
+            names[int(row.tree_size)].append(str(row.witness))
+        return [(size, tuple(sorted(names[size]))) for size in wanted]
+
     def entries(self, start: int, end: int) -> list[bytes]:
         """Entries ``[start, end)``; raises :class:`EntryNotFound` unless all of them exist."""
         c = self.tables.entries.c

@@ -10,6 +10,13 @@ or a fork: both raise :class:`InconsistentLog`, and the node must refuse the que
 A checkpoint smaller than the newest one accepted (two queries racing) is accepted when its
 root is the one remembered for that size, or when a proof shows the newest extends it; it is
 not cosigned then, because a v1 cosignature claims the *largest* tree the witness has seen.
+
+:meth:`Witness.add_checkpoint` is the C2SP tlog-witness add-checkpoint call, which does not
+depend on queries: the caller names the size it believes the witness is at, with the proof from
+there; a witness at another size refuses with its own size (:class:`ConsistencyRequired`), so
+the caller retries with the right proof. The latest cosigned checkpoint is kept with its
+cosignature line (:meth:`Witness.latest_cosigned`), so other witnesses and verifiers can compare
+it with what the log shows them. A checkpoint refused as inconsistent is kept as evidence.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from comity.audit.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint
+from comity.audit.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, with_cosignatures
 from comity.audit.cosignature import CosignatureSigner, CosignatureVerifier
 from comity.audit.errors import (
     AuditError,
@@ -31,20 +38,34 @@ from comity.audit.errors import (
     InvalidProof,
     WitnessError,
 )
-from comity.audit.note import Ed25519Verifier
+from comity.audit.note import Ed25519Verifier, NoteSignature
 from comity.audit.proof import verify_consistency, verify_inclusion
 from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
 from comity.core.keys import SigningKey, VerifyingKey
 
-__all__ = ["Witness"]
+__all__ = ["MAX_PROOF_HASHES", "Witness"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accepted (
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS accepted (
     tree_size INTEGER PRIMARY KEY,
     root_hash BLOB NOT NULL,
     note BLOB NOT NULL
+)""",
+    # The cosignature line this witness made on a checkpoint it accepted (the newest counts).
+    """CREATE TABLE IF NOT EXISTS cosigned (
+    tree_size INTEGER PRIMARY KEY,
+    line TEXT NOT NULL
+)""",
+    # Log-signed checkpoints refused as inconsistent: proof of the log's misbehaviour.
+    """CREATE TABLE IF NOT EXISTS evidence (
+    received REAL NOT NULL,
+    reason TEXT NOT NULL,
+    note BLOB NOT NULL
+)""",
 )
-"""
+
+#: tlog-witness: "The client MUST NOT send more than 63 consistency proof lines."
+MAX_PROOF_HASHES = 63
 
 
 class Witness:
@@ -84,7 +105,8 @@ class Witness:
         db = sqlite3.connect(state, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        db.execute(_SCHEMA)
+        for statement in _SCHEMA:
+            db.execute(statement)
         private = key.private_key if isinstance(key, SigningKey) else key
         return cls(db, CosignatureSigner(name, private), verifier, clock)
 
@@ -104,6 +126,17 @@ class Witness:
             "SELECT tree_size, root_hash FROM accepted ORDER BY tree_size DESC LIMIT 1"
         ).fetchone()
         return (0, EMPTY_ROOT) if row is None else (int(row[0]), bytes(row[1]))
+
+    def latest_cosigned(self) -> bytes | None:
+        """The latest checkpoint this witness cosigned, as a note with its cosignature (None before any)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT a.note, c.line FROM cosigned c JOIN accepted a ON a.tree_size = c.tree_size "
+                "ORDER BY c.tree_size DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        return with_cosignatures(bytes(row[0]), [NoteSignature.parse_line(str(row[1]).rstrip("\n"))])
 
     def _remembered(self, size: int) -> bytes | None:
         if size == 0:
@@ -133,8 +166,71 @@ class Witness:
             else:
                 self._check_extends(new, (size, root), consistency)
             line = self._signer.cosign(signed.text, timestamp=int(self._clock())).line()
-            self._remember(new, checkpoint)
+            self._remember(new, checkpoint, line)
         return line
+
+    def add_checkpoint(self, old_size: int, consistency: Sequence[bytes], checkpoint: bytes) -> str:
+        """C2SP tlog-witness add-checkpoint: cosign ``checkpoint`` if it extends the latest one cosigned.
+
+        ``old_size`` must be the size of the latest checkpoint this witness cosigned (0 before
+        any) and ``consistency`` the RFC 6962 proof from it to the checkpoint (empty from 0 or
+        for the same size). Checking and remembering happen under one lock, in one transaction.
+        Raises :class:`WitnessError` (bad signature or request), :class:`ConsistencyRequired`
+        (409: the witness is at ``from_size``) or :class:`InconsistentLog` (a fork: kept as
+        evidence). Returns the cosignature line.
+        """
+        signed = self._open(checkpoint)
+        new = signed.checkpoint
+        if old_size > new.size:
+            raise WitnessError(f"the old size {old_size} is larger than the checkpoint's size {new.size}")
+        if len(consistency) > MAX_PROOF_HASHES:
+            raise WitnessError(f"a consistency proof has at most {MAX_PROOF_HASHES} hashes")
+        with self._lock:
+            size, root = self._latest()
+            if old_size != size:
+                raise ConsistencyRequired(
+                    f"this witness last cosigned tree size {size}, not {old_size}",
+                    from_size=size,
+                    hint=f"send the consistency proof from tree size {size}",
+                )
+            try:
+                self._check_add(new, (size, root), consistency)
+            except InconsistentLog as exc:
+                self._keep_evidence(checkpoint, exc.message)
+                raise
+            line = self._signer.cosign(signed.text, timestamp=int(self._clock())).line()
+            self._remember(new, checkpoint, line)
+        return line
+
+    def _check_add(self, new: Checkpoint, old: tuple[int, bytes], proof: Sequence[bytes]) -> None:
+        size, root = old
+        if size == new.size:
+            if new.root_hash != root:
+                raise InconsistentLog(f"split view: two different trees of size {size}")
+            if proof:
+                raise WitnessError("the consistency proof between equal tree sizes must be empty")
+            return
+        if size == 0:
+            if proof:
+                raise WitnessError("the consistency proof from tree size 0 must be empty")
+            return
+        try:
+            verify_consistency(size, new.size, proof, root, new.root_hash)
+        except InvalidProof as exc:
+            raise InconsistentLog(
+                f"tree size {new.size} does not extend tree size {size}: {exc.message}"
+            ) from None
+
+    def _keep_evidence(self, note: bytes, reason: str) -> None:
+        self._db.execute(
+            "INSERT INTO evidence (received, reason, note) VALUES (?, ?, ?)", (self._clock(), reason, note)
+        )
+
+    def evidence(self) -> list[tuple[str, bytes]]:
+        """``(reason, log-signed checkpoint)`` of every checkpoint refused as inconsistent."""
+        with self._lock:
+            rows = self._db.execute("SELECT reason, note FROM evidence ORDER BY received").fetchall()
+        return [(str(r[0]), bytes(r[1])) for r in rows]
 
     def witness_entry(
         self,
@@ -197,9 +293,19 @@ class Witness:
                 f"tree size {size} does not extend tree size {new.size}: {exc.message}"
             ) from None
 
-    def _remember(self, new: Checkpoint, note: bytes) -> None:
+    def _remember(self, new: Checkpoint, note: bytes, line: str | None = None) -> None:
         # One durable transaction: the state is either the old one or the new one.
-        self._db.execute(
-            "INSERT OR IGNORE INTO accepted (tree_size, root_hash, note) VALUES (?, ?, ?)",
-            (new.size, new.root_hash, note),
-        )
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT OR IGNORE INTO accepted (tree_size, root_hash, note) VALUES (?, ?, ?)",
+                (new.size, new.root_hash, note),
+            )
+            if line is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO cosigned (tree_size, line) VALUES (?, ?)", (new.size, line)
+                )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

@@ -25,6 +25,9 @@ Example::
     [replay]
     url = "sqlite:///replay.db"
 
+    [witnessing]                         # C2SP tlog-witness: every node's witness cosigns the newest
+    interval_seconds = 2                 # checkpoint this often, and as soon as entries wait
+
     [policy]
     bundle = "us-ca-agreement"
 
@@ -70,6 +73,7 @@ class GatewayConfig:
     policy_bundle: str
     audience: str = "comity-gateway"
     batch_interval_ms: float = 5.0
+    witness_interval_seconds: float = 2.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     node_deadline_seconds: float = 10.0
     freshness_seconds: int = 300
@@ -88,6 +92,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     replay = root.table("replay")
     policy = root.table("policy")
     limits = root.table("limits", required=False)
+    witnessing = root.table("witnessing", required=False)
     config = GatewayConfig(
         listen=gw.text("listen"),
         health_listen=gw.text("health_listen", ""),
@@ -103,6 +108,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         policy_bundle=policy.text("bundle"),
         audience=gw.text("audience", "comity-gateway"),
         batch_interval_ms=audit.number("batch_interval_ms", 5.0, minimum=0.0),
+        witness_interval_seconds=witnessing.number("interval_seconds", 2.0, minimum=0.05),
         max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),
         node_deadline_seconds=limits.number("node_deadline_seconds", 10.0, minimum=0.1),
         freshness_seconds=limits.integer("freshness_seconds", 300, minimum=1),
@@ -111,6 +117,6 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         ),
         source=path,
     )
-    for section in (gw, tls, keys, audit, replay, policy, limits, root):
+    for section in (gw, tls, keys, audit, replay, policy, limits, witnessing, root):
         section.done()
     return config

@@ -44,6 +44,7 @@ class NodeRouter:
     ) -> None:
         self._deadline = deadline
         self._stubs: dict[str, pb_grpc.DataNodeStub] = {}
+        self._witness_stubs: dict[str, pb_grpc.WitnessStub] = {}
         self._channels: list[grpc.aio.Channel] = []
         for node_id, ep in endpoints.items():
             options = channel_options(max_message_bytes)
@@ -54,6 +55,7 @@ class NodeRouter:
             )
             self._channels.append(channel)
             self._stubs[node_id] = pb_grpc.DataNodeStub(channel)
+            self._witness_stubs[node_id] = pb_grpc.WitnessStub(channel)
 
     def _stub(self, node_id: str) -> pb_grpc.DataNodeStub:
         try:
@@ -61,6 +63,16 @@ class NodeRouter:
         except KeyError:
             known = ", ".join(sorted(self._stubs)) or "none"
             raise NotFound(f"unknown node {node_id!r}", hint=f"known nodes: {known}") from None
+
+    def witness_stub(self, node_id: str) -> pb_grpc.WitnessStub:
+        """The node's witness service, on the node's own long-lived mTLS channel."""
+        self._stub(node_id)  # NotFound for an unknown node
+        return self._witness_stubs[node_id]
+
+    @property
+    def deadline(self) -> float:
+        """The deadline of every call to a node, in seconds."""
+        return self._deadline
 
     def knows(self, node_id: str) -> bool:
         """Whether ``node_id`` is a node this gateway routes to."""

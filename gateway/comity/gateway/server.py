@@ -22,6 +22,7 @@ from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.quota_state import restore_quotas
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
+from comity.gateway.witnessing import WitnessingLoop, witnessing_for
 from comity.policy.engine import PolicyEngine
 from comity.policy.quotas import QuotaCounters
 from comity.policy.select import load_bundle
@@ -42,6 +43,7 @@ class RunningGateway:
     handle: ServerHandle
     ledger: Ledger
     router: NodeRouter
+    witnessing: WitnessingLoop | None = None
 
 
 async def start_gateway(
@@ -113,6 +115,9 @@ async def start_gateway(
         max_message_bytes=config.max_message_bytes,
         health_listen=config.health_listen,
     )
+    witnessing = witnessing_for(federation, ledger, router, interval=config.witness_interval_seconds)
+    witnessing.start(handle.health)
+    handle.on_stop.append(witnessing.stop)
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)
-    return RunningGateway(handle, ledger, router)
+    return RunningGateway(handle, ledger, router, witnessing)

@@ -17,6 +17,7 @@ from comity.nodes.logsync import GatewayLog
 from comity.nodes.minimise import Minimiser, WithholdingRule
 from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
+from comity.nodes.witness_service import WitnessService
 from comity.policy.bundle import PolicyBundle
 from comity.policy.engine import PolicyEngine
 from comity.policy.select import load_bundle
@@ -26,6 +27,7 @@ from comity.v1 import comity_pb2_grpc as pb_grpc
 __all__ = ["start_node"]
 
 SERVICE = pb.DESCRIPTOR.services_by_name["DataNode"].full_name
+WITNESS_SERVICE = pb.DESCRIPTOR.services_by_name["Witness"].full_name
 
 
 def _withholding(bundle: PolicyBundle, country: str) -> list[WithholdingRule]:
@@ -91,10 +93,16 @@ async def start_node(
         node_id=node.id,
         passphrase=passphrase_from_env(),
     )
+    witness_service = WitnessService(witness, gateway_pins=federation.gateway.client_pins)
+
+    def register(server: object) -> None:
+        pb_grpc.add_DataNodeServicer_to_server(service, server)
+        pb_grpc.add_WitnessServicer_to_server(witness_service, server)
+
     handle = await start_server(
         listen=config.listen,
-        register=lambda server: pb_grpc.add_DataNodeServicer_to_server(service, server),
-        service_names=[SERVICE],
+        register=register,
+        service_names=[SERVICE, WITNESS_SERVICE],
         credentials=credentials,
         max_message_bytes=config.max_message_bytes,
         health_listen=config.health_listen,

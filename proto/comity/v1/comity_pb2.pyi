@@ -407,16 +407,42 @@ class WitnessState(_message.Message):
     def __init__(self, tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("tree_size", "cosigned_by")
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COSIGNED_BY_FIELD_NUMBER: _ClassVar[int]
+    tree_size: int
+    cosigned_by: str
+    def __init__(self, tree_size: _Optional[int] = ..., cosigned_by: _Optional[str] = ...) -> None: ...
 
 class CheckpointResponse(_message.Message):
-    __slots__ = ("checkpoint", "cosignatures")
+    __slots__ = ("checkpoint", "cosignatures", "log_size")
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    LOG_SIZE_FIELD_NUMBER: _ClassVar[int]
     checkpoint: Checkpoint
     cosignatures: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignatures: _Optional[_Iterable[str]] = ...) -> None: ...
+    log_size: int
+    def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignatures: _Optional[_Iterable[str]] = ..., log_size: _Optional[int] = ...) -> None: ...
+
+class AddCheckpointRequest(_message.Message):
+    __slots__ = ("old_size", "consistency", "checkpoint")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    consistency: _containers.RepeatedScalarFieldContainer[bytes]
+    checkpoint: Checkpoint
+    def __init__(self, old_size: _Optional[int] = ..., consistency: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
+
+class AddCheckpointResponse(_message.Message):
+    __slots__ = ("cosignatures",)
+    COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    cosignatures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cosignatures: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetLatestCosignedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class GetEntriesRequest(_message.Message):
     __slots__ = ("start", "end")

@@ -356,6 +356,128 @@ class DataNode:
             _registered_method=True)
 
 
+class WitnessStub:
+    """A node's witness (C2SP tlog-witness) on the node's mTLS port: the gateway submits checkpoints,
+    and relays what each witness last cosigned to the others and to verifiers.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AddCheckpoint = channel.unary_unary(
+                '/comity.v1.Witness/AddCheckpoint',
+                request_serializer=comity_dot_v1_dot_comity__pb2.AddCheckpointRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.AddCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetLatestCosigned = channel.unary_unary(
+                '/comity.v1.Witness/GetLatestCosigned',
+                request_serializer=comity_dot_v1_dot_comity__pb2.GetLatestCosignedRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.CheckpointResponse.FromString,
+                _registered_method=True)
+
+
+class WitnessServicer:
+    """A node's witness (C2SP tlog-witness) on the node's mTLS port: the gateway submits checkpoints,
+    and relays what each witness last cosigned to the others and to verifiers.
+    """
+
+    def AddCheckpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLatestCosigned(self, request, context):
+        """The latest checkpoint this witness cosigned, with its cosignature (a CheckpointResponse).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WitnessServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AddCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCheckpoint,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.AddCheckpointRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.AddCheckpointResponse.SerializeToString,
+            ),
+            'GetLatestCosigned': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLatestCosigned,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.GetLatestCosignedRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.CheckpointResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'comity.v1.Witness', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('comity.v1.Witness', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Witness:
+    """A node's witness (C2SP tlog-witness) on the node's mTLS port: the gateway submits checkpoints,
+    and relays what each witness last cosigned to the others and to verifiers.
+    """
+
+    @staticmethod
+    def AddCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Witness/AddCheckpoint',
+            comity_dot_v1_dot_comity__pb2.AddCheckpointRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.AddCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLatestCosigned(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Witness/GetLatestCosigned',
+            comity_dot_v1_dot_comity__pb2.GetLatestCosignedRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class AuditLogStub:
     """The transparency log, served by the gateway to legal officers and witnesses.
     """
