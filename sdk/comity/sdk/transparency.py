@@ -6,6 +6,8 @@ outcome, and the number of records disclosed — never an identifier of a person
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ class TransparencyReport:
     """(requesting agency, responding node, offence class, ALLOW/DENY) → queries."""
     categories: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(data category, ALLOW/DENY) → queries asking for it."""
+    refusals_by_rule: Counter[str] = field(default_factory=Counter)
+    """agreement rule → denied decisions it refused (a decision refused by two rules counts for both)."""
     refused_before_policy: Counter[str] = field(default_factory=Counter)
     """requesting agency → queries refused before a policy decision (signature, order, replay)."""
     disclosures: Counter[str] = field(default_factory=Counter)
@@ -61,6 +65,7 @@ class TransparencyReport:
                 {"category": cat, "decision": d, "queries": c}
                 for (cat, d), c in sorted(self.categories.items())
             ],
+            "refusals_by_rule": dict(sorted(self.refusals_by_rule.items())),
             "refused_before_policy": dict(sorted(self.refused_before_policy.items())),
             "disclosures": dict(sorted(self.disclosures.items())),
             "records_disclosed": dict(sorted(self.records_disclosed.items())),
@@ -71,6 +76,30 @@ class TransparencyReport:
                 for (a, o), c in sorted(self.emergency_reviews.items())
             ],
         }
+
+    def to_csv(self) -> str:
+        """Every count as one CSV row: ``table,key,...,count`` with the key columns of its table."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["table", "agency", "node", "offence_class", "category", "rule", "outcome", "count"])
+        for (agency, node, offence, decision), n in sorted(self.decisions.items()):
+            writer.writerow(["decisions", agency, node, offence, "", "", decision, n])
+        for (category, decision), n in sorted(self.categories.items()):
+            writer.writerow(["categories", "", "", "", category, "", decision, n])
+        for rule, n in sorted(self.refusals_by_rule.items()):
+            writer.writerow(["refusals_by_rule", "", "", "", "", rule, "DENY", n])
+        for agency, n in sorted(self.refused_before_policy.items()):
+            writer.writerow(["refused_before_policy", agency, "", "", "", "", "REFUSED", n])
+        for node, n in sorted(self.disclosures.items()):
+            writer.writerow(["disclosures", "", node, "", "", "", "answers", n])
+            writer.writerow(["disclosures", "", node, "", "", "", "records", self.records_disclosed[node]])
+        for node, n in sorted(self.failures.items()):
+            writer.writerow(["failures", "", node, "", "", "", "FAILED", n])
+        for agency, n in sorted(self.emergencies.items()):
+            writer.writerow(["emergencies", agency, "", "", "", "", "first_use", n])
+        for (agency, outcome), n in sorted(self.emergency_reviews.items()):
+            writer.writerow(["emergency_reviews", agency, "", "", "", "", outcome, n])
+        return out.getvalue()
 
 
 def _at(event: Event) -> datetime:
@@ -84,11 +113,11 @@ def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> TransparencyReport:
-    """Count ``events`` in [since, until]; ``offence_class`` maps an offence code to its class."""
+    """Count ``events`` in [since, until); ``offence_class`` maps an offence code to its class."""
     report = TransparencyReport(since, until)
     for event in events:
         when = _at(event)
-        if (since is not None and when < since) or (until is not None and when > until):
+        if (since is not None and when < since) or (until is not None and when >= until):
             continue
         if isinstance(event, DecisionEvent):
             report.decisions[
@@ -96,6 +125,9 @@ def build_report(
             ] += 1
             for category in event.categories:
                 report.categories[(category, event.decision)] += 1
+            if event.decision == "DENY":
+                for rule in event.rule_codes:
+                    report.refusals_by_rule[rule] += 1
         elif isinstance(event, RefusedEvent):
             report.refused_before_policy[event.agency] += 1
         elif isinstance(event, DisclosedEvent):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from comity.core.errors import ConfigError, InvalidArgument
 from comity.sdk.cli.main import app, console, friendly
+from comity.sdk.cli.timerange import TimeRange, parse_range
 
 audit_app = typer.Typer(help="Verify and read the transparency log (legal officers).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -145,8 +147,17 @@ def _events(url: str) -> Any:
         store.close()
 
 
+_ALWAYS = TimeRange(None, None)
+SinceOpt = Annotated[
+    str | None, typer.Option(help="From this date or time (ISO 8601; UTC unless a zone is given).")
+]
+UntilOpt = Annotated[
+    str | None, typer.Option(help="Up to this date or time, inclusive (a date: the whole day).")
+]
+
+
 def _matches(event: Any, *, order: str | None, agency: str | None, investigator: str | None,
-             decision: str | None, since: datetime | None, until: datetime | None) -> bool:  # fmt: skip
+             decision: str | None, period: TimeRange) -> bool:  # fmt: skip
     def field(name: str) -> str:
         return str(getattr(event, name, ""))
 
@@ -156,16 +167,8 @@ def _matches(event: Any, *, order: str | None, agency: str | None, investigator:
         and (agency is None or field("agency") == agency)
         and (investigator is None or field("investigator") == investigator)
         and (decision is None or field("decision") == decision.upper())
-        and (since is None or (at is not None and at >= since))
-        and (until is None or (at is not None and at <= until))
+        and (period == _ALWAYS or (at is not None and period.holds(at)))
     )
-
-
-def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=datetime.now().astimezone().tzinfo)
 
 
 @audit_app.command("show")
@@ -177,8 +180,12 @@ def show(
     agency: Annotated[str | None, typer.Option(help="Only this requesting agency.")] = None,
     investigator: Annotated[str | None, typer.Option(help="Only this investigator.")] = None,
     decision: Annotated[str | None, typer.Option(help="ALLOW or DENY.")] = None,
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this date or time (ISO 8601; UTC unless a zone is given).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Up to this date or time, inclusive (a date: the whole day).")
+    ] = None,
     open_selectors: Annotated[
         bool, typer.Option("--open", help="Open the selector commitments (needs access to the openings).")
     ] = False,
@@ -187,7 +194,7 @@ def show(
     table = Table()
     for col in ("#", "time", "event", "who", "order / node", "outcome", "detail"):
         table.add_column(col, overflow="fold")
-    start, end = _when(since), _when(until)
+    period = parse_range(since, until)
     for index, event, store in _events(_url(db, url)):
         if not _matches(
             event,
@@ -195,8 +202,7 @@ def show(
             agency=agency,
             investigator=investigator,
             decision=decision,
-            since=start,
-            until=end,
+            period=period,
         ):
             continue
         who = getattr(event, "investigator", "") or getattr(event, "node", "")
@@ -322,12 +328,17 @@ def prune(
 def report(
     db: DbOpt = None,
     url: UrlOpt = None,
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this date or time (ISO 8601; UTC unless a zone is given).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Up to this date or time, inclusive (a date: the whole day).")
+    ] = None,
     bundle: Annotated[str, typer.Option(help="The bundle whose offence catalogue classes offences.")] = (
         "us-ca-agreement"
     ),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV: one row per count.")] = False,
 ) -> None:
     """A transparency report: aggregate counts by agency, node, offence class, category and outcome."""
     from comity.policy.select import load_bundle
@@ -340,9 +351,13 @@ def report(
         return offence.category if offence else "UNKNOWN"
 
     events = (event for _, event, _ in _events(_url(db, url)))
-    result = build_report(events, offence_class=offence_class, since=_when(since), until=_when(until))
+    period = parse_range(since, until)
+    result = build_report(events, offence_class=offence_class, since=period.since, until=period.until)
     if as_json:
         console.print_json(json.dumps(result.to_json()))
+        return
+    if as_csv:
+        sys.stdout.write(result.to_csv())
         return
     table = Table(title="Queries decided")
     for col in ("requesting agency", "responding node", "offence class", "decision", "queries"):
