@@ -6,14 +6,19 @@ dictionaries. The lookups raise :class:`NotFound` naming what is missing.
 
 Key ids, as signers put them in DSSE signatures: an investigator's key is named by the
 investigator id (the JWT subject), an authority's by the authority id, a node's response
-and witness keys by the node id, the gateway's decision key by the gateway id, and the log's
-checkpoint key by the log origin.
+and witness keys by the node id, the gateway's decision key by the gateway id, the log's
+checkpoint key by the log origin, and an independent witness's key by the witness id.
+
+Keys that rotate (log, witness, node response and gateway decision keys) are key histories
+(:mod:`comity.core.keyhistory`); the single-key attributes (``Node.witness_key``,
+``LogIdentity.key``, ...) are each history's current key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, TypeVar
@@ -22,7 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from comity.core.errors import NotFound
+from comity.core.keyhistory import KeyHistory, LogKeyHistory
 from comity.core.keys import VerifyingKey
+from comity.core.witnesspolicy import WitnessIdentity, WitnessPolicy
 
 __all__ = [
     "AUTHORITY_KINDS",
@@ -35,6 +42,7 @@ __all__ = [
     "LogIdentity",
     "Member",
     "Node",
+    "SigningRole",
     "TokenIssuer",
 ]
 
@@ -116,11 +124,26 @@ class Node:
     endpoint: str
     tls_cert: Path
     tls_cert_sha256: str
-    response_key: VerifyingKey
-    witness_key: VerifyingKey
+    response_keys: KeyHistory
+    witness_keys: KeyHistory
     # Every fingerprint pinned for the node, current first; more than one while a certificate
     # is being replaced (tls_cert then holds each of those certificates).
     tls_cert_pins: tuple[str, ...] = ()
+
+    @property
+    def response_key(self) -> VerifyingKey:
+        """The key the node signs its statements with now."""
+        return self.response_keys.current
+
+    @property
+    def witness_key(self) -> VerifyingKey:
+        """The key the node cosigns checkpoints with now."""
+        return self.witness_keys.current
+
+    @property
+    def witness(self) -> WitnessIdentity:
+        """The node as a witness of the log: its id is the node id, and so is its key name."""
+        return WitnessIdentity(self.id, self.id, self.country, self.endpoint, self.witness_keys)
 
     @property
     def pins(self) -> tuple[str, ...]:
@@ -149,10 +172,15 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class LogIdentity:
-    """The transparency log: its origin line and the key that signs its checkpoints."""
+    """The transparency log: its origin line and the keys that sign its checkpoints, by tree size."""
 
     origin: str
-    key: VerifyingKey
+    keys: LogKeyHistory
+
+    @property
+    def key(self) -> VerifyingKey:
+        """The key signing new checkpoints."""
+        return self.keys.current
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +193,17 @@ class GatewayIdentity:
     tls_cert_sha256: str
     client_cert: Path
     client_cert_sha256: str
-    decision_key: VerifyingKey
+    decision_keys: KeyHistory
     log: LogIdentity
     ca_cert: Path | None = None
     # Every pinned fingerprint, current first; more than one while a certificate is replaced.
     tls_cert_pins: tuple[str, ...] = ()
     client_cert_pins: tuple[str, ...] = ()
+
+    @property
+    def decision_key(self) -> VerifyingKey:
+        """The key the gateway signs its decisions with now."""
+        return self.decision_keys.current
 
     @property
     def server_pins(self) -> tuple[str, ...]:
@@ -183,24 +216,46 @@ class GatewayIdentity:
         return self.client_cert_pins or (self.client_cert_sha256,)
 
 
+@dataclass(frozen=True, slots=True)
+class SigningRole:
+    """Who may sign the next version of the file (TUF's root role): ``threshold`` of ``keys``."""
+
+    threshold: int
+    keys: Mapping[str, VerifyingKey]
+
+
 def _index(items: list[tuple[str, T]]) -> Mapping[str, T]:
     return MappingProxyType(dict(items))
 
 
 @dataclass(frozen=True)
 class Federation:
-    """The whole federation file, validated. Build with :meth:`load` (or :meth:`from_toml_text`)."""
+    """The whole federation file, validated. Build with :meth:`load` (or :meth:`from_toml_text`).
+
+    ``format`` is 1 for today's single-key files, 2 for the shape of ``docs/federation.md``;
+    ``version``, ``expires`` and ``signing`` are None for a format-1 (unsigned) file.
+    ``declared_witness_policy`` is the file's ``[witness_policy]``; without one the policy is
+    "every member country, all of its witnesses" (:attr:`witness_policy`).
+    """
 
     name: str
     members: tuple[Member, ...]
     gateway: GatewayIdentity
     source: Path | None = None
+    format: int = 1
+    version: int | None = None
+    expires: datetime | None = None
+    signing: SigningRole | None = None
+    independent_witnesses: tuple[WitnessIdentity, ...] = ()
+    declared_witness_policy: WitnessPolicy | None = None
     _members: Mapping[str, Member] = field(init=False, repr=False, compare=False)
     _investigators: Mapping[str, Investigator] = field(init=False, repr=False, compare=False)
     _legal_officers: Mapping[str, LegalOfficer] = field(init=False, repr=False, compare=False)
     _authorities: Mapping[str, Authority] = field(init=False, repr=False, compare=False)
     _nodes: Mapping[str, Node] = field(init=False, repr=False, compare=False)
     _issuers: Mapping[str, TokenIssuer] = field(init=False, repr=False, compare=False)
+    _witnesses: Mapping[str, WitnessIdentity] = field(init=False, repr=False, compare=False)
+    _witness_policy: WitnessPolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         m = self.members
@@ -210,6 +265,10 @@ class Federation:
         object.__setattr__(self, "_authorities", _index([(a.id, a) for x in m for a in x.authorities]))
         object.__setattr__(self, "_nodes", _index([(n.id, n) for x in m for n in x.nodes]))
         object.__setattr__(self, "_issuers", _index([(i.issuer, i) for x in m for i in x.issuers]))
+        witnesses = [n.witness for x in m for n in x.nodes] + list(self.independent_witnesses)
+        object.__setattr__(self, "_witnesses", _index([(w.id, w) for w in witnesses]))
+        policy = self.declared_witness_policy or WitnessPolicy.every_country(witnesses)
+        object.__setattr__(self, "_witness_policy", policy)
 
     @classmethod
     def load(cls, path: Path) -> Federation:
@@ -301,6 +360,25 @@ class Federation:
     def witness_keys(self) -> Mapping[str, VerifyingKey]:
         """Every node's witness (checkpoint cosigning) key, by node id."""
         return MappingProxyType({n.id: n.witness_key for n in self._nodes.values()})
+
+    @property
+    def witness_policy(self) -> WitnessPolicy:
+        """The quorum a checkpoint needs before it counts."""
+        return self._witness_policy
+
+    def witness_identities(self) -> tuple[WitnessIdentity, ...]:
+        """Every witness: each node's (in the file's order), then the independent ones."""
+        return tuple(self._witnesses.values())
+
+    def witness_identity(self, witness_id: str) -> WitnessIdentity:
+        """The witness ``witness_id`` (a node id, or an independent witness's id)."""
+        try:
+            return self._witnesses[witness_id]
+        except KeyError:
+            raise NotFound(
+                f"witness {witness_id!r} is not in federation {self.name!r}",
+                hint=f"witnesses: {', '.join(sorted(self._witnesses))}",
+            ) from None
 
     def gateway_keys(self) -> Mapping[str, VerifyingKey]:
         """The gateway's decision-signing key under the gateway id (for ``verify_envelope``)."""

@@ -1,6 +1,13 @@
 """Reading the federation file (TOML) into :class:`~comity.core.federation.Federation`.
 
-The file, in outline (paths are relative to the file's folder)::
+Two shapes are read. Format 2 (``format = 2``, see ``docs/federation.md``) lists rotating keys as
+histories (``[[gateway.decision_keys]]``, ``[[gateway.log.keys]]``, ``[[members.nodes.response_keys]]``,
+``[[members.nodes.witness_keys]]``), and adds ``version``, ``expires``, ``[signing]``, independent
+``[[witnesses]]`` and a ``[witness_policy]``. Format 1 (no ``format`` key, or ``format = 1``) is
+the shape below, with one key each; its keys become one-key histories and its witness policy is
+every member country with all of its witnesses.
+
+The format-1 file, in outline (paths are relative to the file's folder)::
 
     name = "us-ca"
 
@@ -53,7 +60,6 @@ Every error names the field, e.g. ``members[1].nodes[0].endpoint``.
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -63,7 +69,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-from comity.core.configfile import Section
 from comity.core.errors import ConfigError
 from comity.core.federation import (
     AUTHORITY_KINDS,
@@ -77,87 +82,21 @@ from comity.core.federation import (
     LogIdentity,
     Member,
     Node,
+    SigningRole,
     TokenIssuer,
 )
-from comity.core.keys import KeyFileError, VerifyingKey, public_key_from_text
+from comity.core.federation_toml import AGENCY, COUNTRY, FederationTable
+from comity.core.federation_witnesses import parse_independent_witnesses, parse_witness_policy
+from comity.core.keys import VerifyingKey
 
 __all__ = ["parse_federation_file", "parse_federation_text"]
 
-_AGENCY = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@:-]*$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FORMATS = (1, 2)
+# What only a format-2 file may hold at its top level.
+_FORMAT_2_ONLY = ("version", "expires", "signing", "witnesses", "witness_policy")
 # (kty, crv) → the one algorithm such a key may verify; anything else is refused at load time.
 _JWK_ALGORITHMS: dict[tuple[str, str], JwtAlgorithm] = {("OKP", "Ed25519"): "EdDSA", ("EC", "P-256"): "ES256"}
 _PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
-
-
-class _Table(Section):
-    """A Section that also reads arrays of tables, keys, ids and pinned fingerprints."""
-
-    def at(self, key: str) -> str:
-        """The dotted name of ``key`` in this table (for error messages)."""
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def tables(self, key: str, *, required: bool = True) -> list[_Table]:
-        self._seen.add(key)
-        value = self._data.get(key)
-        if value is None:
-            if required:
-                raise self.error(key, "required array of tables is missing")
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.error(key, f"must be an array of tables ([[{self.at(key)}]])")
-        if required and not value:
-            raise self.error(key, "must list at least one entry")
-        return [
-            _Table(v, source=self.source, base=self.base, prefix=f"{self.at(key)}[{i}]")
-            for i, v in enumerate(value)
-        ]
-
-    def raw(self, key: str) -> Any:
-        """The value of ``key`` as TOML gave it (for values with more than one accepted form)."""
-        self._seen.add(key)
-        return self._data[key]
-
-    def sub(self, key: str) -> _Table:
-        t = self.table(key)
-        return _Table(t._data, source=t.source, base=t.base, prefix=t.prefix)
-
-    def pattern(self, key: str, regex: re.Pattern[str], what: str, default: str | None = None) -> str:
-        value = self.text(key) if default is None or self.has(key) else default
-        if not regex.match(value):
-            raise self.error(key, f"{value!r} is not {what}")
-        return value
-
-    def verifying_key(self, key: str, key_id: str) -> VerifyingKey:
-        try:
-            return VerifyingKey(key_id, public_key_from_text(self.text(key)))
-        except KeyFileError as exc:
-            raise self.error(key, exc.message) from None
-
-    def sha256_pins(self, key: str) -> tuple[str, ...]:
-        """One fingerprint, or an array of them (current first) while a certificate is replaced."""
-        raw = self.raw(key) if self.has(key) else self.text(key)
-        values = raw if isinstance(raw, list) and raw else [raw]
-        pins = []
-        for value in values:
-            text = (
-                value.strip().lower().removeprefix("sha256:").replace(":", "")
-                if isinstance(value, str)
-                else ""
-            )
-            if not _SHA256.match(text):
-                raise self.error(key, "must be a SHA-256 fingerprint (64 hex digits) or an array of them")
-            pins.append(text)
-        return tuple(pins)
-
-    def endpoint(self, key: str) -> str:
-        value = self.text(key)
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise self.error(key, f"{value!r} must be host:port with a port from 1 to 65535")
-        return value
 
 
 def parse_federation_file(path: Path) -> Federation:
@@ -175,31 +114,72 @@ def parse_federation_text(text: str, *, base: Path, source: str, path: Path | No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=source) from None
-    root = _Table(data, source=source, base=base, prefix="")
+    root = FederationTable(data, source=source, base=base, prefix="")
+    format = root.integer("format", 1)
+    if format not in _FORMATS:
+        raise root.error("format", f"must be 1 or 2 (the shapes this version reads); got {format}")
+    if format == 1:
+        for key in _FORMAT_2_ONLY:
+            if root.has(key):
+                raise root.error(key, "needs format = 2 at the top of the file (see docs/federation.md)")
     name = root.text("name")
-    members = tuple(_member(t) for t in root.tables("members"))
-    gateway = _gateway(root.sub("gateway"))
-    root.done()
+    members = tuple(_member(t, format) for t in root.tables("members"))
+    gateway = _gateway(root.sub("gateway"), format)
     _check_unique(members, source)
-    return Federation(name=name, members=members, gateway=gateway, source=path)
+    if format == 1:
+        root.done()
+        return Federation(name=name, members=members, gateway=gateway, source=path)
+    witnesses = parse_independent_witnesses(root, members)
+    federation = Federation(
+        name=name,
+        members=members,
+        gateway=gateway,
+        source=path,
+        format=format,
+        version=root.integer("version", minimum=1),
+        expires=root.instant("expires"),
+        signing=_signing(root.sub("signing")) if root.has("signing") else None,
+        independent_witnesses=witnesses,
+        declared_witness_policy=parse_witness_policy(root, members, witnesses),
+    )
+    root.done()
+    return federation
 
 
-def _member(t: _Table) -> Member:
-    agency = t.pattern("agency", _AGENCY, "an agency id like 'us.fbi'")
-    country = t.pattern("country", _COUNTRY, "an ISO 3166-1 alpha-2 code like 'US'")
+def _signing(t: FederationTable) -> SigningRole:
+    keys: dict[str, VerifyingKey] = {}
+    for k in t.tables("keys"):
+        key_id = k.identifier()
+        if key_id in keys:
+            raise k.error("id", f"signing key {key_id!r} is listed twice")
+        key = k.verifying_key("key", key_id)
+        if any(key.public_key.public_bytes_raw() == o.public_key.public_bytes_raw() for o in keys.values()):
+            raise k.error("key", "the same key is already listed under another id")
+        keys[key_id] = key
+        k.done()
+    threshold = t.integer("threshold", minimum=1)
+    if threshold > len(keys):
+        raise t.error("threshold", f"must be at most the {len(keys)} signing keys; got {threshold}")
+    t.done()
+    return SigningRole(threshold, keys)
+
+
+def _member(t: FederationTable, format: int) -> Member:
+    agency = t.pattern("agency", AGENCY, "an agency id like 'us.fbi'")
+    country = t.pattern("country", COUNTRY, "an ISO 3166-1 alpha-2 code like 'US'")
     name = t.text("name", "") or agency
     issuers = tuple(_issuer(i, agency) for i in t.tables("issuers", required=False))
     authorities = tuple(_authority(a, agency, country) for a in t.tables("authorities", required=False))
     investigators = tuple(
         _investigator(i, agency, country) for i in t.tables("investigators", required=False)
     )
-    nodes = tuple(_node(n, agency, country) for n in t.tables("nodes", required=False))
+    nodes = tuple(_node(n, agency, country, format) for n in t.tables("nodes", required=False))
     officers = tuple(_legal_officer(o, agency, country) for o in t.tables("legal_officers", required=False))
     t.done()
     return Member(agency, country, name, issuers, authorities, investigators, nodes, officers)
 
 
-def _issuer(t: _Table, agency: str) -> TokenIssuer:
+def _issuer(t: FederationTable, agency: str) -> TokenIssuer:
     issuer = t.text("issuer")
     audience = t.text("audience")
     if t.has("jwks") == t.has("jwks_file"):
@@ -268,14 +248,14 @@ def _jwk(jwk: Any, field: str, source: str) -> IssuerKey:
     raise bad("not a public Ed25519 or P-256 key")
 
 
-def _authority(t: _Table, agency: str, country: str) -> Authority:
-    authority_id = t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)")
+def _authority(t: FederationTable, agency: str, country: str) -> Authority:
+    authority_id = t.identifier()
     kind = t.text("kind", choices=AUTHORITY_KINDS)
     a = Authority(
         id=authority_id,
         name=t.text("name", "") or authority_id,
         kind=kind,  # type: ignore[arg-type]  # checked against AUTHORITY_KINDS above
-        country=t.pattern("country", _COUNTRY, "an ISO 3166-1 alpha-2 code", default=country),
+        country=t.pattern("country", COUNTRY, "an ISO 3166-1 alpha-2 code", default=country),
         agency=agency,
         key=t.verifying_key("key", authority_id),
     )
@@ -283,8 +263,8 @@ def _authority(t: _Table, agency: str, country: str) -> Authority:
     return a
 
 
-def _investigator(t: _Table, agency: str, country: str) -> Investigator:
-    subject = t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)")
+def _investigator(t: FederationTable, agency: str, country: str) -> Investigator:
+    subject = t.identifier()
     inv = Investigator(
         id=subject,
         agency=agency,
@@ -296,9 +276,9 @@ def _investigator(t: _Table, agency: str, country: str) -> Investigator:
     return inv
 
 
-def _legal_officer(t: _Table, agency: str, country: str) -> LegalOfficer:
+def _legal_officer(t: FederationTable, agency: str, country: str) -> LegalOfficer:
     officer = LegalOfficer(
-        id=t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)"),
+        id=t.identifier(),
         agency=agency,
         country=country,
         name=t.text("name", ""),
@@ -307,31 +287,34 @@ def _legal_officer(t: _Table, agency: str, country: str) -> LegalOfficer:
     return officer
 
 
-def _node(t: _Table, agency: str, country: str) -> Node:
-    node_id = t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)")
+def _node(t: FederationTable, agency: str, country: str, format: int) -> Node:
+    node_id = t.identifier()
     pins = t.sha256_pins("tls_cert_sha256")
     node = Node(
         id=node_id,
         agency=agency,
-        country=t.pattern("country", _COUNTRY, "an ISO 3166-1 alpha-2 code", default=country),
+        country=t.pattern("country", COUNTRY, "an ISO 3166-1 alpha-2 code", default=country),
         endpoint=t.endpoint("endpoint"),
         tls_cert=t.path("tls_cert"),
         tls_cert_sha256=pins[0],
-        response_key=t.verifying_key("response_key", node_id),
-        witness_key=t.verifying_key("witness_key", node_id),
+        response_keys=t.key_history("response_key", "response_keys", node_id, format=format),
+        witness_keys=t.key_history("witness_key", "witness_keys", node_id, format=format),
         tls_cert_pins=pins,
     )
-    if node.response_key.public_key == node.witness_key.public_key:
-        raise t.error("witness_key", "must differ from response_key (one key, one purpose)")
+    response = {k.public_key.public_bytes_raw() for k in node.response_keys.all()}
+    for i, k in enumerate(node.witness_keys.all()):
+        if k.public_key.public_bytes_raw() in response:
+            field = "witness_key" if format == 1 else f"witness_keys[{i}].key"
+            raise t.error(field, "must differ from every response key (one key, one purpose)")
     t.done()
     return node
 
 
-def _gateway(t: _Table) -> GatewayIdentity:
-    gateway_id = t.pattern("id", _ID, "an id (letters, digits, . _ / @ : -)")
+def _gateway(t: FederationTable, format: int) -> GatewayIdentity:
+    gateway_id = t.identifier()
     log_table = t.sub("log")
     origin = log_table.text("origin")
-    log = LogIdentity(origin=origin, key=log_table.verifying_key("key", origin))
+    log = LogIdentity(origin=origin, keys=log_table.log_key_history("key", "keys", origin, format=format))
     log_table.done()
     server_pins = t.sha256_pins("tls_cert_sha256")
     client_pins = t.sha256_pins("client_cert_sha256")
@@ -342,7 +325,7 @@ def _gateway(t: _Table) -> GatewayIdentity:
         tls_cert_sha256=server_pins[0],
         client_cert=t.path("client_cert"),
         client_cert_sha256=client_pins[0],
-        decision_key=t.verifying_key("decision_key", gateway_id),
+        decision_keys=t.key_history("decision_key", "decision_keys", gateway_id, format=format),
         log=log,
         ca_cert=t.optional_path("ca_cert"),
         tls_cert_pins=server_pins,
