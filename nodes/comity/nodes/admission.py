@@ -4,12 +4,14 @@ Before it reads a record, the node checks, in this order: the gateway's signed d
 the investigator's signed query (over its exact bytes); that the decision is about this
 query; the legal order, signed by an authority the federation registers; that the order
 covers every selector and category; that the decision is in the transparency log, as a
-witness (consistent with every checkpoint it accepted before); its own inbound policy; and
-for a FETCH after a hit check, the hit reference. Each step raises; nothing is skipped.
+witness (consistent with every checkpoint it accepted before); its own inbound policy, fed
+with what its own records say about the target (:mod:`comity.nodes.targeting`); and for a
+FETCH after a hit check, the hit reference. Each step raises; nothing is skipped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from comity.nodes.hitref import HitReferences
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.lookup import TimeRange
 from comity.nodes.schema import DataCategory, Selector
+from comity.nodes.targeting import Targeting, Verdict
 from comity.policy.engine import PolicyEngine
 from comity.policy.quotas import QuotaCounters
 from comity.policy.wire import facts_from_query
@@ -47,6 +50,8 @@ class Admitted:
     categories: frozenset[DataCategory]
     time_range: TimeRange | None
     cosignature: str
+    verdict: Verdict
+    """How the node answers (a hit check on one of its own persons: as a no-hit) and its sealed reason."""
 
     @property
     def selector_pairs(self) -> list[tuple[str, str]]:
@@ -66,6 +71,7 @@ class Admission:
         witness: Witness,
         gateway_log: GatewayLog,
         hit_references: HitReferences,
+        targeting: Targeting,
         clock: Callable[[], datetime],
     ) -> None:
         self._node = node
@@ -75,6 +81,7 @@ class Admission:
         self._witness_lock = threading.Lock()
         self._log = gateway_log
         self._hits = hit_references
+        self._targeting = targeting
         self._clock = clock
         self._orders = OrderVerifier(federation)
         self._quotas = QuotaCounters()
@@ -96,7 +103,7 @@ class Admission:
             cosignature = self.witness_decision(request, digest)
         pairs = [(s.type.name, s.value) for s in selectors]
         with span("node.policy", query_id=query.query_id):
-            self.decide(query, order, pairs, now=now)
+            verdict = self.decide(query, order, selectors, now=now)
         if query.kind == pb.FETCH and query.hit_reference:
             self._hits.check(query.hit_reference, order.order_id, pairs, now=now)
         return Admitted(
@@ -107,6 +114,7 @@ class Admission:
             categories=categories,
             time_range=time_range_from_proto(query.time_range if query.HasField("time_range") else None),
             cosignature=cosignature,
+            verdict=verdict,
         )
 
     def verify_order(self, query: pb.Query, *, now: datetime) -> pb.LegalOrder:
@@ -197,9 +205,11 @@ class Admission:
         return self._log.consistency(size, latest)
 
     def decide(
-        self, query: pb.Query, order: pb.LegalOrder, pairs: list[tuple[str, str]], *, now: datetime
-    ) -> None:
-        """The node's own inbound rules (the responding country's)."""
+        self, query: pb.Query, order: pb.LegalOrder, selectors: list[Selector], *, now: datetime
+    ) -> Verdict:
+        """The node's own inbound rules (the responding country's), with its own facts about the target."""
+        pairs = [(s.type.name, s.value) for s in selectors]
+        subject, unreadable = self._targeting.known_subject(selectors, order.order_id)
         facts = facts_from_query(
             query,
             order,
@@ -211,12 +221,13 @@ class Admission:
             counters=self._quotas.before(query.investigator, query.requesting_agency, now=now),
             now=now,
         )
-        decision = self._engine.decide(facts)
+        decision = self._engine.decide(dataclasses.replace(facts, subject=subject))
         self._quotas.count(query.investigator, query.requesting_agency, now=now)
-        if not decision.allowed:
-            raise PermissionDenied(
-                f"refused by {self._node.id}'s inbound policy",
-                violations=decision.violations,
-                bundle_digest=decision.bundle_digest,
-                query_id=query.query_id,
-            )
+        return self._targeting.judge(
+            decision,
+            kind=pb.QueryKind.Name(query.kind),
+            query_id=query.query_id,
+            order_id=order.order_id,
+            subject=subject,
+            unreadable=unreadable,
+        )

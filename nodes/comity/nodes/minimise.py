@@ -8,7 +8,12 @@ the node's withholding rules (no I/O, no clock), so it can be tested exhaustivel
 3. a withholding rule whose predicate holds for the record's subject (its nationality and
    residence fields, read before anything is removed) withholds the rule's fields, or the
    whole record when the rule names no fields;
-4. of what is left, only fields whose category is authorised are released; a field the
+4. the fields of every party the caller names for the record (an incidental person of the
+   responding country, say the other party of a message) are withheld;
+5. a field that says which country a person belongs to (``FieldSpec.subject_country``: a
+   declared subject fact or any field of type ``country``) is never released: the withhold
+   list is the schema's, so a new record type cannot forget one;
+6. of what is left, only fields whose category is authorised are released; a field the
    schema does not declare is never released (fail closed).
 
 Content fields are therefore released only when CONTENT is authorised, whatever record they
@@ -25,10 +30,16 @@ from typing import Protocol
 from comity.nodes.lookup import TimeRange
 from comity.nodes.schema import DataCategory, Record, Schema
 
-__all__ = ["MinimisationScope", "Minimiser", "WithholdingRule", "minimise"]
+__all__ = ["MinimisationScope", "Minimiser", "PartyWithholding", "WithholdingRule", "minimise"]
 
 #: ``applies(nationality, residence)``: ISO 3166-1 alpha-2 codes, None where the record has none.
 SubjectPredicate = Callable[[str | None, str | None], bool]
+#: The parties (``FieldSpec.party``) whose fields to withhold from one record.
+PartyWithholding = Callable[[Record], Collection[str]]
+
+
+def _no_parties(_record: Record) -> Collection[str]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -86,12 +97,18 @@ def _subject(record: Record, schema: Schema) -> tuple[str | None, str | None]:
 
 
 def _release(
-    record: Record, schema: Schema, categories: Collection[DataCategory], rules: Sequence[WithholdingRule]
+    record: Record,
+    schema: Schema,
+    categories: Collection[DataCategory],
+    rules: Sequence[WithholdingRule],
+    parties: PartyWithholding,
 ) -> Record | None:
     rt = schema.get(record.record_type)
     if rt is None or record.category not in categories:
         return None
-    withheld: set[str] = set()
+    withheld: set[str] = set(rt.subject_country_fields)
+    for party in parties(record):
+        withheld.update(f.name for f in rt.party_fields(party))
     nationality, residence = _subject(record, schema)
     for rule in rules:
         if rule.applies(nationality, residence):
@@ -113,6 +130,7 @@ def minimise(
     categories: Collection[DataCategory],
     time_range: TimeRange | None = None,
     withholding: Sequence[WithholdingRule] = (),
+    parties: PartyWithholding = _no_parties,
 ) -> list[Record]:
     """The released form of ``records``, in their order (see the module docstring for the steps)."""
     authorised = frozenset(categories)
@@ -120,7 +138,7 @@ def minimise(
     for record in records:
         if time_range is not None and not time_range.contains(record.observed_at):
             continue
-        out = _release(record, schema, authorised, withholding)
+        out = _release(record, schema, authorised, withholding, parties)
         if out is not None:
             released.append(out)
     return released
@@ -133,12 +151,16 @@ class Minimiser:
         self.schema = schema
         self.withholding = tuple(withholding)
 
-    def apply(self, records: Iterable[Record], scope: MinimisationScope) -> list[Record]:
-        """Release ``records`` for a query authorised for ``scope.categories`` and ``scope.time_range``."""
+    def apply(
+        self, records: Iterable[Record], scope: MinimisationScope, parties: PartyWithholding = _no_parties
+    ) -> list[Record]:
+        """Release ``records`` for a query authorised for ``scope.categories`` and ``scope.time_range``,
+        without the fields of the ``parties`` named for each record."""
         return minimise(
             records,
             schema=self.schema,
             categories=scope.categories,
             time_range=scope.time_range,
             withholding=self.withholding,
+            parties=parties,
         )

@@ -3,8 +3,19 @@
 A node holds records of a few *record types* (a subscriber account, an IP connection log,
 ...). Each type declares its typed fields, which fields are *selectors* (exact identifiers an
 investigator may query by, with their ``comity.v1.SelectorType``), the *data category* of each
-field (subscriber < traffic < content), the field carrying the record's time, and the fields
-naming the subject's nationality and residence that policy and minimisation use.
+field (subscriber < traffic < content), the field carrying the record's time, the *party* each
+field is about, and the fields that say which country the record's subject belongs to.
+
+Two field properties carry the agreement's targeting and minimisation duties:
+
+- ``subject_fact`` marks a field that states a country fact about the record's subject (its
+  nationality, residence, or another country it is tied to). The node reads these to know
+  whether a target is one of its own country's persons, and never releases them: a field of
+  type ``country`` is treated the same, whatever it is called (:attr:`FieldSpec.subject_country`).
+- ``party`` says whose identity a field carries. :data:`SUBJECT` is the person the record is
+  kept for (the account holder, the sender of a stored message); another name (``recipient``)
+  is a person who appears in the record incidentally; None is a field about the event itself
+  (a time, a size, a port). The subject's country fields describe :data:`SUBJECT` only.
 
 Field values are strings, as on the wire (``comity.v1.Record.fields`` is ``map<string,
 string>``); the field type says what the string must look like.
@@ -12,6 +23,7 @@ string>``); the field type says what the string must look like.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +33,7 @@ from comity.core.errors import ConfigError
 from comity.core.selectors import Selector, SelectorType
 
 __all__ = [
+    "SUBJECT",
     "DataCategory",
     "FieldSpec",
     "FieldType",
@@ -29,8 +42,12 @@ __all__ = [
     "Schema",
     "Selector",
     "SelectorType",
+    "SubjectFact",
     "default_schema",
 ]
+
+#: The party a record is kept for: the person its country fields describe.
+SUBJECT = "subject"
 
 
 class DataCategory(enum.IntEnum):
@@ -52,13 +69,23 @@ class FieldType(enum.StrEnum):
     COUNTRY = "country"  # ISO 3166-1 alpha-2, upper case
 
 
+class SubjectFact(enum.StrEnum):
+    """Which country fact about the record's subject a field states (ISO 3166-1 alpha-2)."""
+
+    NATIONALITY = "nationality"
+    RESIDENCE = "residence"
+    COUNTRY = "country"  # another country the subject is tied to (incorporation, location)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     """One field of a record type.
 
     ``category`` is the tier of the information in the field; minimisation releases a field
     only when its category is authorised. ``selector`` is set when the field is an exact
-    identifier that lookups may use.
+    identifier that lookups may use. ``party`` is whose identity the field carries
+    (:data:`SUBJECT`, another party's name, or None for a fact about the event).
+    ``subject_fact`` marks a country fact about the subject (never released).
     """
 
     name: str
@@ -66,6 +93,25 @@ class FieldSpec:
     category: DataCategory
     selector: SelectorType | None = None
     required: bool = False
+    party: str | None = SUBJECT
+    subject_fact: SubjectFact | None = None
+
+    def __post_init__(self) -> None:
+        if self.subject_fact is not None and self.type is not FieldType.COUNTRY:
+            raise ConfigError("a subject fact must be a country field", field=f"{self.name}.subject_fact")
+        if self.subject_fact is not None and self.party != SUBJECT:
+            raise ConfigError(f"a subject fact describes the party {SUBJECT!r}", field=f"{self.name}.party")
+        if self.selector is not None and self.party is None:
+            raise ConfigError("a selector identifies a party; name it", field=f"{self.name}.party")
+
+    @property
+    def subject_country(self) -> bool:
+        """Whether the field says which country a person belongs to: never released.
+
+        True for every declared subject fact and for every field of type ``country``, so a
+        country field whose role nobody declared is withheld too (fail closed).
+        """
+        return self.subject_fact is not None or self.type is FieldType.COUNTRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +121,8 @@ class RecordType:
     ``category`` is the record's tier as a whole (``comity.v1.Record.category``); lookups
     filter on it. ``timestamp_field`` holds the record's ``observed_at``.
     ``nationality_field`` and ``residence_field`` name the fields (ISO 3166-1 alpha-2) that say
-    who the record's subject is, as far as the holder knows.
+    who the record's subject is, as far as the holder knows; naming one marks that field as
+    the subject fact (``FieldSpec.subject_fact``), and a field so marked is named here.
     """
 
     name: str
@@ -89,6 +136,7 @@ class RecordType:
     _selectors: tuple[FieldSpec, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", self._marked_fields())
         by_name: dict[str, FieldSpec] = {}
         for spec in self.fields:
             if spec.name in by_name:
@@ -106,6 +154,46 @@ class RecordType:
             name = getattr(self, attr)
             if name is not None and (name not in by_name or by_name[name].type is not FieldType.COUNTRY):
                 raise ConfigError(f"{name!r} must be a declared country field", field=f"{self.name}.{attr}")
+        for attr, fact in (
+            ("nationality_field", SubjectFact.NATIONALITY),
+            ("residence_field", SubjectFact.RESIDENCE),
+        ):
+            marked = [f.name for f in self.fields if f.subject_fact is fact]
+            if len(marked) > 1:
+                raise ConfigError(f"more than one {fact} field: {marked}", field=f"{self.name}.fields")
+            if marked and getattr(self, attr) is None:
+                object.__setattr__(self, attr, marked[0])
+
+    def _marked_fields(self) -> tuple[FieldSpec, ...]:
+        # The record type's nationality and residence fields are its subject facts.
+        facts = {self.nationality_field: SubjectFact.NATIONALITY, self.residence_field: SubjectFact.RESIDENCE}
+        out = []
+        for spec in self.fields:
+            fact = facts.get(spec.name)
+            if fact is not None and spec.subject_fact is None and spec.type is FieldType.COUNTRY:
+                spec = dataclasses.replace(spec, subject_fact=fact, party=SUBJECT)
+            out.append(spec)
+        return tuple(out)
+
+    @property
+    def subject_facts(self) -> tuple[FieldSpec, ...]:
+        """The fields stating a country fact about the record's subject."""
+        return tuple(f for f in self.fields if f.subject_fact is not None)
+
+    @property
+    def subject_country_fields(self) -> frozenset[str]:
+        """Every field that says which country a person belongs to (never released)."""
+        return frozenset(f.name for f in self.fields if f.subject_country)
+
+    def party_fields(self, party: str) -> tuple[FieldSpec, ...]:
+        """The fields carrying ``party``'s identity."""
+        return tuple(f for f in self.fields if f.party == party)
+
+    @property
+    def parties(self) -> tuple[str, ...]:
+        """The parties the record's fields identify, :data:`SUBJECT` first when present."""
+        seen = dict.fromkeys(f.party for f in self.fields if f.party is not None)
+        return tuple(sorted(seen, key=lambda p: (p != SUBJECT, p)))
 
     def field(self, name: str) -> FieldSpec | None:
         """The declared field called ``name``, or None."""
@@ -172,15 +260,17 @@ def _f(
     selector: SelectorType | None = None,
     *,
     required: bool = False,
+    party: str | None = SUBJECT,
 ) -> FieldSpec:
-    return FieldSpec(name, type_, category, selector, required)
+    return FieldSpec(name, type_, category, selector, required, party)
 
 
 def _subject() -> tuple[FieldSpec, ...]:
     # Who the subject is counts as subscriber information whatever record it sits in.
+    s = DataCategory.SUBSCRIBER
     return (
-        _f("subject_nationality", FieldType.COUNTRY, DataCategory.SUBSCRIBER),
-        _f("subject_residence", FieldType.COUNTRY, DataCategory.SUBSCRIBER),
+        FieldSpec("subject_nationality", FieldType.COUNTRY, s, subject_fact=SubjectFact.NATIONALITY),
+        FieldSpec("subject_residence", FieldType.COUNTRY, s, subject_fact=SubjectFact.RESIDENCE),
     )
 
 
@@ -234,13 +324,15 @@ def _ip_connection_log() -> RecordType:
 
 
 def _message_header(category: DataCategory) -> tuple[FieldSpec, ...]:
+    # A stored message is kept for its sender's account: the sender is the record's subject
+    # (its country fields are the sender's), the recipient an incidental party.
     t = FieldType
     return (
         _f("message_id", t.STRING, category, required=True),
         _f("sender_account", t.STRING, category, SelectorType.ACCOUNT_ID),
         _f("sender_email", t.STRING, category, SelectorType.EMAIL),
-        _f("recipient_email", t.STRING, category, SelectorType.EMAIL),
-        _f("sent_at", t.TIMESTAMP, category, required=True),
+        _f("recipient_email", t.STRING, category, SelectorType.EMAIL, party="recipient"),
+        _f("sent_at", t.TIMESTAMP, category, required=True, party=None),
     )
 
 
@@ -252,7 +344,7 @@ def _message_metadata() -> RecordType:
         description="Who sent a message to whom, when, from where and how large (no content).",
         fields=(
             *_message_header(tr),
-            _f("size_bytes", t.INTEGER, tr),
+            _f("size_bytes", t.INTEGER, tr, party=None),
             _f("client_ip", t.STRING, tr, SelectorType.IP_ADDRESS),
             *_subject(),
         ),
@@ -270,8 +362,8 @@ def _message_content() -> RecordType:
         description="A stored message: its header (traffic) and its subject line and body (content).",
         fields=(
             *_message_header(DataCategory.TRAFFIC),
-            _f("subject_line", t.STRING, c),
-            _f("body", t.TEXT, c),
+            _f("subject_line", t.STRING, c, party=None),
+            _f("body", t.TEXT, c, party=None),
             *_subject(),
         ),
         timestamp_field="sent_at",

@@ -17,6 +17,12 @@ record type's::
     registered_at = { type = "timestamp", required = true }
     owner_nationality = { type = "country" }
     owner_residence = { type = "country" }
+    dealer = { type = "string", party = "dealer" }       # another person in the record
+    plate_issued = { type = "timestamp", party = "" }     # about the event, no one's identity
+
+A field's ``party`` defaults to ``"subject"`` (the person the record is kept for);
+``subject_fact = "nationality" | "residence" | "country"`` marks a country fact about the
+subject (the nationality and residence fields are marked so already).
 
 :func:`schema_to_dict` writes any schema in this form, e.g. the built-in one as a template.
 """
@@ -30,7 +36,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from comity.core.errors import ConfigError
-from comity.nodes.schema import DataCategory, FieldSpec, FieldType, RecordType, Schema, SelectorType
+from comity.nodes.schema import (
+    SUBJECT,
+    DataCategory,
+    FieldSpec,
+    FieldType,
+    RecordType,
+    Schema,
+    SelectorType,
+    SubjectFact,
+)
 
 __all__ = ["load_schema", "schema_from_dict", "schema_to_dict"]
 
@@ -39,7 +54,7 @@ E = TypeVar("E", bound=enum.Enum)
 _TYPE_KEYS = frozenset(
     {"category", "timestamp_field", "nationality_field", "residence_field", "description", "fields"}
 )
-_FIELD_KEYS = frozenset({"type", "category", "selector", "required"})
+_FIELD_KEYS = frozenset({"type", "category", "selector", "required", "party", "subject_fact"})
 
 
 def _member(kind: type[E], value: object, field: str) -> E:
@@ -66,8 +81,22 @@ def _field(name: str, data: object, default: DataCategory, where: str) -> FieldS
     required = spec.get("required", False)
     if not isinstance(required, bool):
         raise ConfigError("must be true or false", field=f"{where}.required")
+    party = spec.get("party", SUBJECT)
+    if not isinstance(party, str):
+        raise ConfigError('must be a party name, or "" for a field about the event', field=f"{where}.party")
+    fact = (
+        _member(SubjectFact, spec["subject_fact"], f"{where}.subject_fact")
+        if "subject_fact" in spec
+        else None
+    )
     return FieldSpec(
-        name, _member(FieldType, spec.get("type"), f"{where}.type"), category, selector, required
+        name,
+        _member(FieldType, spec.get("type"), f"{where}.type"),
+        category,
+        selector,
+        required,
+        party or None,
+        fact,
     )
 
 
@@ -138,6 +167,10 @@ def schema_to_dict(schema: Schema) -> dict[str, Any]:
                 spec["selector"] = f.selector.name
             if f.required:
                 spec["required"] = True
+            if f.party != SUBJECT:
+                spec["party"] = f.party or ""
+            if f.subject_fact is not None:
+                spec["subject_fact"] = f.subject_fact.value
             fields[f.name] = spec
         entry: dict[str, Any] = {"category": rt.category.name, "timestamp_field": rt.timestamp_field}
         for key in ("nationality_field", "residence_field"):

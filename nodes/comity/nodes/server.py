@@ -17,6 +17,9 @@ from comity.nodes.logsync import GatewayLog
 from comity.nodes.minimise import Minimiser, WithholdingRule
 from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
+from comity.nodes.state import NodeState
+from comity.nodes.subjects import SubjectReader
+from comity.nodes.targeting import Targeting
 from comity.nodes.witness_service import WitnessService
 from comity.policy.bundle import PolicyBundle
 from comity.policy.engine import PolicyEngine
@@ -59,6 +62,12 @@ async def start_node(
     )
     hits = HitReferences(response_key.private_key.private_bytes_raw())
     gateway_log = GatewayLog(federation)
+    schema = default_schema()
+    state = NodeState(config.store_url)
+    subjects = SubjectReader(source, schema)
+    targeting = Targeting(
+        reader=subjects, state=state, bundle=bundle, node_id=node.id, country=node.country, clock=clock
+    )
     admission = Admission(
         node=node,
         federation=federation,
@@ -66,6 +75,7 @@ async def start_node(
         witness=witness,
         gateway_log=gateway_log,
         hit_references=hits,
+        targeting=targeting,
         clock=clock,
     )
     restrictions = [
@@ -78,7 +88,9 @@ async def start_node(
         admission=admission,
         witness=witness,
         source=source,
-        minimiser=Minimiser(default_schema(), _withholding(bundle, node.country)),
+        minimiser=Minimiser(schema, _withholding(bundle, node.country)),
+        subjects=subjects,
+        country=node.country,
         response_key=response_key,
         hit_references=hits,
         use_restrictions=restrictions,
@@ -109,6 +121,7 @@ async def start_node(
     )
     handle.on_stop.append(service.close)
     handle.on_stop.append(source.close)
+    handle.on_stop.append(state.close)
     handle.on_stop.append(witness.close)
     handle.on_stop.append(gateway_log.close)
     return handle

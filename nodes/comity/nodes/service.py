@@ -1,4 +1,4 @@
-"""The node's gRPC service: admit → look up → minimise → sign → answer.
+"""The node's gRPC service: admit (with the node's own-person check) → look up → minimise → sign → answer.
 
 Lookups run in a worker thread (the stores are synchronous) and stream in batches, so a
 large answer never sits in memory whole. The answer's last part is the node's signed
@@ -34,6 +34,8 @@ from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import RecordSource, TimeRange
 from comity.nodes.minimise import Minimiser
 from comity.nodes.schema import DataCategory
+from comity.nodes.subjects import OwnParties, SubjectReader
+from comity.nodes.targeting import Answer
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -81,6 +83,8 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         witness: Witness,
         source: RecordSource,
         minimiser: Minimiser,
+        subjects: SubjectReader,
+        country: str,
         response_key: SigningKey,
         hit_references: HitReferences,
         use_restrictions: list[pb.UseRestriction],
@@ -95,6 +99,8 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         self._witness = witness
         self._source = source
         self._minimiser = minimiser
+        self._subjects = subjects
+        self._country = country
         self._key = response_key
         self._hits = hit_references
         self._restrictions = use_restrictions
@@ -137,13 +143,18 @@ class DataNodeService(pb_grpc.DataNodeServicer):
     def _released(self, admitted: Admitted, run: _Run) -> Iterator[list[pb.Record]]:
         """Batches of minimised wire records; runs in a worker thread."""
         remaining = self._limit(admitted)
+        # Incidental persons of this country in the records (the other party of a message)
+        # are withheld field by field; the target itself was checked at admission.
+        own = OwnParties(
+            self._subjects, self._minimiser.schema, country=self._country, targets=admitted.selectors
+        )
         for scope in _scopes(admitted):
             with self._source.lookup(
                 admitted.selectors, categories=scope.categories, time_range=scope.time_range, limit=remaining
             ) as stream:
                 for batch in stream.batches(self._batch):
                     with span("node.minimise", query_id=admitted.query.query_id):
-                        released = self._minimiser.apply(batch, scope)
+                        released = self._minimiser.apply(batch, scope, own)
                     if released:
                         yield [to_proto(r) for r in released]
                 run.truncated = run.truncated or stream.truncated
@@ -157,12 +168,15 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             return self._hit_check_unspanned(admitted)
 
     def _hit_check_unspanned(self, admitted: Admitted) -> pb.QueryResult:
-        hit = any(
+        # The store is asked either way, so a hit check on one of this country's own persons
+        # (answered as a no-hit) does the same work as any other.
+        found = any(
             self._source.hit_check(
                 admitted.selectors, categories=scope.categories, time_range=scope.time_range
             )
             for scope in _scopes(admitted)
         )
+        hit = found and admitted.verdict.answer is Answer.ANSWERED
         reference = (
             self._hits.issue(admitted.order.order_id, admitted.selector_pairs, now=self._clock())
             if hit
@@ -185,6 +199,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             answered_at=answered,
             use_restrictions=self._restrictions,
             hit_reference=reference,
+            sealed_reason=admitted.verdict.sealed,
         )
         with span("node.sign", query_id=admitted.query.query_id):
             envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), self._key)

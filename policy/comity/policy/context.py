@@ -143,6 +143,8 @@ def build_request(
         },
         "now": int(facts.now.timestamp()),
     }
+    if facts.subject is not None:
+        context["subject"] = facts.subject.context()
     return {
         "principal": {"type": f"{CEDAR_NAMESPACE}::Agency", "id": facts.requesting_agency},
         "action": {"type": f"{CEDAR_NAMESPACE}::Action", "id": facts.kind},

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, get_args, get_origin, get_type_hints
 
 from comity.core.errors import InvalidArgument
+from comity.policy.subject import KnownSubject
 
 __all__ = ["QueryFacts"]
 
@@ -111,6 +112,11 @@ class QueryFacts:
     now: dt.datetime
     """The decision time (injected, never read from the clock inside the engine)."""
 
+    # --- what the responding node's records say (a node's decision only)
+    subject: KnownSubject | None = None
+    """The target as the node's own records show it; None at the gateway, which cannot know.
+    A node bundle's schema requires it, so a node decision without it is refused."""
+
     @property
     def selector_count(self) -> int:
         """How many selectors the query names."""
@@ -141,13 +147,19 @@ class QueryFacts:
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise InvalidArgument(f"unknown fact(s): {', '.join(unknown)}", hint=f"known facts: {names}")
-        missing = [n for n in names if n not in data]
+        missing = [n for n in names if n not in data and n not in _OPTIONAL]
         if missing:
             raise InvalidArgument(f"missing fact(s): {', '.join(missing)}")
-        values = {n: _tuples(data[n]) for n in names}
+        values = {n: _tuples(data[n]) for n in names if n in data}
+        if isinstance(data.get("subject"), Mapping):
+            values["subject"] = KnownSubject.from_mapping(data["subject"])
         facts = cls(**values)
         facts.check()
         return facts
+
+
+# Facts only some deciders have; every other fact is required.
+_OPTIONAL = frozenset({"subject"})
 
 
 def _tuples(value: Any) -> Any:
@@ -185,6 +197,11 @@ def _check_value(name: str, value: Any, hint: Any) -> None:
             raise InvalidArgument(f"fact {name} must be an integer, not {type(value).__name__}")
         if not 0 <= value <= _MAX_INT:
             raise InvalidArgument(f"fact {name} must be between 0 and {_MAX_INT}")
+    elif name == "subject":
+        if value is not None:
+            if not isinstance(value, KnownSubject):
+                raise InvalidArgument("fact subject must be the node's KnownSubject")
+            value.check()
     elif hint is dt.datetime:
         if not isinstance(value, dt.datetime) or value.tzinfo is None:
             raise InvalidArgument(f"fact {name} must be a timezone-aware datetime")

@@ -281,7 +281,7 @@ class Receipt(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
 
 class NodeStatement(_message.Message):
-    __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference")
+    __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference", "sealed_reason")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -291,6 +291,7 @@ class NodeStatement(_message.Message):
     ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
     USE_RESTRICTIONS_FIELD_NUMBER: _ClassVar[int]
     HIT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SEALED_REASON_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     query_id: str
     query_digest: bytes
@@ -300,7 +301,16 @@ class NodeStatement(_message.Message):
     answered_at: _timestamp_pb2.Timestamp
     use_restrictions: _containers.RepeatedCompositeFieldContainer[UseRestriction]
     hit_reference: str
-    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ...) -> None: ...
+    sealed_reason: SealedReason
+    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ..., sealed_reason: _Optional[_Union[SealedReason, _Mapping]] = ...) -> None: ...
+
+class SealedReason(_message.Message):
+    __slots__ = ("scheme", "commitment")
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    scheme: str
+    commitment: bytes
+    def __init__(self, scheme: _Optional[str] = ..., commitment: _Optional[bytes] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt", "witness_cosignature")

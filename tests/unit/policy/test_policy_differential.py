@@ -7,6 +7,7 @@ decision and on the exact set of rules that refused.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from comity.policy import PolicyBundle, PolicyEngine, QueryFacts, bundle_path
 from comity.policy.context import distinct_words, pattern_selector
+from comity.policy.subject import KnownSubject
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Regime:
     """Responding countries that need a judicial order for every category and IP addresses."""
     emergency_validation: bool = False
     """Whether the bundle enforces the emergency track's post-hoc validation (the gateway's does)."""
+    node: bool = False
+    """Whether the bundle decides on the node's own records (a node bundle)."""
 
 
 BOTH = frozenset({("US", "CA"), ("CA", "US")})
@@ -41,8 +45,20 @@ REGIMES = [
     # Spencer and Bykovets: Canada needs a judicial order for subscriber data and IP addresses.
     Regime("us-ca-agreement", "AGREEMENT_PARTIES", BOTH, 5, 100, 50, 1000, frozenset({"CA"}), True),
     # Canada's node applies its own law whatever the facts say about the direction.
-    Regime("ca-inbound", "INBOUND_SCOPE", frozenset({("US", "CA")}), 3, 50, 20, 200, frozenset({"US", "CA"})),
-    Regime("us-inbound", "INBOUND_SCOPE", frozenset({("CA", "US")}), 5, 100, 50, 1000, frozenset()),
+    Regime(
+        "ca-inbound",
+        "INBOUND_SCOPE",
+        frozenset({("US", "CA")}),
+        3,
+        50,
+        20,
+        200,
+        frozenset({"US", "CA"}),
+        node=True,
+    ),
+    Regime(
+        "us-inbound", "INBOUND_SCOPE", frozenset({("CA", "US")}), 5, 100, 50, 1000, frozenset(), node=True
+    ),
 ]
 ENGINES = {r.bundle: PolicyEngine(PolicyBundle.load(bundle_path(r.bundle))) for r in REGIMES}
 BUNDLE = ENGINES["us-ca-agreement"].bundle
@@ -145,6 +161,17 @@ def query_facts(draw: st.DrawFn) -> QueryFacts:
     )
 
 
+CODE_SETS = ((), ("RU",), ("US",), ("CA",), ("CA", "US"))
+known_subjects = st.builds(
+    KnownSubject,
+    nationalities=pick((), *CODE_SETS),
+    residences=pick(("RU",), *CODE_SETS),
+    countries=pick((), ("CA",), ("US",)),
+    records=pick(1, 0, 40),
+    order_outcomes=pick(0, 2, 3, 9),
+)
+
+
 def expected_reasons(f: QueryFacts, regime: Regime) -> set[str]:
     """The bundle's rules, read plainly."""
     out: set[str] = set()
@@ -215,20 +242,50 @@ def expected_reasons(f: QueryFacts, regime: Regime) -> set[str]:
         and (f.emergency_overdue_orders > 0 or f.emergency_order_rejected)
     ):
         out.add("EMERGENCY_VALIDATION")
+    if f.subject is not None:
+        known = {*f.subject.nationalities, *f.subject.residences, *f.subject.countries}
+        if f.responding_country in known:
+            out.add("NO_TARGETING_RECORDS")
+        if f.subject.order_outcomes >= 3:
+            out.add("NO_TARGETING_RECORDS_LIMIT")
     return out
 
 
 @pytest.mark.parametrize("regime", REGIMES, ids=lambda r: r.bundle)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(facts=query_facts())
-def test_bundle_agrees_with_a_plain_reading_of_the_rules(regime: Regime, facts: QueryFacts) -> None:
+@given(facts=query_facts(), subject=known_subjects)
+def test_bundle_agrees_with_a_plain_reading_of_the_rules(
+    regime: Regime, facts: QueryFacts, subject: KnownSubject
+) -> None:
+    if regime.node:
+        facts = dataclasses.replace(facts, subject=subject)
     expected = expected_reasons(facts, regime)
     d = ENGINES[regime.bundle].decide(facts)
     assert d.errors == []
     assert set(d.internal_reasons) == expected
     assert d.allowed is (not expected)
-    assert ("REFUSED" in d.codes) is ("NO_TARGETING" in expected)
-    assert "NO_TARGETING" not in d.codes
+    generic = {"NO_TARGETING", "NO_TARGETING_RECORDS", "NO_TARGETING_RECORDS_LIMIT"}
+    assert ("REFUSED" in d.codes) is bool(expected & generic)
+    assert not generic & set(d.codes)
+
+
+@pytest.mark.parametrize("regime", [r for r in REGIMES if r.node], ids=lambda r: r.bundle)
+@settings(max_examples=50, deadline=None)
+@given(facts=query_facts())
+def test_a_node_decision_without_the_nodes_subject_facts_is_refused(
+    regime: Regime, facts: QueryFacts
+) -> None:
+    d = ENGINES[regime.bundle].decide(facts)
+    assert not d.allowed and "POLICY_ERROR" in d.codes
+
+
+@settings(max_examples=50, deadline=None)
+@given(facts=query_facts(), subject=known_subjects)
+def test_the_gateway_never_decides_on_the_nodes_subject_facts(
+    facts: QueryFacts, subject: KnownSubject
+) -> None:
+    d = ENGINES["us-ca-agreement"].decide(dataclasses.replace(facts, subject=subject))
+    assert not d.allowed and "POLICY_ERROR" in d.codes
 
 
 @settings(max_examples=150, deadline=None)

@@ -62,4 +62,4 @@ def test_facts_are_frozen_plain_values() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         facts.max_records = 5  # type: ignore[misc]
     kinds = {type(getattr(facts, f.name)) for f in dataclasses.fields(facts)}
-    assert kinds <= {str, int, bool, tuple, dt.datetime}
+    assert kinds <= {str, int, bool, tuple, dt.datetime, type(None)}

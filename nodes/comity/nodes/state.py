@@ -1,0 +1,113 @@
+"""The node's own durable state beside its records: own-person outcomes per order, sealed openings.
+
+Two tables in the node's store database (SQLite or PostgreSQL; for a mapped source, the same
+database as the agency's tables, which then needs these two tables writable):
+
+- ``<prefix>order_outcomes``: per legal order, how many of its queries met the node's
+  own-person rule, so the rule cannot be used as an oracle by repetition (the bundle's
+  ``NO_TARGETING_RECORDS_LIMIT`` refuses past its limit);
+- ``<prefix>sealed_openings``: the opening of every decision's sealed reason
+  (:mod:`comity.nodes.sealed`), for the responding country's legal officers only.
+
+Reading a count and counting are separate steps: queries under one order that run at the same
+time may each see the count before the others, so the limit can be passed by as many queries
+as run at once under that order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from comity.nodes._sql import Backend, check_identifier, db_errors, make_engine
+from comity.nodes.lookup import to_micros
+from comity.nodes.sealed import SealedOpening
+
+__all__ = ["NodeState"]
+
+
+class NodeState:
+    """Own-person outcomes per order and sealed openings, in the node's database."""
+
+    def __init__(self, url: str | Path, *, table_prefix: str = "comity_") -> None:
+        prefix = check_identifier(table_prefix, "table_prefix")
+        self._backend: Backend = make_engine(url)
+        md = MetaData()
+        self._outcomes = Table(
+            f"{prefix}order_outcomes",
+            md,
+            Column("order_id", String(256), primary_key=True),
+            Column("outcomes", Integer, nullable=False),
+        )
+        self._openings = Table(
+            f"{prefix}sealed_openings",
+            md,
+            Column("commitment", LargeBinary(32), primary_key=True),
+            Column("query_id", String(128), nullable=False, index=True),
+            Column("salt", LargeBinary(32), nullable=False),
+            Column("reason", Text, nullable=False),
+            Column("sealed_at", BigInteger, nullable=False),
+        )
+        with db_errors(self._backend.location):
+            md.create_all(self._backend.engine, checkfirst=True)
+
+    def outcomes(self, order_id: str) -> int:
+        """How many own-person outcomes ``order_id`` has had."""
+        t = self._outcomes
+        with db_errors(self._backend.location), self._backend.engine.connect() as conn:
+            value = conn.execute(select(t.c.outcomes).where(t.c.order_id == order_id)).scalar()
+        return int(value or 0)
+
+    def count_outcome(self, order_id: str) -> int:
+        """Count one more own-person outcome for ``order_id``; returns the new count (durable)."""
+        t = self._outcomes
+        for _ in range(3):
+            try:
+                with db_errors(self._backend.location), self._backend.engine.begin() as conn:
+                    changed = conn.execute(
+                        update(t).where(t.c.order_id == order_id).values(outcomes=t.c.outcomes + 1)
+                    ).rowcount
+                    if not changed:
+                        conn.execute(insert(t).values(order_id=order_id, outcomes=1))
+                return self.outcomes(order_id)
+            except IntegrityError:  # another query inserted the row first: update it
+                continue
+        raise RuntimeError("could not count the outcome")  # pragma: no cover - three lost races
+
+    def keep_opening(self, query_id: str, opening: SealedOpening, *, at: datetime) -> None:
+        """Keep the opening of a sealed reason (durable before the decision is answered)."""
+        row = {
+            "commitment": opening.commitment,
+            "query_id": query_id,
+            "salt": opening.salt,
+            "reason": opening.reason.decode(),
+            "sealed_at": to_micros(at),
+        }
+        with db_errors(self._backend.location), self._backend.engine.begin() as conn:
+            conn.execute(insert(self._openings).values(**row))
+
+    def openings(self, query_id: str) -> list[SealedOpening]:
+        """The openings kept for ``query_id`` (for the responding country's legal officers)."""
+        t = self._openings
+        stmt = select(t.c.salt, t.c.reason).where(t.c.query_id == query_id).order_by(t.c.sealed_at)
+        with db_errors(self._backend.location), self._backend.engine.connect() as conn:
+            return [SealedOpening(bytes(salt), reason.encode()) for salt, reason in conn.execute(stmt)]
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._backend.engine.dispose()
