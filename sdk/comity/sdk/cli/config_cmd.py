@@ -215,6 +215,20 @@ def _federation_settings(path: Path) -> list[Setting]:
     return rows
 
 
+def _bundle(name_or_path: str) -> list[Setting]:
+    # The component refuses to start on a bundle whose own tests fail, so the check must too.
+    from comity.policy.select import load_bundle
+
+    bundle = load_bundle(name_or_path)
+    return [
+        Setting(
+            "policy bundle",
+            f"{bundle.name} {bundle.version} ({bundle.digest})",
+            "loaded, validated against its schema, and its own tests pass",
+        )
+    ]
+
+
 def explain_config(path: Path) -> ConfigReport:
     """Validate ``path`` with its component's own reader; raises ConfigError naming the field."""
     kind = _detect(path)
@@ -224,11 +238,13 @@ def explain_config(path: Path) -> ConfigReport:
 
         loaded: Any = load_gateway_config(path)
         settings = _settings(loaded, _GATEWAY) + _telemetry(path, loaded, "comity-gateway")
+        settings += _bundle(loaded.policy_bundle)
     elif kind == "node":
         from comity.nodes.config import load_node_config
 
         loaded = load_node_config(path)
         settings = _settings(loaded, _NODE) + _telemetry(path, loaded, "comity-node")
+        settings += _bundle(loaded.policy_bundle)
     elif kind == "profile":
         from comity.sdk.profile import load_profile
 

@@ -110,6 +110,34 @@ def node_serve(config: ConfigOpt) -> None:
     asyncio.run(run())
 
 
+@gateway_app.command("check")
+@friendly
+def gateway_check(config: ConfigOpt) -> None:
+    """Check the config, its keys and certificates against the federation, and the policy bundle."""
+    from comity.core.federation import Federation
+    from comity.core.selfcheck import check_certificate_pinned, check_key_listed
+    from comity.gateway.config import load_gateway_config
+    from comity.policy.select import load_bundle
+
+    cfg = load_gateway_config(config)
+    console.print(f"[green]✓[/] config {config}")
+    federation = Federation.load(cfg.federation)
+    gateway = federation.gateway
+    console.print(
+        f"[green]✓[/] federation {federation.name} lists gateway {gateway.id} at {gateway.endpoint}"
+    )
+    check_key_listed(cfg.decision_key, gateway.decision_key, what="decision key", field="keys.decision_key")
+    check_key_listed(cfg.log_key, gateway.log.key, what="log key", field="keys.log_key")
+    console.print("[green]✓[/] decision and log keys are the ones the federation lists")
+    check_certificate_pinned(cfg.tls_cert, gateway.server_pins, what="server certificate")
+    check_certificate_pinned(cfg.client_cert, gateway.client_pins, what="client certificate")
+    console.print("[green]✓[/] server and client certificates pinned by the federation")
+    bundle = load_bundle(cfg.policy_bundle)
+    console.print(
+        f"[green]✓[/] policy bundle {bundle.name} {bundle.version} passes its tests ({bundle.digest[:23]}…)"
+    )
+
+
 @gateway_app.command("serve")
 @friendly
 def gateway_serve(config: ConfigOpt) -> None:

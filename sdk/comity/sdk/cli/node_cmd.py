@@ -80,7 +80,7 @@ def stats(config: ConfigOpt) -> None:
 def check(config: ConfigOpt) -> None:
     """Check the config, the federation entry, the keys, the policy bundle and the store."""
     from comity.core.federation import Federation
-    from comity.core.keys import SigningKey, passphrase_from_env
+    from comity.core.selfcheck import check_certificate_pinned, check_key_listed
     from comity.nodes.config import load_node_config, open_source
     from comity.policy.select import load_bundle
 
@@ -88,9 +88,11 @@ def check(config: ConfigOpt) -> None:
     console.print(f"[green]✓[/] config {config}")
     node = Federation.load(cfg.federation).node(cfg.node_id)
     console.print(f"[green]✓[/] federation lists {node.id} ({node.country}) at {node.endpoint}")
-    for path in (cfg.response_key, cfg.witness_key):
-        SigningKey.load(path, key_id=node.id, passphrase=passphrase_from_env())
-    console.print("[green]✓[/] response and witness keys readable")
+    check_key_listed(cfg.response_key, node.response_key, what="response key", field="keys.response_key")
+    check_key_listed(cfg.witness_key, node.witness_key, what="witness key", field="keys.witness_key")
+    console.print("[green]✓[/] response and witness keys are the ones the federation lists")
+    check_certificate_pinned(cfg.tls_cert, node.pins, what="TLS certificate")
+    console.print("[green]✓[/] TLS certificate pinned by the federation")
     bundle = load_bundle(cfg.policy_bundle)
     console.print(
         f"[green]✓[/] policy bundle {bundle.name} {bundle.version} passes its tests ({bundle.digest[:23]}…)"
