@@ -25,10 +25,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import grpc
 from google.protobuf.message import DecodeError
 
-from comity.core.dsse import PAYLOAD_ORDER, pae, sign_envelope, verify_envelope
-from comity.core.errors import ComityError, InvalidArgument, PermissionDenied
+from comity.core import refusals
+from comity.core.dsse import PAYLOAD_ORDER, EnvelopeError, pae, sign_envelope, verify_envelope
+from comity.core.errors import ComityError, InvalidArgument
 from comity.core.federation import Authority, Federation
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.v1 import comity_pb2 as pb
@@ -48,6 +50,73 @@ __all__ = [
     "sign_order",
     "verify_order",
 ]
+
+_AUTH = "INDEPENDENT_AUTHORISATION"
+_BASIS = "18 U.S.C. §2523(b)(4)(D)(v)"
+_DENIED = grpc.StatusCode.PERMISSION_DENIED
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _check(code: str, status: grpc.StatusCode, message: str) -> refusals.Check:
+    return refusals.Check(code, _AUTH, status, message, _BASIS)
+
+
+refusals.register(
+    _check(
+        "ORDER_MISSING", _DENIED, "the query carries no legal order; attach the order the authority signed"
+    ),
+    _check("ORDER_ENVELOPE", _INVALID, "the legal order's envelope is malformed: {detail}"),
+    _check(
+        "ORDER_SIGNATURE",
+        grpc.StatusCode.UNAUTHENTICATED,
+        "the legal order is not signed by an authority the federation registers: {detail}",
+    ),
+    _check("ORDER_DECODE", _INVALID, "legal order payload is not a LegalOrder message"),
+    _check(
+        "ORDER_AUTHORITY",
+        _DENIED,
+        "legal order {order_id!r} names authority {named!r} but is signed by {signer!r}",
+    ),
+    _check(
+        "ORDER_COUNTRY",
+        _DENIED,
+        "legal order {order_id!r} names country {named!r}; authority {signer!r} is registered for {country}",
+    ),
+    _check(
+        "ORDER_AUTHORISATION_TYPE",
+        _DENIED,
+        "legal order {order_id!r} claims a {named} authorisation; "
+        "authority {signer!r} is registered as {kind}",
+    ),
+    _check("ORDER_ID_MISSING", _INVALID, "legal order has no order_id"),
+    _check("ORDER_SELECTORS_MISSING", _INVALID, "legal order {order_id!r} lists no selectors"),
+    _check("ORDER_CATEGORIES_MISSING", _INVALID, "legal order {order_id!r} must list its data categories"),
+    _check(
+        "ORDER_WINDOW_MISSING", _INVALID, "legal order {order_id!r} must state valid_from and valid_until"
+    ),
+    _check("ORDER_WINDOW_INVERTED", _INVALID, "legal order {order_id!r} ends before it starts"),
+    _check("ORDER_NOT_YET_VALID", _DENIED, "legal order {order_id!r} is not valid until {valid_from}"),
+    _check(
+        "ORDER_EXPIRED",
+        _DENIED,
+        "legal order {order_id!r} expired at {valid_until}; ask the authority for a renewed order",
+    ),
+    _check(
+        "ORDER_SELECTOR_INVALID",
+        _INVALID,
+        "legal order {order_id!r}: selector #{position} ({selector_type}) is not valid",
+    ),
+    _check(
+        "ORDER_SCOPE_SELECTOR",
+        _DENIED,
+        "legal order {order_id!r} does not cover {which}; ask the authority for an order that names it",
+    ),
+    _check(
+        "ORDER_SCOPE_CATEGORY",
+        _DENIED,
+        "legal order {order_id!r} does not cover data category {which}; ask for an order that authorises it",
+    ),
+)
 
 #: ``normalise(selector) -> canonical value``; raises for a value that is no selector.
 Normaliser = Callable[[pb.Selector], str]
@@ -85,9 +154,16 @@ def sign_order(order: pb.LegalOrder, key: SigningKey) -> pb.Envelope:
 
 def check_order_signature(envelope: pb.Envelope, federation: Federation) -> tuple[bytes, VerifyingKey]:
     """Step 1: a signature by a registered authority over the exact payload; returns (payload, signer)."""
-    return verify_envelope(
-        envelope, payload_type=PAYLOAD_ORDER, keys=federation.authority_keys(), what="legal order"
-    )
+    try:
+        return verify_envelope(
+            envelope, payload_type=PAYLOAD_ORDER, keys=federation.authority_keys(), what="legal order"
+        )
+    except EnvelopeError as exc:
+        exc.violations = [refusals.violation("ORDER_SIGNATURE", detail=exc.message)]
+        raise
+    except InvalidArgument as exc:
+        exc.violations = [refusals.violation("ORDER_ENVELOPE", detail=exc.message)]
+        raise
 
 
 def parse_order(payload: bytes) -> pb.LegalOrder:
@@ -95,26 +171,31 @@ def parse_order(payload: bytes) -> pb.LegalOrder:
     try:
         return pb.LegalOrder.FromString(payload)
     except DecodeError:
-        raise InvalidArgument("legal order payload is not a LegalOrder message") from None
+        raise refusals.refuse("ORDER_DECODE") from None
 
 
 def check_order_authority(order: pb.LegalOrder, signer: VerifyingKey, federation: Federation) -> Authority:
     """Step 3: the order claims exactly the signing authority, its country and its kind."""
     authority = federation.authority(signer.key_id)
     if order.issuing_authority != authority.id:
-        raise PermissionDenied(
-            f"legal order {order.order_id!r} names authority {order.issuing_authority!r} "
-            f"but is signed by {authority.id!r}"
+        raise refusals.refuse(
+            "ORDER_AUTHORITY", order_id=order.order_id, named=order.issuing_authority, signer=authority.id
         )
     if order.issuing_country != authority.country:
-        raise PermissionDenied(
-            f"legal order {order.order_id!r} names country {order.issuing_country!r}; "
-            f"authority {authority.id!r} is registered for {authority.country}"
+        raise refusals.refuse(
+            "ORDER_COUNTRY",
+            order_id=order.order_id,
+            named=order.issuing_country,
+            signer=authority.id,
+            country=authority.country,
         )
     if order.authorisation_type != authority.kind:
-        raise PermissionDenied(
-            f"legal order {order.order_id!r} claims a {order.authorisation_type or 'missing'} authorisation; "
-            f"authority {authority.id!r} is registered as {authority.kind}"
+        raise refusals.refuse(
+            "ORDER_AUTHORISATION_TYPE",
+            order_id=order.order_id,
+            named=order.authorisation_type or "missing",
+            signer=authority.id,
+            kind=authority.kind,
         )
     return authority
 
@@ -122,15 +203,15 @@ def check_order_authority(order: pb.LegalOrder, signer: VerifyingKey, federation
 def check_order_fields(order: pb.LegalOrder) -> None:
     """Step 4: the fields every order needs are present and coherent."""
     if not order.order_id:
-        raise InvalidArgument("legal order has no order_id")
+        raise refusals.refuse("ORDER_ID_MISSING")
     if not order.selectors:
-        raise InvalidArgument(f"legal order {order.order_id!r} lists no selectors")
+        raise refusals.refuse("ORDER_SELECTORS_MISSING", order_id=order.order_id)
     if not order.categories or pb.DATA_CATEGORY_UNSPECIFIED in order.categories:
-        raise InvalidArgument(f"legal order {order.order_id!r} must list its data categories")
+        raise refusals.refuse("ORDER_CATEGORIES_MISSING", order_id=order.order_id)
     if not order.HasField("valid_from") or not order.HasField("valid_until"):
-        raise InvalidArgument(f"legal order {order.order_id!r} must state valid_from and valid_until")
+        raise refusals.refuse("ORDER_WINDOW_MISSING", order_id=order.order_id)
     if order.valid_until.ToDatetime() <= order.valid_from.ToDatetime():
-        raise InvalidArgument(f"legal order {order.order_id!r} ends before it starts")
+        raise refusals.refuse("ORDER_WINDOW_INVERTED", order_id=order.order_id)
 
 
 def check_order_window(order: pb.LegalOrder, *, now: datetime, skew: timedelta = timedelta(0)) -> None:
@@ -138,12 +219,11 @@ def check_order_window(order: pb.LegalOrder, *, now: datetime, skew: timedelta =
     valid_from = order.valid_from.ToDatetime(tzinfo=UTC)
     valid_until = order.valid_until.ToDatetime(tzinfo=UTC)
     if now + skew < valid_from:
-        raise PermissionDenied(f"legal order {order.order_id!r} is not valid until {valid_from.isoformat()}")
-    if now - skew > valid_until:
-        raise PermissionDenied(
-            f"legal order {order.order_id!r} expired at {valid_until.isoformat()}",
-            hint="ask the authority for a renewed order",
+        raise refusals.refuse(
+            "ORDER_NOT_YET_VALID", order_id=order.order_id, valid_from=valid_from.isoformat()
         )
+    if now - skew > valid_until:
+        raise refusals.refuse("ORDER_EXPIRED", order_id=order.order_id, valid_until=valid_until.isoformat())
 
 
 def verify_order(
@@ -175,27 +255,31 @@ def check_order_covers(
 
     Selectors compare by type and ``normalise``d value, so ``A@Example.org`` in a query matches
     ``a@example.org`` in the order when the normaliser lower-cases e-mail addresses. The error
-    names the first uncovered selector by position and type, never by value.
+    (``ORDER_SCOPE_SELECTOR``) names every uncovered selector by position and type, never by
+    value; an uncovered category is ``ORDER_SCOPE_CATEGORY``.
     """
     covered: set[tuple[int, str]] = set()
     for i, s in enumerate(order.selectors):
         try:
             covered.add((s.type, normalise(s)))
         except ComityError:
-            raise InvalidArgument(
-                f"legal order {order.order_id!r}: selector #{i} ({_selector_type(s.type)}) is not valid"
+            raise refusals.refuse(
+                "ORDER_SELECTOR_INVALID",
+                order_id=order.order_id,
+                position=i,
+                selector_type=_selector_type(s.type),
             ) from None
-    for i, s in enumerate(selectors):
-        if (s.type, normalise(s)) not in covered:
-            raise PermissionDenied(
-                f"legal order {order.order_id!r} does not cover selector #{i} ({_selector_type(s.type)})"
-            )
+    uncovered = [
+        f"selector #{i} ({_selector_type(s.type)})"
+        for i, s in enumerate(selectors)
+        if (s.type, normalise(s)) not in covered
+    ]
+    if uncovered:
+        raise refusals.refuse("ORDER_SCOPE_SELECTOR", order_id=order.order_id, which=", ".join(uncovered))
     allowed = set(order.categories)
-    for c in categories:
-        if c not in allowed:
-            raise PermissionDenied(
-                f"legal order {order.order_id!r} does not cover data category {_category(c)}"
-            )
+    missing = [_category(c) for c in categories if c not in allowed]
+    if missing:
+        raise refusals.refuse("ORDER_SCOPE_CATEGORY", order_id=order.order_id, which=", ".join(missing))
 
 
 def _selector_type(value: int) -> str:

@@ -16,9 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import grpc
 from google.protobuf.message import DecodeError
 
-from comity.core.dsse import PAYLOAD_QUERY, UnknownSigner, payload_digest, verify_envelope
+from comity.core import refusals
+from comity.core.dsse import PAYLOAD_QUERY, EnvelopeError, UnknownSigner, payload_digest, verify_envelope
 from comity.core.errors import InvalidArgument, Unauthenticated
 from comity.core.federation import Federation
 from comity.core.keys import VerifyingKey
@@ -28,6 +30,7 @@ from comity.v1 import comity_pb2 as pb
 __all__ = [
     "DEFAULT_FRESHNESS",
     "DEFAULT_SKEW",
+    "MAX_QUERY_ID_LENGTH",
     "StaleQuery",
     "VerifiedQuery",
     "check_freshness",
@@ -36,6 +39,78 @@ __all__ = [
     "parse_query",
     "verify_signed_query",
 ]
+
+_RULE = "AUDIT_FIELDS"
+_BASIS = "Prüm Decision 2008/615 art. 30 (what was supplied, the exact time, the officer who searched)"
+refusals.register(
+    refusals.Check(
+        "QUERY_MISSING",
+        _RULE,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "signed_query is missing; sign the Query and send it as a DSSE envelope",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_ENVELOPE",
+        _RULE,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "the signed query's envelope is malformed: {detail}",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_SIGNATURE",
+        _RULE,
+        grpc.StatusCode.UNAUTHENTICATED,
+        "the query is not signed by the investigator's registered key: {detail}",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_DECODE",
+        _RULE,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "signed query payload is not a Query message",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_IDENTITY",
+        _RULE,
+        grpc.StatusCode.UNAUTHENTICATED,
+        "the query must name the token's investigator and agency: {detail}",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_ID",
+        _RULE,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "query_id must be 1 to {limit} characters; give every query a fresh unique id",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_ISSUED_AT",
+        _RULE,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "issued_at is missing; stamp the query with the time it is signed",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_STALE",
+        _RULE,
+        grpc.StatusCode.UNAUTHENTICATED,
+        "the query was issued at {issued_at}, more than {freshness} ago; sign a new query (with a new "
+        "query id) and send it straight away",
+        _BASIS,
+    ),
+    refusals.Check(
+        "QUERY_FROM_FUTURE",
+        _RULE,
+        grpc.StatusCode.UNAUTHENTICATED,
+        "the query was issued at {issued_at}, in the future; check the clocks",
+        _BASIS,
+    ),
+)
+
+#: Longest accepted query id (the replay store's key).
+MAX_QUERY_ID_LENGTH = 128
 
 DEFAULT_FRESHNESS = timedelta(minutes=5)
 DEFAULT_SKEW = timedelta(seconds=30)
@@ -75,10 +150,18 @@ def check_query_signature(
             envelope, payload_type=PAYLOAD_QUERY, keys={key.key_id: key}, what="signed query"
         )
     except UnknownSigner:
+        message = f"the query is not signed by the key registered for {token.subject!r}"
         raise Unauthenticated(
-            f"the query is not signed by the key registered for {token.subject!r}",
+            message,
             hint="sign with your registered key; its key id is your investigator id",
+            violations=[refusals.violation("QUERY_SIGNATURE", detail=message)],
         ) from None
+    except EnvelopeError as exc:
+        exc.violations = [refusals.violation("QUERY_SIGNATURE", detail=exc.message)]
+        raise
+    except InvalidArgument as exc:
+        exc.violations = [refusals.violation("QUERY_ENVELOPE", detail=exc.message)]
+        raise
 
 
 def parse_query(payload: bytes) -> pb.Query:
@@ -86,21 +169,24 @@ def parse_query(payload: bytes) -> pb.Query:
     try:
         return pb.Query.FromString(payload)
     except DecodeError:
-        raise InvalidArgument("signed query payload is not a Query message") from None
+        raise refusals.refuse("QUERY_DECODE") from None
 
 
 def check_query_identity(query: pb.Query, token: VerifiedToken) -> None:
     """Step 3: the query speaks for the token's investigator and agency, not someone else."""
     if query.investigator != token.subject:
-        raise Unauthenticated(
-            f"the query names investigator {query.investigator!r}; the token is {token.subject!r}'s"
+        raise refusals.refuse(
+            "QUERY_IDENTITY",
+            detail=f"the query names investigator {query.investigator!r}; the token is {token.subject!r}'s",
         )
     if query.requesting_agency != token.agency:
-        raise Unauthenticated(
-            f"the query names agency {query.requesting_agency!r}; {token.subject!r} belongs to {token.agency}"
+        raise refusals.refuse(
+            "QUERY_IDENTITY",
+            detail=f"the query names agency {query.requesting_agency!r}; "
+            f"{token.subject!r} belongs to {token.agency}",
         )
-    if not query.query_id:
-        raise InvalidArgument("query_id is empty", hint="give every query a fresh unique id")
+    if not query.query_id or len(query.query_id) > MAX_QUERY_ID_LENGTH:
+        raise refusals.refuse("QUERY_ID", limit=MAX_QUERY_ID_LENGTH)
 
 
 def check_freshness(
@@ -112,16 +198,24 @@ def check_freshness(
 ) -> datetime:
     """Step 4: ``now - freshness - skew <= issued_at <= now + skew``; returns issued-at."""
     if not query.HasField("issued_at"):
-        raise InvalidArgument("issued_at is missing", hint="stamp the query with the time it is signed")
-    issued_at = query.issued_at.ToDatetime(tzinfo=UTC)
+        raise refusals.refuse("QUERY_ISSUED_AT")
+    try:
+        issued_at = query.issued_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):  # seconds outside what a datetime can hold
+        raise refusals.refuse("QUERY_ISSUED_AT") from None
     if issued_at < now - freshness - skew:
         raise StaleQuery(
             f"the query was issued at {issued_at.isoformat()}, more than {freshness} ago",
             hint="sign a new query (with a new query id) and send it straight away",
+            violations=[
+                refusals.violation("QUERY_STALE", issued_at=issued_at.isoformat(), freshness=freshness)
+            ],
         )
     if issued_at > now + skew:
         raise StaleQuery(
-            f"the query was issued at {issued_at.isoformat()}, in the future", hint="check the clocks"
+            f"the query was issued at {issued_at.isoformat()}, in the future",
+            hint="check the clocks",
+            violations=[refusals.violation("QUERY_FROM_FUTURE", issued_at=issued_at.isoformat())],
         )
     return issued_at
 

@@ -12,6 +12,7 @@ been pruned already, and the freshness check refuses it anyway.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -36,13 +38,33 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from comity.core.errors import AlreadyExists, ConfigError, InvalidArgument, Unavailable
+from comity.core import refusals
+from comity.core.errors import AlreadyExists, ConfigError, Unavailable
+from comity.core.queries import MAX_QUERY_ID_LENGTH
 from comity.core.sql import parse_database_url
+from comity.core.storage_failure import describe_failure
 
 __all__ = ["DEFAULT_RETENTION", "ReplayStore", "ReplayedQuery"]
 
 DEFAULT_RETENTION = timedelta(minutes=5, seconds=30)
-MAX_QUERY_ID_LENGTH = 128
+_log = logging.getLogger("comity.replay")
+_BASIS = "Prüm Decision 2008/615 art. 30 (one logged query, one answer)"
+refusals.register(
+    refusals.Check(
+        "QUERY_REPLAYED",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.ALREADY_EXISTS,
+        "this query id was accepted before (a query is accepted once); sign a new query with a new id",
+        _BASIS,
+    ),
+    refusals.Check(
+        "REPLAY_UNAVAILABLE",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.UNAVAILABLE,
+        "the gateway cannot check this query for replay right now, so it was refused; try again shortly",
+        _BASIS,
+    ),
+)
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Pruning costs a DELETE; doing it at most this often keeps it off the per-request path.
 _PRUNE_EVERY_SECONDS = 30.0
@@ -113,7 +135,11 @@ class ReplayStore:
                     return
             except SQLAlchemyError:
                 pass
-            raise Unavailable(f"replay store at {self._location} cannot be opened") from exc
+            _log.error("replay store at %s cannot be opened: %s", self._location, exc)
+            raise Unavailable(
+                "the replay store cannot be opened (database unreachable or not writable)",
+                violations=[refusals.violation("REPLAY_UNAVAILABLE")],
+            ) from None
 
     def record(self, query_id: str, issued_at: datetime, *, now: datetime) -> None:
         """Accept ``query_id`` once; raise :class:`ReplayedQuery` when it was accepted before.
@@ -122,11 +148,12 @@ class ReplayStore:
         Raises :class:`Unavailable` if the store cannot be written: fail closed.
         """
         if not query_id or len(query_id) > MAX_QUERY_ID_LENGTH:
-            raise InvalidArgument(f"query_id must be 1 to {MAX_QUERY_ID_LENGTH} characters")
+            raise refusals.refuse("QUERY_ID", limit=MAX_QUERY_ID_LENGTH)
         if issued_at < now - self._retention:
             raise ReplayedQuery(
                 f"query {query_id!r} was issued too long ago for its id to be checked for replay",
                 hint="sign a new query with a new id",
+                violations=[refusals.violation("QUERY_REPLAYED")],
             )
         row = {"query_id": query_id, "issued_at": int(issued_at.timestamp()), "seen_at": int(now.timestamp())}
         try:
@@ -136,9 +163,14 @@ class ReplayStore:
             raise ReplayedQuery(
                 f"query id {query_id!r} was used before; a query is accepted once",
                 hint="sign a new query with a new id",
+                violations=[refusals.violation("QUERY_REPLAYED")],
             ) from None
         except SQLAlchemyError as exc:
-            raise Unavailable(f"replay store at {self._location} cannot be written") from exc
+            _log.error("replay store at %s cannot be written: %s", self._location, describe_failure(exc))
+            raise Unavailable(
+                f"the replay store cannot be written ({describe_failure(exc)}), so the query was refused",
+                violations=[refusals.violation("REPLAY_UNAVAILABLE")],
+            ) from None
         self._maybe_prune(now)
 
     async def record_async(self, query_id: str, issued_at: datetime, *, now: datetime) -> None:
@@ -152,7 +184,8 @@ class ReplayStore:
             with self._engine.begin() as conn:
                 result = conn.execute(delete(self._table).where(self._table.c.issued_at < horizon))
         except SQLAlchemyError as exc:
-            raise Unavailable(f"replay store at {self._location} cannot be pruned") from exc
+            _log.error("replay store at %s cannot be pruned: %s", self._location, describe_failure(exc))
+            raise Unavailable(f"the replay store cannot be pruned ({describe_failure(exc)})") from None
         return int(result.rowcount or 0)
 
     def _maybe_prune(self, now: datetime) -> None:

@@ -28,8 +28,10 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import grpc
 import phonenumbers
 
+from comity.core import refusals
 from comity.core.errors import InvalidArgument
 
 __all__ = ["MAX_LENGTH", "InvalidSelector", "Selector", "SelectorType", "normalise", "normalise_selectors"]
@@ -57,16 +59,52 @@ class Selector:
     value: str
 
 
-class InvalidSelector(InvalidArgument):
-    """A selector value is malformed or not exact; names the selector by position and type."""
+_BASIS = "18 U.S.C. §2523(b)(4)(D)(ii); Prüm Decision 2008/615 (individual cases)"
 
-    def __init__(self, message: str, *, position: int | None, selector_type: str, hint: str | None = None):
+
+def _check(code: str, message: str) -> refusals.Check:
+    return refusals.Check(code, "PARTICULARITY", grpc.StatusCode.INVALID_ARGUMENT, message, _BASIS)
+
+
+refusals.register(
+    _check("SELECTOR_TYPE", "a selector's type is not one of the known selector types"),
+    _check("SELECTOR_EMPTY", "a selector's value is empty; give the exact identifier"),
+    _check("SELECTOR_LENGTH", "a selector's value is longer than its type allows"),
+    _check(
+        "SELECTOR_CHARACTERS",
+        "a selector's value holds control, format or non-ASCII characters; re-type it in plain ASCII",
+    ),
+    _check(
+        "SELECTOR_PATTERN",
+        "a selector is a wildcard, range or list; selectors are exact identifiers of one person, "
+        "account, address or device",
+    ),
+    _check("SELECTOR_FORMAT", "a selector's value is not a valid identifier of its type"),
+)
+
+
+class InvalidSelector(InvalidArgument):
+    """A selector value is malformed or not exact; names the selector by position and type.
+
+    ``check`` is the stable check code (``SELECTOR_PATTERN``, ``SELECTOR_FORMAT``, ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int | None,
+        selector_type: str,
+        hint: str | None = None,
+        check: str = "SELECTOR_FORMAT",
+    ):
         where = (
             f"selector {position} ({selector_type})" if position is not None else f"{selector_type} selector"
         )
-        super().__init__(f"{where}: {message}", hint=hint)
+        super().__init__(f"{where}: {message}", hint=hint, violations=[refusals.violation(check)])
         self.position = position
         self.selector_type = selector_type
+        self.check = check
 
 
 #: Longest accepted input per selector type, before any normalisation.
@@ -98,10 +136,11 @@ _IMEI_SEPARATORS = re.compile(r"[ -]")
 class _Refused(Exception):
     """Internal: why a value was refused, turned into InvalidSelector with its position."""
 
-    def __init__(self, reason: str, hint: str | None = None) -> None:
+    def __init__(self, reason: str, hint: str | None = None, check: str = "SELECTOR_FORMAT") -> None:
         super().__init__(reason)
         self.reason = reason
         self.hint = hint
+        self.check = check
 
 
 def _screen(value: object, limit: int) -> str:
@@ -109,24 +148,32 @@ def _screen(value: object, limit: int) -> str:
     if not isinstance(value, str):
         raise _Refused("value must be a string")
     if len(value) > limit:
-        raise _Refused(f"value is {len(value)} characters long, the limit is {limit}")
+        raise _Refused(
+            f"value is {len(value)} characters long, the limit is {limit}", check="SELECTOR_LENGTH"
+        )
     # ASCII has no format characters, so its controls are all there is to look for (fast path).
     if (
         _ASCII_CONTROLS.search(value)
         if value.isascii()
         else any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
     ):
-        raise _Refused("value contains control or format characters")
+        raise _Refused("value contains control or format characters", check="SELECTOR_CHARACTERS")
     if not value.isascii():
         hint = "re-type it in plain ASCII" if unicodedata.normalize("NFKC", value).isascii() else None
-        raise _Refused("value contains non-ASCII characters (possible look-alike letters)", hint)
+        raise _Refused(
+            "value contains non-ASCII characters (possible look-alike letters)", hint, "SELECTOR_CHARACTERS"
+        )
     if unicodedata.normalize("NFKC", value) != value:  # unreachable for ASCII; kept as the stated rule
-        raise _Refused("value changes under Unicode NFKC normalisation")
+        raise _Refused("value changes under Unicode NFKC normalisation", check="SELECTOR_CHARACTERS")
     value = value.strip(" ")
     if not value:
-        raise _Refused("value is empty")
+        raise _Refused("value is empty", check="SELECTOR_EMPTY")
     if _WILDCARDS.intersection(value):
-        raise _Refused("wildcards (* % ?) are not allowed; selectors are exact", "give the exact identifier")
+        raise _Refused(
+            "wildcards (* % ?) are not allowed; selectors are exact",
+            "give the exact identifier",
+            "SELECTOR_PATTERN",
+        )
     return value
 
 
@@ -161,7 +208,10 @@ def _ip(v: str, _region: str) -> str:
     try:
         ip = ipaddress.ip_address(v)
     except ValueError:
-        raise _Refused("not an IPv4 or IPv6 address (ranges and masks are not selectors)") from None
+        check = "SELECTOR_PATTERN" if any(c in v for c in "/-,") else "SELECTOR_FORMAT"
+        raise _Refused(
+            "not an IPv4 or IPv6 address (ranges and masks are not selectors)", check=check
+        ) from None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
@@ -222,7 +272,11 @@ def _selector_type(kind: SelectorType | int | str, position: int | None) -> Sele
     except (KeyError, ValueError):
         known = ", ".join(t.name for t in SelectorType)
         raise InvalidSelector(
-            "unknown selector type", position=position, selector_type=str(kind), hint=f"use one of: {known}"
+            "unknown selector type",
+            position=position,
+            selector_type=str(kind),
+            hint=f"use one of: {known}",
+            check="SELECTOR_TYPE",
         ) from None
 
 
@@ -239,9 +293,20 @@ def normalise(
     try:
         return _NORMALISERS[kind](_screen(value, MAX_LENGTH[kind]), region)
     except _Refused as refused:
+        check = refused.check
+        if check == "SELECTOR_FORMAT" and _looks_like_pattern(value):
+            check = "SELECTOR_PATTERN"
         raise InvalidSelector(
-            refused.reason, position=position, selector_type=kind.name, hint=refused.hint
+            refused.reason, position=position, selector_type=kind.name, hint=refused.hint, check=check
         ) from None
+
+
+_PATTERN_MARKS = frozenset("[]{}|^$\\,;")
+
+
+def _looks_like_pattern(value: object) -> bool:
+    """Whether a refused value reads as a range, list or pattern rather than a typo."""
+    return isinstance(value, str) and (bool(_PATTERN_MARKS.intersection(value)) or ".." in value)
 
 
 def normalise_selectors(

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import jwt
 from jwt.exceptions import (
     DecodeError,
@@ -40,6 +41,7 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from comity.core import refusals
 from comity.core.errors import NotFound, PermissionDenied, Unauthenticated
 from comity.core.federation import Federation, Investigator, IssuerKey, LegalOfficer, TokenIssuer
 
@@ -58,12 +60,53 @@ MAX_TOKEN_BYTES = 8192
 _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat"]
 
 
+_BASIS = "Prüm Decision 2008/615 art. 30 (the officer who searched)"
+
+
+def _check(
+    code: str, message: str, status: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED
+) -> refusals.Check:
+    return refusals.Check(code, "AUDIT_FIELDS", status, message, _BASIS)
+
+
+refusals.register(
+    _check("TOKEN_MISSING", "no bearer token; send 'authorization: Bearer <JWT>' metadata with the call"),
+    _check("TOKEN_MALFORMED", "the bearer token is not a well-formed compact JWS"),
+    _check("TOKEN_ALGORITHM", "the token's algorithm is not allowed; only EdDSA and ES256 are"),
+    _check("TOKEN_KEY", "the token's issuer or signing key is not one the federation trusts"),
+    _check("TOKEN_SIGNATURE", "the token's signature does not verify with its issuer's key"),
+    _check("TOKEN_AUDIENCE", "the token is not for this service's audience"),
+    _check("TOKEN_CLAIMS", "the token lacks a required claim (iss, sub, aud, exp, iat) or one is mistyped"),
+    _check("TOKEN_EXPIRED", "the token has expired; get a fresh token from your identity provider"),
+    _check("TOKEN_NOT_YET_VALID", "the token is not valid yet (nbf or iat in the future); check the clocks"),
+    _check("TOKEN_LIFETIME", "the token lives longer than the federation allows"),
+    _check(
+        "TOKEN_SUBJECT", "the token's subject is not registered with the issuer's agency in the federation"
+    ),
+    _check(
+        "TOKEN_ROLE",
+        "the token's subject is registered, but not in the role this call needs",
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
+)
+
+
 class TokenError(Unauthenticated):
-    """A bearer token is missing or fails a check; the message names the check, never the token."""
+    """A bearer token is missing or fails a check; the message names the check, never the token.
+
+    ``check`` is the stable check code (``TOKEN_EXPIRED``, ...), carried as its violation.
+    """
+
+    def __init__(self, message: str, *, check: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint, violations=[refusals.violation(check)])
+        self.check = check
 
 
 class WrongRole(PermissionDenied):
     """A valid token whose subject is registered, but not in the role the call needs."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, violations=[refusals.violation("TOKEN_ROLE")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +146,12 @@ def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
         scheme, _, token = text.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-        raise TokenError("the authorization metadata is not 'Bearer <token>'")
-    raise TokenError("no bearer token", hint="send 'authorization: Bearer <JWT>' metadata with the call")
+        raise TokenError("the authorization metadata is not 'Bearer <token>'", check="TOKEN_MALFORMED")
+    raise TokenError(
+        "no bearer token",
+        hint="send 'authorization: Bearer <JWT>' metadata with the call",
+        check="TOKEN_MISSING",
+    )
 
 
 def _timestamp(claims: dict[str, Any], name: str) -> int | None:
@@ -112,7 +159,7 @@ def _timestamp(claims: dict[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenError(f"token claim {name!r} must be a number of seconds")
+        raise TokenError(f"token claim {name!r} must be a number of seconds", check="TOKEN_CLAIMS")
     return int(value)
 
 
@@ -203,40 +250,55 @@ class TokenVerifier:
     @staticmethod
     def _check_present(token: str) -> None:
         if not token:
-            raise TokenError("no bearer token", hint="send 'authorization: Bearer <JWT>' with the call")
+            raise TokenError(
+                "no bearer token",
+                hint="send 'authorization: Bearer <JWT>' with the call",
+                check="TOKEN_MISSING",
+            )
         if len(token) > MAX_TOKEN_BYTES:
-            raise TokenError(f"bearer token is longer than {MAX_TOKEN_BYTES} bytes")
+            raise TokenError(f"bearer token is longer than {MAX_TOKEN_BYTES} bytes", check="TOKEN_MALFORMED")
         if token.count(".") != 2:
-            raise TokenError("bearer token is not a compact JWS (header.payload.signature)")
+            raise TokenError(
+                "bearer token is not a compact JWS (header.payload.signature)", check="TOKEN_MALFORMED"
+            )
 
     @staticmethod
     def _check_header(token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except PyJWTError:
-            raise TokenError("bearer token header is not valid base64url JSON") from None
+            raise TokenError(
+                "bearer token header is not valid base64url JSON", check="TOKEN_MALFORMED"
+            ) from None
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
-            raise TokenError(f"token algorithm {alg!r} is not allowed; only EdDSA and ES256 are")
+            raise TokenError(
+                f"token algorithm {alg!r} is not allowed; only EdDSA and ES256 are", check="TOKEN_ALGORITHM"
+            )
         if not isinstance(header.get("kid"), str) or not header["kid"]:
-            raise TokenError("token header names no key ('kid')")
+            raise TokenError("token header names no key ('kid')", check="TOKEN_MALFORMED")
         return header
 
     def _issuer_key(self, token: str, header: dict[str, Any]) -> tuple[TokenIssuer, IssuerKey]:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except PyJWTError:
-            raise TokenError("bearer token payload is not valid base64url JSON") from None
+            raise TokenError(
+                "bearer token payload is not valid base64url JSON", check="TOKEN_MALFORMED"
+            ) from None
         iss = unverified.get("iss")
         if not isinstance(iss, str) or not iss:
-            raise TokenError("token has no issuer ('iss')")
+            raise TokenError("token has no issuer ('iss')", check="TOKEN_CLAIMS")
         try:
             issuer = self._federation.issuer(iss)
             jwk = issuer.key(header["kid"])
         except NotFound as exc:
-            raise TokenError(exc.message) from None
+            raise TokenError(exc.message, check="TOKEN_KEY") from None
         if jwk.algorithm != header["alg"]:
-            raise TokenError(f"token algorithm {header['alg']!r} does not match its key's ({jwk.algorithm})")
+            raise TokenError(
+                f"token algorithm {header['alg']!r} does not match its key's ({jwk.algorithm})",
+                check="TOKEN_KEY",
+            )
         return issuer, jwk
 
     def _check_signature(self, token: str, issuer: TokenIssuer, jwk: IssuerKey) -> dict[str, Any]:
@@ -257,17 +319,21 @@ class TokenVerifier:
                 options=options,  # type: ignore[arg-type]  # pyjwt's TypedDict is narrower than its API
             )
         except InvalidSignatureError:
-            raise TokenError("token signature does not verify with the issuer's key") from None
+            raise TokenError(
+                "token signature does not verify with the issuer's key", check="TOKEN_SIGNATURE"
+            ) from None
         except InvalidAudienceError:
-            raise TokenError(f"token is not for this audience ({self._audience!r})") from None
+            raise TokenError(
+                f"token is not for this audience ({self._audience!r})", check="TOKEN_AUDIENCE"
+            ) from None
         except InvalidIssuerError:
-            raise TokenError("token issuer does not match") from None
+            raise TokenError("token issuer does not match", check="TOKEN_KEY") from None
         except MissingRequiredClaimError as exc:
-            raise TokenError(f"token lacks the required claim {exc.claim!r}") from None
-        except (DecodeError, PyJWTError) as exc:
-            raise TokenError(f"token is malformed: {type(exc).__name__}") from None
+            raise TokenError(f"token lacks the required claim {exc.claim!r}", check="TOKEN_CLAIMS") from None
+        except (DecodeError, PyJWTError):
+            raise TokenError("token is malformed (not a valid JWS or JWT)", check="TOKEN_MALFORMED") from None
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise TokenError("token subject ('sub') must be a non-empty string")
+            raise TokenError("token subject ('sub') must be a non-empty string", check="TOKEN_CLAIMS")
         return claims
 
     def _check_times(self, claims: dict[str, Any], now: datetime) -> tuple[int, int]:
@@ -275,13 +341,24 @@ class TokenVerifier:
         exp, iat, nbf = (_timestamp(claims, n) for n in ("exp", "iat", "nbf"))
         assert exp is not None and iat is not None  # required claims, checked above
         if t > exp + self._leeway:
-            raise TokenError("token has expired", hint="get a fresh token from your identity provider")
+            raise TokenError(
+                "token has expired",
+                hint="get a fresh token from your identity provider",
+                check="TOKEN_EXPIRED",
+            )
         if nbf is not None and nbf > t + self._leeway:
-            raise TokenError("token is not valid yet ('nbf' is in the future); check the clocks")
+            raise TokenError(
+                "token is not valid yet ('nbf' is in the future); check the clocks",
+                check="TOKEN_NOT_YET_VALID",
+            )
         if iat > t + self._leeway:
-            raise TokenError("token was issued in the future ('iat'); check the clocks")
+            raise TokenError(
+                "token was issued in the future ('iat'); check the clocks", check="TOKEN_NOT_YET_VALID"
+            )
         if exp - iat > self._max_lifetime:
-            raise TokenError(f"token lives longer than the allowed {self._max_lifetime} seconds")
+            raise TokenError(
+                f"token lives longer than the allowed {self._max_lifetime} seconds", check="TOKEN_LIFETIME"
+            )
         return iat, exp
 
     def _check_investigator(self, subject: str, issuer: TokenIssuer) -> Investigator:
@@ -292,7 +369,9 @@ class TokenVerifier:
                 raise WrongRole(
                     f"{subject!r} is a legal officer; only registered investigators may submit queries"
                 ) from None
-            raise TokenError(f"token subject {subject!r} is not a registered investigator") from None
+            raise TokenError(
+                f"token subject {subject!r} is not a registered investigator", check="TOKEN_SUBJECT"
+            ) from None
         self._check_agency(subject, investigator.agency, issuer)
         return investigator
 
@@ -305,7 +384,9 @@ class TokenVerifier:
                     f"{subject!r} is an investigator; only legal officers registered in the "
                     "federation file may read the audit log's entries"
                 ) from None
-            raise TokenError(f"token subject {subject!r} is not a registered legal officer") from None
+            raise TokenError(
+                f"token subject {subject!r} is not a registered legal officer", check="TOKEN_SUBJECT"
+            ) from None
         self._check_agency(subject, officer.agency, issuer)
         return officer
 
@@ -314,7 +395,8 @@ class TokenVerifier:
         if agency != issuer.agency:
             raise TokenError(
                 f"token subject {subject!r} is registered with {agency}, "
-                f"not with the issuer's agency {issuer.agency}"
+                f"not with the issuer's agency {issuer.agency}",
+                check="TOKEN_SUBJECT",
             )
 
     def _is_officer(self, subject: str) -> bool:
