@@ -5,18 +5,24 @@ fields; bytes are lowercase hex, times are RFC 3339 UTC. The same event always g
 bytes, so an entry's leaf hash can be recomputed from its fields.
 
 Selectors never appear in the log: a decision carries one salted commitment per selector
-(``commitments.py``), and :func:`decision_event` returns the openings beside the entry bytes.
-Append both together, so the openings land in the openings table in the same transaction::
+(``commitments.py``), one to the justification and one to the requester's attestation about
+the target, and :func:`decision_event` returns the openings beside the entry bytes, in the
+order of :attr:`DecisionEvent.commitments`. Append both together, so the openings land in the
+openings table in the same transaction::
 
     entry, openings = decision_event(...)
     result = await log.append(entry, openings=openings)
+
+A decision also carries ``facts``: every fact the policy decided on that is not personal data,
+in clear (``docs/audit.md`` lists them), so that the decision can be replayed from the entry,
+its openings and the bundle its ``bundle_digest`` names.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +33,8 @@ from comity.audit.errors import InvalidEntry
 
 __all__ = [
     "EVENT_VERSION",
+    "JUSTIFICATION_OPENING",
+    "TARGET_OPENING",
     "DecisionEvent",
     "DisclosedEvent",
     "EmergencyEvent",
@@ -34,6 +42,7 @@ __all__ = [
     "FailedEvent",
     "ForwardedEvent",
     "RefusedEvent",
+    "ThrottledEvent",
     "ValidatedEvent",
     "decision_event",
     "decode_event",
@@ -43,11 +52,22 @@ __all__ = [
     "failed_event",
     "forwarded_event",
     "refused_event",
+    "throttled_event",
     "validated_event",
 ]
 
 #: Bumped when a field changes meaning or is removed; readers refuse versions they do not know.
 EVENT_VERSION = 1
+
+#: The opening ``selector_type`` of a decision's justification commitment (value: canonical
+#: JSON ``{"facts": ..., "link_to_offence": ...}``).
+JUSTIFICATION_OPENING = "JUSTIFICATION"
+#: The opening ``selector_type`` of a decision's target commitment (value: canonical JSON
+#: ``{"location": ..., "nationality": ..., "residence": ...}``, as the policy saw them).
+TARGET_OPENING = "TARGET"
+
+#: A refusal's check code and the agreement rule it enforces.
+CheckPair = tuple[str, str]
 
 
 def _time(at: datetime) -> str:
@@ -74,6 +94,19 @@ class DecisionEvent:
     rule_codes: tuple[str, ...]
     bundle_digest: str
     selector_commitments: tuple[str, ...]
+    case_reference: str = ""
+    authority: str = ""
+    order_digest: str = ""
+    justification_commitment: str = ""
+    target_commitment: str = ""
+    checks: tuple[CheckPair, ...] = ()
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def commitments(self) -> tuple[str, ...]:
+        """Every commitment of the entry in the order its openings are stored (position 0 first)."""
+        extra = (c for c in (self.justification_commitment, self.target_commitment) if c)
+        return (*self.selector_commitments, *extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +120,24 @@ class RefusedEvent:
     investigator: str
     agency: str
     reason_code: str
+    checks: tuple[CheckPair, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottledEvent:
+    """Refusals past a rate limit in one window: a count and a commitment, not one entry each.
+
+    ``requests_root`` is the RFC 6962 Merkle tree hash over the refused requests' payload
+    digests in arrival order; ``by_requester`` lists ``[investigator, agency, count]``.
+    """
+
+    kind: ClassVar[str] = "throttled"
+    at: str
+    window_start: str
+    window_end: str
+    count: int
+    requests_root: str
+    by_requester: tuple[tuple[str, str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +217,13 @@ Event = (
     | FailedEvent
     | EmergencyEvent
     | ValidatedEvent
+    | ThrottledEvent
 )
 _KINDS: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         DecisionEvent, RefusedEvent, ForwardedEvent, DisclosedEvent,
-        FailedEvent, EmergencyEvent, ValidatedEvent,
+        FailedEvent, EmergencyEvent, ValidatedEvent, ThrottledEvent,
     )
 }  # fmt: skip
 
@@ -192,12 +244,19 @@ def decode_event(entry: bytes) -> Event:
         raise InvalidEntry("the log entry is not a known Comity event (kind or version)")
     cls = _KINDS[body["kind"]]
     names = {f.name for f in fields(cls)}
-    if set(body) - {"v", "kind"} != names:
+    # Fields with a default were added later: entries written before them lack them.
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    given = set(body) - {"v", "kind"}
+    if not required <= given <= names:
         raise InvalidEntry(f"the {body['kind']} event has unexpected or missing fields")
-    values: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in body.items() if k in names
-    }
+    values: dict[str, Any] = {k: _tuples(v) for k, v in body.items() if k in names}
     return cls(**values)
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 def decision_event(
@@ -215,9 +274,39 @@ def decision_event(
     rule_codes: Sequence[str],
     bundle_digest: str,
     selectors: Sequence[tuple[str, str]],
+    case_reference: str = "",
+    authority: str = "",
+    order_digest: bytes = b"",
+    justification: tuple[str, str] | None = None,
+    target: tuple[str, str, str] | None = None,
+    checks: Sequence[CheckPair] = (),
+    facts: Mapping[str, Any] | None = None,
 ) -> tuple[bytes, list[CommitmentOpening]]:
-    """A decision entry and the openings of its selector commitments (``(type, normalised value)``)."""
+    """A decision entry and the openings of its commitments.
+
+    ``selectors`` are ``(type, normalised value)`` pairs; ``justification`` is ``(facts, link to
+    offence)``; ``target`` the attestation ``(nationality, residence, location)``. ``checks``
+    are the ``(check code, rule)`` pairs of refusals found before policy, ``rule_codes`` the
+    policy's own; ``facts`` the policy's facts that are not personal data (JSON values).
+    """
     openings = [commit_selector(kind, value) for kind, value in selectors]
+    justification_opening = (
+        commit_selector(
+            JUSTIFICATION_OPENING,
+            _canonical({"facts": justification[0], "link_to_offence": justification[1]}),
+        )
+        if justification is not None
+        else None
+    )
+    target_opening = (
+        commit_selector(
+            TARGET_OPENING,
+            _canonical({"nationality": target[0], "residence": target[1], "location": target[2]}),
+        )
+        if target is not None
+        else None
+    )
+    extra = [o for o in (justification_opening, target_opening) if o is not None]
     event = DecisionEvent(
         query_id=query_id,
         query_digest=query_digest.hex(),
@@ -232,16 +321,59 @@ def decision_event(
         rule_codes=tuple(rule_codes),
         bundle_digest=bundle_digest,
         selector_commitments=tuple(o.commitment.hex() for o in openings),
+        case_reference=case_reference,
+        authority=authority,
+        order_digest=order_digest.hex(),
+        justification_commitment=justification_opening.commitment.hex() if justification_opening else "",
+        target_commitment=target_opening.commitment.hex() if target_opening else "",
+        checks=tuple((c, r) for c, r in checks),
+        facts=dict(facts or {}),
     )
-    return encode_event(event), openings
+    return encode_event(event), [*openings, *extra]
+
+
+def _canonical(value: Mapping[str, str]) -> str:
+    return bytes(rfc8785.dumps(dict(value))).decode()
 
 
 def refused_event(
-    *, query_id: str, query_digest: bytes, at: datetime, investigator: str, agency: str, reason_code: str
+    *,
+    query_id: str,
+    query_digest: bytes,
+    at: datetime,
+    investigator: str,
+    agency: str,
+    reason_code: str,
+    checks: Sequence[CheckPair] = (),
 ) -> bytes:
-    """A refusal before any policy decision, with the stable reason code sent to the caller."""
+    """A refusal that stopped before policy: the status name sent (``reason_code``) and the
+    ``(check code, rule)`` of every check that refused it."""
     return encode_event(
-        RefusedEvent(query_id, query_digest.hex(), _time(at), investigator, agency, reason_code)
+        RefusedEvent(
+            query_id, query_digest.hex(), _time(at), investigator, agency, reason_code, tuple(checks)
+        )
+    )
+
+
+def throttled_event(
+    *,
+    at: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    count: int,
+    requests_root: bytes,
+    by_requester: Sequence[tuple[str, str, int]],
+) -> bytes:
+    """One window's refusals past a rate limit, aggregated."""
+    return encode_event(
+        ThrottledEvent(
+            _time(at),
+            _time(window_start),
+            _time(window_end),
+            count,
+            requests_root.hex(),
+            tuple((i, a, n) for i, a, n in by_requester),
+        )
     )
 
 

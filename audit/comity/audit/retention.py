@@ -56,7 +56,7 @@ def prune_openings(
         if datetime.fromisoformat(event.at.replace("Z", "+00:00")) >= cutoff:
             break
         scanned += 1
-        if isinstance(event, DecisionEvent) and event.selector_commitments:
+        if isinstance(event, DecisionEvent) and event.commitments:
             if event.order_id in hold_orders:
                 held += 1
             else:

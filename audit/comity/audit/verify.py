@@ -223,7 +223,7 @@ class _Verifier:
             raise LogVerificationError(
                 f"entry {index} has stored openings but is not a decision", entry_index=index
             )
-        return event.selector_commitments
+        return event.commitments
 
     def _check_nodes(self, created: dict[NodeId, bytes]) -> None:
         ids = list(created)

@@ -18,6 +18,8 @@ from comity.audit.checkpoint import open_checkpoint
 from comity.audit.log import AppendResult, TransparencyLog
 from comity.core.errors import ComityError
 from comity.core.keys import SigningKey, VerifyingKey
+from comity.gateway.decision_facts import clear_facts, justification_of, target_of
+from comity.policy.facts import QueryFacts
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["Ledger", "Logged"]
@@ -44,6 +46,13 @@ class Logged:
                 leaf_index=self.index, tree_size=self.tree_size, hashes=self.inclusion
             ),
         )
+
+
+def _category(value: int) -> str:
+    try:
+        return pb.DataCategory.Name(value)
+    except ValueError:
+        return f"CATEGORY_{value}"
 
 
 def _logged(entry: bytes, result: AppendResult, bundle_digest: str = "") -> Logged:
@@ -96,8 +105,17 @@ class Ledger:
         rule_codes: Sequence[str],
         bundle_digest: str,
         at: datetime,
+        facts: QueryFacts | None = None,
+        checks: Sequence[tuple[str, str]] = (),
+        authority: str = "",
+        order_digest: bytes = b"",
     ) -> Logged:
-        """The decision on a query, allow or deny, with salted commitments to its selectors."""
+        """The decision on a query, allow or deny, with salted commitments to its selectors.
+
+        ``facts`` are the policy's facts (logged in clear or as commitments, see
+        :mod:`comity.gateway.decision_facts`); ``checks`` the ``(check code, rule)`` pairs of
+        refusals found before policy; ``rule_codes`` the policy's own rule ids.
+        """
         entry, openings = events.decision_event(
             query_id=query.query_id,
             query_digest=query_digest,
@@ -106,12 +124,21 @@ class Ledger:
             target_node=query.target_node,
             order_id=order.order_id,
             offence_code=order.offence_code,
-            categories=[pb.DataCategory.Name(c) for c in query.categories],
+            categories=list(facts.categories)
+            if facts is not None
+            else [_category(c) for c in query.categories],
             selectors=selectors,
             allowed=allowed,
             rule_codes=list(rule_codes),
             bundle_digest=bundle_digest,
             at=at,
+            case_reference=query.case_reference,
+            authority=authority,
+            order_digest=order_digest,
+            justification=justification_of(facts) if facts is not None else None,
+            target=target_of(facts) if facts is not None else None,
+            checks=checks,
+            facts=clear_facts(facts) if facts is not None else None,
         )
         result = await self._log.append(entry, openings=openings)
         return _logged(entry, result, bundle_digest)
@@ -163,9 +190,20 @@ class Ledger:
         await self._log.append(entry)
 
     async def record_refusal(
-        self, *, query_id: str, query_digest: bytes, investigator: str, agency: str, reason: str, at: datetime
+        self,
+        *,
+        query_id: str,
+        query_digest: bytes,
+        investigator: str,
+        agency: str,
+        reason: str,
+        at: datetime,
+        checks: Sequence[tuple[str, str]] = (),
     ) -> Logged:
-        """An authenticated request refused before any policy decision (bad order, replay, stale, ...)."""
+        """An authenticated request refused before any policy decision (bad signature, replay, stale, ...).
+
+        ``reason`` is the status name sent; ``checks`` the ``(check code, rule)`` of each refusal.
+        """
         entry = events.refused_event(
             query_id=query_id,
             query_digest=query_digest,
@@ -173,6 +211,7 @@ class Ledger:
             agency=agency,
             reason_code=reason,
             at=at,
+            checks=checks,
         )
         return _logged(entry, await self._log.append(entry))
 

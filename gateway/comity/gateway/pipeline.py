@@ -1,45 +1,119 @@
 """The gateway's request pipeline, top to bottom.
 
-    authenticate → verify query → check shape → verify order → replay → decide → log
-    → forward → log disclosure → answer
+    authenticate → verify query → replay → check shape → check selectors → check order
+    → decide → log → forward → log disclosure → answer
 
-Each step is one method that raises a :mod:`comity.core.errors` class. The decision is
-appended to the transparency log before anything is forwarded, denials included, and a
-disclosure is logged before records are returned. If the log cannot be written, the
-answer is UNAVAILABLE and nothing is forwarded (fail closed).
+Every refusal is a check of :mod:`comity.core.refusals`: a stable check code and the agreement
+rule it enforces, sent in the status details and logged. Malformed or unauthenticated input
+stops at its first failing check; a well-formed query goes on to policy whatever its
+selectors and order got wrong, so the answer and the decision entry name every failing check
+and rule at once. The decision is appended to the transparency log before anything is
+forwarded, denials included, and a disclosure is logged before records are returned. If the
+log cannot be written, the answer is UNAVAILABLE and nothing is forwarded (fail closed); an
+allowed query that cannot be completed ends in a ``failed`` entry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from comity.core import errors, refusals
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_DECISION, payload_digest, sign_envelope
-from comity.core.errors import ComityError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from comity.core.errors import ComityError, FailedPrecondition, PermissionDenied
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
-from comity.core.orders import OrderVerifier, VerifiedOrder, check_order_covers
-from comity.core.queries import VerifiedQuery, verify_signed_query
+from comity.core.orders import OrderVerifier, VerifiedOrder
+from comity.core.queries import MAX_QUERY_ID_LENGTH, VerifiedQuery, verify_signed_query
 from comity.core.replay import ReplayStore
-from comity.core.selectors import normalise
+from comity.core.selectors import InvalidSelector, normalise
 from comity.core.telemetry import record_decision, span
 from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
 from comity.gateway.emergency import EmergencyTracker
+from comity.gateway.failures import FailureRecorder
 from comity.gateway.ledger import Ledger, Logged
+from comity.gateway.order_checks import OrderOutcome, check_order
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.policy.engine import Decision, PolicyEngine
+from comity.policy.facts import QueryFacts
 from comity.policy.quotas import QuotaCounters
-from comity.policy.wire import facts_from_query
+from comity.policy.wire import EmergencyStatus, facts_from_query
 from comity.v1 import comity_pb2 as pb
 
-__all__ = ["Limits", "Pipeline", "Verified"]
+__all__ = ["Decided", "Limits", "Pipeline", "Verified"]
 
 _log = logging.getLogger("comity.gateway")
+
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+refusals.register(
+    refusals.Check(
+        "TARGET_NODE_MISSING",
+        "AUDIT_FIELDS",
+        _INVALID,
+        "target_node is empty; name the node to query, e.g. ca-node",
+        "Prüm Decision 2008/615 art. 30 (the requesting and holding bodies)",
+    ),
+    refusals.Check(
+        "TARGET_NODE_UNKNOWN",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.NOT_FOUND,
+        "the federation lists no node {node!r}; see the federation file for node ids",
+        "Prüm Decision 2008/615 art. 30 (the requesting and holding bodies)",
+    ),
+    refusals.Check(
+        "QUERY_KIND",
+        "TWO_STEP",
+        _INVALID,
+        "kind must be HIT_CHECK or FETCH",
+        "Prüm Decision 2008/615 (hit / no hit first, records in a second step)",
+    ),
+    refusals.Check(
+        "SELECTORS_MISSING",
+        "PARTICULARITY",
+        _INVALID,
+        "selectors is empty; give at least one exact selector",
+        "18 U.S.C. §2523(b)(4)(D)(ii)",
+    ),
+    refusals.Check(
+        "SELECTOR_COUNT",
+        "PARTICULARITY",
+        _INVALID,
+        "{given} selectors given, the gateway accepts at most {limit}; name the specific person, "
+        "account, address or device",
+        "18 U.S.C. §2523(b)(4)(D)(ii)",
+    ),
+    refusals.Check(
+        "CATEGORIES_INVALID",
+        "DATA_CATEGORY_TIERS",
+        _INVALID,
+        "categories must list one or more of SUBSCRIBER, TRAFFIC and CONTENT, and nothing else",
+        "18 U.S.C. §2523(b)(4)(D)(vi)",
+    ),
+    refusals.Check(
+        "JUSTIFICATION_LENGTH",
+        "JUSTIFICATION",
+        _INVALID,
+        "the justification is longer than {limit} characters; state the articulable facts briefly",
+        "18 U.S.C. §2523(b)(4)(D)(iv)",
+    ),
+)
+
+_BY_STATUS: dict[grpc.StatusCode, type[ComityError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+}
 
 # How often a query is re-sent when the node's witness needs a proof from another checkpoint.
 _WITNESS_ATTEMPTS = 3
@@ -57,13 +131,54 @@ class Limits:
 
 @dataclass(frozen=True)
 class Verified:
-    """A query whose token, signature, shape, order and freshness all checked out."""
+    """A query whose token, signature and freshness checked out, with its order (None when it
+    carries none) and its selectors as policy sees them. Only an allowed query is forwarded."""
 
     token: VerifiedToken
     query: VerifiedQuery
-    order: VerifiedOrder
+    order: VerifiedOrder | None
     selectors: list[tuple[str, str]]
     responding_country: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A policy decision and the facts it was made on."""
+
+    decision: Decision
+    facts: QueryFacts
+
+
+def _selector_type(value: int) -> str:
+    try:
+        return pb.SelectorType.Name(value)
+    except ValueError:
+        return f"SELECTOR_TYPE_{value}"
+
+
+def _refusal(
+    failures: list[ComityError], decision: Decision, *, query_id: str, receipt: pb.Receipt
+) -> ComityError:
+    """One error naming every failing check and rule: the first check's status and words first.
+
+    A policy rule already named by a more specific check before it (``ORDER_EXPIRED`` names
+    INDEPENDENT_AUTHORISATION) is not repeated to the requester; the log keeps both.
+    """
+    named = [v for err in failures for v in err.violations]
+    rules = {v.code for v in named}
+    violations = named + [v for v in decision.violations if v.code not in rules]
+    hint = "fix every listed rule and submit a new query"
+    if not failures:
+        err: ComityError = PermissionDenied("refused under the agreement", violations=violations, hint=hint)
+    else:
+        first = failures[0]
+        more = len(violations) - len(first.violations)
+        message = first.message + (f" (and {more} more: see the listed rules)" if more > 0 else "")
+        err = _BY_STATUS.get(first.code, PermissionDenied)(message, violations=violations, hint=hint)
+    err.bundle_digest = decision.bundle_digest
+    err.query_id = query_id
+    err.receipt = receipt
+    return err
 
 
 class Pipeline:
@@ -97,6 +212,7 @@ class Pipeline:
         self._emergencies = emergencies
         self._limits = limits
         self._clock = clock
+        self._failures = FailureRecorder(ledger)
 
     # ------------------------------------------------------------------ steps
 
@@ -107,9 +223,7 @@ class Pipeline:
     def verify_query(self, request: pb.SubmitRequest, token: VerifiedToken) -> VerifiedQuery:
         """Signature over the exact bytes, by the token's investigator, fresh."""
         if not request.HasField("signed_query"):
-            raise InvalidArgument(
-                "signed_query is missing", hint="sign the Query and send it as a DSSE envelope"
-            )
+            raise refusals.refuse("QUERY_MISSING")
         return verify_signed_query(
             request.signed_query,
             token=token,
@@ -118,78 +232,124 @@ class Pipeline:
             freshness=self._limits.freshness,
         )
 
-    def check_shape(self, query: pb.Query) -> tuple[list[tuple[str, str]], str]:
-        """Selectors, categories, kind and target: present, bounded, well-formed."""
+    def check_shape(self, query: pb.Query) -> str:
+        """What stops a query before policy: no or unknown node, no kind, inputs over hard limits.
+
+        Returns the responding country (the target node's).
+        """
         if not query.target_node:
-            raise InvalidArgument("target_node is empty", hint="name the node to query, e.g. ca-node")
+            raise refusals.refuse("TARGET_NODE_MISSING")
         if not self._router.knows(query.target_node):
-            raise NotFound(f"unknown node {query.target_node!r}", hint="see the federation file for node ids")
-        if query.kind == pb.QUERY_KIND_UNSPECIFIED:
-            raise InvalidArgument("kind is unspecified", hint="use HIT_CHECK or FETCH")
-        if not query.selectors:
-            raise InvalidArgument("selectors is empty", hint="give at least one exact selector")
+            raise refusals.refuse("TARGET_NODE_UNKNOWN", node=query.target_node)
+        if query.kind not in (pb.HIT_CHECK, pb.FETCH):
+            raise refusals.refuse("QUERY_KIND")
         if len(query.selectors) > self._limits.max_selectors:
-            raise InvalidArgument(
-                f"selectors: {len(query.selectors)} given, at most {self._limits.max_selectors}"
+            raise refusals.refuse(
+                "SELECTOR_COUNT", given=len(query.selectors), limit=self._limits.max_selectors
             )
-        if not query.categories or pb.DATA_CATEGORY_UNSPECIFIED in query.categories:
-            raise InvalidArgument("categories must list SUBSCRIBER, TRAFFIC or CONTENT")
+        for i, s in enumerate(query.selectors):
+            if len(s.value) > self._limits.max_selector_length:
+                limit = self._limits.max_selector_length
+                raise InvalidSelector(
+                    f"value is {len(s.value)} characters long, the limit is {limit}",
+                    position=i,
+                    selector_type=_selector_type(s.type),
+                    check="SELECTOR_LENGTH",
+                )
         if (
             len(query.justification.facts) + len(query.justification.link_to_offence)
             > self._limits.max_justification_length
         ):
-            raise InvalidArgument("justification is too long")
-        node = self._federation.node(query.target_node)
-        pairs = [
-            (pb.SelectorType.Name(s.type), normalise(s.type, s.value, region=node.country, position=i))
-            for i, s in enumerate(query.selectors)
-        ]
-        return pairs, node.country
+            raise refusals.refuse("JUSTIFICATION_LENGTH", limit=self._limits.max_justification_length)
+        return self._federation.node(query.target_node).country
 
-    def verify_order(self, query: pb.Query, region: str) -> VerifiedOrder:
+    def check_selectors(
+        self, query: pb.Query, region: str
+    ) -> tuple[list[tuple[str, str]], list[pb.Selector], list[ComityError]]:
+        """Every selector and category checked, each failure collected.
+
+        Returns the (type, value) pairs policy sees (normalised where valid, as given where not,
+        so the policy's own particularity rule sees a wildcard too), the valid selectors, and
+        the failures.
+        """
+        failures: list[ComityError] = []
+        pairs: list[tuple[str, str]] = []
+        valid: list[pb.Selector] = []
+        if not query.selectors:
+            failures.append(refusals.refuse("SELECTORS_MISSING"))
+        for i, s in enumerate(query.selectors):
+            try:
+                value = normalise(s.type, s.value, region=region, position=i)
+                pairs.append((pb.SelectorType.Name(s.type), value))
+                valid.append(s)
+            except InvalidSelector as err:
+                failures.append(err)
+                pairs.append((_selector_type(s.type), s.value))
+        known = set(pb.DataCategory.values()) - {pb.DATA_CATEGORY_UNSPECIFIED}
+        if not query.categories or any(c not in known for c in query.categories):
+            failures.append(refusals.refuse("CATEGORIES_INVALID"))
+        return pairs, valid, failures
+
+    def check_order(self, query: pb.Query, region: str, valid: list[pb.Selector]) -> OrderOutcome:
         """The legal order: registered authority, in date, covering every selector and category."""
-        if not query.HasField("legal_order"):
-            raise PermissionDenied(
-                "the query carries no legal order", hint="attach the order the authority signed"
-            )
-        verified = self._orders.verify(query.legal_order, now=self._clock())
 
         def canonical(selector: pb.Selector) -> str:
             return normalise(selector.type, selector.value, region=region)
 
-        check_order_covers(verified.order, query.selectors, query.categories, normalise=canonical)
-        return verified
+        return check_order(
+            query,
+            verifier=self._orders,
+            federation=self._federation,
+            selectors=valid,
+            normalise=canonical,
+            now=self._clock(),
+        )
 
-    def decide(self, v: Verified) -> Decision:
-        """The agreement's policy over verified facts only."""
+    def decide(
+        self, v: Verified, *, covers_selectors: bool = True, covers_categories: bool = True
+    ) -> Decided:
+        """The agreement's policy over the verified facts (and the coverage the order checks found)."""
         q = v.query.query
         now = self._clock()
         counters = self._quotas.before(q.investigator, q.requesting_agency, now=now)
+        order = v.order.order if v.order is not None else None
+        emergency = (
+            self._emergencies.status(q.requesting_agency, v.order, now=now)
+            if v.order is not None
+            else EmergencyStatus()
+        )
         facts = facts_from_query(
             q,
-            v.order.order,
+            order,
             requesting_country=v.token.country,
             responding_country=v.responding_country,
             normalised_selectors=v.selectors,
-            order_covers_selectors=True,
-            order_covers_categories=True,
+            order_covers_selectors=covers_selectors,
+            order_covers_categories=covers_categories,
             counters=counters,
             now=now,
-            emergency=self._emergencies.status(q.requesting_agency, v.order, now=now),
+            emergency=emergency,
         )
-        return self._engine.decide(facts)
+        return Decided(self._engine.decide(facts), facts)
 
-    async def log_decision(self, v: Verified, decision: Decision) -> Logged:
+    async def log_decision(
+        self, v: Verified, decided: Decided, *, allowed: bool, checks: list[tuple[str, str]]
+    ) -> Logged:
         """Append the decision, allow or deny, before anything else happens."""
+        decision = decided.decision
         return await self._ledger.record_decision(
             query=v.query.query,
             query_digest=v.query.digest,
-            order=v.order.order,
+            order=v.order.order if v.order is not None else pb.LegalOrder(),
             selectors=v.selectors,
-            allowed=decision.allowed,
+            allowed=allowed,
             rule_codes=decision.internal_reasons,
             bundle_digest=decision.bundle_digest,
             at=self._clock(),
+            facts=decided.facts,
+            checks=checks,
+            authority=v.order.authority.id if v.order is not None else "",
+            order_digest=v.order.digest if v.order is not None else b"",
         )
 
     def gateway_decision(self, v: Verified, bundle_digest: str) -> pb.Envelope:
@@ -200,7 +360,7 @@ class Pipeline:
             query_id=v.query.query.query_id,
             query_digest=v.query.digest,
             investigator=v.token.subject,
-            order_id=v.order.order.order_id,
+            order_id=v.order.order_id if v.order is not None else "",
             decision="ALLOW",
             bundle_digest=bundle_digest,
             decided_at=decided,
@@ -212,7 +372,13 @@ class Pipeline:
     async def admit(
         self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
     ) -> tuple[Verified, Logged]:
-        """Every check up to and including the logged decision; raise on refusal."""
+        """Every check up to and including the logged decision; raise on refusal.
+
+        Malformed or unauthenticated input stops at its first failing check (a ``refused``
+        entry). A query that is signed, decodes, names a known node and kind, stays inside the
+        hard limits and whose order (if any) is signed and decodes goes on to policy whatever
+        else failed, so the ``decision`` entry and the answer name every failing check and rule.
+        """
         # Unauthenticated callers are not logged: anyone could fill the log. From here on the
         # caller is a registered investigator, and every refusal is logged.
         with span("gateway.authenticate"):
@@ -220,42 +386,52 @@ class Pipeline:
         try:
             with span("gateway.verify_query"):
                 query = self.verify_query(request, token)
-            with span("gateway.check_shape", query_id=query.query_id):
-                selectors, country = self.check_shape(query.query)
-            with span("gateway.verify_order", query_id=query.query_id):
-                order = self.verify_order(query.query, country)
             with span("gateway.replay", query_id=query.query_id):
                 await self._replay.record_async(query.query.query_id, query.issued_at, now=self._clock())
+            with span("gateway.check_shape", query_id=query.query_id):
+                country = self.check_shape(query.query)
+                selectors, valid, failures = self.check_selectors(query.query, country)
+            with span("gateway.verify_order", query_id=query.query_id):
+                outcome = self.check_order(query.query, country, valid)
         except ComityError as err:
             err.receipt = await self._log_refusal(request, token, err)
             raise
-        v = Verified(token=token, query=query, order=order, selectors=selectors, responding_country=country)
+        failures += outcome.failures
+        v = Verified(
+            token=token, query=query, order=outcome.order, selectors=selectors, responding_country=country
+        )
         with span("gateway.policy", query_id=query.query_id):
-            decision = self.decide(v)
+            decided = self.decide(
+                v, covers_selectors=outcome.covers_selectors, covers_categories=outcome.covers_categories
+            )
+        decision = decided.decision
+        allowed = decision.allowed and not failures
+        checks = [(x.check, x.code) for err in failures for x in err.violations]
         # Public codes only: a count of the hidden targeting rule could reveal a target's nationality.
-        record_decision("allow" if decision.allowed else "deny", decision.codes)
+        record_decision(
+            "allow" if allowed else "deny",
+            [x.code for err in failures for x in err.violations] + decision.codes,
+        )
         with span("gateway.audit_append", query_id=query.query_id):
-            logged = await self.log_decision(v, decision)
+            logged = await self.log_decision(v, decided, allowed=allowed, checks=checks)
         self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
-        if decision.allowed:
+        if not allowed:
+            receipt = await self._ledger.receipt(query.query.query_id, query.digest, [logged])
+            raise _refusal(failures, decision, query_id=query.query.query_id, receipt=receipt)
+        if v.order is not None:
             # The first use of an emergency order starts its validation deadline, logged
             # before anything is forwarded; if it cannot be logged, nothing is.
-            await self._emergencies.note_use(
-                order,
-                query_id=query.query.query_id,
-                investigator=token.subject,
-                agency=query.query.requesting_agency,
-                at=self._clock(),
-            )
-        if not decision.allowed:
-            raise PermissionDenied(
-                "refused under the agreement",
-                violations=decision.violations,
-                bundle_digest=decision.bundle_digest,
-                query_id=query.query.query_id,
-                receipt=await self._ledger.receipt(query.query.query_id, query.digest, [logged]),
-                hint="fix every listed rule and submit a new query",
-            )
+            try:
+                await self._emergencies.note_use(
+                    v.order,
+                    query_id=query.query.query_id,
+                    investigator=token.subject,
+                    agency=query.query.requesting_agency,
+                    at=self._clock(),
+                )
+            except BaseException:
+                await self._fail(v, query.query.target_node, "EMERGENCY_NOT_LOGGED")
+                raise
         return v, logged
 
     async def _log_refusal(
@@ -264,18 +440,22 @@ class Pipeline:
         """Log a refusal before policy; returns its receipt (None if the log could not be written)."""
         envelope = request.signed_query
         try:
-            query_id = pb.Query.FromString(envelope.payload).query_id
+            query_id = pb.Query.FromString(envelope.payload).query_id[:MAX_QUERY_ID_LENGTH]
         except Exception:  # an unparsable payload is logged by its digest alone
             query_id = ""
         digest = payload_digest(envelope)
+        checks = [(v.check, v.code) for v in err.violations]
+        if not checks:
+            _log.warning("a refusal without a check code: %s", err.message)
         try:
             logged = await self._ledger.record_refusal(
                 query_id=query_id,
                 query_digest=digest,
                 investigator=token.subject,
                 agency=token.agency,
-                reason=f"{err.code.name}:{type(err).__name__}",
+                reason=err.code.name,
                 at=self._clock(),
+                checks=checks,
             )
             return await self._ledger.receipt(query_id, digest, [logged])
         except ComityError as log_error:
@@ -305,26 +485,27 @@ class Pipeline:
         """The whole pipeline for a unary query."""
         v, logged = await self.admit(request, metadata)
         node = v.query.query.target_node
-        for attempt in range(_WITNESS_ATTEMPTS):
-            try:
-                execute, size = await self.forward_request(v, logged)
-                result = await self._router.execute(node, execute)
-                break
-            except FailedPrecondition:
-                # The node's witness is at another checkpoint than we thought (a concurrent
-                # query moved it, or it restarted): ask it, and prove consistency from there.
-                self._ledger.set_witnessed_size(node, None)
-                if attempt == _WITNESS_ATTEMPTS - 1:
-                    await self._fail(v, node, "WITNESS")
+        async with self._completion(v) as completion:
+            for attempt in range(_WITNESS_ATTEMPTS):
+                try:
+                    execute, size = await self.forward_request(v, logged)
+                    result = await self._router.execute(node, execute)
+                    break
+                except FailedPrecondition:
+                    # The node's witness is at another checkpoint than we thought (a concurrent
+                    # query moved it, or it restarted): ask it, and prove consistency from there.
+                    self._ledger.set_witnessed_size(node, None)
+                    if attempt == _WITNESS_ATTEMPTS - 1:
+                        await completion.fail("WITNESS")
+                        raise
+                except ComityError as err:
+                    await completion.fail(err.code.name)
                     raise
-            except ComityError as err:
-                await self._fail(v, node, err.code.name)
-                raise
-        digest = RecordsDigest()
-        for record in result.records:
-            digest.update(record)
-        with span("gateway.audit_disclosure", query_id=v.query.query_id):
-            disclosure = await self._disclose(v, result, digest, size)
+            digest = RecordsDigest()
+            for record in result.records:
+                digest.update(record)
+            with span("gateway.audit_disclosure", query_id=v.query.query_id):
+                disclosure = await completion.disclose(result, digest, size)
         receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [logged, disclosure])
         receipt.node_statement.CopyFrom(result.receipt.node_statement)
         result.receipt.CopyFrom(receipt)
@@ -341,42 +522,63 @@ class Pipeline:
         v, logged = await self.admit(request, metadata)
         node = v.query.query.target_node
         digest = RecordsDigest()
-        for attempt in range(_WITNESS_ATTEMPTS):
-            started = False
-            try:
-                execute, size = await self.forward_request(v, logged)
-                async for chunk in self._router.execute_stream(node, execute):
-                    started = True
-                    if chunk.HasField("summary"):
-                        summary = chunk.summary
-                        disclosure = await self._disclose(v, summary, digest, size)
-                        receipt = await self._ledger.receipt(
-                            v.query.query.query_id, v.query.digest, [logged, disclosure]
-                        )
-                        receipt.node_statement.CopyFrom(summary.receipt.node_statement)
-                        summary.receipt.CopyFrom(receipt)
+        async with self._completion(v) as completion:
+            for attempt in range(_WITNESS_ATTEMPTS):
+                started = False
+                try:
+                    execute, size = await self.forward_request(v, logged)
+                    async for chunk in self._router.execute_stream(node, execute):
+                        started = True
+                        if chunk.HasField("summary"):
+                            summary = chunk.summary
+                            disclosure = await completion.disclose(summary, digest, size)
+                            receipt = await self._ledger.receipt(
+                                v.query.query.query_id, v.query.digest, [logged, disclosure]
+                            )
+                            receipt.node_statement.CopyFrom(summary.receipt.node_statement)
+                            summary.receipt.CopyFrom(receipt)
+                            yield chunk
+                            return
+                        for record in chunk.records.records:
+                            digest.update(record)
                         yield chunk
-                        return
-                    for record in chunk.records.records:
-                        digest.update(record)
-                    yield chunk
-            except FailedPrecondition:
-                self._ledger.set_witnessed_size(node, None)
-                if started or attempt == _WITNESS_ATTEMPTS - 1:
-                    await self._fail(v, node, "WITNESS")
+                except FailedPrecondition:
+                    self._ledger.set_witnessed_size(node, None)
+                    if started or attempt == _WITNESS_ATTEMPTS - 1:
+                        await completion.fail("WITNESS")
+                        raise
+                    continue
+                except ComityError as err:
+                    await completion.fail(err.code.name)
                     raise
-                continue
-            except ComityError as err:
-                await self._fail(v, node, err.code.name)
-                raise
-            break
-        await self._fail(v, node, "NO_SUMMARY")
-        raise NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
+                break
+            await completion.fail("NO_SUMMARY")
+            raise NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
+
+    @contextlib.asynccontextmanager
+    async def _completion(self, v: Verified) -> AsyncIterator[_Completion]:
+        """Around everything after an allowed decision: it ends in a disclosure or a failure entry.
+
+        A failure named inside (``completion.fail``) is logged with its reason; anything else
+        that ends the query early (the log failing before the disclosure, an unexpected error,
+        the caller cancelling) is logged as one too.
+        """
+        completion = _Completion(self, v)
+        try:
+            yield completion
+        except BaseException as exc:
+            if not completion.ended:
+                reason = _failure_reason(exc, disclosing=completion.disclosing)
+                # Shielded: a cancelled caller must not cancel the entry that says so.
+                await asyncio.shield(completion.fail(reason))
+            raise
 
     async def _fail(self, v: Verified, node: str, reason: str) -> None:
-        await self._ledger.record_failure(
-            v.query.query, v.query.digest, node=node, reason=reason, at=self._clock()
-        )
+        await self._failures.record(v.query.query, v.query.digest, node=node, reason=reason, at=self._clock())
+
+    async def housekeeping(self) -> None:
+        """What runs on the gateway's timer: append the failure entries the log refused before."""
+        await self._failures.retry()
 
     async def _disclose(
         self, v: Verified, result: pb.QueryResult, digest: RecordsDigest, size: int
@@ -393,3 +595,37 @@ class Pipeline:
             cosignature=result.witness_cosignature,
             cosigned_size=size,
         )
+
+
+class _Completion:
+    """One allowed query's way to its end: a disclosure, or exactly one failure entry."""
+
+    def __init__(self, pipeline: Pipeline, v: Verified) -> None:
+        self._pipeline = pipeline
+        self._v = v
+        self.ended = False
+        self.disclosing = False
+
+    async def fail(self, reason: str) -> None:
+        """Log the failure (now, or once the log is writable again); only the first one counts."""
+        if self.ended:
+            return
+        self.ended = True
+        await self._pipeline._fail(self._v, self._v.query.query.target_node, reason)
+
+    async def disclose(self, result: pb.QueryResult, digest: RecordsDigest, size: int) -> Logged:
+        """Log what the node released; the query has then ended."""
+        self.disclosing = True
+        logged = await self._pipeline._disclose(self._v, result, digest, size)
+        self.ended = True
+        return logged
+
+
+def _failure_reason(exc: BaseException, *, disclosing: bool) -> str:
+    if disclosing:
+        return "DISCLOSURE_NOT_LOGGED"
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return "CANCELLED"
+    if isinstance(exc, ComityError):
+        return exc.code.name
+    return "INTERNAL"

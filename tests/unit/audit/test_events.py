@@ -112,3 +112,66 @@ def test_times_are_utc_and_must_be_aware() -> None:
 def test_unknown_entries_are_refused(entry: bytes) -> None:
     with pytest.raises(InvalidEntry):
         decode_event(entry)
+
+
+def test_a_decision_carries_every_audit_field_and_commits_to_the_personal_ones() -> None:
+    entry, openings = decision_event(
+        query_id="q-2",
+        query_digest=DIGEST,
+        at=AT,
+        investigator="us.fbi/agent-7",
+        agency="us.fbi",
+        target_node="ca-node",
+        order_id="order-9",
+        offence_code="US-18-1956",
+        categories=["SUBSCRIBER"],
+        allowed=False,
+        rule_codes=["SERIOUS_CRIME"],
+        bundle_digest="sha256:ab",
+        selectors=[("EMAIL", "suspect@example.org")],
+        case_reference="FBI-2026-77",
+        authority="us.court.sdny",
+        order_digest=b"\x05" * 32,
+        justification=("the suspect wired the ransom", "the account received it"),
+        target=("US", "CA", "UNKNOWN"),
+        checks=[("ORDER_SCOPE_SELECTOR", "INDEPENDENT_AUTHORISATION")],
+        facts={"max_records": 10, "now": "2026-03-01T12:00:00.000000Z"},
+    )
+    body = json.loads(entry)
+    assert body["case_reference"] == "FBI-2026-77" and body["authority"] == "us.court.sdny"
+    assert body["order_digest"] == "05" * 32
+    assert body["checks"] == [["ORDER_SCOPE_SELECTOR", "INDEPENDENT_AUTHORISATION"]]
+    assert body["facts"] == {"max_records": 10, "now": "2026-03-01T12:00:00.000000Z"}
+    assert b"ransom" not in entry and b"suspect@" not in entry and b'"CA"' not in entry
+    event = decode_event(entry)
+    assert isinstance(event, DecisionEvent)
+    assert event.checks == (("ORDER_SCOPE_SELECTOR", "INDEPENDENT_AUTHORISATION"),)
+    assert [o.selector_type for o in openings] == ["EMAIL", "JUSTIFICATION", "TARGET"]
+    for opening, commitment in zip(openings, event.commitments, strict=True):
+        opening.verify(bytes.fromhex(commitment))
+    assert json.loads(openings[1].value) == {
+        "facts": "the suspect wired the ransom",
+        "link_to_offence": "the account received it",
+    }
+    assert json.loads(openings[2].value) == {"location": "UNKNOWN", "nationality": "US", "residence": "CA"}
+
+
+def test_entries_written_before_the_added_fields_still_decode() -> None:
+    body = json.loads(_decision()[0])
+    for added in ("case_reference", "authority", "order_digest", "justification_commitment",
+                  "target_commitment", "checks", "facts"):  # fmt: skip
+        del body[added]
+    old = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    event = decode_event(old)
+    assert isinstance(event, DecisionEvent) and event.checks == () and event.facts == {}
+    body["unexpected"] = 1
+    with pytest.raises(InvalidEntry):
+        decode_event(json.dumps(body).encode())
+
+
+def test_a_refusal_names_its_checks() -> None:
+    entry = refused_event(
+        query_id="q", query_digest=DIGEST, at=AT, investigator="i", agency="a",
+        reason_code="UNAUTHENTICATED", checks=[("QUERY_STALE", "AUDIT_FIELDS")],
+    )  # fmt: skip
+    assert json.loads(entry)["checks"] == [["QUERY_STALE", "AUDIT_FIELDS"]]
