@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -214,7 +215,10 @@ def load_file(
 
 
 def _write_rejects(path: Path, loader: _Loader) -> Path:
-    with path.open("w", encoding="utf-8") as out:
+    # Rejected rows are records about people: readable by the node's operator only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.chmod(path, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
         for error, text in loader.rejects:
             out.write(
                 json.dumps({"line": error.line, "reason": error.reason, "row": text}, ensure_ascii=False)

@@ -81,6 +81,8 @@ def test_skip_bad_commits_good_rows_and_writes_rejects(store: RecordStore, tmp_p
     report = load_file(store, path, skip_bad=True, region="CA")
     assert (report.rows, report.loaded, report.rejected) == (3, 1, 2)
     assert report.reject_file == tmp_path / "in.jsonl.rejects.jsonl"
+    # Rejected rows hold personal data: only the operator may read them, whatever the umask.
+    assert report.reject_file.stat().st_mode & 0o777 == 0o600
     rejects = [json.loads(line) for line in report.reject_file.read_text().splitlines()]
     assert [
         (r["line"], json.loads(r["row"])["record_id"] if r["line"] == 2 else r["row"]) for r in rejects

@@ -251,3 +251,23 @@ def test_health_probe_exit_status_follows_the_server() -> None:
         assert probe.main([f"127.0.0.1:{port}", "--service", "comity.v1.Unknown"]) == 1
     finally:
         server.stop(None)
+
+
+@pytest.mark.parametrize(
+    ("config", "unit", "instance"),
+    [("node.toml", "comity-node@.service", "ca-node"), ("gateway.toml", "comity-gateway.service", "")],
+)
+def test_the_example_configs_write_only_inside_the_units_state_directory(
+    config: str, unit: str, instance: str
+) -> None:
+    # ProtectSystem=strict makes everything read-only but the unit's StateDirectory: a database
+    # path outside it would fail at the first write.
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(DEPLOY / "systemd" / unit, encoding="utf-8")
+    state = "/var/lib/" + parser["Service"]["StateDirectory"].replace("%i", instance)
+    text = (DEPLOY / "config" / config).read_text(encoding="utf-8")
+    written = re.findall(r'^(?:url|state)\s*=\s*"(?:sqlite:///)?(/[^"]+)"', text, re.M)
+    assert written, config
+    for path in written:
+        assert path.startswith(state + "/"), f"{config}: {path} is outside {state}"
