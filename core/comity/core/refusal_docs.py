@@ -40,7 +40,7 @@ def markdown_table(checks: Mapping[str, refusals.Check]) -> str:
         "|---|---|---|---|",
     ]
     for check in sorted(checks.values(), key=lambda c: (c.rule, c.code)):
-        message = _PLACEHOLDER.sub(r"[\1]", check.message).replace("|", "\\|")
+        message = _PLACEHOLDER.sub(r"[\1]", check.message).replace("|", "\\|").rstrip(".")
         generic = " Generic: the requester sees only `REFUSED`." if check.generic else ""
         rows.append(f"| `{check.code}` | {check.rule} | {check.status.name} | {message}.{generic} |")
     rows.append(END)
