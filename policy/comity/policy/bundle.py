@@ -8,6 +8,7 @@ Layout of a bundle folder::
     rules/RULE_ID.cedar    one rule per file, annotated @id, @legal_basis, @public_message
     offences.toml          the offence catalogue of both parties
     justification.toml     what counts as boilerplate justification
+    justification_cases.toml  (optional) the labelled set its threshold is tuned on
     minimisation.toml      what a node must withhold
     use_restrictions.toml  what every response carries
     tests.toml             the bundle's own test cases
@@ -30,9 +31,9 @@ import cedarpy
 
 from comity.policy._toml import parse_table
 from comity.policy.catalogue import OffenceCatalogue
-from comity.policy.context import JustificationStandard
 from comity.policy.disclosure import Minimisation, UseRestriction, parse_minimisation, parse_use_restrictions
 from comity.policy.errors import BundleError
+from comity.policy.justification import JustificationStandard, LabelledSet
 from comity.policy.rules import Rule, parse_rule, policy_set
 from comity.policy.testcases import BundleTestCase, parse_cases, run_cases
 
@@ -47,7 +48,7 @@ _REQUIRED = (
     "use_restrictions.toml",
     "tests.toml",
 )
-_OPTIONAL = ("entities.json", "README.md")
+_OPTIONAL = ("entities.json", "README.md", "justification_cases.toml")
 _DIGEST_DOMAIN = b"comity/policy-bundle/v1\n"
 SCOPES = ("gateway", "node")
 
@@ -276,6 +277,13 @@ class PolicyBundle:
                 f"not in effect before {manifest.effective}", field="effective", source="bundle.toml"
             )
         schema = _parse_schema(_text(files, "schema.cedarschema"))
+        justification = JustificationStandard.parse(
+            _text(files, "justification.toml"), source="justification.toml"
+        )
+        if "justification_cases.toml" in files:
+            LabelledSet.parse(
+                _text(files, "justification_cases.toml"), source="justification_cases.toml"
+            ).check(justification)
         rules = tuple(parse_rule(_text(files, n), source=n) for n in sorted(files) if n.startswith("rules/"))
         _check_rules(rules, manifest, schema)
         bundle = cls(
@@ -289,9 +297,7 @@ class PolicyBundle:
                 _text(files, "entities.json") if "entities.json" in files else "[]", schema
             ),
             catalogue=OffenceCatalogue.parse(_text(files, "offences.toml"), source="offences.toml"),
-            justification=JustificationStandard.parse(
-                _text(files, "justification.toml"), source="justification.toml"
-            ),
+            justification=justification,
             minimisation=parse_minimisation(_text(files, "minimisation.toml"), source="minimisation.toml"),
             use_restrictions=parse_use_restrictions(
                 _text(files, "use_restrictions.toml"), source="use_restrictions.toml"

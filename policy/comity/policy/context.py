@@ -7,13 +7,11 @@ evaluation error or an audit entry cannot leak them.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Any
 
-from comity.policy._toml import parse_table
 from comity.policy.catalogue import OffenceCatalogue
 from comity.policy.facts import QueryFacts
+from comity.policy.justification import JustificationStandard, distinct_words
 
 __all__ = ["CEDAR_NAMESPACE", "JustificationStandard", "build_request", "pattern_selector"]
 
@@ -22,8 +20,6 @@ CEDAR_NAMESPACE = "Comity"
 # Characters that make a selector a pattern, a range or a list rather than one exact
 # identifier. No normalised e-mail, phone, account, device or serial number needs them.
 _PATTERN_CHARS = frozenset("*%?[]{}|^$\\,;\n\t")
-_WORD = re.compile(r"[^\W\d_]{2,}|\d{2,}")
-_NON_WORD = re.compile(r"[\W_]+")
 
 
 def pattern_selector(selector_type: str, value: str) -> bool:
@@ -34,53 +30,6 @@ def pattern_selector(selector_type: str, value: str) -> bool:
     if not value.strip() or any(c in _PATTERN_CHARS for c in value) or ".." in value:
         return True
     return selector_type == "IP_ADDRESS" and "/" in value
-
-
-@dataclass(frozen=True, slots=True)
-class JustificationStandard:
-    """What makes a justification boilerplate (from the bundle's ``justification.toml``).
-
-    Thresholds (how many distinct words) live in the JUSTIFICATION rule itself; this
-    only lists text that never counts as articulable facts.
-    """
-
-    boilerplate: frozenset[str]
-    """Whole texts that are boilerplate, compared after normalisation (lower case, words only)."""
-    placeholders: tuple[str, ...]
-    """Fragments that mark an unfinished text anywhere in it (``"lorem ipsum"``, ``"tbd"``)."""
-
-    @classmethod
-    def parse(cls, text: str, *, source: str) -> JustificationStandard:
-        """Read ``justification.toml``.
-
-        Raises:
-            BundleError: naming a missing or mistyped field.
-        """
-        table = parse_table(text, source=source)
-        std = cls(
-            boilerplate=frozenset(_normalise(p) for p in table.texts("boilerplate")),
-            placeholders=tuple(_normalise(p) for p in table.texts("placeholders")),
-        )
-        table.done()
-        return std
-
-    def is_boilerplate(self, facts: str, link: str) -> bool:
-        """Whether either text is a known boilerplate, holds a placeholder, or both say the same."""
-        nf, nl = _normalise(facts), _normalise(link)
-        if nf in self.boilerplate or nl in self.boilerplate:
-            return True
-        if any(f" {p} " in f" {text} " for p in self.placeholders for text in (nf, nl)):
-            return True
-        return bool(nf) and nf == nl
-
-
-def _normalise(text: str) -> str:
-    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
-
-
-def distinct_words(text: str) -> int:
-    """Distinct words of two or more letters (or numbers of two or more digits)."""
-    return len({w.lower() for w in _WORD.findall(text)})
 
 
 def build_request(
@@ -106,11 +55,7 @@ def build_request(
         "max_records": facts.max_records,
         "has_hit_reference": facts.has_hit_reference,
         "has_case_reference": bool(facts.case_reference.strip()),
-        "justification": {
-            "facts_words": distinct_words(facts.justification_facts),
-            "link_words": distinct_words(facts.justification_link),
-            "boilerplate": justification.is_boilerplate(facts.justification_facts, facts.justification_link),
-        },
+        "justification": _justification(facts, justification),
         "order": {
             "present": bool(facts.order_id),
             "issuing_country": facts.order_issuing_country,
@@ -151,3 +96,17 @@ def build_request(
         "resource": {"type": f"{CEDAR_NAMESPACE}::Country", "id": facts.responding_country},
         "context": context,
     }
+
+
+def _justification(facts: QueryFacts, standard: JustificationStandard) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "facts_words": distinct_words(facts.justification_facts),
+        "link_words": distinct_words(facts.justification_link),
+        "boilerplate": standard.is_boilerplate(
+            facts.justification_facts, facts.justification_link, case_reference=facts.case_reference
+        ),
+    }
+    if facts.justification_reused is not None:
+        # Only where it is known (the gateway): a schema that needs it refuses a request without it.
+        record["reused"] = facts.justification_reused
+    return record

@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
 
 from comity.core.errors import InvalidArgument
@@ -65,6 +66,10 @@ class QueryFacts:
     """The articulable facts of the justification."""
     justification_link: str
     """The justification's link of the target to the offence."""
+    justification_reused: bool | None = None
+    """Whether the gateway found the facts text used by the same agency under another case
+    reference (its keyed signature store); None where no such store is kept (a node), and then
+    absent from the Cedar context, so a bundle whose schema needs it refuses."""
 
     # --- the verified legal order
     order_id: str
@@ -159,7 +164,7 @@ class QueryFacts:
 
 
 # Facts only some deciders have; every other fact is required.
-_OPTIONAL = frozenset({"subject"})
+_OPTIONAL = frozenset({"subject", "justification_reused"})
 
 
 def _tuples(value: Any) -> Any:
@@ -179,6 +184,11 @@ def _field_types() -> dict[str, Any]:
 
 def _check_value(name: str, value: Any, hint: Any) -> None:
     origin = get_origin(hint)
+    if origin is UnionType:  # ``T | None``: a fact some deciders do not know
+        if value is None:
+            return
+        (hint,) = (a for a in get_args(hint) if a is not type(None))
+        origin = get_origin(hint)
     if origin is tuple:
         if not isinstance(value, tuple):
             raise InvalidArgument(f"fact {name} must be a tuple, not {type(value).__name__}")

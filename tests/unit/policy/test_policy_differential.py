@@ -38,6 +38,8 @@ class Regime:
     """Whether the bundle enforces the emergency track's post-hoc validation (the gateway's does)."""
     node: bool = False
     """Whether the bundle decides on the node's own records (a node bundle)."""
+    reuse_check: bool = False
+    """Whether the bundle refuses a justification reused across cases (the gateway's; a node cannot know)."""
 
 
 BOTH = frozenset({("US", "CA"), ("CA", "US")})
@@ -140,6 +142,7 @@ def query_facts(draw: st.DrawFn) -> QueryFacts:
         case_reference=draw(pick("C-1", "", " ")),
         justification_facts=draw(pick(GOOD_FACTS, *BAD_TEXTS)),
         justification_link=draw(pick(GOOD_LINK, GOOD_FACTS, "Address sent ransom demand.", *BAD_TEXTS)),
+        justification_reused=draw(pick(False, True)),
         order_id=draw(pick("O-1", "")),
         order_offence_code=draw(pick(OFFENCES[issuing], *other_offences)),
         order_issuing_country=issuing,
@@ -205,7 +208,10 @@ def expected_reasons(f: QueryFacts, regime: Regime) -> set[str]:
         not f.case_reference.strip()
         or distinct_words(f.justification_facts) < 8
         or distinct_words(f.justification_link) < 5
-        or BUNDLE.justification.is_boilerplate(f.justification_facts, f.justification_link)
+        or BUNDLE.justification.is_boilerplate(
+            f.justification_facts, f.justification_link, case_reference=f.case_reference
+        )
+        or (regime.reuse_check and f.justification_reused)
     ):
         out.add("JUSTIFICATION")
     limit = 90 if "CONTENT" in cats else 365 if "TRAFFIC" in cats else 730
@@ -259,6 +265,8 @@ def test_bundle_agrees_with_a_plain_reading_of_the_rules(
 ) -> None:
     if regime.node:
         facts = dataclasses.replace(facts, subject=subject)
+    if not regime.reuse_check:  # a node does not know the fact
+        facts = dataclasses.replace(facts, justification_reused=None)
     expected = expected_reasons(facts, regime)
     d = ENGINES[regime.bundle].decide(facts)
     assert d.errors == []
