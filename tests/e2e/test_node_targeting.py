@@ -9,15 +9,23 @@ own person's identity.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 
+import psycopg
 import pytest
+import pytest_asyncio
 
 from comity.core import errors
-from comity.nodes.schema import SelectorType, default_schema
+from comity.nodes.ingest import load_records
+from comity.nodes.schema import DataCategory, Record, SelectorType, default_schema
+from comity.nodes.store import RecordStore
 from comity.nodes.synthetic import Person, generate
-from comity.sdk.demo.run import RunningFederation, Scenario, run_scenario, scenarios
-from comity.sdk.demo.setup import OrderSpec
+from comity.sdk.demo.run import RunningFederation, Scenario, run_scenario, running_federation, scenarios
+from comity.sdk.demo.setup import DemoFederation, OrderSpec, build_demo_federation
 from comity.sdk.profile import load_profile
 from comity.sdk.result import Result
 from comity.v1 import comity_pb2 as pb
@@ -30,6 +38,76 @@ SUBJECT_COUNTRY = {f for rt in default_schema() for f in rt.subject_country_fiel
 DIRECTIONS = [("us.fbi", "ca-node", "CA"), ("ca.rcmp", "us-node", "US")]
 OFFENCE = {"us.fbi": "18 USC 1030(a)(7)", "ca.rcmp": "CC 346"}
 OTHER = {"CA": "US", "US": "CA"}
+
+
+# Records whose subject facts cannot be read: a country that is not a code, a missing field.
+BROKEN = {
+    "garbled": {"subject_nationality": "Canada", "subject_residence": "CA"},
+    "missing": {"subject_residence": "US"},
+}
+
+
+def _broken(country: str, name: str) -> Person:
+    return Person(name, OTHER[country], OTHER[country], {SelectorType.EMAIL: f"{name}.record@example.org"})
+
+
+def _add_broken_records(url: str, country: str) -> None:
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    with RecordStore(url) as store:
+        store.put(
+            Record(
+                f"broken-{name}",
+                "subscriber_account",
+                DataCategory.SUBSCRIBER,
+                at,
+                {
+                    "account_id": f"BROKEN-{name}",
+                    "provider": "Test",
+                    "email": _broken(country, name).selectors[SelectorType.EMAIL],
+                    "full_name": "Broken Record",
+                    "created_at": at.isoformat(),
+                    **facts,
+                },
+            )
+            for name, facts in BROKEN.items()
+        )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def federation(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoFederation]:
+    """The demo federation with each node's records in SQLite, or in a PostgreSQL database of its own."""
+    fed = build_demo_federation(Path(tmp_path_factory.mktemp("targeting")), people=40, seed=7)
+    databases: list[str] = []
+    admin = ""
+    for node, config in fed.node_configs.items():
+        country = "CA" if node == "ca-node" else "US"
+        url = f"sqlite:///{fed.directory / 'data' / f'{node}.db'}"
+        if request.param == "postgresql":
+            admin = request.getfixturevalue("postgres_url")
+            name = f"comity_nt_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(admin, autocommit=True) as db:
+                db.execute(f"CREATE DATABASE {name}")
+            databases.append(name)
+            url = admin.rsplit("/", 1)[0] + "/" + name
+            with RecordStore(url) as store:
+                load_records(store, generate(country, 40, 7).records, region=country)
+            text = config.read_text().replace(f'url = "sqlite:///../data/{node}.db"', f'url = "{url}"')
+            assert url in text
+            config.write_text(text)
+        _add_broken_records(url, country)
+    yield fed
+    for name in databases:
+        with psycopg.connect(admin, autocommit=True) as db:
+            db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def running(federation: DemoFederation) -> AsyncIterator[RunningFederation]:
+    """Both nodes and the gateway, on this module's federation."""
+    async with running_federation(federation) as r:
+        yield r
 
 
 def _base(running: RunningFederation, agency: str) -> Scenario:
@@ -230,3 +308,23 @@ async def test_released_records_carry_no_country_and_no_incidental_own_person(
             assert record.fields.get("recipient_email") not in own_emails
             incidental += "recipient_email" not in record.fields
     assert incidental, "the target wrote to at least one of the node's own persons"
+
+
+@pytest.mark.parametrize(("agency", "node", "country"), DIRECTIONS)
+@pytest.mark.parametrize("broken", sorted(BROKEN))
+@pytest.mark.parametrize("kind", ["hit-check", "fetch"])
+async def test_unreadable_subject_facts_refuse(
+    running: RunningFederation, agency: str, node: str, country: str, broken: str, kind: str
+) -> None:
+    person = _broken(country, broken)
+    s = _scenario(
+        running,
+        agency,
+        node,
+        person,
+        kind=kind,
+        order_id=f"BROKEN-{node}-{kind}-{broken}",
+        attest=OTHER[country],
+    )
+    err = await _refusal(running, agency, s)
+    assert err.rule_codes == ["REFUSED"], err.diagnostics()

@@ -302,6 +302,9 @@ class MappedSource:
         if limit is not None:
             stmt = stmt.limit(limit + 1)
         fields_of = {b.mapping.record_type: b.field_names for b in self._bound}
+        # A NULL in a mapped country column is "not known"; a country field the mapping does
+        # not map at all stays absent, and the node refuses rather than guess (subjects.py).
+        countries = {b.mapping.record_type: b.record_type.subject_country_fields for b in self._bound}
         with db_errors(self.location):
             conn = self._backend.engine.connect()
             try:
@@ -320,7 +323,11 @@ class MappedSource:
                         record_type=row.record_type,
                         category=DataCategory(row.category),
                         observed_at=_utc(row.observed_at),
-                        fields={n: v for n, v in zip(names, values, strict=True) if v is not None},
+                        fields={
+                            n: "" if v is None else v
+                            for n, v in zip(names, values, strict=True)
+                            if v is not None or n in countries[row.record_type]
+                        },
                         dataset=row.dataset,
                     )
 

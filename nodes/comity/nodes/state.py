@@ -63,8 +63,14 @@ class NodeState:
             Column("reason", Text, nullable=False),
             Column("sealed_at", BigInteger, nullable=False),
         )
+        self._metadata = md
         with db_errors(self._backend.location):
             md.create_all(self._backend.engine, checkfirst=True)
+
+    def drop(self) -> None:
+        """Drop both tables and everything in them."""
+        with db_errors(self._backend.location):
+            self._metadata.drop_all(self._backend.engine, checkfirst=True)
 
     def outcomes(self, order_id: str) -> int:
         """How many own-person outcomes ``order_id`` has had."""

@@ -244,3 +244,40 @@ def test_unreachable_database_is_unavailable() -> None:
         src.hit_check([Selector(T.EMAIL, "a@example.org")])
     with pytest.raises(StoreUnavailable):
         src.check()
+
+
+def test_subject_facts_are_read_from_the_mapped_columns(source: MappedSource) -> None:
+    from comity.nodes.subjects import SubjectReader
+
+    reader = SubjectReader(source, SCHEMA)
+    facts = reader.facts([Selector(T.EMAIL, "bob@example.org")])
+    assert facts.nationalities == {"US"} and facts.residences == {"CA"}
+
+
+def test_a_null_country_column_is_unknown_and_an_unmapped_one_is_unreadable(
+    source: MappedSource, agency: str, postgres_url: str
+) -> None:
+    from comity.nodes.subjects import SubjectFacts, SubjectFactsUnreadable, SubjectReader
+
+    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"UPDATE {agency}.subscribers SET citizenship = NULL, lives_in = NULL WHERE id = 2")
+        )
+    engine.dispose()
+    reader = SubjectReader(source, SCHEMA)
+    assert reader.facts([Selector(T.EMAIL, "bob@example.org")]) == SubjectFacts(records=1)
+    # The sessions view maps no country column: the node cannot know whose sessions they are.
+    with pytest.raises(SubjectFactsUnreadable):
+        reader.facts([Selector(T.ACCOUNT_ID, "ACC-1")])
+
+
+def test_a_dropped_country_column_is_unreadable(source: MappedSource, agency: str, postgres_url: str) -> None:
+    from comity.nodes.subjects import SubjectFactsUnreadable, SubjectReader
+
+    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {agency}.subscribers DROP COLUMN citizenship"))
+    engine.dispose()
+    with pytest.raises(SubjectFactsUnreadable):
+        SubjectReader(source, SCHEMA).facts([Selector(T.EMAIL, "alice@example.org")])
