@@ -25,6 +25,7 @@ import grpc
 from comity.core.errors import ComityError, InvalidArgument
 from comity.core.rpc import guard_unary
 from comity.core.tokens import TokenVerifier, VerifiedOfficer, bearer_token
+from comity.gateway.checkpoints import CheckpointFinder
 from comity.gateway.ledger import Ledger
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
@@ -47,8 +48,10 @@ class AuditLogService(pb_grpc.AuditLogServicer):
         tokens: TokenVerifier,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        checkpoints: CheckpointFinder | None = None,
     ) -> None:
         self._ledger = ledger
+        self._checkpoints = checkpoints
         self._tokens = tokens
         self._clock = clock
 
@@ -65,6 +68,8 @@ class AuditLogService(pb_grpc.AuditLogServicer):
     async def GetCheckpoint(
         self, request: pb.GetCheckpointRequest, context: Context
     ) -> pb.CheckpointResponse:
+        if self._checkpoints is not None:
+            return await self._checkpoints.respond(request)
         note, cosignatures = await self._ledger.latest_checkpoint()
         return pb.CheckpointResponse(checkpoint=pb.Checkpoint(signed_note=note), cosignatures=cosignatures)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from comity.audit.quorum import Quorum
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.orders import OrderVerifier
@@ -15,6 +16,7 @@ from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import gateway_server_credentials, node_channel_credentials
 from comity.core.tokens import TokenVerifier
 from comity.gateway.audit_service import AuditLogService
+from comity.gateway.checkpoints import CheckpointFinder
 from comity.gateway.config import GatewayConfig
 from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.ledger import Ledger
@@ -99,7 +101,8 @@ async def start_gateway(
     gateway_service = GatewayService(
         pipeline, federation=federation, emergencies=emergencies, ledger=ledger, clock=clock
     )
-    audit_service = AuditLogService(ledger, tokens, clock=clock)
+    checkpoints = CheckpointFinder(ledger.log, Quorum.of_federation(federation))
+    audit_service = AuditLogService(ledger, tokens, clock=clock, checkpoints=checkpoints)
 
     def register(server: object) -> None:
         pb_grpc.add_GatewayServicer_to_server(gateway_service, server)

@@ -30,6 +30,7 @@ from comity.audit.checkpoint import Checkpoint, open_checkpoint
 from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError, EntryNotFound, InvalidProof
 from comity.audit.proof import verify_consistency
+from comity.audit.quorum import Quorum
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.telemetry import INSTRUMENTATION
@@ -39,7 +40,6 @@ from comity.gateway.witness_client import ForkRefused, WitnessAt, WitnessClient
 
 __all__ = [
     "HEALTH_SERVICE",
-    "EveryCountry",
     "QuorumRule",
     "WitnessingLoop",
     "WitnessingStatus",
@@ -311,41 +311,18 @@ class WitnessingLoop:
         return {self._ids[n] for n in names if n in self._ids}
 
 
-class EveryCountry:
-    """The format-1 witness policy: in every member country, every one of its nodes' witnesses."""
-
-    def __init__(self, groups: Mapping[str, Iterable[str]]) -> None:
-        self._groups = {country: frozenset(ids) for country, ids in groups.items()}
-
-    @classmethod
-    def of(cls, federation: Federation) -> EveryCountry:
-        """One group per member country with nodes."""
-        groups: dict[str, set[str]] = {}
-        for node in federation.nodes():
-            groups.setdefault(node.country, set()).add(node.id)
-        return cls(groups)
-
-    def is_quorum(self, witness_ids: Iterable[str]) -> bool:
-        """Whether every group has all of its witnesses among ``witness_ids``."""
-        return not self.missing(witness_ids)
-
-    def missing(self, witness_ids: Iterable[str]) -> dict[str, int]:
-        """Group → cosignatures still needed."""
-        have = set(witness_ids)
-        return {g: len(ids - have) for g, ids in self._groups.items() if ids - have}
-
-
 def witnessing_for(
-    federation: Federation, ledger: Ledger, router: NodeRouter, *, interval: float, max_delay: float = 30.0
+    federation: Federation, ledger: Ledger, router: NodeRouter, *, interval: float
 ) -> WitnessingLoop:
     """The loop over every node's witness in ``federation``, reached through ``router``'s channels."""
+    quorum = Quorum.of_federation(federation)
     witnesses = [WitnessClient(n.id, router.witness_stub(n.id), router.deadline) for n in federation.nodes()]
     verifiers = {n.id: CosignatureVerifier(n.id, n.witness_key.public_key) for n in federation.nodes()}
     return WitnessingLoop(
         ledger,
         witnesses,
         verifiers=verifiers,
-        policy=EveryCountry.of(federation),
+        policy=quorum.policy,
         interval=interval,
-        max_delay=max_delay,
+        max_delay=quorum.max_delay.total_seconds(),
     )

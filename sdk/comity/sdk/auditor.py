@@ -5,12 +5,19 @@ It trusts nothing the gateway says: it fetches every entry, recomputes the RFC 6
 log key the federation registers and the witnesses' cosignatures, and checks that the new
 checkpoint extends the last one this officer accepted (a consistency proof), so a gateway
 cannot rewrite history or show two countries different logs without being caught.
+
+With a :class:`~comity.audit.quorum.Quorum` it asks for the newest checkpoint with a witness
+quorum, verifies every cosignature under the witnesses' key histories and judges the quorum
+itself, then reports the entries after it ("quorum pending") and fails once the oldest has
+waited longer than the bound. The state file remembers the quorum's cosignatures; a later run
+fails if the gateway no longer shows them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -18,11 +25,13 @@ import grpc
 from comity.audit.checkpoint import SignedCheckpoint, open_checkpoint
 from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError, LogVerificationError
-from comity.audit.note import Ed25519Verifier
-from comity.audit.proof import verify_consistency
+from comity.audit.events import decode_event
+from comity.audit.note import Ed25519Verifier, NoteSignature
+from comity.audit.quorum import Quorum
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import CompactRange
-from comity.core.errors import ComityError, Unavailable
+from comity.audit.verifystate import VerifierState
+from comity.core.errors import Unavailable
 from comity.core.grpcopts import channel_options
 from comity.core.rpc import error_from_status
 from comity.v1 import comity_pb2 as pb
@@ -41,6 +50,10 @@ class RemoteReport:
     root_hash: bytes
     cosigned_by: tuple[str, ...]
     previous_size: int | None
+    quorum_size: int | None = None
+    pending_entries: int = 0
+    pending_since: datetime | None = None
+    pinned_size: int | None = None
 
 
 class AuditClient:
@@ -87,9 +100,10 @@ class AuditClient:
                 raise Unavailable(f"the gateway's audit log at {self.target} is unavailable") from None
             raise error_from_status(call.code(), call.details() or "", call.trailing_metadata()) from None
 
-    def checkpoint(self) -> pb.CheckpointResponse:
-        """The newest checkpoint and its cosignatures."""
-        response: pb.CheckpointResponse = self._call("GetCheckpoint", pb.GetCheckpointRequest())  # type: ignore[assignment]
+    def checkpoint(self, tree_size: int = 0) -> pb.CheckpointResponse:
+        """The checkpoint of ``tree_size`` (0: the newest with a witness quorum) and its cosignatures."""
+        request = pb.GetCheckpointRequest(tree_size=tree_size)
+        response: pb.CheckpointResponse = self._call("GetCheckpoint", request)  # type: ignore[assignment]
         return response
 
     def entries(self, start: int, end: int) -> Iterator[pb.LogEntry]:
@@ -118,70 +132,161 @@ class AuditClient:
         return list(proof.hashes)
 
 
-def _signed(
-    note: bytes,
-    cosignatures: Sequence[str],
-    log_key: Ed25519Verifier,
-    witnesses: Sequence[CosignatureVerifier],
-) -> SignedCheckpoint:
+def _signed(note: bytes, cosignatures: Sequence[str], log_key: Ed25519Verifier) -> SignedCheckpoint:
     text = note if note.endswith(b"\n") else note + b"\n"
     full = text + "".join(c if c.endswith("\n") else c + "\n" for c in cosignatures).encode()
     try:
-        return open_checkpoint(full, log_key, witnesses=witnesses)
+        return open_checkpoint(full, log_key)
     except AuditError as exc:
         raise LogVerificationError(f"the checkpoint does not verify: {exc.message}") from None
+
+
+def _cosigners(signed: SignedCheckpoint, quorum: Quorum) -> dict[str, str]:
+    try:
+        return quorum.cosigners(signed.text, [c.line() for c in signed.cosignatures])
+    except AuditError as exc:
+        size = signed.checkpoint.size
+        raise LogVerificationError(f"checkpoint {size}: {exc.message}", tree_size=size) from None
 
 
 def verify_remote(
     client: AuditClient,
     *,
     log_key: Ed25519Verifier,
-    witnesses: Sequence[CosignatureVerifier],
+    witnesses: Sequence[CosignatureVerifier] = (),
     state: Path | None,
+    quorum: Quorum | None = None,
+    now: datetime | None = None,
 ) -> RemoteReport:
     """Verify the whole log behind ``client``; raise LogVerificationError naming the first problem.
 
-    ``state`` holds the last checkpoint this officer accepted; the new one must extend it, and on
-    success it replaces it.
+    ``quorum`` (default: every one of ``witnesses``) decides which cosignatures count. ``state``
+    holds what this officer accepted before (:class:`VerifierState`): the log must still hold
+    those trees and still show the quorum's cosignatures; on success it is updated.
     """
+    quorum = quorum or Quorum.every_witness(witnesses)
+    saved = VerifierState.load(state)
     response = client.checkpoint()
-    signed = _signed(response.checkpoint.signed_note, response.cosignatures, log_key, witnesses)
-    head = signed.checkpoint
-    tree = CompactRange()
-    for entry in client.entries(0, head.size):
-        tree.append(hash_leaf(entry.data))
-    if tree.root() != head.root_hash:
-        raise LogVerificationError(
-            f"the entries do not hash to the checkpoint's root at size {head.size}", tree_size=head.size
-        )
-    previous = _check_previous(client, state, log_key, head.size, head.root_hash)
+    top = _signed(response.checkpoint.signed_note, response.cosignatures, log_key)
+    ids = _cosigners(top, quorum)
+    quorum_size = top.checkpoint.size if quorum.is_quorum(ids) else None
+    head = top
+    if response.log_size > top.checkpoint.size:
+        latest = client.checkpoint(response.log_size)
+        head = _signed(latest.checkpoint.signed_note, latest.cosignatures, log_key)
+        _cosigners(head, quorum)
+    remembered = _remembered(saved, log_key)
+    roots = {top.checkpoint.size: top.checkpoint.root_hash, head.checkpoint.size: head.checkpoint.root_hash}
+    for old in remembered.values():
+        if old.checkpoint.size > head.checkpoint.size:
+            raise LogVerificationError(
+                f"the log shrank: size {old.checkpoint.size} was seen before, now {head.checkpoint.size}",
+                tree_size=head.checkpoint.size,
+            )
+    pending_since = _replay(client, head.checkpoint.size, roots, remembered, quorum_size)
+    _check_quorum_kept(client, saved, log_key)
+    report = RemoteReport(
+        head.checkpoint.size,
+        head.checkpoint.root_hash,
+        tuple(sorted(ids)) if quorum_size is not None else (),
+        remembered["checkpoint"].checkpoint.size if "checkpoint" in remembered else None,
+        quorum_size=quorum_size,
+        pending_entries=head.checkpoint.size - (quorum_size or 0),
+        pending_since=pending_since,
+        pinned_size=remembered["pinned"].checkpoint.size if "pinned" in remembered else None,
+    )
+    _check_pending(report, quorum, now or datetime.now(UTC))
     if state is not None:
-        state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_bytes(response.checkpoint.signed_note)
-    names = tuple(sorted({c.name for c in signed.cosignatures}))
-    return RemoteReport(head.size, head.root_hash, names, previous)
+        quorum_note = top.note.to_bytes() if quorum_size is not None else None
+        saved.with_notes(checkpoint=head.note.to_bytes(), quorum=quorum_note).save(state)
+    return report
 
 
-def _check_previous(
-    client: AuditClient, state: Path | None, log_key: Ed25519Verifier, size: int, root: bytes
-) -> int | None:
-    if state is None or not state.exists():
+def _remembered(saved: VerifierState, log_key: Ed25519Verifier) -> dict[str, SignedCheckpoint]:
+    found = {}
+    for what in ("checkpoint", "quorum", "pinned"):
+        note = getattr(saved, what)
+        if note is None:
+            continue
+        try:
+            found[what] = open_checkpoint(note, log_key)
+        except AuditError as exc:
+            raise LogVerificationError(
+                f"the remembered {what} checkpoint is not this log's: {exc.message}"
+            ) from None
+    return found
+
+
+def _replay(
+    client: AuditClient,
+    size: int,
+    roots: dict[int, bytes],
+    remembered: dict[str, SignedCheckpoint],
+    quorum_size: int | None,
+) -> datetime | None:
+    """Hash every entry, checking each expected root at its size; when the first pending entry was logged."""
+    expected = [(s, r, "the checkpoint's root") for s, r in roots.items()]
+    expected += [
+        (c.checkpoint.size, c.checkpoint.root_hash, f"the {w} one seen before") for w, c in remembered.items()
+    ]
+    tree = CompactRange()
+    pending_since = None
+
+    def check() -> None:
+        for at_size, root, what in expected:
+            if at_size == tree.size and tree.root() != root:
+                raise LogVerificationError(
+                    f"the history was rewritten: the entries give another tree of size {at_size} than {what}",
+                    tree_size=at_size,
+                )
+
+    check()
+    for entry in client.entries(0, size):
+        if tree.size == (quorum_size or 0):
+            pending_since = _logged_at(entry.data)
+        tree.append(hash_leaf(entry.data))
+        check()
+    return pending_since
+
+
+def _logged_at(data: bytes) -> datetime | None:
+    try:
+        return datetime.fromisoformat(decode_event(data).at.replace("Z", "+00:00"))
+    except (AuditError, ValueError):
         return None
-    try:
-        old = open_checkpoint(state.read_bytes(), log_key).checkpoint
-    except (OSError, AuditError) as exc:
-        raise LogVerificationError(f"the remembered checkpoint in {state} cannot be read: {exc}") from None
-    if old.size == 0:
-        return 0  # the empty tree is a prefix of every tree
-    if old.size > size:
-        raise LogVerificationError(f"the log shrank: it had {old.size} entries, now {size}", tree_size=size)
-    try:
-        verify_consistency(
-            old.size, size, client.consistency(old.size, size) if old.size else [], old.root_hash, root
-        )
-    except (AuditError, ComityError) as exc:
+
+
+def _check_quorum_kept(client: AuditClient, saved: VerifierState, log_key: Ed25519Verifier) -> None:
+    if saved.quorum is None:
+        return
+    before = open_checkpoint(saved.quorum, log_key)
+    size = before.checkpoint.size
+    now = client.checkpoint(size)
+    names = {NoteSignature.parse_line(c.rstrip("\n")).name for c in now.cosignatures}
+    gone = sorted({c.name for c in before.cosignatures} - names)
+    if gone:
         raise LogVerificationError(
-            f"the log of size {size} does not extend the one of size {old.size} accepted before: {exc}",
+            f"checkpoint {size} carried a witness quorum when you verified it before, but the gateway "
+            f"no longer shows the cosignature(s) of {', '.join(gone)}",
             tree_size=size,
-        ) from None
-    return old.size
+            hint="cosignatures are deleted to hide a rewritten history: report it to the other parties",
+        )
+
+
+def _check_pending(report: RemoteReport, quorum: Quorum, now: datetime) -> None:
+    if not report.pending_entries or report.pending_since is None:
+        return
+    waited = (now - report.pending_since).total_seconds()
+    if waited > quorum.max_delay.total_seconds():
+        where = (
+            "no checkpoint"
+            if report.quorum_size is None
+            else f"nothing after checkpoint {report.quorum_size}"
+        )
+        raise LogVerificationError(
+            f"{report.pending_entries} entries are not covered by a witness quorum: {where} carries one, "
+            f"and the oldest waiting was logged {waited:.0f} s ago, past the bound of "
+            f"{quorum.max_delay.total_seconds():g} s",
+            tree_size=report.quorum_size,
+            hint="a witness is down, or the witnesses were shown different histories (a split view)",
+        )

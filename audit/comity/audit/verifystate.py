@@ -1,0 +1,69 @@
+"""What a verifier remembers between runs (the ``--state`` file), so a rewritten log cannot pass twice.
+
+Three signed notes, each optional:
+
+- ``checkpoint``: the newest checkpoint verified; the log must still hold that tree.
+- ``quorum``: the newest checkpoint verified with a witness quorum, *with* those cosignature
+  lines; the log must still show every one of them (cosignatures deleted to hide a rewrite
+  are caught).
+- ``pinned``: a checkpoint read from one's own country's node (what its witness last
+  cosigned, never through the gateway); the log must hold that tree too.
+
+The file is JSON (``{"format": "comity-verify-state/2", ...}``); a file holding one bare note,
+as older versions wrote, is read as ``checkpoint`` (and written so while there is nothing else).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from comity.audit._atomic import write_atomically
+from comity.audit.errors import LogVerificationError
+
+__all__ = ["FORMAT", "VerifierState"]
+
+FORMAT = "comity-verify-state/2"
+_FIELDS = ("checkpoint", "quorum", "pinned")
+
+
+@dataclass(frozen=True)
+class VerifierState:
+    """The notes a verifier remembers (bytes of signed notes, possibly with cosignature lines)."""
+
+    checkpoint: bytes | None = None
+    quorum: bytes | None = None
+    pinned: bytes | None = None
+
+    @classmethod
+    def load(cls, path: Path | None) -> VerifierState:
+        """Read ``path`` (an absent file is an empty state); raises :class:`LogVerificationError`."""
+        if path is None or not path.exists():
+            return cls()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LogVerificationError(f"the verifier state {path} cannot be read: {exc.strerror}") from None
+        if not data.lstrip().startswith(b"{"):
+            return cls(checkpoint=data)  # the older format: the last checkpoint's note alone
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != FORMAT:
+                raise ValueError(f"unknown format {raw.get('format')!r}")
+            notes = {name: raw[name].encode() if raw.get(name) else None for name in _FIELDS}
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise LogVerificationError(f"the verifier state {path} is damaged: {exc}") from None
+        return cls(**notes)
+
+    def save(self, path: Path) -> None:
+        """Replace ``path`` atomically (a bare note, as older versions read, while that is all there is)."""
+        if self.checkpoint is not None and self.quorum is None and self.pinned is None:
+            write_atomically(path, self.checkpoint)
+            return
+        raw = {"format": FORMAT} | {name: (getattr(self, name) or b"").decode() or None for name in _FIELDS}
+        write_atomically(path, (json.dumps(raw, indent=2) + "\n").encode())
+
+    def with_notes(self, **notes: bytes | None) -> VerifierState:
+        """A copy with the given notes replaced (None keeps the old one)."""
+        return replace(self, **{k: v for k, v in notes.items() if v is not None})
