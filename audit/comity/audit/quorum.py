@@ -23,11 +23,11 @@ from comity.core.keys import VerifyingKey
 
 __all__ = [
     "DatedKeys",
-    "EveryCountry",
     "Quorum",
     "QuorumRule",
     "SizedKeys",
     "WitnessKeys",
+    "note_cosignatures",
     "open_log_checkpoint",
 ]
 
@@ -87,6 +87,11 @@ def fixed_keys(key: VerifyingKey) -> DatedKeys:
     return _Fixed(key)
 
 
+def note_cosignatures(data: bytes, origin: str) -> list[NoteSignature]:
+    """Every signature line of a note that is not the log's (named by its origin): unverified."""
+    return [s for s in Note.parse(data).signatures if s.name != origin]
+
+
 def open_log_checkpoint(data: bytes, origin: str, log_keys: SizedKeys) -> SignedCheckpoint:
     """Open a checkpoint note under the log key its own tree size calls for; raises :class:`AuditError`."""
     note = Note.parse(data)
@@ -114,6 +119,14 @@ class Quorum:
     witnesses: Sequence[WitnessKeys]
     policy: QuorumRule
     max_delay: timedelta = timedelta(seconds=30)
+    #: The log's keys by tree size (None: the one key the verifier is given).
+    log_keys: SizedKeys | None = None
+
+    def open(self, data: bytes, log_key: Ed25519Verifier) -> SignedCheckpoint:
+        """Open a checkpoint note under the log key its size calls for (else ``log_key``)."""
+        if self.log_keys is None:
+            return open_checkpoint(data, log_key)
+        return open_log_checkpoint(data, log_key.name, self.log_keys)
 
     def _by_name(self) -> Mapping[str, WitnessKeys]:
         return {w.name: w for w in self.witnesses}
@@ -156,8 +169,9 @@ class Quorum:
     @classmethod
     def of_federation(cls, federation: Federation) -> Quorum:
         """The federation file's witnesses, their key histories and its witness policy."""
-        witnesses = [WitnessKeys(n.id, n.id, fixed_keys(n.witness_key)) for n in federation.nodes()]
-        return cls(witnesses, EveryCountry.of(federation))
+        witnesses = [WitnessKeys(w.id, w.name, w.keys) for w in federation.witness_identities()]
+        policy = federation.witness_policy
+        return cls(witnesses, policy, policy.max_delay, federation.gateway.log.keys)
 
     @classmethod
     def every_witness(
@@ -180,27 +194,3 @@ class _All:
     def missing(self, witness_ids: Iterable[str]) -> dict[str, int]:
         short = len(self.ids - set(witness_ids))
         return {"all witnesses": short} if short else {}
-
-
-class EveryCountry:
-    """The format-1 witness policy: in every member country, every one of its nodes' witnesses."""
-
-    def __init__(self, groups: Mapping[str, Iterable[str]]) -> None:
-        self._groups = {country: frozenset(ids) for country, ids in groups.items()}
-
-    @classmethod
-    def of(cls, federation: Federation) -> EveryCountry:
-        """One group per member country with nodes."""
-        groups: dict[str, set[str]] = {}
-        for node in federation.nodes():
-            groups.setdefault(node.country, set()).add(node.id)
-        return cls(groups)
-
-    def is_quorum(self, witness_ids: Iterable[str]) -> bool:
-        """Whether every group has all of its witnesses among ``witness_ids``."""
-        return not self.missing(witness_ids)
-
-    def missing(self, witness_ids: Iterable[str]) -> dict[str, int]:
-        """Group → cosignatures still needed."""
-        have = set(witness_ids)
-        return {g: len(ids - have) for g, ids in self._groups.items() if ids - have}

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from comity.audit.checkpoint import Checkpoint, open_checkpoint, with_cosignatures
+from comity.audit.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, with_cosignatures
 from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError, LogVerificationError
 from comity.audit.events import DecisionEvent, decode_event
 from comity.audit.note import Ed25519Verifier, NoteSignature
-from comity.audit.quorum import Quorum
+from comity.audit.quorum import Quorum, note_cosignatures
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.store import LogStore
 from comity.audit.tree import CompactRange, NodeId
@@ -113,6 +113,11 @@ class _Verifier:
         self.quorum_note = b""
         self.awaiting_first_pending = quorum is not None
 
+    def _open(self, note: bytes) -> SignedCheckpoint:
+        if self.quorum is not None:
+            return self.quorum.open(note, self.log_key)
+        return open_checkpoint(note, self.log_key)
+
     def run(self, state: Path | None) -> LogReport:
         saved = VerifierState.load(state)
         remembered = self._remembered(state, saved)
@@ -156,7 +161,7 @@ class _Verifier:
             if note is None:
                 continue
             try:
-                checkpoint = open_checkpoint(note, self.log_key).checkpoint
+                checkpoint = self._open(note).checkpoint
             except AuditError as exc:
                 raise LogVerificationError(
                     f"the remembered {what} checkpoint in {state} is not this log's: {exc.message}"
@@ -173,7 +178,7 @@ class _Verifier:
         if saved.quorum is None:
             return
         try:
-            before = open_checkpoint(saved.quorum, self.log_key)
+            before = self._open(saved.quorum)
         except AuditError as exc:
             raise LogVerificationError(
                 f"the remembered quorum checkpoint is not this log's: {exc.message}"
@@ -183,7 +188,7 @@ class _Verifier:
             now = {NoteSignature.parse_line(line.rstrip("\n")).name for line in self.store.cosignatures(size)}
         except AuditError as exc:
             raise LogVerificationError(f"checkpoint {size}: {exc.message}", tree_size=size) from None
-        gone = sorted({c.name for c in before.cosignatures} - now)
+        gone = sorted({c.name for c in note_cosignatures(saved.quorum, self.log_key.name)} - now)
         if gone:
             raise LogVerificationError(
                 f"checkpoint {size} carried a witness quorum when you verified it before, but the "
@@ -248,7 +253,7 @@ class _Verifier:
     def _check_checkpoint(self, size: int, root: bytes) -> None:
         note = self.store.checkpoint(size)
         try:
-            signed = open_checkpoint(note, self.log_key)
+            signed = self._open(note)
         except AuditError as exc:
             raise LogVerificationError(f"checkpoint {size}: {exc.message}", tree_size=size) from None
         if signed.checkpoint.size != size or signed.checkpoint.root_hash != root:

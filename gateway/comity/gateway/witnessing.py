@@ -263,6 +263,8 @@ class WitnessingLoop:
 
     async def _contradiction(self, seen: Checkpoint, head: Checkpoint) -> str:
         log = self._ledger.log
+        if seen.size > head.size:  # the log may have grown since the round began: look again
+            head = open_checkpoint(await log.latest_checkpoint(), log.verifier).checkpoint
         if seen.size > head.size:
             return f"tree size {seen.size}, larger than this log's {head.size}"
         try:
@@ -317,7 +319,9 @@ def witnessing_for(
     """The loop over every node's witness in ``federation``, reached through ``router``'s channels."""
     quorum = Quorum.of_federation(federation)
     witnesses = [WitnessClient(n.id, router.witness_stub(n.id), router.deadline) for n in federation.nodes()]
-    verifiers = {n.id: CosignatureVerifier(n.id, n.witness_key.public_key) for n in federation.nodes()}
+    verifiers = {
+        w.id: CosignatureVerifier(w.name, w.keys.current.public_key) for w in federation.witness_identities()
+    }
     return WitnessingLoop(
         ledger,
         witnesses,

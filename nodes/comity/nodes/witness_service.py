@@ -85,10 +85,11 @@ class WitnessService(pb_grpc.WitnessServicer):
             )
         except ConsistencyRequired as exc:
             err = refuse("WITNESS_OLD_SIZE", size=exc.from_size, old=request.old_size)
-            trailer: list[tuple[str, str | bytes]] = [
+            # grpc.aio wants a tuple here, not a list.
+            trailer: tuple[tuple[str, str | bytes], ...] = (
                 *to_trailing_metadata(err),
                 (SIZE_TRAILER, str(exc.from_size)),
-            ]
+            )
             await context.abort(err.code, err.message, trailing_metadata=trailer)
             raise AssertionError("unreachable: context.abort raises") from None
         except InconsistentLog as exc:

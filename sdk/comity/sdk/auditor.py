@@ -22,12 +22,12 @@ from pathlib import Path
 
 import grpc
 
-from comity.audit.checkpoint import SignedCheckpoint, open_checkpoint
+from comity.audit.checkpoint import SignedCheckpoint, with_cosignatures
 from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError, LogVerificationError
 from comity.audit.events import decode_event
 from comity.audit.note import Ed25519Verifier, NoteSignature
-from comity.audit.quorum import Quorum
+from comity.audit.quorum import Quorum, note_cosignatures
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import CompactRange
 from comity.audit.verifystate import VerifierState
@@ -132,18 +132,20 @@ class AuditClient:
         return list(proof.hashes)
 
 
-def _signed(note: bytes, cosignatures: Sequence[str], log_key: Ed25519Verifier) -> SignedCheckpoint:
+def _signed(
+    note: bytes, cosignatures: Sequence[str], log_key: Ed25519Verifier, quorum: Quorum
+) -> SignedCheckpoint:
     text = note if note.endswith(b"\n") else note + b"\n"
     full = text + "".join(c if c.endswith("\n") else c + "\n" for c in cosignatures).encode()
     try:
-        return open_checkpoint(full, log_key)
+        return quorum.open(full, log_key)
     except AuditError as exc:
         raise LogVerificationError(f"the checkpoint does not verify: {exc.message}") from None
 
 
-def _cosigners(signed: SignedCheckpoint, quorum: Quorum) -> dict[str, str]:
+def _cosigners(signed: SignedCheckpoint, lines: Sequence[str], quorum: Quorum) -> dict[str, str]:
     try:
-        return quorum.cosigners(signed.text, [c.line() for c in signed.cosignatures])
+        return quorum.cosigners(signed.text, lines)
     except AuditError as exc:
         size = signed.checkpoint.size
         raise LogVerificationError(f"checkpoint {size}: {exc.message}", tree_size=size) from None
@@ -167,15 +169,15 @@ def verify_remote(
     quorum = quorum or Quorum.every_witness(witnesses)
     saved = VerifierState.load(state)
     response = client.checkpoint()
-    top = _signed(response.checkpoint.signed_note, response.cosignatures, log_key)
-    ids = _cosigners(top, quorum)
+    top = _signed(response.checkpoint.signed_note, response.cosignatures, log_key, quorum)
+    ids = _cosigners(top, response.cosignatures, quorum)
     quorum_size = top.checkpoint.size if quorum.is_quorum(ids) else None
     head = top
     if response.log_size > top.checkpoint.size:
         latest = client.checkpoint(response.log_size)
-        head = _signed(latest.checkpoint.signed_note, latest.cosignatures, log_key)
-        _cosigners(head, quorum)
-    remembered = _remembered(saved, log_key)
+        head = _signed(latest.checkpoint.signed_note, latest.cosignatures, log_key, quorum)
+        _cosigners(head, latest.cosignatures, quorum)
+    remembered = _remembered(saved, log_key, quorum)
     roots = {top.checkpoint.size: top.checkpoint.root_hash, head.checkpoint.size: head.checkpoint.root_hash}
     for old in remembered.values():
         if old.checkpoint.size > head.checkpoint.size:
@@ -184,7 +186,7 @@ def verify_remote(
                 tree_size=head.checkpoint.size,
             )
     pending_since = _replay(client, head.checkpoint.size, roots, remembered, quorum_size)
-    _check_quorum_kept(client, saved, log_key)
+    _check_quorum_kept(client, saved, log_key, quorum)
     report = RemoteReport(
         head.checkpoint.size,
         head.checkpoint.root_hash,
@@ -197,19 +199,22 @@ def verify_remote(
     )
     _check_pending(report, quorum, now or datetime.now(UTC))
     if state is not None:
-        quorum_note = top.note.to_bytes() if quorum_size is not None else None
+        lines = [NoteSignature.parse_line(c.rstrip("\n")) for c in response.cosignatures]
+        quorum_note = with_cosignatures(top.note.to_bytes(), lines) if quorum_size is not None else None
         saved.with_notes(checkpoint=head.note.to_bytes(), quorum=quorum_note).save(state)
     return report
 
 
-def _remembered(saved: VerifierState, log_key: Ed25519Verifier) -> dict[str, SignedCheckpoint]:
+def _remembered(
+    saved: VerifierState, log_key: Ed25519Verifier, quorum: Quorum
+) -> dict[str, SignedCheckpoint]:
     found = {}
     for what in ("checkpoint", "quorum", "pinned"):
         note = getattr(saved, what)
         if note is None:
             continue
         try:
-            found[what] = open_checkpoint(note, log_key)
+            found[what] = quorum.open(note, log_key)
         except AuditError as exc:
             raise LogVerificationError(
                 f"the remembered {what} checkpoint is not this log's: {exc.message}"
@@ -256,14 +261,16 @@ def _logged_at(data: bytes) -> datetime | None:
         return None
 
 
-def _check_quorum_kept(client: AuditClient, saved: VerifierState, log_key: Ed25519Verifier) -> None:
+def _check_quorum_kept(
+    client: AuditClient, saved: VerifierState, log_key: Ed25519Verifier, quorum: Quorum
+) -> None:
     if saved.quorum is None:
         return
-    before = open_checkpoint(saved.quorum, log_key)
+    before = quorum.open(saved.quorum, log_key)
     size = before.checkpoint.size
     now = client.checkpoint(size)
     names = {NoteSignature.parse_line(c.rstrip("\n")).name for c in now.cosignatures}
-    gone = sorted({c.name for c in before.cosignatures} - names)
+    gone = sorted({c.name for c in note_cosignatures(saved.quorum, log_key.name)} - names)
     if gone:
         raise LogVerificationError(
             f"checkpoint {size} carried a witness quorum when you verified it before, but the gateway "

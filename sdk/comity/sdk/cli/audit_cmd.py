@@ -98,8 +98,20 @@ def verify(
         typer.Option(help="The last checkpoint you accepted (default: under ~/.local/state/comity)."),
     ] = None,
 ) -> None:
-    """Recompute the tree, check every signature and cosignature, and consistency with what you saw last."""
-    log_key, witnesses = _keys(federation)
+    """Recompute the tree, check every signature and the witness quorum, and what you saw last.
+
+    The newest checkpoint with a quorum of witness cosignatures (under the federation's witness
+    policy) is found; entries after it are "quorum pending" and fail once the oldest has waited
+    longer than the policy's max_delay. With --state (default under ~/.local/state/comity), the
+    log must still hold what you verified before and still show the quorum's cosignatures.
+    """
+    from datetime import UTC
+
+    from comity.audit.quorum import Quorum
+    from comity.core.federation import Federation
+
+    log_key, _ = _keys(federation)
+    quorum = Quorum.of_federation(Federation.load(federation))
     state = state or _default_state(log_key)
     if gateway is not None:
         from comity.sdk.auditor import AuditClient, verify_remote
@@ -108,27 +120,43 @@ def verify(
             raise InvalidArgument("--gateway needs --ca, the CA that issued the gateway's certificate")
         client = AuditClient(gateway, root_certificates=ca.read_bytes(), token=_officer_token(token_file))
         try:
-            remote = verify_remote(client, log_key=log_key, witnesses=witnesses, state=state)
+            remote = verify_remote(client, log_key=log_key, state=state, quorum=quorum)
         finally:
             client.close()
-        size, root, cosigs, previous = (
+        size, root, previous, pinned = (
             remote.tree_size,
             remote.root_hash,
-            len(remote.cosigned_by),
             remote.previous_size,
+            remote.pinned_size,
         )
+        quorum_size, cosigners = remote.quorum_size, remote.cosigned_by
+        pending, since = remote.pending_entries, remote.pending_since
     else:
         from comity.audit.verify import verify_log
 
-        report = verify_log(_url(db, url), verifier_key=log_key, witnesses=witnesses, state=state)
-        size, root, cosigs, previous = (
+        report = verify_log(_url(db, url), verifier_key=log_key, state=state, quorum=quorum)
+        size, root, previous, pinned = (
             report.tree_size,
             report.root_hash,
-            report.cosignatures,
             report.previous_size,
+            report.pinned_size,
         )
+        quorum_size, cosigners = report.quorum_size, report.quorum_witnesses
+        pending, since = report.pending_entries, report.pending_since
     console.print(f"[green]✓ verified[/] {size} entries; root {root.hex()}")
-    console.print(f"  every checkpoint is signed by {log_key.name}; {cosigs} witness cosignature(s) verified")
+    console.print(f"  every checkpoint is signed by {log_key.name}; every cosignature verifies")
+    if quorum_size is None:
+        console.print("  [yellow]no checkpoint carries a witness quorum yet[/]")
+    else:
+        console.print(f"  witness quorum on checkpoint {quorum_size}: cosigned by {', '.join(cosigners)}")
+    if pending:
+        age = (datetime.now(UTC) - since).total_seconds() if since else 0.0
+        console.print(
+            f"  [yellow]quorum pending[/] for {pending} entr{'y' if pending == 1 else 'ies'} after it "
+            f"(the oldest logged {age:.0f} s ago; bound {quorum.max_delay.total_seconds():g} s)"
+        )
+    if pinned is not None:
+        console.print(f"  holds the checkpoint of size {pinned} your own node cosigned (pinned)")
     if previous is None:
         console.print(f"  first verification from here: remembered the checkpoint in {state}")
     else:

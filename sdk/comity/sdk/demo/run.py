@@ -361,6 +361,7 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
             outcomes = await play(running, console)
             ok = all(o.as_expected for o in outcomes)
             ok = await emergency_track(running, console, len(outcomes) + 1) and ok
+            ok = await await_quorum(running, console) and ok
             ok = await verify_log(running, console) and ok
             ok = await verify_log_remotely(running, console, agency="ca.rcmp") and ok
             if keep:
@@ -369,20 +370,39 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
         return ok
 
 
+async def await_quorum(running: RunningFederation, console: Console, *, limit: float = 30.0) -> bool:
+    """Wait, with no further queries, until the witnesses have cosigned the end of the log."""
+    loop = running.gateway.witnessing
+    if loop is None:
+        return True
+    size, _ = running.gateway.ledger.log.newest_signed()
+    deadline = asyncio.get_running_loop().time() + limit
+    while loop.status.quorum_size is None or loop.status.quorum_size < size:
+        if asyncio.get_running_loop().time() > deadline:
+            console.print(f"\n[bold red]no witness quorum on the end of the log[/]: {loop.status.detail()}")
+            return False
+        await asyncio.sleep(0.05)
+    console.print(
+        f"\n[dim]no query since; the gateway's witnessing loop had every node's witness cosign "
+        f"checkpoint {loop.status.quorum_size}, the end of the log[/]"
+    )
+    return True
+
+
 async def verify_log(running: RunningFederation, console: Console) -> bool:
     """Verify the transparency log as a legal officer would, and say so."""
-    from comity.audit.log import witness_verifiers
+    from comity.audit.quorum import Quorum
     from comity.audit.verify import verify_log as verify
     from comity.core.federation import Federation
 
     ledger = running.gateway.ledger
-    witnesses = witness_verifiers(Federation.load(running.federation.layout.federation_file).witness_keys())
+    quorum = Quorum.of_federation(Federation.load(running.federation.layout.federation_file))
     try:
         report = await asyncio.to_thread(
             verify,
             f"sqlite:///{running.federation.audit_db}",
             verifier_key=ledger.verifier_key,
-            witnesses=witnesses,
+            quorum=quorum,
         )
     except ComityError as err:
         console.print(f"\n[bold red]audit log verification FAILED[/]: {err.message}")
@@ -390,6 +410,10 @@ async def verify_log(running: RunningFederation, console: Console) -> bool:
     console.print(
         f"\n[bold green]audit log verified[/]: {report.tree_size} entries, every checkpoint signature "
         f"and {report.cosignatures} witness cosignature(s) check out; root {report.root_hash.hex()[:16]}…"
+    )
+    console.print(
+        f"  witness quorum on checkpoint {report.quorum_size} ({', '.join(report.quorum_witnesses)}); "
+        f"{report.pending_entries} entries quorum pending"
     )
     return True
 
@@ -400,7 +424,7 @@ async def verify_log_remotely(running: RunningFederation, console: Console, *, a
     This is how the other country checks the log: it holds no copy of the database, fetches
     every entry with its legal officer's token, and trusts only the keys in the federation file.
     """
-    from comity.audit.log import witness_verifiers
+    from comity.audit.quorum import Quorum
     from comity.core.federation import Federation
     from comity.sdk.auditor import AuditClient, verify_remote
     from comity.sdk.receipts import log_verifier
@@ -418,8 +442,8 @@ async def verify_log_remotely(running: RunningFederation, console: Console, *, a
             verify_remote,
             client,
             log_key=log_verifier(federation),
-            witnesses=witness_verifiers(federation.witness_keys()),
             state=None,
+            quorum=Quorum.of_federation(federation),
         )
     except ComityError as err:
         console.print(f"[bold red]{officer.id} could not verify the log[/]: {err.message}")
@@ -427,9 +451,10 @@ async def verify_log_remotely(running: RunningFederation, console: Console, *, a
     finally:
         client.close()
     witnessed = (
-        f"its newest checkpoint cosigned by {', '.join(report.cosigned_by)}"
-        if report.cosigned_by
-        else "its newest checkpoint not cosigned yet (nodes cosign as queries reach them)"
+        f"witness quorum on checkpoint {report.quorum_size} (cosigned by {', '.join(report.cosigned_by)}), "
+        f"{report.pending_entries} entries quorum pending"
+        if report.quorum_size is not None
+        else f"no witness quorum yet: {report.pending_entries} entries quorum pending"
     )
     console.print(
         f"[bold green]verified again by {officer.id}[/] ({officer.country}) through the gateway's "
