@@ -20,7 +20,7 @@ from typing import Any
 
 from comity.policy.facts import QueryFacts
 
-__all__ = ["COMMITTED", "clear_facts", "justification_of", "target_of"]
+__all__ = ["COMMITTED", "NODE_ONLY", "clear_facts", "justification_of", "target_of"]
 
 #: Facts logged only as commitments (personal data about the target or the case).
 COMMITTED = frozenset(
@@ -35,6 +35,11 @@ COMMITTED = frozenset(
 )
 
 
+#: Facts only a node has (what its own records say about the subject). The gateway never holds
+#: them, and a node keeps them in the sealed part of its decision, never in a clear log field.
+NODE_ONLY = frozenset({"subject"})
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -45,9 +50,10 @@ def _json(value: Any) -> Any:
 
 def clear_facts(facts: QueryFacts) -> dict[str, Any]:
     """The facts that are not personal data, as JSON values (times as RFC 3339 UTC)."""
-    return {
-        f.name: _json(getattr(facts, f.name)) for f in dataclasses.fields(facts) if f.name not in COMMITTED
-    }
+    if facts.subject is not None:
+        raise ValueError("a node's subject facts never go into a clear decision entry")
+    hidden = COMMITTED | NODE_ONLY
+    return {f.name: _json(getattr(facts, f.name)) for f in dataclasses.fields(facts) if f.name not in hidden}
 
 
 def justification_of(facts: QueryFacts) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from comity.gateway.decision_facts import COMMITTED
+from comity.gateway.decision_facts import COMMITTED, NODE_ONLY
 
 # The facts logged in clear. A new QueryFacts field must be added here or to COMMITTED (when it
 # is personal data), deliberately.
@@ -22,5 +22,6 @@ def test_every_fact_is_logged_in_clear_or_committed() -> None:
     from comity.policy.facts import QueryFacts
 
     names = {f.name for f in dataclasses.fields(QueryFacts)}
-    assert names == CLEAR | COMMITTED
+    assert names == CLEAR | COMMITTED | NODE_ONLY
     assert not CLEAR & COMMITTED
+    assert not (CLEAR | COMMITTED) & NODE_ONLY
