@@ -43,7 +43,7 @@ async def test_query_prints_json_records_and_restrictions(running: RunningFedera
     assert data["node"] == "us-node"
     assert data["records"]
     assert {u["code"] for u in data["use_restrictions"]}
-    assert len(data["receipt"]["log_entries"]) == 2
+    assert len(data["receipt"]["log_entries"]) == 3  # decision, node decision, disclosure
 
 
 async def test_refused_query_exits_3_with_every_rule(running: RunningFederation) -> None:

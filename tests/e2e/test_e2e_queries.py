@@ -49,7 +49,7 @@ async def test_records_flow_both_ways_and_carry_use_restrictions(running: Runnin
         assert outcome.result.node_id == node
         assert outcome.result.records, "the well-known subject has records"
         assert {u.code for u in outcome.result.use_restrictions}
-        assert len(outcome.result.receipt.entries) == 2  # the decision and the disclosure
+        assert len(outcome.result.receipt.entries) == 3  # the decision, the node decision and the disclosure
 
 
 async def test_refusal_lists_every_rule_and_carries_a_receipt(running: RunningFederation) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
 )
 
+from comity.audit.pending import pending_table
 from comity.core.errors import ConfigError
 from comity.core.sql import parse_database_url
 
@@ -83,6 +84,8 @@ class Tables:
             Column("value", Text, nullable=False),
             PrimaryKeyConstraint("entry_idx", "position"),
         )
+        #: Allowed decisions whose outcome is not logged yet (``comity.audit.pending``).
+        self.pending = pending_table(prefix, m)
 
     @property
     def lock_key(self) -> int:

@@ -41,6 +41,7 @@ __all__ = [
     "Event",
     "FailedEvent",
     "ForwardedEvent",
+    "NodeDecisionEvent",
     "RefusedEvent",
     "ThrottledEvent",
     "ValidatedEvent",
@@ -51,6 +52,7 @@ __all__ = [
     "encode_event",
     "failed_event",
     "forwarded_event",
+    "node_decision_event",
     "refused_event",
     "throttled_event",
     "validated_event",
@@ -209,6 +211,28 @@ class ValidatedEvent:
     late: bool
 
 
+@dataclass(frozen=True, slots=True)
+class NodeDecisionEvent:
+    """A node's signed decision under its inbound policy (and, when it answered, its statement).
+
+    Every field is read from the node's signed ``NodeDecision`` (``node_decision`` is the
+    envelope, hex), so the same signed item always gives the same entry: recovery finds out
+    whether the log holds it by its leaf hash.
+    """
+
+    kind: ClassVar[str] = "node_decision"
+    query_id: str
+    query_digest: str
+    at: str
+    node: str
+    decision: Literal["ALLOW", "DENY"]
+    rule_codes: tuple[str, ...]
+    bundle_digest: str
+    sealed: str
+    node_decision: str
+    node_statement: str
+
+
 Event = (
     DecisionEvent
     | RefusedEvent
@@ -218,12 +242,14 @@ Event = (
     | EmergencyEvent
     | ValidatedEvent
     | ThrottledEvent
+    | NodeDecisionEvent
 )
 _KINDS: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         DecisionEvent, RefusedEvent, ForwardedEvent, DisclosedEvent,
         FailedEvent, EmergencyEvent, ValidatedEvent, ThrottledEvent,
+        NodeDecisionEvent,
     )
 }  # fmt: skip
 
@@ -463,5 +489,35 @@ def validated_event(
             authority,
             confirmed,
             late,
+        )
+    )
+
+
+def node_decision_event(
+    *,
+    query_id: str,
+    query_digest: bytes,
+    at: datetime,
+    node: str,
+    allowed: bool,
+    rule_codes: Sequence[str],
+    bundle_digest: str,
+    sealed: bytes,
+    node_decision: bytes,
+    node_statement: bytes = b"",
+) -> bytes:
+    """A node's decision: its outcome, rule ids and bundle, and its signed envelopes (serialised)."""
+    return encode_event(
+        NodeDecisionEvent(
+            query_id,
+            query_digest.hex(),
+            _time(at),
+            node,
+            "ALLOW" if allowed else "DENY",
+            tuple(rule_codes),
+            bundle_digest,
+            sealed.hex(),
+            node_decision.hex(),
+            node_statement.hex(),
         )
     )

@@ -29,8 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from comity.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint, with_cosignatures
 from comity.audit.commitments import CommitmentOpening
 from comity.audit.cosignature import CosignatureVerifier
-from comity.audit.errors import AuditError, AuditUnavailable, UnverifiedNote
+from comity.audit.errors import AuditError, AuditUnavailable, EntryNotFound, UnverifiedNote
 from comity.audit.note import Ed25519Signer, Ed25519Verifier, Note, NoteSignature
+from comity.audit.pending import PendingMarker
+from comity.audit.rfc6962 import hash_leaf
 from comity.audit.store import Batch, LogStore, PendingEntry, StoredCosignature
 from comity.core.errors import ConfigError
 from comity.core.keys import SigningKey, VerifyingKey
@@ -181,8 +183,18 @@ class TransparencyLog:
 
     # ------------------------------------------------------------------ appending
 
-    async def append(self, entry: bytes, *, openings: Sequence[CommitmentOpening] = ()) -> AppendResult:
+    async def append(
+        self,
+        entry: bytes,
+        *,
+        openings: Sequence[CommitmentOpening] = (),
+        opens: PendingMarker | None = None,
+        closes: bytes = b"",
+    ) -> AppendResult:
         """Append one entry (with its selector openings, stored beside the log) and wait until durable.
+
+        ``opens`` is a pending marker to open, ``closes`` the query digest of one to close, in the
+        entry's own transaction (``comity.audit.pending``).
 
         Raises :class:`AuditUnavailable` if the log cannot be written; the entry is then not in
         the log. A caller cancelled after its batch started may still find the entry logged.
@@ -190,7 +202,8 @@ class TransparencyLog:
         if self._closed:
             raise AuditUnavailable("the audit log is closed")
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(PendingEntry(bytes(entry), tuple(openings)), loop.create_future(), loop.time())
+        pending = PendingEntry(bytes(entry), tuple(openings), opens, closes)
+        waiting = _Waiting(pending, loop.create_future(), loop.time())
         self._pending.append(waiting)
         self._start_writer()
         return await waiting.future
@@ -342,6 +355,18 @@ class TransparencyLog:
     async def tree_size(self) -> int:
         """The size of the latest checkpoint."""
         return await asyncio.to_thread(self.store.tree_size)
+
+    async def pending_markers(self) -> list[PendingMarker]:
+        """The open pending markers (allowed decisions whose outcome is not logged yet)."""
+        return await asyncio.to_thread(self.store.pending_markers)
+
+    async def contains(self, entry: bytes) -> bool:
+        """Whether the log holds ``entry`` (looked up by its leaf hash)."""
+        try:
+            await asyncio.to_thread(self.store.leaf_index, hash_leaf(entry))
+        except EntryNotFound:
+            return False
+        return True
 
     async def openings(self, index: int) -> list[CommitmentOpening]:
         """The selector openings of entry ``index`` (legal officers' tools only)."""

@@ -22,6 +22,7 @@ from comity.audit._recent import RecentTree
 from comity.audit._schema import Tables, make_engines
 from comity.audit.commitments import CommitmentOpening
 from comity.audit.errors import AuditUnavailable, EntryNotFound
+from comity.audit.pending import PendingMarker, write_markers
 from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import CompactRange, NodeId, perfect_nodes
@@ -39,6 +40,9 @@ class PendingEntry:
 
     data: bytes
     openings: tuple[CommitmentOpening, ...] = ()
+    #: A pending marker this entry opens (an allowed decision), or the query digest whose marker it closes.
+    opens: PendingMarker | None = None
+    closes: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +214,7 @@ class LogStore:
         ]  # fmt: skip
         if openings:
             conn.execute(t.openings.insert(), openings)
+        write_markers(conn, t.pending, first, pending)
 
     def _border(self, conn: Connection) -> CompactRange:
         """The tree's right border at the database's head, read under the lock (cached when current)."""
@@ -413,6 +418,16 @@ class LogStore:
         )
         if not 0 <= low <= high <= size:
             raise EntryNotFound(f"sizes {low} and {high} are not within the log's {size} entries")
+
+    def pending_markers(self) -> list[PendingMarker]:
+        """Every open pending marker, oldest first (``comity.audit.pending``)."""
+        c = self.tables.pending.c
+        with self._read("read pending markers") as conn:
+            rows = conn.execute(select(self.tables.pending).order_by(c.opened_at, c.decision_idx)).all()
+        return [
+            PendingMarker(bytes(r.query_digest), r.query_id, r.node, int(r.opened_at), int(r.decision_idx))
+            for r in rows
+        ]
 
     def openings(self, index: int) -> list[CommitmentOpening]:
         """The selector openings stored with entry ``index`` (for the legal officers' tools only)."""

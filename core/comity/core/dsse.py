@@ -18,6 +18,7 @@ from comity.v1 import comity_pb2 as pb
 __all__ = [
     "PAYLOAD_DECISION",
     "PAYLOAD_EMERGENCY_VALIDATION",
+    "PAYLOAD_NODE_DECISION",
     "PAYLOAD_NODE_STATEMENT",
     "PAYLOAD_ORDER",
     "PAYLOAD_QUERY",
@@ -33,6 +34,7 @@ PAYLOAD_QUERY = "application/vnd.comity.query+protobuf"
 PAYLOAD_ORDER = "application/vnd.comity.legal-order+protobuf"
 PAYLOAD_DECISION = "application/vnd.comity.gateway-decision+protobuf"
 PAYLOAD_NODE_STATEMENT = "application/vnd.comity.node-statement+protobuf"
+PAYLOAD_NODE_DECISION = "application/vnd.comity.node-decision+protobuf"
 PAYLOAD_EMERGENCY_VALIDATION = "application/vnd.comity.emergency-validation+protobuf"
 
 # An envelope with more signatures than this is refused before any is checked: verifying is

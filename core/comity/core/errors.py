@@ -71,6 +71,8 @@ class ComityError(Exception):
     receipt: object | None = None
     # True when the error was rebuilt from a server's status (the status code is the server's).
     remote: bool = False
+    # A comity.v1.Envelope around the refusing node's signed NodeDecision, when a node refused.
+    node_decision: object | None = None
 
     def __init__(
         self,

@@ -57,6 +57,8 @@ def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ..
         )
         if isinstance(err.receipt, pb.Receipt):
             denial.receipt.CopyFrom(err.receipt)
+        if isinstance(err.node_decision, pb.Envelope):
+            denial.node_decision.CopyFrom(err.node_decision)
         packed = any_pb2.Any()
         packed.Pack(denial)
         status.details.append(packed)
@@ -138,6 +140,8 @@ def error_from_status(code: grpc.StatusCode, message: str, trailing_metadata: ob
             err.query_id = denial.query_id
             if denial.HasField("receipt"):
                 err.receipt = denial.receipt
+            if denial.HasField("node_decision"):
+                err.node_decision = denial.node_decision
             continue
         receipt = pb.Receipt()
         if any_msg.Unpack(receipt):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from datetime import datetime
 from comity.audit import events
 from comity.audit.checkpoint import open_checkpoint
 from comity.audit.log import AppendResult, TransparencyLog
+from comity.audit.pending import PendingMarker
 from comity.core.errors import ComityError
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.gateway.decision_facts import clear_facts, justification_of, target_of
@@ -65,6 +67,9 @@ class Ledger:
     def __init__(self, log: TransparencyLog) -> None:
         self._log = log
         self._witnessed: dict[str, int] = {}
+        # Markers this process opened and has not closed (query digest → monotonic time), so
+        # recovery leaves queries still in flight here alone.
+        self._in_flight: dict[bytes, float] = {}
 
     @classmethod
     async def open(
@@ -140,7 +145,16 @@ class Ledger:
             checks=checks,
             facts=clear_facts(facts) if facts is not None else None,
         )
-        result = await self._log.append(entry, openings=openings)
+        # An allowed decision opens a pending marker in its own transaction: if what follows
+        # is never logged, recovery closes it with a failure entry.
+        marker = (
+            PendingMarker(query_digest, query.query_id, query.target_node, int(at.timestamp()))
+            if allowed
+            else None
+        )
+        result = await self._log.append(entry, openings=openings, opens=marker)
+        if marker is not None:
+            self._in_flight[query_digest] = time.monotonic()
         return _logged(entry, result, bundle_digest)
 
     async def record_disclosure(
@@ -173,21 +187,22 @@ class Ledger:
             at=at,
         )
         if not cosignature:
-            return _logged(entry, await self._log.append(entry))
+            return await self.record(entry, closes=query_digest)
         # Queued together, both land in one batch: one transaction and one fsync for the two.
-        _, result = await asyncio.gather(
-            self.remember_cosignature(node, cosignature, cosigned_size), self._log.append(entry)
+        _, logged = await asyncio.gather(
+            self.remember_cosignature(node, cosignature, cosigned_size),
+            self.record(entry, closes=query_digest),
         )
-        return _logged(entry, result)
+        return logged
 
     async def record_failure(
         self, query: pb.Query, query_digest: bytes, *, node: str, reason: str, at: datetime
-    ) -> None:
+    ) -> Logged:
         """An allowed query that could not be completed (node down, node refusal)."""
         entry = events.failed_event(
             query_id=query.query_id, query_digest=query_digest, node=node, reason=reason, at=at
         )
-        await self._log.append(entry)
+        return await self.record(entry, closes=query_digest)
 
     async def record_refusal(
         self,
@@ -215,9 +230,20 @@ class Ledger:
         )
         return _logged(entry, await self._log.append(entry))
 
-    async def record(self, entry: bytes) -> Logged:
-        """Append an event encoded elsewhere (the emergency track's uses and validations)."""
-        return _logged(entry, await self._log.append(entry))
+    async def record(self, entry: bytes, *, closes: bytes = b"") -> Logged:
+        """Append an event encoded elsewhere (emergency track, node decisions, recovery).
+
+        ``closes``: the query digest whose pending marker this entry ends, in its transaction.
+        """
+        logged = _logged(entry, await self._log.append(entry, closes=closes))
+        if closes:
+            self._in_flight.pop(closes, None)
+        return logged
+
+    def in_flight(self, query_digest: bytes, *, within: float) -> bool:
+        """Whether this process opened ``query_digest``'s marker less than ``within`` seconds ago."""
+        opened = self._in_flight.get(query_digest)
+        return opened is not None and time.monotonic() - opened < within
 
     # ------------------------------------------------------------------ witnesses
 

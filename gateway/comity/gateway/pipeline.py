@@ -40,6 +40,7 @@ from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
 from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.failures import FailureRecorder
 from comity.gateway.ledger import Ledger, Logged
+from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.order_checks import OrderOutcome, check_order
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.policy.engine import Decision, PolicyEngine
@@ -199,6 +200,7 @@ class Pipeline:
         emergencies: EmergencyTracker,
         limits: Limits = Limits(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        node_decisions: NodeDecisionLog | None = None,
     ) -> None:
         self._federation = federation
         self._tokens = tokens
@@ -213,6 +215,7 @@ class Pipeline:
         self._limits = limits
         self._clock = clock
         self._failures = FailureRecorder(ledger)
+        self._node_decisions = node_decisions or NodeDecisionLog(ledger, federation.node_keys())
 
     # ------------------------------------------------------------------ steps
 
@@ -499,15 +502,16 @@ class Pipeline:
                         await completion.fail("WITNESS")
                         raise
                 except ComityError as err:
-                    await completion.fail(err.code.name)
+                    await completion.node_ended(err, logged)
                     raise
             digest = RecordsDigest()
             for record in result.records:
                 digest.update(record)
             with span("gateway.audit_disclosure", query_id=v.query.query_id):
                 disclosure = await completion.disclose(result, digest, size)
-        receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [logged, disclosure])
+        receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [logged, *disclosure])
         receipt.node_statement.CopyFrom(result.receipt.node_statement)
+        receipt.node_decision.CopyFrom(result.node_decision)
         result.receipt.CopyFrom(receipt)
         return result
 
@@ -533,9 +537,10 @@ class Pipeline:
                             summary = chunk.summary
                             disclosure = await completion.disclose(summary, digest, size)
                             receipt = await self._ledger.receipt(
-                                v.query.query.query_id, v.query.digest, [logged, disclosure]
+                                v.query.query.query_id, v.query.digest, [logged, *disclosure]
                             )
                             receipt.node_statement.CopyFrom(summary.receipt.node_statement)
+                            receipt.node_decision.CopyFrom(summary.node_decision)
                             summary.receipt.CopyFrom(receipt)
                             yield chunk
                             return
@@ -549,7 +554,7 @@ class Pipeline:
                         raise
                     continue
                 except ComityError as err:
-                    await completion.fail(err.code.name)
+                    await completion.node_ended(err, logged)
                     raise
                 break
             await completion.fail("NO_SUMMARY")
@@ -580,7 +585,30 @@ class Pipeline:
         """What runs on the gateway's timer: append the failure entries the log refused before."""
         await self._failures.retry()
 
+    async def _node_refusal(self, v: Verified, err: ComityError) -> Logged | None:
+        """Log the node's signed refusal carried by ``err``; None when there is none to log."""
+        node = v.query.query.target_node
+        try:
+            return await self._node_decisions.record_refusal(err, node=node, query_digest=v.query.digest)
+        except ComityError as bad:
+            # Not logged as the node's word (forged, mismatched, or the log failed): the query
+            # failed, and a genuine signed refusal still reaches the log from the node's outbox.
+            _log.warning("query %s: node %s's refusal not logged: %s", v.query.query_id, node, bad.message)
+            return None
+
     async def _disclose(
+        self, v: Verified, result: pb.QueryResult, digest: RecordsDigest, size: int
+    ) -> list[Logged]:
+        """Log the node's signed allowance and the disclosure (one batch); returns what was logged."""
+        decided, disclosed = await asyncio.gather(
+            self._node_decisions.record_answer(
+                result, node=v.query.query.target_node, query_digest=v.query.digest
+            ),
+            self._record_disclosure(v, result, digest, size),
+        )
+        return [disclosed] if decided is None else [decided, disclosed]
+
+    async def _record_disclosure(
         self, v: Verified, result: pb.QueryResult, digest: RecordsDigest, size: int
     ) -> Logged:
         return await self._ledger.record_disclosure(
@@ -613,8 +641,21 @@ class _Completion:
         self.ended = True
         await self._pipeline._fail(self._v, self._v.query.query.target_node, reason)
 
-    async def disclose(self, result: pb.QueryResult, digest: RecordsDigest, size: int) -> Logged:
-        """Log what the node released; the query has then ended."""
+    async def node_ended(self, err: ComityError, logged: Logged) -> None:
+        """The node answered with an error: log its signed refusal (the requester gets a receipt
+        for it), or else a failure."""
+        if self.ended:
+            return
+        refusal = await self._pipeline._node_refusal(self._v, err)
+        if refusal is None:
+            await self.fail(err.code.name)
+            return
+        self.ended = True
+        q = self._v.query
+        err.receipt = await self._pipeline._ledger.receipt(q.query.query_id, q.digest, [logged, refusal])
+
+    async def disclose(self, result: pb.QueryResult, digest: RecordsDigest, size: int) -> list[Logged]:
+        """Log what the node released (and its signed allowance); the query has then ended."""
         self.disclosing = True
         logged = await self._pipeline._disclose(self._v, result, digest, size)
         self.ended = True

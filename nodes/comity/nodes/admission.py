@@ -26,11 +26,12 @@ from comity.core.orders import OrderVerifier, check_order_covers
 from comity.core.selectors import normalise
 from comity.core.telemetry import span
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
+from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.lookup import TimeRange
 from comity.nodes.schema import DataCategory, Selector
-from comity.nodes.targeting import Targeting, Verdict
+from comity.nodes.targeting import NodeRefusal, Targeting, Verdict
 from comity.policy.engine import PolicyEngine
 from comity.policy.quotas import QuotaCounters
 from comity.policy.wire import facts_from_query
@@ -52,6 +53,8 @@ class Admitted:
     cosignature: str
     verdict: Verdict
     """How the node answers (a hit check on one of its own persons: as a no-hit) and its sealed reason."""
+    # The node's signed NodeDecision (ALLOW), kept in the outbox with the answer's statement.
+    node_decision: pb.Envelope | None = None
 
     @property
     def selector_pairs(self) -> list[tuple[str, str]]:
@@ -73,6 +76,7 @@ class Admission:
         hit_references: HitReferences,
         targeting: Targeting,
         clock: Callable[[], datetime],
+        decisions: NodeDecisions | None = None,
     ) -> None:
         self._node = node
         self._federation = federation
@@ -85,6 +89,7 @@ class Admission:
         self._clock = clock
         self._orders = OrderVerifier(federation)
         self._quotas = QuotaCounters()
+        self._decisions = decisions
 
     def admit(self, request: pb.ExecuteRequest) -> Admitted:
         """Run every check; raise the first failure's error."""
@@ -103,7 +108,7 @@ class Admission:
             cosignature = self.witness_decision(request, digest)
         pairs = [(s.type.name, s.value) for s in selectors]
         with span("node.policy", query_id=query.query_id):
-            verdict = self.decide(query, order, selectors, now=now)
+            verdict, signed = self.decide(query, order, selectors, now=now, digest=digest)
         if query.kind == pb.FETCH and query.hit_reference:
             self._hits.check(query.hit_reference, order.order_id, pairs, now=now)
         return Admitted(
@@ -115,6 +120,7 @@ class Admission:
             time_range=time_range_from_proto(query.time_range if query.HasField("time_range") else None),
             cosignature=cosignature,
             verdict=verdict,
+            node_decision=signed,
         )
 
     def verify_order(self, query: pb.Query, *, now: datetime) -> pb.LegalOrder:
@@ -205,9 +211,19 @@ class Admission:
         return self._log.consistency(size, latest)
 
     def decide(
-        self, query: pb.Query, order: pb.LegalOrder, selectors: list[Selector], *, now: datetime
-    ) -> Verdict:
-        """The node's own inbound rules (the responding country's), with its own facts about the target."""
+        self,
+        query: pb.Query,
+        order: pb.LegalOrder,
+        selectors: list[Selector],
+        *,
+        now: datetime,
+        digest: bytes = b"",
+    ) -> tuple[Verdict, pb.Envelope | None]:
+        """The node's own inbound rules (the responding country's), with its own facts about the target.
+
+        Returns the verdict and the node's signed decision; a refusal is signed and kept in the
+        outbox before it is raised.
+        """
         pairs = [(s.type.name, s.value) for s in selectors]
         subject, unreadable = self._targeting.known_subject(selectors, order.order_id)
         facts = facts_from_query(
@@ -223,11 +239,31 @@ class Admission:
         )
         decision = self._engine.decide(dataclasses.replace(facts, subject=subject))
         self._quotas.count(query.investigator, query.requesting_agency, now=now)
-        return self._targeting.judge(
-            decision,
-            kind=pb.QueryKind.Name(query.kind),
-            query_id=query.query_id,
-            order_id=order.order_id,
-            subject=subject,
-            unreadable=unreadable,
+        try:
+            verdict = self._targeting.judge(
+                decision,
+                kind=pb.QueryKind.Name(query.kind),
+                query_id=query.query_id,
+                order_id=order.order_id,
+                subject=subject,
+                unreadable=unreadable,
+            )
+        except NodeRefusal as refusal:
+            if self._decisions is not None:
+                # In clear, the rules the requester is told of; the real ones are sealed.
+                signed = self._decisions.sign(
+                    query,
+                    digest,
+                    decision,
+                    sealed=refusal.sealed.commitment,
+                    rule_codes=[v.code for v in refusal.violations],
+                )
+                self._decisions.refused(signed)
+                refusal.node_decision = signed
+            raise
+        if self._decisions is None:
+            return verdict, None
+        # A hit check answered as a no-hit is an allowance in clear too; its sealed part says why.
+        return verdict, self._decisions.sign(
+            query, digest, decision, sealed=verdict.sealed.commitment, rule_codes=[]
         )

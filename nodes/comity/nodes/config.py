@@ -10,6 +10,7 @@ Example::
 
     [store]
     url = "sqlite:///ca-node.db"      # or postgresql://user@host/db
+    outbox_url = ""                   # optional: where the signed-decision outbox lives (default: url)
 
     # Or serve an agency's own PostgreSQL tables or views in place (see comity.nodes.mapped):
     # [[store.tables]]
@@ -80,6 +81,7 @@ class NodeConfig:
     health_listen: str = ""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
+    outbox_url: str = ""
 
 
 def open_source(config: NodeConfig, *, create: bool = True) -> RecordSource:
@@ -121,6 +123,7 @@ def load_node_config(path: Path) -> NodeConfig:
             root.table("telemetry", required=False), service_name="comity-node"
         ),
         source=path,
+        outbox_url=store.text("outbox_url", ""),
     )
     for section in (node, store, keys, tls, policy, witness, limits, root):
         section.done()

@@ -12,9 +12,11 @@ from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import node_server_credentials
 from comity.nodes.admission import Admission
 from comity.nodes.config import NodeConfig, open_source
+from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.minimise import Minimiser, WithholdingRule
+from comity.nodes.outbox import Outbox
 from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
 from comity.nodes.state import NodeState
@@ -68,6 +70,8 @@ async def start_node(
     targeting = Targeting(
         reader=subjects, state=state, bundle=bundle, node_id=node.id, country=node.country, clock=clock
     )
+    outbox = Outbox(config.outbox_url or config.store_url)
+    decisions = NodeDecisions(node_id=node.id, key=response_key, outbox=outbox, clock=clock)
     admission = Admission(
         node=node,
         federation=federation,
@@ -77,6 +81,7 @@ async def start_node(
         hit_references=hits,
         targeting=targeting,
         clock=clock,
+        decisions=decisions,
     )
     restrictions = [
         pb.UseRestriction(code=r.code, description=r.description, legal_basis=r.legal_basis)
@@ -97,6 +102,7 @@ async def start_node(
         max_records=config.max_records,
         stream_batch=config.stream_batch,
         clock=clock,
+        decisions=decisions,
     )
     credentials = node_server_credentials(
         config.tls_cert,
@@ -124,4 +130,5 @@ async def start_node(
     handle.on_stop.append(state.close)
     handle.on_stop.append(witness.close)
     handle.on_stop.append(gateway_log.close)
+    handle.on_stop.append(outbox.close)
     return handle

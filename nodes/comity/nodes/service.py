@@ -30,6 +30,7 @@ from comity.core.telemetry import span
 from comity.core.tls import check_peer_certificate
 from comity.nodes.admission import Admission, Admitted
 from comity.nodes.convert import to_proto
+from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import RecordSource, TimeRange
 from comity.nodes.minimise import Minimiser
@@ -92,6 +93,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         stream_batch: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         workers: int = 16,
+        decisions: NodeDecisions | None = None,
     ) -> None:
         self._node_id = node_id
         self._gateway_pins = federation.gateway.client_pins
@@ -107,6 +109,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         self._max_records = max_records
         self._batch = stream_batch
         self._clock = clock
+        self._decisions = decisions
         # The node's own workers, apart from the process's default executor: an admission waiting
         # for the witness (which may ask the gateway's log for a proof) never starves anything else.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comity-node")
@@ -206,7 +209,11 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         receipt = pb.Receipt(
             query_id=admitted.query.query_id, query_digest=admitted.query_digest, node_statement=envelope
         )
+        if self._decisions is not None and admitted.node_decision is not None:
+            # Durable before the signed answer leaves: the gateway can always log it later.
+            self._decisions.answered(admitted.node_decision, envelope)
         return pb.QueryResult(
+            node_decision=admitted.node_decision,
             query_id=admitted.query.query_id,
             node_id=self._node_id,
             hit=hit,
@@ -231,7 +238,11 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             for record in batch:
                 digest.update(record)
             records.extend(batch)
-        result = self._summary(admitted, digest, hit=bool(records), reference="", truncated=run.truncated)
+        result = await self._run(
+            functools.partial(self._summary, hit=bool(records), reference="", truncated=run.truncated),
+            admitted,
+            digest,
+        )
         result.records.extend(records)
         return result
 
@@ -249,7 +260,11 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             for record in batch:
                 digest.update(record)
             yield pb.ResultChunk(records=pb.RecordBatch(records=batch))
-        summary = self._summary(admitted, digest, hit=digest.count > 0, reference="", truncated=run.truncated)
+        summary = await self._run(
+            functools.partial(self._summary, hit=digest.count > 0, reference="", truncated=run.truncated),
+            admitted,
+            digest,
+        )
         yield pb.ResultChunk(summary=summary)
 
     @guard_unary
@@ -259,6 +274,28 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         self._check_peer(context)
         latest = await self._run(self._witness.latest)
         return pb.WitnessState(tree_size=latest.size, root_hash=latest.root_hash)
+
+    @guard_unary
+    async def ListOutbox(
+        self, request: pb.ListOutboxRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListOutboxResponse:
+        self._check_peer(context)
+        if self._decisions is None:
+            return pb.ListOutboxResponse()
+        items = await self._run(
+            functools.partial(self._decisions.outbox.pending, after=request.after, limit=request.limit)
+        )
+        return pb.ListOutboxResponse(items=items)
+
+    @guard_unary
+    async def AcknowledgeOutbox(
+        self, request: pb.AcknowledgeOutboxRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.AcknowledgeOutboxResponse:
+        self._check_peer(context)
+        if self._decisions is None:
+            return pb.AcknowledgeOutboxResponse()
+        count = await self._run(self._decisions.outbox.acknowledge, list(request.sequences))
+        return pb.AcknowledgeOutboxResponse(acknowledged=count)
 
     async def _batches(self, admitted: Admitted, run: _Run) -> AsyncIterator[list[pb.Record]]:
         # One batch at a time from the worker thread: memory stays bounded by the batch size.

@@ -267,18 +267,20 @@ class EntryProof(_message.Message):
     def __init__(self, entry: _Optional[bytes] = ..., inclusion: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("query_id", "query_digest", "node_statement", "entries", "checkpoint")
+    __slots__ = ("query_id", "query_digest", "node_statement", "entries", "checkpoint", "node_decision")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     NODE_STATEMENT_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    NODE_DECISION_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     query_digest: bytes
     node_statement: Envelope
     entries: _containers.RepeatedCompositeFieldContainer[EntryProof]
     checkpoint: Checkpoint
-    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ...) -> None: ...
+    node_decision: Envelope
+    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class NodeStatement(_message.Message):
     __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference", "sealed_reason")
@@ -313,7 +315,7 @@ class SealedReason(_message.Message):
     def __init__(self, scheme: _Optional[str] = ..., commitment: _Optional[bytes] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt", "witness_cosignature")
+    __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt", "witness_cosignature", "node_decision")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HIT_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +325,7 @@ class QueryResult(_message.Message):
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     WITNESS_COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    NODE_DECISION_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     node_id: str
     hit: bool
@@ -332,7 +335,8 @@ class QueryResult(_message.Message):
     truncated: bool
     receipt: Receipt
     witness_cosignature: str
-    def __init__(self, query_id: _Optional[str] = ..., node_id: _Optional[str] = ..., hit: _Optional[bool] = ..., hit_reference: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., truncated: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., witness_cosignature: _Optional[str] = ...) -> None: ...
+    node_decision: Envelope
+    def __init__(self, query_id: _Optional[str] = ..., node_id: _Optional[str] = ..., hit: _Optional[bool] = ..., hit_reference: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., truncated: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., witness_cosignature: _Optional[str] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class RecordBatch(_message.Message):
     __slots__ = ("records",)
@@ -361,16 +365,18 @@ class RuleViolation(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., legal_basis: _Optional[str] = ..., check: _Optional[str] = ...) -> None: ...
 
 class PolicyDenial(_message.Message):
-    __slots__ = ("query_id", "violations", "bundle_digest", "receipt")
+    __slots__ = ("query_id", "violations", "bundle_digest", "receipt", "node_decision")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    NODE_DECISION_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     violations: _containers.RepeatedCompositeFieldContainer[RuleViolation]
     bundle_digest: str
     receipt: Receipt
-    def __init__(self, query_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[RuleViolation, _Mapping]]] = ..., bundle_digest: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+    node_decision: Envelope
+    def __init__(self, query_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[RuleViolation, _Mapping]]] = ..., bundle_digest: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class GatewayDecision(_message.Message):
     __slots__ = ("query_id", "query_digest", "investigator", "order_id", "decision", "bundle_digest", "decided_at")
@@ -403,6 +409,62 @@ class ExecuteRequest(_message.Message):
     checkpoint: Checkpoint
     consistency: ConsistencyProof
     def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ..., gateway_decision: _Optional[_Union[Envelope, _Mapping]] = ..., decision_entry: _Optional[_Union[EntryProof, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., consistency: _Optional[_Union[ConsistencyProof, _Mapping]] = ...) -> None: ...
+
+class NodeDecision(_message.Message):
+    __slots__ = ("node_id", "query_id", "query_digest", "decision", "rule_codes", "bundle_digest", "decided_at", "sealed")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    RULE_CODES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    query_id: str
+    query_digest: bytes
+    decision: str
+    rule_codes: _containers.RepeatedScalarFieldContainer[str]
+    bundle_digest: str
+    decided_at: _timestamp_pb2.Timestamp
+    sealed: bytes
+    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., decision: _Optional[str] = ..., rule_codes: _Optional[_Iterable[str]] = ..., bundle_digest: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sealed: _Optional[bytes] = ...) -> None: ...
+
+class OutboxItem(_message.Message):
+    __slots__ = ("sequence", "node_decision", "node_statement")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    NODE_DECISION_FIELD_NUMBER: _ClassVar[int]
+    NODE_STATEMENT_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    node_decision: Envelope
+    node_statement: Envelope
+    def __init__(self, sequence: _Optional[int] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+
+class ListOutboxRequest(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: int
+    limit: int
+    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListOutboxResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[OutboxItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[OutboxItem, _Mapping]]] = ...) -> None: ...
+
+class AcknowledgeOutboxRequest(_message.Message):
+    __slots__ = ("sequences",)
+    SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    sequences: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, sequences: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class AcknowledgeOutboxResponse(_message.Message):
+    __slots__ = ("acknowledged",)
+    ACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
+    acknowledged: int
+    def __init__(self, acknowledged: _Optional[int] = ...) -> None: ...
 
 class GetWitnessStateRequest(_message.Message):
     __slots__ = ()

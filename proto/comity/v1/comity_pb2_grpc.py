@@ -219,6 +219,16 @@ class DataNodeStub:
                 request_serializer=comity_dot_v1_dot_comity__pb2.GetWitnessStateRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_comity__pb2.WitnessState.FromString,
                 _registered_method=True)
+        self.ListOutbox = channel.unary_unary(
+                '/comity.v1.DataNode/ListOutbox',
+                request_serializer=comity_dot_v1_dot_comity__pb2.ListOutboxRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.ListOutboxResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeOutbox = channel.unary_unary(
+                '/comity.v1.DataNode/AcknowledgeOutbox',
+                request_serializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxResponse.FromString,
+                _registered_method=True)
 
 
 class DataNodeServicer:
@@ -244,6 +254,19 @@ class DataNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOutbox(self, request, context):
+        """The node's signed decisions and statements not yet acknowledged as logged (recovery).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeOutbox(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +284,16 @@ def add_DataNodeServicer_to_server(servicer, server):
                     servicer.GetWitnessState,
                     request_deserializer=comity_dot_v1_dot_comity__pb2.GetWitnessStateRequest.FromString,
                     response_serializer=comity_dot_v1_dot_comity__pb2.WitnessState.SerializeToString,
+            ),
+            'ListOutbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOutbox,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.ListOutboxRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.ListOutboxResponse.SerializeToString,
+            ),
+            'AcknowledgeOutbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeOutbox,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -345,6 +378,60 @@ class DataNode:
             '/comity.v1.DataNode/GetWitnessState',
             comity_dot_v1_dot_comity__pb2.GetWitnessStateRequest.SerializeToString,
             comity_dot_v1_dot_comity__pb2.WitnessState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOutbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.DataNode/ListOutbox',
+            comity_dot_v1_dot_comity__pb2.ListOutboxRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.ListOutboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeOutbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.DataNode/AcknowledgeOutbox',
+            comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,6 +22,7 @@ from comity.audit.events import (
     DecisionEvent,
     DisclosedEvent,
     Event,
+    NodeDecisionEvent,
     RefusedEvent,
     ValidatedEvent,
     decode_event,
@@ -59,6 +60,7 @@ class VerifiedReceipt:
     decision: DecisionEvent | None
     disclosure: DisclosedEvent | None
     refusal: RefusedEvent | None = None
+    node_refusal: NodeDecisionEvent | None = None
 
 
 def log_verifier(federation: Federation) -> Ed25519Verifier:
@@ -128,9 +130,16 @@ def verify_refusal(receipt: pb.Receipt, *, log_key: Ed25519Verifier, query_diges
     """Check a refusal's receipt: the refusal of this query is in the log.
 
     A policy refusal is a DENY decision; a refusal before policy (signature, order, replay) is a
-    ``refused`` event. Either must name this query's digest.
+    ``refused`` event; a refusal by the node's inbound policy is the gateway's ALLOW decision and
+    the node's DENY ``node_decision``. Each must name this query's digest.
     """
     size, events = _proved(receipt, log_key)
+    by_node = [e for e in events if isinstance(e, NodeDecisionEvent) and e.decision == "DENY"]
+    if by_node:
+        if len(by_node) != 1 or by_node[0].query_digest != query_digest.hex():
+            raise ReceiptInvalid("the logged node refusal is about another query")
+        decision = _decision(events, query_digest, allowed=True)
+        return VerifiedReceipt(receipt.query_id, size, decision, None, node_refusal=by_node[0])
     refused = [e for e in events if isinstance(e, RefusedEvent)]
     if refused and not any(isinstance(e, DecisionEvent) for e in events):
         if len(refused) != 1 or refused[0].query_digest != query_digest.hex():
