@@ -265,5 +265,5 @@ class Admission:
             return verdict, None
         # A hit check answered as a no-hit is an allowance in clear too; its sealed part says why.
         return verdict, self._decisions.sign(
-            query, digest, decision, sealed=verdict.sealed.commitment, rule_codes=[]
+            query, digest, decision, sealed=verdict.sealed.commitment, rule_codes=[], allowed=True
         )

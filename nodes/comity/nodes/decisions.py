@@ -43,12 +43,14 @@ class NodeDecisions:
         *,
         sealed: bytes = b"",
         rule_codes: Sequence[str] | None = None,
+        allowed: bool | None = None,
     ) -> pb.Envelope:
         """The node's signed word on ``query``: ``decision``'s outcome, real rule ids and bundle.
 
         ``sealed`` is a commitment the log keeps for legal officers (e.g. to the node's
-        own-person facts); ``rule_codes`` overrides the decision's real reasons when a check
-        outside the bundle refused.
+        own-person facts); ``rule_codes`` and ``allowed`` override the decision's real reasons and
+        outcome where the node answers otherwise (a hit check on one of its own persons is answered
+        as a no-hit, and signed as an allowance without rules: the sealed part holds why).
         """
         decided = Timestamp()
         decided.FromDatetime(self._clock())
@@ -56,7 +58,7 @@ class NodeDecisions:
             node_id=self._node_id,
             query_id=query.query_id,
             query_digest=query_digest,
-            decision="ALLOW" if decision.allowed else "DENY",
+            decision="ALLOW" if (decision.allowed if allowed is None else allowed) else "DENY",
             rule_codes=list(decision.internal_reasons if rule_codes is None else rule_codes),
             bundle_digest=decision.bundle_digest,
             decided_at=decided,
