@@ -6,8 +6,7 @@ or, where it is personal data, as a salted commitment whose opening is stored be
 
 - ``selectors``: one commitment per selector (``selector_commitments``);
 - ``justification_facts`` and ``justification_link``: ``justification_commitment``;
-- ``target_nationality``, ``target_residence``, ``target_location``: ``target_commitment``;
-- ``subject`` (what a node's records say about the target) is never a gateway fact: it is None here.
+- ``target_nationality``, ``target_residence``, ``target_location``: ``target_commitment``.
 
 A field added to ``QueryFacts`` must be placed in one of the two groups here
 (:data:`COMMITTED` or logged in clear); a test fails until it is.
@@ -32,8 +31,6 @@ COMMITTED = frozenset(
         "target_nationality",
         "target_residence",
         "target_location",
-        # The node's own records about the target (a node's decision only; None at the gateway).
-        "subject",
     }
 )
 
