@@ -31,4 +31,7 @@ def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[t
         ("grpc.http2.min_ping_interval_without_data_ms", _SERVER_MIN_PING_MS),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.keepalive_permit_without_calls", 0),
+        # gRPC turns SO_REUSEPORT on by default: a second process on the same port would then
+        # start silently and share the traffic, two writers that nobody notices. Off, it fails.
+        ("grpc.so_reuseport", 0),
     ]

@@ -78,10 +78,15 @@ async def start_server(
     reflection.enable_server_reflection(names, server)
     try:
         port = server.add_secure_port(listen, credentials)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot listen on {listen}: {exc}", field="listen") from None
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise ConfigError(f"cannot listen on {listen} (address in use or not local?)", field="listen")
+        # grpc reports a failed bind without its cause; in use or not local are the two there are.
+        raise ConfigError(
+            f"cannot listen on {listen}: the address is in use (another process serves it?) or not local",
+            field="listen",
+            hint="stop the other process, or give this one its own port",
+        )
     await server.start()
     handle = ServerHandle(server, port, health_servicer, service_names)
     if health_listen:

@@ -13,8 +13,10 @@ from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.orders import OrderVerifier
 from comity.core.replay import ReplayStore
 from comity.core.serving import ServerHandle, start_server
+from comity.core.sql import parse_database_url
 from comity.core.tls import gateway_server_credentials, node_channel_credentials
 from comity.core.tokens import TokenVerifier
+from comity.core.writer_lock import lock_sqlite_writer
 from comity.gateway.audit_service import AuditLogService
 from comity.gateway.checkpoints import CheckpointFinder
 from comity.gateway.config import GatewayConfig
@@ -51,7 +53,25 @@ class RunningGateway:
 async def start_gateway(
     config: GatewayConfig, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> RunningGateway:
-    """Load everything the gateway needs, refuse to start on any error, then serve."""
+    """Load everything the gateway needs, refuse to start on any error, then serve.
+
+    An SQLite log has one writer: a second gateway process over the same file refuses to start.
+    """
+    writer = lock_sqlite_writer(
+        parse_database_url(config.audit_url, field="audit.url"), what="the audit log", field="audit.url"
+    )
+    try:
+        running = await _start_gateway(config, clock=clock)
+    except BaseException:
+        if writer is not None:
+            writer.release()
+        raise
+    if writer is not None:
+        running.handle.on_stop.append(writer.release)
+    return running
+
+
+async def _start_gateway(config: GatewayConfig, *, clock: Callable[[], datetime]) -> RunningGateway:
     federation = Federation.load(config.federation)
     secret = passphrase_from_env()
     decision_key = SigningKey.load(config.decision_key, key_id=federation.gateway.id, passphrase=secret)
