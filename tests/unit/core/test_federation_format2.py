@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,9 @@ from comity.core.federation import Federation
 from comity.core.keys import SigningKey
 from comity.core.witnesspolicy import WitnessGroup
 
-HEADER = "format = 2\nversion = 1\nexpires = 2030-01-01T00:00:00Z\n"
+Format2 = Callable[..., str]  # the conftest's format2 fixture
+
+HEADER = "format = 2\nversion = 1\nexpires = 2030-01-01T00:00:00Z\n"  # what the format2 fixture adds
 
 
 @pytest.fixture(scope="module")
@@ -27,34 +30,13 @@ def pub() -> str:
     return SigningKey.generate("k").verifying_key.to_text()
 
 
-def format2(text: str, *, extra: str = "") -> str:
-    """The format-1 file ``text`` in format 2: every single key becomes a one-key history."""
-    decision = re.search(r'\ndecision_key = (".*")\n', text)
-    log = re.search(r'\n\[gateway.log\]\norigin = (".*")\nkey = (".*")\n', text)
-    assert decision and log
-    text = text.replace(decision.group(0), "\n")
-    text = text.replace(
-        log.group(0),
-        f"\n[gateway.log]\norigin = {log.group(1)}\n\n[[gateway.log.keys]]\nkey = {log.group(2)}\n"
-        f"\n[[gateway.decision_keys]]\nkey = {decision.group(1)}\nvalid_from = 2026-01-01T00:00:00Z\n",
-    )
-    text = re.sub(
-        r'response_key = (".*")\nwitness_key = (".*")\n',
-        r"\n[[members.nodes.response_keys]]\nkey = \1\nvalid_from = 2026-01-01T00:00:00Z\n"
-        r"\n[[members.nodes.witness_keys]]\nkey = \2\nvalid_from = 2026-01-01T00:00:00Z\n",
-        text,
-    )
-    text = text.replace('\nname = "us-ca"\n', '\nname = "us-ca"\n' + HEADER, 1)
-    return text + extra
-
-
 @pytest.fixture(scope="module")
 def v1(layout: FederationLayout) -> str:
     return layout.federation_file.read_text()
 
 
 @pytest.fixture(scope="module")
-def v2(v1: str) -> str:
+def v2(v1: str, format2: Format2) -> str:
     return format2(v1)
 
 
