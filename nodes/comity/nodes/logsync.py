@@ -35,7 +35,11 @@ class GatewayLog:
         """The log's proof that the tree of size ``first`` is a prefix of the one of size ``second``."""
         try:
             proof: pb.ConsistencyProof = self._stub.GetConsistencyProof(
-                pb.GetConsistencyProofRequest(first_size=first, second_size=second), timeout=self._timeout
+                pb.GetConsistencyProofRequest(first_size=first, second_size=second),
+                timeout=self._timeout,
+                # While the gateway restarts the channel is in reconnect backoff: wait for it
+                # within the deadline instead of failing at once.
+                wait_for_ready=True,
             )
         except grpc.RpcError as exc:
             call: grpc.Call = exc  # type: ignore[assignment]
