@@ -48,10 +48,11 @@ async def test_gateway_fails_closed_when_the_audit_log_is_down(tmp_path: Path) -
         async with load_profile(fed.profiles["ca.rcmp"]).async_client() as client:
             first = await run_scenario(client, fed, rcmp)
             assert first.result is not None, first.error
-            witnessed = await running.gateway.router.witness_state("us-node")
+            size = await running.gateway.ledger.log.tree_size()
             await running.gateway.ledger.log.close()  # the log can no longer be written
             second = await run_scenario(client, fed, rcmp)
         assert isinstance(second.error, errors.Unavailable), second.error
         assert "audit" in second.error.message
-        # Nothing reached the node: its witness saw no newer checkpoint.
-        assert await running.gateway.router.witness_state("us-node") == witnessed
+        # Nothing reached the node: the witnessing loop may still have shown it the log as it was
+        # when it closed, but no checkpoint beyond it (a forwarded query would carry one).
+        assert await running.gateway.router.witness_state("us-node") <= size
