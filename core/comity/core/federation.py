@@ -26,6 +26,7 @@ from typing import Literal, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from comity.core.agreements import Agreement, agreement_for
 from comity.core.errors import NotFound
 from comity.core.keyhistory import KeyHistory, LogKeyHistory
 from comity.core.keys import VerifyingKey
@@ -248,6 +249,7 @@ class Federation:
     signing: SigningRole | None = None
     independent_witnesses: tuple[WitnessIdentity, ...] = ()
     declared_witness_policy: WitnessPolicy | None = None
+    agreements: tuple[Agreement, ...] = ()
     _members: Mapping[str, Member] = field(init=False, repr=False, compare=False)
     _investigators: Mapping[str, Investigator] = field(init=False, repr=False, compare=False)
     _legal_officers: Mapping[str, LegalOfficer] = field(init=False, repr=False, compare=False)
@@ -379,6 +381,12 @@ class Federation:
                 f"witness {witness_id!r} is not in federation {self.name!r}",
                 hint=f"witnesses: {', '.join(sorted(self._witnesses))}",
             ) from None
+
+    def agreement_for(
+        self, requesting_country: str, responding_country: str, at: datetime
+    ) -> Agreement | None:
+        """The agreement binding both countries in force at ``at``; None: no agreement (``NO_AGREEMENT``)."""
+        return agreement_for(self.agreements, requesting_country, responding_country, at)
 
     def gateway_keys(self) -> Mapping[str, VerifyingKey]:
         """The gateway's decision-signing key under the gateway id (for ``verify_envelope``)."""

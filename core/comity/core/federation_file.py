@@ -3,9 +3,9 @@
 Two shapes are read. Format 2 (``format = 2``, see ``docs/federation.md``) lists rotating keys as
 histories (``[[gateway.decision_keys]]``, ``[[gateway.log.keys]]``, ``[[members.nodes.response_keys]]``,
 ``[[members.nodes.witness_keys]]``), and adds ``version``, ``expires``, ``[signing]``, independent
-``[[witnesses]]`` and a ``[witness_policy]``. Format 1 (no ``format`` key, or ``format = 1``) is
-the shape below, with one key each; its keys become one-key histories and its witness policy is
-every member country with all of its witnesses.
+``[[witnesses]]``, a ``[witness_policy]`` and ``[[agreements]]``. Format 1 (no ``format`` key, or
+``format = 1``) is the shape below, with one key each; its keys become one-key histories and its
+witness policy is every member country with all of its witnesses.
 
 The format-1 file, in outline (paths are relative to the file's folder)::
 
@@ -85,6 +85,7 @@ from comity.core.federation import (
     SigningRole,
     TokenIssuer,
 )
+from comity.core.federation_agreements import parse_agreements
 from comity.core.federation_toml import AGENCY, COUNTRY, FederationTable
 from comity.core.federation_witnesses import parse_independent_witnesses, parse_witness_policy
 from comity.core.keys import VerifyingKey
@@ -93,7 +94,7 @@ __all__ = ["parse_federation_file", "parse_federation_text"]
 
 _FORMATS = (1, 2)
 # What only a format-2 file may hold at its top level.
-_FORMAT_2_ONLY = ("version", "expires", "signing", "witnesses", "witness_policy")
+_FORMAT_2_ONLY = ("version", "expires", "signing", "witnesses", "witness_policy", "agreements")
 # (kty, crv) → the one algorithm such a key may verify; anything else is refused at load time.
 _JWK_ALGORITHMS: dict[tuple[str, str], JwtAlgorithm] = {("OKP", "Ed25519"): "EdDSA", ("EC", "P-256"): "ES256"}
 _PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
@@ -141,6 +142,7 @@ def parse_federation_text(text: str, *, base: Path, source: str, path: Path | No
         signing=_signing(root.sub("signing")) if root.has("signing") else None,
         independent_witnesses=witnesses,
         declared_witness_policy=parse_witness_policy(root, members, witnesses),
+        agreements=parse_agreements(root, members),
     )
     root.done()
     return federation

@@ -77,13 +77,19 @@ class FederationTable(Section):
             raise self.error(key, "must be a non-empty array of strings")
         return tuple(value)
 
-    def instant(self, key: str, *, required: bool = True) -> datetime | None:
-        """A TOML offset date-time (``2026-01-01T00:00:00Z``); None when absent and not ``required``."""
+    def keys(self) -> tuple[str, ...]:
+        """Every key the table sets (for tables keyed by name, like ``[agreements.inbound]``)."""
+        return tuple(self._data)
+
+    def optional_instant(self, key: str) -> datetime | None:
+        """A TOML offset date-time, or None when absent."""
+        return self.instant(key) if self.has(key) else None
+
+    def instant(self, key: str) -> datetime:
+        """A TOML offset date-time (``2026-01-01T00:00:00Z``)."""
         self._seen.add(key)
         if key not in self._data:
-            if required:
-                raise self.error(key, "required date-time is missing")
-            return None
+            raise self.error(key, "required date-time is missing")
         value = self._data[key]
         if not isinstance(value, datetime) or value.utcoffset() is None:
             raise self.error(
@@ -108,8 +114,8 @@ class FederationTable(Section):
             keys.append(
                 DatedKey(
                     e.verifying_key("key", key_id),
-                    e.instant("valid_from", required=False),
-                    e.instant("valid_until", required=False),
+                    e.optional_instant("valid_from"),
+                    e.optional_instant("valid_until"),
                 )
             )
             e.done()
