@@ -14,11 +14,16 @@ An order description is TOML or JSON with the fields of ``comity.v1.LegalOrder``
     valid_until = 2027-02-01T00:00:00Z
     max_records = 50
     emergency = false
-    [attestation]
-    nationality = "US"
-    residence = "US"
-    location = "US"
+    [target]                                 # what the requester attests about the target
+    nationalities = ["US", "GB"]             # every nationality (ISO 3166-1 alpha-2), at least one
+    residences = ["US"]                      # every country of residence, at least one
+    locations = ["MX"]                       # every country the target is believed to be in
+    kind = "natural-person"                  # or "legal-person", with incorporated_in = "DE"
     not_for_third_government = true
+
+Every ``[target]`` field is required (``incorporated_in`` for a legal person only): nothing is
+defaulted, and a code that is not an assigned ISO 3166-1 alpha-2 code, or is listed twice, is an
+error naming the field. The single-valued ``[attestation]`` table of the earlier format is refused.
 
 Envelopes are written as binary protobuf, or as protobuf JSON when the file name ends in
 ``.json``; :func:`read_envelope` reads either.
@@ -37,6 +42,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from comity.core.errors import ConfigError
+from comity.core.target import COUNTRY_SETS, parse_kind, target_problem
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["order_from_mapping", "read_envelope", "read_order_description", "write_envelope"]
@@ -44,7 +50,6 @@ __all__ = ["order_from_mapping", "read_envelope", "read_order_description", "wri
 _SELECTOR_TYPES = {v.name.lower(): v.name for v in pb.SelectorType.DESCRIPTOR.values if v.number}
 _CATEGORIES = {v.name.lower(): v.name for v in pb.DataCategory.DESCRIPTOR.values if v.number}
 _TEXT_FIELDS = ("order_id", "issuing_authority", "issuing_country", "offence_code", "authorised_by")
-_ATTESTATION_TEXT = ("nationality", "residence", "location")
 _KNOWN = {
     *_TEXT_FIELDS,
     "authorisation_type",
@@ -54,12 +59,16 @@ _KNOWN = {
     "valid_until",
     "max_records",
     "emergency",
-    "attestation",
+    "target",
 }
+_TARGET_FIELDS = {*COUNTRY_SETS, "kind", "incorporated_in", "not_for_third_government"}
 
 
-def read_order_description(path: Path) -> pb.LegalOrder:
-    """Read an order description (``.json`` as JSON, anything else as TOML)."""
+def read_order_description(path: Path, *, target: pb.TargetFacts | None = None) -> pb.LegalOrder:
+    """Read an order description (``.json`` as JSON, anything else as TOML).
+
+    ``target``: the target facts from the command line, instead of the ``[target]`` table.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -68,15 +77,27 @@ def read_order_description(path: Path) -> pb.LegalOrder:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}", source=str(path)) from None
-    return order_from_mapping(data, source=str(path))
+    return order_from_mapping(data, source=str(path), target=target)
 
 
-def order_from_mapping(data: Mapping[str, Any], *, source: str = "<order>") -> pb.LegalOrder:
-    """Build a LegalOrder from parsed TOML/JSON; raises :class:`ConfigError` naming the field."""
+def order_from_mapping(
+    data: Mapping[str, Any], *, source: str = "<order>", target: pb.TargetFacts | None = None
+) -> pb.LegalOrder:
+    """Build a LegalOrder from parsed TOML/JSON; raises :class:`ConfigError` naming the field.
+
+    ``target`` supplies the target facts instead of the description's ``[target]`` table (from
+    the command line); giving both is an error, as is giving neither.
+    """
 
     def bad(field: str, message: str) -> ConfigError:
         return ConfigError(message, field=field, source=source)
 
+    if "attestation" in data:
+        raise bad(
+            "attestation",
+            "the single-valued [attestation] table is no longer read: write a [target] table with "
+            "nationalities, residences, locations, kind and not_for_third_government",
+        )
     unknown = sorted(set(data) - _KNOWN)
     if unknown:
         raise bad(unknown[0], "unknown field (misspelt?)")
@@ -106,7 +127,12 @@ def order_from_mapping(data: Mapping[str, Any], *, source: str = "<order>") -> p
     if not isinstance(emergency, bool):
         raise bad("emergency", "must be true or false")
     order.emergency = emergency
-    _attestation(data.get("attestation", {}), order.attestation, bad)
+    if target is not None and "target" in data:
+        raise bad("target", "the target facts are given both in the description and on the command line")
+    order.target.CopyFrom(target if target is not None else _target(data.get("target"), bad))
+    problem = target_problem(order.target)
+    if problem is not None:
+        raise bad(problem.field, problem.message)
     return order
 
 
@@ -154,21 +180,36 @@ def _when(raw: Any, field: str, bad: Any) -> datetime:
     return raw
 
 
-def _attestation(raw: Any, out: pb.TargetAttestation, bad: Any) -> None:
+def _target(raw: Any, bad: Any) -> pb.TargetFacts:
+    if raw is None:
+        raise bad("target", "required: what the requester attests about the target (docs/investigators.md)")
     if not isinstance(raw, dict):
-        raise bad("attestation", "must be a table")
-    unknown = sorted(set(raw) - {*_ATTESTATION_TEXT, "not_for_third_government"})
+        raise bad("target", "must be a table")
+    unknown = sorted(set(raw) - _TARGET_FIELDS)
     if unknown:
-        raise bad(f"attestation.{unknown[0]}", "unknown field (misspelt?)")
-    for name in _ATTESTATION_TEXT:
-        value = raw.get(name, "")
-        if not isinstance(value, str) or (value and (len(value) != 2 or not value.isupper())):
-            raise bad(f"attestation.{name}", "must be an ISO 3166-1 alpha-2 code like 'CA'")
-        setattr(out, name, value)
-    flag = raw.get("not_for_third_government", False)
+        raise bad(f"target.{unknown[0]}", "unknown field (misspelt?)")
+    out = pb.TargetFacts()
+    for name in COUNTRY_SETS:
+        codes = raw.get(name)
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise bad(f"target.{name}", 'required: a list of ISO 3166-1 alpha-2 codes, e.g. ["US", "GB"]')
+        getattr(out, name).extend(codes)
+    kind = raw.get("kind")
+    if not isinstance(kind, str):
+        raise bad("target.kind", "required: natural-person or legal-person")
+    try:
+        out.kind = parse_kind(kind)
+    except ValueError as exc:
+        raise bad("target.kind", str(exc)) from None
+    incorporated = raw.get("incorporated_in", "")
+    if not isinstance(incorporated, str):
+        raise bad("target.incorporated_in", "must be an ISO 3166-1 alpha-2 code")
+    out.incorporated_in = incorporated
+    flag = raw.get("not_for_third_government")
     if not isinstance(flag, bool):
-        raise bad("attestation.not_for_third_government", "must be true or false")
+        raise bad("target.not_for_third_government", "required: true or false")
     out.not_for_third_government = flag
+    return out
 
 
 def write_envelope(envelope: pb.Envelope, path: Path, *, as_json: bool | None = None) -> None:

@@ -10,7 +10,9 @@ An order travels as a DSSE envelope (payload type ``PAYLOAD_ORDER``) around a se
    authority's country and its kind of authorisation (an administrative authority cannot
    issue what reads as a judicial warrant);
 4. :func:`check_order_fields`: id, selectors, categories and the validity window are present;
-5. :func:`check_order_window`: ``now`` is inside ``[valid_from, valid_until]``.
+5. :func:`~comity.core.target.check_target`: the target facts are there and well-formed (an order
+   signed before they were required is refused, to be re-signed; never read with defaults);
+6. :func:`check_order_window`: ``now`` is inside ``[valid_from, valid_until]``.
 
 :func:`check_order_covers` then checks that the order covers every selector and data category
 of a query. Refusals name a selector by position and type, never by value.
@@ -33,6 +35,7 @@ from comity.core.dsse import PAYLOAD_ORDER, EnvelopeError, pae, sign_envelope, v
 from comity.core.errors import ComityError, InvalidArgument
 from comity.core.federation import Authority, Federation
 from comity.core.keys import SigningKey, VerifyingKey
+from comity.core.target import check_target
 from comity.v1 import comity_pb2 as pb
 
 __all__ = [
@@ -215,7 +218,7 @@ def check_order_fields(order: pb.LegalOrder) -> None:
 
 
 def check_order_window(order: pb.LegalOrder, *, now: datetime, skew: timedelta = timedelta(0)) -> None:
-    """Step 5: ``now`` is inside the order's validity window (``skew`` tolerates clock drift)."""
+    """Step 6: ``now`` is inside the order's validity window (``skew`` tolerates clock drift)."""
     valid_from = order.valid_from.ToDatetime(tzinfo=UTC)
     valid_until = order.valid_until.ToDatetime(tzinfo=UTC)
     if now + skew < valid_from:
@@ -229,18 +232,19 @@ def check_order_window(order: pb.LegalOrder, *, now: datetime, skew: timedelta =
 def verify_order(
     envelope: pb.Envelope, federation: Federation, *, now: datetime, skew: timedelta = timedelta(0)
 ) -> VerifiedOrder:
-    """Run steps 1–5 on a signed order (uncached; see :class:`OrderVerifier`)."""
+    """Run steps 1–6 on a signed order (uncached; see :class:`OrderVerifier`)."""
     verified = _verify_static(envelope, federation)
     check_order_window(verified.order, now=now, skew=skew)
     return verified
 
 
 def _verify_static(envelope: pb.Envelope, federation: Federation) -> VerifiedOrder:
-    """Steps 1–4: what does not depend on the time."""
+    """Steps 1–5: what does not depend on the time."""
     payload, signer = check_order_signature(envelope, federation)
     order = parse_order(payload)
     authority = check_order_authority(order, signer, federation)
     check_order_fields(order)
+    check_target(order, authority=authority.id)
     return VerifiedOrder(order, authority, hashlib.sha256(payload).digest())
 
 

@@ -73,9 +73,11 @@ def build_request(
             "speech_related": offence.speech_related if offence else False,
         },
         "attestation": {
-            "nationality": facts.target_nationality,
-            "residence": facts.target_residence,
-            "location": facts.target_location,
+            "nationalities": sorted(facts.target_nationalities),
+            "residences": sorted(facts.target_residences),
+            "locations": sorted(facts.target_locations),
+            "kind": facts.target_kind,
+            "incorporated_in": sorted(facts.target_incorporated_in),
             "not_for_third_government": facts.not_for_third_government,
         },
         "quota": {

@@ -17,6 +17,7 @@ from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
 
 from comity.core.errors import InvalidArgument
+from comity.core.iso3166 import is_assigned
 from comity.policy.subject import KnownSubject
 
 __all__ = ["QueryFacts"]
@@ -24,6 +25,14 @@ __all__ = ["QueryFacts"]
 # Integers are bounded well inside Cedar's signed 64-bit Long so that no fact can make
 # a rule's arithmetic overflow; a larger value is a caller's bug.
 _MAX_INT = 2**53
+# Attested country sets: each code assigned, each once, so no spelling ("us", "U.S.") can slip a
+# responding country past the targeting rule's comparison.
+_COUNTRY_SETS = (
+    "target_nationalities",
+    "target_residences",
+    "target_locations",
+    "target_incorporated_in",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,13 +100,19 @@ class QueryFacts:
     order_covers_categories: bool
     """Whether the order authorises every data category of the query."""
 
-    # --- the requester's attestation about the target (part of the signed order)
-    target_nationality: str
-    """Target's nationality as far as the requester knows it (ISO code or ``"UNKNOWN"``)."""
-    target_residence: str
-    """Target's country of residence (ISO code or ``"UNKNOWN"``)."""
-    target_location: str
-    """Where the target is believed to be located (ISO code or ``"UNKNOWN"``)."""
+    # --- the requester's attestation about the target (the signed order's target facts)
+    # Sets of ISO 3166-1 alpha-2 codes exactly as signed; an empty set means nothing was attested
+    # (the targeting rule refuses it). Nothing here is ever defaulted to a placeholder.
+    target_nationalities: tuple[str, ...]
+    """Every nationality of the target the order attests."""
+    target_residences: tuple[str, ...]
+    """Every country of residence the order attests."""
+    target_locations: tuple[str, ...]
+    """Every country the target is believed to be located in."""
+    target_kind: str
+    """``"NATURAL_PERSON"`` or ``"LEGAL_PERSON"`` as signed (anything else: the kind is unknown)."""
+    target_incorporated_in: tuple[str, ...]
+    """A legal person's country of incorporation (one code); empty for a natural person."""
     not_for_third_government: bool
     """The requester attests the query is not made for the responding or a third government."""
 
@@ -131,12 +146,20 @@ class QueryFacts:
         """Check every field's type and range.
 
         Raises:
-            InvalidArgument: naming the first field that is missing, mistyped, negative
-                or a naive datetime.
+            InvalidArgument: naming the first field that is missing, mistyped, negative,
+                a naive datetime, or an attested country set holding a code that is not an
+                assigned ISO 3166-1 alpha-2 code or is repeated.
         """
         hints = _field_types()
         for f in dataclasses.fields(self):
             _check_value(f.name, getattr(self, f.name), hints[f.name])
+        for name in _COUNTRY_SETS:
+            codes: tuple[str, ...] = getattr(self, name)
+            for code in codes:
+                if not is_assigned(code):
+                    raise InvalidArgument(f"fact {name} holds {code[:12]!r}, not an ISO 3166-1 alpha-2 code")
+            if len(set(codes)) != len(codes):
+                raise InvalidArgument(f"fact {name} lists a country more than once")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> QueryFacts:

@@ -2,6 +2,10 @@
 
 The gateway and each node build their facts the same way, from messages whose signatures
 they have already checked; this module only reads them, it verifies nothing.
+
+It never invents a value. The target facts are copied as signed: a country set the order
+leaves empty stays empty (the targeting rule refuses it), the kind stays as its wire name,
+and an order without target facts at all cannot become facts (it is refused, to be re-signed).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from comity.core.errors import InvalidArgument
+from comity.core.target import check_target
 from comity.policy.facts import QueryFacts
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["Counters", "EmergencyStatus", "facts_from_query"]
 
-_UNKNOWN = "UNKNOWN"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -51,8 +56,11 @@ def _days(query: pb.Query) -> int:
     return max(0, math.ceil(span.total_seconds() / 86_400))
 
 
-def _country(code: str) -> str:
-    return code.strip().upper() or _UNKNOWN
+def _kind(value: int) -> str:
+    try:
+        return pb.TargetKind.Name(value)
+    except ValueError:
+        raise InvalidArgument(f"the order's target kind {value} is not a known kind") from None
 
 
 def facts_from_query(
@@ -71,10 +79,16 @@ def facts_from_query(
     """The facts for ``query`` under ``order`` (None when the query carries none).
 
     ``normalised_selectors`` are (SelectorType name, normalised value) pairs; coverage flags
-    come from the caller's check of the order against the query.
+    come from the caller's check of the order against the query. Without an order, nothing is
+    attested: every target set is empty and the kind unspecified, so the rules refuse.
+
+    Raises:
+        FailedPrecondition: the order carries no target facts (signed in the earlier format).
     """
+    if order is not None and (not order.HasField("target") or order.HasField("attestation")):
+        check_target(order, authority=order.issuing_authority)
     o = order or pb.LegalOrder()
-    att = o.attestation
+    target = o.target
     return QueryFacts(
         requesting_country=requesting_country,
         responding_country=responding_country,
@@ -91,17 +105,19 @@ def facts_from_query(
         justification_link=query.justification.link_to_offence,
         order_id=o.order_id,
         order_offence_code=o.offence_code,
-        order_issuing_country=_country(o.issuing_country),
+        order_issuing_country=o.issuing_country,
         order_authorisation_type=o.authorisation_type,
         order_emergency=o.emergency,
         order_valid_from=_dt(o.valid_from, present=o.HasField("valid_from"), default=_EPOCH),
         order_valid_until=_dt(o.valid_until, present=o.HasField("valid_until"), default=_EPOCH),
         order_covers_selectors=order is not None and order_covers_selectors,
         order_covers_categories=order is not None and order_covers_categories,
-        target_nationality=_country(att.nationality),
-        target_residence=_country(att.residence),
-        target_location=_country(att.location),
-        not_for_third_government=att.not_for_third_government,
+        target_nationalities=tuple(target.nationalities),
+        target_residences=tuple(target.residences),
+        target_locations=tuple(target.locations),
+        target_kind=_kind(target.kind),
+        target_incorporated_in=(target.incorporated_in,) if target.incorporated_in else (),
+        not_for_third_government=target.not_for_third_government,
         investigator_queries_today=counters.investigator_today,
         agency_queries_today=counters.agency_today,
         emergency_overdue_orders=emergency.overdue_orders,

@@ -35,6 +35,12 @@ class SelectorType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USERNAME: _ClassVar[SelectorType]
     IMEI: _ClassVar[SelectorType]
     VEHICLE_VIN: _ClassVar[SelectorType]
+
+class TargetKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TARGET_KIND_UNSPECIFIED: _ClassVar[TargetKind]
+    NATURAL_PERSON: _ClassVar[TargetKind]
+    LEGAL_PERSON: _ClassVar[TargetKind]
 QUERY_KIND_UNSPECIFIED: QueryKind
 HIT_CHECK: QueryKind
 FETCH: QueryKind
@@ -52,6 +58,9 @@ FIREARM_SERIAL: SelectorType
 USERNAME: SelectorType
 IMEI: SelectorType
 VEHICLE_VIN: SelectorType
+TARGET_KIND_UNSPECIFIED: TargetKind
+NATURAL_PERSON: TargetKind
+LEGAL_PERSON: TargetKind
 
 class Signature(_message.Message):
     __slots__ = ("keyid", "sig")
@@ -140,7 +149,7 @@ class TargetAttestation(_message.Message):
     def __init__(self, nationality: _Optional[str] = ..., residence: _Optional[str] = ..., location: _Optional[str] = ..., not_for_third_government: _Optional[bool] = ...) -> None: ...
 
 class LegalOrder(_message.Message):
-    __slots__ = ("order_id", "issuing_authority", "issuing_country", "offence_code", "authorised_by", "authorisation_type", "selectors", "categories", "valid_from", "valid_until", "max_records", "emergency", "attestation")
+    __slots__ = ("order_id", "issuing_authority", "issuing_country", "offence_code", "authorised_by", "authorisation_type", "selectors", "categories", "valid_from", "valid_until", "max_records", "emergency", "attestation", "target")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUING_AUTHORITY_FIELD_NUMBER: _ClassVar[int]
     ISSUING_COUNTRY_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +163,7 @@ class LegalOrder(_message.Message):
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     EMERGENCY_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     issuing_authority: str
     issuing_country: str
@@ -167,7 +177,24 @@ class LegalOrder(_message.Message):
     max_records: int
     emergency: bool
     attestation: TargetAttestation
-    def __init__(self, order_id: _Optional[str] = ..., issuing_authority: _Optional[str] = ..., issuing_country: _Optional[str] = ..., offence_code: _Optional[str] = ..., authorised_by: _Optional[str] = ..., authorisation_type: _Optional[str] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_records: _Optional[int] = ..., emergency: _Optional[bool] = ..., attestation: _Optional[_Union[TargetAttestation, _Mapping]] = ...) -> None: ...
+    target: TargetFacts
+    def __init__(self, order_id: _Optional[str] = ..., issuing_authority: _Optional[str] = ..., issuing_country: _Optional[str] = ..., offence_code: _Optional[str] = ..., authorised_by: _Optional[str] = ..., authorisation_type: _Optional[str] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_records: _Optional[int] = ..., emergency: _Optional[bool] = ..., attestation: _Optional[_Union[TargetAttestation, _Mapping]] = ..., target: _Optional[_Union[TargetFacts, _Mapping]] = ...) -> None: ...
+
+class TargetFacts(_message.Message):
+    __slots__ = ("nationalities", "residences", "locations", "kind", "incorporated_in", "not_for_third_government")
+    NATIONALITIES_FIELD_NUMBER: _ClassVar[int]
+    RESIDENCES_FIELD_NUMBER: _ClassVar[int]
+    LOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INCORPORATED_IN_FIELD_NUMBER: _ClassVar[int]
+    NOT_FOR_THIRD_GOVERNMENT_FIELD_NUMBER: _ClassVar[int]
+    nationalities: _containers.RepeatedScalarFieldContainer[str]
+    residences: _containers.RepeatedScalarFieldContainer[str]
+    locations: _containers.RepeatedScalarFieldContainer[str]
+    kind: TargetKind
+    incorporated_in: str
+    not_for_third_government: bool
+    def __init__(self, nationalities: _Optional[_Iterable[str]] = ..., residences: _Optional[_Iterable[str]] = ..., locations: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., incorporated_in: _Optional[str] = ..., not_for_third_government: _Optional[bool] = ...) -> None: ...
 
 class EmergencyValidation(_message.Message):
     __slots__ = ("order_id", "order_digest", "validating_authority", "confirmed", "decided_at")

@@ -19,6 +19,7 @@ from comity.core.orders import (
     sign_order,
     verify_order,
 )
+from comity.core.target import target_facts
 from comity.v1 import comity_pb2 as pb
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -55,7 +56,9 @@ def make_order(**kw: object) -> pb.LegalOrder:
         ],
         categories=[pb.SUBSCRIBER, pb.TRAFFIC],
         max_records=50,
-        attestation=pb.TargetAttestation(nationality="US", residence="US", location="US"),
+        target=target_facts(
+            nationalities=["MX"], residences=["MX"], locations=["MX"], not_for_third_government=True
+        ),
     )
     order.valid_from.FromDatetime(NOW - timedelta(days=1))
     order.valid_until.FromDatetime(NOW + timedelta(days=30))

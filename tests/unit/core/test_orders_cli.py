@@ -31,12 +31,24 @@ categories = ["subscriber", "traffic"]
 valid_from = 2026-11-01T00:00:00Z
 valid_until = 2027-02-01T00:00:00Z
 max_records = 50
-[attestation]
-nationality = "US"
-residence = "US"
-location = "US"
+[target]
+nationalities = ["MX", "GB"]
+residences = ["MX"]
+locations = ["MX"]
+kind = "natural-person"
 not_for_third_government = true
 """
+# The same order without its [target] table, for the command-line options.
+BARE = DESCRIPTION.split("[target]")[0]
+
+
+TARGET = {
+    "nationalities": ["MX"],
+    "residences": ["MX"],
+    "locations": ["MX"],
+    "kind": "natural-person",
+    "not_for_third_government": True,
+}
 
 
 def said(result: Result) -> str:
@@ -62,7 +74,9 @@ def test_a_toml_description_becomes_a_legal_order(tmp_path: Path) -> None:
     ]
     assert list(order.categories) == [pb.SUBSCRIBER, pb.TRAFFIC]
     assert order.valid_until.ToDatetime(tzinfo=UTC) == datetime(2027, 2, 1, tzinfo=UTC)
-    assert order.attestation.not_for_third_government
+    assert list(order.target.nationalities) == ["MX", "GB"]
+    assert order.target.kind == pb.NATURAL_PERSON and order.target.not_for_third_government
+    assert not order.HasField("attestation")
     assert order.max_records == 50
 
 
@@ -88,7 +102,23 @@ def test_a_json_description_with_iso_times(tmp_path: Path) -> None:
         ({"valid_from": "2026-11-01T00:00:00"}, "valid_from"),
         ({"valid_until": None}, "valid_until"),
         ({"max_records": -1}, "max_records"),
-        ({"attestation": {"nationality": "Canada"}}, "attestation.nationality"),
+        ({"attestation": {"nationality": "CA"}}, "attestation"),
+        ({"target": None}, "target"),
+        ({"target": {**TARGET, "nationalities": []}}, "target.nationalities"),
+        ({"target": {**TARGET, "nationalities": ["Canada"]}}, "target.nationalities[0]"),
+        ({"target": {**TARGET, "residences": ["MX", "XK"]}}, "target.residences[1]"),
+        ({"target": {**TARGET, "locations": ["MX", "MX"]}}, "target.locations[1]"),
+        ({"target": {**TARGET, "locations": "MX"}}, "target.locations"),
+        ({"target": {**TARGET, "kind": "company"}}, "target.kind"),
+        ({"target": {k: v for k, v in TARGET.items() if k != "kind"}}, "target.kind"),
+        ({"target": {**TARGET, "kind": "legal-person"}}, "target.incorporated_in"),
+        ({"target": {**TARGET, "kind": "legal-person", "incorporated_in": "ca"}}, "target.incorporated_in"),
+        ({"target": {**TARGET, "incorporated_in": "GB"}}, "target.incorporated_in"),
+        (
+            {"target": {k: v for k, v in TARGET.items() if k != "not_for_third_government"}},
+            "target.not_for_third_government",
+        ),
+        ({"target": {**TARGET, "nationality": "MX"}}, "target.nationality"),
         ({"scope": "all"}, "scope"),
     ],
 )
@@ -150,3 +180,100 @@ def test_signing_with_a_key_the_federation_does_not_list_fails_verification(
     )
     assert result.exit_code == 1
     assert "does not verify" in said(result)
+
+
+def test_the_target_facts_on_the_command_line(layout: FederationLayout, tmp_path: Path) -> None:
+    description = tmp_path / "order.toml"
+    description.write_text(BARE)
+    out = tmp_path / "order.dsse"
+    key = str(layout.agencies["us.fbi"].authority_key)
+    options = ["--nationality", "MX", "--nationality", "GB", "--residence", "MX", "--location", "MX"]
+    options += ["--target-kind", "legal-person", "--incorporated-in", "GB", "--not-for-third-government"]
+    signed = CliRunner().invoke(app, ["sign", str(description), "--key", key, "--out", str(out), *options])
+    assert signed.exit_code == 0, signed.output
+    order = verify_order(read_envelope(out), Federation.load(layout.federation_file), now=NOW).order
+    assert list(order.target.nationalities) == ["MX", "GB"]
+    assert (order.target.kind, order.target.incorporated_in) == (pb.LEGAL_PERSON, "GB")
+    shown = CliRunner().invoke(app, ["verify", str(out), "--federation", str(layout.federation_file)])
+    assert "legal person incorporated in GB; nationalities MX, GB" in said(shown)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([], "target"),
+        (["--nationality", "MX"], "--residence, --location, --target-kind"),
+        (
+            [
+                "--nationality",
+                "MX",
+                "--nationality",
+                "MX",
+                "--residence",
+                "MX",
+                "--location",
+                "MX",
+                "--target-kind",
+                "natural-person",
+                "--not-for-third-government",
+            ],
+            "--nationality[1]: 'MX' is listed twice",
+        ),
+        (
+            [
+                "--nationality",
+                "UK",
+                "--residence",
+                "MX",
+                "--location",
+                "MX",
+                "--target-kind",
+                "natural-person",
+                "--not-for-third-government",
+            ],
+            "--nationality[0]: 'UK' is not an assigned ISO 3166-1 alpha-2 code",
+        ),
+    ],
+)
+def test_signing_refuses_missing_or_bad_target_facts(
+    layout: FederationLayout, tmp_path: Path, options: list[str], message: str
+) -> None:
+    description = tmp_path / "order.toml"
+    description.write_text(BARE)
+    key = str(layout.agencies["us.fbi"].authority_key)
+    out = tmp_path / "order.dsse"
+    result = CliRunner().invoke(app, ["sign", str(description), "--key", key, "--out", str(out), *options])
+    assert result.exit_code == 1
+    assert message in said(result)
+    assert not out.exists()
+
+
+def test_target_facts_in_both_places_are_refused(layout: FederationLayout, tmp_path: Path) -> None:
+    description = tmp_path / "order.toml"
+    description.write_text(DESCRIPTION)
+    key = str(layout.agencies["us.fbi"].authority_key)
+    options = [
+        "--nationality",
+        "MX",
+        "--residence",
+        "MX",
+        "--location",
+        "MX",
+        "--target-kind",
+        "natural-person",
+    ]
+    result = CliRunner().invoke(
+        app,
+        [
+            "sign",
+            str(description),
+            "--key",
+            key,
+            "--out",
+            str(tmp_path / "o"),
+            *options,
+            "--not-for-third-government",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "both in the description and on the command line" in said(result)

@@ -133,7 +133,7 @@ def test_refuses_a_bundle_not_yet_in_effect(make_bundle: MakeBundle) -> None:
     root = make_bundle()
     with pytest.raises(BundleError, match="not in effect before 2026-01-01"):
         PolicyBundle.load(root, today=dt.date(2025, 12, 31))
-    assert PolicyBundle.load(root, today=dt.date(2026, 1, 1)).version == "1.0.0"
+    assert PolicyBundle.load(root, today=dt.date(2026, 1, 1)).version == "2.0.0"
 
 
 def test_refuses_an_invalid_schema(make_bundle: MakeBundle) -> None:

@@ -101,7 +101,8 @@ selectors = pick(
     (("ACCOUNT_ID", ""),),
 )
 BAD_TEXTS = ("", "Ongoing investigation.", "TBD", "Ransomware attack on hospital network demanded bitcoin.")
-COUNTRIES = ("US", "CA", "")
+# Attested country sets: one or two codes, empty, or holding either party.
+COUNTRY_SETS = (("US",), ("CA",), (), ("GB", "RU"), ("CA", "GB"), ("GB", "US"))
 OFFENCES = {"US": "18 USC 1030(a)(7)", "CA": "CC 346"}
 other_offences = [
     "18 USC 875(d)",
@@ -152,9 +153,11 @@ def query_facts(draw: st.DrawFn) -> QueryFacts:
         order_valid_until=NOW + draw(pick(SECOND * 86400, -SECOND, SECOND * 0, SECOND)),
         order_covers_selectors=draw(pick(True, False)),
         order_covers_categories=draw(pick(True, False)),
-        target_nationality=draw(pick("UNKNOWN", *COUNTRIES)),
-        target_residence=draw(pick("RU", *COUNTRIES)),
-        target_location=draw(pick("RU", *COUNTRIES)),
+        target_nationalities=draw(pick(("RU",), *COUNTRY_SETS)),
+        target_residences=draw(pick(("RU",), *COUNTRY_SETS)),
+        target_locations=draw(pick(("RU",), *COUNTRY_SETS)),
+        target_kind=draw(pick("NATURAL_PERSON", "LEGAL_PERSON", "TARGET_KIND_UNSPECIFIED", "")),
+        target_incorporated_in=draw(pick((), ("GB",), ("US",), ("CA",))),
         not_for_third_government=draw(pick(True, False)),
         investigator_queries_today=draw(pick(0, 19, 20, 49, 50)),
         agency_queries_today=draw(pick(0, 199, 200, 999, 1000)),
@@ -186,8 +189,13 @@ def expected_reasons(f: QueryFacts, regime: Regime) -> set[str]:
         out.add(regime.scope_rule)
     if offence is None or offence.max_penalty_years < 3:
         out.add("SERIOUS_CRIME")
-    attested = (f.target_nationality, f.target_residence, f.target_location)
-    if "" in attested or f.responding_country in attested:
+    attested = (f.target_nationalities, f.target_residences, f.target_locations)
+    if (
+        not all(attested)
+        or any(f.responding_country in s for s in (*attested, f.target_incorporated_in))
+        or f.target_kind not in ("NATURAL_PERSON", "LEGAL_PERSON")
+        or (f.target_kind == "LEGAL_PERSON") != bool(f.target_incorporated_in)
+    ):
         out.add("NO_TARGETING")
     if (
         not 1 <= len(f.selectors) <= regime.max_selectors

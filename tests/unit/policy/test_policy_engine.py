@@ -18,7 +18,7 @@ def test_allowed_decision_names_the_bundle(engine: PolicyEngine, facts: QueryFac
     assert d.allowed
     assert d.violations == [] and d.internal_reasons == [] and d.errors == []
     assert d.bundle_digest == engine.bundle.digest
-    assert d.bundle_version == "1.0.0"
+    assert d.bundle_version == "2.0.0"
 
 
 def test_refusal_lists_every_rule_with_message_and_legal_basis(
@@ -37,7 +37,7 @@ def test_refusal_lists_every_rule_with_message_and_legal_basis(
 def test_targeting_refusal_is_generic_but_logged_with_the_real_rule(
     engine: PolicyEngine, facts: QueryFacts
 ) -> None:
-    d = engine.decide(replace(facts, target_residence="CA"))
+    d = engine.decide(replace(facts, target_residences=("CA",)))
     generic = engine.bundle.manifest.generic
     assert d.violations == [RuleViolationInfo("REFUSED", generic.message, generic.legal_basis)]
     assert d.internal_reasons == ["NO_TARGETING"]
@@ -46,7 +46,7 @@ def test_targeting_refusal_is_generic_but_logged_with_the_real_rule(
 
 
 def test_generic_refusal_does_not_hide_other_rules(engine: PolicyEngine, facts: QueryFacts) -> None:
-    d = engine.decide(replace(facts, target_nationality="CA", agency_queries_today=1000))
+    d = engine.decide(replace(facts, target_nationalities=("CA",), agency_queries_today=1000))
     assert d.codes == ["REFUSED", "QUOTA"]
     assert d.internal_reasons == ["NO_TARGETING", "QUOTA"]
 

@@ -18,6 +18,7 @@ from comity.core.federation import Federation
 from comity.core.keys import SigningKey
 from comity.core.order_file import read_envelope, read_order_description, write_envelope
 from comity.core.orders import sign_order, verify_order
+from comity.core.target import target_facts
 from comity.sdk.cli._common import errors_exit, passphrase_from_env, stdout
 from comity.v1 import comity_pb2 as pb
 
@@ -28,9 +29,35 @@ app = typer.Typer(help="Issue and check signed legal orders.", no_args_is_help=T
 
 @app.command("sign")
 def sign(
-    description: Annotated[Path, typer.Argument(help="The order, as TOML or JSON (see docs/security.md).")],
+    description: Annotated[
+        Path, typer.Argument(help="The order, as TOML or JSON (see docs/investigators.md).")
+    ],
     key: Annotated[Path, typer.Option(help="The authority's Ed25519 private key file.")],
     out: Annotated[Path, typer.Option(help="Where to write the signed envelope.")],
+    nationality: Annotated[
+        list[str] | None,
+        typer.Option(help="A nationality of the target (ISO 3166-1 alpha-2); repeat for each one."),
+    ] = None,
+    residence: Annotated[
+        list[str] | None, typer.Option(help="A country the target resides in; repeat for each one.")
+    ] = None,
+    location: Annotated[
+        list[str] | None,
+        typer.Option(help="A country the target is believed to be located in; repeat for each one."),
+    ] = None,
+    target_kind: Annotated[
+        str | None, typer.Option(help="natural-person or legal-person (a company).")
+    ] = None,
+    incorporated_in: Annotated[
+        str, typer.Option(help="A legal person's country of incorporation (ISO 3166-1 alpha-2).")
+    ] = "",
+    third_government: Annotated[
+        bool | None,
+        typer.Option(
+            "--not-for-third-government/--for-third-government",
+            help="Attest the query is (not) made for the responding or a third government.",
+        ),
+    ] = None,
     authority: Annotated[
         str, typer.Option(help="The authority id the key is registered under (default: the order's).")
     ] = "",
@@ -41,9 +68,15 @@ def sign(
         str | None, typer.Option(help="Environment variable holding the key's passphrase.")
     ] = None,
 ) -> None:
-    """Sign an order with the authority's key and write the envelope to attach to queries."""
+    """Sign an order with the authority's key and write the envelope to attach to queries.
+
+    The target facts come from the description's [target] table, or from the options
+    (--nationality, --residence, --location, --target-kind, --incorporated-in and
+    --not-for-third-government), never from both, and none of them has a default.
+    """
     with errors_exit():
-        order = read_order_description(description)
+        target = _target(nationality, residence, location, target_kind, incorporated_in, third_government)
+        order = read_order_description(description, target=target)
         signing_key = SigningKey.load(
             key, key_id=authority or order.issuing_authority, passphrase=passphrase_from_env(passphrase_env)
         )
@@ -74,6 +107,7 @@ def verify(
         f"  valid {order.valid_from.ToDatetime(tzinfo=UTC)} to {order.valid_until.ToDatetime(tzinfo=UTC)}"
     )
     stdout.print(f"  {len(order.selectors)} selector(s); categories: {_categories(order)}")
+    stdout.print(f"  target: {_describe_target(order.target)}")
 
 
 @app.command("validate")
@@ -137,6 +171,74 @@ def _when(text: str) -> datetime:
             f"--at {text!r} is not an ISO 8601 time", hint="e.g. 2026-11-28T12:00:00Z"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _target(
+    nationalities: list[str] | None,
+    residences: list[str] | None,
+    locations: list[str] | None,
+    kind: str | None,
+    incorporated_in: str,
+    not_for_third_government: bool | None,
+) -> pb.TargetFacts | None:
+    """The target facts from the options, or None when no target option is given."""
+    given = (nationalities, residences, locations, kind, incorporated_in or None, not_for_third_government)
+    if all(v is None for v in given):
+        return None
+    missing = [
+        option
+        for option, value in (
+            ("--nationality", nationalities),
+            ("--residence", residences),
+            ("--location", locations),
+            ("--target-kind", kind),
+            ("--not-for-third-government or --for-third-government", not_for_third_government),
+        )
+        if value is None
+    ]
+    if missing:
+        raise InvalidArgument(
+            f"the target facts need {', '.join(missing)} as well",
+            hint="every target fact is attested explicitly; nothing has a default",
+        )
+    assert kind is not None and not_for_third_government is not None
+    try:
+        return target_facts(
+            nationalities=nationalities or (),
+            residences=residences or (),
+            locations=locations or (),
+            kind=kind,
+            incorporated_in=incorporated_in,
+            not_for_third_government=not_for_third_government,
+        )
+    except ValueError as exc:
+        message = str(exc)
+        for field, option in _OPTIONS.items():
+            message = message.replace(field, option)
+        raise InvalidArgument(message) from None
+
+
+_OPTIONS = {
+    "target.nationalities": "--nationality",
+    "target.residences": "--residence",
+    "target.locations": "--location",
+    "target.incorporated_in": "--incorporated-in",
+    "target.kind": "--target-kind",
+}
+
+
+def _describe_target(target: pb.TargetFacts) -> str:
+    kind = "legal person" if target.kind == pb.LEGAL_PERSON else "natural person"
+    if target.incorporated_in:
+        kind += f" incorporated in {target.incorporated_in}"
+    parts = [
+        kind,
+        f"nationalities {', '.join(target.nationalities)}",
+        f"residences {', '.join(target.residences)}",
+        f"locations {', '.join(target.locations)}",
+        "not for a third government" if target.not_for_third_government else "may be for a third government",
+    ]
+    return "; ".join(parts)
 
 
 def _categories(order: pb.LegalOrder) -> str:

@@ -13,6 +13,7 @@ from comity.core.bootstrap import DEFAULT_AUDIENCE, FederationLayout, init_feder
 from comity.core.issuer import load_issuer_key
 from comity.core.keys import SigningKey
 from comity.core.orders import sign_order
+from comity.core.target import target_facts
 from comity.nodes.ingest import load_records
 from comity.nodes.schema import SelectorType
 from comity.nodes.store import RecordStore
@@ -45,8 +46,13 @@ class OrderSpec:
     selector_types: tuple[SelectorType, ...]
     categories: tuple[str, ...]
     authorisation_type: str = "judicial"
-    attest_nationality: str = ""
-    attest_residence: str = ""
+    # What the order attests about the target; empty: what the person's own records say
+    # (an honest requester). Legal persons name their country of incorporation.
+    nationalities: tuple[str, ...] = ()
+    residences: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
+    target_kind: str = "natural-person"
+    incorporated_in: str = ""
     emergency: bool = False  # the emergency track (imminent threat to life)
 
 
@@ -84,10 +90,12 @@ class DemoFederation:
             valid_until=_ts(now + timedelta(days=30)),
             max_records=200,
             emergency=spec.emergency,
-            attestation=pb.TargetAttestation(
-                nationality=spec.attest_nationality or spec.person.nationality,
-                residence=spec.attest_residence or spec.person.residence,
-                location=spec.attest_residence or spec.person.residence,
+            target=target_facts(
+                nationalities=spec.nationalities or (spec.person.nationality,),
+                residences=spec.residences or (spec.person.residence,),
+                locations=spec.locations or spec.residences or (spec.person.residence,),
+                kind=spec.target_kind,
+                incorporated_in=spec.incorporated_in,
                 not_for_third_government=True,
             ),
         )
