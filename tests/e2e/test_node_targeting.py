@@ -134,8 +134,8 @@ def _scenario(
         person,
         EMAIL,
         categories,
-        attest_nationality=attest,
-        attest_residence=attest,
+        nationalities=(attest,),
+        residences=(attest,),
         emergency=emergency,
     )
     base = _base(running, agency)

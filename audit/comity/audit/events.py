@@ -304,14 +304,14 @@ def decision_event(
     authority: str = "",
     order_digest: bytes = b"",
     justification: tuple[str, str] | None = None,
-    target: tuple[str, str, str] | None = None,
+    target: Mapping[str, Any] | None = None,
     checks: Sequence[CheckPair] = (),
     facts: Mapping[str, Any] | None = None,
 ) -> tuple[bytes, list[CommitmentOpening]]:
     """A decision entry and the openings of its commitments.
 
     ``selectors`` are ``(type, normalised value)`` pairs; ``justification`` is ``(facts, link to
-    offence)``; ``target`` the attestation ``(nationality, residence, location)``. ``checks``
+    offence)``; ``target`` the attestation (a JSON object: the target facts' sets and kind). ``checks``
     are the ``(check code, rule)`` pairs of refusals found before policy, ``rule_codes`` the
     policy's own; ``facts`` the policy's facts that are not personal data (JSON values).
     """
@@ -327,7 +327,7 @@ def decision_event(
     target_opening = (
         commit_selector(
             TARGET_OPENING,
-            _canonical({"nationality": target[0], "residence": target[1], "location": target[2]}),
+            _canonical(target),
         )
         if target is not None
         else None
@@ -358,7 +358,7 @@ def decision_event(
     return encode_event(event), [*openings, *extra]
 
 
-def _canonical(value: Mapping[str, str]) -> str:
+def _canonical(value: Mapping[str, Any]) -> str:
     return bytes(rfc8785.dumps(dict(value))).decode()
 
 

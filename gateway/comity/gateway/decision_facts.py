@@ -6,7 +6,8 @@ or, where it is personal data, as a salted commitment whose opening is stored be
 
 - ``selectors``: one commitment per selector (``selector_commitments``);
 - ``justification_facts`` and ``justification_link``: ``justification_commitment``;
-- ``target_nationality``, ``target_residence``, ``target_location``: ``target_commitment``.
+- ``target_nationalities``, ``target_residences``, ``target_locations``, ``target_kind`` and
+  ``target_incorporated_in``: ``target_commitment``.
 
 A field added to ``QueryFacts`` must be placed in one of the two groups here
 (:data:`COMMITTED` or logged in clear); a test fails until it is.
@@ -28,9 +29,14 @@ COMMITTED = frozenset(
         "selectors",
         "justification_facts",
         "justification_link",
-        "target_nationality",
-        "target_residence",
-        "target_location",
+        "target_nationalities",
+        "target_residences",
+        "target_locations",
+        "target_kind",
+        "target_incorporated_in",
+        # What a node's own records show about the subject: the gateway never holds it, and it
+        # must never be logged in clear (it would reveal the fact the generic refusal hides).
+        "subject",
     }
 )
 
@@ -61,6 +67,12 @@ def justification_of(facts: QueryFacts) -> tuple[str, str]:
     return facts.justification_facts, facts.justification_link
 
 
-def target_of(facts: QueryFacts) -> tuple[str, str, str]:
+def target_of(facts: QueryFacts) -> dict[str, Any]:
     """The requester's attestation about the target, as the policy saw it, for its commitment."""
-    return facts.target_nationality, facts.target_residence, facts.target_location
+    return {
+        "nationalities": list(facts.target_nationalities),
+        "residences": list(facts.target_residences),
+        "locations": list(facts.target_locations),
+        "kind": facts.target_kind,
+        "incorporated_in": list(facts.target_incorporated_in),
+    }

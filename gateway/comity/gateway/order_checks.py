@@ -27,6 +27,7 @@ from comity.core.orders import (
     check_order_window,
     parse_order,
 )
+from comity.core.target import check_target
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["OrderOutcome", "check_order"]
@@ -71,6 +72,7 @@ def check_order(
             lambda: check_order_authority(order, signer, federation),
             lambda: check_order_fields(order),
             lambda: check_order_window(order, now=now),
+            lambda: check_target(order, authority=authority.id),
         ):
             try:
                 step()

@@ -4,8 +4,10 @@ The gateway and each node build their facts the same way, from messages whose si
 they have already checked; this module only reads them, it verifies nothing.
 
 It never invents a value. The target facts are copied as signed: a country set the order
-leaves empty stays empty (the targeting rule refuses it), the kind stays as its wire name,
-and an order without target facts at all cannot become facts (it is refused, to be re-signed).
+leaves empty stays empty (the targeting rule refuses it) and the kind stays as its wire name.
+An order without target facts, or with the legacy single-valued attestation (never read), gives
+empty sets and an unspecified kind, so NO_TARGETING refuses it whatever else the policy finds;
+order verification names the reason (have it re-signed).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.core.errors import InvalidArgument
-from comity.core.target import check_target
 from comity.policy.facts import QueryFacts
 from comity.v1 import comity_pb2 as pb
 
@@ -79,16 +80,12 @@ def facts_from_query(
     """The facts for ``query`` under ``order`` (None when the query carries none).
 
     ``normalised_selectors`` are (SelectorType name, normalised value) pairs; coverage flags
-    come from the caller's check of the order against the query. Without an order, nothing is
-    attested: every target set is empty and the kind unspecified, so the rules refuse.
-
-    Raises:
-        FailedPrecondition: the order carries no target facts (signed in the earlier format).
+    come from the caller's check of the order against the query. Without an order or its target
+    facts, nothing is attested: every target set is empty and the kind unspecified.
     """
-    if order is not None and (not order.HasField("target") or order.HasField("attestation")):
-        check_target(order, authority=order.issuing_authority)
     o = order or pb.LegalOrder()
-    target = o.target
+    # An order carrying the legacy attestation is ambiguous: its target facts are not read either.
+    target = o.target if not o.HasField("attestation") else pb.TargetFacts()
     return QueryFacts(
         requesting_country=requesting_country,
         responding_country=responding_country,

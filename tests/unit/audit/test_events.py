@@ -133,7 +133,12 @@ def test_a_decision_carries_every_audit_field_and_commits_to_the_personal_ones()
         authority="us.court.sdny",
         order_digest=b"\x05" * 32,
         justification=("the suspect wired the ransom", "the account received it"),
-        target=("US", "CA", "UNKNOWN"),
+        target={
+            "nationalities": ["US", "CA"],
+            "residences": ["CA"],
+            "locations": ["CA"],
+            "kind": "NATURAL_PERSON",
+        },
         checks=[("ORDER_SCOPE_SELECTOR", "INDEPENDENT_AUTHORISATION")],
         facts={"max_records": 10, "now": "2026-03-01T12:00:00.000000Z"},
     )
@@ -153,7 +158,12 @@ def test_a_decision_carries_every_audit_field_and_commits_to_the_personal_ones()
         "facts": "the suspect wired the ransom",
         "link_to_offence": "the account received it",
     }
-    assert json.loads(openings[2].value) == {"location": "UNKNOWN", "nationality": "US", "residence": "CA"}
+    assert json.loads(openings[2].value) == {
+        "kind": "NATURAL_PERSON",
+        "locations": ["CA"],
+        "nationalities": ["US", "CA"],
+        "residences": ["CA"],
+    }
 
 
 def test_entries_written_before_the_added_fields_still_decode() -> None:

@@ -7,14 +7,16 @@ the real engine with the shipped bundles, in both directions.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from comity.core.errors import ComityError, FailedPrecondition
+from comity.core.errors import ComityError
 from comity.policy import Decision, PolicyBundle, PolicyEngine, QueryFacts, bundle_path
+from comity.policy.subject import KnownSubject
 from comity.policy.wire import Counters, facts_from_query
 from comity.v1 import comity_pb2 as pb
 
@@ -94,6 +96,14 @@ def decide(
         counters=Counters(),
         now=NOW,
     )
+    if name.endswith("-inbound"):
+        # A node also states what its own records show; here, nothing tying the subject to it.
+        facts = replace(
+            facts,
+            subject=KnownSubject(
+                nationalities=(), residences=("RU",), countries=(), records=1, order_outcomes=0
+            ),
+        )
     return facts, ENGINES[name].decide(facts)
 
 
@@ -169,16 +179,17 @@ def test_a_company_incorporated_in_the_responding_country_is_refused(
 
 
 @pytest.mark.parametrize(("name", "requesting", "responding"), REGIMES)
-def test_an_order_without_target_facts_never_becomes_facts(
-    name: str, requesting: str, responding: str
-) -> None:
+def test_an_order_without_target_facts_attests_nothing(name: str, requesting: str, responding: str) -> None:
+    # Neither the legacy attestation nor target facts beside it are read: NO_TARGETING refuses,
+    # and order verification names the reason (have the order re-signed).
     legacy = pb.TargetAttestation(
-        nationality="", residence="RU", location="RU", not_for_third_government=True
+        nationality="RU", residence="RU", location="RU", not_for_third_government=True
     )
-    for target in (None, natural("RU")):
-        query, order = wire(requesting, target, legacy=legacy)
-        with pytest.raises(FailedPrecondition, match="re-signed"):
-            decide(name, requesting, responding, query, order)
+    for target, old in ((None, None), (None, legacy), (natural("RU"), legacy)):
+        facts, d = decide(name, requesting, responding, *wire(requesting, target, legacy=old))
+        assert (facts.target_nationalities, facts.target_residences, facts.target_locations) == ((), (), ())
+        assert facts.target_kind == "TARGET_KIND_UNSPECIFIED" and not facts.not_for_third_government
+        assert "NO_TARGETING" in d.internal_reasons and not d.allowed
 
 
 # ------------------------------------------------------------------ the property
