@@ -111,7 +111,9 @@ def test_an_own_person_fetch_gets_exactly_the_attestation_refusal(targeting: Tar
     err = _refusal(targeting, "canadian@example.ca")
     attested = ENGINE.decide(
         dataclasses.replace(
-            DEFAULTS, target_residence="CA", subject=dataclasses.replace(DEFAULTS.subject, order_outcomes=0)
+            DEFAULTS,
+            target_residences=("CA",),
+            subject=dataclasses.replace(DEFAULTS.subject, order_outcomes=0),
         )  # type: ignore[arg-type]
     )
     assert _public(err) == [(v.code, v.message, v.legal_basis) for v in attested.violations]
