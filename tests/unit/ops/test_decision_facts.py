@@ -13,8 +13,7 @@ CLEAR = {
     "categories", "time_range_days", "max_records", "has_hit_reference", "case_reference",
     "order_id", "order_offence_code", "order_issuing_country", "order_authorisation_type",
     "order_emergency", "order_valid_from", "order_valid_until", "order_covers_selectors",
-    "order_covers_categories", "not_for_third_government", "justification_reused",
-    "investigator_queries_today",
+    "order_covers_categories", "not_for_third_government", "investigator_queries_today",
     "agency_queries_today", "emergency_overdue_orders", "emergency_order_rejected", "now",
     "justification_reused",
 }  # fmt: skip
