@@ -34,9 +34,6 @@ COMMITTED = frozenset(
         "target_locations",
         "target_kind",
         "target_incorporated_in",
-        # What a node's own records show about the subject: the gateway never holds it, and it
-        # must never be logged in clear (it would reveal the fact the generic refusal hides).
-        "subject",
     }
 )
 
