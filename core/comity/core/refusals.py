@@ -36,7 +36,11 @@ __all__ = [
 ]
 
 GENERIC_CODE = "REFUSED"
-GENERIC_MESSAGE = "The query was refused under the agreement. The legal officers of both parties can see why."
+# The same words as every shipped bundle's generic refusal (a test holds them equal): two texts
+# would let a requester tell which check refused.
+GENERIC_MESSAGE = (
+    "The query cannot be served under the agreement. Consult your agency's legal officer before resubmitting."
+)
 
 _BY_STATUS: dict[grpc.StatusCode, type[errors.ComityError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,

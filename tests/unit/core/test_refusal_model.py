@@ -72,3 +72,15 @@ def test_every_registered_check_names_a_rule_and_a_message() -> None:
     for code, check in refusals.catalogue().items():
         assert check.code == code
         assert check.rule and check.message and check.legal_basis, code
+
+
+def test_the_generic_refusal_reads_the_same_in_core_and_in_every_shipped_bundle() -> None:
+    from comity.policy.bundle import bundle_path
+    from comity.policy.select import load_bundle
+
+    root = bundle_path("us-ca-agreement").parent
+    names = sorted(p.name for p in root.iterdir() if (p / "bundle.toml").exists())
+    assert len(names) >= 3
+    for name in names:
+        generic = load_bundle(name).manifest.generic
+        assert (generic.code, generic.message) == (refusals.GENERIC_CODE, refusals.GENERIC_MESSAGE), name
