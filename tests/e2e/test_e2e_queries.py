@@ -67,7 +67,7 @@ async def test_targeting_refusal_reveals_no_reason(running: RunningFederation) -
     fed = running.federation
     async with load_profile(fed.profiles["us.fbi"]).async_client() as us:
         outcome = await run_scenario(
-            us, fed, _scenario(running, "FBI asks the Canadian node about a Canadian")
+            us, fed, _scenario(running, "FBI asks the Canadian node about a dual national")
         )
     err = outcome.error
     assert isinstance(err, errors.PermissionDenied)

@@ -184,17 +184,24 @@ def scenarios(fed: DemoFederation) -> list[Scenario]:
             "The offence carries less than 3 years: the agreement covers serious crime only.",
         ),
         Scenario(
-            "FBI asks the Canadian node about a Canadian national",
+            "FBI asks the Canadian node about a dual national, US and Canadian",
             "us.fbi",
             "ca-node",
             canadian,
             "fetch",
             ("SUBSCRIBER",),
             OrderSpec(
-                "US-SDNY-2026-0103", "us.fbi", "18 USC 1030(a)(7)", canadian, email_ip, ("SUBSCRIBER",)
+                "US-SDNY-2026-0103",
+                "us.fbi",
+                "18 USC 1030(a)(7)",
+                canadian,
+                email_ip,
+                ("SUBSCRIBER",),
+                nationalities=("US", "CA"),
             ),
             False,
-            "No targeting of the other country's persons; the refusal is one generic code on purpose.",
+            "No targeting of the other country's persons, dual nationals included; the refusal is one "
+            "generic code on purpose.",
         ),
         Scenario(
             "FBI adds a phone number its order does not name",
