@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -418,3 +419,25 @@ def test_a_node_whose_country_is_not_a_member_country_must_still_be_witnessed(
         with pytest.raises(ConfigError, match=re.escape("'fr-node' (FR) belongs to no group")) as info:
             load(v2 + fr_node + extra, layout)
         assert info.value.field == "members[1].nodes[1].country"
+
+
+def test_the_example_of_the_federation_guide_loads(tmp_path: Path) -> None:
+    """docs/federation.md's example, placeholders filled, with the CA member its policy and agreement name."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "federation.md").read_text()
+    found = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert found
+    example = re.sub(r'"ed25519:<base64>"', lambda _: f'"{pub()}"', found.group(1))
+    example = example.replace('"sha256:<hex>"', f'"sha256:{"d" * 64}"').replace('"<hex>"', f'"{"e" * 64}"')
+    ca = (
+        '\n[[members]]\nagency = "ca.rcmp"\ncountry = "CA"\n[[members.nodes]]\nid = "ca-node"\n'
+        f'endpoint = "127.0.0.1:7102"\ntls_cert = "pki/ca/ca-node.crt"\ntls_cert_sha256 = "{"f" * 64}"\n'
+        f'[[members.nodes.response_keys]]\nkey = "{pub()}"\n[[members.nodes.witness_keys]]\nkey = "{pub()}"\n'
+    )
+    fed = Federation.from_toml_text(example + ca, base=tmp_path, source="federation.md")
+    assert (fed.format, fed.version, fed.signing and fed.signing.threshold) == (2, 7, 2)
+    assert [g.name for g in fed.witness_policy.groups] == ["US", "CA", "independent"]
+    response = fed.node("us-node").response_keys
+    assert len(response.at(datetime(2026, 8, 28, tzinfo=UTC))) == 2
+    assert len(fed.gateway.log.keys.all()) == 2
+    found_agreement = fed.agreement_for("CA", "US", datetime(2027, 1, 1, tzinfo=UTC))
+    assert found_agreement is not None and found_agreement.id == "us-ca-cloud-act"
