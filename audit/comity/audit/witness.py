@@ -38,7 +38,7 @@ from comity.audit.errors import (
     InvalidProof,
     WitnessError,
 )
-from comity.audit.note import Ed25519Verifier, NoteSignature
+from comity.audit.note import Ed25519Verifier, Note, NoteSignature
 from comity.audit.proof import verify_consistency, verify_inclusion
 from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
 from comity.core.keys import SigningKey, VerifyingKey
@@ -109,6 +109,11 @@ class Witness:
             db.execute(statement)
         private = key.private_key if isinstance(key, SigningKey) else key
         return cls(db, CosignatureSigner(name, private), verifier, clock)
+
+    @property
+    def log_verifier(self) -> Ed25519Verifier:
+        """The log key this witness checks checkpoints with."""
+        return self._log_key
 
     @property
     def verifier(self) -> CosignatureVerifier:
@@ -220,6 +225,38 @@ class Witness:
             raise InconsistentLog(
                 f"tree size {new.size} does not extend tree size {size}: {exc.message}"
             ) from None
+
+    def adopt(self, cosigned: bytes) -> Checkpoint:
+        """Take a checkpoint this witness cosigned earlier (its own key's cosignature on it) as its state.
+
+        For re-initialising a witness that lost its state: what it provably cosigned before is
+        the floor it must never go below again. Raises :class:`WitnessError` unless the note
+        carries the log's signature and a cosignature by this witness's own key.
+        """
+        try:
+            signed = open_checkpoint(cosigned, self._log_key, witnesses=[self.verifier])
+        except AuditError as exc:
+            raise WitnessError(f"refusing to adopt the checkpoint: {exc.message}") from None
+        own = [
+            c
+            for c in signed.cosignatures
+            if c.name == self.verifier.name and c.key_id == self.verifier.key_id
+        ]
+        if not own:
+            raise WitnessError("refusing to adopt a checkpoint this witness did not cosign")
+        with self._lock:
+            if signed.checkpoint.size > self._latest()[0]:
+                self._remember(
+                    signed.checkpoint, Note(signed.text, (self._log_sig(signed),)).to_bytes(), own[0].line()
+                )
+        return signed.checkpoint
+
+    def _log_sig(self, signed: SignedCheckpoint) -> NoteSignature:
+        return next(
+            s
+            for s in signed.note.signatures
+            if s.name == self._log_key.name and s.key_id == self._log_key.key_id
+        )
 
     def _keep_evidence(self, note: bytes, reason: str) -> None:
         self._db.execute(

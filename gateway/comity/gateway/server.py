@@ -51,17 +51,23 @@ class RunningGateway:
 
 
 async def start_gateway(
-    config: GatewayConfig, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    config: GatewayConfig,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    start_witnessing: bool = True,
 ) -> RunningGateway:
     """Load everything the gateway needs, refuse to start on any error, then serve.
 
     An SQLite log has one writer: a second gateway process over the same file refuses to start.
+    ``start_witnessing=False`` leaves the witnessing loop for the caller to start (with
+    ``witnessing.start(handle.health)``) once the nodes are up, so no node channel starts in
+    reconnect back-off.
     """
     writer = lock_sqlite_writer(
         parse_database_url(config.audit_url, field="audit.url"), what="the audit log", field="audit.url"
     )
     try:
-        running = await _start_gateway(config, clock=clock)
+        running = await _start_gateway(config, clock=clock, start_witnessing=start_witnessing)
     except BaseException:
         if writer is not None:
             writer.release()
@@ -71,7 +77,9 @@ async def start_gateway(
     return running
 
 
-async def _start_gateway(config: GatewayConfig, *, clock: Callable[[], datetime]) -> RunningGateway:
+async def _start_gateway(
+    config: GatewayConfig, *, clock: Callable[[], datetime], start_witnessing: bool
+) -> RunningGateway:
     federation = Federation.load(config.federation)
     secret = passphrase_from_env()
     decision_key = SigningKey.load(config.decision_key, key_id=federation.gateway.id, passphrase=secret)
@@ -139,7 +147,8 @@ async def _start_gateway(config: GatewayConfig, *, clock: Callable[[], datetime]
         health_listen=config.health_listen,
     )
     witnessing = witnessing_for(federation, ledger, router, interval=config.witness_interval_seconds)
-    witnessing.start(handle.health)
+    if start_witnessing:
+        witnessing.start(handle.health)
     handle.on_stop.append(witnessing.stop)
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)

@@ -318,7 +318,9 @@ def witnessing_for(
 ) -> WitnessingLoop:
     """The loop over every node's witness in ``federation``, reached through ``router``'s channels."""
     quorum = Quorum.of_federation(federation)
-    witnesses = [WitnessClient(n.id, router.witness_stub(n.id), router.deadline) for n in federation.nodes()]
+    witnesses = [
+        WitnessClient(n.id, router.witness_stub(n.id), min(router.deadline, 3.0)) for n in federation.nodes()
+    ]
     verifiers = {
         w.id: CosignatureVerifier(w.name, w.keys.current.public_key) for w in federation.witness_identities()
     }

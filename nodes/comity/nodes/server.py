@@ -23,6 +23,7 @@ from comity.nodes.state import NodeState
 from comity.nodes.subjects import SubjectReader
 from comity.nodes.targeting import Targeting
 from comity.nodes.witness_service import WitnessService
+from comity.nodes.witness_state import check_witness_state
 from comity.policy.bundle import PolicyBundle
 from comity.policy.engine import PolicyEngine
 from comity.policy.select import load_bundle
@@ -46,14 +47,23 @@ def _withholding(bundle: PolicyBundle, country: str) -> list[WithholdingRule]:
 
 
 async def start_node(
-    config: NodeConfig, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    config: NodeConfig,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    reinitialise_witness: bool = False,
 ) -> ServerHandle:
-    """Load everything the node needs, refuse to start on any error, then serve."""
+    """Load everything the node needs, refuse to start on any error, then serve.
+
+    The witness state must be at least what the gateway's log shows this witness cosigned
+    (see :mod:`comity.nodes.witness_state`); ``reinitialise_witness`` is the operator's
+    explicit choice to continue from the log's record after losing it.
+    """
     federation = Federation.load(config.federation)
     node = federation.node(config.node_id)
     response_key = SigningKey.load(config.response_key, key_id=node.id, passphrase=passphrase_from_env())
     witness_key = SigningKey.load(config.witness_key, key_id=node.id, passphrase=passphrase_from_env())
     bundle = load_bundle(config.policy_bundle)
+    state_existed = config.witness_state.exists()
     source = open_source(config)
     witness = Witness.open(
         config.witness_state,
@@ -62,6 +72,21 @@ async def start_node(
         log_origin=federation.gateway.log.origin,
         log_key=federation.gateway.log.key,
     )
+    try:
+        await check_witness_state(
+            witness,
+            existed=state_existed,
+            state=config.witness_state,
+            federation=federation,
+            node_id=node.id,
+            reinitialise=reinitialise_witness,
+        )
+    except BaseException:
+        witness.close()
+        source.close()
+        if not state_existed:
+            config.witness_state.unlink(missing_ok=True)  # leave it missing, as it was
+        raise
     hits = HitReferences(response_key.private_key.private_bytes_raw())
     gateway_log = GatewayLog(federation)
     schema = default_schema()

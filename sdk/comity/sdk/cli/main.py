@@ -91,7 +91,16 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The component's
 
 @node_app.command("serve")
 @friendly
-def node_serve(config: ConfigOpt) -> None:
+def node_serve(
+    config: ConfigOpt,
+    reinitialise_witness: Annotated[
+        bool,
+        typer.Option(
+            "--reinitialise-witness",
+            help="The witness state is lost: continue from the newest checkpoint the log shows it cosigned.",
+        ),
+    ] = False,
+) -> None:
     """Serve a data node until SIGTERM or SIGINT."""
     from comity.core.serving import wait_for_termination
     from comity.core.telemetry import setup_telemetry
@@ -102,7 +111,7 @@ def node_serve(config: ConfigOpt) -> None:
     telemetry = setup_telemetry(cfg.telemetry)
 
     async def run() -> None:
-        handle = await start_node(cfg)
+        handle = await start_node(cfg, reinitialise_witness=reinitialise_witness)
         handle.on_stop.append(telemetry.shutdown)
         err_console.print(f"node {cfg.node_id} serving on port {handle.port}")
         await wait_for_termination(handle)

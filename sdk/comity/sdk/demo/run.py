@@ -49,14 +49,23 @@ class RunningFederation:
 
 @contextlib.asynccontextmanager
 async def running_federation(federation: DemoFederation) -> AsyncIterator[RunningFederation]:
-    """Start both nodes and the gateway from the demo's config files; stop them on exit."""
-    nodes = [await start_node(load_node_config(path)) for path in federation.node_configs.values()]
+    """Start the gateway, then both nodes, from the demo's config files; stop them on exit.
+
+    The gateway first: each node checks its witness state against the gateway's log at start.
+    The witnessing loop starts once the nodes are up.
+    """
+    gateway = await start_gateway(load_gateway_config(federation.gateway_config), start_witnessing=False)
+    nodes = []
     try:
-        gateway = await start_gateway(load_gateway_config(federation.gateway_config))
+        for path in federation.node_configs.values():
+            nodes.append(await start_node(load_node_config(path)))
     except BaseException:
         for handle in nodes:
             await handle.stop(0)
+        await gateway.handle.stop(0)
         raise
+    if gateway.witnessing is not None:
+        gateway.witnessing.start(gateway.handle.health)
     running = RunningFederation(federation, gateway, list(nodes))
     try:
         yield running

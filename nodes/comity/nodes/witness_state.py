@@ -1,0 +1,138 @@
+"""A witness never forgets silently: the node checks its witness state against the log before serving.
+
+A witness that lost its state (a new disk, a restored backup) would cosign from scratch, or from
+an old size, whatever it is shown: a fork it refused before could then reach a quorum. So at
+start-up the node asks the gateway's log for the newest checkpoint carrying this witness's own
+cosignature (verified under its own key: the gateway cannot forge one) and refuses to start when
+
+- the state file is missing but the log holds a cosignature of this witness, or
+- the state is older than the newest checkpoint the log shows this witness cosigned, or
+- the state file is missing and the log cannot be asked (the check cannot be made),
+
+unless the operator passes the explicit re-initialise option, which adopts that newest
+cosigned checkpoint as the floor (or starts empty on a log that holds none). A state file
+that exists while the gateway is unreachable is used as it is, with a warning: it still holds
+every checkpoint it cosigned unless it was restored from an older copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from comity.audit.checkpoint import open_checkpoint
+from comity.audit.errors import AuditError
+from comity.audit.witness import Witness
+from comity.core.errors import ConfigError
+from comity.core.federation import Federation
+from comity.core.grpcopts import channel_options
+from comity.core.tls import investigator_channel_credentials
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["WitnessStateError", "check_witness_state"]
+
+_log = logging.getLogger("comity.node.witness")
+
+REINIT_HINT = (
+    "restore the witness state file from its backup, or, if it is lost for good, start once with "
+    "--reinitialise-witness: the witness then continues from the newest checkpoint it provably "
+    "cosigned"
+)
+
+
+class WitnessStateError(ConfigError):
+    """The witness state is missing or older than the log says this witness cosigned."""
+
+
+@dataclass(frozen=True)
+class _Cosigned:
+    size: int
+    note: bytes
+
+
+async def check_witness_state(
+    witness: Witness,
+    *,
+    existed: bool,
+    state: Path,
+    federation: Federation,
+    node_id: str,
+    reinitialise: bool = False,
+    wait_seconds: float = 20.0,
+) -> None:
+    """Refuse (raise :class:`WitnessStateError`) unless the witness state is at least what the log shows."""
+    # In a thread: the gateway may be served by this very event loop (the demo, tests).
+    cosigned = await asyncio.to_thread(_newest_cosigned, federation, node_id, witness, wait_seconds)
+    latest = witness.latest().size
+    if reinitialise:
+        if cosigned is not None and cosigned.size > latest:
+            witness.adopt(cosigned.note)
+        _log.warning(
+            "witness state %s re-initialised by the operator: continuing from tree size %d",
+            state,
+            witness.latest().size,
+        )
+        return
+    if cosigned is None and not existed:
+        raise WitnessStateError(
+            f"the witness state file {state} is missing and the gateway's log cannot be asked whether "
+            "this witness cosigned before",
+            hint="start the gateway first, or " + REINIT_HINT,
+        )
+    if cosigned is None:
+        _log.warning("could not compare the witness state with the gateway's log; using %s as it is", state)
+        return
+    if cosigned.size > latest or (not existed and cosigned.size > 0):
+        where = "is missing" if not existed else f"is at tree size {latest}"
+        raise WitnessStateError(
+            f"the witness state file {state} {where}, but the log shows this witness cosigned tree "
+            f"size {cosigned.size}: it would cosign again what it may have refused before",
+            hint=REINIT_HINT,
+        )
+
+
+def _newest_cosigned(
+    federation: Federation, node_id: str, witness: Witness, wait_seconds: float
+) -> _Cosigned | None:
+    """The newest checkpoint the log shows with this witness's own cosignature; None if unreachable.
+
+    A log that holds no cosignature of this witness answers with size 0.
+    """
+    channel = grpc.secure_channel(
+        federation.gateway.endpoint, investigator_channel_credentials(federation), options=channel_options()
+    )
+    stub = pb_grpc.AuditLogStub(channel)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                response: pb.CheckpointResponse = stub.GetCheckpoint(
+                    pb.GetCheckpointRequest(cosigned_by=node_id), timeout=5.0
+                )
+                break
+            except grpc.RpcError as exc:
+                call: grpc.Call = exc  # type: ignore[assignment]
+                if call.code() == grpc.StatusCode.NOT_FOUND:
+                    return _Cosigned(0, b"")
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.5)
+    finally:
+        channel.close()
+    note = response.checkpoint.signed_note + b"".join(
+        (c if c.endswith("\n") else c + "\n").encode() for c in response.cosignatures
+    )
+    try:
+        signed = open_checkpoint(note, witness.log_verifier, witnesses=[witness.verifier])
+    except AuditError as exc:
+        _log.warning("the log's checkpoint cosigned by this witness does not verify: %s", exc.message)
+        return None
+    if not any(c.name == witness.verifier.name for c in signed.cosignatures):
+        return None  # not this witness's: no evidence either way
+    return _Cosigned(signed.checkpoint.size, note)
