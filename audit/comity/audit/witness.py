@@ -43,7 +43,7 @@ from comity.audit.proof import verify_consistency, verify_inclusion
 from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
 from comity.core.keys import SigningKey, VerifyingKey
 
-__all__ = ["MAX_PROOF_HASHES", "Witness"]
+__all__ = ["MAX_PROOF_HASHES", "Witness", "read_latest_cosigned"]
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS accepted (
@@ -346,3 +346,27 @@ class Witness:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def read_latest_cosigned(state: Path) -> bytes | None:
+    """The latest checkpoint a witness cosigned, with its cosignature, read from its state file.
+
+    Opens the file read-only (the witness may be running): for a legal officer pinning what
+    their own node's witness cosigned, without going through the gateway. Raises
+    :class:`WitnessError` if the file is not a witness state.
+    """
+    if not state.exists():
+        raise WitnessError(f"no witness state file at {state}")
+    db = sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT a.note, c.line FROM cosigned c JOIN accepted a ON a.tree_size = c.tree_size "
+            "ORDER BY c.tree_size DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.Error as exc:
+        raise WitnessError(f"{state} is not a witness state file: {exc}") from None
+    finally:
+        db.close()
+    if row is None:
+        return None
+    return with_cosignatures(bytes(row[0]), [NoteSignature.parse_line(str(row[1]).rstrip("\n"))])

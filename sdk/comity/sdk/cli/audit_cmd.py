@@ -163,6 +163,52 @@ def verify(
         console.print(f"  consistent with the checkpoint of size {previous} you accepted before")
 
 
+@audit_app.command("pin")
+@friendly
+def pin(
+    federation: FederationOpt,
+    node: Annotated[str, typer.Option(help="Your own country's node, e.g. ca-node.")],
+    witness_state: Annotated[
+        Path,
+        typer.Option(help="That node's witness state file, read on the node (never through the gateway)."),
+    ],
+    state: Annotated[
+        Path | None,
+        typer.Option(help="Your verifier state (default: under ~/.local/state/comity), as for verify."),
+    ] = None,
+) -> None:
+    """Pin the checkpoint your own node's witness last cosigned: every later verify must find that tree."""
+    from comity.audit.errors import AuditError, LogVerificationError
+    from comity.audit.quorum import Quorum, note_cosignatures
+    from comity.audit.verifystate import VerifierState
+    from comity.audit.witness import read_latest_cosigned
+    from comity.core.federation import Federation
+
+    fed = Federation.load(federation)
+    log_key, _ = _keys(federation)
+    quorum = Quorum.of_federation(fed)
+    own = fed.witness_identity(node)
+    note = read_latest_cosigned(witness_state)
+    if note is None:
+        raise LogVerificationError(f"the witness of {node} has not cosigned any checkpoint yet")
+    try:
+        signed = quorum.open(note, log_key)
+        ids = quorum.cosigners(signed.text, [c.line() for c in note_cosignatures(note, log_key.name)])
+    except AuditError as exc:
+        raise LogVerificationError(
+            f"the checkpoint in {witness_state} does not verify: {exc.message}"
+        ) from None
+    if own.id not in ids:
+        raise LogVerificationError(f"the checkpoint in {witness_state} carries no cosignature of {node}")
+    state = state or _default_state(log_key)
+    VerifierState.load(state).with_notes(pinned=note).save(state)
+    size = signed.checkpoint.size
+    console.print(
+        f"[green]✓ pinned[/] checkpoint {size} of {log_key.name}, cosigned by {node} ({own.country})"
+    )
+    console.print(f"  root {signed.checkpoint.root_hash.hex()}; every later verify with {state} must find it")
+
+
 def _events(url: str) -> Any:
     from comity.audit.events import decode_event
     from comity.audit.store import LogStore
