@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from comity.core.target import target_facts
     from comity.sdk.client import AsyncClient, Client, Identity
     from comity.sdk.query import QuerySpec, Selector
     from comity.sdk.result import RecordView, Result, UseRestrictionView
@@ -23,6 +24,7 @@ __all__ = [
     "Result",
     "Selector",
     "UseRestrictionView",
+    "target_facts",
 ]
 
 _HOME = {
@@ -34,6 +36,8 @@ _HOME = {
     "RecordView": "comity.sdk.result",
     "Result": "comity.sdk.result",
     "UseRestrictionView": "comity.sdk.result",
+    # For tools that prepare orders for an authority to sign: the checked target facts.
+    "target_facts": "comity.core.target",
 }
 
 

@@ -189,3 +189,22 @@ def test_the_country_table_is_current() -> None:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_iso3166.py"), str(path)], check=True)
         checked_in = ROOT / "core" / "comity" / "core" / "iso3166.py"
         assert checked_in.read_text() == path.read_text(), "run python scripts/gen_iso3166.py and commit it"
+
+
+def test_the_sdk_builds_checked_target_facts() -> None:
+    import comity.sdk
+
+    company = comity.sdk.target_facts(
+        nationalities=["DE"],
+        residences=["DE"],
+        locations=["DE", "FR"],
+        kind="legal-person",
+        incorporated_in="DE",
+        not_for_third_government=True,
+    )
+    assert (company.kind, company.incorporated_in) == (pb.LEGAL_PERSON, "DE")
+    with pytest.raises(ValueError, match=r"target\.incorporated_in"):
+        comity.sdk.target_facts(
+            nationalities=["DE"], residences=["DE"], locations=["DE"], kind="legal-person",
+            not_for_third_government=True,
+        )  # fmt: skip
