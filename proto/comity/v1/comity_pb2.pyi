@@ -294,20 +294,22 @@ class EntryProof(_message.Message):
     def __init__(self, entry: _Optional[bytes] = ..., inclusion: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("query_id", "query_digest", "node_statement", "entries", "checkpoint", "node_decision")
+    __slots__ = ("query_id", "query_digest", "node_statement", "entries", "checkpoint", "node_decision", "cosignatures")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     NODE_STATEMENT_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     NODE_DECISION_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     query_digest: bytes
     node_statement: Envelope
     entries: _containers.RepeatedCompositeFieldContainer[EntryProof]
     checkpoint: Checkpoint
     node_decision: Envelope
-    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+    cosignatures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ..., cosignatures: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeStatement(_message.Message):
     __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference", "sealed_reason")

@@ -1,0 +1,175 @@
+"""A receipt proves the whole story of one query, or is refused naming what is missing or tampered with."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from receipt_world import (
+    NOW,
+    World,
+    decision,
+    digest_of,
+    emergency,
+    failure,
+    records,
+    records_digest,
+    refusal,
+    world,
+)
+
+from comity.audit.receipt import verify_query_receipt
+from comity.audit.receipt_refusals import QuorumPending, ReceiptInvalid
+from comity.audit.receipt_trust import KeysTrust
+from comity.core.keys import SigningKey
+from comity.v1 import comity_pb2 as pb
+
+
+def _trust(w: World) -> KeysTrust:
+    return KeysTrust(w.log.verifier, {"ca-node": w.node_key.verifying_key})
+
+
+def _check(w: World, receipt: pb.Receipt, code: str) -> ReceiptInvalid:
+    with pytest.raises(ReceiptInvalid) as info:
+        verify_query_receipt(receipt, _trust(w), records=records_digest(records()), require_quorum=False)
+    assert info.value.check == code, info.value.message
+    assert info.value.check_codes == [code] and info.value.rule_codes == ["AUDIT_FIELDS"]
+    return info.value
+
+
+@pytest.fixture
+def log() -> World:
+    """Query q0 answered, q1 answered, q2 denied, q3 refused before policy, q4 failed at the node."""
+    w = world()
+    w.answered("q0")
+    w.answered("q1")
+    w.add(decision("q2", allowed=False))
+    w.add(refusal("q3"))
+    w.add(decision("q4"))
+    w.add(emergency("q4"))
+    w.add(failure("q4"))
+    return w
+
+
+def test_an_answer_receipt_proves_decision_disclosure_statement_and_records(log: World) -> None:
+    verified = verify_query_receipt(
+        log.receipt("q1", [2, 3]), _trust(log), records=records_digest(records()), require_quorum=False
+    )
+    assert verified.outcome == "answered" and verified.tree_size == len(log.entries)
+    assert verified.statement is not None and verified.statement.record_count == 3
+    assert verified.entries.decision is not None and verified.entries.decision.decision == "ALLOW"
+    assert verified.quorum_pending  # bare keys know no witness policy
+
+
+@pytest.mark.parametrize(
+    ("query_id", "indexes", "outcome"),
+    [("q2", [4], "denied"), ("q3", [5], "refused"), ("q4", [6, 7, 8], "failed")],
+)
+def test_every_outcome_has_its_complete_receipt(
+    log: World, query_id: str, indexes: list[int], outcome: str
+) -> None:
+    verified = verify_query_receipt(log.receipt(query_id, indexes), _trust(log), require_quorum=False)
+    assert verified.outcome == outcome
+
+
+def test_strict_verification_says_quorum_pending(log: World) -> None:
+    with pytest.raises(QuorumPending, match="quorum pending"):
+        verify_query_receipt(log.receipt("q1", [2, 3]), _trust(log))
+
+
+def test_an_edited_node_statement_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    statement = pb.NodeStatement.FromString(receipt.node_statement.payload)
+    statement.record_count = 2
+    receipt.node_statement.payload = statement.SerializeToString()
+    error = _check(log, receipt, "RECEIPT_NODE_STATEMENT")
+    assert "not the one the disclosure entry logged" in error.message
+
+
+def test_a_statement_not_signed_by_the_node_is_refused() -> None:
+    w = world()
+    w.answered("q1", key=SigningKey.generate("ca-node"))  # logged as is, signed by an impostor
+    error = _check(w, w.receipt("q1", [0, 1]), "RECEIPT_NODE_STATEMENT")
+    assert "not signed by any key the federation lists for node 'ca-node'" in error.message
+
+
+def test_a_changed_query_id_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    receipt.query_id = "q0"
+    error = _check(log, receipt, "RECEIPT_FOREIGN_ENTRY")
+    assert "'q1'" in error.message and "query id" in error.message
+
+
+def test_a_changed_query_digest_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    receipt.query_digest = digest_of("q0")
+    assert "query digest" in _check(log, receipt, "RECEIPT_FOREIGN_ENTRY").message
+
+
+def test_a_removed_disclosure_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    del receipt.entries[1]
+    receipt.ClearField("node_statement")
+    assert "neither its disclosure nor its failure" in _check(log, receipt, "RECEIPT_OUTCOME_MISSING").message
+
+
+def test_a_removed_decision_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    del receipt.entries[0]
+    _check(log, receipt, "RECEIPT_DECISION_MISSING")
+
+
+def test_an_entry_swapped_in_from_another_query_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 1])  # q1's decision, q0's disclosure (proved, in the same log)
+    error = _check(log, receipt, "RECEIPT_FOREIGN_ENTRY")
+    assert "entry 1 (disclosed)" in error.message
+
+
+def test_an_entry_that_is_not_in_the_log_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    receipt.entries[1].entry = receipt.entries[1].entry.replace(b'"hit":true', b'"hit":false')
+    _check(log, receipt, "RECEIPT_INCLUSION")
+
+
+def test_a_checkpoint_signed_by_another_key_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    other = world().log
+    receipt.checkpoint.signed_note = log.note(signer=other)[0]
+    _check(log, receipt, "RECEIPT_CHECKPOINT")
+
+
+def test_entries_beyond_the_outcome_are_refused(log: World) -> None:
+    _check(log, log.receipt("q4", [6, 8, 6]), "RECEIPT_UNEXPECTED_ENTRY")  # one entry twice
+    w = world()
+    w.add(decision("q9", allowed=False))
+    w.add(failure("q9"))
+    assert (
+        "other entries beside its DENY"
+        in _check(w, w.receipt("q9", [0, 1]), "RECEIPT_UNEXPECTED_ENTRY").message
+    )
+
+
+def test_records_other_than_those_signed_are_refused(log: World) -> None:
+    altered = records()
+    altered[0].fields["a"] = "changed"
+    with pytest.raises(ReceiptInvalid) as info:
+        verify_query_receipt(
+            log.receipt("q1", [2, 3]), _trust(log), records=records_digest(altered), require_quorum=False
+        )
+    assert info.value.check == "RECEIPT_RECORDS"
+
+
+def test_a_statement_dated_outside_the_logged_query_is_refused() -> None:
+    w = world()
+    w.answered("q1", answered_at=NOW - timedelta(days=30))  # back-dated into an old key's window
+    assert (
+        "outside the time between" in _check(w, w.receipt("q1", [0, 1]), "RECEIPT_STATEMENT_BINDING").message
+    )
+
+
+def test_a_receipt_without_a_checkpoint_or_entries_is_refused(log: World) -> None:
+    receipt = log.receipt("q1", [2, 3])
+    receipt.ClearField("checkpoint")
+    _check(log, receipt, "RECEIPT_FORMAT")
+    empty = log.receipt("q1", [])
+    _check(log, empty, "RECEIPT_FORMAT")
