@@ -130,18 +130,19 @@ async def test_stale_query_is_refused(running: RunningFederation) -> None:
 async def test_refusal_before_policy_carries_a_verifiable_receipt(running: RunningFederation) -> None:
     from comity.core.dsse import payload_digest
     from comity.core.federation import Federation
-    from comity.sdk.receipts import ReceiptInvalid, log_verifier, verify_refusal
+    from comity.sdk.receipts import FederationTrust, ReceiptInvalid, verify_refusal
 
     request = _signed(running, _spec(running), now=datetime.now(UTC) - timedelta(hours=1))
     err = await _submit(running, request, _token(running))
     assert isinstance(err.receipt, pb.Receipt)
     assert err.check_codes == ["QUERY_STALE"] and err.rule_codes == ["AUDIT_FIELDS"]
-    key = log_verifier(Federation.load(running.federation.layout.federation_file))
-    verified = verify_refusal(err.receipt, log_key=key, query_digest=payload_digest(request.signed_query))
-    assert verified.refusal is not None and verified.refusal.reason_code == err.code.name
-    assert verified.refusal.checks == (("QUERY_STALE", "AUDIT_FIELDS"),)
+    trust = FederationTrust(Federation.load(running.federation.layout.federation_file))
+    verified = verify_refusal(err.receipt, trust, query_digest=payload_digest(request.signed_query))
+    refusal = verified.entries.refusal
+    assert verified.outcome == "refused" and refusal is not None and refusal.reason_code == err.code.name
+    assert refusal.checks == (("QUERY_STALE", "AUDIT_FIELDS"),)
     with pytest.raises(ReceiptInvalid):
-        verify_refusal(err.receipt, log_key=key, query_digest=b"\0" * 32)
+        verify_refusal(err.receipt, trust, query_digest=b"\0" * 32)
 
 
 async def test_an_uncovered_selector_is_decided_and_its_receipt_names_the_check(
@@ -149,7 +150,7 @@ async def test_an_uncovered_selector_is_decided_and_its_receipt_names_the_check(
 ) -> None:
     from comity.core.dsse import payload_digest
     from comity.core.federation import Federation
-    from comity.sdk.receipts import log_verifier, verify_refusal
+    from comity.sdk.receipts import FederationTrust, verify_refusal
 
     request = _signed(running, _spec(running, selectors=[Selector("email", "uncovered@example.org")]))
     err = await _submit(running, request, _token(running))
@@ -157,7 +158,9 @@ async def test_an_uncovered_selector_is_decided_and_its_receipt_names_the_check(
     assert err.check_codes[0] == "ORDER_SCOPE_SELECTOR"
     assert err.rule_codes[0] == "INDEPENDENT_AUTHORISATION"
     assert "uncovered@example.org" not in err.diagnostics()
-    key = log_verifier(Federation.load(running.federation.layout.federation_file))
-    verified = verify_refusal(err.receipt, log_key=key, query_digest=payload_digest(request.signed_query))  # type: ignore[arg-type]
-    assert verified.decision is not None and verified.decision.decision == "DENY"
-    assert ("ORDER_SCOPE_SELECTOR", "INDEPENDENT_AUTHORISATION") in verified.decision.checks
+    trust = FederationTrust(Federation.load(running.federation.layout.federation_file))
+    assert isinstance(err.receipt, pb.Receipt)
+    verified = verify_refusal(err.receipt, trust, query_digest=payload_digest(request.signed_query))
+    decision = verified.entries.decision
+    assert verified.outcome == "denied" and decision is not None and decision.decision == "DENY"
+    assert ("ORDER_SCOPE_SELECTOR", "INDEPENDENT_AUTHORISATION") in decision.checks

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -141,6 +141,8 @@ class Verified:
     order: VerifiedOrder | None
     selectors: list[tuple[str, str]]
     responding_country: str
+    # The query's log entries so far, in log order: its receipt holds every one of them.
+    entries: list[Logged] = field(default_factory=list, compare=False)
 
 
 @dataclass(frozen=True)
@@ -418,6 +420,7 @@ class Pipeline:
         )
         with span("gateway.audit_append", query_id=query.query_id):
             logged = await self.log_decision(v, decided, allowed=allowed, checks=checks)
+        v.entries.append(logged)
         self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
         if not allowed:
             receipt = await self._ledger.receipt(query.query.query_id, query.digest, [logged])
@@ -426,7 +429,7 @@ class Pipeline:
             # The first use of an emergency order starts its validation deadline, logged
             # before anything is forwarded; if it cannot be logged, nothing is.
             try:
-                await self._emergencies.note_use(
+                used = await self._emergencies.note_use(
                     v.order,
                     query_id=query.query.query_id,
                     investigator=token.subject,
@@ -436,6 +439,8 @@ class Pipeline:
             except BaseException:
                 await self._fail(v, query.query.target_node, "EMERGENCY_NOT_LOGGED")
                 raise
+            if used is not None:
+                v.entries.append(used)
         return v, logged
 
     async def _log_refusal(
@@ -510,7 +515,7 @@ class Pipeline:
                 digest.update(record)
             with span("gateway.audit_disclosure", query_id=v.query.query_id):
                 disclosure = await completion.disclose(result, digest, size)
-        receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [logged, *disclosure])
+        receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [*v.entries, *disclosure])
         receipt.node_statement.CopyFrom(result.receipt.node_statement)
         receipt.node_decision.CopyFrom(result.node_decision)
         result.receipt.CopyFrom(receipt)
@@ -538,7 +543,7 @@ class Pipeline:
                             summary = chunk.summary
                             disclosure = await completion.disclose(summary, digest, size)
                             receipt = await self._ledger.receipt(
-                                v.query.query.query_id, v.query.digest, [logged, *disclosure]
+                                v.query.query.query_id, v.query.digest, [*v.entries, *disclosure]
                             )
                             receipt.node_statement.CopyFrom(summary.receipt.node_statement)
                             receipt.node_decision.CopyFrom(summary.node_decision)

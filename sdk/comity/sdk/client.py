@@ -20,9 +20,12 @@ import grpc
 
 from comity.audit.events import ValidatedEvent
 from comity.audit.note import Ed25519Verifier
+from comity.audit.receipt import VerifiedReceipt
+from comity.audit.receipt_trust import FederationTrust
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import payload_digest
 from comity.core.errors import ComityError, DeadlineExceeded, Unavailable
+from comity.core.federation import Federation
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
@@ -66,12 +69,15 @@ class _Base(abc.ABC):
         timeout: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        federation: Federation | None = None,
     ) -> None:
         self.target = target
         self.identity = identity
         self.timeout = timeout
-        self._verifier = ResultVerifier(node_keys, log_key)
-        self._log_key = log_key
+        # With the federation file, receipts are checked under its key histories and witness
+        # quorum; with bare keys, under those keys, every checkpoint "quorum pending".
+        trust = FederationTrust(federation) if federation is not None else None
+        self._verifier = ResultVerifier(node_keys, log_key, trust=trust)
         self._clock = clock
         self._options = channel_options(max_message_bytes)
         self._credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
@@ -91,13 +97,20 @@ class _Base(abc.ABC):
         digest = RecordsDigest()
         for record in records:
             digest.update(record)
-        self._verifier.verify(summary, digest, query_digest=payload_digest(request.signed_query))
-        return to_result(summary, records)
+        verified = self._check(request, summary, digest)
+        return to_result(summary, records, verified)
+
+    def _check(
+        self, request: pb.SubmitRequest, summary: pb.QueryResult, digest: RecordsDigest
+    ) -> VerifiedReceipt:
+        return self._verifier.verify(
+            summary, digest, query_digest=payload_digest(request.signed_query), query_id=_query_id(request)
+        )
 
     def _validated(self, response: pb.ValidateEmergencyResponse, envelope: pb.Envelope) -> ValidatedEvent:
         return verify_validation_receipt(
             response.receipt,
-            log_key=self._log_key,
+            self._verifier.trust,
             validation_digest=hashlib.sha256(envelope.payload).digest(),
         )
 
@@ -108,8 +121,15 @@ class _Base(abc.ABC):
 
     def _refused(self, exc: grpc.RpcError, request: pb.SubmitRequest) -> ComityError:
         err = _error(exc, self.target)
-        self._verifier.verify_refusal(err, query_digest=payload_digest(request.signed_query))
+        self._verifier.verify_refusal(
+            err, query_digest=payload_digest(request.signed_query), query_id=_query_id(request)
+        )
         return err
+
+
+def _query_id(request: pb.SubmitRequest) -> str:
+    # The SDK's own bytes, signed by this client a moment ago.
+    return pb.Query.FromString(request.signed_query.payload).query_id
 
 
 def _error(exc: grpc.RpcError, target: str) -> ComityError:
@@ -178,9 +198,7 @@ class AsyncClient(_Base):
         try:
             async for chunk in call:
                 if chunk.HasField("summary"):
-                    self._verifier.verify(
-                        chunk.summary, digest, query_digest=payload_digest(request.signed_query)
-                    )
+                    self._check(request, chunk.summary, digest)
                     return
                 for record in chunk.records.records:
                     digest.update(record)
@@ -238,9 +256,7 @@ class Client(_Base):
                 request, timeout=self.timeout, metadata=self.identity.bearer()
             ):
                 if chunk.HasField("summary"):
-                    self._verifier.verify(
-                        chunk.summary, digest, query_digest=payload_digest(request.signed_query)
-                    )
+                    self._check(request, chunk.summary, digest)
                     return
                 for record in chunk.records.records:
                     digest.update(record)

@@ -82,6 +82,7 @@ class Profile:
             log_key=log_verifier(federation),
             root_certificates=self._root(),
             timeout=self.timeout,
+            federation=federation,
         )
 
     def async_client(self) -> AsyncClient:
@@ -94,6 +95,7 @@ class Profile:
             log_key=log_verifier(federation),
             root_certificates=self._root(),
             timeout=self.timeout,
+            federation=federation,
         )
 
 

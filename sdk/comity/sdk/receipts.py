@@ -1,39 +1,42 @@
-"""Receipts: proof, checkable by anyone with the federation file, of what the log recorded.
+"""Receipts: proof, checkable by anyone with the federation file, of what the log recorded about a query.
 
-An answer's receipt holds the log entries of the gateway's decision and of the disclosure,
-with inclusion proofs against one checkpoint signed by the log's key. :func:`verify_answer`
-checks the proofs and that the entries say what the answer says: this query (by digest),
-allowed, these records (count and digest), this node's signed statement. A refusal's receipt
-holds the decision entry alone. :func:`export_receipt` writes a file that
-``comity audit verify-receipt`` checks offline.
+A receipt holds every log entry of one query (its decision, then its disclosure or failure, an
+emergency order's first use; or the refusal before policy; or an emergency review), each with
+its inclusion proof against one checkpoint signed by the log, the witnesses' cosignatures on
+that checkpoint, and the node's signed statement for an answer. The SDK checks it with
+:func:`verify_answer`, :func:`verify_refusal` or :func:`verify_validation_receipt` before it
+returns anything; all three run :func:`comity.audit.receipt.verify_query_receipt` (every step is
+listed there) and then check that the receipt is about what the SDK asked and what the gateway
+answered. They accept a checkpoint still short of the witness quorum (the answer is fresh; the
+witnesses cosign within the federation's bound) and say so: ``VerifiedReceipt.quorum_pending``.
+``comity audit verify-receipt`` refuses such a receipt until ``comity audit receipt refresh``
+has upgraded it.
+
+:func:`export_receipt` writes a receipt to a file; :func:`load_receipt` reads one back.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
 
-from comity.audit.errors import AuditError
-from comity.audit.events import (
-    DecisionEvent,
-    DisclosedEvent,
-    Event,
-    NodeDecisionEvent,
-    RefusedEvent,
-    ValidatedEvent,
-    decode_event,
-)
+from comity.audit.events import ValidatedEvent
 from comity.audit.note import Ed25519Verifier
-from comity.audit.receipt import ReceiptEntry, verify_receipt
-from comity.core.errors import InvalidArgument, Unauthenticated
+from comity.audit.receipt import ReceiptTrust, VerifiedReceipt, verify_query_receipt
+from comity.audit.receipt_refusals import QuorumPending, ReceiptInvalid, receipt_invalid
+from comity.audit.receipt_trust import FederationTrust, KeysTrust
+from comity.core.digests import RecordsDigest
+from comity.core.errors import InvalidArgument
 from comity.core.federation import Federation
 from comity.v1 import comity_pb2 as pb
 
 __all__ = [
+    "FederationTrust",
+    "KeysTrust",
+    "QuorumPending",
     "ReceiptInvalid",
     "VerifiedReceipt",
     "export_receipt",
@@ -44,139 +47,106 @@ __all__ = [
     "verify_validation_receipt",
 ]
 
-RECEIPT_FORMAT = "comity-receipt/v1"
-
-
-class ReceiptInvalid(Unauthenticated):
-    """A receipt does not prove what it claims: the answer must not be relied on."""
-
-
-@dataclass(frozen=True)
-class VerifiedReceipt:
-    """What a verified receipt establishes."""
-
-    query_id: str
-    tree_size: int
-    decision: DecisionEvent | None
-    disclosure: DisclosedEvent | None
-    refusal: RefusedEvent | None = None
-    node_refusal: NodeDecisionEvent | None = None
+RECEIPT_FORMAT = "comity-receipt/v2"
+_READABLE_FORMATS = ("comity-receipt/v1", RECEIPT_FORMAT)
 
 
 def log_verifier(federation: Federation) -> Ed25519Verifier:
-    """The log's checkpoint key as the federation file registers it."""
+    """The log's current checkpoint key as the federation file registers it."""
     log = federation.gateway.log
     return Ed25519Verifier(log.origin, log.key.public_key)
 
 
-def _proved(receipt: pb.Receipt, log_key: Ed25519Verifier) -> tuple[int, list[Event]]:
-    entries = [
-        ReceiptEntry(e.entry, e.inclusion.leaf_index, list(e.inclusion.hashes), e.inclusion.tree_size)
-        for e in receipt.entries
-    ]
-    try:
-        signed = verify_receipt(entries, receipt.checkpoint.signed_note, log_key=log_key)
-        events = [decode_event(e.entry) for e in receipt.entries]
-    except AuditError as exc:
-        raise ReceiptInvalid(f"the receipt does not verify: {exc.message}") from None
-    return signed.checkpoint.size, events
-
-
-def _decision(events: list[Event], query_digest: bytes, *, allowed: bool) -> DecisionEvent:
-    decisions = [e for e in events if isinstance(e, DecisionEvent)]
-    if len(decisions) != 1:
-        raise ReceiptInvalid("the receipt does not hold exactly one decision entry")
-    decision = decisions[0]
-    if decision.query_digest != query_digest.hex():
-        raise ReceiptInvalid("the logged decision is about another query")
-    if decision.decision != ("ALLOW" if allowed else "DENY"):
-        raise ReceiptInvalid(
-            f"the logged decision is {decision.decision}, which is not what the gateway answered"
+def _about(receipt: pb.Receipt, *, query_id: str | None, query_digest: bytes) -> None:
+    """The receipt must be about the query the SDK sent, not merely consistent with itself."""
+    if receipt.query_digest != query_digest:
+        raise receipt_invalid(
+            "RECEIPT_OUTCOME", found="a receipt of another query (digest)", expected="this query was sent"
         )
-    return decision
+    if query_id is not None and receipt.query_id != query_id:
+        raise receipt_invalid(
+            "RECEIPT_OUTCOME",
+            found=f"a receipt of query id {receipt.query_id!r}",
+            expected=f"query {query_id!r} was sent",
+        )
 
 
 def verify_answer(
     receipt: pb.Receipt,
+    trust: ReceiptTrust,
     *,
-    log_key: Ed25519Verifier,
+    query_id: str | None,
     query_digest: bytes,
-    node_statement: bytes,
-    record_count: int,
-    records_digest: bytes,
+    records: RecordsDigest,
     hit: bool,
+    require_quorum: bool = False,
 ) -> VerifiedReceipt:
-    """Check an answer's receipt: both entries proved, and saying what the answer says."""
-    size, events = _proved(receipt, log_key)
-    decision = _decision(events, query_digest, allowed=True)
-    disclosures = [e for e in events if isinstance(e, DisclosedEvent)]
-    if len(disclosures) != 1:
-        raise ReceiptInvalid("the receipt does not hold exactly one disclosure entry")
-    d = disclosures[0]
-    checks = [
-        (d.query_digest == query_digest.hex(), "is about another query"),
-        (d.record_count == record_count, "counts other records than arrived"),
-        (d.records_digest == records_digest.hex(), "logs other records than arrived"),
-        (d.hit == hit, "disagrees about the hit"),
-        (d.node_signature == node_statement.hex(), "logs another node statement"),
-    ]
-    for ok, what in checks:
-        if not ok:
-            raise ReceiptInvalid(f"the logged disclosure {what}")
-    return VerifiedReceipt(receipt.query_id, size, decision, d)
+    """Check an answer's receipt: this query, allowed, answered with exactly these records."""
+    _about(receipt, query_id=query_id, query_digest=query_digest)
+    verified = verify_query_receipt(receipt, trust, records=records, require_quorum=require_quorum)
+    if verified.outcome != "answered":
+        raise receipt_invalid(
+            "RECEIPT_OUTCOME", found=f"a query {verified.outcome}", expected="the gateway returned an answer"
+        )
+    disclosure = verified.entries.disclosure
+    if disclosure is None or disclosure.hit != hit:
+        raise receipt_invalid(
+            "RECEIPT_OUTCOME", found="a disclosure with another hit", expected="the answer says otherwise"
+        )
+    return verified
 
 
-def verify_refusal(receipt: pb.Receipt, *, log_key: Ed25519Verifier, query_digest: bytes) -> VerifiedReceipt:
-    """Check a refusal's receipt: the refusal of this query is in the log.
+def verify_refusal(
+    receipt: pb.Receipt,
+    trust: ReceiptTrust,
+    *,
+    query_digest: bytes,
+    query_id: str | None = None,
+    require_quorum: bool = False,
+) -> VerifiedReceipt:
+    """Check a refusal's receipt: this query's refusal (or failure at the node) is in the log.
 
     A policy refusal is a DENY decision; a refusal before policy (signature, order, replay) is a
-    ``refused`` event; a refusal by the node's inbound policy is the gateway's ALLOW decision and
-    the node's DENY ``node_decision``. Each must name this query's digest.
+    ``refused`` entry; an allowed query the node did not answer is its decision and ``failed``.
     """
-    size, events = _proved(receipt, log_key)
-    by_node = [e for e in events if isinstance(e, NodeDecisionEvent) and e.decision == "DENY"]
-    if by_node:
-        if len(by_node) != 1 or by_node[0].query_digest != query_digest.hex():
-            raise ReceiptInvalid("the logged node refusal is about another query")
-        decision = _decision(events, query_digest, allowed=True)
-        return VerifiedReceipt(receipt.query_id, size, decision, None, node_refusal=by_node[0])
-    refused = [e for e in events if isinstance(e, RefusedEvent)]
-    if refused and not any(isinstance(e, DecisionEvent) for e in events):
-        if len(refused) != 1 or refused[0].query_digest != query_digest.hex():
-            raise ReceiptInvalid("the logged refusal is about another query")
-        return VerifiedReceipt(receipt.query_id, size, None, None, refused[0])
-    return VerifiedReceipt(receipt.query_id, size, _decision(events, query_digest, allowed=False), None)
+    _about(receipt, query_id=query_id, query_digest=query_digest)
+    verified = verify_query_receipt(receipt, trust, require_quorum=require_quorum)
+    if verified.outcome not in ("denied", "refused", "failed"):
+        found = "an ALLOW decision and its disclosure" if verified.outcome == "answered" else "a validation"
+        raise receipt_invalid("RECEIPT_OUTCOME", found=found, expected="the gateway answered with a refusal")
+    return verified
 
 
 def verify_validation_receipt(
-    receipt: pb.Receipt, *, log_key: Ed25519Verifier, validation_digest: bytes
+    receipt: pb.Receipt, trust: ReceiptTrust, *, validation_digest: bytes, require_quorum: bool = False
 ) -> ValidatedEvent:
     """Check the receipt of an emergency validation: this very validation is in the log."""
-    _, events = _proved(receipt, log_key)
-    validated = [e for e in events if isinstance(e, ValidatedEvent)]
-    if len(validated) != 1 or validated[0].validation_digest != validation_digest.hex():
-        raise ReceiptInvalid("the receipt does not hold this validation")
-    return validated[0]
+    _about(receipt, query_id=None, query_digest=validation_digest)
+    verified = verify_query_receipt(receipt, trust, require_quorum=require_quorum)
+    validation = verified.entries.validation
+    if validation is None:
+        raise receipt_invalid(
+            "RECEIPT_OUTCOME", found=f"a query {verified.outcome}", expected="a validation was submitted"
+        )
+    return validation
 
 
-def export_receipt(receipt: pb.Receipt, path: Path, *, log_key: Ed25519Verifier) -> Path:
-    """Write ``receipt`` and the log key it verifies under as JSON, for offline checking."""
-    data = {
-        "format": RECEIPT_FORMAT,
-        "log_key": log_key.to_text(),
-        "receipt": json_format.MessageToDict(receipt),
-    }
+def export_receipt(receipt: pb.Receipt, path: Path) -> Path:
+    """Write ``receipt`` as JSON, for ``comity audit verify-receipt`` and ``receipt refresh``.
+
+    The file holds no key: a receipt is always checked against the verifier's own federation file.
+    """
+    data = {"format": RECEIPT_FORMAT, "receipt": json_format.MessageToDict(receipt)}
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
-def load_receipt(path: Path) -> tuple[pb.Receipt, str]:
-    """Read an exported receipt; returns the receipt and the log key text it names."""
+def load_receipt(path: Path) -> pb.Receipt:
+    """Read an exported receipt (any key a version-1 file names is ignored)."""
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != RECEIPT_FORMAT:
+        if data.get("format") not in _READABLE_FORMATS:
             raise ValueError(f"format is {data.get('format')!r}, expected {RECEIPT_FORMAT!r}")
-        receipt = json_format.ParseDict(data["receipt"], pb.Receipt())
-        return receipt, str(data["log_key"])
-    except (OSError, ValueError, KeyError, json_format.ParseError) as exc:
+        return json_format.ParseDict(data["receipt"], pb.Receipt())
+    except (OSError, ValueError, KeyError, TypeError, json_format.ParseError) as exc:
         raise InvalidArgument(f"{path} is not a Comity receipt: {exc}") from None

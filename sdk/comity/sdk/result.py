@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from comity.audit.note import Ed25519Verifier
+from comity.audit.receipt import ReceiptTrust, VerifiedReceipt
+from comity.audit.receipt_trust import KeysTrust
+from comity.audit.statement import open_statement
 from comity.core.digests import RecordsDigest
-from comity.core.dsse import PAYLOAD_NODE_STATEMENT, verify_envelope
 from comity.core.errors import ComityError, Unauthenticated
 from comity.core.keys import VerifyingKey
 from comity.sdk.receipts import verify_answer, verify_refusal
@@ -57,6 +59,13 @@ class Result:
     use_restrictions: list[UseRestrictionView]
     truncated: bool
     receipt: pb.Receipt = field(repr=False)
+    #: What the receipt proved (None only for results built by hand).
+    verified: VerifiedReceipt | None = field(default=None, repr=False)
+
+    @property
+    def quorum_pending(self) -> bool:
+        """True while the receipt's checkpoint lacks the witness quorum (refresh the receipt later)."""
+        return self.verified is None or self.verified.quorum_pending
 
 
 def record_view(record: pb.Record) -> RecordView:
@@ -75,37 +84,54 @@ class ResponseTampered(Unauthenticated):
 
 
 class ResultVerifier:
-    """Checks a node's signed statement against the records the SDK received.
+    """Checks an answer (or a refusal) and its receipt before the SDK hands anything over.
 
-    The statement must be signed by the answering node's registered key, name the query's
-    digest, and count and digest exactly the records that arrived, in order; and the receipt
-    must prove, against a checkpoint signed by the log's key, that the gateway logged the
-    decision and this very disclosure.
+    The node's statement must be signed by the answering node with a key the federation lists
+    for the time it answered, name the query's id and digest, and count and digest exactly the
+    records that arrived, in order; and the receipt must prove all of it in the log: every entry
+    of the query, bound to it and complete (decision and disclosure), included in a checkpoint
+    signed by the log's key for its size, with the witnesses' cosignatures (see
+    :func:`comity.audit.receipt.verify_query_receipt`). A checkpoint short of the witness
+    quorum is accepted and reported (``Result.quorum_pending``); ``require_quorum`` refuses it.
     """
 
-    def __init__(self, node_keys: Mapping[str, VerifyingKey], log_key: Ed25519Verifier) -> None:
-        self._node_keys = node_keys
-        self._log_key = log_key
+    def __init__(
+        self,
+        node_keys: Mapping[str, VerifyingKey],
+        log_key: Ed25519Verifier,
+        *,
+        trust: ReceiptTrust | None = None,
+        require_quorum: bool = False,
+    ) -> None:
+        self._trust: ReceiptTrust = trust if trust is not None else KeysTrust(log_key, node_keys)
+        self._require_quorum = require_quorum
+
+    @property
+    def trust(self) -> ReceiptTrust:
+        """What receipts are checked against."""
+        return self._trust
 
     def verify(
-        self, summary: pb.QueryResult, digest: RecordsDigest, *, query_digest: bytes
-    ) -> pb.NodeStatement:
-        """Raise :class:`ResponseTampered` unless ``summary`` is what the node signed."""
+        self,
+        summary: pb.QueryResult,
+        digest: RecordsDigest,
+        *,
+        query_digest: bytes,
+        query_id: str | None = None,
+    ) -> VerifiedReceipt:
+        """Raise :class:`ResponseTampered` or ``ReceiptInvalid`` unless ``summary`` is what the node signed
+        and the log holds; ``query_id`` is the id the SDK sent (default: the one the answer names)."""
         receipt = summary.receipt
         if not receipt.HasField("node_statement"):
             raise ResponseTampered("the answer carries no node statement; refusing unsigned data")
-        payload, signer = verify_envelope(
-            receipt.node_statement,
-            payload_type=PAYLOAD_NODE_STATEMENT,
-            keys=self._node_keys,
-            what="node statement",
+        statement = open_statement(
+            receipt.node_statement, summary.node_id, self._trust.response_keys(summary.node_id)
         )
-        statement = pb.NodeStatement.FromString(payload)
+        expected_id = summary.query_id if query_id is None else query_id
         checks = [
             (statement.node_id == summary.node_id, "names another node"),
-            (self._node_keys.get(statement.node_id) is signer, "is not signed by the answering node's key"),
             (statement.query_digest == query_digest, "answers another query"),
-            (statement.query_id == summary.query_id, "names another query id"),
+            (statement.query_id == expected_id and summary.query_id == expected_id, "names another query id"),
             (statement.record_count == digest.count, "counts other records than arrived"),
             (statement.records_digest == digest.digest(), "does not match the records that arrived"),
             (statement.hit == summary.hit, "disagrees about the hit"),
@@ -115,24 +141,31 @@ class ResultVerifier:
                 raise ResponseTampered(
                     f"node statement {what}; the answer was altered in transit or is forged"
                 )
-        verify_answer(
+        return verify_answer(
             receipt,
-            log_key=self._log_key,
+            self._trust,
+            query_id=expected_id,
             query_digest=query_digest,
-            node_statement=receipt.node_statement.SerializeToString(),
-            record_count=digest.count,
-            records_digest=digest.digest(),
+            records=digest,
             hit=summary.hit,
+            require_quorum=self._require_quorum,
         )
-        return statement
 
-    def verify_refusal(self, err: ComityError, *, query_digest: bytes) -> None:
+    def verify_refusal(self, err: ComityError, *, query_digest: bytes, query_id: str | None = None) -> None:
         """A refusal that carries a receipt must prove that this query's refusal was logged."""
         if isinstance(err.receipt, pb.Receipt):
-            verify_refusal(err.receipt, log_key=self._log_key, query_digest=query_digest)
+            verify_refusal(
+                err.receipt,
+                self._trust,
+                query_digest=query_digest,
+                query_id=query_id,
+                require_quorum=self._require_quorum,
+            )
 
 
-def to_result(summary: pb.QueryResult, records: list[pb.Record]) -> Result:
+def to_result(
+    summary: pb.QueryResult, records: list[pb.Record], verified: VerifiedReceipt | None = None
+) -> Result:
     """Assemble a :class:`Result` from a verified summary and its records."""
     return Result(
         query_id=summary.query_id,
@@ -145,4 +178,5 @@ def to_result(summary: pb.QueryResult, records: list[pb.Record]) -> Result:
         ],
         truncated=summary.truncated,
         receipt=summary.receipt,
+        verified=verified,
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.audit import events
 from comity.audit.log import TransparencyLog
@@ -14,11 +15,11 @@ from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.errors import PermissionDenied, Unauthenticated
 from comity.core.keys import SigningKey
-from comity.sdk.receipts import ReceiptInvalid, export_receipt, load_receipt, verify_refusal
-from comity.sdk.result import ResponseTampered, ResultVerifier
+from comity.sdk.receipts import KeysTrust, ReceiptInvalid, export_receipt, load_receipt, verify_refusal
+from comity.sdk.result import ResponseTampered, ResultVerifier, to_result
 from comity.v1 import comity_pb2 as pb
 
-NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+NOW = datetime.now(UTC)
 QUERY_DIGEST = hashlib.sha256(b"the signed query").digest()
 
 
@@ -42,9 +43,11 @@ async def _answer(
     digest = RecordsDigest()
     for r in records:
         digest.update(r)
+    answered = Timestamp()
+    answered.FromDatetime(NOW)
     statement = pb.NodeStatement(
         node_id="ca-node", query_id="q1", query_digest=QUERY_DIGEST, hit=True,
-        record_count=digest.count, records_digest=digest.digest(),
+        record_count=digest.count, records_digest=digest.digest(), answered_at=answered,
     )  # fmt: skip
     envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), node_key)
     decision, openings = events.decision_event(
@@ -95,7 +98,10 @@ async def test_untampered_answer_verifies_and_each_tampering_is_caught(tmp_path:
     summary, records, log = await _answer(tmp_path, node_key=node_key)
     verifier = ResultVerifier({"ca-node": node_key.verifying_key}, log.verifier)
     try:
-        verifier.verify(summary, _digest(records), query_digest=QUERY_DIGEST)
+        verified = verifier.verify(summary, _digest(records), query_digest=QUERY_DIGEST, query_id="q1")
+        assert verified.outcome == "answered"
+        result = to_result(summary, records, verified)
+        assert result.quorum_pending  # bare keys: no witness policy to reach
 
         altered = [pb.Record(), *records[1:]]
         altered[0].CopyFrom(records[0])
@@ -106,6 +112,8 @@ async def test_untampered_answer_verifies_and_each_tampering_is_caught(tmp_path:
             verifier.verify(summary, _digest(records[:2]), query_digest=QUERY_DIGEST)
         with pytest.raises(ResponseTampered, match="another query"):
             verifier.verify(summary, _digest(records), query_digest=hashlib.sha256(b"other").digest())
+        with pytest.raises(ResponseTampered, match="query id"):
+            verifier.verify(summary, _digest(records), query_digest=QUERY_DIGEST, query_id="q2")
 
         forged = pb.QueryResult()
         forged.CopyFrom(summary)
@@ -114,6 +122,12 @@ async def test_untampered_answer_verifies_and_each_tampering_is_caught(tmp_path:
         )
         with pytest.raises(ReceiptInvalid):
             verifier.verify(forged, _digest(records), query_digest=QUERY_DIGEST)
+
+        no_disclosure = pb.QueryResult()
+        no_disclosure.CopyFrom(summary)
+        del no_disclosure.receipt.entries[1]
+        with pytest.raises(ReceiptInvalid, match="neither its disclosure"):
+            verifier.verify(no_disclosure, _digest(records), query_digest=QUERY_DIGEST)
 
         impostor = ResultVerifier({"ca-node": SigningKey.generate("ca-node").verifying_key}, log.verifier)
         with pytest.raises(Unauthenticated):
@@ -124,25 +138,37 @@ async def test_untampered_answer_verifies_and_each_tampering_is_caught(tmp_path:
         unsigned.receipt.ClearField("node_statement")
         with pytest.raises(ResponseTampered, match="no node statement"):
             verifier.verify(unsigned, _digest(records), query_digest=QUERY_DIGEST)
+
+        strict = ResultVerifier({"ca-node": node_key.verifying_key}, log.verifier, require_quorum=True)
+        with pytest.raises(ReceiptInvalid, match="quorum pending"):
+            strict.verify(summary, _digest(records), query_digest=QUERY_DIGEST)
     finally:
         await log.close()
 
 
-async def test_receipt_round_trips_through_a_file_and_a_refusal_receipt_must_be_a_deny(
+async def test_receipt_round_trips_through_a_file_and_a_refusal_receipt_must_be_a_refusal(
     tmp_path: Path,
 ) -> None:
     node_key = SigningKey.generate("ca-node")
     summary, _, log = await _answer(tmp_path, node_key=node_key)
+    trust = KeysTrust(log.verifier, {"ca-node": node_key.verifying_key})
     try:
-        path = export_receipt(summary.receipt, tmp_path / "receipt.json", log_key=log.verifier)
-        receipt, key_text = load_receipt(path)
+        path = export_receipt(summary.receipt, tmp_path / "receipt.json")
+        receipt = load_receipt(path)
         assert receipt == summary.receipt
-        assert key_text == log.verifier.to_text()
-        # An ALLOW decision cannot pass for the receipt of a refusal.
+        # An allowed, answered query cannot pass for the receipt of a refusal.
         with pytest.raises(ReceiptInvalid, match="ALLOW"):
-            verify_refusal(receipt, log_key=log.verifier, query_digest=QUERY_DIGEST)
+            verify_refusal(receipt, trust, query_digest=QUERY_DIGEST)
         err = PermissionDenied("refused", receipt=receipt)
         with pytest.raises(ReceiptInvalid):
-            ResultVerifier({}, log.verifier).verify_refusal(err, query_digest=QUERY_DIGEST)
+            ResultVerifier({}, log.verifier, trust=trust).verify_refusal(err, query_digest=QUERY_DIGEST)
     finally:
         await log.close()
+
+
+def test_a_version_1_receipt_file_still_loads_and_its_key_is_ignored(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"format": "comity-receipt/v1", "log_key": "x", "receipt": {"queryId": "q"}}))
+    assert load_receipt(path).query_id == "q"

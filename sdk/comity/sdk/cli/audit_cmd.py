@@ -489,33 +489,3 @@ def serve(
         pass
     finally:
         server.server_close()
-
-
-@audit_app.command("verify-receipt")
-@friendly
-def verify_receipt_cmd(
-    receipt: Annotated[Path, typer.Argument(help="A receipt file exported by the SDK.")],
-    federation: FederationOpt,
-) -> None:
-    """Check a receipt offline against the federation's log key: the entries are in the signed log."""
-    from comity.audit.events import decode_event
-    from comity.audit.receipt import ReceiptEntry, verify_receipt
-    from comity.sdk.receipts import ReceiptInvalid, load_receipt
-
-    log_key, witnesses = _keys(federation)
-    loaded, key_text = load_receipt(receipt)
-    if key_text != log_key.to_text():
-        raise ReceiptInvalid("the receipt names another log key than the federation registers")
-    entries = [
-        ReceiptEntry(e.entry, e.inclusion.leaf_index, list(e.inclusion.hashes), e.inclusion.tree_size)
-        for e in loaded.entries
-    ]
-    signed = verify_receipt(entries, loaded.checkpoint.signed_note, log_key=log_key, witnesses=witnesses)
-    console.print(
-        f"[green]✓ receipt verified[/] against checkpoint {signed.checkpoint.size} of {log_key.name}"
-    )
-    for e in loaded.entries:
-        event = decode_event(e.entry)
-        console.print(
-            f"  entry {e.inclusion.leaf_index}: {event.kind} {getattr(event, 'decision', '')} at {event.at}"
-        )

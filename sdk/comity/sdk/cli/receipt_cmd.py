@@ -1,0 +1,124 @@
+"""`comity audit verify-receipt` and `comity audit receipt refresh`: a query's receipt, checked offline.
+
+Both check the receipt against the verifier's own federation file (its key histories and witness
+quorum), never against keys the receipt or the gateway supplies. Exit status 0 only when the
+receipt verifies in full; a receipt whose checkpoint lacks the witness quorum fails with
+"quorum pending" unless ``--allow-quorum-pending`` is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from comity.core.errors import InvalidArgument
+from comity.sdk.cli.audit_cmd import FederationOpt, audit_app
+from comity.sdk.cli.main import console, friendly
+
+if TYPE_CHECKING:
+    from comity.audit.receipt import VerifiedReceipt
+
+receipt_app = typer.Typer(help="Receipts of queries: refresh to a quorum checkpoint.", no_args_is_help=True)
+audit_app.add_typer(receipt_app, name="receipt")
+
+ReceiptArg = Annotated[Path, typer.Argument(help="A receipt file exported by the SDK (export_receipt).")]
+
+
+def _describe(verified: VerifiedReceipt) -> list[str]:
+    e, q = verified.entries, repr(verified.query_id)
+    if e.disclosure is not None:
+        d = e.disclosure
+        what = f"{'hit' if d.hit else 'no hit'}, {d.record_count} record(s)"
+        out = [f"query {q} allowed and answered by {d.node} ({what}); node statement signed by {d.node}"]
+    elif e.failure is not None:
+        out = [f"query {q} allowed, not answered by {e.failure.node}: {e.failure.reason}"]
+    elif e.decision is not None:
+        out = [f"query {q} refused under the agreement: {', '.join(e.decision.rule_codes)}"]
+    elif e.refusal is not None:
+        out = [f"query {q} refused before policy: {e.refusal.reason_code}"]
+    elif e.validation is not None:
+        verdict = "confirmed" if e.validation.confirmed else "not confirmed"
+        out = [f"emergency order {q} reviewed by {e.validation.authority}: {verdict}"]
+    if e.emergency is not None:
+        out.append(
+            f"first use of emergency order {e.emergency.order_id!r}, review due {e.emergency.validate_by}"
+        )
+    return out
+
+
+def _report(verified: VerifiedReceipt, origin: str) -> None:
+    for line in _describe(verified):
+        console.print(f"  {line}")
+    console.print(
+        f"  {verified.entry_count} log entries, each included in checkpoint {verified.tree_size} of {origin}"
+    )
+    witnesses = ", ".join(verified.witnesses) or "none"
+    if verified.quorum_pending:
+        console.print(
+            f"  [yellow]quorum pending[/]: {verified.quorum.describe_missing()} (cosigned by: {witnesses})"
+        )
+    else:
+        console.print(f"  witness quorum reached: cosigned by {witnesses}")
+
+
+@audit_app.command("verify-receipt")
+@friendly
+def verify_receipt_cmd(
+    receipt: ReceiptArg,
+    federation: FederationOpt,
+    allow_quorum_pending: Annotated[
+        bool,
+        typer.Option(
+            "--allow-quorum-pending",
+            help="Accept a checkpoint not yet cosigned by the witness quorum (says so; exit 0).",
+        ),
+    ] = False,
+) -> None:
+    """Check a receipt offline: every entry of the query, the node's signature, the witness quorum."""
+    from comity.audit.receipt import verify_query_receipt
+    from comity.audit.receipt_trust import FederationTrust
+    from comity.core.federation import Federation
+    from comity.sdk.receipts import load_receipt
+
+    fed = Federation.load(federation)
+    verified = verify_query_receipt(
+        load_receipt(receipt), FederationTrust(fed), require_quorum=not allow_quorum_pending
+    )
+    console.print(
+        f"[green]✓ receipt verified[/] against checkpoint {verified.tree_size} of {fed.gateway.log.origin}"
+    )
+    _report(verified, fed.gateway.log.origin)
+
+
+@receipt_app.command("refresh")
+@friendly
+def refresh_cmd(
+    receipt: ReceiptArg,
+    federation: FederationOpt,
+    gateway: Annotated[str, typer.Option(help="The gateway address (its AuditLog service).")],
+    ca: Annotated[Path, typer.Option(help="The CA of the gateway's certificate.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the refreshed receipt (default: over RECEIPT).")
+    ] = None,
+) -> None:
+    """Upgrade a receipt to a newer quorum-cosigned checkpoint: fresh proofs, consistency checked."""
+    from comity.audit.receipt_trust import FederationTrust
+    from comity.core.federation import Federation
+    from comity.sdk.receipt_refresh import GatewayCheckpoints, refresh_receipt
+    from comity.sdk.receipts import export_receipt, load_receipt
+
+    fed = Federation.load(federation)
+    try:
+        root = ca.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the gateway's CA {ca}: {exc.strerror}") from None
+    source = GatewayCheckpoints(gateway, root_certificates=root)
+    try:
+        refreshed, verified = refresh_receipt(load_receipt(receipt), FederationTrust(fed), source)
+    finally:
+        source.close()
+    target = export_receipt(refreshed, out or receipt)
+    console.print(f"[green]✓ receipt refreshed[/] to checkpoint {verified.tree_size}; written to {target}")
+    _report(verified, fed.gateway.log.origin)

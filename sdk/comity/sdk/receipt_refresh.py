@@ -1,0 +1,151 @@
+"""Upgrading a receipt to a newer, quorum-cosigned checkpoint.
+
+A fresh receipt is proved against the checkpoint the gateway signed right after the query's
+last entry, which the witnesses may not have cosigned yet ("quorum pending"). Once they have
+cosigned a checkpoint covering it, :func:`refresh_receipt` fetches that checkpoint and its
+cosignatures, checks that it extends the receipt's checkpoint (a consistency proof, so the
+gateway cannot swap histories), proves every entry into it afresh, and returns the receipt
+that now verifies in full. Nothing the gateway sends is trusted: the result is verified as
+any receipt is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import grpc
+
+from comity.audit.errors import AuditError, InconsistentLog
+from comity.audit.proof import verify_consistency
+from comity.audit.receipt import ReceiptTrust, VerifiedReceipt, quorum_pending, verify_query_receipt
+from comity.audit.receipt_refusals import QuorumPending
+from comity.core.errors import Unavailable
+from comity.core.grpcopts import channel_options
+from comity.core.refusals import violation
+from comity.core.rpc import error_from_status
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["CheckpointSource", "GatewayCheckpoints", "refresh_receipt"]
+
+
+class CheckpointSource(Protocol):
+    """Where newer checkpoints and proofs come from (the gateway's AuditLog service)."""
+
+    def quorum_checkpoint(self, size: int) -> pb.CheckpointResponse:
+        """A checkpoint of at least ``size`` with its cosignatures (the newest, at the least)."""
+        ...
+
+    def inclusion(self, index: int, size: int) -> Sequence[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of ``size``."""
+        ...
+
+    def consistency(self, first: int, second: int) -> Sequence[bytes]:
+        """The consistency proof from the tree of ``first`` to that of ``second``."""
+        ...
+
+
+def refresh_receipt(
+    receipt: pb.Receipt, trust: ReceiptTrust, source: CheckpointSource
+) -> tuple[pb.Receipt, VerifiedReceipt]:
+    """The receipt proved against a quorum checkpoint from ``source``, and what it proves.
+
+    Raises ``ReceiptInvalid`` if the receipt does not verify to begin with, ``QuorumPending``
+    if no checkpoint covering it has a quorum yet, :class:`InconsistentLog` if the new
+    checkpoint does not extend the receipt's.
+    """
+    old = verify_query_receipt(receipt, trust, require_quorum=False)
+    if not old.quorum_pending:
+        return receipt, old
+    response = source.quorum_checkpoint(old.tree_size)
+    newest = max(e.inclusion.leaf_index for e in receipt.entries)
+    quorum = trust.checkpoint(response.checkpoint.signed_note, list(response.cosignatures), not_before=None)
+    head = quorum.checkpoint
+    if not quorum.reached:
+        raise quorum_pending(quorum)
+    if head.size <= newest:
+        v = violation(
+            "RECEIPT_QUORUM_PENDING",
+            size=old.tree_size,
+            missing=f"a quorum checkpoint covering entry {newest} (the newest has size {head.size})",
+        )
+        raise QuorumPending(v.message, violation=v, missing=dict(old.quorum.missing))
+    if head.size < old.tree_size:
+        raise InconsistentLog(
+            f"the gateway offered checkpoint {head.size}, older than the receipt's {old.tree_size}",
+            hint="ask again later; report it if it persists",
+        )
+    try:
+        verify_consistency(
+            old.tree_size,
+            head.size,
+            source.consistency(old.tree_size, head.size) if head.size > old.tree_size else [],
+            old.quorum.checkpoint.root_hash,
+            head.root_hash,
+        )
+    except AuditError as exc:
+        raise InconsistentLog(
+            f"the new checkpoint ({head.size}) does not extend the receipt's ({old.tree_size}): "
+            f"{exc.message}",
+            hint="the log's history was rewritten or forked; keep both checkpoints and report it",
+        ) from None
+    refreshed = pb.Receipt()
+    refreshed.CopyFrom(receipt)
+    refreshed.checkpoint.CopyFrom(response.checkpoint)
+    del refreshed.cosignatures[:]
+    refreshed.cosignatures.extend(response.cosignatures)
+    for entry in refreshed.entries:
+        index = entry.inclusion.leaf_index
+        entry.inclusion.CopyFrom(
+            pb.InclusionProof(
+                leaf_index=index, tree_size=head.size, hashes=list(source.inclusion(index, head.size))
+            )
+        )
+    return refreshed, verify_query_receipt(refreshed, trust, require_quorum=True)
+
+
+class GatewayCheckpoints:
+    """A :class:`CheckpointSource` over a gateway's AuditLog service (public calls: no token)."""
+
+    def __init__(self, target: str, *, root_certificates: bytes, timeout: float = 30.0) -> None:
+        self.target = target
+        self._timeout = timeout
+        self._channel = grpc.secure_channel(
+            target,
+            grpc.ssl_channel_credentials(root_certificates=root_certificates),
+            options=channel_options(),
+        )
+        self._stub = pb_grpc.AuditLogStub(self._channel)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def _call(self, method: str, request: object) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            call: grpc.Call = exc  # type: ignore[assignment]
+            if call.code() == grpc.StatusCode.UNAVAILABLE:
+                raise Unavailable(f"the gateway's audit log at {self.target} is unavailable") from None
+            raise error_from_status(call.code(), call.details() or "", call.trailing_metadata()) from None
+
+    def quorum_checkpoint(self, size: int) -> pb.CheckpointResponse:
+        """The gateway's newest quorum checkpoint and its cosignatures (``tree_size`` 0 asks for it)."""
+        response: pb.CheckpointResponse = self._call("GetCheckpoint", pb.GetCheckpointRequest(tree_size=0))
+        return response
+
+    def inclusion(self, index: int, size: int) -> Sequence[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of ``size``."""
+        proof: pb.InclusionProof = self._call(
+            "GetInclusionProof", pb.GetInclusionProofRequest(leaf_index=index, tree_size=size)
+        )
+        return list(proof.hashes)
+
+    def consistency(self, first: int, second: int) -> Sequence[bytes]:
+        """The consistency proof between two tree sizes."""
+        proof: pb.ConsistencyProof = self._call(
+            "GetConsistencyProof", pb.GetConsistencyProofRequest(first_size=first, second_size=second)
+        )
+        return list(proof.hashes)
