@@ -33,6 +33,7 @@ from comity.audit.events import (
     FailedEvent,
     ForwardedEvent,
     RefusedEvent,
+    ThrottledEvent,
     ValidatedEvent,
     decode_event,
 )
@@ -65,6 +66,10 @@ def _decode(index: int, entry: bytes) -> Event:
 
 def _bind(index: int, event: Event, query_id: str, digest: str) -> None:
     """Raise unless ``event`` names this query (a validation: this order and validation)."""
+    if isinstance(event, ThrottledEvent):  # a rate-limit window's count, about no one query
+        raise receipt_invalid(
+            "RECEIPT_FOREIGN_ENTRY", index=index, kind=event.kind, other="a rate-limit window", what="query"
+        )
     if isinstance(event, ValidatedEvent):
         pairs = [
             (event.order_id, query_id, "order id"),

@@ -489,3 +489,7 @@ def serve(
         pass
     finally:
         server.server_close()
+
+
+# The receipt commands (verify-receipt, receipt refresh) add themselves to audit_app.
+from comity.sdk.cli import receipt_cmd  # noqa: E402, F401
