@@ -77,13 +77,15 @@ class QuorumNotReached(UnverifiedNote):
     """The checkpoint verifies, but its valid cosignatures fall short of the witness quorum."""
 
     def __init__(self, message: str, *, quorum: QuorumCheckpoint) -> None:
-        super().__init__(message, hint="wait for the witnesses to cosign a newer checkpoint, and fetch that one")
+        super().__init__(message, hint="wait for the witnesses to cosign a newer checkpoint, then fetch it")
         self.quorum = quorum
 
 
 def _lines(note: bytes, cosignatures: Sequence[str | NoteSignature], origin: str) -> list[NoteSignature]:
     own = [s for s in Note.parse(note).signatures if s.name != origin]
-    given = [c if isinstance(c, NoteSignature) else NoteSignature.parse_line(c.rstrip("\n")) for c in cosignatures]
+    given = [
+        c if isinstance(c, NoteSignature) else NoteSignature.parse_line(c.rstrip("\n")) for c in cosignatures
+    ]
     lines: list[NoteSignature] = []
     for line in own + given:
         if line not in lines:

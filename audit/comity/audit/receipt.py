@@ -70,7 +70,7 @@ class ReceiptTrust(Protocol):
     def checkpoint(
         self, note: bytes, cosignatures: Sequence[str], *, not_before: datetime | None
     ) -> QuorumCheckpoint:
-        """Verify a checkpoint and its cosignatures, as ``comity.audit.quorum_checkpoint.open_quorum_checkpoint``."""
+        """Verify a checkpoint and its cosignatures (see ``quorum_checkpoint.open_quorum_checkpoint``)."""
         ...
 
     def response_keys(self, node: str) -> DatedKeys:
