@@ -16,7 +16,7 @@ from comity.policy.select import load_bundle
 from comity.sdk.demo.run import run_scenario, running_federation, scenarios
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation
 from comity.sdk.profile import load_profile
-from comity.sdk.receipts import ReceiptInvalid, log_verifier, verify_refusal
+from comity.sdk.receipts import FederationTrust, ReceiptInvalid, verify_refusal
 from comity.v1 import comity_pb2 as pb
 
 # The Canadian node's inbound policy allows 20 queries per investigator a day, the agreement 50.
@@ -47,18 +47,14 @@ async def test_node_allowance_and_refusal_reach_the_log_with_rules_bundle_and_re
     assert "QUOTA" in err.rule_codes and "ca-node" in err.message
     # The receipt (checked by the SDK already) proves the gateway's allowance and the node's refusal.
     assert err.receipt is not None and err.node_decision is None
-    verified = verify_refusal(
-        err.receipt,  # type: ignore[arg-type]
-        log_key=log_verifier(Federation.load(fed.directory / "federation.toml")),
-        query_digest=err.receipt.query_digest,  # type: ignore[attr-defined]
-    )
-    assert verified.node_refusal is not None and verified.node_refusal.rule_codes == ("QUOTA",)
+    assert isinstance(err.receipt, pb.Receipt)
+    trust = FederationTrust(Federation.load(fed.directory / "federation.toml"))
+    verified = verify_refusal(err.receipt, trust, query_digest=err.receipt.query_digest)
+    refusal = verified.entries.node_decision
+    assert verified.outcome == "refused by node"
+    assert refusal is not None and refusal.rule_codes == ("QUOTA",)
     with pytest.raises(ReceiptInvalid):
-        verify_refusal(
-            err.receipt,  # type: ignore[arg-type]
-            log_key=log_verifier(Federation.load(fed.directory / "federation.toml")),
-            query_digest=b"\1" * 32,
-        )
+        verify_refusal(err.receipt, trust, query_digest=b"\1" * 32)
 
     logged = _logged(fed)
     node_decisions = [e for e in logged if isinstance(e, NodeDecisionEvent)]

@@ -36,7 +36,7 @@ from comity.audit.quorum_checkpoint import ForgedCosignature, QuorumCheckpoint
 from comity.audit.receipt_entries import Outcome, QueryEntries, query_entries
 from comity.audit.receipt_refusals import QuorumPending, ReceiptInvalid, receipt_invalid
 from comity.audit.rfc6962 import hash_leaf
-from comity.audit.statement import DatedKeys, logged_envelope, verify_statement
+from comity.audit.statement import DatedKeys, logged_envelope, verify_node_decision, verify_statement
 from comity.core.digests import RecordsDigest
 from comity.core.errors import ComityError
 from comity.core.refusals import violation
@@ -200,6 +200,7 @@ def verify_query_receipt(
         query_digest=receipt.query_digest,
     )
     statement = _statement(receipt, found, trust, records)
+    _node_decision(receipt, found, trust)
     if require_quorum and not quorum.reached:
         raise quorum_pending(quorum)
     return VerifiedReceipt(
@@ -229,12 +230,7 @@ def _statement(
         raise receipt_invalid(
             "RECEIPT_NODE_STATEMENT", detail="in the receipt is not the one the disclosure entry logged"
         )
-    try:
-        keys = trust.response_keys(disclosure.node)
-    except ComityError as exc:
-        raise receipt_invalid(
-            "RECEIPT_NODE_STATEMENT", detail=f"is by an unknown node: {exc.message}"
-        ) from None
+    keys = _node_keys(trust, disclosure.node)
     statement = verify_statement(
         disclosure, decision, query_id=receipt.query_id, query_digest=receipt.query_digest, keys=keys
     )
@@ -246,3 +242,31 @@ def _statement(
         if records.digest() != statement.records_digest:
             raise receipt_invalid("RECEIPT_RECORDS", detail="their digest differs from the signed one")
     return statement
+
+
+def _node_keys(trust: ReceiptTrust, node: str) -> DatedKeys:
+    try:
+        return trust.response_keys(node)
+    except ComityError as exc:
+        raise receipt_invalid(
+            "RECEIPT_NODE_STATEMENT", detail=f"is by an unknown node: {exc.message}"
+        ) from None
+
+
+def _node_decision(receipt: pb.Receipt, found: QueryEntries, trust: ReceiptTrust) -> None:
+    """The node's own signed decision, when its entry is in the receipt (and as the receipt carries it)."""
+    event = found.node_decision
+    if event is None:
+        return
+    if receipt.HasField("node_decision") and receipt.node_decision.SerializeToString() != bytes.fromhex(
+        event.node_decision
+    ):
+        raise receipt_invalid(
+            "RECEIPT_NODE_STATEMENT", detail="'s decision in the receipt is not the one its entry logged"
+        )
+    verify_node_decision(
+        event,
+        query_id=receipt.query_id,
+        query_digest=receipt.query_digest,
+        keys=_node_keys(trust, event.node),
+    )

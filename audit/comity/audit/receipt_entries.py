@@ -8,8 +8,13 @@ outcome                 entries
 ======================  ====================================================================
 ``refused``             one ``refused`` entry (a refusal before any policy decision)
 ``denied``              one ``decision`` entry, DENY
-``answered``            one ``decision`` (ALLOW), at most one ``emergency``, one ``disclosed``
-``failed``              one ``decision`` (ALLOW), at most one ``emergency``, one ``failed``
+``answered``            one ``decision`` (ALLOW), at most one ``emergency``, the node's
+                        ``node_decision`` (ALLOW; its statement the disclosed one) if logged,
+                        one ``disclosed``
+``refused by node``     one ``decision`` (ALLOW), at most one ``emergency``, the node's
+                        ``node_decision`` (DENY), at most one ``failed``
+``failed``              one ``decision`` (ALLOW), at most one ``emergency``, the node's
+                        ``node_decision`` if logged, one ``failed``
 ``validated``           one ``validated`` entry (an emergency order's review; the receipt's
                         query id is the order id, its digest the validation's)
 ======================  ====================================================================
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from comity.audit.errors import InvalidEntry
 from comity.audit.events import (
@@ -32,6 +37,7 @@ from comity.audit.events import (
     Event,
     FailedEvent,
     ForwardedEvent,
+    NodeDecisionEvent,
     RefusedEvent,
     ThrottledEvent,
     ValidatedEvent,
@@ -41,7 +47,9 @@ from comity.audit.receipt_refusals import receipt_invalid
 
 __all__ = ["Outcome", "QueryEntries", "query_entries"]
 
-Outcome = Literal["refused", "denied", "answered", "failed", "validated"]
+E = TypeVar("E")
+
+Outcome = Literal["refused", "denied", "answered", "failed", "refused by node", "validated"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,7 @@ class QueryEntries:
     refusal: RefusedEvent | None = None
     emergency: EmergencyEvent | None = None
     validation: ValidatedEvent | None = None
+    node_decision: NodeDecisionEvent | None = None
 
 
 def _decode(index: int, entry: bytes) -> Event:
@@ -86,7 +95,7 @@ def _bind(index: int, event: Event, query_id: str, digest: str) -> None:
             )
 
 
-def _one(events: Sequence[Event], cls: type[Event], what: str) -> Event | None:
+def _one(events: Sequence[Event], cls: type[E], what: str) -> E | None:
     found = [e for e in events if isinstance(e, cls)]
     if len(found) > 1:
         raise receipt_invalid(
@@ -124,11 +133,9 @@ def query_entries(
     events = [e for _, e in located]
     if (validation := _one(events, ValidatedEvent, "validation")) is not None:
         _alone(events, "validation")
-        assert isinstance(validation, ValidatedEvent)
         return QueryEntries("validated", validation=validation)
     if (refusal := _one(events, RefusedEvent, "refusal")) is not None:
         _alone(events, "refusal")
-        assert isinstance(refusal, RefusedEvent)
         return QueryEntries("refused", refusal=refusal)
     return _decided(located, query_id)
 
@@ -138,35 +145,53 @@ def _decided(located: Sequence[tuple[int, Event]], query_id: str) -> QueryEntrie
     decision = _one(events, DecisionEvent, "decision")
     if decision is None:
         raise receipt_invalid("RECEIPT_DECISION_MISSING", query_id=query_id)
-    assert isinstance(decision, DecisionEvent)
     if decision.decision == "DENY":
         _alone(events, "DENY decision")
         return QueryEntries("denied", decision=decision)
     disclosure = _one(events, DisclosedEvent, "disclosure")
     failure = _one(events, FailedEvent, "failure")
     emergency = _one(events, EmergencyEvent, "emergency")
-    if disclosure is None and failure is None:
-        raise receipt_invalid("RECEIPT_OUTCOME_MISSING", query_id=query_id)
-    if disclosure is not None and failure is not None:
-        raise receipt_invalid("RECEIPT_UNEXPECTED_ENTRY", detail="holds both a disclosure and a failure")
-    if len(events) != 2 + (emergency is not None):
+    node = _one(events, NodeDecisionEvent, "node decision")
+    outcome = _allowed_outcome(query_id, disclosure, failure, node)
+    if len(events) != 1 + sum(e is not None for e in (disclosure, failure, emergency, node)):
         raise receipt_invalid(
             "RECEIPT_UNEXPECTED_ENTRY", detail="holds entries an allowed query does not log"
         )
-    # The decision is logged before anything is forwarded, and the outcome after it.
+    # The decision is logged before anything is forwarded, and everything the node did after it.
     decided = next(i for i, e in located if e is decision)
-    ended = next(i for i, e in located if e is disclosure or e is failure)
-    if not decided < ended:
+    if any(i < decided for i, e in located if e in (disclosure, failure, node)):
         raise receipt_invalid(
             "RECEIPT_UNEXPECTED_ENTRY", detail="holds an outcome logged before the decision it follows"
         )
-    assert disclosure is None or isinstance(disclosure, DisclosedEvent)
-    assert failure is None or isinstance(failure, FailedEvent)
-    assert emergency is None or isinstance(emergency, EmergencyEvent)
     return QueryEntries(
-        "answered" if disclosure is not None else "failed",
+        outcome,
         decision=decision,
         disclosure=disclosure,
         failure=failure,
         emergency=emergency,
+        node_decision=node,
     )
+
+
+def _allowed_outcome(
+    query_id: str,
+    disclosure: DisclosedEvent | None,
+    failure: FailedEvent | None,
+    node: NodeDecisionEvent | None,
+) -> Outcome:
+    """An allowed query ends in a disclosure (with the node's allowance), the node's refusal, or a failure."""
+    if disclosure is not None:
+        if failure is not None:
+            raise receipt_invalid("RECEIPT_UNEXPECTED_ENTRY", detail="holds both a disclosure and a failure")
+        if node is not None and node.decision != "ALLOW":
+            raise receipt_invalid("RECEIPT_UNEXPECTED_ENTRY", detail="holds a disclosure the node refused")
+        if node is not None and node.node_statement and node.node_statement != disclosure.node_signature:
+            raise receipt_invalid(
+                "RECEIPT_NODE_STATEMENT", detail="logged with the node's decision is not the one disclosed"
+            )
+        return "answered"
+    if node is not None and node.decision == "DENY":
+        return "refused by node"
+    if failure is None:
+        raise receipt_invalid("RECEIPT_OUTCOME_MISSING", query_id=query_id)
+    return "failed"  # the node may have allowed it, and its answer still not been logged

@@ -19,14 +19,21 @@ from typing import Protocol
 
 from google.protobuf.message import DecodeError
 
-from comity.audit.events import DecisionEvent, DisclosedEvent
+from comity.audit.events import DecisionEvent, DisclosedEvent, NodeDecisionEvent
 from comity.audit.receipt_refusals import receipt_invalid
-from comity.core.dsse import PAYLOAD_NODE_STATEMENT, EnvelopeError, verify_envelope
+from comity.core.dsse import PAYLOAD_NODE_DECISION, PAYLOAD_NODE_STATEMENT, EnvelopeError, verify_envelope
 from comity.core.errors import InvalidArgument
 from comity.core.keys import VerifyingKey
 from comity.v1 import comity_pb2 as pb
 
-__all__ = ["MAX_CLOCK_SKEW", "DatedKeys", "logged_envelope", "open_statement", "verify_statement"]
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "DatedKeys",
+    "logged_envelope",
+    "open_statement",
+    "verify_node_decision",
+    "verify_statement",
+]
 
 #: How far a node's clock may stand from the gateway's: the statement's answering time must lie
 #: within this of the decision (before) and of the disclosure (after).
@@ -59,21 +66,25 @@ def logged_envelope(disclosure: DisclosedEvent) -> pb.Envelope:
         ) from None
 
 
-def _signed(envelope: pb.Envelope, node: str, keys: DatedKeys) -> tuple[pb.NodeStatement, VerifyingKey]:
+def _signed_payload(
+    envelope: pb.Envelope, node: str, keys: DatedKeys, payload_type: str, what: str
+) -> tuple[bytes, VerifyingKey]:
     for key in keys.all():
         try:
-            payload, signer = verify_envelope(
-                envelope, payload_type=PAYLOAD_NODE_STATEMENT, keys={node: key}, what="node statement"
-            )
+            return verify_envelope(envelope, payload_type=payload_type, keys={node: key}, what=what)
         except (EnvelopeError, InvalidArgument):
             continue
-        try:
-            return pb.NodeStatement.FromString(payload), signer
-        except DecodeError:
-            raise receipt_invalid("RECEIPT_NODE_STATEMENT", detail="is not a NodeStatement") from None
     raise receipt_invalid(
         "RECEIPT_NODE_STATEMENT", detail=f"is not signed by any key the federation lists for node {node!r}"
     )
+
+
+def _signed(envelope: pb.Envelope, node: str, keys: DatedKeys) -> tuple[pb.NodeStatement, VerifyingKey]:
+    payload, signer = _signed_payload(envelope, node, keys, PAYLOAD_NODE_STATEMENT, "node statement")
+    try:
+        return pb.NodeStatement.FromString(payload), signer
+    except DecodeError:
+        raise receipt_invalid("RECEIPT_NODE_STATEMENT", detail="is not a NodeStatement") from None
 
 
 def open_statement(envelope: pb.Envelope, node: str, keys: DatedKeys) -> pb.NodeStatement:
@@ -119,3 +130,35 @@ def verify_statement(
         if not ok:
             raise receipt_invalid("RECEIPT_STATEMENT_BINDING", detail=detail)
     return statement
+
+
+def verify_node_decision(
+    event: NodeDecisionEvent, *, query_id: str, query_digest: bytes, keys: DatedKeys
+) -> pb.NodeDecision:
+    """Verify the node's signed decision a ``node_decision`` entry logged, bound to this query.
+
+    Signed by a response key of the node valid when it decided (``decided_at``), naming this
+    query (id and digest), the node and the decision the entry logged. Raises ``ReceiptInvalid``.
+    """
+    try:
+        envelope = pb.Envelope.FromString(bytes.fromhex(event.node_decision))
+    except (ValueError, DecodeError):
+        raise receipt_invalid("RECEIPT_NODE_STATEMENT", detail="'s decision logged cannot be read") from None
+    payload, signer = _signed_payload(envelope, event.node, keys, PAYLOAD_NODE_DECISION, "node decision")
+    try:
+        decision = pb.NodeDecision.FromString(payload)
+    except DecodeError:
+        raise receipt_invalid("RECEIPT_NODE_STATEMENT", detail="'s decision is not a NodeDecision") from None
+    decided = decision.decided_at.ToDatetime(tzinfo=UTC)
+    if not decision.HasField("decided_at") or signer not in keys.at(decided):
+        raise receipt_invalid("RECEIPT_STATEMENT_KEY", node=event.node, at=decided.isoformat())
+    checks = [
+        (decision.node_id == event.node, f"'s decision names node {decision.node_id!r}, not {event.node!r}"),
+        (decision.query_id == query_id, f"'s decision is about query id {decision.query_id!r}"),
+        (decision.query_digest == query_digest, "'s decision is about another query (digest)"),
+        (decision.decision == event.decision, "'s decision is not the one logged"),
+    ]
+    for ok, detail in checks:
+        if not ok:
+            raise receipt_invalid("RECEIPT_STATEMENT_BINDING", detail=detail)
+    return decision

@@ -515,7 +515,9 @@ class Pipeline:
                 digest.update(record)
             with span("gateway.audit_disclosure", query_id=v.query.query_id):
                 disclosure = await completion.disclose(result, digest, size)
-        receipt = await self._ledger.receipt(v.query.query.query_id, v.query.digest, [*v.entries, *disclosure])
+        receipt = await self._ledger.receipt(
+            v.query.query.query_id, v.query.digest, [*v.entries, *disclosure]
+        )
         receipt.node_statement.CopyFrom(result.receipt.node_statement)
         receipt.node_decision.CopyFrom(result.node_decision)
         result.receipt.CopyFrom(receipt)
@@ -658,7 +660,9 @@ class _Completion:
             return
         self.ended = True
         q = self._v.query
-        err.receipt = await self._pipeline._ledger.receipt(q.query.query_id, q.digest, [logged, refusal])
+        err.receipt = await self._pipeline._ledger.receipt(
+            q.query.query_id, q.digest, [*self._v.entries, refusal]
+        )
 
     async def disclose(self, result: pb.QueryResult, digest: RecordsDigest, size: int) -> list[Logged]:
         """Log what the node released (and its signed allowance); the query has then ended."""

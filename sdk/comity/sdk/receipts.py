@@ -107,11 +107,13 @@ def verify_refusal(
     """Check a refusal's receipt: this query's refusal (or failure at the node) is in the log.
 
     A policy refusal is a DENY decision; a refusal before policy (signature, order, replay) is a
-    ``refused`` entry; an allowed query the node did not answer is its decision and ``failed``.
+    ``refused`` entry; a refusal by the node's inbound policy is the gateway's ALLOW decision and
+    the node's signed DENY ``node_decision``; an allowed query the node did not answer is its
+    decision and ``failed``.
     """
     _about(receipt, query_id=query_id, query_digest=query_digest)
     verified = verify_query_receipt(receipt, trust, require_quorum=require_quorum)
-    if verified.outcome not in ("denied", "refused", "failed"):
+    if verified.outcome not in ("denied", "refused", "failed", "refused by node"):
         found = "an ALLOW decision and its disclosure" if verified.outcome == "answered" else "a validation"
         raise receipt_invalid("RECEIPT_OUTCOME", found=found, expected="the gateway answered with a refusal")
     return verified

@@ -20,7 +20,7 @@ from comity.audit.proof import inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import MemoryTree
 from comity.core.digests import RecordsDigest
-from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
+from comity.core.dsse import PAYLOAD_NODE_DECISION, PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.keys import SigningKey
 from comity.v1 import comity_pb2 as pb
 
@@ -154,3 +154,28 @@ def world() -> World:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     return World(Ed25519Signer(ORIGIN, Ed25519PrivateKey.generate()), SigningKey.generate("ca-node"))
+
+
+def node_decision(
+    query_id: str,
+    key: SigningKey,
+    *,
+    allowed: bool,
+    statement: pb.Envelope | None = None,
+    node: str = "ca-node",
+) -> bytes:
+    """The node's signed decision on ``query_id``, as the gateway logs it."""
+    decided = Timestamp()
+    decided.FromDatetime(NOW)
+    d = pb.NodeDecision(
+        node_id=node, query_id=query_id, query_digest=digest_of(query_id),
+        decision="ALLOW" if allowed else "DENY", rule_codes=[] if allowed else ["QUOTA"],
+        bundle_digest="sha256:ca", decided_at=decided,
+    )  # fmt: skip
+    envelope = sign_envelope(PAYLOAD_NODE_DECISION, d.SerializeToString(), key)
+    return events.node_decision_event(
+        query_id=query_id, query_digest=digest_of(query_id), at=NOW, node=node, allowed=allowed,
+        rule_codes=list(d.rule_codes), bundle_digest=d.bundle_digest, sealed=b"",
+        node_decision=envelope.SerializeToString(),
+        node_statement=statement.SerializeToString() if statement is not None else b"",
+    )  # fmt: skip

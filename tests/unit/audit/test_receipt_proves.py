@@ -10,13 +10,16 @@ from receipt_world import (
     World,
     decision,
     digest_of,
+    disclosure,
     emergency,
     failure,
+    node_decision,
     records,
     records_digest,
     refusal,
+    statement,
     world,
-)
+)  # fmt: skip
 
 from comity.audit.receipt import verify_query_receipt
 from comity.audit.receipt_refusals import QuorumPending, ReceiptInvalid
@@ -173,3 +176,24 @@ def test_a_receipt_without_a_checkpoint_or_entries_is_refused(log: World) -> Non
     _check(log, receipt, "RECEIPT_FORMAT")
     empty = log.receipt("q1", [])
     _check(log, empty, "RECEIPT_FORMAT")
+
+
+def test_the_nodes_signed_decision_completes_an_answer_or_a_node_refusal() -> None:
+    w = world()
+    w.add(decision("q1"))
+    envelope = statement("q1", w.node_key)
+    w.statements["q1"] = envelope
+    w.add(node_decision("q1", w.node_key, allowed=True, statement=envelope))
+    w.add(disclosure("q1", envelope))
+    w.add(decision("q2"))
+    w.add(node_decision("q2", w.node_key, allowed=False))
+    w.add(decision("q3"))
+    w.add(node_decision("q3", SigningKey.generate("ca-node"), allowed=False))  # forged by an impostor
+    answered = verify_query_receipt(w.receipt("q1", [0, 1, 2]), _trust(w), require_quorum=False)
+    assert answered.outcome == "answered" and answered.entries.node_decision is not None
+    refused = verify_query_receipt(w.receipt("q2", [3, 4]), _trust(w), require_quorum=False)
+    assert refused.outcome == "refused by node"
+    # The node's allowance without the disclosure proves no answer.
+    _check(w, w.receipt("q1", [0, 1]), "RECEIPT_OUTCOME_MISSING")
+    error = _check(w, w.receipt("q3", [5, 6]), "RECEIPT_NODE_STATEMENT")
+    assert "not signed by any key" in error.message

@@ -32,6 +32,11 @@ def _describe(verified: VerifiedReceipt) -> list[str]:
         d = e.disclosure
         what = f"{'hit' if d.hit else 'no hit'}, {d.record_count} record(s)"
         out = [f"query {q} allowed and answered by {d.node} ({what}); node statement signed by {d.node}"]
+    elif e.node_decision is not None and e.node_decision.decision == "DENY":
+        rules = ", ".join(e.node_decision.rule_codes)
+        out = [
+            f"query {q} allowed by the gateway, refused by {e.node_decision.node}'s inbound policy: {rules}"
+        ]
     elif e.failure is not None:
         out = [f"query {q} allowed, not answered by {e.failure.node}: {e.failure.reason}"]
     elif e.decision is not None:
