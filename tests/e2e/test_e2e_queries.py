@@ -106,7 +106,7 @@ async def test_streamed_answer_matches_the_unary_one(running: RunningFederation)
             selectors=[Selector(t.name, s.person.selectors[t]) for t in s.order.selector_types],
             categories=[c.lower() for c in s.categories],
             kind=s.kind,
-            case_reference=s.order.order_id,
+            case_reference=s.case_reference,
             facts=s.facts,
             link_to_offence=s.link,
             legal_order=read_order_file(fed.orders[s.order.order_id]),

@@ -8,6 +8,8 @@ older than the period leaves the tree, every checkpoint, cosignature and receipt
 and the selectors unrecoverable: a commitment without its salt reveals nothing.
 
 Entries of orders under a legal hold (an audit or proceedings pending) keep their openings.
+The gateway's justification signatures of decisions before the cutoff are deleted in the same
+pass, held or not (``justification_signatures.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 
 from comity.audit.errors import InvalidEntry
 from comity.audit.events import DecisionEvent, decode_event
+from comity.audit.justification_signatures import SignatureTables, prune_signatures
 from comity.audit.store import LogStore
 
 __all__ = ["DEFAULT_RETENTION", "RetentionReport", "prune_openings"]
@@ -35,6 +38,8 @@ class RetentionReport:
     decisions_pruned: int
     decisions_held: int
     openings_deleted: int
+    signatures_deleted: int = 0
+    """Justification signatures (the gateway's reuse check) of decisions before the cutoff."""
 
 
 def prune_openings(
@@ -62,4 +67,7 @@ def prune_openings(
             else:
                 doomed.append(index)
     deleted = 0 if dry_run else store.delete_openings(doomed)
-    return RetentionReport(cutoff, scanned, len(doomed), held, deleted)
+    signatures = prune_signatures(
+        store.writer, SignatureTables(store.tables.prefix), cutoff=cutoff, dry_run=dry_run
+    )
+    return RetentionReport(cutoff, scanned, len(doomed), held, deleted, signatures)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, TextClause, func, select, text, tuple_
+from sqlalchemy import Connection, Engine, TextClause, func, select, text, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from comity.audit._recent import RecentTree
@@ -121,6 +121,11 @@ class LogStore:
             with store._guard("create the log tables"):
                 store.tables.metadata.create_all(store._writer)
         return store
+
+    @property
+    def writer(self) -> Engine:
+        """The writing engine, for the tables kept beside the log (justification signatures)."""
+        return self._writer
 
     def close(self) -> None:
         """Release every connection."""

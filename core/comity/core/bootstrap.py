@@ -14,6 +14,8 @@ mode 0600 unless a passphrase is given.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +119,8 @@ class GatewayFiles:
     decision_key: Path
     log_key: Path
     log_origin: str
+    justification_key: Path
+    """The secret of the justification reuse check (hex); never published."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,14 @@ _Published = dict[Path, str]
 def _save_key(key: SigningKey, path: Path, passphrase: bytes | None, published: _Published) -> None:
     key.save(path, passphrase=passphrase)
     published[path] = key.verifying_key.to_text()
+
+
+def _save_secret(path: Path) -> None:
+    """32 random bytes as hex, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secrets.token_hex(32) + "\n")
 
 
 def _save_cert(
@@ -208,6 +220,7 @@ def _write_gateway(
     origin = f"comity.example/{name}"
     _save_key(SigningKey.generate("gateway"), keys / "decision.key", passphrase, published)
     _save_key(SigningKey.generate(origin), keys / "log.key", passphrase, published)
+    _save_secret(keys / "justification.key")
     return GatewayFiles(
         gateway_id="gateway",
         endpoint=f"{_host_for_endpoint(host)}:{port}",
@@ -221,6 +234,7 @@ def _write_gateway(
         decision_key=keys / "decision.key",
         log_key=keys / "log.key",
         log_origin=origin,
+        justification_key=keys / "justification.key",
     )
 
 

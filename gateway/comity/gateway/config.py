@@ -17,6 +17,7 @@ Example::
     [keys]                               # Ed25519; passphrase from COMITY_KEY_PASSPHRASE
     decision_key = "keys/gateway-decision.pem"
     log_key = "keys/gateway-log.pem"
+    justification_key = "keys/gateway-justification.key"   # secret; hex, 32+ bytes; every replica
 
     [audit]
     url = "sqlite:///audit.db"           # or postgresql://...
@@ -68,6 +69,8 @@ class GatewayConfig:
     client_key: Path
     decision_key: Path
     log_key: Path
+    justification_key: Path
+    """The secret key of the justification reuse check's MinHash signatures (hex, 32 bytes or more)."""
     audit_url: str
     replay_url: str
     policy_bundle: str
@@ -103,6 +106,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         client_key=tls.path("client_key"),
         decision_key=keys.path("decision_key"),
         log_key=keys.path("log_key"),
+        justification_key=keys.path("justification_key"),
         audit_url=database_url(audit, env="COMITY_AUDIT_URL"),
         replay_url=database_url(replay, env="COMITY_REPLAY_URL"),
         policy_bundle=policy.text("bundle"),

@@ -42,6 +42,7 @@ from comity.gateway.failures import FailureRecorder
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.order_checks import OrderOutcome, check_order
+from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts
@@ -201,6 +202,7 @@ class Pipeline:
         decision_key: SigningKey,
         quotas: QuotaCounters,
         emergencies: EmergencyTracker,
+        reuse: ReuseStore,
         limits: Limits = Limits(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         node_decisions: NodeDecisionLog | None = None,
@@ -215,6 +217,7 @@ class Pipeline:
         self._key = decision_key
         self._quotas = quotas
         self._emergencies = emergencies
+        self._reuse = reuse
         self._limits = limits
         self._clock = clock
         self._failures = FailureRecorder(ledger)
@@ -312,7 +315,12 @@ class Pipeline:
         )
 
     def decide(
-        self, v: Verified, *, covers_selectors: bool = True, covers_categories: bool = True
+        self,
+        v: Verified,
+        *,
+        covers_selectors: bool = True,
+        covers_categories: bool = True,
+        justification_reused: bool | None = None,
     ) -> Decided:
         """The agreement's policy over the verified facts (and the coverage the order checks found)."""
         q = v.query.query
@@ -335,6 +343,7 @@ class Pipeline:
             counters=counters,
             now=now,
             emergency=emergency,
+            justification_reused=justification_reused,
         )
         return Decided(self._engine.decide(facts), facts)
 
@@ -406,12 +415,19 @@ class Pipeline:
         v = Verified(
             token=token, query=query, order=outcome.order, selectors=selectors, responding_country=country
         )
+        with span("gateway.justification_reuse", query_id=query.query_id):
+            claim = await self._claim_justification(v, failures)
         with span("gateway.policy", query_id=query.query_id):
             decided = self.decide(
-                v, covers_selectors=outcome.covers_selectors, covers_categories=outcome.covers_categories
+                v,
+                covers_selectors=outcome.covers_selectors,
+                covers_categories=outcome.covers_categories,
+                justification_reused=None if claim is None else claim.reused,
             )
         decision = decided.decision
         allowed = decision.allowed and not failures
+        if not allowed and claim is not None:
+            await self._release_justification(claim)
         checks = [(x.check, x.code) for err in failures for x in err.violations]
         # Public codes only: a count of the hidden targeting rule could reveal a target's nationality.
         record_decision(
@@ -442,6 +458,29 @@ class Pipeline:
             if used is not None:
                 v.entries.append(used)
         return v, logged
+
+    async def _claim_justification(self, v: Verified, failures: list[ComityError]) -> Claim | None:
+        """The reuse check of the justification's facts; None (and a failure) when it cannot be made."""
+        q = v.query.query
+        try:
+            return await self._reuse.claim_async(
+                agency=q.requesting_agency,
+                case_reference=q.case_reference,
+                facts=q.justification.facts,
+                standard=self._engine.bundle.justification,
+                now=self._clock(),
+            )
+        except ComityError as err:
+            _log.error("justification reuse check failed: %s", err.message)
+            failures.append(err)
+            return None
+
+    async def _release_justification(self, claim: Claim) -> None:
+        """A refused query did not use its facts: another case may still state them."""
+        try:
+            await self._reuse.release_async(claim)
+        except ComityError as err:  # the refusal stands; the stray signature only refuses more
+            _log.error("could not withdraw a justification signature: %s", err.message)
 
     async def _log_refusal(
         self, request: pb.SubmitRequest, token: VerifiedToken, err: ComityError

@@ -24,6 +24,7 @@ from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.ledger import Ledger
 from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.quota_state import restore_quotas
+from comity.gateway.reuse import ReuseStore, load_reuse_key
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
@@ -112,6 +113,8 @@ async def _start_gateway(
     on_record = await emergencies.restore()
     _log.info("emergency track: %d emergency order(s) on record", on_record)
     tokens = TokenVerifier(federation, audience=config.audience)
+    # The reuse check's signatures sit beside the log, so replicas of one database share them.
+    reuse = ReuseStore(config.audit_url, load_reuse_key(config.justification_key))
     pipeline = Pipeline(
         federation=federation,
         tokens=tokens,
@@ -123,6 +126,7 @@ async def _start_gateway(
         decision_key=decision_key,
         quotas=quotas,
         emergencies=emergencies,
+        reuse=reuse,
         limits=Limits(freshness=timedelta(seconds=config.freshness_seconds)),
         clock=clock,
     )
@@ -152,4 +156,5 @@ async def _start_gateway(
     handle.on_stop.append(witnessing.stop)
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)
+    handle.on_stop.append(reuse.close)
     return RunningGateway(handle, ledger, router, witnessing)

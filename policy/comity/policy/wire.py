@@ -76,12 +76,14 @@ def facts_from_query(
     counters: Counters,
     now: datetime,
     emergency: EmergencyStatus = EmergencyStatus(),
+    justification_reused: bool | None = None,
 ) -> QueryFacts:
     """The facts for ``query`` under ``order`` (None when the query carries none).
 
     ``normalised_selectors`` are (SelectorType name, normalised value) pairs; coverage flags
     come from the caller's check of the order against the query. Without an order or its target
     facts, nothing is attested: every target set is empty and the kind unspecified.
+    ``justification_reused`` is the gateway's reuse check (None where none is made: a node).
     """
     o = order or pb.LegalOrder()
     # An order carrying the legacy attestation is ambiguous: its target facts are not read either.
@@ -100,6 +102,7 @@ def facts_from_query(
         case_reference=query.case_reference,
         justification_facts=query.justification.facts,
         justification_link=query.justification.link_to_offence,
+        justification_reused=justification_reused,
         order_id=o.order_id,
         order_offence_code=o.offence_code,
         order_issuing_country=o.issuing_country,

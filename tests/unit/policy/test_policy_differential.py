@@ -45,7 +45,18 @@ class Regime:
 BOTH = frozenset({("US", "CA"), ("CA", "US")})
 REGIMES = [
     # Spencer and Bykovets: Canada needs a judicial order for subscriber data and IP addresses.
-    Regime("us-ca-agreement", "AGREEMENT_PARTIES", BOTH, 5, 100, 50, 1000, frozenset({"CA"}), True),
+    Regime(
+        "us-ca-agreement",
+        "AGREEMENT_PARTIES",
+        BOTH,
+        5,
+        100,
+        50,
+        1000,
+        frozenset({"CA"}),
+        True,
+        reuse_check=True,
+    ),
     # Canada's node applies its own law whatever the facts say about the direction.
     Regime(
         "ca-inbound",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,28 @@ def test_threshold_must_be_a_percentage(make_bundle: MakeBundle, percent: str) -
     root = make_bundle(files={"justification.toml": _threshold(percent)})
     with pytest.raises(BundleError, match="threshold_percent"):
         PolicyBundle.load(root)
+
+
+# ---------------------------------------------------------------------- the reuse fact
+
+
+def test_reused_facts_are_refused_with_what_to_write_instead(engine: PolicyEngine, facts_of: FactsOf) -> None:
+    d = engine.decide(facts_of(justification_reused=True))
+    assert d.codes == ["JUSTIFICATION"]
+    assert "new one for a new case" in d.violations[0].message
+
+
+def test_the_gateway_bundle_refuses_when_the_reuse_fact_is_unknown(
+    engine: PolicyEngine, facts_of: FactsOf
+) -> None:
+    # A gateway that did not look its signatures up must not be read as "not reused".
+    d = engine.decide(facts_of(justification_reused=None))
+    assert not d.allowed and "POLICY_ERROR" in d.codes
+
+
+@pytest.mark.parametrize("name", ("us-inbound", "ca-inbound"))
+def test_a_node_bundle_does_not_take_the_reuse_fact(facts_of: FactsOf, name: str) -> None:
+    engine = PolicyEngine(PolicyBundle.load(bundle_path(name)))
+    facts = facts_of(name)
+    assert facts.justification_reused is None and engine.decide(facts).allowed
+    assert "POLICY_ERROR" in engine.decide(replace(facts, justification_reused=False)).codes

@@ -376,7 +376,7 @@ def prune(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
 ) -> None:
-    """Delete the selector openings of decisions older than the retention period (entries stay)."""
+    """Delete selector openings and justification signatures of decisions past retention (entries stay)."""
     from datetime import UTC, timedelta
 
     from comity.audit.retention import prune_openings
@@ -394,6 +394,7 @@ def prune(
         f"openings of {report.decisions_pruned} decision(s) ({report.openings_deleted} rows); "
         f"{report.decisions_held} held"
     )
+    console.print(f"  {verb} {report.signatures_deleted} justification signature(s) of those decisions")
     console.print("  entries, checkpoints and proofs are untouched: the log still verifies")
 
 

@@ -70,6 +70,7 @@ _GATEWAY: tuple[_Row, ...] = (
     ("tls.client_key", "client_key", "private key of the client certificate", ""),
     ("keys.decision_key", "decision_key", "Ed25519 key signing each decision sent to a node", ""),
     ("keys.log_key", "log_key", "Ed25519 key signing the transparency log's checkpoints", ""),
+    ("keys.justification_key", "justification_key", "secret keying the justification reuse check", ""),
     ("audit.url", "audit_url", "where the transparency log is stored", "COMITY_AUDIT_URL"),
     ("audit.batch_interval_ms", "batch_interval_ms", "group commit: max wait while a commit runs", ""),
     ("replay.url", "replay_url", "where query ids already seen are kept", "COMITY_REPLAY_URL"),

@@ -91,6 +91,9 @@ class Scenario:
         "account as the contact for payment instructions."
     )
     link: str = "The account sent the ransom note and received the decryption payment instructions."
+    # The investigation the query serves: one case may need several orders, but a case's facts
+    # are its own (the gateway refuses them under another case reference of the same agency).
+    case_reference: str = "FBI-2026-CY-0417"
     # Selectors the query adds beyond those its order names (to show an unauthorised one).
     extra_selectors: tuple[SelectorType, ...] = ()
     # The synthetic records span 2025; a bounded range is part of a particular request.
@@ -178,6 +181,7 @@ def scenarios(fed: DemoFederation) -> list[Scenario]:
                 "by e-mail from this account."
             ),
             link="The account arranged the purchases and the cross-border delivery of the handguns.",
+            case_reference="RCMP-2026-FA-0042",
         ),
         Scenario(
             "FBI asks about a minor computer-access offence",
@@ -241,7 +245,7 @@ async def run_scenario(
         ],
         categories=[c.lower() for c in s.categories],
         kind=s.kind,
-        case_reference=s.order.order_id,
+        case_reference=s.case_reference,
         facts=s.facts,
         link_to_offence=s.link,
         legal_order=read_order_file(order_path),

@@ -163,6 +163,7 @@ client_key = "../{g.client_key.relative_to(directory)}"
 [keys]
 decision_key = "../{g.decision_key.relative_to(directory)}"
 log_key = "../{g.log_key.relative_to(directory)}"
+justification_key = "../{g.justification_key.relative_to(directory)}"
 
 [audit]
 url = "sqlite:///../data/audit.db"
