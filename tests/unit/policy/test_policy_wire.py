@@ -95,6 +95,8 @@ def decide(
         order_covers_categories=True,
         counters=Counters(),
         now=NOW,
+        # The gateway's reuse check (a node makes none): these facts were not used for another case.
+        justification_reused=None if name.endswith("-inbound") else False,
     )
     if name.endswith("-inbound"):
         # A node also states what its own records show; here, nothing tying the subject to it.
