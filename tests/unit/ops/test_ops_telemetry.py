@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -123,6 +124,17 @@ def _by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
     return [s for s in spans if s.name == name]
 
 
+async def _settled(captured: Captured, name: str, count: int) -> tuple[ReadableSpan, ...]:
+    # The client sees an aborted call's status as soon as it is sent; the server's span ends
+    # just after, on the server's task. Wait for it (bounded) rather than race it.
+    for _ in range(200):
+        spans = captured.spans.get_finished_spans()
+        if len(_by_name(spans, name)) >= count:
+            return spans
+        await asyncio.sleep(0.01)
+    return captured.spans.get_finished_spans()
+
+
 def _one(spans: tuple[ReadableSpan, ...], name: str, kind: SpanKind) -> ReadableSpan:
     found = [s for s in _by_name(spans, name) if s.kind == kind]
     assert len(found) == 1, [(s.name, s.kind) for s in spans]
@@ -177,7 +189,7 @@ async def test_refusal_is_an_error_span_and_counted_by_outcome(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await channel.unary_unary("/test.Relay/Refuse")(b"x", timeout=5)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    spans = captured.spans.get_finished_spans()
+    spans = await _settled(captured, "test.Relay/Refuse", 2)
     for kind in (SpanKind.CLIENT, SpanKind.SERVER):
         refusal = _one(spans, "test.Relay/Refuse", kind)
         assert refusal.status.status_code == StatusCode.ERROR
