@@ -37,6 +37,10 @@ Example::
     node_deadline_seconds = 10
     freshness_seconds = 300
 
+    [recovery]                           # optional: completing the trail after a crash (docs/audit.md)
+    interval_seconds = 10                # how often nodes' outboxes and pending markers are swept
+    grace_seconds = 0                    # a marker's age before it is ended; 0: 3 node deadlines + 5 s
+
     [telemetry]                          # see comity.core.telemetry.TelemetryConfig
     exporter = "otlp"                    # none | console | otlp
     endpoint = "http://collector:4317"
@@ -83,6 +87,8 @@ class GatewayConfig:
     health_listen: str = ""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
+    recovery_interval_seconds: float = 10.0
+    recovery_grace_seconds: float = 0.0
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
@@ -96,6 +102,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     policy = root.table("policy")
     limits = root.table("limits", required=False)
     witnessing = root.table("witnessing", required=False)
+    recovery = root.table("recovery", required=False)
     config = GatewayConfig(
         listen=gw.text("listen"),
         health_listen=gw.text("health_listen", ""),
@@ -120,7 +127,9 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             root.table("telemetry", required=False), service_name="comity-gateway"
         ),
         source=path,
+        recovery_interval_seconds=recovery.number("interval_seconds", 10.0, minimum=0.05),
+        recovery_grace_seconds=recovery.number("grace_seconds", 0.0, minimum=0.0),
     )
-    for section in (gw, tls, keys, audit, replay, policy, limits, witnessing, root):
+    for section in (gw, tls, keys, audit, replay, policy, limits, witnessing, recovery, root):
         section.done()
     return config

@@ -112,6 +112,28 @@ class NodeRouter:
             raise _node_error(node_id, exc) from None
         return state.tree_size
 
+    async def outbox(self, node_id: str, *, after: int = 0, limit: int = 0) -> list[pb.OutboxItem]:
+        """The signed decisions ``node_id`` keeps until they are acknowledged as logged."""
+        stub = self._stub(node_id)
+        try:
+            response: pb.ListOutboxResponse = await stub.ListOutbox(
+                pb.ListOutboxRequest(after=after, limit=limit), timeout=self._deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _node_error(node_id, exc) from None
+        return list(response.items)
+
+    async def acknowledge(self, node_id: str, sequences: list[int]) -> int:
+        """Tell ``node_id`` its outbox items ``sequences`` are in the log (it forgets them)."""
+        stub = self._stub(node_id)
+        try:
+            response: pb.AcknowledgeOutboxResponse = await stub.AcknowledgeOutbox(
+                pb.AcknowledgeOutboxRequest(sequences=sequences), timeout=self._deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _node_error(node_id, exc) from None
+        return response.acknowledged
+
     async def close(self) -> None:
         """Close every channel."""
         for channel in self._channels:

@@ -22,9 +22,11 @@ from comity.gateway.checkpoints import CheckpointFinder
 from comity.gateway.config import GatewayConfig
 from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.ledger import Ledger
+from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.quota_state import restore_quotas
 from comity.gateway.reuse import ReuseStore, load_reuse_key
+from comity.gateway.recovery import Recovery, RecoveryLoop
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
@@ -115,6 +117,7 @@ async def _start_gateway(
     tokens = TokenVerifier(federation, audience=config.audience)
     # The reuse check's signatures sit beside the log, so replicas of one database share them.
     reuse = ReuseStore(config.audit_url, load_reuse_key(config.justification_key))
+    node_decisions = NodeDecisionLog(ledger, federation.node_keys())
     pipeline = Pipeline(
         federation=federation,
         tokens=tokens,
@@ -129,7 +132,23 @@ async def _start_gateway(
         reuse=reuse,
         limits=Limits(freshness=timedelta(seconds=config.freshness_seconds)),
         clock=clock,
+        node_decisions=node_decisions,
     )
+    recovery = RecoveryLoop(
+        Recovery(
+            ledger=ledger,
+            router=router,
+            node_decisions=node_decisions,
+            nodes=[n.id for n in federation.nodes()],
+            grace=timedelta(seconds=config.recovery_grace_seconds or 3 * config.node_deadline_seconds + 5),
+            clock=clock,
+        ),
+        interval=config.recovery_interval_seconds,
+        also=[pipeline.housekeeping],
+    )
+    # Before serving: what a crash left unfinished is completed first (nodes that are not up yet
+    # are reconciled on a later round).
+    await recovery.once()
     gateway_service = GatewayService(
         pipeline, federation=federation, emergencies=emergencies, ledger=ledger, clock=clock
     )
@@ -154,6 +173,8 @@ async def _start_gateway(
     if start_witnessing:
         witnessing.start(handle.health)
     handle.on_stop.append(witnessing.stop)
+    recovery.start()
+    handle.on_stop.append(recovery.stop)
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)
     handle.on_stop.append(reuse.close)

@@ -1,0 +1,166 @@
+"""Recovery: after a crash of the gateway, a node or the log database, the trail is completed.
+
+Two things can be left unfinished, and each is kept durably until it is finished:
+
+* **A node's signed decision or statement not in the log.** Nodes keep what they signed in
+  an outbox (``comity.nodes.outbox``). :meth:`Recovery.reconcile` lists each node's
+  unacknowledged items, appends the ``node_decision`` entry of each one the log lacks (found by
+  its leaf hash: the entry is a pure function of the signed bytes), and acknowledges them. A
+  node refusal closes its query's pending marker.
+* **An allowed decision with nothing after it.** The decision opened a pending marker in its
+  own transaction (``comity.audit.pending``). :meth:`Recovery.sweep` first reconciles the
+  marker's node (its signed refusal, if any, ends the query), then closes every marker older
+  than the grace period with a ``failed`` entry, reason ``INCOMPLETE``: the gateway returned
+  nothing to the requester. That entry says only what the gateway knows, so it never
+  contradicts a node statement that reaches the log later (the node may have answered a
+  gateway that crashed before it could log the disclosure).
+
+Both run at start-up and then on a timer (:class:`RecoveryLoop`). Markers this process opened
+and is still working on are left alone; others wait for the grace period (longer than any
+forwarded query can take), so a replica sharing the database is not overtaken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+
+from comity.audit import events
+from comity.core.errors import ComityError
+from comity.gateway.ledger import Ledger
+from comity.gateway.node_decisions import NodeDecisionLog
+from comity.gateway.routing import NodeRouter
+
+__all__ = ["INCOMPLETE", "Recovery", "RecoveryLoop"]
+
+_log = logging.getLogger("comity.gateway.recovery")
+
+#: The failure reason of an allowed decision that recovery ended: nothing reached the requester.
+INCOMPLETE = "INCOMPLETE"
+_PAGE = 200
+
+
+class Recovery:
+    """Reconciles nodes' outboxes with the log, and ends abandoned allowed decisions."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        router: NodeRouter,
+        node_decisions: NodeDecisionLog,
+        nodes: Iterable[str],
+        grace: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._ledger = ledger
+        self._router = router
+        self._decisions = node_decisions
+        self._nodes = tuple(nodes)
+        self._grace = grace
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def reconcile(self, node: str) -> int:
+        """Append what ``node``'s outbox holds and the log lacks, then acknowledge; returns how many
+        entries were appended. Raises a :class:`ComityError` when the node or the log fails."""
+        appended, after = 0, 0
+        while True:
+            items = await self._router.outbox(node, after=after, limit=_PAGE)
+            logged: list[int] = []
+            for item in items:
+                after = max(after, item.sequence)
+                try:
+                    signed = self._decisions.verify(
+                        item.node_decision,
+                        node=node,
+                        statement=item.node_statement if item.HasField("node_statement") else None,
+                    )
+                except ComityError as exc:  # kept at the node, and reported, never logged as its word
+                    _log.error("node %s outbox item %d does not check: %s", node, item.sequence, exc.message)
+                    continue
+                if self._ledger.in_flight(signed.decision.query_digest, within=self._grace.total_seconds()):
+                    continue  # the query's own request is about to log it
+                if not await self._ledger.log.contains(signed.entry()):
+                    await self._decisions.record(signed, closes=not signed.allowed)
+                    appended += 1
+                logged.append(item.sequence)
+            if logged:
+                await self._router.acknowledge(node, logged)
+            if len(items) < _PAGE:
+                return appended
+
+    async def sweep(self) -> tuple[int, int]:
+        """Reconcile every node, then end abandoned markers; returns (node entries, failures)."""
+        async with self._lock:
+            recovered = 0
+            for node in self._nodes:
+                try:
+                    recovered += await self.reconcile(node)
+                except ComityError as exc:
+                    _log.warning("node %s outbox not reconciled yet: %s", node, exc.message)
+            failed = await self._end_abandoned()
+        if recovered or failed:
+            _log.info(
+                "recovery: %d node decision(s) appended, %d query(ies) ended as failed", recovered, failed
+            )
+        return recovered, failed
+
+    async def _end_abandoned(self) -> int:
+        now = self._clock()
+        horizon = (now - self._grace).timestamp()
+        failed = 0
+        for marker in await self._ledger.log.pending_markers():
+            if marker.opened_at > horizon:
+                continue
+            if self._ledger.in_flight(marker.query_digest, within=10 * self._grace.total_seconds()):
+                continue
+            entry = events.failed_event(
+                query_id=marker.query_id,
+                query_digest=marker.query_digest,
+                node=marker.node,
+                reason=INCOMPLETE,
+                at=now,
+            )
+            await self._ledger.record(entry, closes=marker.query_digest)
+            failed += 1
+        return failed
+
+
+class RecoveryLoop:
+    """Runs :meth:`Recovery.sweep` (and other housekeeping) every ``interval`` seconds."""
+
+    def __init__(
+        self, recovery: Recovery, *, interval: float, also: Iterable[Callable[[], Awaitable[object]]] = ()
+    ) -> None:
+        self._recovery = recovery
+        self._interval = interval
+        self._also = tuple(also)
+        self._task: asyncio.Task[None] | None = None
+
+    async def once(self) -> None:
+        """One round; a log that cannot be written yet is tried again next round."""
+        for job in (*self._also, self._recovery.sweep):
+            try:
+                await job()
+            except ComityError as exc:
+                _log.warning("recovery round incomplete, retried in %.1fs: %s", self._interval, exc.message)
+
+    def start(self) -> None:
+        """Start the timer."""
+        self._task = asyncio.create_task(self._run(), name="recovery")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.once()
+
+    async def stop(self) -> None:
+        """Stop the timer (and wait for a round in progress to end)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
