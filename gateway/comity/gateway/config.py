@@ -31,6 +31,7 @@ Example::
 
     [policy]
     bundle = "us-ca-agreement"
+    store = "bundles"                    # optional: every bundle loaded is kept here by digest (replay)
 
     [limits]
     max_message_bytes = 4194304
@@ -88,6 +89,7 @@ class GatewayConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
     recovery_interval_seconds: float = 10.0
+    bundle_store: Path | None = None
     recovery_grace_seconds: float = 0.0
 
 
@@ -127,6 +129,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             root.table("telemetry", required=False), service_name="comity-gateway"
         ),
         source=path,
+        bundle_store=policy.optional_path("store"),
         recovery_interval_seconds=recovery.number("interval_seconds", 10.0, minimum=0.05),
         recovery_grace_seconds=recovery.number("grace_seconds", 0.0, minimum=0.0),
     )

@@ -30,6 +30,7 @@ from comity.gateway.recovery import Recovery, RecoveryLoop
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
+from comity.policy.bundle_store import BundleStore
 from comity.policy.engine import PolicyEngine
 from comity.policy.quotas import QuotaCounters
 from comity.policy.select import load_bundle
@@ -87,7 +88,11 @@ async def _start_gateway(
     secret = passphrase_from_env()
     decision_key = SigningKey.load(config.decision_key, key_id=federation.gateway.id, passphrase=secret)
     log_key = SigningKey.load(config.log_key, key_id=federation.gateway.log.origin, passphrase=secret)
-    engine = PolicyEngine(load_bundle(config.policy_bundle))
+    bundle = load_bundle(config.policy_bundle)
+    if config.bundle_store is not None:
+        # Kept by digest, so `comity policy replay` finds the rules of every logged decision.
+        BundleStore(config.bundle_store).keep(bundle)
+    engine = PolicyEngine(bundle)
     ledger = await Ledger.open(
         config.audit_url,
         origin=federation.gateway.log.origin,

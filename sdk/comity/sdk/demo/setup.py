@@ -174,6 +174,7 @@ url = "sqlite:///../data/replay.db"
 
 [policy]
 bundle = "us-ca-agreement"
+store = "../data/bundles"
 """
     path = directory / "configs" / "gateway.toml"
     path.write_text(text, encoding="utf-8")

@@ -1,0 +1,247 @@
+"""Replaying decisions from the log: rebuild the facts, re-decide under the logged bundle, compare.
+
+For each ``decision`` entry, :func:`replay_log` does what the gateway did, from the log alone:
+
+1. **Facts from the entry.** The entry's clear ``facts`` are checked against the entry's own
+   fields (investigator, agency, node's country is not logged, categories, order id, offence,
+   case reference, kind of query).
+2. **Facts from the openings.** Every commitment is opened with the openings kept beside the
+   log (selectors, justification, target attestation) and must match; the selectors, the
+   justification texts and the attestation come from the openings.
+3. **Facts from the order**, when its envelope is given (found by the entry's order digest):
+   offence, issuing country, type of authorisation, emergency flag, validity, attestation.
+4. **Stateful facts from the order of the log.** The quota counts (queries of the investigator
+   and of the agency earlier the same UTC day) are counted from the entries before this one
+   and compared with the logged counts. Facts no entry can derive (the emergency track's
+   overdue and rejected orders, justification reuse, a node's own subject facts, which stay
+   sealed at the node) are taken as logged, and the report says so.
+5. **Re-decide** with the bundle whose digest the entry names (:class:`BundleStore`), and
+   compare the outcome and the rule ids with those logged.
+
+Every difference is reported; nothing is repaired.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from comity.audit.commitments import CommitmentOpening
+from comity.audit.errors import AuditError
+from comity.audit.events import JUSTIFICATION_OPENING, TARGET_OPENING, DecisionEvent, decode_event
+from comity.audit.store import LogStore
+from comity.core.errors import ComityError
+from comity.policy.bundle_store import BundleStore
+from comity.policy.engine import PolicyEngine
+from comity.policy.facts import QueryFacts
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["NOT_DERIVABLE", "Replayed", "replay_decision", "replay_log"]
+
+#: Facts that no entry can derive: replay takes their logged values (and says so).
+NOT_DERIVABLE = ("emergency_overdue_orders", "emergency_order_rejected", "justification_reused", "now")
+
+
+@dataclass
+class Replayed:
+    """One decision entry replayed: the outcome then and now, and every difference found."""
+
+    index: int
+    query_id: str
+    logged: str
+    replayed: str = ""
+    logged_rules: tuple[str, ...] = ()
+    replayed_rules: tuple[str, ...] = ()
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        """Whether the replay found no difference."""
+        return not self.differences
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON values."""
+        return {
+            "index": self.index,
+            "query_id": self.query_id,
+            "logged": self.logged,
+            "replayed": self.replayed,
+            "logged_rules": list(self.logged_rules),
+            "replayed_rules": list(self.replayed_rules),
+            "identical": self.identical,
+            "differences": self.differences,
+        }
+
+
+class _Order:
+    """Quota counts as the gateway kept them: decisions per investigator and agency per UTC day."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+
+    def before(self, event: DecisionEvent) -> tuple[int, int]:
+        day = event.at[:10]
+        return self._counts["i", event.investigator, day], self._counts["a", event.agency, day]
+
+    def count(self, event: DecisionEvent) -> None:
+        day = event.at[:10]
+        self._counts["i", event.investigator, day] += 1
+        self._counts["a", event.agency, day] += 1
+
+
+def _opened(event: DecisionEvent, openings: Sequence[CommitmentOpening], diffs: list[str]) -> dict[str, Any]:
+    """Facts from the openings, each checked against its commitment."""
+    commitments = event.commitments
+    if len(openings) != len(commitments):
+        diffs.append(f"openings: {len(openings)} kept for {len(commitments)} commitments (pruned?)")
+        return {}
+    for position, (opening, commitment) in enumerate(zip(openings, commitments, strict=True)):
+        if opening.commitment.hex() != commitment:
+            diffs.append(f"opening {position} does not open its commitment")
+    derived: dict[str, Any] = {}
+    selectors = openings[: len(event.selector_commitments)]
+    derived["selectors"] = [[o.selector_type, o.value] for o in selectors]
+    for opening in openings[len(event.selector_commitments) :]:
+        value = json.loads(opening.value)
+        if opening.selector_type == JUSTIFICATION_OPENING:
+            derived["justification_facts"] = value["facts"]
+            derived["justification_link"] = value["link_to_offence"]
+        elif opening.selector_type == TARGET_OPENING:
+            derived["target_nationality"] = value["nationality"]
+            derived["target_residence"] = value["residence"]
+            derived["target_location"] = value["location"]
+    return derived
+
+
+def _from_entry(event: DecisionEvent) -> dict[str, Any]:
+    """Facts the entry's own fields say."""
+    return {
+        "investigator": event.investigator,
+        "requesting_agency": event.agency,
+        "categories": list(event.categories),
+        "order_id": event.order_id,
+        "order_offence_code": event.offence_code,
+        "case_reference": event.case_reference,
+    }
+
+
+def _time(ts: Any) -> str:
+    at: datetime = ts.ToDatetime(tzinfo=UTC)
+    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _from_order(order: pb.LegalOrder) -> dict[str, Any]:
+    """Facts the signed legal order says."""
+    return {
+        "order_id": order.order_id,
+        "order_offence_code": order.offence_code,
+        "order_issuing_country": order.issuing_country,
+        "order_authorisation_type": order.authorisation_type,
+        "order_emergency": order.emergency,
+        "order_valid_from": _time(order.valid_from),
+        "order_valid_until": _time(order.valid_until),
+        "target_nationality": order.attestation.nationality,
+        "target_residence": order.attestation.residence,
+        "target_location": order.attestation.location,
+        "not_for_third_government": order.attestation.not_for_third_government,
+    }
+
+
+def _compare(source: str, derived: Mapping[str, Any], facts: dict[str, Any], diffs: list[str]) -> None:
+    for name, value in derived.items():
+        if name in facts and facts[name] != value:
+            diffs.append(f"{name}: logged {facts[name]!r}, {source} says {value!r}")
+        facts[name] = value
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _parse(facts: Mapping[str, Any]) -> QueryFacts:
+    times = {"now", "order_valid_from", "order_valid_until"}
+    values = {
+        k: datetime.fromisoformat(v.replace("Z", "+00:00")) if k in times else v for k, v in facts.items()
+    }
+    return QueryFacts.from_mapping(values)
+
+
+def replay_decision(
+    index: int,
+    event: DecisionEvent,
+    openings: Sequence[CommitmentOpening],
+    *,
+    bundles: BundleStore,
+    counts: tuple[int, int],
+    orders: Mapping[str, pb.LegalOrder] | None = None,
+) -> Replayed:
+    """Replay one decision entry (see the module docstring); ``counts`` are the quota counts the
+    order of the log gives before it (investigator, agency)."""
+    result = Replayed(index, event.query_id, event.decision, logged_rules=tuple(event.rule_codes))
+    diffs = result.differences
+    if not event.facts:
+        diffs.append("the entry keeps no facts: it cannot be replayed")
+        return result
+    logged = dict(event.facts)
+    facts = dict(logged)
+    _compare("the entry", _from_entry(event), facts, diffs)
+    _compare("the openings", _opened(event, openings, diffs), facts, diffs)
+    order = (orders or {}).get(event.order_digest)
+    if order is not None:
+        _compare("the order", _from_order(order), facts, diffs)
+    investigator, agency = counts
+    _compare("the order of the log", {"investigator_queries_today": investigator}, facts, diffs)
+    _compare("the order of the log", {"agency_queries_today": agency}, facts, diffs)
+    try:
+        bundle = bundles.find(event.bundle_digest)
+        decision = PolicyEngine(bundle).decide(_parse(facts))
+    except ComityError as exc:
+        diffs.append(f"not replayable: {exc.message}")
+        return result
+    result.replayed_rules = tuple(decision.internal_reasons)
+    result.replayed = "ALLOW" if decision.allowed and not event.checks else "DENY"
+    if result.replayed != event.decision:
+        diffs.append(f"decision: logged {event.decision}, replayed {result.replayed}")
+    if sorted(result.replayed_rules) != sorted(event.rule_codes):
+        diffs.append(f"rules: logged {sorted(event.rule_codes)}, replayed {sorted(result.replayed_rules)}")
+    return result
+
+
+def replay_log(
+    store: LogStore,
+    *,
+    bundles: BundleStore,
+    start: int = 0,
+    end: int | None = None,
+    orders: Iterable[tuple[bytes, pb.LegalOrder]] = (),
+) -> list[Replayed]:
+    """Replay every decision entry in ``[start, end)``; the log is read from 0 for the quota counts."""
+    stop = store.tree_size() if end is None else min(end, store.tree_size())
+    by_digest = {digest.hex(): order for digest, order in orders}
+    seen = _Order()
+    results: list[Replayed] = []
+    for index, _, data in store.iter_entries(stop):
+        try:
+            event = decode_event(data)
+        except AuditError as exc:
+            if index >= start:
+                results.append(Replayed(index, "", "", differences=[f"unreadable entry: {exc.message}"]))
+            continue
+        if not isinstance(event, DecisionEvent):
+            continue
+        if index >= start:
+            replayed = replay_decision(
+                index,
+                event,
+                store.openings(index),
+                bundles=bundles,
+                counts=seen.before(event),
+                orders=by_digest,
+            )
+            results.append(replayed)
+        seen.count(event)
+    return results
