@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import shlex
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from comity.audit.commitments import CommitmentOpening
 from comity.audit.events import DecisionEvent, decode_event
@@ -13,12 +17,14 @@ from comity.core.dsse import payload_digest
 from comity.gateway.replay import replay_decision, replay_log
 from comity.policy.bundle_store import BundleStore, folder_name
 from comity.policy.select import load_bundle
+from comity.sdk.cli.main import app
 from comity.sdk.demo.run import RunningFederation, run_scenario, scenarios
 from comity.sdk.profile import load_profile
 from comity.sdk.query import read_order_file
 from comity.v1 import comity_pb2 as pb
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
 
 
 def _store(running: RunningFederation) -> LogStore:
@@ -91,3 +97,19 @@ async def test_a_tampered_fact_an_opening_or_another_bundle_is_reported(running:
 
     other = dataclasses.replace(event, bundle_digest=load_bundle("ca-inbound").digest)
     assert not replay_decision(index, other, openings, bundles=bundles, counts=(0, 0)).identical
+
+
+async def test_the_guides_replay_example_runs_and_replays_every_decision(running: RunningFederation) -> None:
+    await _run_the_demo(running)
+    doc = GUIDE.read_text(encoding="utf-8")
+    example = doc[doc.index("<!-- replay-example -->") :].split("\n$ ", 1)[1].split("\n", 1)[0]
+    args = shlex.split(example.replace("DIR", str(running.federation.directory)))
+    assert args[:3] == ["comity", "policy", "replay"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args[1:], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    replayed, _, total = last.partition(" of ")
+    assert last.endswith("decision(s) replayed identically") and int(replayed) == int(total.split()[0]) > 0
+    # And one entry as JSON.
+    result = await asyncio.to_thread(CliRunner().invoke, app, [*args[1:], "--entry", "0", "--json"])
+    assert result.exit_code == 0, result.output

@@ -176,7 +176,7 @@ def main() -> None:
 def _register() -> None:
     # These modules add their commands to `app` when imported; each is small and imports
     # server packages only inside its commands.
-    for name in ("audit_cmd", "demo_cmd", "node_cmd", "policy_cmd", "query_cmd"):
+    for name in ("audit_cmd", "demo_cmd", "node_cmd", "policy_cmd", "replay_cmd", "query_cmd"):
         importlib.import_module(f"comity.sdk.cli.{name}")
     from comity.sdk.cli import config_cmd, federation_cmd, init_cmd, keys_cmd, order_cmd, pki_cmd
 
