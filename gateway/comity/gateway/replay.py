@@ -111,9 +111,8 @@ def _opened(event: DecisionEvent, openings: Sequence[CommitmentOpening], diffs: 
             derived["justification_facts"] = value["facts"]
             derived["justification_link"] = value["link_to_offence"]
         elif opening.selector_type == TARGET_OPENING:
-            derived["target_nationality"] = value["nationality"]
-            derived["target_residence"] = value["residence"]
-            derived["target_location"] = value["location"]
+            for name in ("nationalities", "residences", "locations", "incorporated_in", "kind"):
+                derived[f"target_{name}"] = value[name]
     return derived
 
 
@@ -144,10 +143,20 @@ def _from_order(order: pb.LegalOrder) -> dict[str, Any]:
         "order_emergency": order.emergency,
         "order_valid_from": _time(order.valid_from),
         "order_valid_until": _time(order.valid_until),
-        "target_nationality": order.attestation.nationality,
-        "target_residence": order.attestation.residence,
-        "target_location": order.attestation.location,
-        "not_for_third_government": order.attestation.not_for_third_government,
+        **_target(order),
+    }
+
+
+def _target(order: pb.LegalOrder) -> dict[str, Any]:
+    """The target facts the order attests (none for an order with the legacy attestation)."""
+    target = order.target if not order.HasField("attestation") else pb.TargetFacts()
+    return {
+        "target_nationalities": list(target.nationalities),
+        "target_residences": list(target.residences),
+        "target_locations": list(target.locations),
+        "target_kind": pb.TargetKind.Name(target.kind),
+        "target_incorporated_in": [target.incorporated_in] if target.incorporated_in else [],
+        "not_for_third_government": target.not_for_third_government,
     }
 
 
