@@ -9,6 +9,7 @@ the trail must be complete: the node's signed answer (from its outbox) and a fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -75,6 +76,16 @@ def _serving(kind: str, config: Path, port: int) -> Iterator[subprocess.Popen[by
         process.wait()
 
 
+class _Stopper:
+    """Ends a started ``_serving`` context (the gateway outlives the block that kills it)."""
+
+    def __init__(self, serving: contextlib.AbstractContextManager[object]) -> None:
+        self._serving = serving
+
+    def close(self) -> None:
+        self._serving.__exit__(None, None, None)
+
+
 def _federation(tmp_path: Path) -> DemoFederation:
     fed = build_demo_federation(tmp_path / "fed", people=10, seed=11)
     with fed.gateway_config.open("a", encoding="utf-8") as config:
@@ -93,13 +104,24 @@ async def test_gateway_killed_before_the_disclosure_the_trail_completes_after_re
     rcmp = next(s for s in scenarios(fed) if s.title.startswith("RCMP fetches"))
     node_db = fed.directory / "data" / "us-node.db"
     gateway_port = _port(fed.layout.gateway.endpoint)
+    # The gateway first: a node's witness reads the log's state when it starts.
+    first = _serving("gateway", fed.gateway_config, gateway_port)
+    gateway = first.__enter__()
     with (
         _serving("node", fed.node_configs["ca-node"], fed.layout.nodes["ca-node"].port),
         _serving("node", fed.node_configs["us-node"], fed.layout.nodes["us-node"].port) as us_node,
     ):
-        with _serving("gateway", fed.gateway_config, gateway_port) as gateway:
-            us_node.send_signal(signal.SIGSTOP)  # the decision is logged, the node does not answer yet
+        with contextlib.closing(_Stopper(first)):
             async with load_profile(fed.profiles["ca.rcmp"]).async_client() as client:
+                # One query through first (the channels are up), its outbox item acknowledged.
+                for _ in range(50):  # a node channel may still be in reconnect back-off
+                    warm = await run_scenario(client, fed, rcmp)
+                    if warm.result is not None:
+                        break
+                    await asyncio.sleep(0.2)
+                assert warm.result is not None, warm.error
+                await asyncio.to_thread(_wait, lambda: _count(node_db, "comity_node_outbox") == 0, "ack")
+                us_node.send_signal(signal.SIGSTOP)  # the decision is logged, the node does not answer yet
                 query = asyncio.create_task(run_scenario(client, fed, rcmp))
                 await asyncio.to_thread(_wait, lambda: _count(fed.audit_db, "audit_pending") == 1, "decision")
                 lock = sqlite3.connect(fed.audit_db, isolation_level=None, timeout=30)
@@ -113,14 +135,16 @@ async def test_gateway_killed_before_the_disclosure_the_trail_completes_after_re
                 outcome = await query
             assert outcome.result is None and outcome.error is not None
         with _serving("gateway", fed.gateway_config, gateway_port):
-            # Recovery ran before the gateway served: the trail is already complete.
+            # Recovery's first round, soon after start-up, completes the trail.
+            await asyncio.to_thread(_wait, lambda: _count(fed.audit_db, "audit_pending") == 0, "recovery")
             store = LogStore.open(f"sqlite:///{fed.audit_db}", create=False)
             try:
                 logged = [decode_event(d) for _, _, d in store.iter_entries(store.tree_size())]
                 assert store.pending_markers() == []
             finally:
                 store.close()
-            mine = [e for e in logged if getattr(e, "query_id", "") == logged[0].query_id]  # type: ignore[union-attr]
+            last = next(e for e in reversed(logged) if isinstance(e, DecisionEvent))
+            mine = [e for e in logged if getattr(e, "query_id", "") == last.query_id]  # type: ignore[union-attr]
             assert [e.kind for e in mine] == ["decision", "node_decision", "failed"]
             decision, node_decision, failed = mine
             assert isinstance(decision, DecisionEvent) and decision.decision == "ALLOW"

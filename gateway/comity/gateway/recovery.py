@@ -15,7 +15,7 @@ Two things can be left unfinished, and each is kept durably until it is finished
   contradicts a node statement that reaches the log later (the node may have answered a
   gateway that crashed before it could log the disclosure).
 
-Both run at start-up and then on a timer (:class:`RecoveryLoop`). Markers this process opened
+Both run soon after start-up and then on a timer (:class:`RecoveryLoop`). Markers this process opened
 and is still working on are left alone; others wait for the grace period (longer than any
 forwarded query can take), so a replica sharing the database is not overtaken.
 """
@@ -41,6 +41,8 @@ _log = logging.getLogger("comity.gateway.recovery")
 #: The failure reason of an allowed decision that recovery ended: nothing reached the requester.
 INCOMPLETE = "INCOMPLETE"
 _PAGE = 200
+#: Seconds after start-up before the first round (or one interval, if shorter).
+_FIRST_ROUND = 1.0
 
 
 class Recovery:
@@ -154,9 +156,12 @@ class RecoveryLoop:
         self._task = asyncio.create_task(self._run(), name="recovery")
 
     async def _run(self) -> None:
+        # The first round soon after start-up, not before serving: calling a node that is not
+        # up yet would put its channel into reconnect back-off for the first queries.
+        await asyncio.sleep(min(self._interval, _FIRST_ROUND))
         while True:
-            await asyncio.sleep(self._interval)
             await self.once()
+            await asyncio.sleep(self._interval)
 
     async def stop(self) -> None:
         """Stop the timer (and wait for a round in progress to end)."""

@@ -151,9 +151,6 @@ async def _start_gateway(
         interval=config.recovery_interval_seconds,
         also=[pipeline.housekeeping],
     )
-    # Before serving: what a crash left unfinished is completed first (nodes that are not up yet
-    # are reconciled on a later round).
-    await recovery.once()
     gateway_service = GatewayService(
         pipeline, federation=federation, emergencies=emergencies, ledger=ledger, clock=clock
     )
