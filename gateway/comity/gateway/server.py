@@ -25,8 +25,8 @@ from comity.gateway.ledger import Ledger
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.quota_state import restore_quotas
-from comity.gateway.reuse import ReuseStore, load_reuse_key
 from comity.gateway.recovery import Recovery, RecoveryLoop
+from comity.gateway.reuse import ReuseStore, load_reuse_key
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
