@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -22,12 +23,23 @@ from comity.core.dsse import PAYLOAD_ORDER, PAYLOAD_QUERY, sign_envelope
 from comity.core.keys import SigningKey
 from comity.core.rpc import error_from_status
 from comity.sdk.demo.run import RunningFederation, scenarios
+from comity.sdk.demo.setup import DemoFederation, build_demo_federation
 from comity.sdk.profile import load_profile
 from comity.sdk.query import QuerySpec, Selector, build_query, read_order_file, sign_query
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> DemoFederation:
+    """The demo federation, with room for the whole table's refusals in one rate-limit window."""
+    fed = build_demo_federation(Path(tmp_path_factory.mktemp("table")), people=40, seed=7)
+    with fed.gateway_config.open("a") as config:
+        config.write("\n[limits]\nrefusals_per_investigator = 1000\nrefusals_per_agency = 1000\n")
+    return fed
+
 
 Change = Callable[[RunningFederation, pb.Query], pb.SubmitRequest | pb.Query]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -36,9 +37,13 @@ from comity.audit.rfc6962 import hash_leaf
 from comity.audit.store import Batch, LogStore, PendingEntry, StoredCosignature
 from comity.core.errors import ConfigError
 from comity.core.keys import SigningKey, VerifyingKey
+from comity.core.storage_failure import describe_failure
 from comity.core.telemetry import record_audit_batch, set_log_size
 
 __all__ = ["AppendResult", "TransparencyLog", "witness_verifiers"]
+
+
+_log = logging.getLogger("comity.audit.log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +264,11 @@ class TransparencyLog:
                 [c.cosignature for c in cosigning],
             )
         except Exception as exc:
-            error = (
-                exc if isinstance(exc, AuditUnavailable) else AuditUnavailable(f"the audit log failed: {exc}")
-            )
+            if isinstance(exc, AuditUnavailable):
+                error = exc
+            else:  # a bug or an OS error: the details stay in the server's log
+                _log.error("the audit log failed to append a batch", exc_info=exc)
+                error = AuditUnavailable(f"the audit log cannot append entries: {describe_failure(exc)}")
             futures: list[asyncio.Future[Any]] = [w.future for w in batch] + [c.future for c in cosigning]
             for future in futures:
                 if not future.done():

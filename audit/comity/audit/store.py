@@ -11,6 +11,7 @@ database extend one history and never fork it. Any database failure becomes
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,12 +27,16 @@ from comity.audit.pending import PendingMarker, write_markers
 from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import CompactRange, NodeId, perfect_nodes
+from comity.core.storage_failure import describe_failure
 
 __all__ = ["AppendedEntry", "Batch", "LogStore", "PendingEntry", "SignCheckpoint", "StoredCosignature"]
 
 #: Signs the checkpoint of ``(tree size, root hash)`` and returns the signed note.
 SignCheckpoint = Callable[[int, bytes], bytes]
 _CHUNK = 200  # subtrees per query: well under every driver's parameter limit
+
+
+_log = logging.getLogger("comity.audit.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +148,11 @@ class LogStore:
         try:
             yield
         except SQLAlchemyError as exc:
+            # The words say why (disk full, unreachable); the driver's details stay in this log.
+            why = describe_failure(exc)
+            _log.error("the audit log cannot %s: %s (%s)", doing, why, exc)
             raise AuditUnavailable(
-                f"the audit log cannot {doing}: {type(getattr(exc, 'orig', None) or exc).__name__}",
+                f"the audit log cannot {doing}: {why}",
                 hint="check that the log database is reachable and writable",
             ) from exc
 

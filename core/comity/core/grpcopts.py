@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "channel_options", "server_options"]
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT_SECONDS",
+    "DEFAULT_IDLE_TIMEOUT_SECONDS",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "channel_options",
+    "server_options",
+]
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -10,6 +16,15 @@ DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # "too_many_pings": keep the client's interval at or above the server's minimum.
 _KEEPALIVE_MS = 30_000
 _SERVER_MIN_PING_MS = 20_000
+
+#: A connection without calls for this long is closed by the server (GOAWAY).
+DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
+#: A connection that has not finished its TLS and HTTP/2 handshake in this long is closed.
+DEFAULT_HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# The server pings a connection with calls in flight this often, and closes it when no answer
+# comes in the timeout, so a vanished client does not hold its streams forever.
+_SERVER_KEEPALIVE_MS = 60_000
+_SERVER_KEEPALIVE_TIMEOUT_MS = 20_000
 
 
 def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int | str]]:
@@ -23,11 +38,20 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[
     ]
 
 
-def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int | str]]:
-    """Options for a Comity server."""
+def server_options(
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT_SECONDS,
+) -> list[tuple[str, int | str]]:
+    """Options for a Comity server: message limits, idle and handshake timeouts, keepalive."""
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_connection_idle_ms", int(idle_timeout * 1000)),
+        ("grpc.server_handshake_timeout_ms", int(handshake_timeout * 1000)),
+        ("grpc.keepalive_time_ms", _SERVER_KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", _SERVER_KEEPALIVE_TIMEOUT_MS),
         ("grpc.http2.min_ping_interval_without_data_ms", _SERVER_MIN_PING_MS),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.keepalive_permit_without_calls", 0),

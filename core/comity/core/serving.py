@@ -13,8 +13,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from comity.core.decoding import DecodeGuard
 from comity.core.errors import ConfigError
-from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, server_options
+from comity.core.grpcopts import (
+    DEFAULT_HANDSHAKE_TIMEOUT_SECONDS,
+    DEFAULT_IDLE_TIMEOUT_SECONDS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    server_options,
+)
 from comity.core.rpc_telemetry import TelemetryServerInterceptor
 
 __all__ = ["ServerHandle", "start_server", "wait_for_termination"]
@@ -55,6 +61,8 @@ async def start_server(
     credentials: grpc.ServerCredentials,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     health_listen: str = "",
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT_SECONDS,
 ) -> ServerHandle:
     """Start a TLS server on ``listen`` ("host:port"; port 0 picks a free one).
 
@@ -63,10 +71,15 @@ async def start_server(
     ``health_listen``, when set, also serves the health service alone without TLS: probes
     (Kubernetes' ``grpc:`` probes cannot present the client certificate a node requires)
     learn whether the server is up and nothing else.
+
+    Every method of the server answers an undecodable request with INVALID_ARGUMENT
+    (:class:`~comity.core.decoding.DecodeGuard`); connections idle for ``idle_timeout``
+    seconds, or not through their handshake in ``handshake_timeout``, are closed.
     """
-    server = grpc.aio.server(
-        options=server_options(max_message_bytes), interceptors=[TelemetryServerInterceptor()]
+    options = server_options(
+        max_message_bytes, idle_timeout=idle_timeout, handshake_timeout=handshake_timeout
     )
+    server = grpc.aio.server(options=options, interceptors=[DecodeGuard(), TelemetryServerInterceptor()])
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -90,15 +103,19 @@ async def start_server(
     await server.start()
     handle = ServerHandle(server, port, health_servicer, service_names)
     if health_listen:
-        handle.health_server, handle.health_port = await _start_health_only(health_listen, health_servicer)
+        handle.health_server, handle.health_port = await _start_health_only(
+            health_listen, health_servicer, options
+        )
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     _log.info("listening on port %d", port)
     return handle
 
 
-async def _start_health_only(listen: str, servicer: health.aio.HealthServicer) -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server(options=server_options())
+async def _start_health_only(
+    listen: str, servicer: health.aio.HealthServicer, options: list[tuple[str, int | str]]
+) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server(options=options, interceptors=[DecodeGuard()])
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     try:
         port = server.add_insecure_port(listen)

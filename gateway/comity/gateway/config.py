@@ -37,6 +37,11 @@ Example::
     max_message_bytes = 4194304
     node_deadline_seconds = 10
     freshness_seconds = 300
+    refusal_window_seconds = 60          # refusals before policy: per investigator, then per agency,
+    refusals_per_investigator = 20       # in each window; past them RESOURCE_EXHAUSTED and one
+    refusals_per_agency = 100            # aggregate `throttled` log entry per window
+    idle_timeout_seconds = 300           # connections without calls are closed after this
+    handshake_timeout_seconds = 10       # connections that do not finish TLS in this are closed
 
     [recovery]                           # optional: completing the trail after a crash (docs/audit.md)
     interval_seconds = 10                # how often nodes' outboxes and pending markers are swept
@@ -85,6 +90,11 @@ class GatewayConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     node_deadline_seconds: float = 10.0
     freshness_seconds: int = 300
+    refusal_window_seconds: int = 60
+    refusals_per_investigator: int = 20
+    refusals_per_agency: int = 100
+    idle_timeout_seconds: float = 300.0
+    handshake_timeout_seconds: float = 10.0
     health_listen: str = ""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
@@ -125,6 +135,11 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),
         node_deadline_seconds=limits.number("node_deadline_seconds", 10.0, minimum=0.1),
         freshness_seconds=limits.integer("freshness_seconds", 300, minimum=1),
+        refusal_window_seconds=limits.integer("refusal_window_seconds", 60, minimum=1),
+        refusals_per_investigator=limits.integer("refusals_per_investigator", 20, minimum=1),
+        refusals_per_agency=limits.integer("refusals_per_agency", 100, minimum=1),
+        idle_timeout_seconds=limits.number("idle_timeout_seconds", 300.0, minimum=1.0),
+        handshake_timeout_seconds=limits.number("handshake_timeout_seconds", 10.0, minimum=0.1),
         telemetry=TelemetryConfig.from_section(
             root.table("telemetry", required=False), service_name="comity-gateway"
         ),

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from comity.audit import events
 from comity.core import errors, refusals
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_DECISION, payload_digest, sign_envelope
@@ -43,6 +44,7 @@ from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.order_checks import OrderOutcome, check_order
 from comity.gateway.reuse import Claim, ReuseStore
+from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts
@@ -204,6 +206,7 @@ class Pipeline:
         emergencies: EmergencyTracker,
         reuse: ReuseStore,
         limits: Limits = Limits(),
+        refusal_limits: RefusalLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         node_decisions: NodeDecisionLog | None = None,
     ) -> None:
@@ -221,6 +224,7 @@ class Pipeline:
         self._limits = limits
         self._clock = clock
         self._failures = FailureRecorder(ledger)
+        self._limiter = RefusalLimiter(refusal_limits or RefusalLimits())
         self._node_decisions = node_decisions or NodeDecisionLog(ledger, federation.node_keys())
 
     # ------------------------------------------------------------------ steps
@@ -398,6 +402,12 @@ class Pipeline:
         # caller is a registered investigator, and every refusal is logged.
         with span("gateway.authenticate"):
             token = self.authenticate(metadata)
+        await self._log_throttled()
+        # Over its limit of refusals, a requester is refused before anything else is checked,
+        # and its requests are counted into the window's one aggregate entry.
+        self._limiter.admit(
+            token.subject, token.agency, payload_digest(request.signed_query), now=self._clock()
+        )
         try:
             with span("gateway.verify_query"):
                 query = self.verify_query(request, token)
@@ -409,6 +419,7 @@ class Pipeline:
             with span("gateway.verify_order", query_id=query.query_id):
                 outcome = self.check_order(query.query, country, valid)
         except ComityError as err:
+            self._limiter.refused(token.subject, token.agency, now=self._clock())
             err.receipt = await self._log_refusal(request, token, err)
             raise
         failures += outcome.failures
@@ -439,6 +450,8 @@ class Pipeline:
         v.entries.append(logged)
         self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
         if not allowed:
+            if failures:
+                self._limiter.refused(token.subject, token.agency, now=self._clock())
             receipt = await self._ledger.receipt(query.query.query_id, query.digest, [logged])
             raise _refusal(failures, decision, query_id=query.query.query_id, receipt=receipt)
         if v.order is not None:
@@ -628,9 +641,30 @@ class Pipeline:
     async def _fail(self, v: Verified, node: str, reason: str) -> None:
         await self._failures.record(v.query.query, v.query.digest, node=node, reason=reason, at=self._clock())
 
-    async def housekeeping(self) -> None:
-        """What runs on the gateway's timer: append the failure entries the log refused before."""
+    async def housekeeping(self, *, final: bool = False) -> None:
+        """What runs on the gateway's timer: append the failure entries the log refused before,
+        and the aggregate entries of rate-limit windows that ended (``final``: also the current
+        window's, when the gateway stops)."""
         await self._failures.retry()
+        await self._log_throttled(final=final)
+
+    async def _log_throttled(self, *, final: bool = False) -> None:
+        now = self._clock()
+        for window in self._limiter.closed(now=now, final=final):
+            entry = events.throttled_event(
+                at=now,
+                window_start=window.window_start,
+                window_end=window.window_end,
+                count=window.count,
+                requests_root=window.requests_root,
+                by_requester=window.by_requester,
+            )
+            try:
+                await self._ledger.record(entry)
+            except ComityError as exc:
+                _log.error("the rate limit's aggregate entry cannot be appended yet: %s", exc.message)
+                return
+            self._limiter.logged(window)
 
     async def _node_refusal(self, v: Verified, err: ComityError) -> Logged | None:
         """Log the node's signed refusal carried by ``err``; None when there is none to log."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +29,7 @@ from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.quota_state import restore_quotas
 from comity.gateway.recovery import Recovery, RecoveryLoop
 from comity.gateway.reuse import ReuseStore, load_reuse_key
+from comity.gateway.refusal_limits import RefusalLimits
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
@@ -41,6 +44,9 @@ __all__ = ["RunningGateway", "start_gateway"]
 
 _log = logging.getLogger("comity.gateway")
 
+# How often kept failure entries are retried and ended rate-limit windows are logged.
+_HOUSEKEEPING_SECONDS = 2.0
+
 SERVICES = [pb.DESCRIPTOR.services_by_name[name].full_name for name in ("Gateway", "AuditLog")]
 
 
@@ -52,6 +58,7 @@ class RunningGateway:
     ledger: Ledger
     router: NodeRouter
     witnessing: WitnessingLoop | None = None
+    pipeline: Pipeline | None = None
 
 
 async def start_gateway(
@@ -136,6 +143,11 @@ async def _start_gateway(
         emergencies=emergencies,
         reuse=reuse,
         limits=Limits(freshness=timedelta(seconds=config.freshness_seconds)),
+        refusal_limits=RefusalLimits(
+            window=timedelta(seconds=config.refusal_window_seconds),
+            per_investigator=config.refusals_per_investigator,
+            per_agency=config.refusals_per_agency,
+        ),
         clock=clock,
         node_decisions=node_decisions,
     )
@@ -170,6 +182,11 @@ async def _start_gateway(
         ),
         max_message_bytes=config.max_message_bytes,
         health_listen=config.health_listen,
+        idle_timeout=config.idle_timeout_seconds,
+        handshake_timeout=config.handshake_timeout_seconds,
+    )
+    handle.on_stop.append(
+        _start_housekeeping(pipeline, every=min(_HOUSEKEEPING_SECONDS, config.refusal_window_seconds))
     )
     witnessing = witnessing_for(federation, ledger, router, interval=config.witness_interval_seconds)
     if start_witnessing:
@@ -181,3 +198,30 @@ async def _start_gateway(
     handle.on_stop.append(ledger.close)
     handle.on_stop.append(reuse.close)
     return RunningGateway(handle, ledger, router, witnessing)
+    return RunningGateway(handle, ledger, router, witnessing, pipeline)
+
+
+def _start_housekeeping(pipeline: Pipeline, *, every: float) -> Callable[[], Awaitable[None]]:
+    """Run the pipeline's housekeeping every ``every`` seconds; returns the hook that stops it
+    (after a last pass that also logs the current rate-limit window)."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await pipeline.housekeeping()
+            except Exception:  # the next pass tries again; the operator must see it
+                _log.exception("gateway housekeeping failed")
+
+    task = asyncio.create_task(loop(), name="gateway-housekeeping")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await pipeline.housekeeping(final=True)
+        except Exception:
+            _log.exception("gateway housekeeping failed at shutdown")
+
+    return stop

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from comity.core.errors import ConfigError, InternalError
+from comity.core.storage_failure import describe_failure
 from comity.nodes.errors import StoreNotReady, StoreUnavailable
+
+_log = logging.getLogger("comity.nodes.store")
 
 __all__ = ["Backend", "check_identifier", "db_errors", "make_engine"]
 
@@ -104,22 +108,26 @@ def _missing_table(exc: DBAPIError) -> bool:
 def db_errors(location: str) -> Iterator[None]:
     """Turn database failures into the node's errors: unreachable → StoreUnavailable,
     tables missing → StoreNotReady, anything else → InternalError (details chained, not shown)."""
+    # The caller's words say why; where the store is and what the driver said stay in this log.
     try:
         yield
     except DBAPIError as exc:
         if _missing_table(exc):
+            _log.error("record store at %s has no record tables", location)
             raise StoreNotReady(
-                f"record store at {location} has no record tables",
-                hint="create them: RecordStore(..., create=True)",
+                "the record store has no record tables", hint="create them: RecordStore(..., create=True)"
             ) from exc
+        _log.error("record store at %s failed: %s", location, exc)
         if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
             raise StoreUnavailable(
-                f"record store at {location} cannot be reached", hint="check that the database is running"
+                f"the record store cannot be used: {describe_failure(exc)}",
+                hint="check that the database is running",
             ) from exc
-        raise InternalError(f"record store at {location} failed ({type(exc.orig).__name__})") from exc
+        raise InternalError(f"the record store failed: {describe_failure(exc)}") from exc
     except PoolTimeout as exc:
         raise StoreUnavailable(
-            f"record store at {location} has no free connection", hint="too many lookups at once; retry"
+            "the record store has no free connection", hint="too many lookups at once; retry"
         ) from exc
     except SQLAlchemyError as exc:
-        raise InternalError(f"record store at {location} failed ({type(exc).__name__})") from exc
+        _log.error("record store at %s failed: %s", location, exc)
+        raise InternalError(f"the record store failed: {describe_failure(exc)}") from exc

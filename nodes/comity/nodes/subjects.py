@@ -26,6 +26,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from comity.core.errors import Unavailable
+from comity.core.storage_failure import describe_failure
 from comity.nodes.lookup import RecordSource
 from comity.nodes.schema import SUBJECT, FieldType, Record, RecordType, Schema, Selector, SubjectFact
 
@@ -169,7 +170,7 @@ class SubjectReader:
         except (SubjectFactsUnreadable, Unavailable):
             raise
         except Exception as exc:
-            raise SubjectFactsUnreadable(f"the store failed while reading ({type(exc).__name__})") from exc
+            raise SubjectFactsUnreadable(f"the store failed while reading: {describe_failure(exc)}") from exc
         if truncated:
             raise SubjectFactsUnreadable(
                 f"more than {self._max} records match; the facts are not known in full"
