@@ -43,8 +43,8 @@ from comity.gateway.failures import FailureRecorder
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.order_checks import OrderOutcome, check_order
-from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
+from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts

@@ -28,8 +28,8 @@ from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.quota_state import restore_quotas
 from comity.gateway.recovery import Recovery, RecoveryLoop
-from comity.gateway.reuse import ReuseStore, load_reuse_key
 from comity.gateway.refusal_limits import RefusalLimits
+from comity.gateway.reuse import ReuseStore, load_reuse_key
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
@@ -197,7 +197,6 @@ async def _start_gateway(
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)
     handle.on_stop.append(reuse.close)
-    return RunningGateway(handle, ledger, router, witnessing)
     return RunningGateway(handle, ledger, router, witnessing, pipeline)
 
 
