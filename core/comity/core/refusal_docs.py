@@ -7,6 +7,7 @@ every module of the ``comity`` namespace first. ``scripts/gen_check_table.py`` w
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 import re
@@ -25,6 +26,9 @@ def load_all_checks() -> Mapping[str, refusals.Check]:
     """Import every ``comity`` module (so each registers its checks) and return the catalogue."""
     import comity
 
+    # The CLI's entry module imports its command modules in the order they need each other.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("comity.sdk.cli.main")
     for info in pkgutil.walk_packages(comity.__path__, prefix="comity."):
         if info.name.endswith("__main__"):
             continue
