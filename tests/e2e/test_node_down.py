@@ -7,11 +7,15 @@ from pathlib import Path
 import pytest
 
 from comity.audit.events import FailedEvent, decode_event
+from comity.audit.receipt_trust import FederationTrust
 from comity.audit.store import LogStore
 from comity.core import errors
+from comity.core.federation import Federation
 from comity.sdk.demo.run import run_scenario, running_federation, scenarios
 from comity.sdk.demo.setup import build_demo_federation
 from comity.sdk.profile import load_profile
+from comity.sdk.receipts import verify_refusal
+from comity.v1 import comity_pb2 as pb
 
 
 async def test_query_to_a_stopped_node_is_unavailable_and_logged(tmp_path: Path) -> None:
@@ -24,6 +28,12 @@ async def test_query_to_a_stopped_node_is_unavailable_and_logged(tmp_path: Path)
             outcome = await run_scenario(client, fed, rcmp)
         assert isinstance(outcome.error, errors.Unavailable), outcome.error
         assert "us-node" in outcome.error.message
+        # The failure, like every refusal, comes with a receipt proving it was logged.
+        receipt = outcome.error.receipt
+        assert isinstance(receipt, pb.Receipt)
+        trust = FederationTrust(Federation.load(fed.layout.federation_file))
+        verified = verify_refusal(receipt, trust, query_digest=receipt.query_digest)
+        assert verified.outcome == "failed"
     store = LogStore.open(f"sqlite:///{fed.audit_db}", create=False)
     try:
         logged = [decode_event(data) for _, _, data in store.iter_entries(store.tree_size())]

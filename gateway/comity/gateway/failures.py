@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from comity.core.errors import ComityError
-from comity.gateway.ledger import Ledger
+from comity.gateway.ledger import Ledger, Logged
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["FailureRecorder"]
@@ -49,8 +49,9 @@ class FailureRecorder:
 
     async def record(
         self, query: pb.Query, query_digest: bytes, *, node: str, reason: str, at: datetime
-    ) -> bool:
-        """Append a failure entry now, or keep it for :meth:`retry`; returns whether it is in the log.
+    ) -> Logged | None:
+        """Append a failure entry now, or keep it for :meth:`retry`; returns its entry when it is
+        in the log now (None when it waits for the log).
 
         Never raises: the caller is already answering with the error that caused the failure.
         """
@@ -58,18 +59,18 @@ class FailureRecorder:
         if self._pending:  # keep the order: earlier failures go first
             self._pending.append(failure)
             await self.retry()
-            return failure not in self._pending
-        if await self._append(failure):
-            return True
-        self._pending.append(failure)
-        return False
+            return None
+        logged = await self._append(failure)
+        if logged is None:
+            self._pending.append(failure)
+        return logged
 
     async def retry(self) -> int:
         """Append kept failure entries, oldest first, until one fails; returns how many went in."""
         appended = 0
         async with self._lock:
             while self._pending:
-                if not await self._append(self._pending[0]):
+                if await self._append(self._pending[0]) is None:
                     break
                 self._pending.pop(0)
                 appended += 1
@@ -77,9 +78,9 @@ class FailureRecorder:
             _log.info("appended %d failure entr(ies) kept while the log was down", appended)
         return appended
 
-    async def _append(self, failure: _Failure) -> bool:
+    async def _append(self, failure: _Failure) -> Logged | None:
         try:
-            await self._ledger.record_failure(
+            return await self._ledger.record_failure(
                 failure.query, failure.query_digest, node=failure.node, reason=failure.reason, at=failure.at
             )
         except ComityError as exc:
@@ -88,5 +89,4 @@ class FailureRecorder:
                 failure.query.query_id,
                 exc.message,
             )
-            return False
-        return True
+            return None

@@ -552,12 +552,12 @@ class Pipeline:
                     execute, size = await self.forward_request(v, logged)
                     result = await self._router.execute(node, execute)
                     break
-                except FailedPrecondition:
+                except FailedPrecondition as err:
                     # The node's witness is at another checkpoint than we thought (a concurrent
                     # query moved it, or it restarted): ask it, and prove consistency from there.
                     self._ledger.set_witnessed_size(node, None)
                     if attempt == _WITNESS_ATTEMPTS - 1:
-                        await completion.fail("WITNESS")
+                        await completion.fail("WITNESS", err)
                         raise
                 except ComityError as err:
                     await completion.node_ended(err, logged)
@@ -607,18 +607,19 @@ class Pipeline:
                         for record in chunk.records.records:
                             digest.update(record)
                         yield chunk
-                except FailedPrecondition:
+                except FailedPrecondition as err:
                     self._ledger.set_witnessed_size(node, None)
                     if started or attempt == _WITNESS_ATTEMPTS - 1:
-                        await completion.fail("WITNESS")
+                        await completion.fail("WITNESS", err)
                         raise
                     continue
                 except ComityError as err:
                     await completion.node_ended(err, logged)
                     raise
                 break
-            await completion.fail("NO_SUMMARY")
-            raise NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
+            ended = NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
+            await completion.fail("NO_SUMMARY", ended)
+            raise ended
 
     @contextlib.asynccontextmanager
     async def _completion(self, v: Verified) -> AsyncIterator[_Completion]:
@@ -635,11 +636,13 @@ class Pipeline:
             if not completion.ended:
                 reason = _failure_reason(exc, disclosing=completion.disclosing)
                 # Shielded: a cancelled caller must not cancel the entry that says so.
-                await asyncio.shield(completion.fail(reason))
+                await asyncio.shield(completion.fail(reason, exc if isinstance(exc, ComityError) else None))
             raise
 
-    async def _fail(self, v: Verified, node: str, reason: str) -> None:
-        await self._failures.record(v.query.query, v.query.digest, node=node, reason=reason, at=self._clock())
+    async def _fail(self, v: Verified, node: str, reason: str) -> Logged | None:
+        return await self._failures.record(
+            v.query.query, v.query.digest, node=node, reason=reason, at=self._clock()
+        )
 
     async def housekeeping(self, *, final: bool = False) -> None:
         """What runs on the gateway's timer: append the failure entries the log refused before,
@@ -715,12 +718,24 @@ class _Completion:
         self.ended = False
         self.disclosing = False
 
-    async def fail(self, reason: str) -> None:
-        """Log the failure (now, or once the log is writable again); only the first one counts."""
+    async def fail(self, reason: str, err: ComityError | None = None) -> None:
+        """Log the failure (now, or once the log is writable again); only the first one counts.
+
+        When the entry is in the log now, ``err`` (what the requester is told) carries its receipt.
+        """
         if self.ended:
             return
         self.ended = True
-        await self._pipeline._fail(self._v, self._v.query.query.target_node, reason)
+        logged = await self._pipeline._fail(self._v, self._v.query.query.target_node, reason)
+        if logged is None or err is None:
+            return
+        q = self._v.query
+        try:
+            err.receipt = await self._pipeline._ledger.receipt(
+                q.query.query_id, q.digest, [*self._v.entries, logged]
+            )
+        except ComityError as exc:
+            _log.warning("query %s: no receipt for its failure (%s)", q.query.query_id, exc.message)
 
     async def node_ended(self, err: ComityError, logged: Logged) -> None:
         """The node answered with an error: log its signed refusal (the requester gets a receipt
@@ -729,7 +744,7 @@ class _Completion:
             return
         refusal = await self._pipeline._node_refusal(self._v, err)
         if refusal is None:
-            await self.fail(err.code.name)
+            await self.fail(err.code.name, err)
             return
         self.ended = True
         q = self._v.query
