@@ -24,6 +24,7 @@ __all__ = [
     "RuleViolationInfo",
     "Unauthenticated",
     "Unavailable",
+    "error_class",
 ]
 
 
@@ -193,3 +194,21 @@ class ConfigError(ComityError):
         super().__init__(f"{where}{at}{message}", hint=hint)
         self.field = field
         self.source = source
+
+
+_BY_CODE: dict[grpc.StatusCode, type[ComityError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+}
+
+
+def error_class(code: grpc.StatusCode) -> type[ComityError]:
+    """The error class of gRPC status ``code`` (InternalError for a code Comity does not use)."""
+    return _BY_CODE.get(code, InternalError)

@@ -42,17 +42,6 @@ GENERIC_MESSAGE = (
     "The query cannot be served under the agreement. Consult your agency's legal officer before resubmitting."
 )
 
-_BY_STATUS: dict[grpc.StatusCode, type[errors.ComityError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: errors.NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
-    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
-    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
-    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -112,5 +101,5 @@ def refuse(
     """
     check = _CATALOGUE[code]
     first = public_violation(code, **values)
-    cls = _BY_STATUS.get(check.status, errors.PermissionDenied)
+    cls = errors.error_class(check.status)
     return cls(first.message, hint=hint, violations=[first, *also])

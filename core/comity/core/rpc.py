@@ -28,18 +28,6 @@ GRPC_DETAILS_KEY = "grpc-status-details-bin"
 
 _log = logging.getLogger("comity.rpc")
 
-_BY_CODE: dict[grpc.StatusCode, type[errors.ComityError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: errors.NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
-    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
-    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
-    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
-}
-
 
 def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ...]:
     """The ``google.rpc.Status`` trailer for ``err``: a PolicyDenial for policy refusals, or the
@@ -125,7 +113,7 @@ def guard_stream(fn: StreamHandler[T, R]) -> StreamHandler[T, R]:
 
 def error_from_status(code: grpc.StatusCode, message: str, trailing_metadata: object) -> errors.ComityError:
     """Rebuild the Comity error a server raised from the status a client received."""
-    cls = _BY_CODE.get(code, errors.InternalError)
+    cls = errors.error_class(code)
     details = _status_details(trailing_metadata)
     err = cls(message)
     err.remote = True

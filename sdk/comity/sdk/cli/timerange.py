@@ -45,7 +45,7 @@ def _parse(text: str, option: str, *, end: bool) -> datetime:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    # An end given to the second or minute covers that whole second or minute.
+    # An end given as a time is inclusive: the instant itself is in the range.
     return value + timedelta(microseconds=1) if end else value
 
 
