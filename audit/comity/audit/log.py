@@ -23,16 +23,23 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from comity.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint, with_cosignatures
+from comity.audit.checkpoint import (
+    Checkpoint,
+    SignedCheckpoint,
+    open_checkpoint,
+    sign_checkpoint,
+    with_cosignatures,
+)
 from comity.audit.commitments import CommitmentOpening
-from comity.audit.cosignature import CosignatureVerifier
+from comity.audit.cosignature import CosignatureVerifier, cosignature_timestamp
 from comity.audit.errors import AuditError, AuditUnavailable, EntryNotFound, UnverifiedNote
 from comity.audit.note import Ed25519Signer, Ed25519Verifier, Note, NoteSignature
 from comity.audit.pending import PendingMarker
+from comity.audit.quorum import SizedKeys, open_log_checkpoint
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.store import Batch, LogStore, PendingEntry, StoredCosignature
 from comity.core.errors import ConfigError
@@ -40,7 +47,7 @@ from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.storage_failure import describe_failure
 from comity.core.telemetry import record_audit_batch, set_log_size
 
-__all__ = ["AppendResult", "TransparencyLog", "witness_verifiers"]
+__all__ = ["AppendResult", "CosignatureRule", "TransparencyLog", "witness_verifiers"]
 
 
 _log = logging.getLogger("comity.audit.log")
@@ -84,6 +91,20 @@ _KEPT_CHECKPOINTS = 64
 _COMPANY_WORTH_WAITING_FOR = 16
 
 
+#: How far a cosignature's own timestamp may be from the gateway's clock when it is stored: a
+#: witness cosigns what it is sent at once, so an older claim is a back-dated line (say, under a
+#: key retired since, dated inside its period).
+COSIGNATURE_FRESHNESS = 300.0
+
+
+class CosignatureRule(Protocol):
+    """Which witness made a cosignature, under the key it held at the line's own time (``Quorum``)."""
+
+    def verify(self, text: str, signature: NoteSignature) -> str:
+        """The witness id; raises :class:`UnverifiedNote`."""
+        ...
+
+
 def witness_verifiers(
     witnesses: Mapping[str, Ed25519PublicKey | VerifyingKey] | Sequence[CosignatureVerifier],
 ) -> list[CosignatureVerifier]:
@@ -107,9 +128,15 @@ class TransparencyLog:
         batch_interval: float,
         max_batch: int,
         witnesses: Sequence[CosignatureVerifier],
+        log_keys: SizedKeys | None = None,
+        cosigners: CosignatureRule | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self._signer = signer
+        self._log_keys = log_keys
+        self._cosigners = cosigners
+        self._clock = clock
         self._interval = batch_interval
         self._max_batch = max_batch
         self._witnesses = {(w.name, w.key_id): w for w in witnesses}
@@ -135,12 +162,19 @@ class TransparencyLog:
         max_batch: int = 512,
         witnesses: Mapping[str, Ed25519PublicKey | VerifyingKey] | Sequence[CosignatureVerifier] = (),
         table_prefix: str = "audit_",
+        log_keys: SizedKeys | None = None,
+        cosigners: CosignatureRule | None = None,
     ) -> TransparencyLog:
         """Open (or create) the log at ``url`` whose checkpoints ``key`` signs as ``origin``.
 
-        Publishes the empty tree's checkpoint on a new log. Raises :class:`ConfigError` if the
-        log's checkpoints were signed by another key or origin, :class:`AuditUnavailable` if the
-        database cannot be reached.
+        Publishes the empty tree's checkpoint on a new log. ``log_keys`` is the log key's history
+        by tree size (the federation file's): the checkpoints already in the log must verify
+        under it, and ``key`` must be the one it names for the next checkpoint, so the log key
+        rotates by tree size. ``cosigners`` decides which witness made a cosignature under the
+        key it held at the line's time (the federation's key histories); without it, only
+        ``witnesses`` count. Raises :class:`ConfigError` if the log's checkpoints were signed by
+        another key or origin, or ``key`` may not sign the next one, :class:`AuditUnavailable`
+        if the database cannot be reached.
         """
         private = key.private_key if isinstance(key, SigningKey) else key
         signer = Ed25519Signer(origin, private)
@@ -151,19 +185,49 @@ class TransparencyLog:
             batch_interval=batch_interval,
             max_batch=max_batch,
             witnesses=witness_verifiers(witnesses),
+            log_keys=log_keys,
+            cosigners=cosigners,
         )
-        await log._in_writer(store.append_batch, [], log._sign)
         try:
+            await log._in_writer(store.append_batch, [], log._sign)
             latest = await log.latest_checkpoint()
-            log._keep(open_checkpoint(latest, signer.verifier).checkpoint.size, latest)
-        except AuditError:
+            size = log.open_own(latest).checkpoint.size
+            log._keep(size, latest)
+            log._check_key_signs(size + 1)
+        except AuditError as exc:
             store.close()
+            which = "this log key" if log_keys is None else "a log key the federation file lists for its size"
             raise ConfigError(
-                f"the audit log at the configured URL is not signed by this log key as {origin!r}",
+                f"the audit log at the configured URL is not signed by {which} as {origin!r}: {exc.message}",
                 field="audit.url",
                 hint="use the log's own origin and key, or a new database",
             ) from None
+        except ConfigError:
+            store.close()
+            raise
         return log
+
+    def _check_key_signs(self, size: int) -> None:
+        if self._log_keys is None or self._holds(size):
+            return
+        raise ConfigError(
+            f"the configured log key is not the one the federation file lists for the log's next "
+            f"checkpoint (tree size {size})",
+            field="keys.log_key",
+            hint="use the log key whose [[gateway.log.keys]] range holds the log's size "
+            "(after a rotation: the new key, listed with from_size at most the log's size)",
+        )
+
+    def _holds(self, size: int) -> bool:
+        assert self._log_keys is not None
+        raw = self._signer.verifier.public_key.public_bytes_raw()
+        return any(k.public_key.public_bytes_raw() == raw for k in self._log_keys.for_size(size))
+
+    def open_own(self, note: bytes) -> SignedCheckpoint:
+        """Verify a checkpoint of this log under the log key its size calls for (raises AuditError)."""
+        if self._log_keys is None:
+            return open_checkpoint(note, self._signer.verifier)
+        return open_log_checkpoint(note, self._signer.name, self._log_keys)
 
     @property
     def verifier(self) -> Ed25519Verifier:
@@ -171,6 +235,12 @@ class TransparencyLog:
         return self._signer.verifier
 
     def _sign(self, tree_size: int, root_hash: bytes) -> bytes:
+        if self._log_keys is not None and not self._holds(tree_size):
+            # Fail closed: a checkpoint outside this key's range would be refused by every witness.
+            raise AuditUnavailable(
+                f"the log key may not sign a checkpoint of tree size {tree_size} (its range in the "
+                "federation file ends before): restart the gateway with the log's new key"
+            )
         return sign_checkpoint(Checkpoint(self._signer.name, tree_size, root_hash), self._signer)
 
     async def _in_writer(self, fn: Callable[..., Batch], *args: Any) -> Batch:
@@ -393,15 +463,12 @@ class TransparencyLog:
             if isinstance(cosignature, str)
             else cosignature
         )
-        witness = self._witnesses.get((line.name, line.key_id))
-        if witness is None:
-            raise UnverifiedNote(f"{line.name!r} is not a witness this log knows (or its key changed)")
         kept = self._signed.get(tree_size)
         if kept is not None:  # signed here; the text needs no second check
             text = Note.parse(kept).text
         else:
-            text = open_checkpoint(await self.checkpoint(tree_size), self.verifier).text
-        witness.verify(text, line)
+            text = self.open_own(await self.checkpoint(tree_size)).text
+        self._verify_cosignature(text, line)
         if self._closed:
             raise AuditUnavailable("the audit log is closed")
         loop = asyncio.get_running_loop()
@@ -411,6 +478,21 @@ class TransparencyLog:
         self._cosigning.append(cosigning)
         self._start_writer()
         await cosigning.future
+
+    def _verify_cosignature(self, text: str, line: NoteSignature) -> None:
+        if self._cosigners is None:
+            witness = self._witnesses.get((line.name, line.key_id))
+            if witness is None:
+                raise UnverifiedNote(f"{line.name!r} is not a witness this log knows (or its key changed)")
+            witness.verify(text, line)
+            return
+        self._cosigners.verify(text, line)
+        made = cosignature_timestamp(line)
+        if abs(made - self._clock()) > COSIGNATURE_FRESHNESS:
+            raise UnverifiedNote(
+                f"the cosignature by {line.name!r} claims POSIX time {made}, more than "
+                f"{COSIGNATURE_FRESHNESS:g} s from now: a witness cosigns when asked"
+            )
 
     async def cosignatures(self, tree_size: int) -> list[str]:
         """The stored cosignature lines (each ending in a newline) on the checkpoint of ``tree_size``."""

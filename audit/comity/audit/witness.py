@@ -40,6 +40,7 @@ from comity.audit.errors import (
 )
 from comity.audit.note import Ed25519Verifier, Note, NoteSignature
 from comity.audit.proof import verify_consistency, verify_inclusion
+from comity.audit.quorum import SizedKeys, note_cosignatures, open_log_checkpoint
 from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
 from comity.core.keys import SigningKey, VerifyingKey
 
@@ -77,10 +78,12 @@ class Witness:
         signer: CosignatureSigner,
         log_key: Ed25519Verifier,
         clock: Callable[[], float],
+        log_keys: SizedKeys | None = None,
     ) -> None:
         self._db = db
         self._signer = signer
         self._log_key = log_key
+        self._log_keys = log_keys
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -93,9 +96,16 @@ class Witness:
         key: Ed25519PrivateKey | SigningKey,
         log_origin: str,
         log_key: Ed25519PublicKey | VerifyingKey | Ed25519Verifier,
+        log_keys: SizedKeys | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Witness:
-        """Open (or create) the witness state file for the log ``log_origin`` signed by ``log_key``."""
+        """Open (or create) the witness state file for the log ``log_origin`` signed by ``log_key``.
+
+        ``log_keys`` is the log's key history by tree size (the federation file's
+        ``[[gateway.log.keys]]``): with it, a checkpoint of size *n* must be signed by a key whose
+        range holds *n*, so the witness follows a rotation of the log key; without it, every
+        checkpoint must be signed by ``log_key``.
+        """
         if isinstance(log_key, VerifyingKey):
             log_key = log_key.public_key
         verifier = log_key if isinstance(log_key, Ed25519Verifier) else Ed25519Verifier(log_origin, log_key)
@@ -108,7 +118,7 @@ class Witness:
         for statement in _SCHEMA:
             db.execute(statement)
         private = key.private_key if isinstance(key, SigningKey) else key
-        return cls(db, CosignatureSigner(name, private), verifier, clock)
+        return cls(db, CosignatureSigner(name, private), verifier, clock, log_keys)
 
     @property
     def log_verifier(self) -> Ed25519Verifier:
@@ -226,37 +236,50 @@ class Witness:
                 f"tree size {new.size} does not extend tree size {size}: {exc.message}"
             ) from None
 
-    def adopt(self, cosigned: bytes) -> Checkpoint:
+    def adopt(self, cosigned: bytes, *, earlier_keys: Sequence[CosignatureVerifier] = ()) -> Checkpoint:
         """Take a checkpoint this witness cosigned earlier (its own key's cosignature on it) as its state.
 
         For re-initialising a witness that lost its state: what it provably cosigned before is
-        the floor it must never go below again. Raises :class:`WitnessError` unless the note
-        carries the log's signature and a cosignature by this witness's own key.
+        the floor it must never go below again. ``earlier_keys`` are this witness's keys before
+        a rotation (the federation file's history), whose cosignatures count as its own too.
+        Raises :class:`WitnessError` unless the note carries the log's signature and a
+        cosignature by this witness's own key.
         """
         try:
-            signed = open_checkpoint(cosigned, self._log_key, witnesses=[self.verifier])
+            signed = self.open_log(cosigned)
         except AuditError as exc:
             raise WitnessError(f"refusing to adopt the checkpoint: {exc.message}") from None
-        own = [
-            c
-            for c in signed.cosignatures
-            if c.name == self.verifier.name and c.key_id == self.verifier.key_id
-        ]
+        own = [c for c in signed.cosignatures if self._is_own(signed.text, c, earlier_keys)]
         if not own:
             raise WitnessError("refusing to adopt a checkpoint this witness did not cosign")
+        log_lines = tuple(s for s in signed.note.signatures if s.name == self._log_key.name)
         with self._lock:
             if signed.checkpoint.size > self._latest()[0]:
-                self._remember(
-                    signed.checkpoint, Note(signed.text, (self._log_sig(signed),)).to_bytes(), own[0].line()
-                )
+                self._remember(signed.checkpoint, Note(signed.text, log_lines).to_bytes(), own[0].line())
         return signed.checkpoint
 
-    def _log_sig(self, signed: SignedCheckpoint) -> NoteSignature:
-        return next(
-            s
-            for s in signed.note.signatures
-            if s.name == self._log_key.name and s.key_id == self._log_key.key_id
-        )
+    def _is_own(self, text: str, line: NoteSignature, earlier: Sequence[CosignatureVerifier]) -> bool:
+        for verifier in (self.verifier, *earlier):
+            if line.name == verifier.name and line.key_id == verifier.key_id:
+                try:
+                    verifier.verify(text, line)
+                except AuditError:
+                    return False
+                return True
+        return False
+
+    def open_log(self, checkpoint: bytes) -> SignedCheckpoint:
+        """Verify a checkpoint's log signature under the key its tree size calls for.
+
+        Raises :class:`AuditError`. Cosignature lines are returned unverified in
+        ``cosignatures`` (every signature line not by the log).
+        """
+        if self._log_keys is None:
+            signed = open_checkpoint(checkpoint, self._log_key)
+        else:
+            signed = open_log_checkpoint(checkpoint, self._log_key.name, self._log_keys)
+        others = tuple(note_cosignatures(checkpoint, self._log_key.name))
+        return SignedCheckpoint(signed.checkpoint, signed.note, others)
 
     def _keep_evidence(self, note: bytes, reason: str) -> None:
         self._db.execute(
@@ -293,7 +316,7 @@ class Witness:
 
     def _open(self, checkpoint: bytes) -> SignedCheckpoint:
         try:
-            return open_checkpoint(checkpoint, self._log_key)
+            return self.open_log(checkpoint)
         except AuditError as exc:
             raise WitnessError(f"refusing the checkpoint: {exc.message}") from None
 

@@ -70,14 +70,19 @@ def sign_envelope(payload_type: str, payload: bytes, key: SigningKey) -> pb.Enve
 
 
 def verify_envelope(
-    envelope: pb.Envelope, *, payload_type: str, keys: Mapping[str, VerifyingKey], what: str = "envelope"
+    envelope: pb.Envelope,
+    *,
+    payload_type: str,
+    keys: Mapping[str, VerifyingKey] | Mapping[str, tuple[VerifyingKey, ...]],
+    what: str = "envelope",
 ) -> tuple[bytes, VerifyingKey]:
     """Check that one signature is by a known key over the exact payload; return (payload, signer).
 
     Checks, in order: the payload type is the one expected (an order cannot pass for a query);
     the envelope is signed; the signature's key id names a key in ``keys``; the signature
-    verifies over PAE(type, payload). Raises :class:`EnvelopeError` (UNAUTHENTICATED) or
-    :class:`InvalidArgument` for a malformed envelope.
+    verifies over PAE(type, payload). A key id may name several keys (a rotation's overlap,
+    ``comity.core.keyhistory.KeysInForce``): any of them will do. Raises :class:`EnvelopeError`
+    (UNAUTHENTICATED) or :class:`InvalidArgument` for a malformed envelope.
     """
     if envelope.payload_type != payload_type:
         raise InvalidArgument(f"{what}: payload type is {envelope.payload_type!r}, expected {payload_type!r}")
@@ -93,10 +98,11 @@ def verify_envelope(
         names = ", ".join(repr(s.keyid) for s in envelope.signatures)
         raise UnknownSigner(f"{what} is signed by {names}, which the federation does not list")
     for sig in known:
-        key = keys[sig.keyid]
-        try:
-            key.verify(sig.sig, message)
-        except Unauthenticated:
-            continue
-        return envelope.payload, key
+        listed = keys[sig.keyid]
+        for key in listed if isinstance(listed, tuple) else (listed,):
+            try:
+                key.verify(sig.sig, message)
+            except Unauthenticated:
+                continue
+            return envelope.payload, key
     raise EnvelopeError(f"{what}: signature by {known[0].keyid!r} does not verify over the payload")

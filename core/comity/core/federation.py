@@ -16,9 +16,9 @@ Keys that rotate (log, witness, node response and gateway decision keys) are key
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, TypeVar
@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from comity.core.agreements import Agreement, agreement_for
 from comity.core.errors import NotFound
-from comity.core.keyhistory import KeyHistory, LogKeyHistory
+from comity.core.keyhistory import KeyHistory, KeysInForce, LogKeyHistory
 from comity.core.keys import VerifyingKey
 from comity.core.witnesspolicy import WitnessIdentity, WitnessPolicy
 
@@ -225,6 +225,10 @@ class SigningRole:
     keys: Mapping[str, VerifyingKey]
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _index(items: list[tuple[str, T]]) -> Mapping[str, T]:
     return MappingProxyType(dict(items))
 
@@ -358,6 +362,18 @@ class Federation:
     def node_keys(self) -> Mapping[str, VerifyingKey]:
         """Every node's response-signing key, by node id (what the SDK verifies node statements with)."""
         return MappingProxyType({n.id: n.response_key for n in self._nodes.values()})
+
+    def response_keys_in_force(self, clock: Callable[[], datetime] | None = None) -> KeysInForce:
+        """Every node's response keys valid at the clock's instant (now), by node id.
+
+        For checking what a node signed a moment ago: both keys during a rotation's overlap.
+        """
+        histories = {n.id: n.response_keys for n in self._nodes.values()}
+        return KeysInForce(histories, clock or _now)
+
+    def decision_keys_in_force(self, clock: Callable[[], datetime] | None = None) -> KeysInForce:
+        """The gateway's decision keys valid at the clock's instant (now), under the gateway id."""
+        return KeysInForce({self.gateway.id: self.gateway.decision_keys}, clock or _now)
 
     def witness_keys(self) -> Mapping[str, VerifyingKey]:
         """Every node's witness (checkpoint cosigning) key, by node id."""

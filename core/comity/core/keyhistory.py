@@ -19,12 +19,13 @@ an error naming the file's field.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from comity.core.keys import VerifyingKey
 
-__all__ = ["DatedKey", "KeyHistory", "KeyHistoryError", "LogKeyHistory", "SizedKey"]
+__all__ = ["DatedKey", "KeyHistory", "KeyHistoryError", "KeysInForce", "LogKeyHistory", "SizedKey"]
 
 _BEGINNING = datetime.min.replace(tzinfo=UTC)
 
@@ -185,3 +186,26 @@ class LogKeyHistory:
     def all(self) -> tuple[VerifyingKey, ...]:
         """Every key of the history, retired ones included, in the file's order."""
         return tuple(k.key for k in self.keys)
+
+
+class KeysInForce(Mapping[str, tuple[VerifyingKey, ...]]):
+    """Signer id → the keys of its history valid at the clock's present instant.
+
+    For checking signatures made a moment ago (a gateway decision at the node, a node's decision
+    and statement at the gateway): during a rotation's overlap both keys are accepted, a key
+    retired before now is not. Signed objects kept for later are checked by their own time
+    (:meth:`KeyHistory.at`) instead.
+    """
+
+    def __init__(self, histories: Mapping[str, KeyHistory], clock: Callable[[], datetime]) -> None:
+        self._histories = histories
+        self._clock = clock
+
+    def __getitem__(self, signer: str) -> tuple[VerifyingKey, ...]:
+        return self._histories[signer].at(self._clock())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._histories)
+
+    def __len__(self) -> int:
+        return len(self._histories)

@@ -13,11 +13,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
 from comity.audit import events
-from comity.audit.checkpoint import open_checkpoint
-from comity.audit.log import AppendResult, TransparencyLog
+from comity.audit.log import AppendResult, CosignatureRule, TransparencyLog
 from comity.audit.pending import PendingMarker
+from comity.audit.quorum import SizedKeys
 from comity.core.errors import ComityError
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.gateway.decision_facts import clear_facts, justification_of, target_of
@@ -78,12 +79,24 @@ class Ledger:
         *,
         origin: str,
         key: SigningKey,
-        witnesses: Mapping[str, VerifyingKey],
+        witnesses: Mapping[str, VerifyingKey] = MappingProxyType({}),
         batch_interval: float,
+        log_keys: SizedKeys | None = None,
+        cosigners: CosignatureRule | None = None,
     ) -> Ledger:
-        """Open the log at ``url`` (creating it) with group commit every ``batch_interval`` seconds."""
+        """Open the log at ``url`` (creating it) with group commit every ``batch_interval`` seconds.
+
+        ``log_keys`` and ``cosigners`` are the federation's log key history and witness key
+        histories (see :meth:`TransparencyLog.open`); without them, ``key`` and ``witnesses``.
+        """
         log = await TransparencyLog.open(
-            url, origin=origin, key=key, batch_interval=batch_interval, witnesses=witnesses
+            url,
+            origin=origin,
+            key=key,
+            batch_interval=batch_interval,
+            witnesses=witnesses,
+            log_keys=log_keys,
+            cosigners=cosigners,
         )
         return cls(log)
 
@@ -271,7 +284,7 @@ class Ledger:
         size, note = self._log.newest_signed()
         if self._witnessed.get(node, 0) > size:  # another process appended to the database since
             note = await self._log.latest_checkpoint()
-            size = open_checkpoint(note, self._log.verifier).checkpoint.size
+            size = self._log.open_own(note).checkpoint.size
         hashes = (
             decision.inclusion
             if size == decision.tree_size
@@ -327,7 +340,7 @@ class Ledger:
     async def latest_checkpoint(self) -> tuple[bytes, list[str]]:
         """The newest signed checkpoint and the cosignatures it has."""
         note = await self._log.latest_checkpoint()
-        size = open_checkpoint(note, self._log.verifier).checkpoint.size
+        size = self._log.open_own(note).checkpoint.size
         return note, await self._log.cosignatures(size)
 
     async def entries(self, start: int, end: int) -> list[bytes]:

@@ -57,10 +57,20 @@ class SignedNodeDecision:
         )
 
 
+NodeKeys = Mapping[str, VerifyingKey] | Mapping[str, tuple[VerifyingKey, ...]]
+
+
+def _keys_of(node_keys: NodeKeys, node: str) -> tuple[VerifyingKey, ...]:
+    listed = node_keys.get(node)
+    if listed is None:
+        return ()
+    return listed if isinstance(listed, tuple) else (listed,)
+
+
 def verify_node_decision(
     envelope: pb.Envelope,
     *,
-    node_keys: Mapping[str, VerifyingKey],
+    node_keys: NodeKeys,
     node: str = "",
     query_digest: bytes = b"",
     statement: pb.Envelope | None = None,
@@ -71,7 +81,7 @@ def verify_node_decision(
         envelope, payload_type=PAYLOAD_NODE_DECISION, keys=node_keys, what="node decision"
     )
     decision = pb.NodeDecision.FromString(payload)
-    if node_keys.get(decision.node_id) is not signer:
+    if signer not in _keys_of(node_keys, decision.node_id):
         raise Unauthenticated("the node decision is not signed by the node it names")
     if node and decision.node_id != node:
         raise Unauthenticated(f"the node decision is from {decision.node_id!r}, not {node!r}")
@@ -92,7 +102,7 @@ def verify_node_decision(
 class NodeDecisionLog:
     """Appends nodes' signed decisions to the gateway's log."""
 
-    def __init__(self, ledger: Ledger, node_keys: Mapping[str, VerifyingKey]) -> None:
+    def __init__(self, ledger: Ledger, node_keys: NodeKeys) -> None:
         self._ledger = ledger
         self._keys = node_keys
 

@@ -100,12 +100,15 @@ async def _start_gateway(
         # Kept by digest, so `comity policy replay` finds the rules of every logged decision.
         BundleStore(config.bundle_store).keep(bundle)
     engine = PolicyEngine(bundle)
+    # Every witness (node or independent), each under the key it held when it cosigned; the
+    # log key by tree size: both follow the federation file's key histories across rotations.
     ledger = await Ledger.open(
         config.audit_url,
         origin=federation.gateway.log.origin,
         key=log_key,
-        witnesses=federation.witness_keys(),
         batch_interval=config.batch_interval_ms / 1000,
+        log_keys=federation.gateway.log.keys,
+        cosigners=Quorum.of_federation(federation),
     )
     router = NodeRouter(
         {
@@ -129,7 +132,7 @@ async def _start_gateway(
     tokens = TokenVerifier(federation, audience=config.audience)
     # The reuse check's signatures sit beside the log, so replicas of one database share them.
     reuse = ReuseStore(config.audit_url, load_reuse_key(config.justification_key))
-    node_decisions = NodeDecisionLog(ledger, federation.node_keys())
+    node_decisions = NodeDecisionLog(ledger, federation.response_keys_in_force())
     pipeline = Pipeline(
         federation=federation,
         tokens=tokens,

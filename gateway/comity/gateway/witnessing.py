@@ -19,18 +19,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from grpc_health.v1 import health, health_pb2
 from opentelemetry import metrics
 
-from comity.audit.checkpoint import Checkpoint, open_checkpoint
-from comity.audit.cosignature import CosignatureVerifier
+from comity.audit.checkpoint import Checkpoint
 from comity.audit.errors import AuditError, EntryNotFound, InvalidProof
 from comity.audit.proof import verify_consistency
-from comity.audit.quorum import Quorum
+from comity.audit.quorum import Quorum, note_cosignatures
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.telemetry import INSTRUMENTATION
@@ -121,8 +120,7 @@ class WitnessingLoop:
         ledger: Ledger,
         witnesses: Sequence[WitnessClient],
         *,
-        verifiers: Mapping[str, CosignatureVerifier],
-        policy: QuorumRule,
+        quorum: Quorum,
         interval: float,
         max_delay: float,
         poll: float = 0.05,
@@ -130,9 +128,11 @@ class WitnessingLoop:
     ) -> None:
         self._ledger = ledger
         self._witnesses = list(witnesses)
-        self._verifiers = verifiers  # witness id → its current cosignature key
-        self._ids = {v.name: wid for wid, v in verifiers.items()}  # cosignature name → witness id
-        self._policy = policy
+        # Cosignatures are checked under each witness's key history (the key it held when it
+        # cosigned), so a rotation of a witness key needs no restart of the gateway's judgement.
+        self._quorum = quorum
+        self._ids = {w.name: w.id for w in quorum.witnesses}  # cosignature name → witness id
+        self._policy: QuorumRule = quorum.policy
         self._interval = interval
         self._max_delay = max_delay
         self._poll = min(poll, interval)
@@ -185,7 +185,7 @@ class WitnessingLoop:
     async def round(self) -> WitnessingStatus:
         """Ask every witness once, store what they cosign, judge the quorum and compare their views."""
         note = await self._ledger.log.latest_checkpoint()
-        head = open_checkpoint(note, self._ledger.log.verifier).checkpoint
+        head = self._ledger.log.open_own(note).checkpoint
         status = WitnessingStatus(log_size=head.size)
         results = await asyncio.gather(*(self._ask(w, note, head.size) for w in self._witnesses))
         status.unreachable = [w.witness_id for w, ok in zip(self._witnesses, results, strict=True) if not ok]
@@ -245,17 +245,16 @@ class WitnessingLoop:
             return
         if note is None:
             return
-        verifier = self._verifiers.get(witness.witness_id)
         try:
-            seen = open_checkpoint(
-                note, self._ledger.log.verifier, witnesses=[] if verifier is None else [verifier]
-            )
+            seen = self._ledger.log.open_own(note)
+            lines = note_cosignatures(note, seen.checkpoint.origin)
+            by = [self._quorum.verify(seen.text, c) for c in lines if c.name in self._ids]
         except AuditError as exc:
             _log.warning(
                 "witness %s relayed a checkpoint that does not verify: %s", witness.witness_id, exc.message
             )
             return
-        if verifier is None or not any(c.name == verifier.name for c in seen.cosignatures):
+        if witness.witness_id not in by:
             return  # not evidence: it carries no cosignature of this witness
         problem = await self._contradiction(seen.checkpoint, head)
         if problem:
@@ -264,11 +263,11 @@ class WitnessingLoop:
     async def _contradiction(self, seen: Checkpoint, head: Checkpoint) -> str:
         log = self._ledger.log
         if seen.size > head.size:  # the log may have grown since the round began: look again
-            head = open_checkpoint(await log.latest_checkpoint(), log.verifier).checkpoint
+            head = log.open_own(await log.latest_checkpoint()).checkpoint
         if seen.size > head.size:
             return f"tree size {seen.size}, larger than this log's {head.size}"
         try:
-            ours = open_checkpoint(await log.checkpoint(seen.size), log.verifier).checkpoint
+            ours = log.open_own(await log.checkpoint(seen.size)).checkpoint
             if ours.root_hash != seen.root_hash:
                 return f"another tree of size {seen.size} than this log's"
             return ""
@@ -321,14 +320,10 @@ def witnessing_for(
     witnesses = [
         WitnessClient(n.id, router.witness_stub(n.id), min(router.deadline, 3.0)) for n in federation.nodes()
     ]
-    verifiers = {
-        w.id: CosignatureVerifier(w.name, w.keys.current.public_key) for w in federation.witness_identities()
-    }
     return WitnessingLoop(
         ledger,
         witnesses,
-        verifiers=verifiers,
-        policy=quorum.policy,
+        quorum=quorum,
         interval=interval,
         max_delay=quorum.max_delay.total_seconds(),
     )

@@ -128,11 +128,11 @@ class Admission:
         return self._orders.verify(query.legal_order, now=now).order
 
     def verify_decision(self, envelope: pb.Envelope) -> pb.GatewayDecision:
-        """The gateway's decision, signed by the gateway's registered decision key."""
+        """The gateway's decision, signed by a decision key the federation lists as valid now."""
         payload, _ = verify_envelope(
             envelope,
             payload_type=PAYLOAD_DECISION,
-            keys=self._federation.gateway_keys(),
+            keys=self._federation.decision_keys_in_force(self._clock),
             what="gateway decision",
         )
         decision = pb.GatewayDecision.FromString(payload)

@@ -71,6 +71,7 @@ async def start_node(
         key=witness_key,
         log_origin=federation.gateway.log.origin,
         log_key=federation.gateway.log.key,
+        log_keys=federation.gateway.log.keys,
     )
     try:
         await check_witness_state(

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import grpc
 
-from comity.audit.checkpoint import open_checkpoint
+from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError
+from comity.audit.quorum import Quorum
 from comity.audit.witness import Witness
 from comity.core.errors import ConfigError
 from comity.core.federation import Federation
@@ -72,7 +73,7 @@ async def check_witness_state(
     latest = witness.latest().size
     if reinitialise:
         if cosigned is not None and cosigned.size > latest:
-            witness.adopt(cosigned.note)
+            witness.adopt(cosigned.note, earlier_keys=_own_keys(federation, node_id))
         _log.warning(
             "witness state %s re-initialised by the operator: continuing from tree size %d",
             state,
@@ -128,11 +129,21 @@ def _newest_cosigned(
     note = response.checkpoint.signed_note + b"".join(
         (c if c.endswith("\n") else c + "\n").encode() for c in response.cosignatures
     )
+    # Under this witness's whole key history: the newest cosignature may be by a key it has
+    # since rotated away from, and it still counts as this witness's word.
+    quorum = Quorum.of_federation(federation)
     try:
-        signed = open_checkpoint(note, witness.log_verifier, witnesses=[witness.verifier])
+        signed = witness.open_log(note)
+        own = [c for c in signed.cosignatures if c.name == witness.verifier.name]
+        verified = [quorum.verify(signed.text, c) for c in own]
     except AuditError as exc:
         _log.warning("the log's checkpoint cosigned by this witness does not verify: %s", exc.message)
         return None
-    if not any(c.name == witness.verifier.name for c in signed.cosignatures):
+    if node_id not in verified:
         return None  # not this witness's: no evidence either way
     return _Cosigned(signed.checkpoint.size, note)
+
+
+def _own_keys(federation: Federation, node_id: str) -> list[CosignatureVerifier]:
+    identity = federation.witness_identity(node_id)
+    return [CosignatureVerifier(identity.name, k.public_key) for k in identity.keys.all()]

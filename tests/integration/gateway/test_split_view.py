@@ -75,22 +75,14 @@ class Setting:
     def loop(self, ledger: Ledger, witness_ids: list[str], clock: Clock) -> WitnessingLoop:
         """A witnessing loop that shows ``ledger``'s log to these witnesses only."""
         witnesses = [WitnessClient(w, self.router.witness_stub(w), 5.0) for w in witness_ids]
-        verifiers = Quorum.of_federation(self.federation)
         return WitnessingLoop(
             ledger,
             witnesses,
-            verifiers={w.id: _verifier(w) for w in self.federation.witness_identities()},
-            policy=verifiers.policy,
+            quorum=Quorum.of_federation(self.federation),
             interval=1.0,
             max_delay=30.0,
             clock=clock,
         )
-
-
-def _verifier(identity: object) -> object:
-    from comity.audit.cosignature import CosignatureVerifier
-
-    return CosignatureVerifier(identity.name, identity.keys.current.public_key)  # type: ignore[attr-defined]
 
 
 _AT = datetime.now(UTC)
