@@ -34,6 +34,7 @@ from comity.audit.errors import InvalidEntry
 __all__ = [
     "EVENT_VERSION",
     "JUSTIFICATION_OPENING",
+    "RULES_OPENING",
     "TARGET_OPENING",
     "DecisionEvent",
     "DisclosedEvent",
@@ -67,6 +68,9 @@ JUSTIFICATION_OPENING = "JUSTIFICATION"
 #: The opening ``selector_type`` of a decision's target commitment (value: canonical JSON
 #: ``{"location": ..., "nationality": ..., "residence": ...}``, as the policy saw them).
 TARGET_OPENING = "TARGET"
+#: The opening ``selector_type`` of a decision's sealed rules (value: canonical JSON
+#: ``{"rule_codes": [...]}``, the real rule ids when the requester was told only a generic code).
+RULES_OPENING = "RULES"
 
 #: A refusal's check code and the agreement rule it enforces.
 CheckPair = tuple[str, str]
@@ -103,11 +107,14 @@ class DecisionEvent:
     target_commitment: str = ""
     checks: tuple[CheckPair, ...] = ()
     facts: Mapping[str, Any] = field(default_factory=dict)
+    rules_commitment: str = ""
 
     @property
     def commitments(self) -> tuple[str, ...]:
         """Every commitment of the entry in the order its openings are stored (position 0 first)."""
-        extra = (c for c in (self.justification_commitment, self.target_commitment) if c)
+        extra = (
+            c for c in (self.justification_commitment, self.target_commitment, self.rules_commitment) if c
+        )
         return (*self.selector_commitments, *extra)
 
 
@@ -307,13 +314,16 @@ def decision_event(
     target: Mapping[str, Any] | None = None,
     checks: Sequence[CheckPair] = (),
     facts: Mapping[str, Any] | None = None,
+    sealed_rules: Sequence[str] | None = None,
 ) -> tuple[bytes, list[CommitmentOpening]]:
     """A decision entry and the openings of its commitments.
 
     ``selectors`` are ``(type, normalised value)`` pairs; ``justification`` is ``(facts, link to
     offence)``; ``target`` the attestation (a JSON object: the target facts' sets and kind). ``checks``
     are the ``(check code, rule)`` pairs of refusals found before policy, ``rule_codes`` the
-    policy's own; ``facts`` the policy's facts that are not personal data (JSON values).
+    policy's rules as the requester was told of them; ``sealed_rules`` the real rule ids when they
+    differ (a rule whose reason would reveal something about the target), kept only behind a
+    commitment; ``facts`` the policy's facts that are not personal data (JSON values).
     """
     openings = [commit_selector(kind, value) for kind, value in selectors]
     justification_opening = (
@@ -332,7 +342,12 @@ def decision_event(
         if target is not None
         else None
     )
-    extra = [o for o in (justification_opening, target_opening) if o is not None]
+    rules_opening = (
+        commit_selector(RULES_OPENING, _canonical({"rule_codes": list(sealed_rules)}))
+        if sealed_rules is not None
+        else None
+    )
+    extra = [o for o in (justification_opening, target_opening, rules_opening) if o is not None]
     event = DecisionEvent(
         query_id=query_id,
         query_digest=query_digest.hex(),
@@ -354,6 +369,7 @@ def decision_event(
         target_commitment=target_opening.commitment.hex() if target_opening else "",
         checks=tuple((c, r) for c, r in checks),
         facts=dict(facts or {}),
+        rules_commitment=rules_opening.commitment.hex() if rules_opening else "",
     )
     return encode_event(event), [*openings, *extra]
 

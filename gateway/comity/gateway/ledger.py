@@ -127,12 +127,15 @@ class Ledger:
         checks: Sequence[tuple[str, str]] = (),
         authority: str = "",
         order_digest: bytes = b"",
+        sealed_rule_codes: Sequence[str] | None = None,
     ) -> Logged:
         """The decision on a query, allow or deny, with salted commitments to its selectors.
 
         ``facts`` are the policy's facts (logged in clear or as commitments, see
         :mod:`comity.gateway.decision_facts`); ``checks`` the ``(check code, rule)`` pairs of
-        refusals found before policy; ``rule_codes`` the policy's own rule ids.
+        refusals found before policy; ``rule_codes`` the policy's rule ids as the requester sees
+        them, and ``sealed_rule_codes`` the real ones when they differ (logged as a commitment
+        only: the entry travels in the requester's receipt).
         """
         entry, openings = events.decision_event(
             query_id=query.query_id,
@@ -157,6 +160,7 @@ class Ledger:
             target=target_of(facts) if facts is not None else None,
             checks=checks,
             facts=clear_facts(facts) if facts is not None else None,
+            sealed_rules=sealed_rule_codes,
         )
         # An allowed decision opens a pending marker in its own transaction: if what follows
         # is never logged, recovery closes it with a failure entry.

@@ -356,13 +356,17 @@ class Pipeline:
     ) -> Logged:
         """Append the decision, allow or deny, before anything else happens."""
         decision = decided.decision
+        sealed = decision.internal_reasons if decision.internal_reasons != decision.codes else None
         return await self._ledger.record_decision(
             query=v.query.query,
             query_digest=v.query.digest,
             order=v.order.order if v.order is not None else pb.LegalOrder(),
             selectors=v.selectors,
             allowed=allowed,
-            rule_codes=decision.internal_reasons,
+            # The entry travels in the requester's receipt: the rules as the requester was told,
+            # and the real ones, where a generic code stands for them, behind a commitment.
+            rule_codes=decision.codes,
+            sealed_rule_codes=sealed,
             bundle_digest=decision.bundle_digest,
             at=self._clock(),
             facts=decided.facts,

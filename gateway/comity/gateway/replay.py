@@ -32,11 +32,17 @@ from typing import Any
 
 from comity.audit.commitments import CommitmentOpening
 from comity.audit.errors import AuditError
-from comity.audit.events import JUSTIFICATION_OPENING, TARGET_OPENING, DecisionEvent, decode_event
+from comity.audit.events import (
+    JUSTIFICATION_OPENING,
+    RULES_OPENING,
+    TARGET_OPENING,
+    DecisionEvent,
+    decode_event,
+)
 from comity.audit.store import LogStore
 from comity.core.errors import ComityError
 from comity.policy.bundle_store import BundleStore
-from comity.policy.engine import PolicyEngine
+from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts
 from comity.v1 import comity_pb2 as pb
 
@@ -113,7 +119,13 @@ def _opened(event: DecisionEvent, openings: Sequence[CommitmentOpening], diffs: 
         elif opening.selector_type == TARGET_OPENING:
             for name in ("nationalities", "residences", "locations", "incorporated_in", "kind"):
                 derived[f"target_{name}"] = value[name]
+        elif opening.selector_type == RULES_OPENING:
+            # Not a fact: the real rule ids behind the requester's generic code, compared after.
+            derived[_SEALED] = value["rule_codes"]
     return derived
+
+
+_SEALED = "sealed rule ids"
 
 
 def _from_entry(event: DecisionEvent) -> dict[str, Any]:
@@ -198,7 +210,9 @@ def replay_decision(
     logged = dict(event.facts)
     facts = dict(logged)
     _compare("the entry", _from_entry(event), facts, diffs)
-    _compare("the openings", _opened(event, openings, diffs), facts, diffs)
+    opened = _opened(event, openings, diffs)
+    sealed = opened.pop(_SEALED, None)
+    _compare("the openings", opened, facts, diffs)
     order = (orders or {}).get(event.order_digest)
     if order is not None:
         _compare("the order", _from_order(order), facts, diffs)
@@ -211,13 +225,27 @@ def replay_decision(
     except ComityError as exc:
         diffs.append(f"not replayable: {exc.message}")
         return result
-    result.replayed_rules = tuple(decision.internal_reasons)
     result.replayed = "ALLOW" if decision.allowed and not event.checks else "DENY"
     if result.replayed != event.decision:
         diffs.append(f"decision: logged {event.decision}, replayed {result.replayed}")
-    if sorted(result.replayed_rules) != sorted(event.rule_codes):
-        diffs.append(f"rules: logged {sorted(event.rule_codes)}, replayed {sorted(result.replayed_rules)}")
+    _compare_rules(event, decision, sealed, result)
     return result
+
+
+def _compare_rules(event: DecisionEvent, decision: Decision, sealed: Any, result: Replayed) -> None:
+    """The rules in clear against the replayed public codes, the sealed ones against the real ids.
+
+    An entry written before rules were sealed kept the real ids in clear, and has no sealed rules.
+    """
+    diffs = result.differences
+    if event.rules_commitment:
+        result.logged_rules = tuple(sealed or ())
+        clear, public = sorted(event.rule_codes), sorted(decision.codes)
+        if clear != public:
+            diffs.append(f"rules in clear: logged {clear}, replayed {public}")
+    result.replayed_rules = tuple(decision.internal_reasons)
+    if sorted(result.replayed_rules) != sorted(result.logged_rules):
+        diffs.append(f"rules: logged {sorted(result.logged_rules)}, replayed {sorted(result.replayed_rules)}")
 
 
 def replay_log(

@@ -169,7 +169,7 @@ def test_a_decision_carries_every_audit_field_and_commits_to_the_personal_ones()
 def test_entries_written_before_the_added_fields_still_decode() -> None:
     body = json.loads(_decision()[0])
     for added in ("case_reference", "authority", "order_digest", "justification_commitment",
-                  "target_commitment", "checks", "facts"):  # fmt: skip
+                  "target_commitment", "checks", "facts", "rules_commitment"):  # fmt: skip
         del body[added]
     old = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     event = decode_event(old)
@@ -177,6 +177,36 @@ def test_entries_written_before_the_added_fields_still_decode() -> None:
     body["unexpected"] = 1
     with pytest.raises(InvalidEntry):
         decode_event(json.dumps(body).encode())
+
+
+def test_sealed_rules_are_only_a_commitment_and_open_last() -> None:
+    entry, openings = decision_event(
+        query_id="q-3",
+        query_digest=DIGEST,
+        at=AT,
+        investigator="us.fbi/agent-7",
+        agency="us.fbi",
+        target_node="ca-node",
+        order_id="order-9",
+        offence_code="US-18-1956",
+        categories=["SUBSCRIBER"],
+        allowed=False,
+        rule_codes=["REFUSED", "SERIOUS_CRIME"],
+        sealed_rules=["NO_TARGETING", "SERIOUS_CRIME"],
+        bundle_digest="sha256:ab",
+        selectors=[("EMAIL", "suspect@example.org")],
+        justification=("facts", "link"),
+    )
+    assert b"NO_TARGETING" not in entry
+    event = decode_event(entry)
+    assert isinstance(event, DecisionEvent) and event.rule_codes == ("REFUSED", "SERIOUS_CRIME")
+    assert [o.selector_type for o in openings] == ["EMAIL", "JUSTIFICATION", "RULES"]
+    assert event.commitments[-1] == event.rules_commitment == openings[-1].commitment.hex()
+    openings[-1].verify(bytes.fromhex(event.rules_commitment))
+    assert json.loads(openings[-1].value) == {"rule_codes": ["NO_TARGETING", "SERIOUS_CRIME"]}
+    # Without sealed rules there is nothing to open.
+    plain = decode_event(_decision()[0])
+    assert isinstance(plain, DecisionEvent) and plain.rules_commitment == ""
 
 
 def test_a_refusal_names_its_checks() -> None:

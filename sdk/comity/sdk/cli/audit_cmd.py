@@ -245,6 +245,15 @@ def _matches(event: Any, *, order: str | None, agency: str | None, investigator:
     )
 
 
+def _opening_line(opening: Any) -> str:
+    from comity.audit.events import RULES_OPENING
+
+    if opening.selector_type == RULES_OPENING:
+        # The real rule ids behind a generic code: the requester never sees this line.
+        return "sealed rules: " + ", ".join(json.loads(opening.value)["rule_codes"])
+    return f"{opening.selector_type}: {opening.value}"
+
+
 @audit_app.command("show")
 @friendly
 def show(
@@ -291,7 +300,7 @@ def show(
             outcome = "HIT" if event.hit else "no hit"
             detail = f"{event.record_count} record(s)"
         if open_selectors and event.kind == "decision":
-            detail += "".join(f"\n{o.selector_type}: {o.value}" for o in store.openings(index))
+            detail += "".join(f"\n{_opening_line(o)}" for o in store.openings(index))
         table.add_row(str(index), event.at, event.kind, who, where, outcome, detail)
     console.print(table)
 
