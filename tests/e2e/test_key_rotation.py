@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from federation_text import START, format2
 from typer.testing import CliRunner
 
 from comity.audit.checkpoint import Checkpoint, sign_checkpoint
@@ -41,31 +42,6 @@ from comity.v1 import comity_pb2 as pb
 pytestmark = pytest.mark.asyncio
 
 runner = CliRunner()
-
-START = "2026-01-01T00:00:00Z"
-
-
-def _format2(text: str) -> str:
-    """The demo's format-1 file in format 2: each single key a one-key history (no key changes)."""
-    decision = re.search(r'\ndecision_key = (".*")\n', text)
-    log = re.search(r'\n\[gateway.log\]\norigin = (".*")\nkey = (".*")\n', text)
-    name = re.search(r'\nname = ".*"\n', text)
-    assert decision and log and name
-    text = text.replace(decision.group(0), "\n")
-    text = text.replace(
-        log.group(0),
-        f"\n[gateway.log]\norigin = {log.group(1)}\n\n[[gateway.log.keys]]\nkey = {log.group(2)}\n"
-        f"\n[[gateway.decision_keys]]\nkey = {decision.group(1)}\nvalid_from = {START}\n",
-    )
-    text = re.sub(
-        r'response_key = (".*")\nwitness_key = (".*")\n',
-        rf"\n[[members.nodes.response_keys]]\nkey = \1\nvalid_from = {START}\n"
-        rf"\n[[members.nodes.witness_keys]]\nkey = \2\nvalid_from = {START}\n",
-        text,
-    )
-    return text.replace(
-        name.group(0), name.group(0) + "format = 2\nversion = 1\nexpires = 2030-01-01T00:00:00Z\n"
-    )
 
 
 def _rotate_dated(text: str, table: str, old: str, new: str, *, start: datetime, end: datetime) -> str:
@@ -148,7 +124,7 @@ def _set_key(config: Path, setting: str, path: Path) -> None:
 async def test_every_key_kind_rotates_with_the_log_and_receipts_still_verifying(tmp_path: Path) -> None:
     fed = build_demo_federation(tmp_path / "fed", people=5, seed=21)
     federation_file = fed.layout.federation_file
-    federation_file.write_text(_format2(federation_file.read_text()))
+    federation_file.write_text(format2(federation_file.read_text()))
     v1 = federation_file.with_name("federation-v1.toml")  # kept beside it: its paths are relative
     state = tmp_path / "officer.state"
     verify_db = ["audit", "verify", "--db", str(fed.audit_db), "--state", str(state)]

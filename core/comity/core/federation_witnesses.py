@@ -38,6 +38,9 @@ def parse_independent_witnesses(
             raise t.error("id", f"{witness_id!r} is already the id of {taken[witness_id]}")
         taken[witness_id] = "another witness"
         pins = t.sha256_pins("tls_cert_sha256") if t.has("tls_cert_sha256") else ()
+        tls_cert = t.path("tls_cert") if t.has("tls_cert") else None
+        if tls_cert is not None and not pins:
+            raise t.error("tls_cert_sha256", "a witness's tls_cert must be pinned by its SHA-256")
         witnesses.append(
             WitnessIdentity(
                 id=witness_id,
@@ -47,6 +50,7 @@ def parse_independent_witnesses(
                 keys=t.key_history("key", "keys", witness_id, format=2),
                 display_name=t.text("name", "") or witness_id,
                 tls_cert_pins=pins,
+                tls_cert=tls_cert,
             )
         )
         t.done()

@@ -36,6 +36,7 @@ from comity.core.pki import (
     load_certificates,
     load_private_key,
 )
+from comity.core.witnesspolicy import WitnessIdentity
 
 ServicerContext = grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]
 
@@ -48,6 +49,7 @@ __all__ = [
     "node_server_credentials",
     "peer_certificate_fingerprint",
     "read_pinned_certificate",
+    "witness_channel_credentials",
 ]
 
 
@@ -105,6 +107,25 @@ def node_channel_credentials(
 ) -> grpc.ChannelCredentials:
     """The gateway's credentials for one node: trust exactly its pinned certificate, show the client cert."""
     trusted = read_pinned_certificate(node.tls_cert, node.pins, what=f"node {node.id} tls_cert")
+    key_pem, cert_pem, _ = _key_pair(client_cert, client_key, passphrase)
+    return grpc.ssl_channel_credentials(
+        root_certificates=trusted, private_key=key_pem, certificate_chain=cert_pem
+    )
+
+
+def witness_channel_credentials(
+    witness: WitnessIdentity, client_cert: Path, client_key: Path, *, passphrase: bytes | None = None
+) -> grpc.ChannelCredentials:
+    """The gateway's credentials for an independent witness: trust exactly its pinned certificate."""
+    if witness.tls_cert is None:
+        raise ConfigError(
+            f"witness {witness.id!r} has no tls_cert, so the gateway cannot call it",
+            field="witnesses.tls_cert",
+            hint="add the witness's server certificate (tls_cert) and its pin (tls_cert_sha256)",
+        )
+    trusted = read_pinned_certificate(
+        witness.tls_cert, witness.tls_cert_pins, what=f"witness {witness.id} tls_cert"
+    )
     key_pem, cert_pem, _ = _key_pair(client_cert, client_key, passphrase)
     return grpc.ssl_channel_credentials(
         root_certificates=trusted, private_key=key_pem, certificate_chain=cert_pem

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from comity.core.errors import NotFound
 from comity.core.keyhistory import KeyHistory
@@ -52,7 +53,8 @@ class WitnessIdentity:
     """A witness: a node's witness (``id`` is the node id) or an independent one.
 
     ``name`` is the key name its C2SP cosignature lines carry (the id, which holds no spaces or
-    ``+``); ``display_name`` is for people.
+    ``+``); ``display_name`` is for people. ``tls_cert`` (independent witnesses) is its server
+    certificate, pinned by ``tls_cert_pins``: what the gateway trusts when it calls it.
     """
 
     id: str
@@ -62,6 +64,12 @@ class WitnessIdentity:
     keys: KeyHistory
     display_name: str = ""
     tls_cert_pins: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+
+    @property
+    def host(self) -> str:
+        """The endpoint's host (the name its certificate must carry)."""
+        return self.endpoint.rsplit(":", 1)[0].strip("[]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,7 +191,15 @@ async def _start_gateway(
     handle.on_stop.append(
         _start_housekeeping(pipeline, every=min(_HOUSEKEEPING_SECONDS, config.refusal_window_seconds))
     )
-    witnessing = witnessing_for(federation, ledger, router, interval=config.witness_interval_seconds)
+    witnessing = witnessing_for(
+        federation,
+        ledger,
+        router,
+        interval=config.witness_interval_seconds,
+        client_cert=config.client_cert,
+        client_key=config.client_key,
+        passphrase=secret,
+    )
     if start_witnessing:
         witnessing.start(handle.health)
     handle.on_stop.append(witnessing.stop)

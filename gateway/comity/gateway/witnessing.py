@@ -21,8 +21,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+import grpc
 from grpc_health.v1 import health, health_pb2
 from opentelemetry import metrics
 
@@ -32,10 +34,13 @@ from comity.audit.proof import verify_consistency
 from comity.audit.quorum import Quorum, note_cosignatures
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
+from comity.core.grpcopts import channel_options
 from comity.core.telemetry import INSTRUMENTATION
+from comity.core.tls import witness_channel_credentials
 from comity.gateway.ledger import Ledger
 from comity.gateway.routing import NodeRouter
 from comity.gateway.witness_client import ForkRefused, WitnessAt, WitnessClient
+from comity.v1 import comity_pb2_grpc as pb_grpc
 
 __all__ = [
     "HEALTH_SERVICE",
@@ -125,8 +130,10 @@ class WitnessingLoop:
         max_delay: float,
         poll: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        channels: Sequence[grpc.aio.Channel] = (),
     ) -> None:
         self._ledger = ledger
+        self._channels = list(channels)  # the loop's own (independent witnesses'), closed at stop
         self._witnesses = list(witnesses)
         # Cosignatures are checked under each witness's key history (the key it held when it
         # cosigned), so a rotation of a witness key needs no restart of the gateway's judgement.
@@ -162,6 +169,9 @@ class WitnessingLoop:
             with contextlib.suppress(Exception):
                 await self._task
             self._task = None
+        for channel in self._channels:
+            await channel.close()
+        self._channels = []
 
     async def _run(self) -> None:
         last = -self._interval
@@ -313,17 +323,38 @@ class WitnessingLoop:
 
 
 def witnessing_for(
-    federation: Federation, ledger: Ledger, router: NodeRouter, *, interval: float
+    federation: Federation,
+    ledger: Ledger,
+    router: NodeRouter,
+    *,
+    interval: float,
+    client_cert: Path | None = None,
+    client_key: Path | None = None,
+    passphrase: bytes | None = None,
 ) -> WitnessingLoop:
-    """The loop over every node's witness in ``federation``, reached through ``router``'s channels."""
+    """The loop over every witness in ``federation``: each node's, through ``router``'s channels,
+    and each independent one (``[[witnesses]]``), over a channel of its own with the gateway's
+    client certificate (``client_cert``, ``client_key``) that trusts exactly its pinned one."""
     quorum = Quorum.of_federation(federation)
-    witnesses = [
-        WitnessClient(n.id, router.witness_stub(n.id), min(router.deadline, 3.0)) for n in federation.nodes()
-    ]
+    deadline = min(router.deadline, 3.0)
+    witnesses = [WitnessClient(n.id, router.witness_stub(n.id), deadline) for n in federation.nodes()]
+    channels: list[grpc.aio.Channel] = []
+    for w in federation.witness_identities():
+        if w.country is not None:
+            continue  # a node's: asked above
+        if w.tls_cert is None or client_cert is None or client_key is None:
+            _log.warning("independent witness %s has no tls_cert in the federation file: not asked", w.id)
+            continue
+        credentials = witness_channel_credentials(w, client_cert, client_key, passphrase=passphrase)
+        options = [*channel_options(), ("grpc.ssl_target_name_override", w.host)]
+        channel = grpc.aio.secure_channel(w.endpoint, credentials, options=options)
+        channels.append(channel)
+        witnesses.append(WitnessClient(w.id, pb_grpc.WitnessStub(channel), deadline))
     return WitnessingLoop(
         ledger,
         witnesses,
         quorum=quorum,
         interval=interval,
         max_delay=quorum.max_delay.total_seconds(),
+        channels=channels,
     )

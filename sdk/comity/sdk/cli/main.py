@@ -178,12 +178,21 @@ def _register() -> None:
     # server packages only inside its commands.
     for name in ("audit_cmd", "demo_cmd", "node_cmd", "policy_cmd", "replay_cmd", "query_cmd"):
         importlib.import_module(f"comity.sdk.cli.{name}")
-    from comity.sdk.cli import config_cmd, federation_cmd, init_cmd, keys_cmd, order_cmd, pki_cmd
+    from comity.sdk.cli import (
+        config_cmd,
+        federation_cmd,
+        init_cmd,
+        keys_cmd,
+        order_cmd,
+        pki_cmd,
+        witness_cmd,
+    )
 
     app.add_typer(keys_cmd.app, name="keys")
     app.add_typer(pki_cmd.app, name="pki")
     app.add_typer(order_cmd.app, name="order")
     app.add_typer(federation_cmd.app, name="federation")
+    app.add_typer(witness_cmd.app, name="witness")
     app.command("init")(init_cmd.init)
     app.add_typer(config_cmd.config_app, name="config")
 

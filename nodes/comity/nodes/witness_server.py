@@ -1,0 +1,139 @@
+"""An independent witness (a court, an NGO): the node's witness service on its own, holding no data.
+
+It is a federation file's ``[[witnesses]]`` entry brought to life: its own key (one of its key
+history), its own state file, its own mTLS port that admits only the gateway's client
+certificate, serving ``comity.v1.Witness`` (C2SP tlog-witness add-checkpoint and the latest
+cosigned checkpoint) with exactly the code a node's witness runs. Like a node, it checks its
+state against the gateway's log before serving and refuses to start when the state is missing or
+older than what the log shows it cosigned (see :mod:`comity.nodes.witness_state`).
+
+Config (``witness.toml``; relative paths from the file's folder)::
+
+    [witness]
+    id = "witness.example-ngo"          # its id in the federation file's [[witnesses]]
+    listen = "0.0.0.0:7301"
+    federation = "federation.toml"
+    state = "/var/lib/comity/witness.db"
+    health_listen = "0.0.0.0:8081"       # optional plaintext health port
+
+    [keys]
+    witness_key = "keys/witness.key"    # passphrase from COMITY_KEY_PASSPHRASE
+
+    [tls]
+    cert = "pki/witness.crt"            # the certificate the federation file pins for it
+    key = "pki/witness.key"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from comity.audit.witness import Witness
+from comity.core.configfile import load_toml
+from comity.core.errors import ConfigError
+from comity.core.federation import Federation
+from comity.core.keys import SigningKey, passphrase_from_env
+from comity.core.pki import check_fingerprint, load_certificate
+from comity.core.serving import ServerHandle, start_server
+from comity.core.tls import node_server_credentials
+from comity.nodes.witness_service import WitnessService
+from comity.nodes.witness_state import check_witness_state
+from comity.v1 import comity_pb2 as pb
+from comity.v1 import comity_pb2_grpc as pb_grpc
+
+__all__ = ["WitnessConfig", "load_witness_config", "start_witness"]
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Witness"].full_name
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    """What an independent witness needs to start, with paths resolved against the config file."""
+
+    witness_id: str
+    listen: str
+    federation: Path
+    state: Path
+    witness_key: Path
+    tls_cert: Path
+    tls_key: Path
+    health_listen: str = ""
+
+
+def load_witness_config(path: Path) -> WitnessConfig:
+    """Read and validate a witness config; ConfigError names the bad field."""
+    root = load_toml(path)
+    witness, keys, tls = root.table("witness"), root.table("keys"), root.table("tls")
+    config = WitnessConfig(
+        witness_id=witness.text("id"),
+        listen=witness.text("listen"),
+        federation=witness.path("federation"),
+        state=witness.path("state"),
+        health_listen=witness.text("health_listen", ""),
+        witness_key=keys.path("witness_key"),
+        tls_cert=tls.path("cert"),
+        tls_key=tls.path("key"),
+    )
+    for section in (witness, keys, tls, root):
+        section.done()
+    return config
+
+
+async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = False) -> ServerHandle:
+    """Check the key, certificate and state against the federation and the gateway's log, then serve."""
+    federation = Federation.load(config.federation)
+    identity = federation.witness_identity(config.witness_id)
+    if identity.country is not None:
+        raise ConfigError(
+            f"{config.witness_id!r} is a node's witness: it runs inside `comity node serve`",
+            field="witness.id",
+        )
+    key = SigningKey.load(config.witness_key, key_id=identity.id, passphrase=passphrase_from_env())
+    listed = {k.public_key.public_bytes_raw() for k in identity.keys.at(datetime.now(UTC))}
+    if key.verifying_key.public_key.public_bytes_raw() not in listed:
+        raise ConfigError(
+            f"the witness key is not one the federation file lists for {identity.id!r} now",
+            field="keys.witness_key",
+            hint="use the key of its current [[witnesses.keys]] entry",
+        )
+    if identity.tls_cert_pins:
+        own = load_certificate(config.tls_cert)
+        check_fingerprint(own, identity.tls_cert_pins, what=f"{config.tls_cert} (witness {identity.id})")
+    credentials = node_server_credentials(
+        config.tls_cert, config.tls_key, federation=federation, passphrase=passphrase_from_env()
+    )
+    existed = config.state.exists()
+    witness = Witness.open(
+        config.state,
+        name=identity.name,
+        key=key,
+        log_origin=federation.gateway.log.origin,
+        log_key=federation.gateway.log.key,
+        log_keys=federation.gateway.log.keys,
+    )
+    try:
+        await check_witness_state(
+            witness,
+            existed=existed,
+            state=config.state,
+            federation=federation,
+            node_id=identity.id,
+            reinitialise=reinitialise_witness,
+        )
+    except BaseException:
+        witness.close()
+        if not existed:
+            config.state.unlink(missing_ok=True)  # leave it missing, as it was
+        raise
+    service = WitnessService(witness, gateway_pins=federation.gateway.client_pins)
+    handle = await start_server(
+        listen=config.listen,
+        register=lambda server: pb_grpc.add_WitnessServicer_to_server(service, server),
+        service_names=[SERVICE],
+        credentials=credentials,
+        health_listen=config.health_listen,
+    )
+    handle.on_stop.append(witness.close)
+    return handle
