@@ -15,6 +15,7 @@ class QueryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     QUERY_KIND_UNSPECIFIED: _ClassVar[QueryKind]
     HIT_CHECK: _ClassVar[QueryKind]
     FETCH: _ClassVar[QueryKind]
+    PRIVATE_HIT_CHECK: _ClassVar[QueryKind]
 
 class DataCategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -44,6 +45,7 @@ class TargetKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 QUERY_KIND_UNSPECIFIED: QueryKind
 HIT_CHECK: QueryKind
 FETCH: QueryKind
+PRIVATE_HIT_CHECK: QueryKind
 DATA_CATEGORY_UNSPECIFIED: DataCategory
 SUBSCRIBER: DataCategory
 TRAFFIC: DataCategory
@@ -105,7 +107,7 @@ class Justification(_message.Message):
     def __init__(self, facts: _Optional[str] = ..., link_to_offence: _Optional[str] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("query_id", "issued_at", "requesting_agency", "investigator", "target_node", "kind", "selectors", "categories", "time_range", "case_reference", "justification", "legal_order", "max_records", "hit_reference")
+    __slots__ = ("query_id", "issued_at", "requesting_agency", "investigator", "target_node", "kind", "selectors", "categories", "time_range", "case_reference", "justification", "legal_order", "max_records", "hit_reference", "private_selectors", "order_reference", "filter_epoch")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTING_AGENCY_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +122,9 @@ class Query(_message.Message):
     LEGAL_ORDER_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     HIT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_SELECTORS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     issued_at: _timestamp_pb2.Timestamp
     requesting_agency: str
@@ -134,7 +139,46 @@ class Query(_message.Message):
     legal_order: Envelope
     max_records: int
     hit_reference: str
-    def __init__(self, query_id: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requesting_agency: _Optional[str] = ..., investigator: _Optional[str] = ..., target_node: _Optional[str] = ..., kind: _Optional[_Union[QueryKind, str]] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ..., case_reference: _Optional[str] = ..., justification: _Optional[_Union[Justification, _Mapping]] = ..., legal_order: _Optional[_Union[Envelope, _Mapping]] = ..., max_records: _Optional[int] = ..., hit_reference: _Optional[str] = ...) -> None: ...
+    private_selectors: _containers.RepeatedCompositeFieldContainer[PrivateSelector]
+    order_reference: OrderReference
+    filter_epoch: int
+    def __init__(self, query_id: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requesting_agency: _Optional[str] = ..., investigator: _Optional[str] = ..., target_node: _Optional[str] = ..., kind: _Optional[_Union[QueryKind, str]] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ..., case_reference: _Optional[str] = ..., justification: _Optional[_Union[Justification, _Mapping]] = ..., legal_order: _Optional[_Union[Envelope, _Mapping]] = ..., max_records: _Optional[int] = ..., hit_reference: _Optional[str] = ..., private_selectors: _Optional[_Iterable[_Union[PrivateSelector, _Mapping]]] = ..., order_reference: _Optional[_Union[OrderReference, _Mapping]] = ..., filter_epoch: _Optional[int] = ...) -> None: ...
+
+class PrivateSelector(_message.Message):
+    __slots__ = ("type", "commitment", "blinded_element")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    BLINDED_ELEMENT_FIELD_NUMBER: _ClassVar[int]
+    type: SelectorType
+    commitment: bytes
+    blinded_element: bytes
+    def __init__(self, type: _Optional[_Union[SelectorType, str]] = ..., commitment: _Optional[bytes] = ..., blinded_element: _Optional[bytes] = ...) -> None: ...
+
+class OrderReference(_message.Message):
+    __slots__ = ("order_id", "order_digest")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    order_digest: bytes
+    def __init__(self, order_id: _Optional[str] = ..., order_digest: _Optional[bytes] = ...) -> None: ...
+
+class SelectorOpening(_message.Message):
+    __slots__ = ("selector", "salt", "blind")
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    BLIND_FIELD_NUMBER: _ClassVar[int]
+    selector: Selector
+    salt: bytes
+    blind: bytes
+    def __init__(self, selector: _Optional[_Union[Selector, _Mapping]] = ..., salt: _Optional[bytes] = ..., blind: _Optional[bytes] = ...) -> None: ...
+
+class PrivateOpenings(_message.Message):
+    __slots__ = ("legal_order", "openings")
+    LEGAL_ORDER_FIELD_NUMBER: _ClassVar[int]
+    OPENINGS_FIELD_NUMBER: _ClassVar[int]
+    legal_order: Envelope
+    openings: _containers.RepeatedCompositeFieldContainer[SelectorOpening]
+    def __init__(self, legal_order: _Optional[_Union[Envelope, _Mapping]] = ..., openings: _Optional[_Iterable[_Union[SelectorOpening, _Mapping]]] = ...) -> None: ...
 
 class TargetAttestation(_message.Message):
     __slots__ = ("nationality", "residence", "location", "not_for_third_government")
@@ -223,10 +267,12 @@ class ValidateEmergencyResponse(_message.Message):
     def __init__(self, receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("signed_query",)
+    __slots__ = ("signed_query", "private_openings")
     SIGNED_QUERY_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_OPENINGS_FIELD_NUMBER: _ClassVar[int]
     signed_query: Envelope
-    def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+    private_openings: PrivateOpenings
+    def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ..., private_openings: _Optional[_Union[PrivateOpenings, _Mapping]] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("record_id", "record_type", "category", "observed_at", "fields")
@@ -312,7 +358,7 @@ class Receipt(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ..., cosignatures: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeStatement(_message.Message):
-    __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference", "sealed_reason")
+    __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference", "sealed_reason", "evaluation_digest", "filter_epoch")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +369,8 @@ class NodeStatement(_message.Message):
     USE_RESTRICTIONS_FIELD_NUMBER: _ClassVar[int]
     HIT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     SEALED_REASON_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FILTER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     query_id: str
     query_digest: bytes
@@ -333,7 +381,9 @@ class NodeStatement(_message.Message):
     use_restrictions: _containers.RepeatedCompositeFieldContainer[UseRestriction]
     hit_reference: str
     sealed_reason: SealedReason
-    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ..., sealed_reason: _Optional[_Union[SealedReason, _Mapping]] = ...) -> None: ...
+    evaluation_digest: bytes
+    filter_epoch: int
+    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ..., sealed_reason: _Optional[_Union[SealedReason, _Mapping]] = ..., evaluation_digest: _Optional[bytes] = ..., filter_epoch: _Optional[int] = ...) -> None: ...
 
 class SealedReason(_message.Message):
     __slots__ = ("scheme", "commitment")
@@ -344,7 +394,7 @@ class SealedReason(_message.Message):
     def __init__(self, scheme: _Optional[str] = ..., commitment: _Optional[bytes] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt", "witness_cosignature", "node_decision")
+    __slots__ = ("query_id", "node_id", "hit", "hit_reference", "records", "use_restrictions", "truncated", "receipt", "witness_cosignature", "node_decision", "private_evaluation")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HIT_FIELD_NUMBER: _ClassVar[int]
@@ -355,6 +405,7 @@ class QueryResult(_message.Message):
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     WITNESS_COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
     NODE_DECISION_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_EVALUATION_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     node_id: str
     hit: bool
@@ -365,7 +416,76 @@ class QueryResult(_message.Message):
     receipt: Receipt
     witness_cosignature: str
     node_decision: Envelope
-    def __init__(self, query_id: _Optional[str] = ..., node_id: _Optional[str] = ..., hit: _Optional[bool] = ..., hit_reference: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., truncated: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., witness_cosignature: _Optional[str] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+    private_evaluation: PrivateEvaluation
+    def __init__(self, query_id: _Optional[str] = ..., node_id: _Optional[str] = ..., hit: _Optional[bool] = ..., hit_reference: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., truncated: _Optional[bool] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., witness_cosignature: _Optional[str] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ..., private_evaluation: _Optional[_Union[PrivateEvaluation, _Mapping]] = ...) -> None: ...
+
+class PrivateEvaluation(_message.Message):
+    __slots__ = ("epoch", "evaluated_elements", "proof")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    EVALUATED_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    evaluated_elements: _containers.RepeatedScalarFieldContainer[bytes]
+    proof: bytes
+    def __init__(self, epoch: _Optional[int] = ..., evaluated_elements: _Optional[_Iterable[bytes]] = ..., proof: _Optional[bytes] = ...) -> None: ...
+
+class PrivateFilterHeader(_message.Message):
+    __slots__ = ("node_id", "selector_type", "category", "epoch", "public_key", "segment", "count", "inverse_fp_rate", "rice_bits", "index_interval", "data_digest", "issued_at", "expires_at")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    INVERSE_FP_RATE_FIELD_NUMBER: _ClassVar[int]
+    RICE_BITS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    DATA_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    selector_type: SelectorType
+    category: DataCategory
+    epoch: int
+    public_key: bytes
+    segment: int
+    count: int
+    inverse_fp_rate: int
+    rice_bits: int
+    index_interval: int
+    data_digest: bytes
+    issued_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, node_id: _Optional[str] = ..., selector_type: _Optional[_Union[SelectorType, str]] = ..., category: _Optional[_Union[DataCategory, str]] = ..., epoch: _Optional[int] = ..., public_key: _Optional[bytes] = ..., segment: _Optional[int] = ..., count: _Optional[int] = ..., inverse_fp_rate: _Optional[int] = ..., rice_bits: _Optional[int] = ..., index_interval: _Optional[int] = ..., data_digest: _Optional[bytes] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PrivateFilter(_message.Message):
+    __slots__ = ("header", "data", "index")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    header: Envelope
+    data: bytes
+    index: bytes
+    def __init__(self, header: _Optional[_Union[Envelope, _Mapping]] = ..., data: _Optional[bytes] = ..., index: _Optional[bytes] = ...) -> None: ...
+
+class GetPrivateFiltersRequest(_message.Message):
+    __slots__ = ("node", "epoch", "from_segment")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FROM_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    epoch: int
+    from_segment: int
+    def __init__(self, node: _Optional[str] = ..., epoch: _Optional[int] = ..., from_segment: _Optional[int] = ...) -> None: ...
+
+class PrivateFilters(_message.Message):
+    __slots__ = ("epoch", "filters")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    filters: _containers.RepeatedCompositeFieldContainer[PrivateFilter]
+    def __init__(self, epoch: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[PrivateFilter, _Mapping]]] = ...) -> None: ...
 
 class RecordBatch(_message.Message):
     __slots__ = ("records",)
@@ -408,7 +528,7 @@ class PolicyDenial(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[RuleViolation, _Mapping]]] = ..., bundle_digest: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class GatewayDecision(_message.Message):
-    __slots__ = ("query_id", "query_digest", "investigator", "order_id", "decision", "bundle_digest", "decided_at")
+    __slots__ = ("query_id", "query_digest", "investigator", "order_id", "decision", "bundle_digest", "decided_at", "checked_blinded_elements")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     INVESTIGATOR_FIELD_NUMBER: _ClassVar[int]
@@ -416,6 +536,7 @@ class GatewayDecision(_message.Message):
     DECISION_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_BLINDED_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     query_digest: bytes
     investigator: str
@@ -423,7 +544,8 @@ class GatewayDecision(_message.Message):
     decision: str
     bundle_digest: str
     decided_at: _timestamp_pb2.Timestamp
-    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., investigator: _Optional[str] = ..., order_id: _Optional[str] = ..., decision: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    checked_blinded_elements: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., investigator: _Optional[str] = ..., order_id: _Optional[str] = ..., decision: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checked_blinded_elements: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
     __slots__ = ("signed_query", "gateway_decision", "decision_entry", "checkpoint", "consistency")

@@ -52,6 +52,11 @@ class GatewayStub:
                 request_serializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyResponse.FromString,
                 _registered_method=True)
+        self.GetPrivateFilters = channel.unary_unary(
+                '/comity.v1.Gateway/GetPrivateFilters',
+                request_serializer=comity_dot_v1_dot_comity__pb2.GetPrivateFiltersRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.PrivateFilters.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -80,6 +85,13 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPrivateFilters(self, request, context):
+        """A node's signed private hit check filters, relayed unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +109,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ValidateEmergency,
                     request_deserializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyRequest.FromString,
                     response_serializer=comity_dot_v1_dot_comity__pb2.ValidateEmergencyResponse.SerializeToString,
+            ),
+            'GetPrivateFilters': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrivateFilters,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.GetPrivateFiltersRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.PrivateFilters.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -193,6 +210,33 @@ class Gateway:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def GetPrivateFilters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.Gateway/GetPrivateFilters',
+            comity_dot_v1_dot_comity__pb2.GetPrivateFiltersRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.PrivateFilters.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class DataNodeStub:
     """A country's data node; only the gateway calls it.
@@ -228,6 +272,11 @@ class DataNodeStub:
                 '/comity.v1.DataNode/AcknowledgeOutbox',
                 request_serializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxRequest.SerializeToString,
                 response_deserializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxResponse.FromString,
+                _registered_method=True)
+        self.GetPrivateFilters = channel.unary_unary(
+                '/comity.v1.DataNode/GetPrivateFilters',
+                request_serializer=comity_dot_v1_dot_comity__pb2.GetPrivateFiltersRequest.SerializeToString,
+                response_deserializer=comity_dot_v1_dot_comity__pb2.PrivateFilters.FromString,
                 _registered_method=True)
 
 
@@ -267,6 +316,12 @@ class DataNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPrivateFilters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DataNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -294,6 +349,11 @@ def add_DataNodeServicer_to_server(servicer, server):
                     servicer.AcknowledgeOutbox,
                     request_deserializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxRequest.FromString,
                     response_serializer=comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxResponse.SerializeToString,
+            ),
+            'GetPrivateFilters': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrivateFilters,
+                    request_deserializer=comity_dot_v1_dot_comity__pb2.GetPrivateFiltersRequest.FromString,
+                    response_serializer=comity_dot_v1_dot_comity__pb2.PrivateFilters.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -432,6 +492,33 @@ class DataNode:
             '/comity.v1.DataNode/AcknowledgeOutbox',
             comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxRequest.SerializeToString,
             comity_dot_v1_dot_comity__pb2.AcknowledgeOutboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrivateFilters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/comity.v1.DataNode/GetPrivateFilters',
+            comity_dot_v1_dot_comity__pb2.GetPrivateFiltersRequest.SerializeToString,
+            comity_dot_v1_dot_comity__pb2.PrivateFilters.FromString,
             options,
             channel_credentials,
             insecure,
