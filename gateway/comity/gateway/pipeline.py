@@ -43,6 +43,7 @@ from comity.gateway.failures import FailureRecorder
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.order_checks import OrderOutcome, check_order
+from comity.gateway.private import check_order_reference, open_private, stale_filters, vouched_elements
 from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
 from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.routing import NodeRouter, NodeUnavailable
@@ -76,7 +77,7 @@ refusals.register(
         "QUERY_KIND",
         "TWO_STEP",
         _INVALID,
-        "kind must be HIT_CHECK or FETCH",
+        "kind must be HIT_CHECK, FETCH or PRIVATE_HIT_CHECK",
         "Prüm Decision 2008/615 (hit / no hit first, records in a second step)",
     ),
     refusals.Check(
@@ -254,7 +255,7 @@ class Pipeline:
             raise refusals.refuse("TARGET_NODE_MISSING")
         if not self._router.knows(query.target_node):
             raise refusals.refuse("TARGET_NODE_UNKNOWN", node=query.target_node)
-        if query.kind not in (pb.HIT_CHECK, pb.FETCH):
+        if query.kind not in (pb.HIT_CHECK, pb.FETCH, pb.PRIVATE_HIT_CHECK):
             raise refusals.refuse("QUERY_KIND")
         if len(query.selectors) > self._limits.max_selectors:
             raise refusals.refuse(
@@ -387,6 +388,7 @@ class Pipeline:
             decision="ALLOW",
             bundle_digest=bundle_digest,
             decided_at=decided,
+            checked_blinded_elements=vouched_elements(v.query.query),
         )
         return sign_envelope(PAYLOAD_DECISION, message.SerializeToString(), self._key)
 
@@ -419,9 +421,14 @@ class Pipeline:
                 await self._replay.record_async(query.query.query_id, query.issued_at, now=self._clock())
             with span("gateway.check_shape", query_id=query.query_id):
                 country = self.check_shape(query.query)
+                if query.query.kind == pb.PRIVATE_HIT_CHECK:
+                    # From here on the gateway checks the opened query; the node gets the signed one.
+                    query = open_private(query, request.private_openings, region=country)
                 selectors, valid, failures = self.check_selectors(query.query, country)
             with span("gateway.verify_order", query_id=query.query_id):
                 outcome = self.check_order(query.query, country, valid)
+                if query.query.kind == pb.PRIVATE_HIT_CHECK:
+                    check_order_reference(query, outcome)
         except ComityError as err:
             self._limiter.refused(token.subject, token.agency, now=self._clock())
             err.receipt = await self._log_refusal(request, token, err)
@@ -557,6 +564,9 @@ class Pipeline:
                     result = await self._router.execute(node, execute)
                     break
                 except FailedPrecondition as err:
+                    if stale_filters(err):  # the node's refusal, not a witness out of step
+                        await completion.node_ended(err, logged)
+                        raise
                     # The node's witness is at another checkpoint than we thought (a concurrent
                     # query moved it, or it restarted): ask it, and prove consistency from there.
                     self._ledger.set_witnessed_size(node, None)
@@ -578,6 +588,19 @@ class Pipeline:
         receipt.node_decision.CopyFrom(result.node_decision)
         result.receipt.CopyFrom(receipt)
         return result
+
+    async def private_filters(
+        self, request: pb.GetPrivateFiltersRequest, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> pb.PrivateFilters:
+        """A node's signed private hit check filters, for an authenticated investigator.
+
+        Relayed unchanged: the requester checks the node's signature, so the gateway cannot forge
+        a filter; fetching one is not a query and is not logged.
+        """
+        self.authenticate(metadata)
+        if not self._router.knows(request.node):
+            raise refusals.refuse("TARGET_NODE_UNKNOWN", node=request.node)
+        return await self._router.private_filters(request.node, request)
 
     async def submit_stream(
         self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
@@ -612,6 +635,9 @@ class Pipeline:
                             digest.update(record)
                         yield chunk
                 except FailedPrecondition as err:
+                    if stale_filters(err):
+                        await completion.node_ended(err, logged)
+                        raise
                     self._ledger.set_witnessed_size(node, None)
                     if started or attempt == _WITNESS_ATTEMPTS - 1:
                         await completion.fail("WITNESS", err)

@@ -112,6 +112,15 @@ class NodeRouter:
             raise _node_error(node_id, exc) from None
         return state.tree_size
 
+    async def private_filters(self, node_id: str, request: pb.GetPrivateFiltersRequest) -> pb.PrivateFilters:
+        """``node_id``'s signed private hit check filters, as the node sent them."""
+        stub = self._stub(node_id)
+        try:
+            filters: pb.PrivateFilters = await stub.GetPrivateFilters(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise _node_error(node_id, exc) from None
+        return filters
+
     async def outbox(self, node_id: str, *, after: int = 0, limit: int = 0) -> list[pb.OutboxItem]:
         """The signed decisions ``node_id`` keeps until they are acknowledged as logged."""
         stub = self._stub(node_id)

@@ -51,6 +51,12 @@ class GatewayService(pb_grpc.GatewayServicer):
             yield chunk
 
     @guard_unary
+    async def GetPrivateFilters(
+        self, request: pb.GetPrivateFiltersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PrivateFilters:
+        return await self._pipeline.private_filters(request, context.invocation_metadata())
+
+    @guard_unary
     async def ValidateEmergency(
         self, request: pb.ValidateEmergencyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ValidateEmergencyResponse:

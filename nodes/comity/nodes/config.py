@@ -39,6 +39,12 @@ Example::
     max_message_bytes = 4194304
     stream_batch = 256
 
+    [private]                         # optional: private hit checks (docs/security.md)
+    rotation_hours = 24               # the OPRF key's epoch
+    refresh_seconds = 60              # how often records loaded since are added to the filters
+    inverse_fp_rate = 1000000000      # false-positive rate 1 / this, per selector and segment
+    per_order_per_day = 64            # selectors one order may test a day
+    per_agency_per_day = 1000
     [telemetry]                       # see comity.core.telemetry.TelemetryConfig
     exporter = "none"
     log_level = "INFO"
@@ -47,6 +53,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from comity.core.configfile import database_url, load_toml
@@ -57,7 +64,18 @@ from comity.nodes.mapped import MappedSource, TableMapping
 from comity.nodes.schema import default_schema
 from comity.nodes.store import RecordStore
 
-__all__ = ["NodeConfig", "load_node_config", "open_source"]
+__all__ = ["NodeConfig", "PrivateConfig", "load_node_config", "open_source"]
+
+
+@dataclass(frozen=True)
+class PrivateConfig:
+    """The private hit check's settings."""
+
+    rotation: timedelta = timedelta(hours=24)
+    refresh: timedelta = timedelta(seconds=60)
+    inverse_fp_rate: int = 10**9
+    per_order_per_day: int = 64
+    per_agency_per_day: int = 1000
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ class NodeConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
     outbox_url: str = ""
+    private: PrivateConfig = field(default_factory=PrivateConfig)
 
 
 def open_source(config: NodeConfig, *, create: bool = True) -> RecordSource:
@@ -101,6 +120,7 @@ def load_node_config(path: Path) -> NodeConfig:
     policy = root.table("policy")
     witness = root.table("witness")
     limits = root.table("limits", required=False)
+    private = root.table("private", required=False)
     config = NodeConfig(
         node_id=node.text("id"),
         listen=node.text("listen"),
@@ -124,7 +144,14 @@ def load_node_config(path: Path) -> NodeConfig:
         ),
         source=path,
         outbox_url=store.text("outbox_url", ""),
+        private=PrivateConfig(
+            rotation=timedelta(hours=private.integer("rotation_hours", 24, minimum=1)),
+            refresh=timedelta(seconds=private.integer("refresh_seconds", 60, minimum=1)),
+            inverse_fp_rate=private.integer("inverse_fp_rate", 10**9, minimum=2),
+            per_order_per_day=private.integer("per_order_per_day", 64, minimum=1),
+            per_agency_per_day=private.integer("per_agency_per_day", 1000, minimum=1),
+        ),
     )
-    for section in (node, store, keys, tls, policy, witness, limits, root):
+    for section in (node, store, keys, tls, policy, witness, limits, private, root):
         section.done()
     return config

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from comity.audit.witness import Witness
 from comity.core.federation import Federation
@@ -17,9 +19,12 @@ from comity.nodes.hitref import HitReferences
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.minimise import Minimiser, WithholdingRule
 from comity.nodes.outbox import Outbox
+from comity.nodes.private_admission import PrivateChecks, PrivateLimits
+from comity.nodes.private_filters import KeySchedule, PrivateFilters
 from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
 from comity.nodes.state import NodeState
+from comity.nodes.store import RecordStore
 from comity.nodes.subjects import SubjectReader
 from comity.nodes.targeting import Targeting
 from comity.nodes.witness_service import WitnessService
@@ -31,6 +36,8 @@ from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
 __all__ = ["start_node"]
+
+_log = logging.getLogger("comity.node")
 
 SERVICE = pb.DESCRIPTOR.services_by_name["DataNode"].full_name
 WITNESS_SERVICE = pb.DESCRIPTOR.services_by_name["Witness"].full_name
@@ -44,6 +51,16 @@ def _withholding(bundle: PolicyBundle, country: str) -> list[WithholdingRule]:
         )
         for rule in bundle.minimisation.withhold
     ]
+
+
+async def _refresh(filters: PrivateFilters, every: timedelta) -> None:
+    """Rotate the OPRF key on schedule and add segments for records loaded since (a timer)."""
+    while True:
+        await asyncio.sleep(every.total_seconds())
+        try:
+            await asyncio.to_thread(filters.refresh)
+        except Exception:  # the next round tries again; the current filters stay served
+            _log.exception("could not refresh the private hit check filters")
 
 
 async def start_node(
@@ -109,6 +126,28 @@ async def start_node(
         clock=clock,
         decisions=decisions,
     )
+    private = None
+    if isinstance(source, RecordStore):
+        filters = PrivateFilters(
+            node_id=node.id,
+            country=node.country,
+            store=source,
+            schema=schema,
+            response_key=response_key,
+            schedule=KeySchedule.from_response_key(response_key, rotation=config.private.rotation),
+            clock=clock,
+            inverse_fp_rate=config.private.inverse_fp_rate,
+        )
+        await asyncio.to_thread(filters.refresh)  # the first epoch's filters, before serving
+        private = PrivateChecks(
+            node_id=node.id,
+            admission=admission,
+            filters=filters,
+            response_key=response_key,
+            decisions=decisions,
+            limits=PrivateLimits(config.private.per_order_per_day, config.private.per_agency_per_day),
+            clock=clock,
+        )
     restrictions = [
         pb.UseRestriction(code=r.code, description=r.description, legal_basis=r.legal_basis)
         for r in bundle.use_restrictions
@@ -129,6 +168,7 @@ async def start_node(
         stream_batch=config.stream_batch,
         clock=clock,
         decisions=decisions,
+        private=private,
     )
     credentials = node_server_credentials(
         config.tls_cert,
@@ -151,6 +191,9 @@ async def start_node(
         max_message_bytes=config.max_message_bytes,
         health_listen=config.health_listen,
     )
+    if private is not None:
+        refresher = asyncio.create_task(_refresh(private.filters, config.private.refresh))
+        handle.on_stop.append(refresher.cancel)
     handle.on_stop.append(service.close)
     handle.on_stop.append(source.close)
     handle.on_stop.append(state.close)

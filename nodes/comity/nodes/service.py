@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.audit.witness import Witness
+from comity.core import refusals
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.federation import Federation
@@ -34,6 +36,7 @@ from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import RecordSource, TimeRange
 from comity.nodes.minimise import Minimiser
+from comity.nodes.private_admission import PrivateChecks
 from comity.nodes.schema import DataCategory
 from comity.nodes.subjects import OwnParties, SubjectReader
 from comity.nodes.targeting import Answer
@@ -45,6 +48,25 @@ __all__ = ["DataNodeService"]
 _log = logging.getLogger("comity.node")
 
 T = TypeVar("T")
+
+refusals.register(
+    refusals.Check(
+        "PRIVATE_UNSUPPORTED",
+        "TWO_STEP",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "this node does not serve private hit checks (it serves an agency's own tables); "
+        "send a HIT_CHECK instead",
+        "Prüm Decision 2008/615 (hit / no hit first, records in a second step)",
+    )
+)
+
+
+def _is_private(request: pb.ExecuteRequest) -> bool:
+    # Routing only: the private path verifies the signed query like the other one does.
+    try:
+        return pb.Query.FromString(request.signed_query.payload).kind == pb.PRIVATE_HIT_CHECK
+    except DecodeError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -94,7 +116,9 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         workers: int = 16,
         decisions: NodeDecisions | None = None,
+        private: PrivateChecks | None = None,
     ) -> None:
+        self._private = private
         self._node_id = node_id
         self._gateway_pins = federation.gateway.client_pins
         self._admission = admission
@@ -228,6 +252,8 @@ class DataNodeService(pb_grpc.DataNodeServicer):
     async def Execute(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.QueryResult:
+        if _is_private(request):
+            return await self._private_check(request, context)
         admitted = await self._admit(request, context)
         if admitted.query.kind == pb.HIT_CHECK:
             return await self._run(self._hit_check, admitted)
@@ -250,6 +276,9 @@ class DataNodeService(pb_grpc.DataNodeServicer):
     async def ExecuteStream(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.ResultChunk]:
+        if _is_private(request):
+            yield pb.ResultChunk(summary=await self._private_check(request, context))
+            return
         admitted = await self._admit(request, context)
         if admitted.query.kind == pb.HIT_CHECK:
             yield pb.ResultChunk(summary=await self._run(self._hit_check, admitted))
@@ -266,6 +295,26 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             digest,
         )
         yield pb.ResultChunk(summary=summary)
+
+    async def _private_check(
+        self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.QueryResult:
+        self._check_peer(context)
+        if self._private is None:
+            raise refusals.refuse("PRIVATE_UNSUPPORTED")
+        return await self._run(self._private.execute, request)
+
+    @guard_unary
+    async def GetPrivateFilters(
+        self, request: pb.GetPrivateFiltersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PrivateFilters:
+        self._check_peer(context)
+        if self._private is None:
+            raise refusals.refuse("PRIVATE_UNSUPPORTED")
+        filters = self._private.filters
+        return await self._run(
+            functools.partial(filters.filters, epoch=request.epoch, from_segment=request.from_segment)
+        )
 
     @guard_unary
     async def GetWitnessState(

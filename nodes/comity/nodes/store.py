@@ -255,6 +255,25 @@ class RecordStore:
         with db_errors(self.location), self._backend.engine.connect() as conn:
             return conn.execute(stmt, params).first() is not None
 
+    def selector_entries(self) -> Iterator[tuple[Record, list[tuple[int, str]]]]:
+        """Every record with its (selector type, value) pairs, in record id order, streamed.
+
+        What the node's private hit check filters are built from (a full pass over the store).
+        """
+        stmt = select(*self._records.c).order_by(self._records.c.record_id)
+        with db_errors(self.location), self._backend.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=self._fetch_size).execute(stmt):
+                record = self._record(row)
+                rt = self.schema.get(record.record_type)
+                pairs = sorted(
+                    {
+                        (int(spec.selector), record.fields[spec.name])
+                        for spec in (rt.selector_fields if rt is not None else ())
+                        if spec.selector is not None and record.fields.get(spec.name)
+                    }
+                )
+                yield record, pairs
+
     def get(self, record_id: str) -> Record | None:
         """The record with this id, or None."""
         stmt = select(*self._records.c).where(self._records.c.record_id == record_id)

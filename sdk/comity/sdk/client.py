@@ -22,14 +22,23 @@ from comity.audit.events import ValidatedEvent
 from comity.audit.note import Ed25519Verifier
 from comity.audit.receipt import VerifiedReceipt
 from comity.audit.receipt_trust import FederationTrust
+from comity.audit.statement import open_statement
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import payload_digest
-from comity.core.errors import ComityError, DeadlineExceeded, Unavailable
+from comity.core.errors import ComityError, DeadlineExceeded, InvalidArgument, Unavailable
 from comity.core.federation import Federation
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
 from comity.core.rpc_telemetry import client_interceptors
+from comity.sdk.private import (
+    PreparedCheck,
+    PrivateResult,
+    check_filters,
+    conclude,
+    false_positive_rate,
+    prepare,
+)
 from comity.sdk.query import QuerySpec, build_query, sign_query
 from comity.sdk.receipts import verify_validation_receipt
 from comity.sdk.result import Result, ResultVerifier, to_result
@@ -79,6 +88,7 @@ class _Base(abc.ABC):
         trust = FederationTrust(federation) if federation is not None else None
         self._verifier = ResultVerifier(node_keys, log_key, trust=trust)
         self._clock = clock
+        self._federation = federation
         self._options = channel_options(max_message_bytes)
         self._credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
         self._open()
@@ -126,6 +136,47 @@ class _Base(abc.ABC):
         )
         return err
 
+    def _private_prepare(
+        self, spec: QuerySpec, filters: pb.PrivateFilters
+    ) -> tuple[PreparedCheck, pb.SubmitRequest]:
+        node = spec.target_node
+        if self._federation is None:
+            raise InvalidArgument(
+                "a private hit check needs the federation file (the node's country and keys)",
+                hint="construct the client with federation=",
+            )
+        now = self._clock()
+        segments = check_filters(filters, node=node, keys=self._verifier.trust.response_keys(node), now=now)
+        prepared = prepare(
+            spec,
+            segments,
+            region=self._federation.node(node).country,
+            investigator=self.identity.investigator,
+            agency=self.identity.agency,
+            now=now,
+        )
+        request = pb.SubmitRequest(
+            signed_query=sign_query(prepared.query, self.identity.signing_key),
+            private_openings=prepared.openings,
+        )
+        return prepared, request
+
+    def _private_finish(
+        self, prepared: PreparedCheck, request: pb.SubmitRequest, summary: pb.QueryResult
+    ) -> PrivateResult:
+        verified = self._check(request, summary, RecordsDigest())
+        keys = self._verifier.trust.response_keys(summary.node_id)
+        statement = open_statement(summary.receipt.node_statement, summary.node_id, keys)
+        return PrivateResult(
+            query_id=summary.query_id,
+            node_id=summary.node_id,
+            hits=conclude(prepared, summary, statement),
+            epoch=prepared.query.filter_epoch,
+            false_positive_rate=false_positive_rate(prepared.segments),
+            receipt=summary.receipt,
+            verified=verified,
+        )
+
 
 def _query_id(request: pb.SubmitRequest) -> str:
     # The SDK's own bytes, signed by this client a moment ago.
@@ -169,6 +220,34 @@ class AsyncClient(_Base):
         except grpc.aio.AioRpcError as exc:
             raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
+
+    async def private_filters(self, node: str) -> pb.PrivateFilters:
+        """``node``'s signed private hit check filters (not yet verified: see :meth:`private_hit_check`)."""
+        request = pb.GetPrivateFiltersRequest(node=node)
+        try:
+            filters: pb.PrivateFilters = await self._stub.GetPrivateFilters(
+                request, timeout=self.timeout, metadata=self.identity.bearer()
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc, self.target) from None
+        return filters
+
+    async def private_hit_check(
+        self, spec: QuerySpec, *, filters: pb.PrivateFilters | None = None
+    ) -> PrivateResult:
+        """A private hit check of ``spec``'s selectors: the node receives only blinded elements.
+
+        Fetches and verifies the node's filters (unless given), blinds, submits, verifies the
+        node's statement, the receipt and the evaluation's proof, and tests the filters. Raises
+        a ComityError subclass on refusal.
+        """
+        filters = filters if filters is not None else await self.private_filters(spec.target_node)
+        prepared, request = self._private_prepare(spec, filters)
+        try:
+            summary = await self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
+        except grpc.aio.AioRpcError as exc:
+            raise self._refused(exc, request) from None
+        return self._private_finish(prepared, request, summary)
 
     async def validate_emergency(self, signed_validation: pb.Envelope) -> ValidatedEvent:
         """Submit an authority's signed review of an emergency order this agency used.
@@ -235,6 +314,29 @@ class Client(_Base):
         except grpc.RpcError as exc:
             raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
+
+    def private_filters(self, node: str) -> pb.PrivateFilters:
+        """Blocking counterpart of :meth:`AsyncClient.private_filters`."""
+        request = pb.GetPrivateFiltersRequest(node=node)
+        try:
+            filters: pb.PrivateFilters = self._stub.GetPrivateFilters(
+                request, timeout=self.timeout, metadata=self.identity.bearer()
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc, self.target) from None
+        return filters
+
+    def private_hit_check(
+        self, spec: QuerySpec, *, filters: pb.PrivateFilters | None = None
+    ) -> PrivateResult:
+        """Blocking counterpart of :meth:`AsyncClient.private_hit_check`."""
+        filters = filters if filters is not None else self.private_filters(spec.target_node)
+        prepared, request = self._private_prepare(spec, filters)
+        try:
+            summary = self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
+        except grpc.RpcError as exc:
+            raise self._refused(exc, request) from None
+        return self._private_finish(prepared, request, summary)
 
     def validate_emergency(self, signed_validation: pb.Envelope) -> ValidatedEvent:
         """Blocking counterpart of :meth:`AsyncClient.validate_emergency`."""

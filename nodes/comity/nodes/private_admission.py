@@ -1,0 +1,180 @@
+"""A private hit check at the node: admit without the selectors, evaluate, sign.
+
+The node never receives a selector or the legal order of a private check. It checks, in
+order: the gateway's signed decision; the investigator's signed query (commitments, blinded
+elements, order reference); that the decision is about this query and vouches for exactly these
+blinded elements and this order (it relies on the gateway's check that each element is a selector
+the order covers: it cannot check that itself); the shape of the query; that the decision is in
+the transparency log (as a witness); that the query tests the node's current filter epoch; and
+its per-order and per-agency daily limits on tested selectors. It then evaluates the VOPRF on
+the blinded elements with a DLEQ proof and signs a statement binding the evaluation to the
+query. It learns the agency, the investigator, the order id, the categories and how many
+selectors were tested, never whether one hit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from comity.core import refusals, voprf
+from comity.core.digests import RecordsDigest
+from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
+from comity.core.keys import SigningKey
+from comity.core.private_check import check_private_shape, check_vouched, evaluation_digest
+from comity.core.telemetry import span
+from comity.nodes.admission import Admission
+from comity.nodes.decisions import NodeDecisions
+from comity.nodes.private_filters import PrivateFilters
+from comity.policy.engine import Decision
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["PrivateChecks", "PrivateLimits"]
+
+_BASIS = "Prüm Decision 2008/615 (individual cases, daily capacities)"
+refusals.register(
+    refusals.Check(
+        "PRIVATE_FILTER_STALE",
+        "TWO_STEP",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "the query tests filters of epoch {given}; this node's filters are of epoch {current}: "
+        "download the current filters and blind the selectors again",
+        "Prüm Decision 2008/615 (hit / no hit first, records in a second step)",
+    ),
+    refusals.Check(
+        "PRIVATE_LIMIT",
+        "PARTICULARITY",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "{what} may test at most {limit} selectors a day in private hit checks; {used} tested already",
+        _BASIS,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class PrivateLimits:
+    """How many selectors one order, and one agency, may test a day (per node process)."""
+
+    per_order_per_day: int = 64
+    per_agency_per_day: int = 1000
+
+
+class _Counts:
+    """Selectors tested per (key, UTC day), in memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def take(self, checks: list[tuple[str, str, int]], n: int, day: str) -> None:
+        with self._lock:
+            for what, key, limit in checks:
+                used = self._counts.get((key, day), 0)
+                if used + n > limit:
+                    raise refusals.refuse("PRIVATE_LIMIT", what=what, limit=limit, used=used)
+            for _, key, _ in checks:
+                self._counts[(key, day)] = self._counts.get((key, day), 0) + n
+
+
+class PrivateChecks:
+    """Serves PRIVATE_HIT_CHECK queries for one node."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        admission: Admission,
+        filters: PrivateFilters,
+        response_key: SigningKey,
+        decisions: NodeDecisions | None,
+        limits: PrivateLimits = PrivateLimits(),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._node_id = node_id
+        self._admission = admission
+        self.filters = filters
+        self._key = response_key
+        self._decisions = decisions
+        self._limits = limits
+        self._clock = clock
+        self._counts = _Counts()
+
+    def execute(self, request: pb.ExecuteRequest) -> pb.QueryResult:
+        """Admit, evaluate and answer (runs in a worker thread)."""
+        a = self._admission
+        with span("node.verify_decision"):
+            decision = a.verify_decision(request.gateway_decision)
+        with span("node.verify_query", query_id=decision.query_id):
+            query, digest = a.verify_query(request.signed_query)
+            a.check_binding(decision, query, digest)
+            check_private_shape(query)
+            check_vouched(decision, query)
+        with span("node.witness", query_id=query.query_id):
+            cosignature = a.witness_decision(request, digest)
+        epoch, key = self.filters.current()
+        if query.filter_epoch != epoch:
+            raise refusals.refuse("PRIVATE_FILTER_STALE", given=query.filter_epoch, current=epoch)
+        now = self._clock()
+        self._counts.take(
+            [
+                (
+                    f"order {query.order_reference.order_id}",
+                    f"order:{query.order_reference.order_id}",
+                    self._limits.per_order_per_day,
+                ),
+                (
+                    f"agency {query.requesting_agency}",
+                    f"agency:{query.requesting_agency}",
+                    self._limits.per_agency_per_day,
+                ),
+            ],
+            len(query.private_selectors),
+            now.date().isoformat(),
+        )
+        with span("node.private_evaluate", query_id=query.query_id):
+            evaluated, proof = voprf.blind_evaluate(key, [s.blinded_element for s in query.private_selectors])
+        evaluation = pb.PrivateEvaluation(epoch=epoch, evaluated_elements=evaluated, proof=proof)
+        return self._answer(query, digest, evaluation, cosignature)
+
+    def _answer(
+        self, query: pb.Query, digest: bytes, evaluation: pb.PrivateEvaluation, cosignature: str
+    ) -> pb.QueryResult:
+        answered = Timestamp()
+        answered.FromDatetime(self._clock())
+        statement = pb.NodeStatement(
+            node_id=self._node_id,
+            query_id=query.query_id,
+            query_digest=digest,
+            hit=False,  # the node cannot know: only the requester learns hit or no hit
+            record_count=0,
+            records_digest=RecordsDigest().digest(),
+            answered_at=answered,
+            evaluation_digest=evaluation_digest(evaluation),
+            filter_epoch=evaluation.epoch,
+        )
+        envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), self._key)
+        signed: pb.Envelope | None = None
+        if self._decisions is not None:
+            # No inbound bundle decided: the node holds neither the order nor the selectors. The
+            # allowance it signs names no rule and no bundle; its checks are the ones above.
+            allowed = Decision(
+                allowed=True, violations=[], internal_reasons=[], bundle_digest="", bundle_version=""
+            )
+            signed = self._decisions.sign(query, digest, allowed, rule_codes=[], allowed=True)
+            self._decisions.answered(signed, envelope)
+        result = pb.QueryResult(
+            query_id=query.query_id,
+            node_id=self._node_id,
+            hit=False,
+            receipt=pb.Receipt(query_id=query.query_id, query_digest=digest, node_statement=envelope),
+            witness_cosignature=cosignature,
+            private_evaluation=evaluation,
+        )
+        if signed is not None:
+            result.node_decision.CopyFrom(signed)
+        return result

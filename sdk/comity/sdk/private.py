@@ -1,0 +1,198 @@
+"""The requester's side of a private hit check: blind, sign, unblind, test the filters.
+
+1. :func:`check_filters`: the node's filter segments, each signed by the node (a key the
+   federation lists for it), all of its current epoch, none expired;
+2. :func:`prepare`: each selector normalised as the responding node does, committed to with a
+   fresh salt and blinded with a fresh blind (RFC 9497 VOPRF); the signed query holds only the
+   commitments, the blinded elements and the order's id and digest, and the openings (selector,
+   salt, blind) and the order go beside it, to the gateway alone;
+3. :func:`conclude`: the node's statement must sign exactly the evaluation that came back; the
+   DLEQ proof must show the filters' key made it; the unblinded outputs are tested against the
+   segments of the asked categories. Only this process learns hit or no hit.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from comity.audit.receipt import VerifiedReceipt
+from comity.audit.statement import DatedKeys
+from comity.core import refusals, voprf
+from comity.core.dsse import payload_digest
+from comity.core.errors import ComityError, InvalidArgument
+from comity.core.private_check import evaluation_digest
+from comity.core.private_filter import FilterSegment, commitment, selector_input, verify_segment
+from comity.core.selectors import normalise
+from comity.sdk.query import QuerySpec, Selector, build_query
+from comity.v1 import comity_pb2 as pb
+
+__all__ = [
+    "PreparedCheck",
+    "PrivateHit",
+    "PrivateResult",
+    "check_filters",
+    "conclude",
+    "false_positive_rate",
+    "prepare",
+]
+
+
+@dataclass(frozen=True)
+class PrivateHit:
+    """One selector's answer: hit or no hit (a hit is a false positive with ``false_positive_rate``)."""
+
+    selector: Selector
+    hit: bool
+
+
+@dataclass(frozen=True)
+class PrivateResult:
+    """A verified private hit check: per selector, hit or no hit, and its receipt."""
+
+    query_id: str
+    node_id: str
+    hits: list[PrivateHit]
+    epoch: int
+    false_positive_rate: float
+    receipt: pb.Receipt
+    verified: VerifiedReceipt
+
+    @property
+    def hit(self) -> bool:
+        """Whether any selector hit."""
+        return any(h.hit for h in self.hits)
+
+
+@dataclass(frozen=True)
+class PreparedCheck:
+    """A blinded query and what only the requester keeps to conclude it."""
+
+    query: pb.Query
+    openings: pb.PrivateOpenings
+    inputs: list[bytes]
+    blinds: list[bytes]
+    segments: list[FilterSegment]
+    selectors: list[Selector]
+
+
+def _invalid(detail: str) -> ComityError:
+    return refusals.refuse("PRIVATE_FILTER_INVALID", detail=detail)
+
+
+def _verify(wire: pb.PrivateFilter, node: str, keys: DatedKeys) -> FilterSegment:
+    for key in keys.all():
+        try:
+            return verify_segment(wire, node_id=node, keys={node: key})
+        except ComityError:
+            continue
+    raise _invalid(f"a segment is not signed by a key the federation lists for {node!r}, or was altered")
+
+
+def check_filters(
+    filters: pb.PrivateFilters, *, node: str, keys: DatedKeys, now: datetime
+) -> list[FilterSegment]:
+    """Every segment verified, of the epoch the node says is current, one key, none expired."""
+    segments = [_verify(f, node, keys) for f in filters.filters]
+    if not segments:
+        raise _invalid("the node published no filter segment")
+    if any(s.header.epoch != filters.epoch for s in segments):
+        raise _invalid("the segments are of several epochs")
+    if len({s.header.public_key for s in segments}) != 1:
+        raise _invalid("the segments of one epoch name several keys")
+    for s in segments:
+        if s.stale(now):
+            raise refusals.refuse(
+                "PRIVATE_FILTER_EXPIRED",
+                epoch=s.header.epoch,
+                expires=s.header.expires_at.ToDatetime(tzinfo=UTC).isoformat(),
+            )
+    return segments
+
+
+def prepare(
+    spec: QuerySpec,
+    segments: list[FilterSegment],
+    *,
+    region: str,
+    investigator: str,
+    agency: str,
+    now: datetime,
+) -> PreparedCheck:
+    """The private query for ``spec`` against ``segments`` (``region``: the node's country)."""
+    if spec.legal_order is None:
+        raise InvalidArgument("a private hit check needs its legal order", hint="pass --order")
+    plain = build_query(
+        # The time range is signed, authorised and logged as for a hit check; the node's filters
+        # are per data category and carry no times, so it does not narrow the answer.
+        QuerySpec(**{**spec.__dict__, "kind": "hit-check", "selectors": (), "legal_order": None}),
+        investigator=investigator,
+        agency=agency,
+        now=now,
+    )
+    query = pb.Query()
+    query.CopyFrom(plain)
+    query.kind = pb.PRIVATE_HIT_CHECK
+    order = pb.LegalOrder.FromString(spec.legal_order.payload)
+    query.order_reference.order_id = order.order_id
+    query.order_reference.order_digest = payload_digest(spec.legal_order)
+    query.filter_epoch = segments[0].header.epoch
+    openings = pb.PrivateOpenings(legal_order=spec.legal_order)
+    inputs: list[bytes] = []
+    blinds: list[bytes] = []
+    for position, selector in enumerate(spec.selectors):
+        wire = selector.to_proto()
+        value = normalise(wire.type, wire.value, region=region, position=position)
+        name = pb.SelectorType.Name(wire.type)
+        salt = secrets.token_bytes(32)
+        message = selector_input(name, value)
+        blind, element = voprf.blind(message)
+        query.private_selectors.add(
+            type=wire.type, commitment=commitment(salt, name, value), blinded_element=element
+        )
+        openings.openings.add(selector=wire, salt=salt, blind=blind)
+        inputs.append(message)
+        blinds.append(blind)
+    return PreparedCheck(query, openings, inputs, blinds, segments, list(spec.selectors))
+
+
+def conclude(
+    prepared: PreparedCheck, result: pb.QueryResult, statement: pb.NodeStatement
+) -> list[PrivateHit]:
+    """Hit or no hit per selector, from the node's verified evaluation (raises on any mismatch)."""
+    evaluation = result.private_evaluation
+    if not hmac.compare_digest(statement.evaluation_digest, evaluation_digest(evaluation)):
+        raise _invalid("the evaluation is not the one the node signed")
+    if evaluation.epoch != prepared.query.filter_epoch or statement.filter_epoch != evaluation.epoch:
+        raise _invalid("the evaluation is of another epoch than the filters")
+    blinded = [s.blinded_element for s in prepared.query.private_selectors]
+    try:
+        outputs = voprf.finalize(
+            prepared.segments[0].header.public_key,
+            prepared.inputs,
+            prepared.blinds,
+            blinded,
+            list(evaluation.evaluated_elements),
+            evaluation.proof,
+        )
+    except voprf.VoprfError as exc:
+        raise _invalid(f"the node's proof does not verify ({exc})") from None
+    categories = set(prepared.query.categories)
+    hits = []
+    for selector, wire, output in zip(
+        prepared.selectors, prepared.query.private_selectors, outputs, strict=True
+    ):
+        hit = any(
+            s.set.contains(output)
+            for s in prepared.segments
+            if s.header.selector_type == wire.type and s.header.category in categories
+        )
+        hits.append(PrivateHit(selector, hit))
+    return hits
+
+
+def false_positive_rate(segments: list[FilterSegment]) -> float:
+    """The chance a selector not held tests as a hit in one segment (the configured rate)."""
+    return max(1 / s.header.inverse_fp_rate for s in segments)
