@@ -52,7 +52,15 @@ class UnverifiedNote(AuditError, Unauthenticated):
 
 
 class AuditUnavailable(AuditError, Unavailable):
-    """The log could not be written or read; nothing was appended (fail closed)."""
+    """The log could not be written or read; nothing was appended (fail closed).
+
+    ``why`` is the storage's failure in a few words (``"the disk is full"``, ``"the database is
+    unreachable"``), when known: what a caller may be told beside its own answer.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, why: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.why = why
 
 
 class EntryNotFound(AuditError, NotFound):

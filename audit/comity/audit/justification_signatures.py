@@ -10,6 +10,7 @@ the retention cutoff, called by ``comity audit prune``.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import (
@@ -31,8 +32,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from comity.audit._schema import make_engines
 from comity.audit.errors import AuditUnavailable
+from comity.core.storage_failure import describe_failure
 
 __all__ = ["SignatureTables", "open_writer", "prune_signatures"]
+
+_log = logging.getLogger("comity.audit.justification_signatures")
 
 # SQLite gives a rowid (so an auto-assigned id) only to an INTEGER primary key.
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -98,8 +102,10 @@ def prune_signatures(
             conn.execute(delete(b).where(b.c.signature_id.in_(old)))
             return int(conn.execute(delete(s).where(s.c.at < horizon)).rowcount or 0)
     except SQLAlchemyError as exc:
-        cause = type(getattr(exc, "orig", None) or exc).__name__
+        why = describe_failure(exc)
+        _log.error("the justification signatures cannot be pruned: %s (%s)", why, exc)
         raise AuditUnavailable(
-            f"the justification signatures cannot be pruned: {cause}",
+            f"the justification signatures cannot be pruned: {why}",
             hint="check that the log database is reachable and writable",
+            why=why,
         ) from exc

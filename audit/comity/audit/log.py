@@ -338,7 +338,8 @@ class TransparencyLog:
                 error = exc
             else:  # a bug or an OS error: the details stay in the server's log
                 _log.error("the audit log failed to append a batch", exc_info=exc)
-                error = AuditUnavailable(f"the audit log cannot append entries: {describe_failure(exc)}")
+                why = describe_failure(exc)
+                error = AuditUnavailable(f"the audit log cannot append entries: {why}", why=why)
             futures: list[asyncio.Future[Any]] = [w.future for w in batch] + [c.future for c in cosigning]
             for future in futures:
                 if not future.done():

@@ -154,6 +154,7 @@ class LogStore:
             raise AuditUnavailable(
                 f"the audit log cannot {doing}: {why}",
                 hint="check that the log database is reachable and writable",
+                why=why,
             ) from exc
 
     @contextmanager

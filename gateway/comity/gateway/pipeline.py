@@ -26,6 +26,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.audit import events
+from comity.audit.errors import AuditUnavailable
 from comity.core import errors, refusals
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_DECISION, payload_digest, sign_envelope
@@ -457,7 +458,10 @@ class Pipeline:
             [x.code for err in failures for x in err.violations] + decision.codes,
         )
         with span("gateway.audit_append", query_id=query.query_id):
-            logged = await self.log_decision(v, decided, allowed=allowed, checks=checks)
+            try:
+                logged = await self.log_decision(v, decided, allowed=allowed, checks=checks)
+            except AuditUnavailable as err:
+                raise _log_down(err, disclosing=False) from err
         v.entries.append(logged)
         self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
         if not allowed:
@@ -785,9 +789,31 @@ class _Completion:
     async def disclose(self, result: pb.QueryResult, digest: RecordsDigest, size: int) -> list[Logged]:
         """Log what the node released (and its signed allowance); the query has then ended."""
         self.disclosing = True
-        logged = await self._pipeline._disclose(self._v, result, digest, size)
+        try:
+            logged = await self._pipeline._disclose(self._v, result, digest, size)
+        except AuditUnavailable as err:
+            raise _log_down(err, disclosing=True) from err
         self.ended = True
         return logged
+
+
+def _log_down(err: AuditUnavailable, *, disclosing: bool) -> errors.Unavailable:
+    """What the requester is told when the log cannot be written: what happened to the query and
+    what to do, in words (the storage's details stay in the server's log, the operator's hint too)."""
+    why = f" ({err.why})" if err.why else ""
+    if disclosing:
+        message = (
+            f"the node answered, but the gateway cannot write its audit log{why}, and records are never "
+            "returned before their disclosure is logged: nothing was released to you"
+        )
+    else:
+        message = (
+            f"the gateway cannot write its audit log{why}, and no query is decided without its log "
+            "entry: nothing was forwarded or released"
+        )
+    return errors.Unavailable(
+        message, hint="submit the query again later; the gateway's operator is alerted in its log"
+    )
 
 
 def _failure_reason(exc: BaseException, *, disclosing: bool) -> str:

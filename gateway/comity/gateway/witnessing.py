@@ -183,6 +183,8 @@ class WitnessingLoop:
                 last = self._clock()
                 try:
                     witnessed = (await self.round()).log_size
+                except ComityError as exc:  # the log or a witness is down: said in words, no traceback
+                    _log.error("witnessing round failed: %s", exc.message)
                 except Exception:  # never let one bad round end witnessing
                     _log.exception("witnessing round failed")
             if self._stopping.is_set():
