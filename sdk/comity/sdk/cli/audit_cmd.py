@@ -97,13 +97,24 @@ def verify(
         Path | None,
         typer.Option(help="The last checkpoint you accepted (default: under ~/.local/state/comity)."),
     ] = None,
+    witness_view: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A witness's latest cosigned checkpoint (from `comity witness latest`); repeatable. "
+            "The log must contain each one."
+        ),
+    ] = None,
+    evidence: Annotated[
+        Path | None, typer.Option(help="Where to write the two checkpoints proving a fork, if one is found.")
+    ] = None,
 ) -> None:
     """Recompute the tree, check every signature and the witness quorum, and what you saw last.
 
     The newest checkpoint with a quorum of witness cosignatures (under the federation's witness
     policy) is found; entries after it are "quorum pending" and fail once the oldest has waited
     longer than the policy's max_delay. With --state (default under ~/.local/state/comity), the
-    log must still hold what you verified before and still show the quorum's cosignatures.
+    log must still hold what you verified before and still show the quorum's cosignatures. With
+    --witness-view, every view must lie on the verified history: otherwise it is a proven fork.
     """
     from datetime import UTC
 
@@ -111,8 +122,11 @@ def verify(
     from comity.core.federation import Federation
 
     log_key, _ = _keys(federation)
-    quorum = Quorum.of_federation(Federation.load(federation))
+    fed = Federation.load(federation)
+    quorum = Quorum.of_federation(fed)
+    views = [_witness_view(p, fed, quorum) for p in witness_view or []]
     state = state or _default_state(log_key)
+    scratch = _scratch_state(state)  # the state moves on only once the views are checked too
     if gateway is not None:
         from comity.sdk.auditor import AuditClient, verify_remote
 
@@ -120,7 +134,10 @@ def verify(
             raise InvalidArgument("--gateway needs --ca, the CA that issued the gateway's certificate")
         client = AuditClient(gateway, root_certificates=ca.read_bytes(), token=_officer_token(token_file))
         try:
-            remote = verify_remote(client, log_key=log_key, state=state, quorum=quorum)
+            remote = verify_remote(client, log_key=log_key, state=scratch, quorum=quorum)
+            if views:
+                head = client.checkpoint(remote.tree_size).checkpoint.signed_note
+                _check_views(views, remote.tree_size, remote.root_hash, head, client.consistency, evidence)
         finally:
             client.close()
         size, root, previous, pinned = (
@@ -134,7 +151,19 @@ def verify(
     else:
         from comity.audit.verify import verify_log
 
-        report = verify_log(_url(db, url), verifier_key=log_key, state=state, quorum=quorum)
+        location = _url(db, url)
+        report = verify_log(location, verifier_key=log_key, state=scratch, quorum=quorum)
+        if views:
+            from comity.audit.store import LogStore
+
+            store = LogStore.open(location, create=False)
+            try:
+                head = store.checkpoint(report.tree_size)
+                _check_views(
+                    views, report.tree_size, report.root_hash, head, store.consistency_proof, evidence
+                )
+            finally:
+                store.close()
         size, root, previous, pinned = (
             report.tree_size,
             report.root_hash,
@@ -143,6 +172,8 @@ def verify(
         )
         quorum_size, cosigners = report.quorum_size, report.quorum_witnesses
         pending, since = report.pending_entries, report.pending_since
+    if scratch.exists():
+        scratch.replace(state)
     console.print(f"[green]✓ verified[/] {size} entries; root {root.hex()}")
     console.print(f"  every checkpoint is signed by {log_key.name}; every cosignature verifies")
     if quorum_size is None:
@@ -157,10 +188,60 @@ def verify(
         )
     if pinned is not None:
         console.print(f"  holds the checkpoint of size {pinned} your own node cosigned (pinned)")
+    for view in views:
+        console.print(
+            f"  contains the checkpoint of size {view.checkpoint.size} that {', '.join(view.witnesses)} "
+            "cosigned (witness view)"
+        )
     if previous is None:
         console.print(f"  first verification from here: remembered the checkpoint in {state}")
     else:
         console.print(f"  consistent with the checkpoint of size {previous} you accepted before")
+
+
+def _scratch_state(state: Path) -> Path:
+    import shutil
+
+    scratch = state.with_name(state.name + ".verifying")
+    scratch.unlink(missing_ok=True)
+    if state.exists():
+        shutil.copyfile(state, scratch)
+    return scratch
+
+
+def _witness_view(path: Path, fed: Any, quorum: Any) -> Any:
+    from comity.audit.errors import LogVerificationError
+    from comity.audit.witness_views import open_witness_view
+
+    try:
+        note = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the witness view {path}: {exc.strerror}") from None
+    try:
+        log = fed.gateway.log
+        return open_witness_view(note, origin=log.origin, log_keys=log.keys, quorum=quorum)
+    except LogVerificationError as exc:
+        raise LogVerificationError(f"{path}: {exc.message}") from None
+
+
+def _check_views(
+    views: list[Any], size: int, root: bytes, head: bytes, consistency: Any, evidence: Path | None
+) -> None:
+    from comity.audit.checkpoint import Checkpoint
+    from comity.audit.errors import LogVerificationError
+    from comity.audit.note import Note
+    from comity.audit.witness_views import ForkProven, check_witness_views
+
+    top = Checkpoint.from_text(Note.parse(head).text)
+    if (top.size, top.root_hash) != (size, root):
+        raise LogVerificationError("the log's checkpoint changed while it was being verified; verify again")
+    try:
+        check_witness_views(views, head=top, head_note=head, consistency=consistency)
+    except ForkProven as exc:
+        if evidence is not None:
+            evidence.write_bytes(exc.evidence)
+            exc.message += f" (both checkpoints written to {evidence})"
+        raise
 
 
 @audit_app.command("pin")
@@ -478,17 +559,27 @@ def serve(
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8450,
 ) -> None:
     """A read-only web viewer of the log, verified against the federation's keys."""
+    from comity.audit.quorum import Quorum
     from comity.audit.verify import verify_log
+    from comity.core.federation import Federation
     from comity.sdk.viewer import LogViewer, make_server
 
-    log_key, witnesses = _keys(federation)
+    log_key, _ = _keys(federation)
+    quorum = Quorum.of_federation(Federation.load(federation))
     location = _url(db, url)
 
     def verify() -> str:
-        report = verify_log(location, verifier_key=log_key, witnesses=witnesses)
+        # The same verification as `comity audit verify`: key histories and the witness quorum.
+        report = verify_log(location, verifier_key=log_key, quorum=quorum)
+        witnessed = (
+            "no checkpoint carries a witness quorum yet"
+            if report.quorum_size is None
+            else f"witness quorum on checkpoint {report.quorum_size} "
+            f"({', '.join(report.quorum_witnesses)}), {report.pending_entries} entries quorum pending"
+        )
         return (
             f"verified {report.tree_size} entries: every checkpoint signed by {log_key.name}, "
-            f"{report.cosignatures} witness cosignature(s)"
+            f"{report.cosignatures} witness cosignature(s); {witnessed}"
         )
 
     server = make_server(LogViewer(location, verify), host, port)
