@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from comity.policy.bundle import bundle_path
+from comity.policy.pairing import shipped_bundles
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation
 
 __all__ = ["BenchFederation", "ServerProcess", "prepare_federation", "raise_quotas", "start_server"]
@@ -31,7 +31,6 @@ BENCH_QUOTA = 1_000_000_000
 
 _RULE_LIMIT = re.compile(r"(context\.quota\.(investigator|agency)_today\s*>=\s*)(\d+)")
 _TEST_FACT = re.compile(r"^((investigator|agency)_queries_today\s*=\s*)(\d+)", re.MULTILINE)
-_BUNDLE_LINE = re.compile(r'^bundle\s*=\s*"([^"]+)"', re.MULTILINE)
 
 
 def raise_quotas(source: Path, target: Path, *, limit: int = BENCH_QUOTA) -> Path:
@@ -63,27 +62,14 @@ def raise_quotas(source: Path, target: Path, *, limit: int = BENCH_QUOTA) -> Pat
     return target
 
 
-def _point_config_at_bundle(config: Path, bundles: Path) -> None:
-    """Rewrite a demo config's ``[policy] bundle`` to a quota-raised copy of the bundle it names."""
-    text = config.read_text(encoding="utf-8")
-    match = _BUNDLE_LINE.search(text)
-    if match is None:
-        raise ValueError(f"{config} names no policy bundle")
-    name = match.group(1)
-    copy = bundles / name
-    if not copy.exists():
-        raise_quotas(bundle_path(name), copy)
-    config.write_text(_BUNDLE_LINE.sub(f'bundle = "{copy}"', text, count=1), encoding="utf-8")
-
-
 def prepare_federation(directory: Path, *, people: int = 150, seed: int = 2026) -> DemoFederation:
-    """Write the demo federation into ``directory`` with every policy bundle's quotas raised."""
-    fed = build_demo_federation(directory, people=people, seed=seed)
+    """Write the demo federation into ``directory``, its agreements made from quota-raised copies
+    of the shipped bundles (in ``directory/bench-bundles``, kept in the bundle store by digest)."""
     bundles = directory / "bench-bundles"
-    bundles.mkdir()
-    for config in (*fed.node_configs.values(), fed.gateway_config):
-        _point_config_at_bundle(config, bundles)
-    return fed
+    bundles.mkdir(parents=True)
+    for bundle in shipped_bundles():
+        raise_quotas(bundle.path, bundles / bundle.name)
+    return build_demo_federation(directory, people=people, seed=seed, bundles=[bundles], shipped=False)
 
 
 @dataclass

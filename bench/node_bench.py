@@ -34,6 +34,8 @@ from comity.nodes.schema import DataCategory, Record, Selector, SelectorType
 from comity.nodes.store import RecordStore
 from comity.nodes.synthetic import generate
 
+# The node's country: any code will do, the records are synthetic.
+_COUNTRY = "XA"
 _T0 = datetime(2025, 1, 1, tzinfo=UTC)
 _PER_ACCOUNT = 4  # one subscriber record and three connection logs per account
 
@@ -50,8 +52,8 @@ def _records(n: int, *, start: int = 0) -> Iterator[Record]:
                 "full_name": "n",
                 "email": f"user{i // _PER_ACCOUNT}@example.org",
                 "created_at": at.isoformat(),
-                "subject_nationality": "US",
-                "subject_residence": "US",
+                "subject_nationality": _COUNTRY,
+                "subject_residence": _COUNTRY,
             }
             yield Record(f"r{i:010d}", "subscriber_account", DataCategory.SUBSCRIBER, at, fields, "bench")
         else:
@@ -59,8 +61,8 @@ def _records(n: int, *, start: int = 0) -> Iterator[Record]:
                 "account_id": account,
                 "ip_address": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
                 "connected_at": at.isoformat(),
-                "subject_nationality": "US",
-                "subject_residence": "US",
+                "subject_nationality": _COUNTRY,
+                "subject_residence": _COUNTRY,
             }
             yield Record(f"r{i:010d}", "ip_connection_log", DataCategory.TRAFFIC, at, fields, "bench")
 
@@ -141,17 +143,17 @@ def bench_lookup(sizes: list[int], repeats: int, workdir: Path) -> list[tuple[st
 
 def bench_ingest(url: str, label: str, people: int, workdir: Path) -> list[tuple[str, ...]]:
     """Rows of (store, method, records, records/s)."""
-    data = generate("US", people, 1)
+    data = generate(_COUNTRY, people, 1)
     src = data.write_jsonl(workdir / "ingest.jsonl")
     n = len(data.records)
     prefix = f"b{uuid.uuid4().hex[:8]}_"
     store = RecordStore(url, table_prefix=prefix)
     try:
         began = time.perf_counter()
-        load_file(store, src, dataset="bench", region="US")
+        load_file(store, src, dataset="bench", region=_COUNTRY)
         jsonl_rate = n / (time.perf_counter() - began)
         began = time.perf_counter()
-        load_file(store, src, dataset="bench", region="US")
+        load_file(store, src, dataset="bench", region=_COUNTRY)
         reload_rate = n / (time.perf_counter() - began)
         put_rate = _fill(store, 5 * n, batch=10_000)
     finally:

@@ -33,7 +33,8 @@ from typing import Any
 
 import cedarpy
 
-from comity.policy import PolicyBundle, PolicyEngine, QueryFacts, bundle_path
+from comity.policy import PolicyBundle, PolicyEngine, QueryFacts
+from comity.policy.pairing import shipped_bundles
 
 _PERMIT_ALL = '@id("ALL") permit (principal, action, resource);'
 
@@ -66,8 +67,9 @@ def main() -> None:
     args = parser.parse_args()
     n, repeats = args.n, args.repeats
 
-    root = bundle_path("us-ca-agreement")
-    bundle = PolicyBundle.load(root)
+    # The shipped agreement (the one gateway bundle Comity ships).
+    bundle = next(b for b in shipped_bundles() if b.manifest.scope == "gateway")
+    root = bundle.path
     engine = PolicyEngine(bundle)
     allowed = _facts(bundle)
     denied = replace(allowed, order_offence_code="18 USC 875(d)", max_records=500, agency_queries_today=5000)

@@ -88,6 +88,6 @@ async def test_policy_check_and_explain(running: RunningFederation) -> None:
         for k, v in defaults.items()
     ]
     facts.write_text("\n".join(lines) + "\n")
-    code, out = await _invoke(["policy", "explain", str(facts)])
+    code, out = await _invoke(["policy", "explain", str(facts), "--bundle", "us-ca-agreement"])
     assert code == 0, out
     assert "SERIOUS_CRIME" in out and "REFUSED" in out

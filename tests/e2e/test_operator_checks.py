@@ -90,6 +90,6 @@ def test_config_check_refuses_a_bundle_whose_own_tests_fail(demo: DemoFederation
     text = tests.read_text()
     assert "allowed = true" in text
     tests.write_text(text.replace("allowed = true", "allowed = false", 1))
-    config = _variant(demo.node_configs["ca-node"], 'bundle = "ca-inbound"', f'bundle = "{broken}"')
+    config = _variant(demo.node_configs["ca-node"], "[policy]\n", f'[policy]\nbundle = "{broken}"\n')
     code, out = _comity("config", "check", str(config))
     assert code == 1, out

@@ -108,6 +108,8 @@ class DecisionEvent:
     checks: tuple[CheckPair, ...] = ()
     facts: Mapping[str, Any] = field(default_factory=dict)
     rules_commitment: str = ""
+    agreement: str = ""
+    """The id of the agreement the query was decided under ("" under a file without agreements)."""
 
     @property
     def commitments(self) -> tuple[str, ...]:
@@ -315,6 +317,7 @@ def decision_event(
     checks: Sequence[CheckPair] = (),
     facts: Mapping[str, Any] | None = None,
     sealed_rules: Sequence[str] | None = None,
+    agreement: str = "",
 ) -> tuple[bytes, list[CommitmentOpening]]:
     """A decision entry and the openings of its commitments.
 
@@ -323,7 +326,8 @@ def decision_event(
     are the ``(check code, rule)`` pairs of refusals found before policy, ``rule_codes`` the
     policy's rules as the requester was told of them; ``sealed_rules`` the real rule ids when they
     differ (a rule whose reason would reveal something about the target), kept only behind a
-    commitment; ``facts`` the policy's facts that are not personal data (JSON values).
+    commitment; ``facts`` the policy's facts that are not personal data (JSON values);
+    ``agreement`` the id of the agreement whose bundle (``bundle_digest``) decided.
     """
     openings = [commit_selector(kind, value) for kind, value in selectors]
     justification_opening = (
@@ -370,6 +374,7 @@ def decision_event(
         checks=tuple((c, r) for c, r in checks),
         facts=dict(facts or {}),
         rules_commitment=rules_opening.commitment.hex() if rules_opening else "",
+        agreement=agreement,
     )
     return encode_event(event), [*openings, *extra]
 

@@ -1,11 +1,13 @@
-"""``comity init``: write a complete two-country federation to a folder.
+"""``comity init``: write a complete federation of any number of countries to a folder.
 
-For each country (US, CA) it makes a certificate authority, the node's TLS server
-certificate, the node's response and witness keys, one agency with a token issuer (key and
-JWKS), one registered investigator, one legal officer and one judicial authority. For the
-gateway it makes a CA, a server certificate (investigators connect to it), a client
-certificate (nodes accept only it), the decision key and the log's checkpoint key. Then it
-writes ``federation.toml`` pinning all of it, and returns a :class:`FederationLayout` naming every file.
+For each country it makes a certificate authority, the node's TLS server certificate, the
+node's response and witness keys, one agency with a token issuer (key and JWKS), one
+registered investigator, one legal officer and one judicial authority. Who those are comes
+from ``data/members.toml`` for the countries it lists, and from the country code for any
+other. For the gateway it makes a CA, a server certificate (investigators connect to it), a
+client certificate (nodes accept only it), the decision key and the log's checkpoint key.
+Then it writes ``federation.toml`` (format 2, with the agreements it is given) pinning all
+of it, and returns a :class:`FederationLayout` naming every file.
 
 Everything is for loopback use (demos, tests); private keys are written unencrypted with
 mode 0600 unless a passphrase is given.
@@ -16,14 +18,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from comity.core.agreements import Agreement
 from comity.core.errors import ConfigError
+from comity.core.federation_toml import COUNTRY
 from comity.core.issuer import IssuerPrivateKey, jwks_document, mint_token
 from comity.core.keys import SigningKey
 from comity.core.pki import CertificateAuthority, IssuedCertificate, write_private_key
@@ -36,9 +42,14 @@ __all__ = [
     "NodeFiles",
     "init_federation",
     "mint_token",
+    "write_issuer_key",
+    "write_jwks",
 ]
 
 DEFAULT_AUDIENCE = "comity-gateway"
+_MEMBERS = Path(__file__).resolve().parent / "data" / "members.toml"
+# How long a federation file written here is valid (components refuse an expired one).
+_VALIDITY = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -48,25 +59,37 @@ class _CountryPlan:
     agency_name: str
     node_id: str
     issuer: str
-    issuer_curve: str  # "Ed25519" or "P-256": one agency of each, so both JWT algorithms are exercised
+    issuer_curve: str  # "Ed25519" or "P-256": both JWT algorithms are exercised across members
     investigator: str
     authority: str
     authority_name: str
+    judge: str
     legal_officer: str
 
 
-_PLAN = (
-    _CountryPlan(
-        "US", "us.fbi", "Federal Bureau of Investigation", "us-node", "https://id.fbi.example",
-        "Ed25519", "us.fbi/agent-1", "us.court.sdny", "US District Court, Southern District of New York",
-        "us.fbi/legal-1",
-    ),
-    _CountryPlan(
-        "CA", "ca.rcmp", "Royal Canadian Mounted Police", "ca-node", "https://id.rcmp.example",
-        "P-256", "ca.rcmp/constable-1", "ca.court.onsc", "Ontario Superior Court of Justice",
-        "ca.rcmp/legal-1",
-    ),
-)  # fmt: skip
+def _plan(country: str, index: int, known: Mapping[str, Mapping[str, str]]) -> _CountryPlan:
+    """Who takes part for ``country``: from the members data file, or names made from its code."""
+    cc = country.lower()
+    m = known.get(country, {})
+    agency = m.get("agency", f"{cc}.police")
+    return _CountryPlan(
+        country=country,
+        agency=agency,
+        agency_name=m.get("name", f"{country} police agency"),
+        node_id=f"{cc}-node",
+        issuer=m.get("issuer", f"https://id.{cc}.example"),
+        issuer_curve=m.get("issuer_curve", ("Ed25519", "P-256")[index % 2]),
+        investigator=m.get("investigator", f"{agency}/investigator-1"),
+        authority=m.get("authority", f"{cc}.court"),
+        authority_name=m.get("authority_name", f"{country} court"),
+        judge=m.get("judge", f"Judge of the {country} court"),
+        legal_officer=m.get("legal_officer", f"{agency}/legal-1"),
+    )
+
+
+def _known_members() -> dict[str, dict[str, str]]:
+    with _MEMBERS.open("rb") as f:
+        return {m["country"]: m for m in tomllib.load(f)["member"]}
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,8 @@ class AgencyFiles:
     authority: str
     authority_key: Path
     legal_officer: str
+    judge: str = ""
+    """Who signs the authority's orders, as a demo order names them."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +158,7 @@ class FederationLayout:
     gateway: GatewayFiles
     nodes: dict[str, NodeFiles]
     agencies: dict[str, AgencyFiles]
+    agreements: tuple[Agreement, ...] = ()
 
 
 # What the federation file publishes about each written file: a public key's text form, or a
@@ -168,21 +194,32 @@ def init_federation(
     directory: Path,
     *,
     gateway_port: int,
-    node_ports: dict[str, int],
+    countries: Mapping[str, int],
+    agreements: Sequence[Agreement] = (),
     host: str = "127.0.0.1",
-    name: str = "us-ca",
+    name: str = "federation",
     passphrase: bytes | None = None,
     now: datetime | None = None,
+    format: int = 2,
 ) -> FederationLayout:
-    """Write a two-country federation (nodes ``us-node`` and ``ca-node``) into ``directory``.
+    """Write a federation of ``countries`` (country code → its node's port, in order) into ``directory``.
 
-    ``node_ports`` maps each node id to its port. Refuses to overwrite an existing
+    Each country gets one agency and one node, ``<cc>-node``. ``agreements`` go into the file
+    as they are (the loader checks them). ``format=1`` writes the older single-key shape, with
+    no agreements (still read by every component). Refuses to overwrite an existing
     ``federation.toml``, so an operator's real keys are never replaced by accident.
     """
     now = now or datetime.now(UTC)
-    missing = {p.node_id for p in _PLAN} - set(node_ports)
-    if missing:
-        raise ConfigError(f"no port given for node(s) {', '.join(sorted(missing))}", field="node_ports")
+    if len(countries) < 2:
+        raise ConfigError("a federation needs at least two countries", field="countries")
+    for country in countries:
+        if not COUNTRY.match(country):
+            raise ConfigError(
+                f"{country!r} is not a country code (two capital letters, ISO 3166-1 alpha-2)",
+                field="countries",
+            )
+    if format == 1 and agreements:
+        raise ConfigError("a format-1 federation file holds no agreements", field="format")
     federation_file = directory / "federation.toml"
     if federation_file.exists():
         raise ConfigError(f"{federation_file} already exists", hint="choose an empty folder")
@@ -191,12 +228,18 @@ def init_federation(
     gateway = _write_gateway(directory, host, gateway_port, name, passphrase, now, published)
     nodes: dict[str, NodeFiles] = {}
     agencies: dict[str, AgencyFiles] = {}
-    for plan in _PLAN:
-        port = node_ports[plan.node_id]
+    known = _known_members()
+    plans = [_plan(country, i, known) for i, country in enumerate(countries)]
+    for plan in plans:
+        port = countries[plan.country]
         nodes[plan.node_id] = _write_node(directory, plan, host, port, passphrase, now, published)
         agencies[plan.agency] = _write_agency(directory, plan, passphrase, published)
-    layout = FederationLayout(directory, federation_file, name, gateway, nodes, agencies)
-    federation_file.write_text(_federation_toml(layout, published), encoding="utf-8")
+    layout = FederationLayout(
+        directory, federation_file, name, gateway, nodes, agencies, agreements=tuple(agreements)
+    )
+    header = [] if format == 1 else ["format = 2", "version = 1", f"expires = {_instant(now + _VALIDITY)}"]
+    text = _federation_toml(layout, plans, published, header=header, format=format)
+    federation_file.write_text(text, encoding="utf-8")
     return layout
 
 
@@ -248,7 +291,9 @@ def _write_node(
     published: _Published,
 ) -> NodeFiles:
     pki = directory / "pki" / plan.country.lower()
-    ca = CertificateAuthority.create(f"Comity {plan.country} CA", country=plan.country, now=now)
+    ca = CertificateAuthority.create(
+        f"Comity {plan.country} certificate authority", country=plan.country, now=now
+    )
     ca.issued.save(pki / "ca.crt", pki / "ca.key", passphrase=passphrase)
     cert: IssuedCertificate = ca.issue_server(plan.node_id, names=_names(host), now=now)
     _save_cert(cert, pki / f"{plan.node_id}.crt", pki / f"{plan.node_id}.key", passphrase, published)
@@ -275,10 +320,8 @@ def _write_agency(
 ) -> AgencyFiles:
     keys = directory / "keys" / plan.agency
     issuer_key = _issuer_key(plan.issuer_curve)
-    _write_issuer_key(issuer_key, keys / "issuer.key", passphrase)
-    jwks = directory / "jwks" / f"{plan.agency}.json"
-    jwks.parent.mkdir(parents=True, exist_ok=True)
-    jwks.write_text(json.dumps(jwks_document(issuer_key.public_key()), indent=2) + "\n", encoding="utf-8")
+    write_issuer_key(issuer_key, keys / "issuer.key", passphrase)
+    jwks = write_jwks(issuer_key, directory / "jwks" / f"{plan.agency}.json")
     _save_key(SigningKey.generate(plan.investigator), keys / "investigator.key", passphrase, published)
     _save_key(SigningKey.generate(plan.authority), keys / "authority.key", passphrase, published)
     return AgencyFiles(
@@ -293,10 +336,18 @@ def _write_agency(
         authority=plan.authority,
         authority_key=keys / "authority.key",
         legal_officer=plan.legal_officer,
+        judge=plan.judge,
     )
 
 
-def _write_issuer_key(key: IssuerPrivateKey, path: Path, passphrase: bytes | None) -> None:
+def write_jwks(key: IssuerPrivateKey, path: Path) -> Path:
+    """Write the public key set (JWKS) of an identity provider's signing key; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jwks_document(key.public_key()), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_issuer_key(key: IssuerPrivateKey, path: Path, passphrase: bytes | None) -> None:
     """Write an issuer key (Ed25519 or P-256) as PEM with mode 0600."""
     if isinstance(key, Ed25519PrivateKey):
         SigningKey("issuer", key).save(path, passphrase=passphrase)
@@ -324,20 +375,34 @@ def _rel(path: Path, base: Path) -> str:
     return _s(path.relative_to(base).as_posix())
 
 
-def _federation_toml(layout: FederationLayout, published: _Published) -> str:
+def _instant(when: datetime) -> str:
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _federation_toml(
+    layout: FederationLayout,
+    plans: Sequence[_CountryPlan],
+    published: _Published,
+    *,
+    header: list[str],
+    format: int,
+) -> str:
     lines = [
         "# The federation: every component loads this file. Generated by `comity init`.",
         f"name = {_s(layout.name)}",
-        *_gateway_toml(layout.gateway, layout.directory, published),
+        *header,
+        *_gateway_toml(layout.gateway, layout.directory, published, format),
     ]
-    for plan in _PLAN:
+    for plan in plans:
         agency, node = layout.agencies[plan.agency], layout.nodes[plan.node_id]
-        lines += _member_toml(plan, agency, node, layout.directory, published)
+        lines += _member_toml(plan, agency, node, layout.directory, published, format)
+    for agreement in layout.agreements:
+        lines += _agreement_toml(agreement)
     return "\n".join(lines) + "\n"
 
 
-def _gateway_toml(g: GatewayFiles, d: Path, published: _Published) -> list[str]:
-    return [
+def _gateway_toml(g: GatewayFiles, d: Path, published: _Published, format: int) -> list[str]:
+    lines = [
         "",
         "[gateway]",
         f"id = {_s(g.gateway_id)}",
@@ -347,17 +412,48 @@ def _gateway_toml(g: GatewayFiles, d: Path, published: _Published) -> list[str]:
         f"client_cert = {_rel(g.client_cert, d)}",
         f"client_cert_sha256 = {_s(published[g.client_cert])}",
         f"ca_cert = {_rel(g.ca_cert, d)}",
-        f"decision_key = {_s(published[g.decision_key])}",
+    ]
+    if format == 1:
+        return [
+            *lines,
+            f"decision_key = {_s(published[g.decision_key])}",
+            "",
+            "[gateway.log]",
+            f"origin = {_s(g.log_origin)}",
+            f"key = {_s(published[g.log_key])}",
+        ]
+    return [
+        *lines,
+        "",
+        "[[gateway.decision_keys]]",
+        f"key = {_s(published[g.decision_key])}",
         "",
         "[gateway.log]",
         f"origin = {_s(g.log_origin)}",
+        "",
+        "[[gateway.log.keys]]",
         f"key = {_s(published[g.log_key])}",
     ]
 
 
 def _member_toml(
-    plan: _CountryPlan, a: AgencyFiles, n: NodeFiles, d: Path, published: _Published
+    plan: _CountryPlan, a: AgencyFiles, n: NodeFiles, d: Path, published: _Published, format: int
 ) -> list[str]:
+    keys = (
+        [
+            f"response_key = {_s(published[n.response_key])}",
+            f"witness_key = {_s(published[n.witness_key])}",
+        ]
+        if format == 1
+        else [
+            "",
+            "[[members.nodes.response_keys]]",
+            f"key = {_s(published[n.response_key])}",
+            "",
+            "[[members.nodes.witness_keys]]",
+            f"key = {_s(published[n.witness_key])}",
+        ]
+    )
     return [
         "",
         "[[members]]",
@@ -388,6 +484,24 @@ def _member_toml(
         f"endpoint = {_s(n.endpoint)}",
         f"tls_cert = {_rel(n.tls_cert, d)}",
         f"tls_cert_sha256 = {_s(published[n.tls_cert])}",
-        f"response_key = {_s(published[n.response_key])}",
-        f"witness_key = {_s(published[n.witness_key])}",
+        *keys,
+    ]
+
+
+def _agreement_toml(agreement: Agreement) -> list[str]:
+    until = (
+        [f"effective_until = {_instant(agreement.effective_until)}"]
+        if agreement.effective_until is not None
+        else []
+    )
+    return [
+        "",
+        "[[agreements]]",
+        f"id = {_s(agreement.id)}",
+        f"parties = [{', '.join(_s(p) for p in agreement.parties)}]",
+        f"bundle_digest = {_s(agreement.bundle_digest)}",
+        f"effective_from = {_instant(agreement.effective_from)}",
+        *until,
+        "[agreements.inbound]",
+        *(f"{country} = {_s(digest)}" for country, digest in (agreement.inbound or {}).items()),
     ]

@@ -167,8 +167,8 @@ def _signing(t: FederationTable) -> SigningRole:
 
 
 def _member(t: FederationTable, format: int) -> Member:
-    agency = t.pattern("agency", AGENCY, "an agency id like 'us.fbi'")
-    country = t.pattern("country", COUNTRY, "an ISO 3166-1 alpha-2 code like 'US'")
+    agency = t.pattern("agency", AGENCY, "an agency id like 'gb.nca' (country code, dot, name)")
+    country = t.pattern("country", COUNTRY, "an ISO 3166-1 alpha-2 code like 'GB'")
     name = t.text("name", "") or agency
     issuers = tuple(_issuer(i, agency) for i in t.tables("issuers", required=False))
     authorities = tuple(_authority(a, agency, country) for a in t.tables("authorities", required=False))

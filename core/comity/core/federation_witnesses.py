@@ -135,7 +135,7 @@ def _group(
         )
     threshold = t.integer("threshold") if t.has("threshold") else None
     if t.has("country"):
-        country = t.pattern("country", COUNTRY, "an ISO 3166-1 alpha-2 code like 'US'")
+        country = t.pattern("country", COUNTRY, "an ISO 3166-1 alpha-2 code like 'GB'")
         if country not in {m.country for m in members}:
             raise t.error("country", f"{country} is not a member country")
         if t.has("witnesses"):

@@ -192,7 +192,7 @@ def _target(raw: Any, bad: Any) -> pb.TargetFacts:
     for name in COUNTRY_SETS:
         codes = raw.get(name)
         if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-            raise bad(f"target.{name}", 'required: a list of ISO 3166-1 alpha-2 codes, e.g. ["US", "GB"]')
+            raise bad(f"target.{name}", 'required: a list of ISO 3166-1 alpha-2 codes, e.g. ["GB", "FR"]')
         getattr(out, name).extend(codes)
     kind = raw.get("kind")
     if not isinstance(kind, str):

@@ -281,7 +281,7 @@ def _selector_type(kind: SelectorType | int | str, position: int | None) -> Sele
 
 
 def normalise(
-    selector_type: SelectorType | int | str, value: str, *, region: str = "US", position: int | None = None
+    selector_type: SelectorType | int | str, value: str, *, region: str, position: int | None = None
 ) -> str:
     """The canonical form of ``value`` as a selector of ``selector_type``.
 
@@ -310,7 +310,7 @@ def _looks_like_pattern(value: object) -> bool:
 
 
 def normalise_selectors(
-    selectors: Iterable[tuple[SelectorType | int | str, str]], *, region: str = "US"
+    selectors: Iterable[tuple[SelectorType | int | str, str]], *, region: str
 ) -> list[Selector]:
     """Normalise ``(type, value)`` pairs (e.g. from ``comity.v1.Selector``: ``(s.type, s.value)``),
     numbering them from 0 in errors; duplicates after normalisation are dropped."""

@@ -29,9 +29,11 @@ Example::
     [witnessing]                         # C2SP tlog-witness: every node's witness cosigns the newest
     interval_seconds = 2                 # checkpoint this often, and as soon as entries wait
 
-    [policy]
-    bundle = "us-ca-agreement"
-    store = "bundles"                    # optional: every bundle loaded is kept here by digest (replay)
+    [policy]                             # each agreement's bundle is found by its digest (federation file)
+    store = "bundles"                    # optional: bundles by digest; every bundle loaded is kept here
+    bundle = "my-agreement"              # optional: one more bundle (name or folder) found by digest;
+                                         # required, and deciding every query, when the federation file
+                                         # lists no agreements
 
     [limits]
     max_message_bytes = 4194304
@@ -83,7 +85,7 @@ class GatewayConfig:
     """The secret key of the justification reuse check's MinHash signatures (hex, 32 bytes or more)."""
     audit_url: str
     replay_url: str
-    policy_bundle: str
+    policy_bundle: str = ""
     audience: str = "comity-gateway"
     batch_interval_ms: float = 5.0
     witness_interval_seconds: float = 2.0
@@ -111,7 +113,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     keys = root.table("keys")
     audit = root.table("audit")
     replay = root.table("replay")
-    policy = root.table("policy")
+    policy = root.table("policy", required=False)
     limits = root.table("limits", required=False)
     witnessing = root.table("witnessing", required=False)
     recovery = root.table("recovery", required=False)
@@ -128,7 +130,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         justification_key=keys.path("justification_key"),
         audit_url=database_url(audit, env="COMITY_AUDIT_URL"),
         replay_url=database_url(replay, env="COMITY_REPLAY_URL"),
-        policy_bundle=policy.text("bundle"),
+        policy_bundle=policy.text("bundle", ""),
         audience=gw.text("audience", "comity-gateway"),
         batch_interval_ms=audit.number("batch_interval_ms", 5.0, minimum=0.0),
         witness_interval_seconds=witnessing.number("interval_seconds", 2.0, minimum=0.05),

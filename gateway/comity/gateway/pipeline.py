@@ -1,16 +1,19 @@
 """The gateway's request pipeline, top to bottom.
 
-    authenticate → verify query → replay → check shape → check selectors → check order
-    → decide → log → forward → log disclosure → answer
+    authenticate → verify query → replay → check shape → agreement → check selectors
+    → check order → decide → log → forward → log disclosure → answer
 
 Every refusal is a check of :mod:`comity.core.refusals`: a stable check code and the agreement
 rule it enforces, sent in the status details and logged. Malformed or unauthenticated input
 stops at its first failing check; a well-formed query goes on to policy whatever its
 selectors and order got wrong, so the answer and the decision entry name every failing check
-and rule at once. The decision is appended to the transparency log before anything is
-forwarded, denials included, and a disclosure is logged before records are returned. If the
-log cannot be written, the answer is UNAVAILABLE and nothing is forwarded (fail closed); an
-allowed query that cannot be completed ends in a ``failed`` entry.
+and rule at once. A query is decided by the bundle of the agreement covering its pair of
+countries (:mod:`comity.policy.agreements`); a pair that none covers is refused
+(``NO_AGREEMENT``) before policy, like any other refusal. The decision is appended to the
+transparency log before anything is forwarded, denials included, and a disclosure is logged
+before records are returned. If the log cannot be written, the answer is UNAVAILABLE and
+nothing is forwarded (fail closed); an allowed query that cannot be completed ends in a
+``failed`` entry.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from comity.gateway.private import check_order_reference, open_private, stale_fi
 from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
 from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.routing import NodeRouter, NodeUnavailable
+from comity.policy.agreements import Applicable, ByAgreement
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts
 from comity.policy.quotas import QuotaCounters
@@ -64,7 +68,7 @@ refusals.register(
         "TARGET_NODE_MISSING",
         "AUDIT_FIELDS",
         _INVALID,
-        "target_node is empty; name the node to query, e.g. ca-node",
+        "target_node is empty; name the node to query, by its id in the federation file",
         "Prüm Decision 2008/615 art. 30 (the requesting and holding bodies)",
     ),
     refusals.Check(
@@ -146,6 +150,8 @@ class Verified:
     order: VerifiedOrder | None
     selectors: list[tuple[str, str]]
     responding_country: str
+    applicable: Applicable[PolicyEngine]
+    """The agreement covering the query's pair of countries, and its bundle's engine."""
     # The query's log entries so far, in log order: its receipt holds every one of them.
     entries: list[Logged] = field(default_factory=list, compare=False)
 
@@ -200,7 +206,7 @@ class Pipeline:
         tokens: TokenVerifier,
         orders: OrderVerifier,
         replay: ReplayStore,
-        engine: PolicyEngine,
+        policies: ByAgreement[PolicyEngine],
         ledger: Ledger,
         router: NodeRouter,
         decision_key: SigningKey,
@@ -216,7 +222,7 @@ class Pipeline:
         self._tokens = tokens
         self._orders = orders
         self._replay = replay
-        self._engine = engine
+        self._policies = policies
         self._ledger = ledger
         self._router = router
         self._key = decision_key
@@ -277,6 +283,13 @@ class Pipeline:
         ):
             raise refusals.refuse("JUSTIFICATION_LENGTH", limit=self._limits.max_justification_length)
         return self._federation.node(query.target_node).country
+
+    def agreement(self, token: VerifiedToken, responding: str) -> Applicable[PolicyEngine]:
+        """The agreement covering (the investigator's country, the target node's) now, and its engine.
+
+        Raises ``NO_AGREEMENT`` when none is in force for the pair.
+        """
+        return self._policies.select(token.country, responding, self._clock())
 
     def check_selectors(
         self, query: pb.Query, region: str
@@ -351,7 +364,7 @@ class Pipeline:
             emergency=emergency,
             justification_reused=justification_reused,
         )
-        return Decided(self._engine.decide(facts), facts)
+        return Decided(v.applicable.policy.decide(facts), facts)
 
     async def log_decision(
         self, v: Verified, decided: Decided, *, allowed: bool, checks: list[tuple[str, str]]
@@ -370,6 +383,7 @@ class Pipeline:
             rule_codes=decision.codes,
             sealed_rule_codes=sealed,
             bundle_digest=decision.bundle_digest,
+            agreement=v.applicable.agreement_id,
             at=self._clock(),
             facts=decided.facts,
             checks=checks,
@@ -425,6 +439,7 @@ class Pipeline:
                 if query.query.kind == pb.PRIVATE_HIT_CHECK:
                     # From here on the gateway checks the opened query; the node gets the signed one.
                     query = open_private(query, request.private_openings, region=country)
+                applicable = self.agreement(token, country)
                 selectors, valid, failures = self.check_selectors(query.query, country)
             with span("gateway.verify_order", query_id=query.query_id):
                 outcome = self.check_order(query.query, country, valid)
@@ -436,7 +451,12 @@ class Pipeline:
             raise
         failures += outcome.failures
         v = Verified(
-            token=token, query=query, order=outcome.order, selectors=selectors, responding_country=country
+            token=token,
+            query=query,
+            order=outcome.order,
+            selectors=selectors,
+            responding_country=country,
+            applicable=applicable,
         )
         with span("gateway.justification_reuse", query_id=query.query_id):
             claim = await self._claim_justification(v, failures)
@@ -495,7 +515,7 @@ class Pipeline:
                 agency=q.requesting_agency,
                 case_reference=q.case_reference,
                 facts=q.justification.facts,
-                standard=self._engine.bundle.justification,
+                standard=v.applicable.policy.bundle.justification,
                 now=self._clock(),
             )
         except ComityError as err:

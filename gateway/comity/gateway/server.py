@@ -33,10 +33,9 @@ from comity.gateway.reuse import ReuseStore, load_reuse_key
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
-from comity.policy.bundle_store import BundleStore
+from comity.policy.agreements import ByAgreement, load_policies
 from comity.policy.engine import PolicyEngine
 from comity.policy.quotas import QuotaCounters
-from comity.policy.select import load_bundle
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -95,11 +94,7 @@ async def _start_gateway(
     secret = passphrase_from_env()
     decision_key = SigningKey.load(config.decision_key, key_id=federation.gateway.id, passphrase=secret)
     log_key = SigningKey.load(config.log_key, key_id=federation.gateway.log.origin, passphrase=secret)
-    bundle = load_bundle(config.policy_bundle)
-    if config.bundle_store is not None:
-        # Kept by digest, so `comity policy replay` finds the rules of every logged decision.
-        BundleStore(config.bundle_store).keep(bundle)
-    engine = PolicyEngine(bundle)
+    policies = gateway_policies(federation, config)
     # Every witness (node or independent), each under the key it held when it cosigned; the
     # log key by tree size: both follow the federation file's key histories across rotations.
     ledger = await Ledger.open(
@@ -138,7 +133,7 @@ async def _start_gateway(
         tokens=tokens,
         orders=OrderVerifier(federation),
         replay=ReplayStore(config.replay_url),
-        engine=engine,
+        policies=policies,
         ledger=ledger,
         router=router,
         decision_key=decision_key,
@@ -209,6 +204,18 @@ async def _start_gateway(
     handle.on_stop.append(ledger.close)
     handle.on_stop.append(reuse.close)
     return RunningGateway(handle, ledger, router, witnessing, pipeline)
+
+
+def gateway_policies(federation: Federation, config: GatewayConfig) -> ByAgreement[PolicyEngine]:
+    """An engine for every agreement's gateway bundle, found by digest (fail closed)."""
+    return load_policies(
+        federation,
+        store=config.bundle_store,
+        configured=config.policy_bundle,
+        digest_of=lambda agreement: agreement.bundle_digest,
+        build=PolicyEngine,
+        what="gateway",
+    )
 
 
 def _start_housekeeping(pipeline: Pipeline, *, every: float) -> Callable[[], Awaitable[None]]:

@@ -4,7 +4,8 @@ Before it reads a record, the node checks, in this order: the gateway's signed d
 the investigator's signed query (over its exact bytes); that the decision is about this
 query; the legal order, signed by an authority the federation registers; that the order
 covers every selector and category; that the decision is in the transparency log, as a
-witness (consistent with every checkpoint it accepted before); its own inbound policy, fed
+witness (consistent with every checkpoint it accepted before); that an agreement covers the
+requesting country and its own (``NO_AGREEMENT`` otherwise); that agreement's inbound policy, fed
 with what its own records say about the target (:mod:`comity.nodes.targeting`); and for a
 FETCH after a hit check, the hit reference. Each step raises; nothing is skipped.
 """
@@ -28,11 +29,12 @@ from comity.core.telemetry import span
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
+from comity.nodes.inbound import InboundPolicy
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.lookup import TimeRange
 from comity.nodes.schema import DataCategory, Selector
-from comity.nodes.targeting import NodeRefusal, Targeting, Verdict
-from comity.policy.engine import PolicyEngine
+from comity.nodes.targeting import NodeRefusal, Verdict
+from comity.policy.agreements import Applicable, ByAgreement
 from comity.policy.quotas import QuotaCounters
 from comity.policy.wire import facts_from_query
 from comity.v1 import comity_pb2 as pb
@@ -53,6 +55,10 @@ class Admitted:
     cosignature: str
     verdict: Verdict
     """How the node answers (a hit check on one of its own persons: as a no-hit) and its sealed reason."""
+    inbound: InboundPolicy
+    """The inbound policy of the agreement the query was decided under (minimisation, restrictions)."""
+    agreement: str = ""
+    """That agreement's id ("" under a federation file without agreements)."""
     # The node's signed NodeDecision (ALLOW), kept in the outbox with the answer's statement.
     node_decision: pb.Envelope | None = None
 
@@ -70,22 +76,20 @@ class Admission:
         *,
         node: Node,
         federation: Federation,
-        engine: PolicyEngine,
+        policies: ByAgreement[InboundPolicy],
         witness: Witness,
         gateway_log: GatewayLog,
         hit_references: HitReferences,
-        targeting: Targeting,
         clock: Callable[[], datetime],
         decisions: NodeDecisions | None = None,
     ) -> None:
         self._node = node
         self._federation = federation
-        self._engine = engine
+        self._policies = policies
         self._witness = witness
         self._witness_lock = threading.Lock()
         self._log = gateway_log
         self._hits = hit_references
-        self._targeting = targeting
         self._clock = clock
         self._orders = OrderVerifier(federation)
         self._quotas = QuotaCounters()
@@ -108,7 +112,10 @@ class Admission:
             cosignature = self.witness_decision(request, digest)
         pairs = [(s.type.name, s.value) for s in selectors]
         with span("node.policy", query_id=query.query_id):
-            verdict, signed = self.decide(query, order, selectors, now=now, digest=digest)
+            applicable = self.agreement(query, now=now)
+            verdict, signed = self.decide(
+                query, order, selectors, now=now, digest=digest, inbound=applicable.policy
+            )
         if query.kind == pb.FETCH and query.hit_reference:
             self._hits.check(query.hit_reference, order.order_id, pairs, now=now)
         return Admitted(
@@ -121,7 +128,17 @@ class Admission:
             cosignature=cosignature,
             verdict=verdict,
             node_decision=signed,
+            inbound=applicable.policy,
+            agreement=applicable.agreement_id,
         )
+
+    def agreement(self, query: pb.Query, *, now: datetime) -> Applicable[InboundPolicy]:
+        """The agreement covering (the requesting agency's country, this node's) at ``now``.
+
+        Raises ``NO_AGREEMENT`` when none is in force: the gateway should not have forwarded it.
+        """
+        requesting = self._federation.country_of_agency(query.requesting_agency)
+        return self._policies.select(requesting, self._node.country, now)
 
     def verify_order(self, query: pb.Query, *, now: datetime) -> pb.LegalOrder:
         """The legal order, signed by an authority the federation registers, in date (cached by digest)."""
@@ -218,6 +235,7 @@ class Admission:
         *,
         now: datetime,
         digest: bytes = b"",
+        inbound: InboundPolicy,
     ) -> tuple[Verdict, pb.Envelope | None]:
         """The node's own inbound rules (the responding country's), with its own facts about the target.
 
@@ -225,7 +243,7 @@ class Admission:
         outbox before it is raised.
         """
         pairs = [(s.type.name, s.value) for s in selectors]
-        subject, unreadable = self._targeting.known_subject(selectors, order.order_id)
+        subject, unreadable = inbound.targeting.known_subject(selectors, order.order_id)
         facts = facts_from_query(
             query,
             order,
@@ -237,10 +255,10 @@ class Admission:
             counters=self._quotas.before(query.investigator, query.requesting_agency, now=now),
             now=now,
         )
-        decision = self._engine.decide(dataclasses.replace(facts, subject=subject))
+        decision = inbound.engine.decide(dataclasses.replace(facts, subject=subject))
         self._quotas.count(query.investigator, query.requesting_agency, now=now)
         try:
-            verdict = self._targeting.judge(
+            verdict = inbound.targeting.judge(
                 decision,
                 kind=pb.QueryKind.Name(query.kind),
                 query_id=query.query_id,

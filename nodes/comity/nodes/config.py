@@ -28,8 +28,11 @@ Example::
     cert = "pki/ca-node.crt"
     key = "pki/ca-node.key"
 
-    [policy]
-    bundle = "ca-inbound"             # a bundle name shipped with Comity, or a folder
+    [policy]                          # each agreement names this country's inbound bundle by digest
+    store = "bundles"                 # optional: bundles by digest (beside the shipped ones)
+    bundle = "my-inbound"             # optional: one more bundle (name or folder) found by digest;
+                                      # required, and deciding every query, when the federation
+                                      # file lists no agreements
 
     [witness]
     state = "ca-node-witness.db"      # the last checkpoint this node accepted
@@ -90,8 +93,8 @@ class NodeConfig:
     witness_key: Path
     tls_cert: Path
     tls_key: Path
-    policy_bundle: str
     witness_state: Path
+    policy_bundle: str = ""
     max_records: int = 500
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     stream_batch: int = 256
@@ -101,6 +104,7 @@ class NodeConfig:
     source: Path | None = None
     outbox_url: str = ""
     private: PrivateConfig = field(default_factory=PrivateConfig)
+    bundle_store: Path | None = None
 
 
 def open_source(config: NodeConfig, *, create: bool = True) -> RecordSource:
@@ -117,7 +121,7 @@ def load_node_config(path: Path) -> NodeConfig:
     store = root.table("store")
     keys = root.table("keys")
     tls = root.table("tls")
-    policy = root.table("policy")
+    policy = root.table("policy", required=False)
     witness = root.table("witness")
     limits = root.table("limits", required=False)
     private = root.table("private", required=False)
@@ -134,7 +138,8 @@ def load_node_config(path: Path) -> NodeConfig:
         witness_key=keys.path("witness_key"),
         tls_cert=tls.path("cert"),
         tls_key=tls.path("key"),
-        policy_bundle=policy.text("bundle"),
+        policy_bundle=policy.text("bundle", ""),
+        bundle_store=policy.optional_path("store"),
         witness_state=witness.path("state"),
         max_records=limits.integer("max_records", 500, minimum=1),
         max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),

@@ -116,6 +116,8 @@ class PrivateChecks:
             check_vouched(decision, query)
         with span("node.witness", query_id=query.query_id):
             cosignature = a.witness_decision(request, digest)
+        # No inbound bundle decides a private hit check, but only an agreement makes one possible.
+        a.agreement(query, now=self._clock())
         epoch, key = self.filters.current()
         if query.filter_epoch != epoch:
             raise refusals.refuse("PRIVATE_FILTER_STALE", given=query.filter_epoch, current=epoch)

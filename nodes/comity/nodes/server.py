@@ -16,8 +16,8 @@ from comity.nodes.admission import Admission
 from comity.nodes.config import NodeConfig, open_source
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
+from comity.nodes.inbound import inbound_policies
 from comity.nodes.logsync import GatewayLog
-from comity.nodes.minimise import Minimiser, WithholdingRule
 from comity.nodes.outbox import Outbox
 from comity.nodes.private_admission import PrivateChecks, PrivateLimits
 from comity.nodes.private_filters import KeySchedule, PrivateFilters
@@ -26,12 +26,8 @@ from comity.nodes.service import DataNodeService
 from comity.nodes.state import NodeState
 from comity.nodes.store import RecordStore
 from comity.nodes.subjects import SubjectReader
-from comity.nodes.targeting import Targeting
 from comity.nodes.witness_service import WitnessService
 from comity.nodes.witness_state import check_witness_state
-from comity.policy.bundle import PolicyBundle
-from comity.policy.engine import PolicyEngine
-from comity.policy.select import load_bundle
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -41,16 +37,6 @@ _log = logging.getLogger("comity.node")
 
 SERVICE = pb.DESCRIPTOR.services_by_name["DataNode"].full_name
 WITNESS_SERVICE = pb.DESCRIPTOR.services_by_name["Witness"].full_name
-
-
-def _withholding(bundle: PolicyBundle, country: str) -> list[WithholdingRule]:
-    """The bundle's withholding duties as the minimiser's rules for this node's country."""
-    return [
-        WithholdingRule.own_persons(
-            country, fields=rule.fields or None, withhold_unknown=rule.withhold_unknown
-        )
-        for rule in bundle.minimisation.withhold
-    ]
 
 
 async def _refresh(filters: PrivateFilters, every: timedelta) -> None:
@@ -79,7 +65,6 @@ async def start_node(
     node = federation.node(config.node_id)
     response_key = SigningKey.load(config.response_key, key_id=node.id, passphrase=passphrase_from_env())
     witness_key = SigningKey.load(config.witness_key, key_id=node.id, passphrase=passphrase_from_env())
-    bundle = load_bundle(config.policy_bundle)
     state_existed = config.witness_state.exists()
     source = open_source(config)
     witness = Witness.open(
@@ -106,23 +91,35 @@ async def start_node(
             config.witness_state.unlink(missing_ok=True)  # leave it missing, as it was
         raise
     hits = HitReferences(response_key.private_key.private_bytes_raw())
-    gateway_log = GatewayLog(federation)
     schema = default_schema()
     state = NodeState(config.store_url)
     subjects = SubjectReader(source, schema)
-    targeting = Targeting(
-        reader=subjects, state=state, bundle=bundle, node_id=node.id, country=node.country, clock=clock
-    )
+    try:
+        policies = inbound_policies(
+            federation,
+            node,
+            store=config.bundle_store,
+            configured=config.policy_bundle,
+            schema=schema,
+            subjects=subjects,
+            state=state,
+            clock=clock,
+        )
+    except BaseException:
+        witness.close()
+        source.close()
+        state.close()
+        raise
+    gateway_log = GatewayLog(federation)
     outbox = Outbox(config.outbox_url or config.store_url)
     decisions = NodeDecisions(node_id=node.id, key=response_key, outbox=outbox, clock=clock)
     admission = Admission(
         node=node,
         federation=federation,
-        engine=PolicyEngine(bundle),
+        policies=policies,
         witness=witness,
         gateway_log=gateway_log,
         hit_references=hits,
-        targeting=targeting,
         clock=clock,
         decisions=decisions,
     )
@@ -148,22 +145,17 @@ async def start_node(
             limits=PrivateLimits(config.private.per_order_per_day, config.private.per_agency_per_day),
             clock=clock,
         )
-    restrictions = [
-        pb.UseRestriction(code=r.code, description=r.description, legal_basis=r.legal_basis)
-        for r in bundle.use_restrictions
-    ]
     service = DataNodeService(
         node_id=node.id,
         federation=federation,
         admission=admission,
         witness=witness,
         source=source,
-        minimiser=Minimiser(schema, _withholding(bundle, node.country)),
+        schema=schema,
         subjects=subjects,
         country=node.country,
         response_key=response_key,
         hit_references=hits,
-        use_restrictions=restrictions,
         max_records=config.max_records,
         stream_batch=config.stream_batch,
         clock=clock,

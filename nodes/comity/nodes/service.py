@@ -35,9 +35,8 @@ from comity.nodes.convert import to_proto
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import RecordSource, TimeRange
-from comity.nodes.minimise import Minimiser
 from comity.nodes.private_admission import PrivateChecks
-from comity.nodes.schema import DataCategory
+from comity.nodes.schema import DataCategory, Schema
 from comity.nodes.subjects import OwnParties, SubjectReader
 from comity.nodes.targeting import Answer
 from comity.v1 import comity_pb2 as pb
@@ -105,12 +104,11 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         admission: Admission,
         witness: Witness,
         source: RecordSource,
-        minimiser: Minimiser,
+        schema: Schema,
         subjects: SubjectReader,
         country: str,
         response_key: SigningKey,
         hit_references: HitReferences,
-        use_restrictions: list[pb.UseRestriction],
         max_records: int,
         stream_batch: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -124,12 +122,11 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         self._admission = admission
         self._witness = witness
         self._source = source
-        self._minimiser = minimiser
+        self._schema = schema
         self._subjects = subjects
         self._country = country
         self._key = response_key
         self._hits = hit_references
-        self._restrictions = use_restrictions
         self._max_records = max_records
         self._batch = stream_batch
         self._clock = clock
@@ -172,16 +169,14 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         remaining = self._limit(admitted)
         # Incidental persons of this country in the records (the other party of a message)
         # are withheld field by field; the target itself was checked at admission.
-        own = OwnParties(
-            self._subjects, self._minimiser.schema, country=self._country, targets=admitted.selectors
-        )
+        own = OwnParties(self._subjects, self._schema, country=self._country, targets=admitted.selectors)
         for scope in _scopes(admitted):
             with self._source.lookup(
                 admitted.selectors, categories=scope.categories, time_range=scope.time_range, limit=remaining
             ) as stream:
                 for batch in stream.batches(self._batch):
                     with span("node.minimise", query_id=admitted.query.query_id):
-                        released = self._minimiser.apply(batch, scope, own)
+                        released = admitted.inbound.minimiser.apply(batch, scope, own)
                     if released:
                         yield [to_proto(r) for r in released]
                 run.truncated = run.truncated or stream.truncated
@@ -224,7 +219,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             record_count=digest.count,
             records_digest=digest.digest(),
             answered_at=answered,
-            use_restrictions=self._restrictions,
+            use_restrictions=admitted.inbound.use_restrictions,
             hit_reference=reference,
             sealed_reason=admitted.verdict.sealed,
         )
@@ -242,7 +237,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             node_id=self._node_id,
             hit=hit,
             hit_reference=reference,
-            use_restrictions=self._restrictions,
+            use_restrictions=admitted.inbound.use_restrictions,
             truncated=truncated,
             receipt=receipt,
             witness_cosignature=admitted.cosignature,

@@ -1,7 +1,7 @@
 """Realistic synthetic records for demos, tests and benchmarks.
 
-``generate("US", n_people=200, seed=7)`` makes the records a US node would hold about 200
-people: nationals and residents of both countries, each with a subscriber account, IP
+``generate(country, n_people=200, seed=7)`` makes the records a node of ``country`` would hold
+about 200 people: nationals and residents of that country and one other, each with a subscriber account, IP
 connection logs, message metadata, some stored message content and, for a few, a firearm
 trace. The same arguments always give the same records.
 
@@ -9,12 +9,13 @@ The output is JSON Lines, one record per line::
 
     {"record_id": "us-ip-000012-3", "record_type": "ip_connection_log",
      "observed_at": "2025-04-02T17:03:11Z",
-     "fields": {"account_id": "US-ACC-00000012", "ip_address": "203.0.113.7", ...}}
+     "fields": {"account_id": "XA-ACC-00000012", "ip_address": "203.0.113.7", ...}}
 
 ``record_id`` is unique within a store; ``record_type`` names a type of the schema
 (:func:`comity.nodes.schema.default_schema`); ``observed_at`` is ISO 8601 in UTC and equals
 the record type's timestamp field; ``fields`` maps field names to strings. Selector values are
-already in normalised form.
+already in normalised form. How each country's records look (locale, phone numbers, providers)
+is data, in ``data/synthetic.toml``; a country it does not list gets its ``[default]``.
 
 :attr:`SyntheticData.well_known` lists a few subjects whose selectors certainly match records,
 with their nationality and residence, so a demo can run allowed and refused queries.
@@ -24,11 +25,12 @@ from __future__ import annotations
 
 import json
 import random
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import phonenumbers
 from faker import Faker
@@ -38,17 +40,57 @@ from comity.nodes.schema import SelectorType
 
 __all__ = ["Person", "SyntheticData", "generate"]
 
-Country = Literal["US", "CA"]
+_DATA = Path(__file__).resolve().parent / "data" / "synthetic.toml"
 
-_LOCALES: dict[str, str] = {"US": "en_US", "CA": "en_CA"}
-_AREA_CODES: dict[str, tuple[str, ...]] = {
-    "US": ("212", "312", "415", "206", "617", "202", "305", "713", "404", "303"),
-    "CA": ("416", "604", "514", "613", "403", "780", "902", "204", "306", "519"),
-}
-_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "US": ("Northwind Mail", "Liberty Telecom", "Bluebird Social"),
-    "CA": ("Maple Mobile", "Laurentian Net", "Aurora Mail"),
-}
+
+@dataclass(frozen=True, slots=True)
+class _Style:
+    """How one country's synthetic records look (a table of ``data/synthetic.toml``)."""
+
+    locale: str
+    calling_code: str
+    area_codes: tuple[str, ...]
+    first_digits: tuple[int, int]
+    rest_digits: int
+    avoid_n11: bool
+    providers: tuple[str, ...]
+    region: str
+    other: str = ""
+
+
+def _styles() -> tuple[_Style, dict[str, _Style]]:
+    with _DATA.open("rb") as f:
+        data = tomllib.load(f)
+
+    def style(t: dict[str, Any]) -> _Style:
+        return _Style(
+            locale=t["locale"],
+            calling_code=t["calling_code"],
+            area_codes=tuple(t["area_codes"]),
+            first_digits=(t["first_digits"][0], t["first_digits"][1]),
+            rest_digits=t["rest_digits"],
+            avoid_n11=t["avoid_n11"],
+            providers=tuple(t["providers"]),
+            region=t["region"],
+            other=t.get("other", ""),
+        )
+
+    return style(data["default"]), {c: style(t) for c, t in data["country"].items()}
+
+
+_DEFAULT, _STYLES = _styles()
+
+
+def _style(country: str) -> _Style:
+    return _STYLES.get(country, _DEFAULT)
+
+
+def _other(country: str) -> str:
+    """The second country of a node's records: the data file's, else the first listed other one."""
+    named = _style(country).other
+    return named or next(c for c in _STYLES if c != country)
+
+
 _FIREARMS = (
     ("Glock", "19", "9mm"),
     ("Smith & Wesson", "M&P Shield", "9mm"),
@@ -99,13 +141,13 @@ def _iso(t: datetime) -> str:
 
 
 class _Generator:
-    def __init__(self, country: str, seed: int) -> None:
+    def __init__(self, country: str, seed: int, other: str) -> None:
         self.country = country
-        self.other = "CA" if country == "US" else "US"
+        self.other = other
         self.rng = random.Random(f"{country}:{seed}")
         self.fakers: dict[str, Faker] = {}
-        for i, (c, locale) in enumerate(sorted(_LOCALES.items())):
-            fk = Faker(locale)
+        for i, c in enumerate(sorted({country, other})):
+            fk = Faker(_style(c).locale)
             fk.seed_instance(seed * 2 + i)
             self.fakers[c] = fk
         self.prefix = country.lower()
@@ -114,13 +156,16 @@ class _Generator:
     # ----------------------------------------------------------------- identifiers
 
     def phone(self, country: str) -> str:
+        style = _style(country)
         while True:
             number = (
-                f"+1{self.rng.choice(_AREA_CODES[country])}"
-                f"{self.rng.randint(200, 999)}{self.rng.randint(0, 9999):04d}"
+                f"+{style.calling_code}{self.rng.choice(style.area_codes)}"
+                f"{self.rng.randint(*style.first_digits)}"
+                f"{self.rng.randint(0, 10**style.rest_digits - 1):0{style.rest_digits}d}"
             )
             parsed = phonenumbers.parse(number, None)
-            if phonenumbers.is_valid_number(parsed) and not number[5:8].endswith("11"):
+            exchange = number[5:8] if style.avoid_n11 else ""  # N11 exchanges are service codes
+            if phonenumbers.is_valid_number(parsed) and not exchange.endswith("11"):
                 return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
     def imei(self) -> str:
@@ -203,15 +248,15 @@ class _Generator:
         s = p.selectors
         fields = {
             "account_id": s[SelectorType.ACCOUNT_ID],
-            "provider": self.rng.choice(_PROVIDERS[self.country]),
+            "provider": self.rng.choice(_style(self.country).providers),
             "username": s[SelectorType.USERNAME],
             "email": s[SelectorType.EMAIL],
             "phone": s[SelectorType.PHONE],
             "full_name": p.name,
             "date_of_birth": self.birth_date(18),
-            "street_address": fk.street_address(),
+            "street_address": str(fk.street_address()).replace("\n", ", "),
             "city": fk.city(),
-            "region": fk.state_abbr() if p.residence == "US" else fk.province_abbr(),
+            "region": str(getattr(fk, _style(p.residence).region)()),
             "postal_code": fk.postcode(),
             **self.subject(p),
         }
@@ -289,18 +334,20 @@ class _Generator:
         self.add("firearm_trace", f"{self.prefix}-gun-{i:06d}", self.moment(), fields, "recovered_at")
 
 
-def generate(country: Country | str, n_people: int, seed: int) -> SyntheticData:
-    """Synthetic records a node in ``country`` ("US" or "CA") holds about ``n_people`` people.
+def generate(country: str, n_people: int, seed: int, *, other: str = "") -> SyntheticData:
+    """Synthetic records a node in ``country`` holds about ``n_people`` people.
+
+    ``other`` is the second country among its people (default: the one the data file names).
 
     Reproducible: the same arguments give the same records. The first four people are the
     :attr:`SyntheticData.well_known` subjects (one per combination of nationality and residence,
     each with every record type, a firearm trace included).
     """
-    if country not in _LOCALES:
-        raise InvalidArgument(f"unknown country {country!r}", hint="use US or CA")
+    if len(country) != 2 or not country.isalpha() or not country.isupper():
+        raise InvalidArgument(f"not a country code: {country!r}", hint="an ISO 3166-1 alpha-2 code")
     if n_people < 1:
         raise InvalidArgument("n_people must be at least 1")
-    g = _Generator(country, seed)
+    g = _Generator(country, seed, other or _other(country))
     people = [g.person(i) for i in range(n_people)]
     well_known = people[:4]
     for i, p in enumerate(people):

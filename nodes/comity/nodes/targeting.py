@@ -43,7 +43,7 @@ __all__ = ["SUBJECT_UNREADABLE", "Answer", "NodeRefusal", "Targeting", "Verdict"
 
 _log = logging.getLogger("comity.node")
 
-_BASIS = "18 U.S.C. §2523(a)(2), (b)(4)(A)–(B); US–UK Agreement art. 4"
+_BASIS = "The agreement's no-targeting rule (the inbound bundle's NO_TARGETING names its source)"
 SUBJECT_UNREADABLE = "NODE_SUBJECT_UNREADABLE"
 register(
     Check(

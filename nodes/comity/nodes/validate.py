@@ -75,7 +75,7 @@ def _value(spec: FieldSpec, raw: object, region: str) -> str:
         case FieldType.INTEGER if not _INTEGER.fullmatch(value):
             raise InvalidRecord("not an integer", field=name)
         case FieldType.COUNTRY if not _COUNTRY.fullmatch(value):
-            raise InvalidRecord("not an ISO 3166-1 alpha-2 country code (e.g. US, CA)", field=name)
+            raise InvalidRecord("not an ISO 3166-1 alpha-2 country code (two capital letters)", field=name)
         case FieldType.TIMESTAMP:
             try:
                 return _iso(parse_timestamp(value))
@@ -119,7 +119,7 @@ def _observed_at(rt: RecordType, fields: dict[str, str], raw: object) -> datetim
 
 
 def parse_record(
-    raw: Mapping[str, object], schema: Schema, *, region: str = "US", dataset: str = "default"
+    raw: Mapping[str, object], schema: Schema, *, region: str, dataset: str = "default"
 ) -> Record:
     """Validate ``raw`` against ``schema`` and return the record to store.
 

@@ -84,6 +84,9 @@ class Manifest:
     """For a node bundle: the responding country whose inbound rules it holds; else empty."""
     description: str
     generic: GenericRefusal
+    parties: tuple[str, ...] = ()
+    """The countries of the agreement the bundle is written for (ISO 3166-1 alpha-2), if it says;
+    ``comity init`` pairs a gateway bundle with its parties' inbound bundles by them."""
 
 
 def bundle_digest(files: dict[str, bytes]) -> str:
@@ -107,7 +110,7 @@ def bundle_path(name: str) -> Path:
         BundleError: when ``name`` is not a plain folder name or no such bundle exists.
     """
     if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise BundleError(f"not a bundle name: {name!r}", hint="use a folder name such as us-ca-agreement")
+        raise BundleError(f"not a bundle name: {name!r}", hint="name a folder of policy/bundles/")
     for root in bundle_roots(Path(__file__).resolve().parent):
         if (root / name / "bundle.toml").is_file():
             return root / name
@@ -172,6 +175,7 @@ def _parse_manifest(text: str) -> Manifest:
             legal_basis=g.text("generic_legal_basis"),
             rules=frozenset(g.texts("generic_rules", required=False)),
         ),
+        parties=tuple(t.texts("parties", required=False)),
     )
     g.done()
     t.done()
@@ -181,6 +185,10 @@ def _parse_manifest(text: str) -> Manifest:
         raise t.error("scope", f"must be one of {', '.join(SCOPES)}")
     if (m.scope == "node") != bool(m.country):
         raise t.error("country", "a node bundle names its country; a gateway bundle does not")
+    if m.parties and (len(set(m.parties)) != len(m.parties) or len(m.parties) < 2):
+        raise t.error("parties", "an agreement's parties are two or more distinct country codes")
+    if m.parties and m.country and m.country not in m.parties:
+        raise t.error("country", f"{m.country} is not one of the bundle's parties")
     _check_cedarpy(m, t.error)
     return m
 

@@ -14,6 +14,8 @@ A folder whose files do not hash to its name is refused, so a copy cannot be swa
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,11 +48,23 @@ class BundleStore:
         target = self._root / folder_name(bundle.digest)
         if not target.is_dir():
             self._root.mkdir(parents=True, exist_ok=True)
-            partial = self._root / f".{target.name}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
+            # A partial copy of its own: a gateway and its nodes may keep the same bundle at once.
+            partial = self._root / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
             shutil.copytree(bundle.path, partial, ignore=shutil.ignore_patterns("__pycache__"))
-            partial.rename(target)  # a reader sees the whole copy or none
+            try:
+                partial.rename(target)  # a reader sees the whole copy or none
+            except OSError:
+                shutil.rmtree(partial, ignore_errors=True)
+                if not target.is_dir():
+                    raise
         return target
+
+    def add(self, bundle: PolicyBundle) -> None:
+        """Make ``bundle`` (loaded from anywhere, e.g. a configured folder) findable by its digest,
+        and keep a copy when the store has a folder."""
+        self._loaded[bundle.digest] = bundle
+        if self._root is not None:
+            self.keep(bundle)
 
     def find(self, digest: str) -> PolicyBundle:
         """The bundle whose digest is ``digest``; raises :class:`BundleError` when none is kept."""

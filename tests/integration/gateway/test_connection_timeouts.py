@@ -25,7 +25,7 @@ def test_servers_set_idle_and_handshake_timeouts() -> None:
 
 @pytest.mark.asyncio
 async def test_a_connection_that_never_handshakes_is_closed(tmp_path: Path) -> None:
-    layout = init_federation(tmp_path / "fed", gateway_port=1, node_ports={"us-node": 2, "ca-node": 3})
+    layout = init_federation(tmp_path / "fed", gateway_port=1, countries={"US": 2, "CA": 3})
     handle = await start_server(
         listen="127.0.0.1:0",
         register=lambda server: None,
@@ -45,7 +45,7 @@ async def test_a_connection_that_never_handshakes_is_closed(tmp_path: Path) -> N
 
 @pytest.mark.asyncio
 async def test_an_idle_connection_is_closed(tmp_path: Path) -> None:
-    layout = init_federation(tmp_path / "fed", gateway_port=1, node_ports={"us-node": 2, "ca-node": 3})
+    layout = init_federation(tmp_path / "fed", gateway_port=1, countries={"US": 2, "CA": 3})
     handle = await start_server(
         listen="127.0.0.1:0",
         register=lambda server: None,

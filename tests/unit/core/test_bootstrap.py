@@ -21,7 +21,7 @@ from comity.core.pki import load_certificate
 from comity.sdk.cli.init_cmd import init
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-PORTS = {"us-node": 7101, "ca-node": 7102}
+PORTS = {"US": 7101, "CA": 7102}
 
 
 def said(result: Result) -> str:
@@ -31,7 +31,7 @@ def said(result: Result) -> str:
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> FederationLayout:
-    return init_federation(tmp_path_factory.mktemp("fed") / "f", gateway_port=7443, node_ports=PORTS, now=NOW)
+    return init_federation(tmp_path_factory.mktemp("fed") / "f", gateway_port=7443, countries=PORTS, now=NOW)
 
 
 def _private_files(layout: FederationLayout) -> list[Path]:
@@ -107,16 +107,30 @@ def test_minted_tokens_verify_against_the_published_jwks(layout: FederationLayou
 
 def test_init_refuses_to_overwrite_a_federation(layout: FederationLayout) -> None:
     with pytest.raises(ConfigError, match="already exists"):
-        init_federation(layout.directory, gateway_port=1, node_ports=PORTS)
+        init_federation(layout.directory, gateway_port=1, countries=PORTS)
 
 
-def test_init_needs_a_port_per_node(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="ca-node"):
-        init_federation(tmp_path, gateway_port=1, node_ports={"us-node": 2})
+def test_init_needs_two_countries_with_valid_codes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least two countries"):
+        init_federation(tmp_path, gateway_port=1, countries={"US": 2})
+    with pytest.raises(ConfigError, match="'U1' is not a country code"):
+        init_federation(tmp_path, gateway_port=1, countries={"US": 2, "U1": 3})
+
+
+def test_init_writes_format_2_for_any_countries_with_names_made_from_unlisted_codes(tmp_path: Path) -> None:
+    layout = init_federation(tmp_path, gateway_port=1, countries={"XA": 2, "XB": 3, "XC": 4}, now=NOW)
+    fed = Federation.load(layout.federation_file)
+    assert (fed.format, fed.version) == (2, 1)
+    assert fed.expires is not None and fed.expires > NOW
+    assert [m.country for m in fed.members] == ["XA", "XB", "XC"]
+    assert [n.id for n in fed.nodes()] == ["xa-node", "xb-node", "xc-node"]
+    assert fed.member("xb.police").country == "XB"
+    assert fed.investigator("xc.police/investigator-1").agency == "xc.police"
+    assert fed.agreements == ()
 
 
 def test_passphrase_encrypts_private_keys(tmp_path: Path) -> None:
-    layout = init_federation(tmp_path, gateway_port=1, node_ports=PORTS, passphrase=b"pw")
+    layout = init_federation(tmp_path, gateway_port=1, countries=PORTS, passphrase=b"pw")
     key_file = layout.agencies["us.fbi"].investigator_key
     assert b"ENCRYPTED" in key_file.read_bytes()
     SigningKey.load(key_file, key_id="x", passphrase=b"pw")
@@ -127,10 +141,20 @@ def test_init_command_writes_a_federation_and_reports_errors(tmp_path: Path) -> 
     app = typer.Typer()
     app.command()(init)
     runner = CliRunner()
-    result = runner.invoke(app, [str(tmp_path / "demo"), "--gateway-port", "9000"])
+    nodes = ["--node", "US:9001", "--node", "CA:9002", "--node", "GB:9003"]
+    result = runner.invoke(app, [str(tmp_path / "demo"), "--gateway-port", "9000", *nodes])
     assert result.exit_code == 0, result.output
-    assert "us-node" in said(result)
-    assert Federation.load(tmp_path / "demo" / "federation.toml").gateway.endpoint == "127.0.0.1:9000"
-    again = runner.invoke(app, [str(tmp_path / "demo")])
+    assert "gb-node (GB) 127.0.0.1:9003" in said(result)
+    fed = Federation.load(tmp_path / "demo" / "federation.toml")
+    assert fed.gateway.endpoint == "127.0.0.1:9000"
+    assert fed.node("gb-node").endpoint == "127.0.0.1:9003"
+    # The shipped bundles make one agreement, between the two countries they name; none with GB.
+    assert [(a.id, a.parties) for a in fed.agreements] == [("us-ca-agreement", ("US", "CA"))]
+    assert fed.agreement_for("GB", "CA", NOW) is None
+    again = runner.invoke(app, [str(tmp_path / "demo"), *nodes])
     assert again.exit_code == 1
     assert "already exists" in said(again)
+    twice = runner.invoke(app, [str(tmp_path / "other"), "--node", "US:1", "--node", "US:2"])
+    assert twice.exit_code == 1 and "US is given twice" in said(twice)
+    bad = runner.invoke(app, [str(tmp_path / "other"), "--node", "US", "--node", "CA:2"])
+    assert bad.exit_code == 1 and "--node 'US' is not COUNTRY:PORT" in said(bad)

@@ -23,7 +23,11 @@ HEADER = "format = 2\nversion = 1\nexpires = 2030-01-01T00:00:00Z\n"  # what the
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> FederationLayout:
     return init_federation(
-        tmp_path_factory.mktemp("fed"), gateway_port=7443, node_ports={"us-node": 7101, "ca-node": 7102}
+        tmp_path_factory.mktemp("fed"),
+        gateway_port=7443,
+        countries={"US": 7101, "CA": 7102},
+        format=1,
+        name="us-ca",
     )
 
 

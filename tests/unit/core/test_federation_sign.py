@@ -50,7 +50,11 @@ def signing(threshold: int, *keys: SigningKey) -> str:
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> FederationLayout:
     return init_federation(
-        tmp_path_factory.mktemp("fed"), gateway_port=7443, node_ports={"us-node": 7101, "ca-node": 7102}
+        tmp_path_factory.mktemp("fed"),
+        gateway_port=7443,
+        countries={"US": 7101, "CA": 7102},
+        format=1,
+        name="us-ca",
     )
 
 

@@ -28,7 +28,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> FederationLayout:
     return init_federation(
-        tmp_path_factory.mktemp("fed"), gateway_port=1, node_ports={"us-node": 2, "ca-node": 3}, now=NOW
+        tmp_path_factory.mktemp("fed"), gateway_port=1, countries={"US": 2, "CA": 3}, now=NOW
     )
 
 

@@ -23,7 +23,7 @@ AGENT = "us.fbi/agent-1"
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> FederationLayout:
     return init_federation(
-        tmp_path_factory.mktemp("fed"), gateway_port=1, node_ports={"us-node": 2, "ca-node": 3}, now=NOW
+        tmp_path_factory.mktemp("fed"), gateway_port=1, countries={"US": 2, "CA": 3}, now=NOW
     )
 
 

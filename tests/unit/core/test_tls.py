@@ -31,7 +31,7 @@ WHO = "/comity.test.Probe/Who"
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> FederationLayout:
     return init_federation(
-        tmp_path_factory.mktemp("fed"), gateway_port=1, node_ports={"us-node": 2, "ca-node": 3}, now=NOW
+        tmp_path_factory.mktemp("fed"), gateway_port=1, countries={"US": 2, "CA": 3}, now=NOW
     )
 
 

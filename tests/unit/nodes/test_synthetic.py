@@ -9,7 +9,7 @@ import pytest
 
 from comity.core.errors import InvalidArgument
 from comity.core.selectors import normalise
-from comity.nodes.schema import default_schema
+from comity.nodes.schema import SelectorType, default_schema
 from comity.nodes.synthetic import generate
 from comity.nodes.validate import parse_record
 
@@ -54,6 +54,16 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == data.records
 
 
-def test_unknown_country_is_refused() -> None:
-    with pytest.raises(InvalidArgument, match="country"):
-        generate("FR", 5, 1)
+def test_a_malformed_country_code_is_refused() -> None:
+    for bad in ("FRA", "fr", "F1", ""):
+        with pytest.raises(InvalidArgument, match="country code"):
+            generate(bad, 5, 1)
+
+
+def test_any_country_gets_records_in_its_own_style_or_the_default() -> None:
+    gb = generate("GB", 8, 1)
+    assert {p.nationality for p in gb.people} == {"GB", "US"}  # the data file's other country for GB
+    assert all(p.selectors[SelectorType.PHONE].startswith("+44") for p in gb.people if p.residence == "GB")
+    invented = generate("XA", 8, 1, other="XB")
+    assert {p.nationality for p in invented.people} == {"XA", "XB"}
+    assert invented.records[0]["record_id"].startswith("xa-")

@@ -82,7 +82,7 @@ def test_profile_is_recognised(tmp_path: Path) -> None:
 
 
 def test_federation_file_is_recognised(tmp_path: Path) -> None:
-    layout = init_federation(tmp_path, gateway_port=7443, node_ports={"us-node": 7101, "ca-node": 7102})
+    layout = init_federation(tmp_path, gateway_port=7443, countries={"US": 7101, "CA": 7102}, name="us-ca")
     settings = _settings(layout.federation_file)
     assert settings["name"] == "us-ca"
     assert "ca-node at 127.0.0.1:7102" in settings["members[ca.rcmp]"]

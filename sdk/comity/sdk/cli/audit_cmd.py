@@ -248,7 +248,7 @@ def _check_views(
 @friendly
 def pin(
     federation: FederationOpt,
-    node: Annotated[str, typer.Option(help="Your own country's node, e.g. ca-node.")],
+    node: Annotated[str, typer.Option(help="Your own country's node id, e.g. gb-node.")],
     witness_state: Annotated[
         Path,
         typer.Option(help="That node's witness state file, read on the node (never through the gateway)."),
@@ -499,21 +499,31 @@ def report(
     until: Annotated[
         str | None, typer.Option(help="Up to this date or time, inclusive (a date: the whole day).")
     ] = None,
-    bundle: Annotated[str, typer.Option(help="The bundle whose offence catalogue classes offences.")] = (
-        "us-ca-agreement"
-    ),
+    bundle: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A bundle (name or folder) whose offence catalogue classes offences; repeatable. "
+            "Default: every shipped gateway bundle."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV: one row per count.")] = False,
 ) -> None:
     """A transparency report: aggregate counts by agency, node, offence class, category and outcome."""
+    from comity.policy.pairing import shipped_bundles
     from comity.policy.select import load_bundle
     from comity.sdk.transparency import build_report
 
-    catalogue = load_bundle(bundle).catalogue
+    bundles = (
+        [load_bundle(b) for b in bundle]
+        if bundle
+        else [b for b in shipped_bundles() if b.manifest.scope == "gateway"]
+    )
+    # An offence code names its class in whichever country's catalogue lists it.
+    classes = {o.code: o.category for b in bundles for o in b.catalogue}
 
     def offence_class(code: str) -> str:
-        offence = catalogue.lookup("US", code) or catalogue.lookup("CA", code)
-        return offence.category if offence else "UNKNOWN"
+        return classes.get(code, "UNKNOWN")
 
     events = (event for _, event, _ in _events(_url(db, url)))
     period = parse_range(since, until)

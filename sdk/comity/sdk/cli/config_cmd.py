@@ -74,7 +74,8 @@ _GATEWAY: tuple[_Row, ...] = (
     ("audit.url", "audit_url", "where the transparency log is stored", "COMITY_AUDIT_URL"),
     ("audit.batch_interval_ms", "batch_interval_ms", "group commit: max wait while a commit runs", ""),
     ("replay.url", "replay_url", "where query ids already seen are kept", "COMITY_REPLAY_URL"),
-    ("policy.bundle", "policy_bundle", "the agreement's policy bundle (name or folder)", ""),
+    ("policy.store", "bundle_store", "bundles by digest; every agreement's bundle is found there", ""),
+    ("policy.bundle", "policy_bundle", "one more bundle; decides all when no agreements are listed", ""),
     ("limits.max_message_bytes", "max_message_bytes", "largest gRPC message, both ways", ""),
     ("limits.node_deadline_seconds", "node_deadline_seconds", "deadline of every call to a node", ""),
     ("limits.freshness_seconds", "freshness_seconds", "how old a signed query may be", ""),
@@ -90,7 +91,13 @@ _NODE: tuple[_Row, ...] = (
     ("keys.witness_key", "witness_key", "Ed25519 key cosigning the log's checkpoints", ""),
     ("tls.cert", "tls_cert", "server certificate (its fingerprint is pinned in the federation)", ""),
     ("tls.key", "tls_key", "private key of that certificate", ""),
-    ("policy.bundle", "policy_bundle", "this country's inbound policy bundle (name or folder)", ""),
+    (
+        "policy.store",
+        "bundle_store",
+        "bundles by digest; each agreement names this country's inbound one",
+        "",
+    ),
+    ("policy.bundle", "policy_bundle", "one more bundle; decides all when no agreements are listed", ""),
     ("witness.state", "witness_state", "the last checkpoint this node cosigned (back it up)", ""),
     ("limits.max_records", "max_records", "records per answer, at most", ""),
     ("limits.max_message_bytes", "max_message_bytes", "largest gRPC message, both ways", ""),
@@ -220,6 +227,14 @@ def _bundle(name_or_path: str) -> list[Setting]:
     # The component refuses to start on a bundle whose own tests fail, so the check must too.
     from comity.policy.select import load_bundle
 
+    if not name_or_path:
+        return [
+            Setting(
+                "policy bundle",
+                "none configured",
+                "each agreement's bundle is found by its digest (comity gateway|node check loads them)",
+            )
+        ]
     bundle = load_bundle(name_or_path)
     return [
         Setting(

@@ -13,12 +13,16 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from comity.core.errors import ComityError
 from comity.sdk.cli.render import make_console
+
+if TYPE_CHECKING:
+    from comity.policy.agreements import ByAgreement
+    from comity.policy.bundle import PolicyBundle
 
 app = typer.Typer(
     help="Comity: lawful, audited cross-border queries between law-enforcement agencies.",
@@ -119,6 +123,18 @@ def node_serve(
     asyncio.run(run())
 
 
+def print_policies(policies: ByAgreement[PolicyBundle]) -> None:
+    """One line per agreement (or the one configured bundle): its bundle passed its own tests."""
+    chosen = dict(policies.policies)
+    if policies.fallback is not None:
+        chosen["(every query: the federation file lists no agreements)"] = policies.fallback
+    for agreement, bundle in chosen.items():
+        console.print(
+            f"[green]✓[/] {agreement}: policy bundle {bundle.name} {bundle.version} passes its tests "
+            f"({bundle.digest[:23]}…)"
+        )
+
+
 @gateway_app.command("check")
 @friendly
 def gateway_check(config: ConfigOpt) -> None:
@@ -126,7 +142,7 @@ def gateway_check(config: ConfigOpt) -> None:
     from comity.core.federation import Federation
     from comity.core.selfcheck import check_certificate_pinned, check_key_listed
     from comity.gateway.config import load_gateway_config
-    from comity.policy.select import load_bundle
+    from comity.policy.agreements import load_policies
 
     cfg = load_gateway_config(config)
     console.print(f"[green]✓[/] config {config}")
@@ -141,10 +157,15 @@ def gateway_check(config: ConfigOpt) -> None:
     check_certificate_pinned(cfg.tls_cert, gateway.server_pins, what="server certificate")
     check_certificate_pinned(cfg.client_cert, gateway.client_pins, what="client certificate")
     console.print("[green]✓[/] server and client certificates pinned by the federation")
-    bundle = load_bundle(cfg.policy_bundle)
-    console.print(
-        f"[green]✓[/] policy bundle {bundle.name} {bundle.version} passes its tests ({bundle.digest[:23]}…)"
+    policies = load_policies(
+        federation,
+        store=cfg.bundle_store,
+        configured=cfg.policy_bundle,
+        digest_of=lambda agreement: agreement.bundle_digest,
+        build=lambda bundle: bundle,
+        what="gateway",
     )
+    print_policies(policies)
 
 
 @gateway_app.command("serve")

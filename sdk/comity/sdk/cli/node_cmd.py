@@ -82,21 +82,29 @@ def check(config: ConfigOpt) -> None:
     from comity.core.federation import Federation
     from comity.core.selfcheck import check_certificate_pinned, check_key_listed
     from comity.nodes.config import load_node_config, open_source
-    from comity.policy.select import load_bundle
+    from comity.nodes.inbound import inbound_digest
+    from comity.policy.agreements import load_policies
+    from comity.sdk.cli.main import print_policies
 
     cfg = load_node_config(config)
     console.print(f"[green]✓[/] config {config}")
-    node = Federation.load(cfg.federation).node(cfg.node_id)
+    federation = Federation.load(cfg.federation)
+    node = federation.node(cfg.node_id)
     console.print(f"[green]✓[/] federation lists {node.id} ({node.country}) at {node.endpoint}")
     check_key_listed(cfg.response_key, node.response_key, what="response key", field="keys.response_key")
     check_key_listed(cfg.witness_key, node.witness_key, what="witness key", field="keys.witness_key")
     console.print("[green]✓[/] response and witness keys are the ones the federation lists")
     check_certificate_pinned(cfg.tls_cert, node.pins, what="TLS certificate")
     console.print("[green]✓[/] TLS certificate pinned by the federation")
-    bundle = load_bundle(cfg.policy_bundle)
-    console.print(
-        f"[green]✓[/] policy bundle {bundle.name} {bundle.version} passes its tests ({bundle.digest[:23]}…)"
+    policies = load_policies(
+        federation,
+        store=cfg.bundle_store,
+        configured=cfg.policy_bundle,
+        digest_of=inbound_digest(node),
+        build=lambda bundle: bundle,
+        what=f"{node.country} inbound",
     )
+    print_policies(policies)
     source = open_source(cfg, create=False)
     try:
         report = source.check()

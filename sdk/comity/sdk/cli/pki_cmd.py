@@ -26,7 +26,9 @@ Days = Annotated[int, typer.Option(min=1, help="Validity in days.")]
 
 @app.command("ca")
 def ca(
-    name: Annotated[str, typer.Argument(help="The CA's common name, e.g. 'Comity US CA'.")],
+    name: Annotated[
+        str, typer.Argument(help="The CA's common name, e.g. 'Comity GB certificate authority'.")
+    ],
     out_dir: OutDir = Path("."),
     country: Annotated[str, typer.Option(help="ISO 3166-1 alpha-2 country.")] = "",
     passphrase_env: PassphraseEnv = None,
@@ -43,7 +45,7 @@ def ca(
 
 @app.command("server")
 def server(
-    name: Annotated[str, typer.Argument(help="Common name and file name, e.g. us-node.")],
+    name: Annotated[str, typer.Argument(help="Common name and file name, e.g. gb-node.")],
     san: Annotated[list[str], typer.Option(help="DNS name or IP address (repeat).")],
     ca_dir: CaDir,
     out_dir: OutDir = Path("."),

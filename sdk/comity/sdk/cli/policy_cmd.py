@@ -44,7 +44,7 @@ def explain(
     facts_file: Annotated[
         Path, typer.Argument(help="A TOML file of query facts (the fields of QueryFacts).")
     ],
-    bundle: BundleOpt = "us-ca-agreement",
+    bundle: BundleOpt,
 ) -> None:
     """Show which rules fire for a query's facts, and why."""
     from comity.policy.engine import PolicyEngine
@@ -66,3 +66,23 @@ def explain(
     console.print(table)
     verdict = "[green]ALLOWED[/]" if decision.allowed else f"[red]REFUSED[/] ({', '.join(decision.codes)})"
     console.print(f"decision: {verdict}")
+
+
+@policy_app.command("keep")
+@friendly
+def keep(
+    bundle: Annotated[str, typer.Argument(help="A shipped bundle's name or a bundle folder.")],
+    store: Annotated[Path, typer.Option(help="The bundle store: the [policy] store folder of the configs.")],
+) -> None:
+    """Copy a bundle (after checking it) into a bundle store, where components find it by digest.
+
+    The federation file's agreements name bundles by digest; a gateway or node finds each one in
+    its ``[policy] store`` folder (or among the shipped bundles).
+    """
+    from comity.policy.bundle_store import BundleStore
+    from comity.policy.select import load_bundle
+
+    loaded = load_bundle(bundle)
+    folder = BundleStore(store).keep(loaded)
+    console.print(f"[green]✓[/] {loaded.name} {loaded.version} kept in {folder}")
+    console.print(f"digest {loaded.digest}")

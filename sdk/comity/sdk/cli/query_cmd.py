@@ -30,7 +30,10 @@ def query(
     profile: Annotated[
         Path, typer.Option("--profile", "-p", help="Investigator profile (TOML).", envvar="COMITY_PROFILE")
     ],
-    node: Annotated[str, typer.Option("--node", "-n", help="Target node id, e.g. ca-node.")],
+    node: Annotated[
+        str,
+        typer.Option("--node", "-n", help="Target node id, e.g. gb-node."),
+    ],
     selector: Annotated[
         list[str], typer.Option("--selector", "-s", help="TYPE:VALUE, e.g. email:a@example.org (repeatable).")
     ],

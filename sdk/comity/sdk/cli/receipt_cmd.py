@@ -103,7 +103,7 @@ def refresh_cmd(
     receipt: ReceiptArg,
     federation: FederationOpt,
     gateway: Annotated[str, typer.Option(help="The gateway address (its AuditLog service).")],
-    ca: Annotated[Path, typer.Option(help="The CA of the gateway's certificate.")],
+    ca: Annotated[Path, typer.Option(help="The CA that issued the gateway's certificate.")],
     out: Annotated[
         Path | None, typer.Option(help="Where to write the refreshed receipt (default: over RECEIPT).")
     ] = None,

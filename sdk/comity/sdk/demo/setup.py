@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +19,14 @@ from comity.nodes.ingest import load_records
 from comity.nodes.schema import SelectorType
 from comity.nodes.store import RecordStore
 from comity.nodes.synthetic import Person, generate
+from comity.policy.bundle_store import BundleStore
+from comity.policy.pairing import agreements_from_bundles, extra_bundles, shipped_bundles
 from comity.v1 import comity_pb2 as pb
 
-__all__ = ["DemoFederation", "OrderSpec", "build_demo_federation", "free_ports"]
+__all__ = ["DEMO_COUNTRIES", "DemoFederation", "OrderSpec", "build_demo_federation", "free_ports"]
+
+#: The demo's federation unless told otherwise: the first agreement, between these two.
+DEMO_COUNTRIES = ("US", "CA")
 
 
 def free_ports(count: int) -> list[int]:
@@ -79,7 +85,7 @@ class DemoFederation:
             issuing_authority=agency.authority,
             issuing_country=agency.country,
             offence_code=spec.offence_code,
-            authorised_by="Hon. J. Doe" if agency.country == "US" else "Justice A. Tremblay",
+            authorised_by=agency.judge,
             authorisation_type=spec.authorisation_type,
             selectors=[
                 pb.Selector(type=int(t), value=spec.person.selectors[t])  # type: ignore[arg-type]
@@ -114,7 +120,6 @@ def _ts(when: datetime) -> Timestamp:
 
 def _node_config(directory: Path, node_id: str, port: int, layout: FederationLayout) -> Path:
     files = layout.nodes[node_id]
-    bundle = "ca-inbound" if files.country == "CA" else "us-inbound"
     text = f"""# Data node {node_id} ({files.country}), written by `comity demo`.
 [node]
 id = "{node_id}"
@@ -133,7 +138,7 @@ cert = "../{files.tls_cert.relative_to(directory)}"
 key = "../{files.tls_key.relative_to(directory)}"
 
 [policy]
-bundle = "{bundle}"
+store = "../data/bundles"
 
 [witness]
 state = "../data/{node_id}-witness.db"
@@ -173,7 +178,6 @@ batch_interval_ms = 2
 url = "sqlite:///../data/replay.db"
 
 [policy]
-bundle = "us-ca-agreement"
 store = "../data/bundles"
 """
     path = directory / "configs" / "gateway.toml"
@@ -224,19 +228,45 @@ timeout_seconds = 30
 
 
 def build_demo_federation(
-    directory: Path, *, people: int = 150, seed: int = 2026, now: datetime | None = None
+    directory: Path,
+    *,
+    people: int = 150,
+    seed: int = 2026,
+    now: datetime | None = None,
+    countries: Sequence[str] = DEMO_COUNTRIES,
+    bundles: Sequence[Path] = (),
+    shipped: bool = True,
 ) -> DemoFederation:
-    """Write a complete two-country federation with synthetic records into ``directory``."""
+    """Write a complete federation of ``countries`` with synthetic records into ``directory``.
+
+    Its agreements are made from the shipped bundles and the bundle folders in ``bundles``
+    (:func:`comity.policy.pairing.agreements_from_bundles`); those are kept in the bundle store
+    (``data/bundles``) by digest, where the gateway and the nodes find them. ``shipped=False``
+    leaves the shipped bundles out (``bundles`` then replace them, e.g. with altered copies).
+    """
     now = now or datetime.now(UTC)
-    gateway_port, us_port, ca_port = free_ports(3)
-    ports = {"us-node": us_port, "ca-node": ca_port}
-    layout = init_federation(directory, gateway_port=gateway_port, node_ports=ports, now=now)
+    gateway_port, *node_ports = free_ports(1 + len(countries))
+    extra = extra_bundles(bundles)
+    agreements = agreements_from_bundles([*(shipped_bundles() if shipped else ()), *extra], countries)
+    layout = init_federation(
+        directory,
+        gateway_port=gateway_port,
+        countries=dict(zip(countries, node_ports, strict=True)),
+        agreements=agreements,
+        name="demo",
+        now=now,
+    )
+    kept = BundleStore(directory / "data" / "bundles")
+    for bundle in extra:
+        kept.keep(bundle)
     (directory / "configs").mkdir(exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     node_configs: dict[str, Path] = {}
     subjects: dict[str, list[Person]] = {}
+    ports = {files.node_id: files.port for files in layout.nodes.values()}
     for node_id, files in layout.nodes.items():
-        data = generate(files.country, people, seed)
+        others = [c for c in countries if c != files.country]
+        data = generate(files.country, people, seed, other=others[0])
         data.write_jsonl(directory / "data" / f"{node_id}.jsonl")
         with RecordStore(directory / "data" / f"{node_id}.db") as store:
             load_records(store, data.records, region=files.country)
