@@ -1,4 +1,4 @@
-"""Federation file text for e2e tests: the demo's format-1 file turned into format 2."""
+"""Federation file text for e2e tests: the demo's file with every dated key valid from ``START``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ START = "2026-01-01T00:00:00Z"
 
 
 def format2(text: str) -> str:
-    """The demo's format-1 file in format 2: each single key a one-key history (no key changes)."""
+    """The demo's file in format 2, each dated key history starting at ``START`` (no key changes).
+
+    The demo writes format 2 with open histories (no ``valid_from``); a format-1 file's single
+    keys become one-key histories.
+    """
+    if "\nformat = 2\n" in text:
+        return re.sub(
+            r"(\[\[(gateway\.decision_keys|members\.nodes\.response_keys|members\.nodes\.witness_keys)\]\]\n"
+            r'key = ".*"\n)',
+            rf"\1valid_from = {START}\n",
+            text,
+        )
     decision = re.search(r'\ndecision_key = (".*")\n', text)
     log = re.search(r'\n\[gateway.log\]\norigin = (".*")\nkey = (".*")\n', text)
     name = re.search(r'\nname = ".*"\n', text)

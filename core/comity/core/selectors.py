@@ -196,7 +196,7 @@ def _phone(v: str, region: str) -> str:
     if not _PHONE_CHARS.fullmatch(v):
         raise _Refused("phone number has characters other than digits, +, spaces, (, ), . and -")
     try:
-        parsed = phonenumbers.parse(v, region)
+        parsed = phonenumbers.parse(v, region or None)
     except phonenumbers.NumberParseException:
         raise _Refused("not a phone number", "give it in E.164, e.g. +14165550123") from None
     if not phonenumbers.is_valid_number(parsed):
@@ -281,13 +281,13 @@ def _selector_type(kind: SelectorType | int | str, position: int | None) -> Sele
 
 
 def normalise(
-    selector_type: SelectorType | int | str, value: str, *, region: str, position: int | None = None
+    selector_type: SelectorType | int | str, value: str, *, region: str = "", position: int | None = None
 ) -> str:
     """The canonical form of ``value`` as a selector of ``selector_type``.
 
     ``region`` (ISO 3166-1 alpha-2) is the default country for phone numbers written without
-    a country code. ``position`` is the selector's index in the query, used in error messages.
-    Raises InvalidSelector.
+    a country code; without one (""), a phone number must carry its country code. ``position``
+    is the selector's index in the query, used in error messages. Raises InvalidSelector.
     """
     kind = _selector_type(selector_type, position)
     try:
@@ -310,7 +310,7 @@ def _looks_like_pattern(value: object) -> bool:
 
 
 def normalise_selectors(
-    selectors: Iterable[tuple[SelectorType | int | str, str]], *, region: str
+    selectors: Iterable[tuple[SelectorType | int | str, str]], *, region: str = ""
 ) -> list[Selector]:
     """Normalise ``(type, value)`` pairs (e.g. from ``comity.v1.Selector``: ``(s.type, s.value)``),
     numbering them from 0 in errors; duplicates after normalisation are dropped."""

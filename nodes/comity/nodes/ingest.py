@@ -169,7 +169,7 @@ def load_file(
     *,
     format: Literal["jsonl", "csv"] | None = None,
     dataset: str = "default",
-    region: str,
+    region: str = "",
     skip_bad: bool = False,
     reject_file: Path | str | None = None,
     progress: Progress | None = None,
@@ -232,7 +232,7 @@ def load_records(
     rows: Iterable[Mapping[str, object]],
     *,
     dataset: str = "default",
-    region: str,
+    region: str = "",
 ) -> LoadReport:
     """Load in-memory rows (e.g. :attr:`SyntheticData.records`) in one transaction.
 

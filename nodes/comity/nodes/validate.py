@@ -119,7 +119,7 @@ def _observed_at(rt: RecordType, fields: dict[str, str], raw: object) -> datetim
 
 
 def parse_record(
-    raw: Mapping[str, object], schema: Schema, *, region: str, dataset: str = "default"
+    raw: Mapping[str, object], schema: Schema, *, region: str = "", dataset: str = "default"
 ) -> Record:
     """Validate ``raw`` against ``schema`` and return the record to store.
 
