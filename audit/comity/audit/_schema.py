@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from comity.audit.pending import pending_table
+from comity.audit.shared_state import SharedTables
 from comity.core.errors import ConfigError
 from comity.core.sql import parse_database_url
 
@@ -86,6 +87,8 @@ class Tables:
         )
         #: Allowed decisions whose outcome is not logged yet (``comity.audit.pending``).
         self.pending = pending_table(prefix, m)
+        #: Quota counts and the emergency track (``comity.audit.shared_state``).
+        self.shared = SharedTables(prefix, m)
 
     @property
     def lock_key(self) -> int:

@@ -97,3 +97,7 @@ class LogVerificationError(AuditError, FailedPrecondition):
         super().__init__(message, hint=hint)
         self.entry_index = entry_index
         self.tree_size = tree_size
+
+
+class EntryWithdrawn(AuditError, FailedPrecondition):
+    """An entry the shared state made moot (a second first use, a second review): not appended."""

@@ -36,11 +36,12 @@ from comity.audit.checkpoint import (
 )
 from comity.audit.commitments import CommitmentOpening
 from comity.audit.cosignature import CosignatureVerifier, cosignature_timestamp
-from comity.audit.errors import AuditError, AuditUnavailable, EntryNotFound, UnverifiedNote
+from comity.audit.errors import AuditError, AuditUnavailable, EntryNotFound, EntryWithdrawn, UnverifiedNote
 from comity.audit.note import Ed25519Signer, Ed25519Verifier, Note, NoteSignature
 from comity.audit.pending import PendingMarker
 from comity.audit.quorum import SizedKeys, open_log_checkpoint
 from comity.audit.rfc6962 import hash_leaf
+from comity.audit.shared_state import EmergencyRow
 from comity.audit.store import Batch, LogStore, PendingEntry, StoredCosignature
 from comity.core.errors import ConfigError
 from comity.core.keys import SigningKey, VerifyingKey
@@ -63,6 +64,8 @@ class AppendResult:
     inclusion: tuple[bytes, ...]
     #: The log-signed checkpoint note of ``tree_size`` (no cosignatures yet).
     checkpoint: bytes
+    #: The entry appended (a decision may have been made again on moved shared facts).
+    entry: bytes = b""
 
 
 @dataclass(slots=True)
@@ -265,19 +268,23 @@ class TransparencyLog:
         openings: Sequence[CommitmentOpening] = (),
         opens: PendingMarker | None = None,
         closes: bytes = b"",
+        pending: PendingEntry | None = None,
     ) -> AppendResult:
         """Append one entry (with its selector openings, stored beside the log) and wait until durable.
 
         ``opens`` is a pending marker to open, ``closes`` the query digest of one to close, in the
-        entry's own transaction (``comity.audit.pending``).
+        entry's own transaction (``comity.audit.pending``). ``pending``, given instead of the
+        others, is an entry with its shared-state effects (``comity.audit.shared_state``).
 
-        Raises :class:`AuditUnavailable` if the log cannot be written; the entry is then not in
-        the log. A caller cancelled after its batch started may still find the entry logged.
+        Raises :class:`AuditUnavailable` if the log cannot be written, :class:`EntryWithdrawn` if
+        the shared state made the entry moot; the entry is then not in the log. A caller
+        cancelled after its batch started may still find the entry logged.
         """
         if self._closed:
             raise AuditUnavailable("the audit log is closed")
         loop = asyncio.get_running_loop()
-        pending = PendingEntry(bytes(entry), tuple(openings), opens, closes)
+        if pending is None:
+            pending = PendingEntry(bytes(entry), tuple(openings), opens, closes)
         waiting = _Waiting(pending, loop.create_future(), loop.time())
         self._pending.append(waiting)
         self._start_writer()
@@ -355,16 +362,21 @@ class TransparencyLog:
         record_audit_batch(len(batch), time.perf_counter() - started)
         set_log_size(result.tree_size)
         for waiting, appended in zip(batch, result.entries, strict=True):
-            if not waiting.future.done():
-                waiting.future.set_result(
-                    AppendResult(
-                        appended.index,
-                        result.tree_size,
-                        appended.leaf_hash,
-                        appended.inclusion,
-                        result.checkpoint,
-                    )
+            if waiting.future.done():
+                continue
+            if isinstance(appended, str):
+                waiting.future.set_exception(EntryWithdrawn(appended))
+                continue
+            waiting.future.set_result(
+                AppendResult(
+                    appended.index,
+                    result.tree_size,
+                    appended.leaf_hash,
+                    appended.inclusion,
+                    result.checkpoint,
+                    appended.data,
                 )
+            )
 
     async def close(self) -> None:
         """Commit what is pending, stop the writer and release the database."""
@@ -433,6 +445,14 @@ class TransparencyLog:
     async def tree_size(self) -> int:
         """The size of the latest checkpoint."""
         return await asyncio.to_thread(self.store.tree_size)
+
+    async def emergency_use(self, order_digest: bytes) -> EmergencyRow | None:
+        """The shared record of one emergency order, if it was used."""
+        return await asyncio.to_thread(self.store.emergency_use, order_digest)
+
+    async def emergency_uses(self) -> list[EmergencyRow]:
+        """Every emergency order on the shared record, oldest first."""
+        return await asyncio.to_thread(self.store.emergency_uses)
 
     async def pending_markers(self) -> list[PendingMarker]:
         """The open pending markers (allowed decisions whose outcome is not logged yet)."""

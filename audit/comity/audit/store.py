@@ -26,6 +26,7 @@ from comity.audit.errors import AuditUnavailable, EntryNotFound
 from comity.audit.pending import PendingMarker, write_markers
 from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
+from comity.audit.shared_state import BatchState, EmergencyRow, FactsGuard, QuotaKey, Review, seed
 from comity.audit.tree import CompactRange, NodeId, perfect_nodes
 from comity.core.storage_failure import describe_failure
 
@@ -48,6 +49,12 @@ class PendingEntry:
     #: A pending marker this entry opens (an allowed decision), or the query digest whose marker it closes.
     opens: PendingMarker | None = None
     closes: bytes = b""
+    #: A decision entry: the quota counters it adds one to, and the shared facts it was decided on.
+    counts: QuotaKey | None = None
+    guard: FactsGuard | None = None
+    #: An emergency order's first use, or its review (``comity.audit.shared_state``).
+    first_use: EmergencyRow | None = None
+    review: Review | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +68,16 @@ class StoredCosignature:
 
 @dataclass(frozen=True, slots=True)
 class AppendedEntry:
-    """Where an entry landed and the proof that it is in the batch's checkpoint."""
+    """Where an entry landed and the proof that it is in the batch's checkpoint.
+
+    ``data`` is the entry appended: the one given, or the decision made again on shared facts
+    that had moved (``comity.audit.shared_state``).
+    """
 
     index: int
     leaf_hash: bytes
     inclusion: tuple[bytes, ...]
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +87,8 @@ class Batch:
     tree_size: int
     root_hash: bytes
     checkpoint: bytes
-    entries: tuple[AppendedEntry, ...]
+    #: One per entry given, in order: where it landed, or why it was withdrawn.
+    entries: tuple[AppendedEntry | str, ...]
 
 
 class _DictSource:
@@ -125,7 +138,26 @@ class LogStore:
         if create:
             with store._guard("create the log tables"):
                 store.tables.metadata.create_all(store._writer)
+            with store._guard("count the log's shared state"), store._writer.begin() as conn:
+                store._lock(conn)
+                if seed(conn, store.tables.shared, lambda: store._rows(conn)):
+                    _log.info("quota counts and emergency track counted from the log")
         return store
+
+    def _lock(self, conn: Connection) -> None:
+        if self.dialect == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(self.tables.lock_key)))
+
+    def _rows(self, conn: Connection) -> Iterator[tuple[int, bytes, bytes]]:
+        c = self.tables.entries.c
+        after = -1
+        while True:
+            query = select(c.idx, c.leaf_hash, c.data).where(c.idx > after).order_by(c.idx).limit(1000)
+            rows = conn.execute(query).all()
+            yield from ((int(r.idx), bytes(r.leaf_hash), bytes(r.data)) for r in rows)
+            if len(rows) < 1000:
+                return
+            after = rows[-1].idx
 
     @property
     def writer(self) -> Engine:
@@ -175,9 +207,13 @@ class LogStore:
         With no entries, publishes the checkpoint of the current size if it has none yet (the
         empty log's first checkpoint). Raises :class:`AuditUnavailable`; nothing is kept then.
         """
+        given = pending
         with self._guard("append entries"), self._writer.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(self.tables.lock_key)))
+            self._lock(conn)
+            state = BatchState(conn, self.tables.shared, given)
+            settled = [state.settle(e) for e in given]
+            pending = [e for e in settled if not isinstance(e, str)]
+            state.write()
             compact = self._border(conn)
             old = dict(compact.nodes())
             created: dict[NodeId, bytes] = {}
@@ -201,13 +237,18 @@ class LogStore:
         self._recent.committed(compact.size - len(pending), old.items(), created.items(), compact.size)
         source = _DictSource(old | created)
         first = compact.size - len(pending)
-        appended = tuple(
-            AppendedEntry(
-                first + i, created[(0, first + i)], tuple(inclusion_proof(first + i, compact.size, source))
+        appended: list[AppendedEntry | str] = []
+        i = first
+        for settled_item in settled:
+            if isinstance(settled_item, str):
+                appended.append(settled_item)
+                continue
+            item = settled_item
+            appended.append(
+                AppendedEntry(i, created[(0, i)], tuple(inclusion_proof(i, compact.size, source)), item.data)
             )
-            for i in range(len(pending))
-        )
-        return Batch(compact.size, root, bytes(note), appended)
+            i += 1
+        return Batch(compact.size, root, bytes(note), tuple(appended))
 
     def _insert(
         self, conn: Connection, first: int, pending: Sequence[PendingEntry], created: dict[NodeId, bytes]
@@ -432,6 +473,16 @@ class LogStore:
         )
         if not 0 <= low <= high <= size:
             raise EntryNotFound(f"sizes {low} and {high} are not within the log's {size} entries")
+
+    def emergency_use(self, order_digest: bytes) -> EmergencyRow | None:
+        """The shared record of one emergency order, if it was used."""
+        with self._read("read the emergency track") as conn:
+            return self.tables.shared.emergency_use(conn, order_digest)
+
+    def emergency_uses(self) -> list[EmergencyRow]:
+        """Every emergency order on the shared record, oldest first."""
+        with self._read("read the emergency track") as conn:
+            return self.tables.shared.emergency_uses(conn)
 
     def pending_markers(self) -> list[PendingMarker]:
         """Every open pending marker, oldest first (``comity.audit.pending``)."""

@@ -4,9 +4,13 @@ An emergency order lets a FETCH skip the hit step. In exchange, a judicial or in
 authority of the order's country must review it afterwards: within ``deadline`` (48 hours) of
 its first use, it confirms the emergency or does not. The gateway records the first use of
 each emergency order (an ``emergency`` event, with the deadline) and each review (a
-``validated`` event) in the transparency log, and keeps the current state in memory, rebuilt
-from the log at start-up. The policy then sees, for each query on the emergency track, how
-many of the agency's emergency orders are overdue and whether this one was not confirmed.
+``validated`` event) in the transparency log. The record that binds is kept beside the log, in
+the same transactions (``comity.audit.shared_state``), so every gateway over one log database
+sees one emergency track: a second first use or a second review is withdrawn there, and each
+decision's emergency facts are checked against it when the decision is appended. The policy
+sees, for each query on the emergency track, how many of the agency's emergency orders are
+overdue and whether this one was not confirmed. This process keeps a copy in memory as its
+first guess of those facts.
 """
 
 from __future__ import annotations
@@ -14,18 +18,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import DecodeError
 
-from comity.audit.emergencies import EmergencyRecord, EmergencyUse
-from comity.audit.errors import InvalidEntry
-from comity.audit.events import decode_event, emergency_event, validated_event
+from comity.audit.emergencies import EmergencyRecord, EmergencyUse, ReviewStatus
+from comity.audit.errors import EntryWithdrawn
+from comity.audit.events import emergency_event, validated_event
+from comity.audit.shared_state import EmergencyRow, Review, micros
 from comity.core.emergency import VerifiedValidation, verify_validation
 from comity.core.errors import (
     AlreadyExists,
     ComityError,
-    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -42,7 +46,6 @@ __all__ = ["DEFAULT_DEADLINE", "EmergencyTracker", "EmergencyUse", "validate_req
 _log = logging.getLogger("comity.gateway.emergency")
 
 DEFAULT_DEADLINE = timedelta(hours=48)
-PAGE = 1000
 
 
 class EmergencyTracker:
@@ -77,9 +80,13 @@ class EmergencyTracker:
         async with self._lock:
             if self._record.get(order.digest) is not None:
                 return None
-            return await self._first_use(
-                order, query_id=query_id, investigator=investigator, agency=agency, at=at
-            )
+            try:
+                return await self._first_use(
+                    order, query_id=query_id, investigator=investigator, agency=agency, at=at
+                )
+            except EntryWithdrawn:  # another gateway over this log recorded the first use
+                await self._refresh(order.digest)
+                return None
 
     async def _first_use(
         self, order: VerifiedOrder, *, query_id: str, investigator: str, agency: str, at: datetime
@@ -104,10 +111,28 @@ class EmergencyTracker:
                 issuing_country=use.issuing_country,
                 authority=use.authority,
                 validate_by=use.validate_by,
-            )
+            ),
+            first_use=EmergencyRow(
+                use.order_digest,
+                use.order_id,
+                use.agency,
+                use.issuing_country,
+                use.authority,
+                micros(use.first_used),
+                micros(use.validate_by),
+            ),
         )
         self._record.add(use)
         return logged
+
+    async def _refresh(self, order_digest: bytes) -> EmergencyUse | None:
+        """Copy one order's shared record into this process's."""
+        row = await self._ledger.log.emergency_use(order_digest)
+        if row is None:
+            return None
+        use = _use(row)
+        self._record.add(use)
+        return use
 
     async def validate(self, validation: VerifiedValidation, *, agency: str, now: datetime) -> Logged:
         """Record an authority's review of an emergency order ``agency`` used.
@@ -121,7 +146,7 @@ class EmergencyTracker:
 
     async def _review(self, validation: VerifiedValidation, *, agency: str, now: datetime) -> Logged:
         v = validation.validation
-        use = self._record.get(v.order_digest)
+        use = await self._refresh(v.order_digest)
         if use is None:
             raise NotFound(
                 f"no use of emergency order {v.order_id!r} with that digest is on record",
@@ -144,43 +169,54 @@ class EmergencyTracker:
         if use.status != "pending":
             raise AlreadyExists(f"emergency order {use.order_id!r} was already reviewed: {use.status}")
         late = now > use.validate_by
-        logged = await self._ledger.record(
-            validated_event(
-                order_id=use.order_id,
-                order_digest=use.order_digest,
-                validation_digest=validation.digest,
-                at=now,
-                agency=agency,
-                authority=validation.authority.id,
-                confirmed=v.confirmed,
-                late=late,
+        status = "confirmed" if v.confirmed else "rejected"
+        try:
+            logged = await self._ledger.record(
+                validated_event(
+                    order_id=use.order_id,
+                    order_digest=use.order_digest,
+                    validation_digest=validation.digest,
+                    at=now,
+                    agency=agency,
+                    authority=validation.authority.id,
+                    confirmed=v.confirmed,
+                    late=late,
+                ),
+                review=Review(use.order_digest, status, late, validation.authority.id),
             )
-        )
+        except EntryWithdrawn:  # another gateway over this log reviewed it meanwhile
+            await self._refresh(use.order_digest)
+            raise AlreadyExists(f"emergency order {use.order_id!r} was already reviewed") from None
         use.status, use.late = ("confirmed" if v.confirmed else "rejected"), late
         use.reviewed_by = validation.authority.id
         return logged
 
     async def restore(self) -> int:
-        """Rebuild the record from the whole log (emergency events are rare; others are skipped
-        by a byte test before parsing). Returns how many emergency orders are on record.
-
-        Raises :class:`FailedPrecondition` if an emergency or validation entry cannot be read.
-        """
-        size = await self._ledger.tree_size()
-        for start in range(0, size, PAGE):
-            entries = await self._ledger.entries(start, min(size, start + PAGE))
-            for offset, entry in enumerate(entries):
-                if b'"kind":"emergency"' not in entry and b'"kind":"validated"' not in entry:
-                    continue
-                try:
-                    event = decode_event(entry)
-                except InvalidEntry as exc:
-                    raise FailedPrecondition(
-                        f"cannot rebuild the emergency track: log entry {start + offset}: {exc.message}",
-                        hint="run 'comity audit verify' on the log before starting the gateway",
-                    ) from None
-                self._record.apply(event)
+        """Copy the shared record into this process's; returns how many emergency orders are on record."""
+        for row in await self._ledger.log.emergency_uses():
+            self._record.add(_use(row))
         return len(self._record)
+
+
+def _use(row: EmergencyRow) -> EmergencyUse:
+    def at(us: int) -> datetime:
+        return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+    status: ReviewStatus = (
+        "confirmed" if row.status == "confirmed" else ("rejected" if row.status == "rejected" else "pending")
+    )
+    return EmergencyUse(
+        order_id=row.order_id,
+        order_digest=row.order_digest,
+        agency=row.agency,
+        issuing_country=row.issuing_country,
+        authority=row.authority,
+        first_used=at(row.first_used),
+        validate_by=at(row.validate_by),
+        status=status,
+        late=row.late,
+        reviewed_by=row.reviewed_by,
+    )
 
 
 async def validate_request(

@@ -11,14 +11,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from comity.audit import events
 from comity.audit.log import AppendResult, CosignatureRule, TransparencyLog
 from comity.audit.pending import PendingMarker
 from comity.audit.quorum import SizedKeys
+from comity.audit.shared_state import EmergencyRow, FactsGuard, QuotaKey, Review
+from comity.audit.store import PendingEntry
 from comity.core.errors import ComityError
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.gateway.decision_facts import clear_facts, justification_of, target_of
@@ -128,6 +130,7 @@ class Ledger:
         checks: Sequence[tuple[str, str]] = (),
         authority: str = "",
         order_digest: bytes = b"",
+        guard: FactsGuard | None = None,
         sealed_rule_codes: Sequence[str] | None = None,
     ) -> Logged:
         """The decision on a query, allow or deny, with salted commitments to its selectors.
@@ -136,8 +139,53 @@ class Ledger:
         :mod:`comity.gateway.decision_facts`); ``checks`` the ``(check code, rule)`` pairs of
         refusals found before policy; ``rule_codes`` the policy's rule ids as the requester sees
         them, and ``sealed_rule_codes`` the real ones when they differ (logged as a commitment
-        only: the entry travels in the requester's receipt).
+        only: the entry travels in the requester's receipt). ``guard``: the shared facts (quota
+        counts, emergency track) it was decided on, checked and counted in the entry's own
+        transaction (``comity.audit.shared_state``); the entry logged is then the decision made
+        on the facts the database holds.
         """
+        pending = self.decision_entry(
+            query=query,
+            query_digest=query_digest,
+            order=order,
+            selectors=selectors,
+            allowed=allowed,
+            rule_codes=rule_codes,
+            bundle_digest=bundle_digest,
+            at=at,
+            agreement=agreement,
+            facts=facts,
+            checks=checks,
+            authority=authority,
+            order_digest=order_digest,
+            sealed_rule_codes=sealed_rule_codes,
+        )
+        if guard is not None:
+            pending = replace(pending, guard=guard)
+        result = await self._log.append(pending.data, pending=pending)
+        if b'"decision":"ALLOW"' in result.entry:
+            self._in_flight[query_digest] = time.monotonic()
+        return _logged(result.entry, result, bundle_digest)
+
+    def decision_entry(
+        self,
+        *,
+        query: pb.Query,
+        query_digest: bytes,
+        order: pb.LegalOrder,
+        selectors: Sequence[tuple[str, str]],
+        allowed: bool,
+        rule_codes: Sequence[str],
+        bundle_digest: str,
+        at: datetime,
+        agreement: str = "",
+        facts: QueryFacts | None = None,
+        checks: Sequence[tuple[str, str]] = (),
+        authority: str = "",
+        order_digest: bytes = b"",
+        sealed_rule_codes: Sequence[str] | None = None,
+    ) -> PendingEntry:
+        """The decision entry as appended (see :meth:`record_decision`), without appending it."""
         entry, openings = events.decision_event(
             query_id=query.query_id,
             query_digest=query_digest,
@@ -171,10 +219,13 @@ class Ledger:
             if allowed
             else None
         )
-        result = await self._log.append(entry, openings=openings, opens=marker)
-        if marker is not None:
-            self._in_flight[query_digest] = time.monotonic()
-        return _logged(entry, result, bundle_digest)
+        day = at.astimezone(UTC).date().isoformat()
+        return PendingEntry(
+            entry,
+            tuple(openings),
+            marker,
+            counts=QuotaKey(day, query.investigator, query.requesting_agency),
+        )
 
     async def record_disclosure(
         self,
@@ -249,12 +300,22 @@ class Ledger:
         )
         return _logged(entry, await self._log.append(entry))
 
-    async def record(self, entry: bytes, *, closes: bytes = b"") -> Logged:
+    async def record(
+        self,
+        entry: bytes,
+        *,
+        closes: bytes = b"",
+        first_use: EmergencyRow | None = None,
+        review: Review | None = None,
+    ) -> Logged:
         """Append an event encoded elsewhere (emergency track, node decisions, recovery).
 
         ``closes``: the query digest whose pending marker this entry ends, in its transaction.
+        ``first_use`` / ``review``: the emergency track's change this entry makes; raises
+        :class:`~comity.audit.errors.EntryWithdrawn` when the shared record makes it moot.
         """
-        logged = _logged(entry, await self._log.append(entry, closes=closes))
+        pending = PendingEntry(bytes(entry), closes=closes, first_use=first_use, review=review)
+        logged = _logged(entry, await self._log.append(entry, pending=pending))
         if closes:
             self._in_flight.pop(closes, None)
         return logged

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -30,6 +30,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.audit import events
 from comity.audit.errors import AuditUnavailable
+from comity.audit.shared_state import FactsGuard, SharedFacts, micros
+from comity.audit.store import PendingEntry
 from comity.core import errors, refusals
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_DECISION, payload_digest, sign_envelope
@@ -48,14 +50,14 @@ from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.order_checks import OrderOutcome, check_order
 from comity.gateway.private import check_order_reference, open_private, stale_filters, vouched_elements
+from comity.gateway.quota_state import QuotaCache
 from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
 from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.routing import NodeRouter, NodeUnavailable
 from comity.policy.agreements import Applicable, ByAgreement
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts
-from comity.policy.quotas import QuotaCounters
-from comity.policy.wire import EmergencyStatus, facts_from_query
+from comity.policy.wire import Counters, EmergencyStatus, facts_from_query
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["Decided", "Limits", "Pipeline", "Verified"]
@@ -162,6 +164,21 @@ class Decided:
 
     decision: Decision
     facts: QueryFacts
+    #: The UTC day whose quota counts the facts hold (reserved in this process until logged).
+    day: str = ""
+
+
+def _sealed(decision: Decision) -> list[str] | None:
+    return decision.internal_reasons if decision.internal_reasons != decision.codes else None
+
+
+def _shared(facts: QueryFacts) -> SharedFacts:
+    return SharedFacts(
+        facts.investigator_queries_today,
+        facts.agency_queries_today,
+        facts.emergency_overdue_orders,
+        facts.emergency_order_rejected,
+    )
 
 
 def _selector_type(value: int) -> str:
@@ -210,7 +227,7 @@ class Pipeline:
         ledger: Ledger,
         router: NodeRouter,
         decision_key: SigningKey,
-        quotas: QuotaCounters,
+        quotas: QuotaCache,
         emergencies: EmergencyTracker,
         reuse: ReuseStore,
         limits: Limits = Limits(),
@@ -344,7 +361,7 @@ class Pipeline:
         """The agreement's policy over the verified facts (and the coverage the order checks found)."""
         q = v.query.query
         now = self._clock()
-        counters = self._quotas.before(q.investigator, q.requesting_agency, now=now)
+        day, counters = self._quotas.reserve(q.investigator, q.requesting_agency, now=now)
         order = v.order.order if v.order is not None else None
         emergency = (
             self._emergencies.status(q.requesting_agency, v.order, now=now)
@@ -364,32 +381,90 @@ class Pipeline:
             emergency=emergency,
             justification_reused=justification_reused,
         )
-        return Decided(v.applicable.policy.decide(facts), facts)
+        return Decided(v.applicable.policy.decide(facts), facts, day)
 
     async def log_decision(
-        self, v: Verified, decided: Decided, *, allowed: bool, checks: list[tuple[str, str]]
-    ) -> Logged:
-        """Append the decision, allow or deny, before anything else happens."""
-        decision = decided.decision
-        sealed = decision.internal_reasons if decision.internal_reasons != decision.codes else None
-        return await self._ledger.record_decision(
-            query=v.query.query,
-            query_digest=v.query.digest,
-            order=v.order.order if v.order is not None else pb.LegalOrder(),
-            selectors=v.selectors,
-            allowed=allowed,
-            # The entry travels in the requester's receipt: the rules as the requester was told,
-            # and the real ones, where a generic code stands for them, behind a commitment.
-            rule_codes=decision.codes,
-            sealed_rule_codes=sealed,
-            bundle_digest=decision.bundle_digest,
-            agreement=v.applicable.agreement_id,
-            at=self._clock(),
-            facts=decided.facts,
-            checks=checks,
-            authority=v.order.authority.id if v.order is not None else "",
+        self, v: Verified, decided: Decided, *, failures: bool, checks: list[tuple[str, str]]
+    ) -> tuple[Logged, Decided]:
+        """Append the decision, allow or deny, before anything else happens.
+
+        The quota counts and emergency facts are checked in the entry's own transaction: if
+        the database holds others (another replica, or a concurrent query, decided first), the
+        decision is made again on those and that one is logged. Returns the entry and the
+        decision it holds. ``failures``: refusals found before policy (the query is denied).
+        """
+        at = self._clock()
+        q = v.query.query
+        final = [decided]
+
+        def entry(d: Decided) -> PendingEntry:
+            return self._ledger.decision_entry(
+                query=q,
+                query_digest=v.query.digest,
+                order=v.order.order if v.order is not None else pb.LegalOrder(),
+                selectors=v.selectors,
+                allowed=d.decision.allowed and not failures,
+                # The entry travels in the requester's receipt: the rules as the requester was
+                # told, and the real ones, where a generic code stands for them, behind a commitment.
+                rule_codes=d.decision.codes,
+                sealed_rule_codes=_sealed(d.decision),
+                bundle_digest=d.decision.bundle_digest,
+                agreement=v.applicable.agreement_id,
+                at=at,
+                facts=d.facts,
+                checks=checks,
+                authority=v.order.authority.id if v.order is not None else "",
+                order_digest=v.order.digest if v.order is not None else b"",
+            )
+
+        def redecide(shared: SharedFacts) -> PendingEntry:
+            # On the log's writer thread, inside the batch's transaction.
+            facts = replace(
+                decided.facts,
+                investigator_queries_today=shared.investigator_today,
+                agency_queries_today=shared.agency_today,
+                emergency_overdue_orders=shared.overdue_orders,
+                emergency_order_rejected=shared.order_rejected,
+            )
+            final[0] = Decided(v.applicable.policy.decide(facts), facts, decided.day)
+            return entry(final[0])
+
+        guard = FactsGuard(
+            expected=_shared(decided.facts),
             order_digest=v.order.digest if v.order is not None else b"",
+            agency=q.requesting_agency,
+            now=micros(decided.facts.now),
+            redecide=redecide,
         )
+        try:
+            logged = await self._ledger.record_decision(
+                query=q,
+                query_digest=v.query.digest,
+                order=v.order.order if v.order is not None else pb.LegalOrder(),
+                selectors=v.selectors,
+                allowed=decided.decision.allowed and not failures,
+                rule_codes=decided.decision.codes,
+                sealed_rule_codes=_sealed(decided.decision),
+                bundle_digest=decided.decision.bundle_digest,
+                agreement=v.applicable.agreement_id,
+                at=at,
+                facts=decided.facts,
+                checks=checks,
+                authority=v.order.authority.id if v.order is not None else "",
+                order_digest=v.order.digest if v.order is not None else b"",
+                guard=guard,
+            )
+        except BaseException:
+            self._quotas.settle(q.investigator, q.requesting_agency, decided.day, None)
+            raise
+        used = final[0].facts
+        self._quotas.settle(
+            q.investigator,
+            q.requesting_agency,
+            decided.day,
+            Counters(used.investigator_queries_today, used.agency_queries_today),
+        )
+        return replace(logged, bundle_digest=final[0].decision.bundle_digest), final[0]
 
     def gateway_decision(self, v: Verified, bundle_digest: str) -> pb.Envelope:
         """The gateway's signed word to the node: this query, this investigator and order, allowed."""
@@ -467,23 +542,28 @@ class Pipeline:
                 covers_categories=outcome.covers_categories,
                 justification_reused=None if claim is None else claim.reused,
             )
+        checks = [(x.check, x.code) for err in failures for x in err.violations]
+        try:
+            with span("gateway.audit_append", query_id=query.query_id):
+                logged, decided = await self.log_decision(v, decided, failures=bool(failures), checks=checks)
+        except AuditUnavailable as err:
+            if claim is not None:
+                await self._release_justification(claim)
+            raise _log_down(err, disclosing=False) from err
+        except BaseException:
+            if claim is not None:
+                await self._release_justification(claim)
+            raise
         decision = decided.decision
         allowed = decision.allowed and not failures
         if not allowed and claim is not None:
             await self._release_justification(claim)
-        checks = [(x.check, x.code) for err in failures for x in err.violations]
         # Public codes only: a count of the hidden targeting rule could reveal a target's nationality.
         record_decision(
             "allow" if allowed else "deny",
             [x.code for err in failures for x in err.violations] + decision.codes,
         )
-        with span("gateway.audit_append", query_id=query.query_id):
-            try:
-                logged = await self.log_decision(v, decided, allowed=allowed, checks=checks)
-            except AuditUnavailable as err:
-                raise _log_down(err, disclosing=False) from err
         v.entries.append(logged)
-        self._quotas.count(token.subject, query.query.requesting_agency, now=self._clock())
         if not allowed:
             if failures:
                 self._limiter.refused(token.subject, token.agency, now=self._clock())

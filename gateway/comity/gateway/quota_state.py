@@ -1,56 +1,64 @@
-"""Today's quota counts, rebuilt from the transparency log when the gateway starts.
+"""This process's guess of today's quota counts, so that most decisions are made once.
 
-The counters live in memory (a database write per request would cost more than the quota is
-worth), but every decided query is already a ``decision`` entry in the log. Reading today's
-entries back at start-up means a restart does not hand anyone a fresh day's quota.
-
-The log is read from its end, a page at a time, until a whole page lies before today (UTC).
-Entries are appended in time order up to the group-commit batching, so a small margin before
-midnight is read as well.
+The counts that bind are in the log database, checked and counted in each decision entry's
+own transaction (``comity.audit.shared_state``): a decision made on counts that moved since is
+made again there, on the database's counts. This cache only keeps that second decision rare.
+It reserves a count for each query being decided here (concurrent queries of one investigator
+expect consecutive counts, as they will be appended) and learns the database's count from each
+decision logged. Counts only grow within a day, so what it learns is kept as a maximum.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import threading
+from collections import Counter
+from datetime import UTC, datetime
 
-from comity.audit.errors import InvalidEntry
-from comity.audit.events import DecisionEvent, decode_event
-from comity.core.errors import FailedPrecondition
-from comity.gateway.ledger import Ledger
-from comity.policy.quotas import QuotaCounters
+from comity.policy.wire import Counters
 
-__all__ = ["restore_quotas"]
-
-PAGE = 1000
-MARGIN = timedelta(minutes=5)
+__all__ = ["QuotaCache"]
 
 
-async def restore_quotas(ledger: Ledger, quotas: QuotaCounters, *, now: datetime) -> int:
-    """Count today's decided queries from the log into ``quotas``; returns how many were counted.
+class QuotaCache:
+    """Expected counts of decisions per investigator and agency per UTC day (a guess, see above)."""
 
-    Raises :class:`FailedPrecondition` if an entry cannot be read: counting fewer than were
-    made would let a quota be exceeded, so the gateway must not start on a guess.
-    """
-    midnight = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
-    end = await ledger.tree_size()
-    counted = 0
-    while end > 0:
-        start = max(0, end - PAGE)
-        oldest = now
-        for offset, entry in enumerate(await ledger.entries(start, end)):
-            try:
-                event = decode_event(entry)
-            except InvalidEntry as exc:
-                raise FailedPrecondition(
-                    f"cannot rebuild today's quota counts: log entry {start + offset}: {exc.message}",
-                    hint="run 'comity audit verify' on the log before starting the gateway",
-                ) from None
-            at = datetime.fromisoformat(event.at.replace("Z", "+00:00"))
-            oldest = min(oldest, at)
-            if isinstance(event, DecisionEvent) and midnight <= at <= now:
-                quotas.count(event.investigator, event.agency, now=at)
-                counted += 1
-        if oldest < midnight - MARGIN:
-            break
-        end = start
-    return counted
+    def __init__(self) -> None:
+        self._known: Counter[tuple[str, str, str]] = Counter()
+        self._reserved: Counter[tuple[str, str, str]] = Counter()
+        self._day = ""
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _keys(investigator: str, agency: str, day: str) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+        return (day, "i", investigator), (day, "a", agency)
+
+    def _roll(self, day: str) -> None:
+        if day > self._day:
+            self._day = day
+            for counter in (self._known, self._reserved):
+                for key in [k for k in counter if k[0] < day]:
+                    del counter[key]
+
+    def reserve(self, investigator: str, agency: str, *, now: datetime) -> tuple[str, Counters]:
+        """The expected counts before this query, reserved until :meth:`settle`; returns its day too."""
+        day = now.astimezone(UTC).date().isoformat()
+        with self._lock:
+            self._roll(day)
+            i, a = self._keys(investigator, agency, day)
+            counters = Counters(self._known[i] + self._reserved[i], self._known[a] + self._reserved[a])
+            self._reserved[i] += 1
+            self._reserved[a] += 1
+        return day, counters
+
+    def settle(self, investigator: str, agency: str, day: str, used: Counters | None) -> None:
+        """End a reservation: ``used`` are the counts the logged decision was made on (None: not logged)."""
+        with self._lock:
+            for key, n in zip(
+                self._keys(investigator, agency, day),
+                (None, None) if used is None else (used.investigator_today, used.agency_today),
+                strict=True,
+            ):
+                if self._reserved[key] > 0:
+                    self._reserved[key] -= 1
+                if n is not None and key[0] >= self._day:
+                    self._known[key] = max(self._known[key], n + 1)

@@ -26,7 +26,7 @@ from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.ledger import Ledger
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.pipeline import Limits, Pipeline
-from comity.gateway.quota_state import restore_quotas
+from comity.gateway.quota_state import QuotaCache
 from comity.gateway.recovery import Recovery, RecoveryLoop
 from comity.gateway.refusal_limits import RefusalLimits
 from comity.gateway.reuse import ReuseStore, load_reuse_key
@@ -35,7 +35,6 @@ from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
 from comity.policy.agreements import ByAgreement, load_policies
 from comity.policy.engine import PolicyEngine
-from comity.policy.quotas import QuotaCounters
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -118,9 +117,8 @@ async def _start_gateway(
         deadline=config.node_deadline_seconds,
         max_message_bytes=config.max_message_bytes,
     )
-    quotas = QuotaCounters()
-    restored = await restore_quotas(ledger, quotas, now=clock())
-    _log.info("quota counters: %d queries decided today, read back from the log", restored)
+    # The counts that bind are in the log database; this is only the process's first guess.
+    quotas = QuotaCache()
     emergencies = EmergencyTracker(ledger)
     on_record = await emergencies.restore()
     _log.info("emergency track: %d emergency order(s) on record", on_record)

@@ -1,113 +1,144 @@
-"""Quota counters survive a gateway restart: today's decisions are read back from the log."""
+"""Quota counts kept beside the log: checked and counted in the decision entry's own transaction.
+
+Two logs open on one database stand for two gateway processes (the real-process test is in
+tests/e2e/test_replicas.py). Every decision is guarded by the counts it was decided on; the
+store decides again on the database's counts when they moved, so the logged counts are the
+counts the log's own order gives, however many writers and concurrent appends there are.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, select
 
 from comity.audit import events
-from comity.core.errors import FailedPrecondition
+from comity.audit.errors import InvalidEntry
+from comity.audit.log import TransparencyLog
+from comity.audit.shared_state import FactsGuard, QuotaKey, SharedFacts, micros
+from comity.audit.store import LogStore, PendingEntry
 from comity.core.keys import SigningKey
-from comity.gateway.ledger import Ledger
-from comity.gateway.quota_state import restore_quotas
-from comity.policy.quotas import QuotaCounters
 
 pytestmark = pytest.mark.asyncio
 
 NOW = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
 ORIGIN = "comity.test/quotas"
+QUOTA = 5
 
 
-async def _ledger(path: Path, key: SigningKey) -> Ledger:
-    return await Ledger.open(f"sqlite:///{path}", origin=ORIGIN, key=key, witnesses={}, batch_interval=0)
-
-
-def _decision(investigator: str, agency: str, at: datetime, *, allowed: bool = True) -> bytes:
+def _decision(investigator: str, at: datetime, *, count: int, allowed: bool = True) -> bytes:
     entry, _ = events.decision_event(
-        query_id=f"q-{investigator}-{at.isoformat()}",
+        query_id=f"q-{investigator}-{at.isoformat()}-{count}",
         query_digest=b"\x01" * 32,
         at=at,
         investigator=investigator,
-        agency=agency,
+        agency="us.fbi",
         target_node="ca-node",
         order_id="order-1",
         offence_code="CC-467.11",
         categories=["SUBSCRIBER"],
         allowed=allowed,
-        rule_codes=[] if allowed else ["SERIOUS_CRIME"],
+        rule_codes=[] if allowed else ["QUOTA"],
         bundle_digest="sha256:00",
         selectors=[("email", "a@example.org")],
+        facts={"investigator_queries_today": count},
     )
     return entry
 
 
-async def test_a_restart_keeps_todays_counts_and_drops_yesterdays(tmp_path: Path) -> None:
+def _guarded(investigator: str, at: datetime, expected: int) -> PendingEntry:
+    """A decision under a quota of QUOTA, made on ``expected`` and again on the database's count."""
+
+    def decided(count: int) -> PendingEntry:
+        return PendingEntry(
+            _decision(investigator, at, count=count, allowed=count < QUOTA),
+            counts=QuotaKey(at.date().isoformat(), investigator, "us.fbi"),
+        )
+
+    def redecide(shared: SharedFacts) -> PendingEntry:
+        return decided(shared.investigator_today)
+
+    guard = FactsGuard(SharedFacts(expected, expected), b"", "us.fbi", micros(at), redecide)
+    return PendingEntry(decided(expected).data, counts=decided(expected).counts, guard=guard)
+
+
+async def _open(url: str, prefix: str, key: SigningKey) -> TransparencyLog:
+    return await TransparencyLog.open(url, origin=ORIGIN, key=key, batch_interval=0.002, table_prefix=prefix)
+
+
+async def test_concurrent_decisions_over_two_writers_count_exactly(log_url: tuple[str, str]) -> None:
+    url, prefix = log_url
     key = SigningKey.generate(ORIGIN)
-    ledger = await _ledger(tmp_path / "audit.db", key)
-    yesterday = NOW - timedelta(days=1)
-    for i in range(3):
-        await ledger.log.append(_decision("us.fbi/agent-1", "us.fbi", yesterday + timedelta(minutes=i)))
-    await ledger.log.append(_decision("us.fbi/agent-1", "us.fbi", NOW - timedelta(hours=2)))
-    await ledger.log.append(_decision("us.fbi/agent-1", "us.fbi", NOW - timedelta(hours=1), allowed=False))
-    await ledger.log.append(_decision("us.fbi/agent-2", "us.fbi", NOW - timedelta(minutes=5)))
-    refused = events.refused_event(
-        query_id="q-r", query_digest=b"\x02" * 32, at=NOW, investigator="us.fbi/agent-1",
-        agency="us.fbi", reason_code="INVALID_ARGUMENT:ReplayError",
-    )  # fmt: skip
-    await ledger.log.append(refused)
-    await ledger.close()
-
-    reopened = await _ledger(tmp_path / "audit.db", key)
-    quotas = QuotaCounters()
+    first, second = await _open(url, prefix, key), await _open(url, prefix, key)
     try:
-        # Denied queries count (they were decided); refusals before policy and yesterday's do not.
-        assert await restore_quotas(reopened, quotas, now=NOW) == 3
+        # Every decision is made on a count of 0, as a process that knows nothing would.
+        appends = [
+            log.append(b"", pending=_guarded("us.fbi/agent-1", NOW, 0))
+            for _ in range(8)
+            for log in (first, second)
+        ]
+        results = await asyncio.gather(*appends)
+        entries = await first.entries(0, await first.tree_size())
     finally:
-        await reopened.close()
-    counters = quotas.before("us.fbi/agent-1", "us.fbi", now=NOW)
-    assert (counters.investigator_today, counters.agency_today) == (2, 3)
-    assert quotas.before("us.fbi/agent-2", "us.fbi", now=NOW).investigator_today == 1
-    # Tomorrow starts from zero as before.
-    assert quotas.before("us.fbi/agent-1", "us.fbi", now=NOW + timedelta(days=1)).agency_today == 0
+        await first.close()
+        await second.close()
+    decisions = [json.loads(e) for e in entries]
+    # In log order, each decision was made on the count of those before it, and exactly QUOTA allowed.
+    assert [d["facts"]["investigator_queries_today"] for d in decisions] == list(range(16))
+    assert [d["decision"] for d in decisions] == ["ALLOW"] * QUOTA + ["DENY"] * (16 - QUOTA)
+    assert sorted(r.entry for r in results) == sorted(entries)
 
 
-async def test_reading_stops_at_yesterday_across_pages(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import comity.gateway.quota_state as quota_state
-
-    monkeypatch.setattr(quota_state, "PAGE", 4)
-    ledger = await _ledger(tmp_path / "audit.db", SigningKey.generate(ORIGIN))
-    old = NOW - timedelta(days=3)
-    for i in range(20):
-        await ledger.log.append(_decision("us.fbi/agent-1", "us.fbi", old + timedelta(seconds=i)))
-    for i in range(10):
-        await ledger.log.append(_decision("us.fbi/agent-1", "us.fbi", NOW - timedelta(minutes=30 - i)))
-    read: list[tuple[int, int]] = []
-    entries = ledger.entries
-
-    async def spy(start: int, end: int) -> list[bytes]:
-        read.append((start, end))
-        return await entries(start, end)
-
-    monkeypatch.setattr(ledger, "entries", spy)
-    quotas = QuotaCounters()
+async def test_counts_are_per_day_and_per_investigator(log_url: tuple[str, str]) -> None:
+    url, prefix = log_url
+    log = await _open(url, prefix, SigningKey.generate(ORIGIN))
     try:
-        assert await restore_quotas(ledger, quotas, now=NOW) == 10
+        for at, who in [(NOW - timedelta(days=1), "a"), (NOW, "a"), (NOW, "b"), (NOW, "a")]:
+            await log.append(b"", pending=_guarded(f"us.fbi/{who}", at, 0))
+        entries = [json.loads(e) for e in await log.entries(0, 4)]
     finally:
-        await ledger.close()
-    # Pages of 4 from the end: the third reaches back to three days ago, and reading stops there.
-    assert read == [(26, 30), (22, 26), (18, 22)]
+        await log.close()
+    assert [e["facts"]["investigator_queries_today"] for e in entries] == [0, 0, 0, 1]
 
 
-async def test_an_unreadable_entry_stops_the_start(tmp_path: Path) -> None:
-    ledger = await _ledger(tmp_path / "audit.db", SigningKey.generate(ORIGIN))
-    await ledger.log.append(_decision("us.fbi/agent-1", "us.fbi", NOW))
-    await ledger.log.append(b'{"not": "an event"}')
+async def test_a_log_without_the_counts_is_counted_once_when_opened(log_url: tuple[str, str]) -> None:
+    url, prefix = log_url
+    key = SigningKey.generate(ORIGIN)
+    log = await _open(url, prefix, key)
+    for i in range(3):  # appended as an older gateway did: no counts kept
+        await log.append(_decision("us.fbi/agent-1", NOW, count=i))
+    await log.close()
+    store = LogStore.open(url, table_prefix=prefix)
+    t = store.tables.shared
+    with store.writer.begin() as conn:  # as a database from before the tables existed
+        conn.execute(delete(t.meta))
+        conn.execute(delete(t.quota))
+    store.close()
+    store = LogStore.open(url, table_prefix=prefix)
+    with store.writer.begin() as conn:
+        counted = {(r[1], r[2]): r[3] for r in conn.execute(select(t.quota)).all()}
+    store.close()
+    assert counted == {("i", "us.fbi/agent-1"): 3, ("a", "us.fbi"): 3}
+    log = await _open(url, prefix, key)
     try:
-        with pytest.raises(FailedPrecondition, match="log entry 1"):
-            await restore_quotas(ledger, QuotaCounters(), now=NOW)
+        await log.append(b"", pending=_guarded("us.fbi/agent-1", NOW, 0))
+        last = json.loads((await log.entries(3, 4))[0])
     finally:
-        await ledger.close()
+        await log.close()
+    assert last["facts"]["investigator_queries_today"] == 3
+
+
+async def test_an_unreadable_entry_stops_the_count(log_url: tuple[str, str]) -> None:
+    url, prefix = log_url
+    log = await _open(url, prefix, SigningKey.generate(ORIGIN))
+    await log.append(b'{"kind":"decision","broken":true}')
+    await log.close()
+    store = LogStore.open(url, table_prefix=prefix)
+    with store.writer.begin() as conn:
+        conn.execute(delete(store.tables.shared.meta))
+    store.close()
+    with pytest.raises(InvalidEntry, match="entry 0"):
+        LogStore.open(url, table_prefix=prefix)
