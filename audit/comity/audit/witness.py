@@ -86,6 +86,7 @@ class Witness:
         self._log_keys = log_keys
         self._clock = clock
         self._lock = threading.Lock()
+        self._held: str | None = None
 
     @classmethod
     def open(
@@ -119,6 +120,23 @@ class Witness:
             db.execute(statement)
         private = key.private_key if isinstance(key, SigningKey) else key
         return cls(db, CosignatureSigner(name, private), verifier, clock, log_keys)
+
+    def hold(self, reason: str) -> None:
+        """Cosign nothing (refuse with ``reason``) until :meth:`release`: its state is not yet checked."""
+        self._held = reason
+
+    def release(self) -> None:
+        """Cosign again after :meth:`hold`."""
+        self._held = None
+
+    @property
+    def held(self) -> str | None:
+        """Why the witness cosigns nothing now (None: it cosigns)."""
+        return self._held
+
+    def _check_not_held(self) -> None:
+        if self._held is not None:
+            raise WitnessError(self._held)
 
     @property
     def log_verifier(self) -> Ed25519Verifier:
@@ -167,6 +185,7 @@ class Witness:
         the checkpoint is older than one already cosigned. Raises :class:`WitnessError`,
         :class:`ConsistencyRequired` or :class:`InconsistentLog`.
         """
+        self._check_not_held()
         signed = self._open(checkpoint)
         new = signed.checkpoint
         with self._lock:
@@ -194,6 +213,7 @@ class Witness:
         (409: the witness is at ``from_size``) or :class:`InconsistentLog` (a fork: kept as
         evidence). Returns the cosignature line.
         """
+        self._check_not_held()
         signed = self._open(checkpoint)
         new = signed.checkpoint
         if old_size > new.size:

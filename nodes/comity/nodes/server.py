@@ -27,7 +27,7 @@ from comity.nodes.state import NodeState
 from comity.nodes.store import RecordStore
 from comity.nodes.subjects import SubjectReader
 from comity.nodes.witness_service import WitnessService
-from comity.nodes.witness_state import check_witness_state
+from comity.nodes.witness_state import HELD, check_witness_state, hold_until_checked
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -54,12 +54,14 @@ async def start_node(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     reinitialise_witness: bool = False,
+    gateway_wait_seconds: float = 20.0,
 ) -> ServerHandle:
     """Load everything the node needs, refuse to start on any error, then serve.
 
     The witness state must be at least what the gateway's log shows this witness cosigned
     (see :mod:`comity.nodes.witness_state`); ``reinitialise_witness`` is the operator's
-    explicit choice to continue from the log's record after losing it.
+    explicit choice to continue from the log's record after losing it. ``gateway_wait_seconds``
+    is how long the start waits for the gateway's log before holding the witness instead.
     """
     federation = Federation.load(config.federation)
     node = federation.node(config.node_id)
@@ -76,13 +78,14 @@ async def start_node(
         log_keys=federation.gateway.log.keys,
     )
     try:
-        await check_witness_state(
+        checked = await check_witness_state(
             witness,
             existed=state_existed,
             state=config.witness_state,
             federation=federation,
             node_id=node.id,
             reinitialise=reinitialise_witness,
+            wait_seconds=gateway_wait_seconds,
         )
     except BaseException:
         witness.close()
@@ -90,6 +93,8 @@ async def start_node(
         if not state_existed:
             config.witness_state.unlink(missing_ok=True)  # leave it missing, as it was
         raise
+    if not checked:
+        witness.hold(HELD)  # before the port opens: nothing is cosigned unchecked
     hits = HitReferences(response_key.private_key.private_bytes_raw())
     schema = default_schema()
     state = NodeState(config.store_url)
@@ -190,6 +195,11 @@ async def start_node(
     handle.on_stop.append(source.close)
     handle.on_stop.append(state.close)
     handle.on_stop.append(witness.close)
+    if not checked:  # the gateway was unreachable: cosign nothing until the state is compared
+        stop_check = hold_until_checked(
+            witness, state=config.witness_state, federation=federation, node_id=node.id
+        )
+        handle.on_stop.insert(0, stop_check)
     handle.on_stop.append(gateway_log.close)
     handle.on_stop.append(outbox.close)
     return handle

@@ -39,7 +39,7 @@ from comity.core.pki import check_fingerprint, load_certificate
 from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import node_server_credentials
 from comity.nodes.witness_service import WitnessService
-from comity.nodes.witness_state import check_witness_state
+from comity.nodes.witness_state import HELD, check_witness_state, hold_until_checked
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -114,7 +114,7 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
         log_keys=federation.gateway.log.keys,
     )
     try:
-        await check_witness_state(
+        checked = await check_witness_state(
             witness,
             existed=existed,
             state=config.state,
@@ -127,6 +127,8 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
         if not existed:
             config.state.unlink(missing_ok=True)  # leave it missing, as it was
         raise
+    if not checked:
+        witness.hold(HELD)  # before the port opens: nothing is cosigned unchecked
     service = WitnessService(witness, gateway_pins=federation.gateway.client_pins)
     handle = await start_server(
         listen=config.listen,
@@ -136,4 +138,9 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
         health_listen=config.health_listen,
     )
     handle.on_stop.append(witness.close)
+    if not checked:  # the gateway was unreachable: cosign nothing until the state is compared
+        stop_check = hold_until_checked(
+            witness, state=config.state, federation=federation, node_id=identity.id
+        )
+        handle.on_stop.insert(0, stop_check)
     return handle

@@ -10,16 +10,23 @@ cosignature (verified under its own key: the gateway cannot forge one) and refus
 - the state file is missing and the log cannot be asked (the check cannot be made),
 
 unless the operator passes the explicit re-initialise option, which adopts that newest
-cosigned checkpoint as the floor (or starts empty on a log that holds none). A state file
-that exists while the gateway is unreachable is used as it is, with a warning: it still holds
-every checkpoint it cosigned unless it was restored from an older copy.
+cosigned checkpoint as the floor (or starts empty on a log that holds none).
+
+A state file that exists while the gateway is unreachable may have been restored from an older
+copy, and the check cannot be made yet. The node then starts (so nodes and gateway need no start
+order) but its witness is **held**: it cosigns nothing, and queries that need its cosignature are
+refused, until :func:`check_when_reachable` has compared the state with the log. A state found
+older then stays held, with an error in the log, until the operator restores it or restarts with
+the re-initialise option.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +43,7 @@ from comity.core.tls import investigator_channel_credentials
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
-__all__ = ["WitnessStateError", "check_witness_state"]
+__all__ = ["HELD", "WitnessStateError", "check_when_reachable", "check_witness_state", "hold_until_checked"]
 
 _log = logging.getLogger("comity.node.witness")
 
@@ -66,8 +73,12 @@ async def check_witness_state(
     node_id: str,
     reinitialise: bool = False,
     wait_seconds: float = 20.0,
-) -> None:
-    """Refuse (raise :class:`WitnessStateError`) unless the witness state is at least what the log shows."""
+) -> bool:
+    """Refuse (raise :class:`WitnessStateError`) unless the witness state is at least what the log shows.
+
+    Returns False when the state exists but the log could not be asked: the caller holds the
+    witness and runs :func:`check_when_reachable`.
+    """
     # In a thread: the gateway may be served by this very event loop (the demo, tests).
     cosigned = await asyncio.to_thread(_newest_cosigned, federation, node_id, witness, wait_seconds)
     latest = witness.latest().size
@@ -79,7 +90,7 @@ async def check_witness_state(
             state,
             witness.latest().size,
         )
-        return
+        return True
     if cosigned is None and not existed:
         raise WitnessStateError(
             f"the witness state file {state} is missing and the gateway's log cannot be asked whether "
@@ -87,8 +98,17 @@ async def check_witness_state(
             hint="start the gateway first, or " + REINIT_HINT,
         )
     if cosigned is None:
-        _log.warning("could not compare the witness state with the gateway's log; using %s as it is", state)
-        return
+        _log.warning(
+            "could not compare the witness state %s with the gateway's log: the witness cosigns nothing "
+            "until it has",
+            state,
+        )
+        return False
+    _compare(cosigned, latest, existed=existed, state=state)
+    return True
+
+
+def _compare(cosigned: _Cosigned, latest: int, *, existed: bool, state: Path) -> None:
     if cosigned.size > latest or (not existed and cosigned.size > 0):
         where = "is missing" if not existed else f"is at tree size {latest}"
         raise WitnessStateError(
@@ -96,6 +116,59 @@ async def check_witness_state(
             f"size {cosigned.size}: it would cosign again what it may have refused before",
             hint=REINIT_HINT,
         )
+
+
+HELD = (
+    "this witness has not yet compared its state with the gateway's log (the gateway was unreachable "
+    "when the node started): it cosigns nothing until it has"
+)
+
+
+async def check_when_reachable(
+    witness: Witness,
+    *,
+    state: Path,
+    federation: Federation,
+    node_id: str,
+    retry_seconds: float = 2.0,
+) -> None:
+    """Compare a held witness's state with the log once the gateway answers; release it if it holds up.
+
+    Runs until the comparison is made (cancel it to stop). A state older than the log shows
+    stays held and is logged as an error naming the fix.
+    """
+    while True:
+        cosigned = await asyncio.to_thread(_newest_cosigned, federation, node_id, witness, retry_seconds)
+        if cosigned is not None:
+            break
+        await asyncio.sleep(retry_seconds)
+    try:
+        _compare(cosigned, witness.latest().size, existed=True, state=state)
+    except WitnessStateError as exc:
+        reason = f"{exc.message}; {exc.hint}"
+        witness.hold(reason)
+        _log.error("witness state refused: %s", reason)
+        return
+    witness.release()
+    _log.info("witness state %s compared with the gateway's log: cosigning", state)
+
+
+def hold_until_checked(
+    witness: Witness, *, state: Path, federation: Federation, node_id: str
+) -> Callable[[], Awaitable[None]]:
+    """Hold the witness and compare in the background (:func:`check_when_reachable`); returns its stopper."""
+    witness.hold(HELD)
+    task = asyncio.create_task(
+        check_when_reachable(witness, state=state, federation=federation, node_id=node_id),
+        name="witness-state-check",
+    )
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return stop
 
 
 def _newest_cosigned(
