@@ -3,7 +3,7 @@
 python -m bench run [--quick] [--json]    full path vs. the two-hop baseline
 python -m bench breakdown [--quick]       where a request's CPU goes (py-spy profiles)
 python -m bench soak [--queries N]        the gateway's memory over a long run
-python -m bench policy|audit|node [...]   component benchmarks (their own options)
+python -m bench policy|audit|node|private [...]   component benchmarks (their own options)
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMPONENTS = {"policy": "bench.policy_bench", "audit": "bench.audit_bench", "node": "bench.node_bench"}
+_COMPONENTS = {
+    "policy": "bench.policy_bench",
+    "audit": "bench.audit_bench",
+    "node": "bench.node_bench",
+    "private": "bench.private_bench",
+}
 
 
 def _component(name: str, argv: Sequence[str]) -> None:

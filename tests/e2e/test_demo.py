@@ -16,11 +16,12 @@ def test_the_demo_runs_every_step_and_verifies_the_log(tmp_path: Path) -> None:
     )
     out = result.output
     assert result.exit_code == 0, out
-    for step in range(1, 8):
+    for step in range(1, 9):
         assert f"\n{step}. " in out
     assert out.count("ALLOWED") == 4  # two each way, and the emergency fetch
     assert "REFUSED REFUSED" in out  # the targeting rule's generic code
     assert "confirms the emergency in time" in out
+    assert "PRIVATE HIT (the node's proof verified" in out  # the private hit check, step 8
     assert "audit log verified" in out
     assert "verified again by ca.rcmp/legal-1 (CA) through the gateway's AuditLog service" in out
     # The end of the log is witnessed without further queries, and both verifications see the quorum.

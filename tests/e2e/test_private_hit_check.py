@@ -7,16 +7,19 @@ selector, a wrong opening and a tampered evaluation are each refused with their 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
 import grpc
 import pytest
+from typer.testing import CliRunner
 
 from comity.core import errors
 from comity.core.keys import SigningKey
 from comity.core.private_filter import sign_segment, verify_segment
 from comity.nodes.synthetic import Person
+from comity.sdk.cli.main import EXIT_REFUSED, app
 from comity.sdk.client import AsyncClient, _error
 from comity.sdk.demo.run import RunningFederation, Scenario, scenarios
 from comity.sdk.demo.setup import OrderSpec
@@ -206,3 +209,32 @@ async def test_tampered_evaluation_refused_by_the_sdk(running: RunningFederation
         with pytest.raises(errors.Unauthenticated) as caught:
             client._private_finish(prepared, request, summary)
     assert "PRIVATE_FILTER_INVALID" in _checks(caught.value)
+
+
+async def test_cli_private_hit_check_as_the_guide_shows(running: RunningFederation) -> None:
+    # docs/investigators.md, "Private hit checks": the same command with this federation's files.
+    fed = running.federation
+    s = _hit_scenario(running)
+    order = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
+    email = s.person.selectors[pb.EMAIL]  # type: ignore[index]
+
+    def args(*selectors: str) -> list[str]:
+        out = ["query", "--profile", str(fed.profiles["us.fbi"]), "--node", "ca-node"]
+        out += ["--kind", "private-hit-check", "--order", str(order), "--category", "subscriber"]
+        out += ["--case", s.case_reference, "--facts", s.facts, "--link", s.link]
+        out += ["--since", "2025-01-01", "--until", "2025-12-31", "--json"]
+        for selector in selectors:
+            out += ["--selector", f"email:{selector}"]
+        return out
+
+    other = _NOBODY.selectors[pb.EMAIL]  # type: ignore[index]
+    refused = await asyncio.to_thread(CliRunner().invoke, app, args(email, other), env={"COLUMNS": "250"})
+    # The order names only the first selector: the gateway refuses the query, naming the rule.
+    assert refused.exit_code == EXIT_REFUSED, refused.output
+    assert "INDEPENDENT_AUTHORISATION" in refused.output
+    result = await asyncio.to_thread(CliRunner().invoke, app, args(email), env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["kind"] == "private-hit-check" and data["hit"] is True
+    assert data["selectors"] == [{"type": "email", "value": email, "hit": True}]
+    assert data["false_positive_rate"] == 1e-9

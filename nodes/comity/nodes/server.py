@@ -40,9 +40,15 @@ WITNESS_SERVICE = pb.DESCRIPTOR.services_by_name["Witness"].full_name
 
 
 async def _refresh(filters: PrivateFilters, every: timedelta) -> None:
-    """Rotate the OPRF key on schedule and add segments for records loaded since (a timer)."""
+    """Build the filters, then rotate the OPRF key on schedule and add segments for records loaded
+    since (a timer). A private check that comes before the first build waits for it."""
+    # The first round runs at once, after the server started: a large store's build must not
+    # hold back serving (nor leave the gateway's first calls to a node that is not up yet).
+    first = True
     while True:
-        await asyncio.sleep(every.total_seconds())
+        if not first:
+            await asyncio.sleep(every.total_seconds())
+        first = False
         try:
             await asyncio.to_thread(filters.refresh)
         except Exception:  # the next round tries again; the current filters stay served
@@ -140,7 +146,6 @@ async def start_node(
             clock=clock,
             inverse_fp_rate=config.private.inverse_fp_rate,
         )
-        await asyncio.to_thread(filters.refresh)  # the first epoch's filters, before serving
         private = PrivateChecks(
             node_id=node.id,
             admission=admission,

@@ -32,7 +32,13 @@ _SELECTOR_TYPES: dict[str, str] = {
     v.name.lower(): v.name for v in pb.SelectorType.DESCRIPTOR.values if v.number
 }
 _CATEGORIES: dict[str, str] = {v.name.lower(): v.name for v in pb.DataCategory.DESCRIPTOR.values if v.number}
-_KINDS = {"hit-check": "HIT_CHECK", "hit_check": "HIT_CHECK", "fetch": "FETCH"}
+_KINDS = {
+    "hit-check": "HIT_CHECK",
+    "hit_check": "HIT_CHECK",
+    "fetch": "FETCH",
+    "private-hit-check": "PRIVATE_HIT_CHECK",
+    "private_hit_check": "PRIVATE_HIT_CHECK",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +79,13 @@ def parse_category(text: str) -> str:
 
 
 def parse_kind(text: str) -> str:
-    """``hit-check`` or ``fetch``."""
+    """``hit-check``, ``fetch`` or ``private-hit-check``."""
     try:
         return _KINDS[text.lower()]
     except KeyError:
-        raise InvalidArgument(f"unknown query kind {text!r}", hint="use hit-check or fetch") from None
+        raise InvalidArgument(
+            f"unknown query kind {text!r}", hint="use hit-check, fetch or private-hit-check"
+        ) from None
 
 
 @dataclass(frozen=True)

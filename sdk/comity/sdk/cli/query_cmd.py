@@ -10,7 +10,15 @@ import typer
 
 from comity.core.errors import ComityError, InvalidArgument
 from comity.sdk.cli.main import EXIT_ERROR, EXIT_REFUSED, app, console, err_console
-from comity.sdk.cli.render import dumps, error_json, print_error, print_result, result_json
+from comity.sdk.cli.render import (
+    dumps,
+    error_json,
+    print_error,
+    print_private_result,
+    print_result,
+    private_result_json,
+    result_json,
+)
 from comity.sdk.profile import load_profile
 from comity.sdk.query import QuerySpec, parse_selector, read_order_file
 
@@ -43,7 +51,9 @@ def query(
     category: Annotated[
         list[str], typer.Option("--category", help="subscriber, traffic or content (repeatable).")
     ] = ["subscriber"],  # noqa: B006
-    kind: Annotated[str, typer.Option("--kind", help="hit-check or fetch.")] = "fetch",
+    kind: Annotated[
+        str, typer.Option("--kind", help="hit-check, fetch or private-hit-check (the node sees no selector).")
+    ] = "fetch",
     case: Annotated[str, typer.Option("--case", help="Your case reference.")] = "",
     facts: Annotated[str, typer.Option("--facts", help="Articulable facts justifying the query.")] = "",
     link: Annotated[str, typer.Option("--link", help="How the target is linked to the offence.")] = "",
@@ -73,15 +83,24 @@ def query(
             max_records=max_records,
             hit_reference=hit_reference,
         )
+        private = kind.lower().replace("_", "-") == "private-hit-check"
         with load_profile(profile).client() as client:
-            result = client.query(spec)
+            if private:
+                answer = client.private_hit_check(spec)
+            else:
+                result = client.query(spec)
     except ComityError as err:
         if as_json:
             console.print_json(dumps(error_json(err)))
         else:
             print_error(err_console, err)
         raise typer.Exit(EXIT_REFUSED if err.code.name == "PERMISSION_DENIED" else EXIT_ERROR) from None
-    if as_json:
+    if private:
+        if as_json:
+            console.print_json(dumps(private_result_json(answer)))
+        else:
+            print_private_result(console, answer)
+    elif as_json:
         console.print_json(dumps(result_json(result)))
     else:
         print_result(console, result)

@@ -10,9 +10,18 @@ from rich.panel import Panel
 from rich.table import Table
 
 from comity.core.errors import ComityError, PermissionDenied
+from comity.sdk.private import PrivateResult
 from comity.sdk.result import Result
 
-__all__ = ["error_json", "make_console", "print_error", "print_result", "result_json"]
+__all__ = [
+    "error_json",
+    "make_console",
+    "print_error",
+    "print_private_result",
+    "print_result",
+    "private_result_json",
+    "result_json",
+]
 
 _FIELD_WIDTH = 48
 # Piped output is read by scripts: never wrap it at a terminal's width, never cut an identifier.
@@ -55,6 +64,38 @@ def result_json(result: Result) -> dict[str, Any]:
             "checkpoint_size": max((e.inclusion.tree_size for e in result.receipt.entries), default=0),
         },
     }
+
+
+def private_result_json(result: PrivateResult) -> dict[str, Any]:
+    """A JSON-ready dict of a private hit check's answer, per selector."""
+    return {
+        "query_id": result.query_id,
+        "node": result.node_id,
+        "kind": "private-hit-check",
+        "hit": result.hit,
+        "selectors": [
+            {"type": h.selector.type, "value": h.selector.value, "hit": h.hit} for h in result.hits
+        ],
+        "epoch": result.epoch,
+        "false_positive_rate": result.false_positive_rate,
+        "receipt": {
+            "query_digest": result.receipt.query_digest.hex(),
+            "log_entries": [e.inclusion.leaf_index for e in result.receipt.entries],
+        },
+    }
+
+
+def print_private_result(console: Console, result: PrivateResult) -> None:
+    """A readable account of a verified private hit check."""
+    for h in result.hits:
+        verdict = "HIT" if h.hit else "no hit"
+        console.print(
+            f"[bold]{result.node_id}[/]: {h.selector.type}:{_short(h.selector.value, console)}: {verdict}"
+        )
+    console.print(
+        f"[dim]private: the node saw only blinded selectors; its proof verified (epoch {result.epoch}); "
+        f"a hit is wrong with probability {result.false_positive_rate:.0e}; query {result.query_id}[/]"
+    )
 
 
 def error_json(err: ComityError) -> dict[str, Any]:

@@ -381,6 +381,7 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
             outcomes = await play(running, console)
             ok = all(o.as_expected for o in outcomes)
             ok = await emergency_track(running, console, len(outcomes) + 1) and ok
+            ok = await private_check(running, console, len(outcomes) + 2) and ok
             ok = await await_quorum(running, console) and ok
             ok = await verify_log(running, console) and ok
             ok = await verify_log_remotely(running, console, agency="ca.rcmp") and ok
@@ -388,6 +389,40 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
                 print_how_to_query(console, fed)
                 await wait_forever()
         return ok
+
+
+async def private_check(running: RunningFederation, console: Console, number: int) -> bool:
+    """The FBI asks the Canadian node privately about the suspect and someone it does not hold."""
+    fed = running.federation
+    s = next(x for x in scenarios(fed) if x.title.startswith("FBI asks the Canadian node whether"))
+    order_path = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
+    spec = QuerySpec(
+        target_node=s.node,
+        selectors=[Selector(t.name, s.person.selectors[t]) for t in s.order.selector_types],
+        categories=[c.lower() for c in s.categories],
+        kind="private-hit-check",
+        case_reference=s.case_reference,
+        facts=s.facts,
+        link_to_offence=s.link,
+        legal_order=read_order_file(order_path),
+        time_range=s.time_range,
+    )
+    console.print(
+        f"{number}. FBI asks the Canadian node the same privately: the node sees only a blinded "
+        f"selector  {s.agency} → {s.node}"
+    )
+    async with load_profile(fed.profiles[s.agency]).async_client() as client:
+        try:
+            result = await client.private_hit_check(spec)
+        except ComityError as err:
+            console.print(f"   [red]the private hit check was refused[/]: {err.message}")
+            return False
+    verdict = "HIT" if result.hit else "no hit"
+    console.print(
+        f"   PRIVATE {verdict} (the node's proof verified; epoch {result.epoch}, "
+        f"false-positive rate {result.false_positive_rate:.0e}); only the FBI learns the answer"
+    )
+    return result.hit
 
 
 async def await_quorum(running: RunningFederation, console: Console, *, limit: float = 30.0) -> bool:
