@@ -165,9 +165,10 @@ class GolombSet:
         bits = bin(int.from_bytes(chunk, "big"))[2:].zfill(len(chunk) * 8) if chunk else ""
         pos, stop, p = offset - first * 8, end - first * 8, self.rice_bits
         while pos < stop:
-            zero = bits.find("0", pos)
-            if zero < 0:
-                raise InvalidArgument("the filter's data is truncated")
+            zero = bits.find("0", pos, stop)
+            if zero < 0 or zero + 1 + p > stop:
+                # Only the zero padding of the last byte is left (or nothing): no further value.
+                return False
             delta = ((zero - pos) << p) | (int(bits[zero + 1 : zero + 1 + p], 2) if p else 0)
             pos = zero + 1 + p
             running += delta

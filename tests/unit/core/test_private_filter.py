@@ -107,3 +107,13 @@ def test_commitment_binds_salt_type_and_value() -> None:
     assert c != commitment(bytes([1]) + bytes(31), "EMAIL", "a@example.org")
     assert c != commitment(salt, "USERNAME", "a@example.org")
     assert c != commitment(salt, "EMAIL", "b@example.org")
+
+
+@pytest.mark.parametrize("inverse", [2, 3, 64, 1000, 10**9])
+def test_no_look_up_reads_past_the_last_value(inverse: int) -> None:
+    # Values above the last member decode through the last byte's padding, whatever its length.
+    for n in range(1, 40):
+        golomb = GolombSet.build(_outputs(n), inverse_fp_rate=inverse, index_interval=4)
+        assert all(golomb.contains(o) for o in _outputs(n))
+        for o in _outputs(300, b"above"):
+            golomb.contains(o)  # must not raise
