@@ -135,7 +135,7 @@ async def per_query(queries: int) -> dict[str, float]:
             )
 
         times: dict[str, list[float]] = {"hit check": [], "private": [], "private, filters cached": []}
-        async with running_federation(fed), load_profile(fed.profiles["us.fbi"]).async_client() as client:
+        async with running_federation(fed), load_profile(fed.profiles[s.agency]).async_client() as client:
             await client.query(spec("hit-check"))  # warm the channels
             filters = await client.private_filters(s.node)
             for _ in range(queries):

@@ -40,15 +40,15 @@ WITNESS_SERVICE = pb.DESCRIPTOR.services_by_name["Witness"].full_name
 
 
 async def _refresh(filters: PrivateFilters, every: timedelta) -> None:
-    """Build the filters, then rotate the OPRF key on schedule and add segments for records loaded
-    since (a timer). A private check that comes before the first build waits for it."""
-    # The first round runs at once, after the server started: a large store's build must not
-    # hold back serving (nor leave the gateway's first calls to a node that is not up yet).
-    first = True
+    """Rotate the OPRF key on schedule and add segments for records loaded since (a timer).
+
+    The first build happens at the first private request or the first round, whichever comes
+    first; a private check that comes before it is built waits for it.
+    """
+    # Nothing at start-up: a build competes for the CPU with starting to serve (and a gateway
+    # whose first calls find the node not up yet puts its channel into reconnect back-off).
     while True:
-        if not first:
-            await asyncio.sleep(every.total_seconds())
-        first = False
+        await asyncio.sleep(every.total_seconds())
         try:
             await asyncio.to_thread(filters.refresh)
         except Exception:  # the next round tries again; the current filters stay served
