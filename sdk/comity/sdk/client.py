@@ -9,6 +9,8 @@ signed statement before returning any record.
 from __future__ import annotations
 
 import abc
+import asyncio
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from comity.sdk.private import (
     prepare,
 )
 from comity.sdk.query import QuerySpec, build_query, sign_query
+from comity.sdk.receipt_refresh import GatewayCheckpoints, await_quorum
 from comity.sdk.receipts import verify_validation_receipt
 from comity.sdk.result import Result, ResultVerifier, to_result
 from comity.v1 import comity_pb2 as pb
@@ -90,8 +93,23 @@ class _Base(abc.ABC):
         self._clock = clock
         self._federation = federation
         self._options = channel_options(max_message_bytes)
+        self._root_certificates = root_certificates
         self._credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
         self._open()
+
+    def _await_quorum(self, result: Result, timeout: float) -> Result:
+        if self._federation is None:
+            raise InvalidArgument(
+                "waiting for the witness quorum needs the federation file (its witness policy)",
+                hint="create the client with federation=Federation.load(...)",
+            )
+        roots = self._root_certificates
+        source = GatewayCheckpoints(self.target, root_certificates=roots, timeout=self.timeout)
+        try:
+            receipt, verified = await_quorum(result.receipt, self._verifier.trust, source, timeout=timeout)
+        finally:
+            source.close()
+        return dataclasses.replace(result, receipt=receipt, verified=verified)
 
     @abc.abstractmethod
     def _open(self) -> None:
@@ -221,6 +239,16 @@ class AsyncClient(_Base):
             raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
 
+    async def wait_for_quorum(self, result: Result, *, within: float = 60.0) -> Result:
+        """The result with its receipt upgraded to a witness-quorum checkpoint.
+
+        A fresh receipt is usually "quorum pending" for a moment (the witnesses cosign on a short
+        timer). This polls the gateway's AuditLog service (public calls) and verifies what it
+        gets as any receipt (a consistency proof from the receipt's checkpoint, fresh inclusion
+        proofs, the quorum); raises ``QuorumPending`` when none covers it ``within`` seconds.
+        """
+        return await asyncio.to_thread(self._await_quorum, result, within)
+
     async def private_filters(self, node: str) -> pb.PrivateFilters:
         """``node``'s signed private hit check filters (not yet verified: see :meth:`private_hit_check`)."""
         request = pb.GetPrivateFiltersRequest(node=node)
@@ -314,6 +342,14 @@ class Client(_Base):
         except grpc.RpcError as exc:
             raise self._refused(exc, request) from None
         return self._finish(request, summary, list(summary.records))
+
+    def wait_for_quorum(self, result: Result, *, within: float = 60.0) -> Result:
+        """The result with its receipt upgraded to a witness-quorum checkpoint (blocking).
+
+        Polls the gateway's AuditLog service (public calls) and verifies what it gets as any
+        receipt; raises ``QuorumPending`` when no quorum covers the receipt ``within`` seconds.
+        """
+        return self._await_quorum(result, within)
 
     def private_filters(self, node: str) -> pb.PrivateFilters:
         """Blocking counterpart of :meth:`AsyncClient.private_filters`."""

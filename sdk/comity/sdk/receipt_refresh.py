@@ -11,7 +11,8 @@ any receipt is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -27,7 +28,7 @@ from comity.core.rpc import error_from_status
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
-__all__ = ["CheckpointSource", "GatewayCheckpoints", "refresh_receipt"]
+__all__ = ["CheckpointSource", "GatewayCheckpoints", "await_quorum", "refresh_receipt"]
 
 
 class CheckpointSource(Protocol):
@@ -105,10 +106,35 @@ def refresh_receipt(
     return refreshed, verify_query_receipt(refreshed, trust, require_quorum=True)
 
 
+def await_quorum(
+    receipt: pb.Receipt,
+    trust: ReceiptTrust,
+    source: CheckpointSource,
+    *,
+    timeout: float,
+    poll: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[pb.Receipt, VerifiedReceipt]:
+    """:func:`refresh_receipt` until a quorum checkpoint covers the receipt, for at most ``timeout`` s.
+
+    Raises ``QuorumPending`` when none does by then (the witnesses are late: see the gateway's
+    ``comity.witness.quorum`` health), and whatever :func:`refresh_receipt` raises otherwise.
+    """
+    deadline = clock() + timeout
+    while True:
+        try:
+            return refresh_receipt(receipt, trust, source)
+        except QuorumPending:
+            if clock() >= deadline:
+                raise
+        sleep(poll)
+
+
 class GatewayCheckpoints:
     """A :class:`CheckpointSource` over a gateway's AuditLog service (public calls: no token)."""
 
-    def __init__(self, target: str, *, root_certificates: bytes, timeout: float = 30.0) -> None:
+    def __init__(self, target: str, *, root_certificates: bytes | None, timeout: float = 30.0) -> None:
         self.target = target
         self._timeout = timeout
         self._channel = grpc.secure_channel(
