@@ -131,6 +131,13 @@ class AuditClient:
         )
         return list(proof.hashes)
 
+    def inclusion(self, index: int, tree_size: int) -> list[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of ``tree_size`` entries."""
+        proof: pb.InclusionProof = self._call(  # type: ignore[assignment]
+            "GetInclusionProof", pb.GetInclusionProofRequest(leaf_index=index, tree_size=tree_size)
+        )
+        return list(proof.hashes)
+
 
 def _signed(
     note: bytes, cosignatures: Sequence[str], log_key: Ed25519Verifier, quorum: Quorum
