@@ -602,5 +602,5 @@ def serve(
         server.server_close()
 
 
-# The receipt commands (verify-receipt, receipt refresh) add themselves to audit_app.
-from comity.sdk.cli import receipt_cmd  # noqa: E402, F401
+# The receipt commands (verify-receipt, receipt refresh) and the console add themselves to audit_app.
+from comity.sdk.cli import console_cmd, receipt_cmd  # noqa: E402, F401

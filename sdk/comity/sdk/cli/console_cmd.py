@@ -1,0 +1,178 @@
+"""`comity audit console`: the legal officers' web console over a verified local mirror of the log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from comity.core.errors import ConfigError, InvalidArgument
+from comity.sdk.cli.audit_cmd import DbOpt, FederationOpt, UrlOpt, _url, audit_app
+from comity.sdk.cli.main import console, friendly
+
+__all__ = ["console_command"]
+
+
+def _default_mirror(origin: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in origin)
+    return Path.home() / ".local" / "state" / "comity" / "console" / f"{safe}.db"
+
+
+def _source(
+    trust: Any, *, gateway: str | None, ca: Path | None, token: Any, db: Path | None, url: str | None
+) -> Any:
+    from comity.sdk.console.sources import DatabaseSource, GatewaySource
+
+    if gateway is not None:
+        if db is not None or url is not None:
+            raise InvalidArgument("give --gateway, or --db / --url (a copy of the log database), not both")
+        if ca is None:
+            raise InvalidArgument("--gateway needs --ca, the CA that issued the gateway's certificate")
+        return GatewaySource(gateway, root_certificates=ca.read_bytes(), token=token)
+    return DatabaseSource(_url(db, url), quorum=trust.quorum, log_key=trust.log_key)
+
+
+@audit_app.command("console")
+@friendly
+def console_command(
+    federation: FederationOpt,
+    gateway: Annotated[str | None, typer.Option(help="Sync through this gateway's AuditLog service.")] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="With --gateway: the CA of the gateway's certificate.")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="Your legal officer's token; read again whenever it nears expiry.")
+    ] = None,
+    token_command: Annotated[
+        str | None,
+        typer.Option(help="A command that prints a fresh token (run when the token nears expiry)."),
+    ] = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    mirror: Annotated[
+        Path | None, typer.Option(help="The mirror file (default: under ~/.local/state).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Sync and verify once, print progress, and exit.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Where to listen (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8450,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Consent to listen on an address that is not loopback.")
+    ] = False,
+    unsafe_without_tls: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-without-tls", help="With --allow-remote: serve plain HTTP (test networks only)."
+        ),
+    ] = False,
+    audience: Annotated[str, typer.Option(help="The audience officers' tokens carry.")] = "comity-gateway",
+    interval: Annotated[float, typer.Option(min=1, help="Seconds between sync rounds.")] = 10.0,
+    mirror_check_every: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Recheck the whole mirror every N rounds (and every round after a failure)."
+        ),
+    ] = 6,
+) -> None:
+    """Sync a verified mirror of the log in the background and serve it as a web application.
+
+    The mirror is verified against the federation file only: the newest quorum checkpoint, a
+    consistency proof from the last one verified, every entry against it. Officers sign in with
+    their own token. It listens on loopback unless told otherwise, and refuses other addresses
+    without TLS.
+    """
+    from comity.sdk.console.mirror import Mirror
+    from comity.sdk.console.sync import BackgroundSync, OfficerToken
+    from comity.sdk.console.trust import ConsoleTrust
+    from comity.sdk.console.verifier import MirrorVerifier
+
+    trust = ConsoleTrust.load(federation)
+    token = None
+    if gateway is not None:
+        if token_file is None and token_command is None:
+            raise InvalidArgument(
+                "syncing through the gateway needs a legal officer's token",
+                hint="give --token-file (read again when it nears expiry) or --token-command",
+            )
+        token = OfficerToken(file=token_file, command=token_command)
+    source = _source(trust, gateway=gateway, ca=ca, token=token, db=db, url=url)
+    store = Mirror(mirror or _default_mirror(trust.log_key.name), country_of=trust.country_of)
+
+    def progress(done: int, total: int) -> None:
+        if once:
+            console.print(f"  {done} of {total} entries fetched and staged", highlight=False)
+
+    verifier = MirrorVerifier(store, source, log_key=trust.log_key, quorum=trust.quorum, progress=progress)
+    if once:
+        try:
+            verifier.check_mirror()
+            result = verifier.sync()
+        finally:
+            source.close()
+        console.print(
+            f"[green]✓ verified[/] the mirror up to size {result.size} ({result.added} new entries) "
+            f"against a checkpoint cosigned by {', '.join(result.witnesses)}"
+        )
+        console.print(f"  mirror: {store.path}")
+        return
+    _serve(
+        trust,
+        store,
+        BackgroundSync(verifier, interval=interval, check_every=mirror_check_every),
+        source,
+        locals(),
+    )
+
+
+def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any]) -> None:
+    try:
+        import uvicorn
+
+        from comity.sdk.console.app import Console, make_app
+        from comity.sdk.console.auth import Sessions
+        from comity.sdk.console.server import BindPolicy, check_bind
+        from comity.sdk.console.words import load_rule_texts
+    except ImportError as exc:
+        raise ConfigError(
+            f"the console's web application needs the console extra ({exc.name} is missing)",
+            hint="pip install 'comity[console]'",
+        ) from None
+
+    policy = BindPolicy(
+        opts["host"], opts["tls_cert"], opts["tls_key"], opts["allow_remote"], opts["unsafe_without_tls"]
+    )
+    for warning in check_bind(policy):
+        console.print(f"[bold red]{warning}[/]")
+    app = make_app(
+        Console(
+            mirror=store,
+            sync=sync,
+            sessions=Sessions(trust.federation, audience=opts["audience"]),
+            log_origin=trust.log_key.name,
+            rule_texts=load_rule_texts(),
+            secure_cookies=policy.tls_cert is not None,
+        )
+    )
+    scheme = "https" if policy.tls_cert else "http"
+    console.print(
+        f"console on {scheme}://{policy.host}:{opts['port']}/ (Ctrl-C stops it); mirror {store.path}"
+    )
+    logging.basicConfig(level=logging.INFO)
+    try:
+        uvicorn.run(
+            app,
+            host=policy.host,
+            port=opts["port"],
+            ssl_certfile=str(policy.tls_cert) if policy.tls_cert else None,
+            ssl_keyfile=str(policy.tls_key) if policy.tls_key else None,
+            log_level="warning",
+            # Query strings may name an investigator or an order: no access log.
+            access_log=False,
+        )
+    finally:
+        source.close()

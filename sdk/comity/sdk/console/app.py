@@ -1,0 +1,256 @@
+"""The console's web application (Starlette, Jinja2): read-only pages over the verified mirror.
+
+sign-in → overview → entries (filters, keyset pages) → one entry → one query → one order.
+
+Pages read the mirror and the background sync's status; none of them verifies anything itself
+or waits for the sync. Every page but sign-in needs a session; every POST a CSRF token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from comity.core.errors import ComityError
+from comity.sdk.console.auth import CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same_token
+from comity.sdk.console.mirror import FILTERS, Filters, Mirror
+from comity.sdk.console.sync import BackgroundSync
+from comity.sdk.console.views import entry_view, overview, witness_age
+from comity.sdk.console.words import KIND_WORDS, OUTCOME_WORDS, RuleText, rule_name
+
+__all__ = ["Console", "make_app"]
+
+_HERE = Path(__file__).resolve().parent
+_log = logging.getLogger("comity.console")
+PAGE_SIZE = 50
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+
+
+@dataclass
+class Console:
+    """Everything the pages read: the mirror, the sync's status, sessions and rule texts."""
+
+    mirror: Mirror
+    sync: BackgroundSync
+    sessions: Sessions
+    log_origin: str
+    rule_texts: Mapping[str, list[RuleText]] = field(default_factory=dict)
+    secure_cookies: bool = False
+    start_sync: bool = True
+
+
+class _SignIn(Exception):
+    """No session: the page redirects to sign-in."""
+
+
+def make_app(console: Console) -> Starlette:
+    """The ASGI application; the background sync starts and stops with it."""
+    templates = Jinja2Templates(directory=str(_HERE / "templates"))
+    templates.env.globals.update(kind_words=KIND_WORDS, outcome_words=OUTCOME_WORDS, rule_name=rule_name)
+
+    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        session = _session(console, request)
+        status = console.sync.status
+        context |= {
+            "status": status,
+            "session": session,
+            "now": datetime.now(UTC),
+            "witnessed": witness_age(console.mirror.head().note, console.log_origin, datetime.now(UTC)),
+        }
+        response = templates.TemplateResponse(request, name, context, status_code=status_code)
+        response.headers.update(_HEADERS)
+        return response
+
+    def officer(request: Request) -> Session:
+        session = _session(console, request)
+        if session is None:
+            raise _SignIn
+        return session
+
+    def signin_page(request: Request) -> Response:
+        if _session(console, request) is not None:
+            return RedirectResponse("/", status_code=303)
+        return _signin_form(request, render, console.secure_cookies, error=None)
+
+    async def signin(request: Request) -> Response:
+        form = await request.form()
+        if not same_token(request.cookies.get(CSRF_COOKIE), str(form.get("csrf", ""))):
+            raise HTTPException(
+                400, "The sign-in form expired or came from another site: reload it and try again."
+            )
+        try:
+            key, session = console.sessions.sign_in(str(form.get("token", "")))
+        except ComityError as exc:
+            _log.info("sign-in refused: %s", exc.message)
+            return _signin_form(request, render, console.secure_cookies, error=exc.message, status_code=401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            key,
+            expires=session.expires_at,
+            httponly=True,
+            samesite="strict",
+            secure=console.secure_cookies,
+        )
+        response.delete_cookie(CSRF_COOKIE)
+        return response
+
+    async def signout(request: Request) -> Response:
+        session = officer(request)
+        form = await request.form()
+        if not same_token(session.csrf, str(form.get("csrf", ""))):
+            raise HTTPException(400, "The sign-out form expired: reload the page and try again.")
+        console.sessions.sign_out(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    def home(request: Request) -> Response:
+        officer(request)
+        return render(request, "overview.html", data=overview(console.mirror, now=datetime.now(UTC)))
+
+    def entries(request: Request) -> Response:
+        officer(request)
+        raw = {k: v for k, v in request.query_params.items() if k in FILTERS}
+        filters = Filters.parse(raw)
+        try:
+            page = console.mirror.page(
+                filters,
+                before=_cursor(request, "before"),
+                after=_cursor(request, "after"),
+                size=PAGE_SIZE,
+            )
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        rows = [entry_view(r, console.rule_texts) for r in page.rows]
+        query = urlencode(filters.values)
+        return render(request, "entries.html", page=page, rows=rows, filters=filters.values, query=query)
+
+    def entry(request: Request) -> Response:
+        officer(request)
+        row = console.mirror.entry(request.path_params["idx"])
+        if row is None:
+            raise HTTPException(404, f"The mirror holds no verified entry {request.path_params['idx']}.")
+        story = console.mirror.query_entries(row.query_id) if row.query_id else []
+        return render(
+            request,
+            "entry.html",
+            view=entry_view(row, console.rule_texts),
+            story=[entry_view(r, console.rule_texts) for r in story],
+        )
+
+    def query(request: Request) -> Response:
+        officer(request)
+        query_id = request.path_params["query_id"]
+        story = console.mirror.query_entries(query_id)
+        if not story:
+            raise HTTPException(404, f"No verified entry names query {query_id!r}.")
+        views = [entry_view(r, console.rule_texts) for r in story]
+        return render(request, "query.html", query_id=query_id, story=views)
+
+    def order(request: Request) -> Response:
+        officer(request)
+        order_id = request.path_params["order_id"]
+        rows = console.mirror.order_entries(order_id)
+        if not rows:
+            raise HTTPException(404, f"No verified entry names legal order {order_id!r}.")
+        return render(
+            request, "order.html", order_id=order_id, rows=[entry_view(r, console.rule_texts) for r in rows]
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}
+        return render(
+            request,
+            "error.html",
+            status_code=exc.status_code,
+            title=titles.get(exc.status_code, "Error"),
+            detail=exc.detail if exc.status_code != 404 or exc.detail != "Not Found" else "No such page.",
+        )
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        _log.exception("page failed", exc_info=exc)
+        return render(
+            request,
+            "error.html",
+            status_code=500,
+            title="Something went wrong",
+            detail="The page could not be shown; the console's log has the details.",
+        )
+
+    async def sign_in_first(request: Request, exc: Exception) -> Response:
+        return RedirectResponse("/signin?" + urlencode({"next": request.url.path}), status_code=303)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if console.start_sync:
+            console.sync.start()
+        try:
+            yield
+        finally:
+            if console.start_sync:
+                console.sync.stop()
+
+    routes = [
+        Route("/", home),
+        Route("/signin", signin_page, methods=["GET"]),
+        Route("/signin", signin, methods=["POST"]),
+        Route("/signout", signout, methods=["POST"]),
+        Route("/entries", entries),
+        Route("/entries/{idx:int}", entry),
+        Route("/queries/{query_id:str}", query),
+        Route("/orders/{order_id:str}", order),
+        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, _SignIn: sign_in_first, Exception: server_error},
+    )
+
+
+def _session(console: Console, request: Request) -> Session | None:
+    return console.sessions.get(request.cookies.get(SESSION_COOKIE))
+
+
+def _cursor(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    if not value:
+        return None
+    if not value.isdigit():
+        raise HTTPException(400, f"{name} must be an entry number.")
+    return int(value)
+
+
+def _signin_form(
+    request: Request, render: Any, secure: bool, *, error: str | None, status_code: int = 200
+) -> Response:
+    csrf = secrets.token_urlsafe(32)
+    response: Response = render(request, "signin.html", status_code=status_code, csrf=csrf, error=error)
+    response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", max_age=3600, secure=secure)
+    return response

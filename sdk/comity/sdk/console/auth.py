@@ -1,0 +1,83 @@
+"""Sign-in for legal officers: the officer's own token, verified against the federation's identity providers.
+
+The console keeps no passwords. An officer signs in with the bearer token their agency's
+identity provider issued them (the token ``comity audit verify --token-file`` uses): the console
+runs every check the gateway runs on it (:meth:`~comity.core.tokens.TokenVerifier.verify_legal_officer`:
+signature by a key the federation file lists for that issuer, audience, times, a subject
+registered as a legal officer of the issuer's agency). An investigator's token is refused.
+
+A session lives in memory until the token expires or ``max_age`` passes, whichever is first
+(a restart signs everyone out). Its cookie is random (256 bits), ``HttpOnly``, ``SameSite=Strict``
+and ``Secure`` when the console serves TLS. Every form that posts carries a CSRF token: the
+sign-in form a double-submit token (cookie and field must match), the others the session's own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from comity.core.federation import Federation
+from comity.core.tokens import TokenVerifier, VerifiedOfficer
+
+__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "Session", "Sessions"]
+
+SESSION_COOKIE = "comity_console_session"
+CSRF_COOKIE = "comity_console_csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in officer."""
+
+    officer: VerifiedOfficer
+    csrf: str
+    expires_at: datetime
+
+
+class Sessions:
+    """Verifies tokens and keeps sessions (in memory, pruned as they expire)."""
+
+    def __init__(
+        self, federation: Federation, *, audience: str, max_age: timedelta = timedelta(hours=8)
+    ) -> None:
+        self._tokens = TokenVerifier(federation, audience=audience)
+        self._max_age = max_age
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def sign_in(self, token: str, *, now: datetime | None = None) -> tuple[str, Session]:
+        """A new session for the officer ``token`` names; raises the token's :class:`TokenError`."""
+        now = now or datetime.now(UTC)
+        officer = self._tokens.verify_legal_officer(token.strip(), now=now)
+        session = Session(officer, secrets.token_urlsafe(32), min(officer.expires_at, now + self._max_age))
+        key = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now}
+            self._sessions[key] = session
+        return key, session
+
+    def get(self, key: str | None, *, now: datetime | None = None) -> Session | None:
+        """The live session of cookie value ``key``."""
+        if not key:
+            return None
+        now = now or datetime.now(UTC)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None and session.expires_at <= now:
+                del self._sessions[key]
+                return None
+        return session
+
+    def sign_out(self, key: str | None) -> None:
+        """End a session."""
+        with self._lock:
+            self._sessions.pop(key or "", None)
+
+
+def same_token(a: str | None, b: str | None) -> bool:
+    """Constant-time comparison of two CSRF tokens (both present)."""
+    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))

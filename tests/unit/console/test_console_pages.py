@@ -1,0 +1,212 @@
+"""The console's pages through Starlette's test client: sign-in, CSRF, paging links, filters, errors."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from comity.core.errors import InvalidArgument
+from comity.core.issuer import load_issuer_key, mint_token
+from comity.sdk.console.app import Console, make_app
+from comity.sdk.console.auth import Sessions
+from comity.sdk.console.mirror import Mirror
+from comity.sdk.console.server import BindPolicy, check_bind
+from comity.sdk.console.sources import DatabaseSource
+from comity.sdk.console.sync import BackgroundSync
+from comity.sdk.console.trust import ConsoleTrust
+from comity.sdk.console.verifier import MirrorVerifier
+from comity.sdk.console.words import load_rule_texts
+from comity.sdk.demo.setup import DemoFederation
+
+
+@pytest.fixture(scope="module")
+def rule_texts() -> dict[str, list]:  # type: ignore[type-arg]
+    return load_rule_texts()
+
+
+@pytest.fixture
+def console(demo: DemoFederation, log_copy: Path, tmp_path: Path, rule_texts: dict) -> Console:  # type: ignore[type-arg]
+    trust = ConsoleTrust.load(demo.layout.federation_file)
+    mirror = Mirror(tmp_path / "mirror.db", country_of=trust.country_of)
+    source = DatabaseSource(f"sqlite:///{log_copy}", quorum=trust.quorum, log_key=trust.log_key)
+    sync = BackgroundSync(MirrorVerifier(mirror, source, log_key=trust.log_key, quorum=trust.quorum))
+    sync.run_round()
+    return Console(
+        mirror=mirror,
+        sync=sync,
+        sessions=Sessions(trust.federation, audience="comity-gateway"),
+        log_origin=trust.log_key.name,
+        rule_texts=rule_texts,
+        start_sync=False,
+    )
+
+
+@pytest.fixture
+def client(console: Console) -> Iterator[TestClient]:
+    with TestClient(make_app(console), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    page = client.get("/signin")
+    response = client.post("/signin", data={"csrf": _csrf(page.text), "token": token}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def officer_token(demo: DemoFederation) -> str:
+    return demo.officer_tokens["us.fbi"].read_text().strip()
+
+
+def test_every_page_needs_a_session(client: TestClient) -> None:
+    for path in ("/", "/entries", "/entries/1", "/queries/q-000001", "/orders/order-00001"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/signin")
+
+
+def test_an_officer_signs_in_with_their_token_and_gets_a_strict_cookie(
+    client: TestClient, demo: DemoFederation
+) -> None:
+    page = client.get("/signin")
+    assert '<meta name="viewport"' in page.text
+    csrf = _csrf(page.text)
+    response = client.post(
+        "/signin", data={"csrf": csrf, "token": officer_token(demo)}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "comity_console_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    overview = client.get("/")
+    assert overview.status_code == 200 and "Verified" in overview.text and "<svg" in overview.text
+    assert "default-src 'none'" in overview.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("which", ["investigator", "forged", "expired", "garbage"])
+def test_sign_in_refuses_what_is_not_a_valid_officer_token(
+    client: TestClient, demo: DemoFederation, which: str
+) -> None:
+    agency = demo.layout.agencies["us.fbi"]
+    now = datetime.now(UTC)
+    tokens = {
+        "investigator": (demo.directory / "tokens" / "us.fbi.jwt").read_text().strip(),
+        "forged": officer_token(demo)[:-6] + "AAAAAA",
+        "expired": mint_token(
+            load_issuer_key(agency.issuer_key), issuer=agency.issuer, subject=agency.legal_officer,
+            audience=agency.audience, ttl=timedelta(minutes=5), now=now - timedelta(hours=1),
+        ),
+        "garbage": "not a token",
+    }  # fmt: skip
+    page = client.get("/signin")
+    response = client.post("/signin", data={"csrf": _csrf(page.text), "token": tokens[which]})
+    assert response.status_code == 401
+    assert "comity_console_session" not in response.headers.get("set-cookie", "")
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_forms_without_the_csrf_token_are_refused(client: TestClient, demo: DemoFederation) -> None:
+    client.get("/signin")
+    response = client.post("/signin", data={"csrf": "wrong", "token": officer_token(demo)})
+    assert response.status_code == 400 and "expired or came from another site" in response.text
+    sign_in(client, officer_token(demo))
+    assert client.post("/signout", data={"csrf": "wrong"}).status_code == 400
+    assert client.get("/").status_code == 200  # still signed in
+    home = client.get("/").text
+    assert client.post("/signout", data={"csrf": _csrf(home)}, follow_redirects=False).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_paging_links_walk_a_filter_without_repeats(client: TestClient, demo: DemoFederation) -> None:
+    sign_in(client, officer_token(demo))
+    seen: list[int] = []
+    url = "/entries?kind=Decision&decision=deny"
+    pages = 0
+    while url:
+        html = client.get(url).text
+        pages += 1
+        assert f"page {pages} of" in html
+        seen += [int(i) for i in re.findall(r'data-index="(\d+)"', html)]
+        older = re.search(r'rel="next" href="([^"]+)"', html)
+        url = older.group(1).replace("&amp;", "&") if older else ""
+        if pages == 1:
+            assert 'rel="prev"' not in html
+    assert len(seen) == len(set(seen)) and seen == sorted(seen, reverse=True)
+    total = int(re.search(r"(\d+) entries match", html).group(1))  # type: ignore[union-attr]
+    assert total == len(seen) and pages > 2
+    back = re.search(r'rel="prev" href="([^"]+)"', html)
+    assert back is not None
+    previous = client.get(back.group(1).replace("&amp;", "&")).text
+    assert f"page {pages - 1} of" in previous
+
+
+def test_no_match_filters_and_bad_input(client: TestClient, demo: DemoFederation) -> None:
+    sign_in(client, officer_token(demo))
+    assert "No entries match" in client.get("/entries?agency=nobody").text
+    bad = client.get("/entries?since=yesterday")
+    assert bad.status_code == 400 and "not a date" in bad.text and "Traceback" not in bad.text
+    assert client.get("/entries?before=x").status_code == 400
+    missing = client.get("/entries/99999999")
+    assert missing.status_code == 404 and "no verified entry" in missing.text
+    assert client.get("/no/such/page").status_code == 404
+    assert client.get("/queries/nothing-like-it").status_code == 404
+
+
+def test_an_entry_shows_its_rules_in_words_and_its_query_story(
+    client: TestClient, demo: DemoFederation, console: Console
+) -> None:
+    sign_in(client, officer_token(demo))
+    denied = console.mirror.page(
+        __import__("comity.sdk.console.mirror", fromlist=["Filters"]).Filters.parse({"rule": "SERIOUS_CRIME"})
+    ).rows[0]
+    html = client.get(f"/entries/{denied.idx}").text
+    assert "Serious crime" in html and "Legal basis:" in html and "2523" in html
+    allowed = console.mirror.page(
+        __import__("comity.sdk.console.mirror", fromlist=["Filters"]).Filters.parse({"kind": "disclosed"})
+    ).rows[0]
+    story = client.get(f"/queries/{allowed.query_id}").text
+    for words in ("Gateway decision", "Forwarded to a node", "Node decision", "Disclosure"):
+        assert words in story
+    assert 'href="/orders/order-' in story
+
+
+def test_a_tampered_mirror_marks_the_entry_on_the_pages(
+    client: TestClient, demo: DemoFederation, console: Console
+) -> None:
+    sign_in(client, officer_token(demo))
+    db = sqlite3.connect(console.mirror.path)
+    db.execute(
+        "UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), 'Z\"', 'Z \"') AS BLOB) WHERE idx = 321"
+    )
+    db.commit()
+    db.close()
+    console.sync._check_every = 1
+    console.sync.run_round()
+    assert console.sync.status.failure_entry == 321
+    html = client.get("/entries?before=330").text
+    assert "Verification FAILED" in html and 'class="bad" data-index="321"' in html
+    detail = client.get("/entries/321").text
+    assert "does not match the log" in detail
+
+
+def test_the_console_refuses_a_non_loopback_address_without_tls_and_consent(tmp_path: Path) -> None:
+    assert check_bind(BindPolicy("127.0.0.1")) == []
+    assert check_bind(BindPolicy("::1")) == []
+    with pytest.raises(InvalidArgument, match="not a loopback address"):
+        check_bind(BindPolicy("0.0.0.0"))
+    with pytest.raises(InvalidArgument, match="without TLS"):
+        check_bind(BindPolicy("0.0.0.0", allow_remote=True))
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    warnings = check_bind(BindPolicy("0.0.0.0", cert, key, allow_remote=True))
+    assert warnings and "reachable from other machines" in warnings[0]
+    loud = check_bind(BindPolicy("192.0.2.1", allow_remote=True, unsafe_without_tls=True))
+    assert any("WITHOUT TLS" in w for w in loud)
