@@ -129,9 +129,17 @@ def make_app(console: Console) -> Starlette:
         response.delete_cookie(SESSION_COOKIE)
         return response
 
+    # The overview changes only with the verified size, and its deadlines with the minute.
+    cached: dict[tuple[int, str], dict[str, Any]] = {}
+
     def home(request: Request) -> Response:
         officer(request)
-        return render(request, "overview.html", data=overview(console.mirror, now=datetime.now(UTC)))
+        now = datetime.now(UTC)
+        key = (console.mirror.head().size, now.strftime("%Y-%m-%dT%H:%M"))
+        if key not in cached:
+            cached.clear()
+            cached[key] = overview(console.mirror, now=now)
+        return render(request, "overview.html", data=cached[key])
 
     def entries(request: Request) -> Response:
         officer(request)

@@ -14,7 +14,6 @@ conditions); values always travel as parameters, hence the ``noqa: S608`` marks.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -255,23 +254,6 @@ class Mirror:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [("size", str(head.size).encode()), ("root", head.root), ("note", head.note)],
             )
-
-    def put_meta(self, key: str, value: Mapping[str, Any] | None) -> None:
-        """Store a small JSON document (the last status), or delete it."""
-        with self._connect() as db:
-            if value is None:
-                db.execute("DELETE FROM meta WHERE key = ?", (key,))
-            else:
-                db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    (key, json.dumps(value).encode()),
-                )
-
-    def get_meta(self, key: str) -> dict[str, Any] | None:
-        """A JSON document stored with :meth:`put_meta`."""
-        with self._connect() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else dict(json.loads(bytes(row[0])))
 
     def iter_stored(
         self, end: int, *, chunk: int = 5000
