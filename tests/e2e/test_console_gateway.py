@@ -62,7 +62,11 @@ async def test_the_guides_command_syncs_through_the_gateway_and_survives_token_e
     token.write_text(fed.officer_tokens["ca.rcmp"].read_text())
     mirror = tmp_path / "console.db"
     args = _guide_command(running, mirror, token)
-    code, out = await _invoke(args)
+    for _ in range(40):  # the witnesses cosign the first entries within the quorum's bound
+        code, out = await _invoke(args)
+        if code == 0 or "carries no witness quorum" not in out:
+            break
+        await asyncio.sleep(0.5)
     assert code == 0, out
     first = int(re.search(r"up to size (\d+)", out).group(1))  # type: ignore[union-attr]
     assert "entries fetched and staged" in out and "cosigned by" in out
@@ -85,8 +89,8 @@ async def test_the_guides_command_syncs_through_the_gateway_and_survives_token_e
     token.write_text(officer(now, timedelta(hours=1)))  # what the identity provider's client would do
     for _ in range(40):  # the witnesses cosign the new entries within the quorum's bound
         code, out = await _invoke(args)
-        assert code == 0, out
-        if int(re.search(r"up to size (\d+)", out).group(1)) > first:  # type: ignore[union-attr]
+        assert code == 0 or "carries no witness quorum" in out, out
+        if code == 0 and int(re.search(r"up to size (\d+)", out).group(1)) > first:  # type: ignore[union-attr]
             break
         await asyncio.sleep(0.5)
     else:

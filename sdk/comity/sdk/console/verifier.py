@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from comity.audit.checkpoint import SignedCheckpoint
-from comity.audit.errors import AuditError, InvalidProof, LogVerificationError
+from comity.audit.errors import AuditError, AuditUnavailable, InvalidProof, LogVerificationError
 from comity.audit.note import Ed25519Verifier
 from comity.audit.proof import inclusion_proof, inclusion_ranges, verify_consistency, verify_inclusion
 from comity.audit.quorum import Quorum, note_cosignatures
@@ -75,10 +75,14 @@ class MirrorVerifier:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _open(self, full: bytes, what: str) -> tuple[SignedCheckpoint, tuple[str, ...]]:
+    def _open(
+        self, full: bytes, what: str, *, pending_ok: bool = False
+    ) -> tuple[SignedCheckpoint, tuple[str, ...]]:
         """A checkpoint note with its cosignature lines, verified under the federation's keys.
 
-        Returns the checkpoint and the witness ids of its quorum; raises when it has none.
+        Returns the checkpoint and the witness ids of its quorum. Without a quorum it raises
+        :class:`AuditUnavailable` when ``pending_ok`` (a source's newest checkpoint, which the
+        witnesses may not have cosigned yet), else :class:`LogVerificationError`.
         """
         try:
             signed = self.quorum.open(full, self.log_key)
@@ -88,11 +92,11 @@ class MirrorVerifier:
             raise LogVerificationError(f"{what} does not verify: {exc.message}") from None
         if not self.quorum.is_quorum(ids):
             missing = ", ".join(f"{n} more from {g}" for g, n in self.quorum.missing(ids).items())
-            raise LogVerificationError(
-                f"{what} (size {signed.checkpoint.size}) carries no witness quorum: {missing} needed",
-                tree_size=signed.checkpoint.size,
-                hint="the witnesses have not cosigned yet, or the gateway hides their cosignatures",
-            )
+            message = f"{what} (size {signed.checkpoint.size}) carries no witness quorum: {missing} needed"
+            if pending_ok:
+                # Not yet a failure: the mirror waits (the page says so) until witnesses cosign.
+                raise AuditUnavailable(message, hint="the witnesses have not cosigned it yet") from None
+            raise LogVerificationError(message, tree_size=signed.checkpoint.size)
         return signed, tuple(sorted(ids))
 
     # ------------------------------------------------------------------ a sync round
@@ -103,7 +107,7 @@ class MirrorVerifier:
         border = self._verified_border(head)
         offered = _full_note(self.source.quorum_checkpoint())
         signed, witnesses = self._open(
-            offered, f"the newest quorum checkpoint from {self.source.description}"
+            offered, f"the newest quorum checkpoint from {self.source.description}", pending_ok=True
         )
         size, root = signed.checkpoint.size, signed.checkpoint.root_hash
         if size < head.size:
