@@ -130,7 +130,8 @@ def main() -> None:
     source.close()
 
     console_port, viewer_port = free_ports(2)
-    token = demo.officer_tokens["us.fbi"].read_text().strip()
+    first, second = sorted(demo.layout.agencies)[:2]
+    token = demo.officer_tokens[first].read_text().strip()
     fed = str(demo.layout.federation_file)
     query_id = built.query_ids[len(built.query_ids) // 2]
     day = (datetime.now(UTC) - timedelta(days=15)).date().isoformat()
@@ -143,7 +144,7 @@ def main() -> None:
         "overview": "/",
         "entries, newest": "/entries",
         "entries, page 100": f"/entries?before={built.size - 100 * 50}",
-        "entries, decision+refused+agency": "/entries?kind=decision&decision=DENY&agency=CA.RCMP",
+        "entries, decision+refused+agency": f"/entries?kind=decision&decision=DENY&agency={second.upper()}",
         "entries, by rule": "/entries?rule=serious_crime",
         "entries, one query id": f"/entries?query_id={query_id}",
         "entries, one day": f"/entries?since={day}&until={day}",

@@ -40,6 +40,8 @@ _DENY_RULES = (
     ("JUSTIFICATION", "JUSTIFICATION"),
     ("INDEPENDENT_AUTHORISATION", "INDEPENDENT_AUTHORISATION"),
 )
+# Offence codes for the entries only (the console shows them; nothing here decides on them).
+_OFFENCES = ("CC 380", "18 USC 1343")
 _REFUSALS = (("ORDER_EXPIRED", "INDEPENDENT_AUTHORISATION"), ("REPLAYED_QUERY", "AUDIT_FIELDS"))
 
 
@@ -76,7 +78,7 @@ def _query_events(rng: random.Random, n: int, at: datetime, fed: DemoFederation)
         agency=agency_id,
         target_node=node,
         order_id=order_id,
-        offence_code="18 USC 1343" if agency.country == "US" else "CC 380",
+        offence_code=_OFFENCES[agencies.index(agency_id) % len(_OFFENCES)],
         categories=("SUBSCRIBER",) if n % 3 else ("SUBSCRIBER", "TRAFFIC"),
         allowed=not deny,
         rule_codes=[c for c, _ in checks],

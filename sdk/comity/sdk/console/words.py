@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["KIND_WORDS", "OUTCOME_WORDS", "RuleText", "load_rule_texts", "rule_name"]
+__all__ = ["KIND_WORDS", "OUTCOME_WORDS", "RuleText", "load_rule_texts", "rule_name", "shipped_bundles"]
 
 _log = logging.getLogger("comity.console")
 
@@ -61,6 +61,18 @@ def _catalogue() -> Iterable[RuleText]:
         yield RuleText(check.code, check.rule, message, check.legal_basis, "check catalogue")
 
 
+def shipped_bundles() -> list[str]:
+    """The names of the policy bundles shipped with Comity."""
+    from pathlib import Path
+
+    import comity.policy.bundle as bundle_module
+
+    roots = bundle_module.bundle_roots(Path(bundle_module.__file__).resolve().parent)
+    return sorted(
+        {d.name for root in roots if root.is_dir() for d in root.iterdir() if (d / "bundle.toml").is_file()}
+    )
+
+
 def _bundles(names: Iterable[str]) -> Iterable[RuleText]:
     # Imported here: the SDK does not depend on the policy component at import time.
     from comity.policy.bundle import PolicyBundle, bundle_path
@@ -76,12 +88,13 @@ def _bundles(names: Iterable[str]) -> Iterable[RuleText]:
             yield RuleText(rule.id, rule.id, rule.public_message, rule.legal_basis, f"bundle {bundle.name}")
 
 
-def load_rule_texts(
-    bundles: Iterable[str] = ("us-ca-agreement", "us-inbound", "ca-inbound"),
-) -> dict[str, list[RuleText]]:
-    """Every known code → its texts (a rule id may read differently in each country's bundle)."""
+def load_rule_texts(bundles: Iterable[str] | None = None) -> dict[str, list[RuleText]]:
+    """Every known code → its texts (a rule id may read differently in each country's bundle).
+
+    ``bundles``: bundle names (default: every bundle shipped with Comity).
+    """
     texts: dict[str, list[RuleText]] = {}
-    for text in (*_bundles(bundles), *_catalogue()):
+    for text in (*_bundles(shipped_bundles() if bundles is None else bundles), *_catalogue()):
         known = texts.setdefault(text.code, [])
         if all((t.message, t.legal_basis) != (text.message, text.legal_basis) for t in known):
             known.append(text)
