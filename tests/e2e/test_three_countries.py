@@ -7,7 +7,11 @@ bundles of the agreement covering its pair, and a pair without one is refused ``
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from comity.core.federation import Federation
 from comity.nodes.schema import SelectorType
 from comity.policy.agreements import ByAgreement
 from comity.policy.bundle import PolicyBundle, bundle_path
+from comity.policy.bundle_store import BundleStore
 from comity.policy.engine import PolicyEngine
 from comity.sdk.demo.run import (
     Outcome,
@@ -83,6 +88,33 @@ def _gb_scenario(fed: DemoFederation, node: str, order_id: str, offence: str = "
         ),
         link="The address received the broker's invoices for the seized pistols.",
         case_reference="NCA-2026-FA-0101",
+    )
+
+
+async def _with_policies(
+    running: RunningFederation, policies: ByAgreement[PolicyEngine], s: Scenario
+) -> Outcome:
+    """Run ``s`` through a gateway that decides under ``policies`` (what an altered gateway would do)."""
+    pipeline = running.gateway.pipeline
+    assert pipeline is not None
+    honest = pipeline._policies
+    pipeline._policies = policies
+    try:
+        return await _run(running.federation, s)
+    finally:
+        pipeline._policies = honest
+
+
+def _rogue(fed: DemoFederation, bundle: PolicyBundle) -> ByAgreement[PolicyEngine]:
+    """A gateway's policies deciding every pair under ``bundle``, whatever the federation file says."""
+    no_agreements = dataclasses.replace(Federation.load(fed.layout.federation_file), agreements=())
+    return ByAgreement(
+        no_agreements,
+        store=BundleStore(None),  # never asked: without agreements only the fallback decides
+        digest_of=lambda a: a.bundle_digest,
+        build=PolicyEngine,
+        fallback=bundle,
+        what="gateway",
     )
 
 
@@ -156,25 +188,12 @@ async def test_the_canadian_node_refuses_a_pair_without_agreement_that_a_gateway
     """A gateway deciding under an agreement the federation file does not list (an altered or
     stale gateway): the node checks the agreement itself and refuses."""
     fed = running.federation
-    pipeline = running.gateway.pipeline
-    assert pipeline is not None
     gb_ca = bundle_variant("us-ca-agreement", tmp_path / "gb-ca", name="gb-ca", swap={"US": "GB", "GB": "US"})
-    no_agreements = dataclasses.replace(Federation.load(fed.layout.federation_file), agreements=())
-    rogue = ByAgreement(
-        no_agreements,
-        store=None,  # type: ignore[arg-type]  # never asked: without agreements only the fallback decides
-        digest_of=lambda a: a.bundle_digest,
-        build=PolicyEngine,
-        fallback=gb_ca,
-        what="gateway",
+    rogue = _rogue(fed, gb_ca)
+    # Under the rogue bundle, GB's catalogue is the one the shipped bundle has for the US.
+    outcome = await _with_policies(
+        running, rogue, _gb_scenario(fed, "ca-node", "GB-WMC-2026-0103", "18 USC 1030(a)(5)(A)")
     )
-    honest = pipeline._policies
-    pipeline._policies = rogue
-    try:
-        # Under the rogue bundle, GB's catalogue is the one the shipped bundle has for the US.
-        outcome = await _run(fed, _gb_scenario(fed, "ca-node", "GB-WMC-2026-0103", "18 USC 1030(a)(5)(A)"))
-    finally:
-        pipeline._policies = honest
     err = outcome.error
     assert isinstance(err, errors.PermissionDenied), err
     assert err.rule_codes == ["NO_AGREEMENT"]
@@ -182,3 +201,37 @@ async def test_the_canadian_node_refuses_a_pair_without_agreement_that_a_gateway
     assert err.receipt is not None
     kinds = [type(e).__name__ for e in _entries(err.receipt)]
     assert kinds == ["DecisionEvent", "FailedEvent"]  # allowed by the rogue gateway, ended by the node
+
+
+async def test_a_node_refuses_a_query_its_agreement_covers_but_the_gateway_decided_under_another_bundle(
+    running: RunningFederation, tmp_path: Path
+) -> None:
+    fed = running.federation
+    edited = bundle_variant("us-ca-agreement", tmp_path / "edited", name="us-ca-edited", swap={"ZZ": "ZZ"})
+    s = next(s for s in scenarios(fed) if s.title.startswith("RCMP fetches"))
+    outcome = await _with_policies(running, _rogue(fed, edited), s)
+    err = outcome.error
+    assert isinstance(err, errors.PermissionDenied), err
+    assert err.check_codes == ["AGREEMENT_BUNDLE_MISMATCH"] and err.rule_codes == ["NO_AGREEMENT"]
+    assert edited.digest in err.message and "'us-ca-agreement'" in err.message
+    assert err.receipt is not None
+    assert [type(e).__name__ for e in _entries(err.receipt)] == ["DecisionEvent", "FailedEvent"]
+
+
+async def test_the_transparency_report_counts_per_agreement_and_pair(running: RunningFederation) -> None:
+    """Last in the module: the queries above, as the legal officers' report counts them."""
+    comity = Path(sys.executable).with_name("comity")
+    args = [str(comity), "audit", "report", "--db", str(running.federation.audit_db), "--json"]
+    done = await asyncio.to_thread(
+        subprocess.run, args, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    counts = {
+        (r["agreement"], r["requesting"], r["responding"], r["decision"]): r["queries"]
+        for r in report["agreements"]
+    }
+    assert counts[("us-ca-agreement", "CA", "US", "ALLOW")] >= 1
+    assert counts[("us-gb-agreement", "GB", "US", "ALLOW")] == 1
+    assert not any(a == "us-gb-agreement" and "CA" in (r, s) for a, r, s, _ in counts)
+    assert report["no_agreement"] == {"gb.nca": 1}

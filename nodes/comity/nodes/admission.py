@@ -19,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import grpc
+
 from comity.audit.witness import Witness
+from comity.core import refusals
 from comity.core.dsse import PAYLOAD_DECISION, PAYLOAD_QUERY, payload_digest, verify_envelope
 from comity.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from comity.core.federation import Federation, Node
@@ -40,6 +43,17 @@ from comity.policy.wire import facts_from_query
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["Admission", "Admitted"]
+
+refusals.register(
+    refusals.Check(
+        "AGREEMENT_BUNDLE_MISMATCH",
+        "NO_AGREEMENT",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "the gateway decided this query under bundle {given}, but agreement {agreement!r} names "
+        "{expected}; the gateway must decide under the federation file's bundles before a node answers",
+        "The federation file's agreements: a query is decided under the agreement binding its two countries",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -112,7 +126,7 @@ class Admission:
             cosignature = self.witness_decision(request, digest)
         pairs = [(s.type.name, s.value) for s in selectors]
         with span("node.policy", query_id=query.query_id):
-            applicable = self.agreement(query, now=now)
+            applicable = self.agreement(query, now=now, gateway_bundle=decision.bundle_digest)
             verdict, signed = self.decide(
                 query, order, selectors, now=now, digest=digest, inbound=applicable.policy
             )
@@ -132,13 +146,23 @@ class Admission:
             agreement=applicable.agreement_id,
         )
 
-    def agreement(self, query: pb.Query, *, now: datetime) -> Applicable[InboundPolicy]:
-        """The agreement covering (the requesting agency's country, this node's) at ``now``.
+    def agreement(self, query: pb.Query, *, now: datetime, gateway_bundle: str) -> Applicable[InboundPolicy]:
+        """The agreement covering (the requesting agency's country, this node's) at ``now``, which
+        the gateway must have decided under: its signed decision names the agreement's bundle.
 
-        Raises ``NO_AGREEMENT`` when none is in force: the gateway should not have forwarded it.
+        Raises ``NO_AGREEMENT`` when none is in force, ``AGREEMENT_BUNDLE_MISMATCH`` when the
+        gateway decided under another bundle: in both cases it should not have forwarded it.
         """
         requesting = self._federation.country_of_agency(query.requesting_agency)
-        return self._policies.select(requesting, self._node.country, now)
+        applicable = self._policies.select(requesting, self._node.country, now)
+        if applicable.agreement is not None and gateway_bundle != applicable.agreement.bundle_digest:
+            raise refusals.refuse(
+                "AGREEMENT_BUNDLE_MISMATCH",
+                agreement=applicable.agreement.id,
+                expected=applicable.agreement.bundle_digest,
+                given=gateway_bundle or "none",
+            )
+        return applicable
 
     def verify_order(self, query: pb.Query, *, now: datetime) -> pb.LegalOrder:
         """The legal order, signed by an authority the federation registers, in date (cached by digest)."""

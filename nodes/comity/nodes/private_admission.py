@@ -117,7 +117,7 @@ class PrivateChecks:
         with span("node.witness", query_id=query.query_id):
             cosignature = a.witness_decision(request, digest)
         # No inbound bundle decides a private hit check, but only an agreement makes one possible.
-        a.agreement(query, now=self._clock())
+        a.agreement(query, now=self._clock(), gateway_bundle=decision.bundle_digest)
         epoch, key = self.filters.current()
         if query.filter_epoch != epoch:
             raise refusals.refuse("PRIVATE_FILTER_STALE", given=query.filter_epoch, current=epoch)

@@ -1,7 +1,8 @@
 """Transparency reports: aggregate counts from the log, for the agreement's periodic review.
 
 Counts only — per requesting agency, responding node, data category, offence class and
-outcome, and the number of records disclosed — never an identifier of a person or a query.
+outcome, per agreement and pair of countries, and the number of records disclosed — never an
+identifier of a person or a query.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class TransparencyReport:
     until: datetime | None
     decisions: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
     """(requesting agency, responding node, offence class, ALLOW/DENY) → queries."""
+    agreements: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    """(agreement, requesting country, responding country, ALLOW/DENY) → queries; the agreement is
+    "" for decisions made under a federation file without agreements."""
+    no_agreement: Counter[str] = field(default_factory=Counter)
+    """requesting agency → queries refused because no agreement covered their pair of countries."""
     categories: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(data category, ALLOW/DENY) → queries asking for it."""
     refusals_by_rule: Counter[str] = field(default_factory=Counter)
@@ -61,6 +67,11 @@ class TransparencyReport:
                 {"agency": a, "node": n, "offence_class": o, "decision": d, "queries": c}
                 for (a, n, o, d), c in sorted(self.decisions.items())
             ],
+            "agreements": [
+                {"agreement": a, "requesting": r, "responding": s, "decision": d, "queries": c}
+                for (a, r, s, d), c in sorted(self.agreements.items())
+            ],
+            "no_agreement": dict(sorted(self.no_agreement.items())),
             "categories": [
                 {"category": cat, "decision": d, "queries": c}
                 for (cat, d), c in sorted(self.categories.items())
@@ -81,9 +92,18 @@ class TransparencyReport:
         """Every count as one CSV row: ``table,key,...,count`` with the key columns of its table."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["table", "agency", "node", "offence_class", "category", "rule", "outcome", "count"])
+        writer.writerow(
+            ["table", "agency", "node", "offence_class", "category", "rule", "outcome", "count",
+             "agreement", "requesting", "responding"]
+        )  # fmt: skip
         for (agency, node, offence, decision), n in sorted(self.decisions.items()):
             writer.writerow(["decisions", agency, node, offence, "", "", decision, n])
+        for (agreement, requesting, responding, decision), n in sorted(self.agreements.items()):
+            writer.writerow(
+                ["agreements", "", "", "", "", "", decision, n, agreement, requesting, responding]
+            )
+        for agency, n in sorted(self.no_agreement.items()):
+            writer.writerow(["no_agreement", agency, "", "", "", "NO_AGREEMENT", "REFUSED", n])
         for (category, decision), n in sorted(self.categories.items()):
             writer.writerow(["categories", "", "", "", category, "", decision, n])
         for rule, n in sorted(self.refusals_by_rule.items()):
@@ -123,6 +143,11 @@ def build_report(
             report.decisions[
                 (event.agency, event.target_node, offence_class(event.offence_code), event.decision)
             ] += 1
+            pair = (
+                str(event.facts.get("requesting_country", "")),
+                str(event.facts.get("responding_country", "")),
+            )
+            report.agreements[(event.agreement, *pair, event.decision)] += 1
             for category in event.categories:
                 report.categories[(category, event.decision)] += 1
             if event.decision == "DENY":
@@ -130,6 +155,8 @@ def build_report(
                     report.refusals_by_rule[rule] += 1
         elif isinstance(event, RefusedEvent):
             report.refused_before_policy[event.agency] += 1
+            if any(check == "NO_AGREEMENT" for check, _ in event.checks):
+                report.no_agreement[event.agency] += 1
         elif isinstance(event, DisclosedEvent):
             report.disclosures[event.node] += 1
             report.records_disclosed[event.node] += event.record_count

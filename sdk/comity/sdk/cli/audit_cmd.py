@@ -540,6 +540,12 @@ def report(
     for (agency, node, offence, decision), count in sorted(result.decisions.items()):
         table.add_row(agency, node, offence, decision, str(count))
     console.print(table)
+    pairs = Table(title="Queries decided per agreement and pair of countries")
+    for col in ("agreement", "requesting", "responding", "decision", "queries"):
+        pairs.add_column(col, justify="right" if col == "queries" else "left")
+    for (agreement, requesting, responding, decision), count in sorted(result.agreements.items()):
+        pairs.add_row(agreement or "(none listed)", requesting, responding, decision, str(count))
+    console.print(pairs)
     categories = Table(title="Data categories asked for")
     for col in ("category", "decision", "queries"):
         categories.add_column(col)
@@ -550,6 +556,8 @@ def report(
         console.print(f"{node}: {count} answer(s), {result.records_disclosed[node]} record(s) disclosed")
     for agency, count in sorted(result.refused_before_policy.items()):
         console.print(f"{agency}: {count} request(s) refused before a policy decision")
+    for agency, count in sorted(result.no_agreement.items()):
+        console.print(f"{agency}: {count} request(s) refused: no agreement covers the pair of countries")
     for node, count in sorted(result.failures.items()):
         console.print(f"{node}: {count} allowed quer(ies) not completed")
     for agency, count in sorted(result.emergencies.items()):
