@@ -37,7 +37,15 @@ from comity.policy.justification import JustificationStandard, LabelledSet
 from comity.policy.rules import Rule, parse_rule, policy_set
 from comity.policy.testcases import BundleTestCase, parse_cases, run_cases
 
-__all__ = ["GenericRefusal", "Manifest", "PolicyBundle", "bundle_digest", "bundle_path", "bundle_roots"]
+__all__ = [
+    "GenericRefusal",
+    "Manifest",
+    "PolicyBundle",
+    "bundle_digest",
+    "bundle_path",
+    "bundle_roots",
+    "folder_digest",
+]
 
 _REQUIRED = (
     "bundle.toml",
@@ -120,6 +128,11 @@ def bundle_path(name: str) -> Path:
 def bundle_roots(package_dir: Path) -> tuple[Path, ...]:
     """Where bundles are searched, given the folder of the ``comity.policy`` package."""
     return (package_dir / "bundles", package_dir.parent.parent / "bundles")
+
+
+def folder_digest(root: Path) -> str:
+    """The digest of the bundle in folder ``root``, from its files alone (nothing is parsed or run)."""
+    return bundle_digest(_read_files(root))
 
 
 def _read_files(root: Path) -> dict[str, bytes]:

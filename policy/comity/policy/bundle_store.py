@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from comity.policy.bundle import PolicyBundle, bundle_roots
+from comity.policy.bundle import PolicyBundle, bundle_roots, folder_digest
 from comity.policy.errors import BundleError
 
 __all__ = ["BundleStore", "folder_name"]
@@ -71,8 +71,9 @@ class BundleStore:
         if digest in self._loaded:
             return self._loaded[digest]
         for folder in self._candidates(digest):
-            bundle = PolicyBundle.load(folder)
-            if bundle.digest == digest:
+            # Hashing the files is cheap; loading runs the bundle's tests: load only the match.
+            if folder_digest(folder) == digest:
+                bundle = PolicyBundle.load(folder)
                 self._loaded[digest] = bundle
                 return bundle
             if folder.name == folder_name(digest):
