@@ -217,7 +217,8 @@ def test_a_tampered_mirror_shows_the_marked_entry(page: Page, served: Served) ->
     # Last: it leaves the mirror failed for the module.
     db = sqlite3.connect(served.mirror)
     db.execute(
-        "UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), 'Z\"', 'Z \"') AS BLOB) WHERE idx = 2345"
+        "UPDATE entry_data SET data = CAST(replace(CAST(data AS TEXT), 'Z\"', 'Z \"') AS BLOB)"
+        " WHERE idx = 2345"
     )
     db.commit()
     db.close()

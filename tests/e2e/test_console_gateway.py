@@ -116,7 +116,7 @@ async def test_a_mirror_edited_on_disk_is_located_with_the_gateways_proofs(
         db = sqlite3.connect(mirror.path)
         # An attacker who edits the mirror can edit whatever hashes it stored too: none are used.
         db.execute(
-            "UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), 'Z\"', 'Z \"') AS BLOB)"
+            "UPDATE entry_data SET data = CAST(replace(CAST(data AS TEXT), 'Z\"', 'Z \"') AS BLOB)"
             " WHERE idx = ?",
             (bad,),
         )

@@ -68,7 +68,7 @@ def test_an_edited_mirror_fails_its_check_at_the_exact_entry(
     verifier.sync()
     db = sqlite3.connect(tmp_path / "mirror.db")
     db.execute(
-        "UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), '\"at\"', '\"At\"') AS BLOB)"
+        "UPDATE entry_data SET data = CAST(replace(CAST(data AS TEXT), '\"at\"', '\"At\"') AS BLOB)"
         " WHERE idx = ?",
         (idx,),
     )
@@ -132,7 +132,7 @@ def test_background_sync_reports_and_keeps_a_failure(
     assert sync.status.verified_size == verifier.mirror.head().size > 0
     assert sync.status.failure is None and sync.status.verified_at is not None
     db = sqlite3.connect(tmp_path / "mirror.db")
-    db.execute("UPDATE entries SET data = X'00' WHERE idx = 5")
+    db.execute("UPDATE entry_data SET data = X'00' WHERE idx = 5")
     db.commit()
     db.close()
     sync.run_round()  # no mirror check due: the sync round itself finds nothing new

@@ -185,7 +185,8 @@ def test_a_tampered_mirror_marks_the_entry_on_the_pages(
     sign_in(client, officer_token(demo))
     db = sqlite3.connect(console.mirror.path)
     db.execute(
-        "UPDATE entries SET data = CAST(replace(CAST(data AS TEXT), 'Z\"', 'Z \"') AS BLOB) WHERE idx = 321"
+        "UPDATE entry_data SET data = CAST(replace(CAST(data AS TEXT), 'Z\"', 'Z \"') AS BLOB)"
+        " WHERE idx = 321"
     )
     db.commit()
     db.close()

@@ -52,14 +52,18 @@ _COLUMNS = (
     "node",
 )
 _COLS = ", ".join(_COLUMNS)
+_E_COLS = ", ".join(f"e.{c}" for c in _COLUMNS)
+# An entry's columns, then its bytes (kept in their own table, so that counts and filters read
+# only the narrow rows).
+_WITH_DATA = f"e.idx, {_E_COLS}, (SELECT d.data FROM entry_data d WHERE d.idx = e.idx)"  # noqa: S608
 _INDEXED = ("kind", "query_id", "agency", "country", "investigator", "order_id", "decision", "node", "at")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS entries (
     idx INTEGER PRIMARY KEY,
-    {", ".join(f"{c} TEXT NOT NULL DEFAULT '' COLLATE NOCASE" for c in _COLUMNS)},
-    data BLOB NOT NULL
+    {", ".join(f"{c} TEXT NOT NULL DEFAULT '' COLLATE NOCASE" for c in _COLUMNS)}
 );
+CREATE TABLE IF NOT EXISTS entry_data (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS entry_rules (
     rule TEXT NOT NULL COLLATE NOCASE,
     idx INTEGER NOT NULL,
@@ -230,21 +234,24 @@ class Mirror:
         size = self.head().size
         with self._connect() as db:
             db.execute("DELETE FROM entries WHERE idx >= ?", (size,))
+            db.execute("DELETE FROM entry_data WHERE idx >= ?", (size,))
             db.execute("DELETE FROM entry_rules WHERE idx >= ?", (size,))
 
     def stage(self, start: int, entries: Iterable[bytes]) -> None:
         """Write entries from index ``start`` (not shown until promoted)."""
-        rows, rules = [], []
+        rows, rules, blobs = [], [], []
         for offset, data in enumerate(entries):
             values, codes = columns(data, self.country_of)
-            rows.append((start + offset, *(values[c] for c in _COLUMNS), data))
+            rows.append((start + offset, *(values[c] for c in _COLUMNS)))
+            blobs.append((start + offset, data))
             rules += [(code, start + offset) for code in codes]
-        marks = ", ".join("?" * (len(_COLUMNS) + 2))
+        marks = ", ".join("?" * (len(_COLUMNS) + 1))
         with self._connect() as db:
             db.executemany(
-                f"INSERT OR REPLACE INTO entries (idx, {_COLS}, data) VALUES ({marks})",  # noqa: S608
+                f"INSERT OR REPLACE INTO entries (idx, {_COLS}) VALUES ({marks})",  # noqa: S608
                 rows,
             )
+            db.executemany("INSERT OR REPLACE INTO entry_data (idx, data) VALUES (?, ?)", blobs)
             db.executemany("INSERT OR IGNORE INTO entry_rules (rule, idx) VALUES (?, ?)", rules)
 
     def promote(self, head: VerifiedHead) -> None:
@@ -263,7 +270,8 @@ class Mirror:
         with self._connect() as db:
             while start < end:
                 rows = db.execute(
-                    f"SELECT idx, {_COLS}, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",  # noqa: S608
+                    f"SELECT e.idx, {_E_COLS}, d.data FROM entries e JOIN entry_data d ON d.idx = e.idx"  # noqa: S608
+                    " WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx",
                     (start, min(end, start + chunk)),
                 ).fetchall()
                 rules: dict[int, set[str]] = {}
@@ -301,13 +309,15 @@ class Mirror:
             total = int(db.execute(f"SELECT count(*) {base}", args).fetchone()[0])
             if after is not None:
                 found = db.execute(
-                    f"SELECT e.* {base} AND e.idx > ? ORDER BY e.idx ASC LIMIT ?", [*args, after, size]
+                    f"SELECT {_WITH_DATA} {base} AND e.idx > ? ORDER BY e.idx ASC LIMIT ?",
+                    [*args, after, size],
                 ).fetchall()
                 found.reverse()
             else:
                 cursor = verified if before is None else before
                 found = db.execute(
-                    f"SELECT e.* {base} AND e.idx < ? ORDER BY e.idx DESC LIMIT ?", [*args, cursor, size]
+                    f"SELECT {_WITH_DATA} {base} AND e.idx < ? ORDER BY e.idx DESC LIMIT ?",
+                    [*args, cursor, size],
                 ).fetchall()
             rows = tuple(_row(r) for r in found)
             newer = (
@@ -329,7 +339,8 @@ class Mirror:
         """One verified entry."""
         with self._connect() as db:
             row = db.execute(
-                "SELECT * FROM entries WHERE idx = ? AND idx < ?", (idx, self._verified(db))
+                f"SELECT {_WITH_DATA} FROM entries e WHERE e.idx = ? AND e.idx < ?",  # noqa: S608
+                (idx, self._verified(db)),
             ).fetchone()
         return None if row is None else _row(row)
 
@@ -344,7 +355,8 @@ class Mirror:
     def _where(self, condition: str, value: str, limit: int = 5000) -> list[EntryRow]:
         with self._connect() as db:
             found = db.execute(
-                f"SELECT * FROM entries WHERE {condition} AND idx < ? ORDER BY idx LIMIT ?",  # noqa: S608
+                f"SELECT {_WITH_DATA} FROM entries e"  # noqa: S608
+                f" WHERE e.{condition} AND e.idx < ? ORDER BY e.idx LIMIT ?",
                 (value, self._verified(db), limit),
             ).fetchall()
         return [_row(r) for r in found]
