@@ -132,7 +132,8 @@ class Filters:
         params: list[object] = []
         for name, value in self.values.items():
             if name == "rule":
-                parts.append("EXISTS (SELECT 1 FROM entry_rules r WHERE r.rule = ? AND r.idx = e.idx)")
+                # IN, not EXISTS: the (rule, idx) key then drives the query.
+                parts.append("e.idx IN (SELECT r.idx FROM entry_rules r WHERE r.rule = ?)")
                 params.append(value)
             elif name == "since":
                 parts.append("e.at >= ?")
