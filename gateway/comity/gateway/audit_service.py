@@ -55,6 +55,10 @@ class AuditLogService(pb_grpc.AuditLogServicer):
         self._tokens = tokens
         self._clock = clock
 
+    def use_tokens(self, tokens: TokenVerifier) -> None:
+        """Check legal officers' tokens under a newly trusted federation file."""
+        self._tokens = tokens
+
     def _legal_officer(self, context: Context, what: str) -> VerifiedOfficer:
         try:
             return self._tokens.verify_legal_officer(

@@ -103,6 +103,10 @@ class GatewayConfig:
     recovery_interval_seconds: float = 10.0
     bundle_store: Path | None = None
     recovery_grace_seconds: float = 0.0
+    #: How often the federation file is looked at for a new version (0: never while running).
+    federation_poll_seconds: float = 1.0
+    #: The SHA-256 the federation file must have at start-up (the first trusted version), if pinned.
+    federation_sha256: str = ""
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
@@ -121,6 +125,8 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         listen=gw.text("listen"),
         health_listen=gw.text("health_listen", ""),
         federation=gw.path("federation"),
+        federation_poll_seconds=gw.number("federation_poll_seconds", 1.0, minimum=0.0),
+        federation_sha256=gw.text("federation_sha256", ""),
         tls_cert=tls.path("cert"),
         tls_key=tls.path("key"),
         client_cert=tls.path("client_cert"),

@@ -37,6 +37,7 @@ from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_DECISION, payload_digest, sign_envelope
 from comity.core.errors import ComityError, FailedPrecondition, PermissionDenied
 from comity.core.federation import Federation
+from comity.core.federation_watch import FederationWatch
 from comity.core.keys import SigningKey
 from comity.core.orders import OrderVerifier, VerifiedOrder
 from comity.core.queries import MAX_QUERY_ID_LENGTH, VerifiedQuery, verify_signed_query
@@ -234,6 +235,7 @@ class Pipeline:
         refusal_limits: RefusalLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         node_decisions: NodeDecisionLog | None = None,
+        watch: FederationWatch | None = None,
     ) -> None:
         self._federation = federation
         self._tokens = tokens
@@ -251,6 +253,17 @@ class Pipeline:
         self._failures = FailureRecorder(ledger)
         self._limiter = RefusalLimiter(refusal_limits or RefusalLimits())
         self._node_decisions = node_decisions or NodeDecisionLog(ledger, federation.node_keys())
+        self._watch = watch
+
+    def use_federation(self, federation: Federation, tokens: TokenVerifier, orders: OrderVerifier) -> None:
+        """Decide from now on under a newly trusted federation file (called on the event loop,
+        so no request sees half of the change)."""
+        self._federation, self._tokens, self._orders = federation, tokens, orders
+
+    def require_federation(self) -> None:
+        """Refuse (fail closed) while the trusted federation file has expired."""
+        if self._watch is not None:
+            self._watch.require_current()
 
     # ------------------------------------------------------------------ steps
 
@@ -496,6 +509,8 @@ class Pipeline:
         """
         # Unauthenticated callers are not logged: anyone could fill the log. From here on the
         # caller is a registered investigator, and every refusal is logged.
+        # An expired federation file vouches for no one: nothing is checked against it.
+        self.require_federation()
         with span("gateway.authenticate"):
             token = self.authenticate(metadata)
         await self._log_throttled()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from comity.audit.quorum import Quorum
 from comity.core.federation import Federation
+from comity.core.federation_watch import FederationWatch, load_trusted
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.orders import OrderVerifier
 from comity.core.replay import ReplayStore
@@ -89,7 +90,8 @@ async def start_gateway(
 async def _start_gateway(
     config: GatewayConfig, *, clock: Callable[[], datetime], start_witnessing: bool
 ) -> RunningGateway:
-    federation = Federation.load(config.federation)
+    federation = load_trusted(config.federation, config.federation_sha256, now=clock())
+    watch = FederationWatch(config.federation, federation, clock=clock)
     secret = passphrase_from_env()
     decision_key = SigningKey.load(config.decision_key, key_id=federation.gateway.id, passphrase=secret)
     log_key = SigningKey.load(config.log_key, key_id=federation.gateway.log.origin, passphrase=secret)
@@ -146,6 +148,7 @@ async def _start_gateway(
         ),
         clock=clock,
         node_decisions=node_decisions,
+        watch=watch,
     )
     recovery = RecoveryLoop(
         Recovery(
@@ -164,6 +167,16 @@ async def _start_gateway(
     )
     checkpoints = CheckpointFinder(ledger.log, Quorum.of_federation(federation))
     audit_service = AuditLogService(ledger, tokens, clock=clock, checkpoints=checkpoints)
+
+    def reloaded(new: Federation) -> None:
+        # Who may query and sign (investigators, issuers, authorities, legal officers) follows
+        # the file at once; fresh verifiers drop what the old ones cached.
+        new_tokens = TokenVerifier(new, audience=config.audience)
+        pipeline.use_federation(new, new_tokens, OrderVerifier(new))
+        gateway_service.use_federation(new)
+        audit_service.use_tokens(new_tokens)
+
+    watch.on_change(reloaded)
 
     def register(server: object) -> None:
         pb_grpc.add_GatewayServicer_to_server(gateway_service, server)
@@ -198,6 +211,9 @@ async def _start_gateway(
     handle.on_stop.append(witnessing.stop)
     recovery.start()
     handle.on_stop.append(recovery.stop)
+    if config.federation_poll_seconds > 0:
+        watch.start(config.federation_poll_seconds)
+    handle.on_stop.append(watch.stop)
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)
     handle.on_stop.append(reuse.close)

@@ -37,6 +37,10 @@ class GatewayService(pb_grpc.GatewayServicer):
         self._ledger = ledger
         self._clock = clock
 
+    def use_federation(self, federation: Federation) -> None:
+        """Verify emergency validations under a newly trusted federation file."""
+        self._federation = federation
+
     @guard_unary
     async def Submit(
         self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -60,6 +64,7 @@ class GatewayService(pb_grpc.GatewayServicer):
     async def ValidateEmergency(
         self, request: pb.ValidateEmergencyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ValidateEmergencyResponse:
+        self._pipeline.require_federation()
         token = self._pipeline.authenticate(context.invocation_metadata())
         return await validate_request(
             request,

@@ -26,6 +26,7 @@ from comity.core import refusals
 from comity.core.dsse import PAYLOAD_DECISION, PAYLOAD_QUERY, payload_digest, verify_envelope
 from comity.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from comity.core.federation import Federation, Node
+from comity.core.federation_watch import FederationWatch
 from comity.core.orders import OrderVerifier, check_order_covers
 from comity.core.selectors import normalise
 from comity.core.telemetry import span
@@ -96,6 +97,7 @@ class Admission:
         hit_references: HitReferences,
         clock: Callable[[], datetime],
         decisions: NodeDecisions | None = None,
+        watch: FederationWatch | None = None,
     ) -> None:
         self._node = node
         self._federation = federation
@@ -108,9 +110,16 @@ class Admission:
         self._orders = OrderVerifier(federation)
         self._quotas = QuotaCounters()
         self._decisions = decisions
+        self._watch = watch
+
+    def use_federation(self, federation: Federation) -> None:
+        """Check queries under a newly trusted federation file (investigators, authorities, keys)."""
+        self._federation, self._orders = federation, OrderVerifier(federation)
 
     def admit(self, request: pb.ExecuteRequest) -> Admitted:
         """Run every check; raise the first failure's error."""
+        if self._watch is not None:  # an expired federation file vouches for no one
+            self._watch.require_current()
         now = self._clock()
         with span("node.verify_decision"):
             decision = self.verify_decision(request.gateway_decision)

@@ -103,6 +103,10 @@ class NodeConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
     outbox_url: str = ""
+    #: How often the federation file is looked at for a new version (0: never while running).
+    federation_poll_seconds: float = 1.0
+    #: The SHA-256 the federation file must have at start-up (the first trusted version), if pinned.
+    federation_sha256: str = ""
     private: PrivateConfig = field(default_factory=PrivateConfig)
     bundle_store: Path | None = None
 
@@ -130,6 +134,8 @@ def load_node_config(path: Path) -> NodeConfig:
         listen=node.text("listen"),
         health_listen=node.text("health_listen", ""),
         federation=node.path("federation"),
+        federation_poll_seconds=node.number("federation_poll_seconds", 1.0, minimum=0.0),
+        federation_sha256=node.text("federation_sha256", ""),
         store_url=database_url(store, env="COMITY_NODE_STORE_URL"),
         store_tables=tuple(
             TableMapping.from_dict(raw, where=name) for name, raw in store.table_list("tables")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from comity.audit.witness import Witness
-from comity.core.federation import Federation
+from comity.core.federation_watch import FederationWatch, load_trusted
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import node_server_credentials
@@ -69,7 +69,8 @@ async def start_node(
     explicit choice to continue from the log's record after losing it. ``gateway_wait_seconds``
     is how long the start waits for the gateway's log before holding the witness instead.
     """
-    federation = Federation.load(config.federation)
+    federation = load_trusted(config.federation, config.federation_sha256, now=clock())
+    watch = FederationWatch(config.federation, federation, clock=clock)
     node = federation.node(config.node_id)
     response_key = SigningKey.load(config.response_key, key_id=node.id, passphrase=passphrase_from_env())
     witness_key = SigningKey.load(config.witness_key, key_id=node.id, passphrase=passphrase_from_env())
@@ -133,7 +134,9 @@ async def start_node(
         hit_references=hits,
         clock=clock,
         decisions=decisions,
+        watch=watch,
     )
+    watch.on_change(admission.use_federation)
     private = None
     if isinstance(source, RecordStore):
         filters = PrivateFilters(
@@ -196,6 +199,9 @@ async def start_node(
     if private is not None:
         refresher = asyncio.create_task(_refresh(private.filters, config.private.refresh))
         handle.on_stop.append(refresher.cancel)
+    if config.federation_poll_seconds > 0:
+        watch.start(config.federation_poll_seconds)
+    handle.on_stop.append(watch.stop)
     handle.on_stop.append(service.close)
     handle.on_stop.append(source.close)
     handle.on_stop.append(state.close)

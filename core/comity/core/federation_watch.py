@@ -1,0 +1,192 @@
+"""The federation file while a component runs: reloaded on change, verified, failing closed on expiry.
+
+A :class:`FederationWatch` holds the trusted version. It polls the file and its detached
+envelope (their sizes, modification times and, when those change, their SHA-256) and trusts a
+changed file only as the next version of the one it holds:
+
+- if the held version names ``[signing]`` keys, the file must come with its detached envelope
+  signed by their threshold and be exactly the next version (``verify_update``);
+- otherwise the file must carry a higher ``version`` than the held one;
+- either way it must parse and must not have expired.
+
+A file that fails is refused with an error in the component's log (once per content), and the
+held version stays in use. A good one replaces it in one step: the listeners are called with
+the new version, then :attr:`current` returns it. When the held version expires, the component
+fails closed: :meth:`require_current` refuses every request with ``FEDERATION_FILE_EXPIRED``
+until a valid newer file is in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from comity.core import refusals
+from comity.core.errors import ComityError
+from comity.core.federation import Federation
+from comity.core.federation_sign import BadVersion, Expired, envelope_path, verify_pinned, verify_update
+
+__all__ = ["FederationWatch", "load_trusted"]
+
+_log = logging.getLogger("comity.core.federation_watch")
+
+refusals.register(
+    refusals.Check(
+        "FEDERATION_FILE_EXPIRED",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "the federation file this server trusts (version {version}) expired at {expires}; nothing is "
+        "served until its operators install a newer signed version",
+        "the federation's signed membership (who may query, with which keys) is valid only until it expires",
+    ),
+)
+
+Listener = Callable[[Federation], None]
+
+
+def load_trusted(path: Path, pin: str, *, now: datetime) -> Federation:
+    """The federation file a component starts on: checked against ``pin`` (its SHA-256) when one
+    is configured, else loaded as it is."""
+    if pin:
+        return verify_pinned(path, pin, now=now)
+    return Federation.load(path)
+
+
+def _stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
+    """Size and modification time of the file and of its envelope (either may change first)."""
+    stamps: list[tuple[int, int] | None] = []
+    for p in (path, envelope_path(path)):
+        try:
+            st = os.stat(p)
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
+
+
+class FederationWatch:
+    """The trusted federation of a running component, and the poll that follows its file."""
+
+    def __init__(
+        self,
+        path: Path,
+        federation: Federation,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._path = path
+        self._current = federation
+        self._clock = clock
+        self._listeners: list[Listener] = []
+        self._stamp = _stamp(path)
+        self._digest = self._read_digest()
+        self._refused: str | None = None  # digest of the last refused content (alert once)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def current(self) -> Federation:
+        """The version in use."""
+        return self._current
+
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener`` with each newly trusted version (on the event loop that polls)."""
+        self._listeners.append(listener)
+
+    def _read_digest(self) -> str | None:
+        digest = hashlib.sha256()
+        try:
+            digest.update(hashlib.sha256(self._path.read_bytes()).digest())
+        except OSError:
+            return None
+        with contextlib.suppress(OSError):
+            digest.update(envelope_path(self._path).read_bytes())
+        return digest.hexdigest()
+
+    def expired(self) -> bool:
+        """Whether the version in use has expired (a format-1 file never does)."""
+        expires = self._current.expires
+        return expires is not None and self._clock() >= expires
+
+    def require_current(self) -> Federation:
+        """The version in use; refuses (fail closed) when it has expired."""
+        federation = self._current
+        if federation.expires is not None and self._clock() >= federation.expires:
+            raise refusals.refuse(
+                "FEDERATION_FILE_EXPIRED",
+                version=federation.version,
+                expires=federation.expires.isoformat().replace("+00:00", "Z"),
+            )
+        return federation
+
+    def check(self) -> bool:
+        """Look at the file once; returns whether a new version was trusted."""
+        stamp = _stamp(self._path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        digest = self._read_digest()
+        if digest is None or digest == self._digest or digest == self._refused:
+            return False
+        try:
+            federation = self._verify()
+        except ComityError as exc:
+            self._refused = digest
+            check = getattr(exc, "check", "") or ",".join(exc.check_codes)
+            _log.error(
+                "ALERT: federation file %s refused (%s): %s; still serving version %s",
+                self._path,
+                check or type(exc).__name__,
+                exc.message,
+                self._current.version,
+            )
+            return False
+        for listener in self._listeners:
+            listener(federation)
+        self._current, self._digest, self._refused = federation, digest, None
+        _log.warning("federation file %s: now version %s", self._path, federation.version)
+        return True
+
+    def _verify(self) -> Federation:
+        trusted, now = self._current, self._clock()
+        if trusted.signing is not None:
+            return verify_update(trusted, self._path, now=now)
+        federation = Federation.load(self._path)
+        if federation.version is None or trusted.version is None or federation.version <= trusted.version:
+            raise BadVersion(
+                f"{self._path} is version {federation.version}, not newer than the trusted version "
+                f"{trusted.version}; a running server takes only a format-2 file with a higher version",
+                hint="raise the file's version (and sign it when the trusted version has [signing])",
+            )
+        if federation.expires is not None and now >= federation.expires:
+            raise Expired(f"{self._path} (version {federation.version}) expired at {federation.expires}")
+        return federation
+
+    def start(self, interval: float) -> None:
+        """Poll every ``interval`` seconds on the running event loop (a stat, and a small read on change)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._poll(interval), name="federation-watch")
+
+    async def _poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.check()
+            except Exception as exc:  # a bug here must not stop the poll, nor serving
+                _log.error("federation file check failed", exc_info=exc)
+
+    async def stop(self) -> None:
+        """Stop polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
