@@ -41,7 +41,7 @@ _DENY_RULES = (
     ("INDEPENDENT_AUTHORISATION", "INDEPENDENT_AUTHORISATION"),
 )
 # Offence codes for the entries only (the console shows them; nothing here decides on them).
-_OFFENCES = ("CC 380", "18 USC 1343")
+_OFFENCES = ("CC 346", "18 USC 1030(a)(7)")
 _REFUSALS = (("ORDER_EXPIRED", "INDEPENDENT_AUTHORISATION"), ("REPLAYED_QUERY", "AUDIT_FIELDS"))
 
 

@@ -213,6 +213,16 @@ def test_a_tablet_sees_the_pages_without_sideways_scrolling(
     context.close()
 
 
+def test_the_report_is_shown_and_exported(page: Page, served: Served) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Report").click()
+    expect(page.get_by_role("heading", name="Transparency report")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    saved = download.value.path()
+    assert download.value.suggested_filename == "transparency-report.csv"
+    assert Path(saved).read_text().startswith("table,")
+
+
 def test_a_tampered_mirror_shows_the_marked_entry(page: Page, served: Served) -> None:
     # Last: it leaves the mirror failed for the module.
     db = sqlite3.connect(served.mirror)

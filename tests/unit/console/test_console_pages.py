@@ -211,3 +211,31 @@ def test_the_console_refuses_a_non_loopback_address_without_tls_and_consent(tmp_
     assert warnings and "reachable from other machines" in warnings[0]
     loud = check_bind(BindPolicy("192.0.2.1", allow_remote=True, unsafe_without_tls=True))
     assert any("WITHOUT TLS" in w for w in loud)
+
+
+def test_the_transparency_report_counts_and_exports(
+    client: TestClient, demo: DemoFederation, console: Console
+) -> None:
+    import json
+
+    from comity.sdk.console.report import offence_classifier
+    from comity.sdk.console.words import shipped_bundles
+
+    console.offence_class = offence_classifier(set(console.mirror.country_of.values()), shipped_bundles())
+    sign_in(client, officer_token(demo))
+    page = client.get("/report")
+    assert page.status_code == 200 and "Queries decided" in page.text
+    exported = client.get("/report.json")
+    assert "attachment" in exported.headers["content-disposition"]
+    report = json.loads(exported.text)
+    decided = sum(d["queries"] for d in report["decisions"])
+    assert (
+        decided
+        == console.mirror.page(
+            __import__("comity.sdk.console.mirror", fromlist=["Filters"]).Filters.parse({"kind": "decision"})
+        ).total
+    )
+    assert all(d["offence_class"] != "UNKNOWN" for d in report["decisions"])
+    csv = client.get("/report.csv")
+    assert csv.headers["content-type"].startswith("text/csv") and "decisions," in csv.text
+    assert "investigator" not in csv.text.lower()  # counts per agency, never per investigator

@@ -135,8 +135,9 @@ def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any])
 
         from comity.sdk.console.app import Console, make_app
         from comity.sdk.console.auth import Sessions
+        from comity.sdk.console.report import offence_classifier
         from comity.sdk.console.server import BindPolicy, check_bind
-        from comity.sdk.console.words import load_rule_texts
+        from comity.sdk.console.words import load_rule_texts, shipped_bundles
     except ImportError as exc:
         raise ConfigError(
             f"the console's web application needs the console extra ({exc.name} is missing)",
@@ -156,6 +157,7 @@ def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any])
             log_origin=trust.log_key.name,
             rule_texts=load_rule_texts(),
             secure_cookies=policy.tls_cert is not None,
+            offence_class=offence_classifier(set(trust.country_of.values()), shipped_bundles()),
         )
     )
     scheme = "https" if policy.tls_cert else "http"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -29,9 +29,11 @@ from starlette.templating import Jinja2Templates
 from comity.core.errors import ComityError
 from comity.sdk.console.auth import CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same_token
 from comity.sdk.console.mirror import FILTERS, Filters, Mirror
+from comity.sdk.console.report import mirror_report
 from comity.sdk.console.sync import BackgroundSync
 from comity.sdk.console.views import entry_view, overview, witness_age
 from comity.sdk.console.words import KIND_WORDS, OUTCOME_WORDS, RuleText, rule_name
+from comity.sdk.transparency import TransparencyReport
 
 __all__ = ["Console", "make_app"]
 
@@ -61,6 +63,8 @@ class Console:
     rule_texts: Mapping[str, list[RuleText]] = field(default_factory=dict)
     secure_cookies: bool = False
     start_sync: bool = True
+    #: Offence code → offence class, for the transparency report.
+    offence_class: Callable[[str], str] = field(default=lambda code: "UNKNOWN")
 
 
 class _SignIn(Exception):
@@ -140,6 +144,42 @@ def make_app(console: Console) -> Starlette:
             cached.clear()
             cached[key] = overview(console.mirror, now=now)
         return render(request, "overview.html", data=cached[key])
+
+    reports: dict[int, TransparencyReport] = {}
+
+    def _report() -> TransparencyReport:
+        size = console.mirror.head().size
+        if size not in reports:
+            reports.clear()
+            reports[size] = mirror_report(console.mirror, console.offence_class)
+        return reports[size]
+
+    def report(request: Request) -> Response:
+        officer(request)
+        result = _report()
+        return render(
+            request,
+            "report.html",
+            size=console.mirror.head().size,
+            decisions=sorted(result.decisions.items()),
+            by_rule=sorted(result.refusals_by_rule.items(), key=lambda kv: -kv[1]),
+        )
+
+    def report_csv(request: Request) -> Response:
+        officer(request)
+        response = Response(_report().to_csv(), media_type="text/csv; charset=utf-8")
+        response.headers.update(
+            _HEADERS | {"Content-Disposition": 'attachment; filename="transparency-report.csv"'}
+        )
+        return response
+
+    def report_json(request: Request) -> Response:
+        officer(request)
+        response = JSONResponse(_report().to_json())
+        response.headers.update(
+            _HEADERS | {"Content-Disposition": 'attachment; filename="transparency-report.json"'}
+        )
+        return response
 
     def entries(request: Request) -> Response:
         officer(request)
@@ -230,6 +270,9 @@ def make_app(console: Console) -> Starlette:
         Route("/signin", signin, methods=["POST"]),
         Route("/signout", signout, methods=["POST"]),
         Route("/entries", entries),
+        Route("/report", report),
+        Route("/report.csv", report_csv),
+        Route("/report.json", report_json),
         Route("/entries/{idx:int}", entry),
         Route("/queries/{query_id:str}", query),
         Route("/orders/{order_id:str}", order),
@@ -240,6 +283,10 @@ def make_app(console: Console) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, _SignIn: sign_in_first, Exception: server_error},
     )
+
+
+def _attachment(ext: str) -> str:
+    return f'attachment; filename="transparency-report.{ext}"'
 
 
 def _session(console: Console, request: Request) -> Session | None:
