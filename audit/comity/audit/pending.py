@@ -9,16 +9,11 @@ failure entries (``comity.gateway.recovery``), so every allowed decision ends in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Column, Connection, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, Table, Text
 
-if TYPE_CHECKING:
-    from comity.audit.store import PendingEntry
-
-__all__ = ["PendingMarker", "pending_table", "write_markers"]
+__all__ = ["PendingMarker", "pending_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,23 +38,3 @@ def pending_table(prefix: str, metadata: MetaData) -> Table:
         Column("opened_at", BigInteger, nullable=False),
         Column("decision_idx", BigInteger, nullable=False),
     )
-
-
-def write_markers(conn: Connection, table: Table, first: int, pending: Sequence[PendingEntry]) -> None:
-    """Open and close the markers of a batch whose entries start at index ``first`` (same transaction)."""
-    closed = [e.closes for e in pending if e.closes]
-    if closed:
-        conn.execute(table.delete().where(table.c.query_digest.in_(closed)))
-    opened = [
-        {
-            "query_digest": e.opens.query_digest,
-            "query_id": e.opens.query_id,
-            "node": e.opens.node,
-            "opened_at": e.opens.opened_at,
-            "decision_idx": first + i,
-        }
-        for i, e in enumerate(pending)
-        if e.opens is not None
-    ]
-    if opened:
-        conn.execute(table.insert(), opened)

@@ -1,7 +1,9 @@
 """The log's storage: entries, perfect subtree hashes, checkpoints, cosignatures and openings.
 
-Synchronous (SQLAlchemy Core, one code path for SQLite and PostgreSQL); the asyncio
-:class:`~comity.audit.log.TransparencyLog` runs it in a thread. Every append is one
+Synchronous (SQLAlchemy Core for the schema and the reads, one code path for SQLite and
+PostgreSQL; the append's own statements are written once and run on the driver's cursor, see
+:mod:`comity.core.rawsql`); the asyncio :class:`~comity.audit.log.TransparencyLog` runs it in
+a thread. Every append is one
 transaction under the sequencer lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL
 ``pg_advisory_xact_lock``), and re-reads the head inside it, so two processes appending to one
 database extend one history and never fork it. Any database failure becomes
@@ -21,13 +23,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from comity.audit._recent import RecentTree
 from comity.audit._schema import Tables, make_engines
+from comity.audit._statements import AppendStatements
 from comity.audit.commitments import CommitmentOpening
 from comity.audit.errors import AuditUnavailable, EntryNotFound
-from comity.audit.pending import PendingMarker, write_markers
+from comity.audit.pending import PendingMarker
 from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.shared_state import BatchState, EmergencyRow, FactsGuard, QuotaKey, Review, seed
 from comity.audit.tree import CompactRange, NodeId, perfect_nodes
+from comity.core.rawsql import Cursor, RawTransactions
 from comity.core.storage_failure import describe_failure
 
 __all__ = ["AppendedEntry", "Batch", "LogStore", "PendingEntry", "SignCheckpoint", "StoredCosignature"]
@@ -128,6 +132,8 @@ class LogStore:
     def __init__(self, url: str, *, table_prefix: str = "audit_") -> None:
         self.tables = Tables(table_prefix)
         self.dialect, self._writer, self._reader = make_engines(url)
+        self._raw = RawTransactions(self._writer)
+        self._sql = AppendStatements(self.tables, self._raw)
         self._range: CompactRange | None = None  # cached border; valid only if its size is the head
         self._recent = RecentTree()
 
@@ -179,7 +185,7 @@ class LogStore:
     def _guard(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, self._raw.error) as exc:
             # The words say why (disk full, unreachable); the driver's details stay in this log.
             why = describe_failure(exc)
             _log.error("the audit log cannot %s: %s (%s)", doing, why, exc)
@@ -214,25 +220,28 @@ class LogStore:
             settled = [state.settle(e) for e in given]
             pending = [e for e in settled if not isinstance(e, str)]
             state.write()
-            compact = self._border(conn)
+            # The append's own statements run on the driver's cursor of the same transaction.
+            cur: Cursor = conn.connection.cursor()
+            compact = self._border(cur)
             old = dict(compact.nodes())
             created: dict[NodeId, bytes] = {}
             for item in pending:
                 created.update(compact.append(hash_leaf(item.data)))
             root = compact.root()
             if pending:
-                self._insert(conn, compact.size - len(pending), pending, created)
-            t = self.tables
+                self._insert(cur, compact.size - len(pending), pending, created)
+            q = self._sql
             note = None
             if not pending:  # only the empty log's first call can find its checkpoint already there
-                note = conn.execute(
-                    select(t.checkpoints.c.note).where(t.checkpoints.c.tree_size == compact.size)
-                ).scalar()
+                cur.execute(q.checkpoint_note, (compact.size,))
+                row = cur.fetchone()
+                note = None if row is None else bytes(row[0])
             if note is None:
                 note = sign(compact.size, root)
-                conn.execute(t.checkpoints.insert().values(tree_size=compact.size, root_hash=root, note=note))
-            for cosignature in cosignatures:
-                self._put_cosignature(conn, cosignature)
+                cur.execute(q.insert_checkpoint, (compact.size, root, note))
+            if cosignatures:
+                rows = [(c.tree_size, c.witness, c.line) for c in cosignatures]
+                cur.executemany(q.upsert_cosignature, rows)
         self._range = compact
         self._recent.committed(compact.size - len(pending), old.items(), created.items(), compact.size)
         source = _DictSource(old | created)
@@ -251,33 +260,37 @@ class LogStore:
         return Batch(compact.size, root, bytes(note), tuple(appended))
 
     def _insert(
-        self, conn: Connection, first: int, pending: Sequence[PendingEntry], created: dict[NodeId, bytes]
+        self, cur: Cursor, first: int, pending: Sequence[PendingEntry], created: dict[NodeId, bytes]
     ) -> None:
-        t = self.tables
-        conn.execute(
-            t.entries.insert(),
-            [
-                {"idx": first + i, "leaf_hash": created[(0, first + i)], "data": e.data}
-                for i, e in enumerate(pending)
-            ],
-        )
-        conn.execute(t.nodes.insert(), [{"level": lv, "idx": i, "hash": h} for (lv, i), h in created.items()])
+        q = self._sql
+        entries = [(first + i, created[(0, first + i)], e.data) for i, e in enumerate(pending)]
+        cur.executemany(q.insert_entry, entries)
+        cur.executemany(q.insert_node, [(lv, i, h) for (lv, i), h in created.items()])
         openings = [
-            {"entry_idx": first + i, "position": p, "commitment": o.commitment, "salt": o.salt,
-             "selector_type": o.selector_type, "value": o.value}
+            (first + i, p, o.commitment, o.salt, o.selector_type, o.value)
             for i, e in enumerate(pending) for p, o in enumerate(e.openings)
         ]  # fmt: skip
         if openings:
-            conn.execute(t.openings.insert(), openings)
-        write_markers(conn, t.pending, first, pending)
+            cur.executemany(q.insert_opening, openings)
+        closed = [(e.closes,) for e in pending if e.closes]
+        if closed:
+            cur.executemany(q.close_marker, closed)
+        opened = [
+            (e.opens.query_digest, e.opens.query_id, e.opens.node, e.opens.opened_at, first + i)
+            for i, e in enumerate(pending)
+            if e.opens is not None
+        ]
+        if opened:
+            cur.executemany(q.open_marker, opened)
 
-    def _border(self, conn: Connection) -> CompactRange:
+    def _border(self, cur: Cursor) -> CompactRange:
         """The tree's right border at the database's head, read under the lock (cached when current)."""
-        size = conn.execute(select(func.coalesce(func.max(self.tables.entries.c.idx) + 1, 0))).scalar_one()
+        cur.execute(self._sql.head)
+        size = int(cur.fetchone()[0])
         if self._range is not None and self._range.size == size:
             return self._range.copy()
         ids = perfect_nodes(0, size)
-        hashes = self._fetch_nodes(conn, ids)
+        hashes = self._fetch_nodes_raw(cur, ids)
         if len(hashes) != len(ids):
             raise AuditUnavailable(
                 f"the log database is damaged: subtree hashes of its {size} entries are missing",
@@ -285,16 +298,19 @@ class LogStore:
             )
         return CompactRange(size, hashes)
 
+    def _fetch_nodes_raw(self, cur: Cursor, ids: Sequence[NodeId]) -> list[bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            cur.execute(self._sql.nodes(len(chunk)), [v for node in chunk for v in node])
+            found.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in cur.fetchall()})
+        return [found[i] for i in ids if i in found]
+
     def add_cosignature(self, tree_size: int, witness: str, line: str) -> None:
         """Store a witness's cosignature line on the checkpoint of ``tree_size`` (replacing an older one)."""
-        with self._guard("store a cosignature"), self._writer.begin() as conn:
-            self._put_cosignature(conn, StoredCosignature(tree_size, witness, line))
-
-    def _put_cosignature(self, conn: Connection, cosignature: StoredCosignature) -> None:
-        t = self.tables.cosignatures
-        size, witness = cosignature.tree_size, cosignature.witness
-        conn.execute(t.delete().where(t.c.tree_size == size, t.c.witness == witness))
-        conn.execute(t.insert().values(tree_size=size, witness=witness, line=cosignature.line))
+        with self._guard("store a cosignature"), self._raw.transaction() as cur:
+            cur.execute(self._sql.upsert_cosignature, (tree_size, witness, line))
 
     # ------------------------------------------------------------------ reading
 

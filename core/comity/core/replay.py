@@ -31,16 +31,16 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    insert,
     inspect,
 )
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from comity.core import refusals
 from comity.core.errors import AlreadyExists, ConfigError, Unavailable
 from comity.core.queries import MAX_QUERY_ID_LENGTH
+from comity.core.rawsql import RawTransactions
 from comity.core.sql import parse_database_url
 from comity.core.storage_failure import describe_failure
 
@@ -79,6 +79,8 @@ def _url(url: str | Path) -> URL:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Transactions are begun explicitly (see comity.core.rawsql), not by the driver.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # A seen id must survive a crash, or a replay would pass after a restart: synchronous=FULL.
     cur.execute("PRAGMA journal_mode=WAL")
@@ -124,6 +126,13 @@ class ReplayStore:
         self._lock = threading.Lock()
         self._last_prune = 0.0
         self._create_table()
+        # The per-query insert runs on the plain driver: SQLAlchemy's statement path costs more
+        # than SQLite's insert itself.
+        self._raw = RawTransactions(self._engine)
+        self._insert = self._raw.sql(
+            f"INSERT INTO {table} (query_id, issued_at, seen_at) VALUES (?, ?, ?)"  # noqa: S608 - checked name
+        )
+        self._duplicate: type[Exception] = self._engine.dialect.loaded_dbapi.IntegrityError
 
     def _create_table(self) -> None:
         try:
@@ -155,17 +164,17 @@ class ReplayStore:
                 hint="sign a new query with a new id",
                 violations=[refusals.violation("QUERY_REPLAYED")],
             )
-        row = {"query_id": query_id, "issued_at": int(issued_at.timestamp()), "seen_at": int(now.timestamp())}
+        row = (query_id, int(issued_at.timestamp()), int(now.timestamp()))
         try:
-            with self._engine.begin() as conn:
-                conn.execute(insert(self._table).values(**row))
-        except IntegrityError:
+            with self._raw.transaction() as cur:
+                cur.execute(self._insert, row)
+        except self._duplicate:
             raise ReplayedQuery(
                 f"query id {query_id!r} was used before; a query is accepted once",
                 hint="sign a new query with a new id",
                 violations=[refusals.violation("QUERY_REPLAYED")],
             ) from None
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, self._raw.error) as exc:
             _log.error("replay store at %s cannot be written: %s", self._location, describe_failure(exc))
             raise Unavailable(
                 f"the replay store cannot be written ({describe_failure(exc)}), so the query was refused",
