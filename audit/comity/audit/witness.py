@@ -186,7 +186,12 @@ class Witness:
         :class:`ConsistencyRequired` or :class:`InconsistentLog`.
         """
         self._check_not_held()
-        signed = self._open(checkpoint)
+        return self._witness_opened(self._open(checkpoint), checkpoint, consistency)
+
+    def _witness_opened(
+        self, signed: SignedCheckpoint, checkpoint: bytes, consistency: Sequence[bytes] | None
+    ) -> str:
+        """:meth:`witness` of a checkpoint whose log signature :meth:`_open` has verified."""
         new = signed.checkpoint
         with self._lock:
             size, root = self._latest()
@@ -322,12 +327,15 @@ class Witness:
         consistency: Sequence[bytes] | None = None,
     ) -> str:
         """Check that ``entry`` is leaf ``leaf_index`` of the checkpoint, then :meth:`witness` it."""
-        new = self._open(checkpoint).checkpoint
+        self._check_not_held()
+        # Opened (its log signature verified) once, for the inclusion check and the witnessing.
+        signed = self._open(checkpoint)
+        new = signed.checkpoint
         try:
             verify_inclusion(hash_leaf(entry), leaf_index, new.size, inclusion, new.root_hash)
         except InvalidProof as exc:
             raise WitnessError(f"the entry is not proven to be in the checkpoint: {exc.message}") from None
-        return self.witness(checkpoint, consistency)
+        return self._witness_opened(signed, checkpoint, consistency)
 
     def close(self) -> None:
         """Close the state file."""

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from comity.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from comity.audit.errors import ConsistencyRequired, InconsistentLog, WitnessError
-from comity.audit.note import Ed25519Signer, NoteSignature
+from comity.audit.note import Ed25519Signer, Ed25519Verifier, NoteSignature
 from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import MemoryTree
@@ -129,3 +129,27 @@ def test_witness_entry_checks_the_inclusion_proof(tmp_path: Path) -> None:
     assert line.startswith("\u2014 ca.rcmp-node ")
     with pytest.raises(WitnessError, match="not proven"):
         witness.witness_entry(checkpoint=log.checkpoint(6), entry=b"e5", leaf_index=4, inclusion=proof)
+
+
+def test_witness_entry_verifies_the_log_signature_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One Ed25519 verify per witnessed query: a second opening of the same note would add one.
+    log = History([f"e{i}".encode() for i in range(6)])
+    witness = _witness(tmp_path / "w.db")
+    checkpoint, proof = log.checkpoint(6), inclusion_proof(4, 6, log.tree)
+    verified: list[str] = []
+    real = Ed25519Verifier.verify
+
+    def counting(self: Ed25519Verifier, text: str, signature: NoteSignature) -> None:
+        verified.append(self.name)
+        real(self, text, signature)
+
+    monkeypatch.setattr(Ed25519Verifier, "verify", counting)
+    witness.witness_entry(checkpoint=checkpoint, entry=b"e4", leaf_index=4, inclusion=proof)
+    assert verified == [ORIGIN]
+    forged = History([f"x{i}".encode() for i in range(6)]).checkpoint(
+        6, Ed25519Signer(ORIGIN, Ed25519PrivateKey.generate())
+    )
+    with pytest.raises(WitnessError):
+        witness.witness_entry(checkpoint=forged, entry=b"e4", leaf_index=4, inclusion=proof)
