@@ -11,6 +11,10 @@ import pytest
 
 from comity.audit.store import LogStore
 
+# Every policy decision in the tests (and in the servers they start) is also evaluated with the
+# Cedar schema and compared with the evaluation without it (comity.policy.engine).
+os.environ.setdefault("COMITY_POLICY_SCHEMA_EVERY", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT.parent / "shared" / "vectors"
 

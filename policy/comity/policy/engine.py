@@ -5,12 +5,29 @@ could turn into an allow. Here any error (a fact of the wrong type, a request th
 schema rejects, an entity that does not exist, an evaluation error, an exception in
 the engine) refuses the query with ``POLICY_ERROR``, and the details go to the
 decision's ``errors`` for the server's log, never to the requester.
+
+**Schema validation of requests.** Without the schema, Cedar does not refuse a request
+whose context does not match it: an ``==`` between mismatched types is simply false, and
+a ``forbid`` can be silently skipped. Validating every request costs about as much as
+the evaluation itself, so the engine validates by *shape*: whether a request is valid
+depends only on its entity types, its action and the type structure of its context
+(record attribute names, value types, set element types), never on the values. The
+request builder (:func:`~comity.policy.context.build_request`, from type-checked
+:class:`QueryFacts`) gives a handful of shapes. The first request of each shape is
+evaluated with and without the schema; only if it validates and both evaluations agree is
+the shape trusted, and later requests of that shape are evaluated without the schema.
+Every ``COMITY_POLICY_SCHEMA_EVERY``-th decision (default 16; 1 validates every decision,
+as the test suite does) is still evaluated both ways; a disagreement is logged as an
+error, refuses the query with ``POLICY_ERROR`` and withdraws the shape's trust.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +39,12 @@ from comity.policy.context import build_request
 from comity.policy.facts import QueryFacts
 from comity.policy.rules import SCOPE_SUFFIX, Rule
 
-__all__ = ["POLICY_ERROR", "Decision", "PolicyEngine", "RuleExplanation"]
+__all__ = ["POLICY_ERROR", "SCHEMA_EVERY_ENV", "Decision", "PolicyEngine", "RuleExplanation"]
+
+_log = logging.getLogger("comity.policy")
+#: How often a decision of a trusted shape is still evaluated with the schema (1: always).
+SCHEMA_EVERY_ENV = "COMITY_POLICY_SCHEMA_EVERY"
+_DEFAULT_SCHEMA_EVERY = 16
 
 POLICY_ERROR = "POLICY_ERROR"
 _POLICY_ERROR_MESSAGE = (
@@ -80,11 +102,16 @@ class PolicyEngine:
     holds no mutable state.
     """
 
-    def __init__(self, bundle: PolicyBundle) -> None:
+    def __init__(self, bundle: PolicyBundle, *, schema_every: int | None = None) -> None:
+        """``schema_every``: evaluate every n-th decision with the schema as well (default: from
+        ``COMITY_POLICY_SCHEMA_EVERY``, else 16); see the module docstring."""
         self.bundle = bundle
         self._forbids = [r for r in bundle.rules if r.effect == "forbid"]
         self._permit = bundle.permit
         self._out_of_scope = self._permit.id + SCOPE_SUFFIX
+        self._schema_every = max(1, schema_every if schema_every is not None else _schema_every())
+        self._decisions = itertools.count()
+        self._trusted: set[Any] = set()  # request shapes proved valid against the schema
 
     def decide(self, facts: QueryFacts) -> Decision:
         """Decide ``facts``; never raises. Any error is a refusal with ``POLICY_ERROR``."""
@@ -135,9 +162,36 @@ class PolicyEngine:
         return lines
 
     def _authorize(self, request: dict[str, Any]) -> _Outcome:
+        try:
+            shape = request_shape(request)
+        except Exception as exc:  # not a request the builder makes: Cedar with the schema decides
+            _log.error("policy request of unknown shape: %s", exc)
+            shape = None
+        sampled = next(self._decisions) % self._schema_every == 0
+        if shape in self._trusted and not sampled:
+            return self._evaluate(request, with_schema=False)
+        checked = self._evaluate(request, with_schema=True)
+        if shape is None or checked.errors:
+            return checked
+        unchecked = self._evaluate(request, with_schema=False)
+        if _same(checked, unchecked):
+            self._trusted.add(shape)
+            return checked
+        if shape in self._trusted:
+            self._trusted.discard(shape)
+            _log.error(
+                "policy evaluation without the schema disagrees with the schema's for a trusted "
+                "request shape (allowed %s vs %s, rules %s vs %s): refused, shape no longer trusted",
+                checked.allowed, unchecked.allowed, checked.reasons, unchecked.reasons,
+            )  # fmt: skip
+            return _Outcome(False, [], ["engine: evaluation without the schema disagreed with the schema's"])
+        return checked
+
+    def _evaluate(self, request: dict[str, Any], *, with_schema: bool) -> _Outcome:
         b = self.bundle
         try:
-            result = cedarpy.is_authorized(request, b.policy_set, b.entities, schema=b.schema)
+            schema = b.schema if with_schema else None
+            result = cedarpy.is_authorized(request, b.policy_set, b.entities, schema=schema)
             return _Outcome(result.allowed, list(result.diagnostics.reasons), list(result.diagnostics.errors))
         except _NOT_FATAL:
             raise
@@ -184,3 +238,47 @@ def _facts_read(rule: Rule, request: dict[str, Any]) -> str:
             value = value.get(attr) if isinstance(value, dict) else None
         shown.append(f"{'.'.join(path)}={json.dumps(value)}")
     return ", ".join(shown)
+
+
+def _schema_every() -> int:
+    text = os.environ.get(SCHEMA_EVERY_ENV, "")
+    try:
+        return int(text) if text else _DEFAULT_SCHEMA_EVERY
+    except ValueError:
+        _log.error("%s=%r is not an integer: every decision is validated", SCHEMA_EVERY_ENV, text)
+        return 1
+
+
+def _same(a: _Outcome, b: _Outcome) -> bool:
+    return a.allowed == b.allowed and sorted(a.reasons) == sorted(b.reasons) and not a.errors and not b.errors
+
+
+def _type_of(value: Any) -> Any:
+    """The Cedar type structure of a JSON value: what request validation depends on."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return ("set", frozenset(_type_of(v) for v in value))
+    if isinstance(value, dict):
+        return ("record", tuple((k, _type_of(value[k])) for k in sorted(value)))
+    raise TypeError(f"no Cedar type for a {type(value).__name__}")
+
+
+def request_shape(request: dict[str, Any]) -> Any:
+    """What a request's schema validity depends on: entity types, the action, the context's types.
+
+    Two requests of one shape are both valid against a schema or both invalid; the values
+    (ids, strings, numbers, set members) play no part.
+    """
+    principal, action, resource = request["principal"], request["action"], request["resource"]
+    return (
+        str(principal["type"]),
+        str(action["type"]),
+        str(action["id"]),
+        str(resource["type"]),
+        _type_of(request["context"]),
+    )

@@ -320,3 +320,29 @@ def test_the_gateway_never_decides_on_the_nodes_subject_facts(
 def test_a_decision_is_allowed_only_with_no_violation(facts: QueryFacts) -> None:
     d = ENGINES["us-ca-agreement"].decide(facts)
     assert d.allowed is (d.violations == []) is (d.internal_reasons == [])
+
+
+# Engines that, once a request shape is trusted, never evaluate with the schema again: the
+# path most production decisions take.
+UNCHECKED = {name: PolicyEngine(e.bundle, schema_every=10**9) for name, e in ENGINES.items()}
+
+
+@pytest.mark.parametrize("regime", REGIMES, ids=lambda r: r.bundle)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(facts=query_facts(), subject=known_subjects, with_subject=st.booleans(), reused=pick(None, True))
+def test_decisions_without_the_schema_equal_those_with_it(
+    regime: Regime, facts: QueryFacts, subject: KnownSubject, with_subject: bool, reused: bool | None
+) -> None:
+    # Facts of every shape the builder makes, the mismatched ones too (a node's facts at the
+    # gateway, no subject at a node): the schema-validated decision is the reference.
+    facts = dataclasses.replace(facts, subject=subject if with_subject else None, justification_reused=reused)
+    engine = UNCHECKED[regime.bundle]
+    reference = engine._decision(engine._evaluate(engine.cedar_request(facts), with_schema=True))
+    for _ in range(2):  # the first may prove the shape; the second then skips the schema
+        d = engine.decide(facts)
+        assert (d.allowed, d.internal_reasons, d.codes) == (
+            reference.allowed,
+            reference.internal_reasons,
+            reference.codes,
+        )
+        assert bool(d.errors) is bool(reference.errors)
