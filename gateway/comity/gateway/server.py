@@ -58,6 +58,17 @@ class RunningGateway:
     router: NodeRouter
     witnessing: WitnessingLoop | None = None
     pipeline: Pipeline | None = None
+    recovery: RecoveryLoop | None = None
+
+    def start_background(self) -> None:
+        """Start the loops that call the nodes (witnessing, recovery) left for the caller.
+
+        For ``start_gateway(..., start_witnessing=False)``, once the nodes are up.
+        """
+        if self.witnessing is not None:
+            self.witnessing.start(self.handle.health)
+        if self.recovery is not None:
+            self.recovery.start()
 
 
 async def start_gateway(
@@ -69,9 +80,9 @@ async def start_gateway(
     """Load everything the gateway needs, refuse to start on any error, then serve.
 
     An SQLite log has one writer: a second gateway process over the same file refuses to start.
-    ``start_witnessing=False`` leaves the witnessing loop for the caller to start (with
-    ``witnessing.start(handle.health)``) once the nodes are up, so no node channel starts in
-    reconnect back-off.
+    ``start_witnessing=False`` leaves the witnessing and recovery loops for the caller to start
+    (with :meth:`RunningGateway.start_background`) once the nodes are up, so no node channel
+    starts in reconnect back-off.
     """
     writer = lock_sqlite_writer(
         parse_database_url(config.audit_url, field="audit.url"), what="the audit log", field="audit.url"
@@ -208,8 +219,8 @@ async def _start_gateway(
     )
     if start_witnessing:
         witnessing.start(handle.health)
+        recovery.start()
     handle.on_stop.append(witnessing.stop)
-    recovery.start()
     handle.on_stop.append(recovery.stop)
     if config.federation_poll_seconds > 0:
         watch.start(config.federation_poll_seconds)
@@ -217,7 +228,7 @@ async def _start_gateway(
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)
     handle.on_stop.append(reuse.close)
-    return RunningGateway(handle, ledger, router, witnessing, pipeline)
+    return RunningGateway(handle, ledger, router, witnessing, pipeline, recovery)
 
 
 def gateway_policies(federation: Federation, config: GatewayConfig) -> ByAgreement[PolicyEngine]:

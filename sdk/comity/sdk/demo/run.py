@@ -52,7 +52,7 @@ async def running_federation(federation: DemoFederation) -> AsyncIterator[Runnin
     """Start the gateway, then both nodes, from the demo's config files; stop them on exit.
 
     The gateway first: each node checks its witness state against the gateway's log at start.
-    The witnessing loop starts once the nodes are up.
+    The witnessing and recovery loops start once the nodes are up.
     """
     gateway = await start_gateway(load_gateway_config(federation.gateway_config), start_witnessing=False)
     nodes = []
@@ -64,8 +64,7 @@ async def running_federation(federation: DemoFederation) -> AsyncIterator[Runnin
             await handle.stop(0)
         await gateway.handle.stop(0)
         raise
-    if gateway.witnessing is not None:
-        gateway.witnessing.start(gateway.handle.health)
+    gateway.start_background()
     running = RunningFederation(federation, gateway, list(nodes))
     try:
         yield running
