@@ -15,6 +15,12 @@ DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # A client pinging more often than the server allows gets its connection dropped with
 # "too_many_pings": keep the client's interval at or above the server's minimum.
 _KEEPALIVE_MS = 30_000
+# gRPC's default reconnect back-off grows towards 120 s, and a call on a channel waiting to
+# retry fails at once: a node back from a restart (or one that started after the gateway)
+# would stay "unavailable" long after it is up. Federation links are few and long-lived,
+# so retrying often costs nothing.
+_RECONNECT_MIN_MS = 100
+_RECONNECT_MAX_MS = 1_000
 _SERVER_MIN_PING_MS = 20_000
 
 #: A connection without calls for this long is closed by the server (GOAWAY).
@@ -35,6 +41,9 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[
         ("grpc.keepalive_time_ms", _KEEPALIVE_MS),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.initial_reconnect_backoff_ms", _RECONNECT_MIN_MS),
+        ("grpc.min_reconnect_backoff_ms", _RECONNECT_MIN_MS),
+        ("grpc.max_reconnect_backoff_ms", _RECONNECT_MAX_MS),
     ]
 
 
