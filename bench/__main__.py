@@ -3,7 +3,7 @@
 python -m bench run [--quick] [--json]    full path vs. the two-hop baseline
 python -m bench breakdown [--quick]       where a request's CPU goes (py-spy profiles)
 python -m bench soak [--queries N]        the gateway's memory over a long run
-python -m bench policy|audit|node|private|console [...]   component benchmarks (their own options)
+python -m bench policy|audit|node|private|console|replicas [...]   component benchmarks (their own options)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ _COMPONENTS = {
     "node": "bench.node_bench",
     "private": "bench.private_bench",
     "console": "bench.console_bench",
+    "replicas": "bench.replicas_bench",
 }
 
 

@@ -17,7 +17,7 @@ from comity.gateway.routing import NodeRouter
 from comity.sdk.client import AsyncClient
 from comity.sdk.demo.run import Scenario, running_federation, scenarios
 from comity.sdk.demo.setup import DemoFederation
-from comity.sdk.profile import load_profile
+from comity.sdk.profile import Profile, load_profile
 from comity.sdk.query import QuerySpec, Selector, read_order_file
 from comity.v1 import comity_pb2 as pb
 
@@ -48,9 +48,14 @@ def query_spec(fed: DemoFederation) -> QuerySpec:
     )
 
 
+def workload_profile(fed: DemoFederation) -> Profile:
+    """The workload's investigator profile."""
+    return load_profile(fed.profiles[_scenario(fed).agency])
+
+
 def client_for(fed: DemoFederation) -> AsyncClient:
     """An SDK client with the workload's investigator profile."""
-    return load_profile(fed.profiles[_scenario(fed).agency]).async_client()
+    return workload_profile(fed).async_client()
 
 
 def workload(client: AsyncClient, spec: QuerySpec) -> Callable[[], Awaitable[object]]:
