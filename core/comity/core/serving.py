@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from comity.core.decoding import DecodeGuard
 from comity.core.errors import ConfigError
@@ -21,6 +20,7 @@ from comity.core.grpcopts import (
     DEFAULT_MAX_MESSAGE_BYTES,
     server_options,
 )
+from comity.core.reflection import enable_reflection
 from comity.core.rpc_telemetry import TelemetryServerInterceptor
 
 __all__ = ["ServerHandle", "start_server", "wait_for_termination"]
@@ -83,12 +83,7 @@ async def start_server(
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (
-        *service_names,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(names, server)
+    enable_reflection((*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     try:
         port = server.add_secure_port(listen, credentials)
     except RuntimeError:
