@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -129,3 +130,24 @@ async def test_concurrent_queries_all_pass_the_witness(running: RunningFederatio
     assert errors_seen == []
     witnessed = await running.gateway.router.witness_state("us-node")
     assert witnessed >= 24
+
+
+async def test_a_query_without_a_time_range_is_told_to_give_one(running: RunningFederation) -> None:
+    s = replace(_scenario(running, "FBI asks the Canadian node whether"), case_reference="FBI-2026-TR-0001")
+    fed = running.federation
+    order = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
+    spec = QuerySpec(
+        target_node=s.node,
+        selectors=[Selector(t.name, s.person.selectors[t]) for t in s.order.selector_types],
+        categories=["subscriber"],
+        kind="hit-check",
+        case_reference=s.case_reference,
+        facts=s.facts,
+        link_to_offence=s.link,
+        legal_order=read_order_file(order),
+    )
+    async with load_profile(fed.profiles["us.fbi"]).async_client() as client:
+        with pytest.raises(errors.PermissionDenied) as refused:
+            await client.query(spec)
+    (tiers,) = [v for v in refused.value.violations if v.code == "DATA_CATEGORY_TIERS"]
+    assert "time range (start and end)" in tiers.message

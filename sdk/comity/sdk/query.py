@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,7 +103,9 @@ class QuerySpec:
     time_range: tuple[datetime, datetime] | None = None
     max_records: int = 0
     hit_reference: str = ""
-    query_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Empty: a fresh UUID each time the spec is built into a query, so one spec (or a copy made
+    # with dataclasses.replace) can be submitted again; the gateway accepts a query id once.
+    query_id: str = ""
 
 
 def _timestamp(when: datetime) -> Timestamp:
@@ -115,7 +117,7 @@ def _timestamp(when: datetime) -> Timestamp:
 def build_query(spec: QuerySpec, *, investigator: str, agency: str, now: datetime) -> pb.Query:
     """The Query message for ``spec``, issued by ``investigator`` of ``agency`` at ``now``."""
     query = pb.Query(
-        query_id=spec.query_id,
+        query_id=spec.query_id or str(uuid.uuid4()),
         issued_at=_timestamp(now),
         requesting_agency=agency,
         investigator=investigator,

@@ -44,7 +44,13 @@ def test_query_carries_everything_the_gateway_checks() -> None:
     assert list(q.categories) == [pb.SUBSCRIBER, pb.TRAFFIC]
     assert q.issued_at.ToDatetime(tzinfo=UTC) == NOW
     assert q.time_range.start.ToDatetime(tzinfo=UTC) == datetime(2026, 1, 1, tzinfo=UTC)
-    assert q.query_id and q.query_id != QuerySpec(target_node="x", selectors=[]).query_id
+    again = build_query(spec, investigator="us.fbi/agent-1", agency="us.fbi", now=NOW)
+    assert q.query_id and again.query_id and q.query_id != again.query_id  # a fresh id per query
+
+
+def test_an_explicit_query_id_is_kept() -> None:
+    spec = QuerySpec("ca-node", [Selector("email", "a@b.org")], query_id="case-42/q-1")
+    assert build_query(spec, investigator="i", agency="a", now=NOW).query_id == "case-42/q-1"
 
 
 def test_signed_query_verifies_over_its_exact_bytes() -> None:

@@ -8,6 +8,7 @@ receipt verifies in full; a receipt whose checkpoint lacks the witness quorum fa
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -107,8 +108,15 @@ def refresh_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Where to write the refreshed receipt (default: over RECEIPT).")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds to wait for the witnesses when no quorum checkpoint covers it yet."
+        ),
+    ] = 0.0,
 ) -> None:
     """Upgrade a receipt to a newer quorum-cosigned checkpoint: fresh proofs, consistency checked."""
+    from comity.audit.receipt import QuorumPending
     from comity.audit.receipt_trust import FederationTrust
     from comity.core.federation import Federation
     from comity.sdk.receipt_refresh import GatewayCheckpoints, refresh_receipt
@@ -120,8 +128,17 @@ def refresh_cmd(
     except OSError as exc:
         raise InvalidArgument(f"cannot read the gateway's CA {ca}: {exc.strerror}") from None
     source = GatewayCheckpoints(gateway, root_certificates=root)
+    deadline = time.monotonic() + wait
+    original = load_receipt(receipt)
     try:
-        refreshed, verified = refresh_receipt(load_receipt(receipt), FederationTrust(fed), source)
+        while True:
+            try:
+                refreshed, verified = refresh_receipt(original, FederationTrust(fed), source)
+                break
+            except QuorumPending:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
     finally:
         source.close()
     target = export_receipt(refreshed, out or receipt)
