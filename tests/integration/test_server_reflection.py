@@ -34,7 +34,7 @@ def _requests(
 @pytest.mark.asyncio
 @pytest.mark.parametrize("service", [V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME])
 async def test_reflection_lists_and_describes_services(tmp_path: Path, service: str) -> None:
-    layout = init_federation(tmp_path / "fed", gateway_port=1, node_ports={"us-node": 2, "ca-node": 3})
+    layout = init_federation(tmp_path / "fed", gateway_port=1, countries={"US": 2, "CA": 3})
     handle = await start_server(
         listen="127.0.0.1:0",
         register=lambda server: pb_grpc.add_GatewayServicer_to_server(pb_grpc.GatewayServicer(), server),
