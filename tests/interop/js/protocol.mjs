@@ -151,7 +151,7 @@ export function readFederation(file) {
   for (const member of doc.members) {
     for (const node of member.nodes || []) {
       const dated = (single, history) => (node[history]
-        ? node[history].map((k) => ({ ...publicKey(k.key), from: new Date(k.valid_from), until: k.valid_until ? new Date(k.valid_until) : null }))
+        ? node[history].map((k) => ({ ...publicKey(k.key), from: k.valid_from ? new Date(k.valid_from) : null, until: k.valid_until ? new Date(k.valid_until) : null }))
         : [{ ...publicKey(node[single]), from: null, until: null }]);
       nodes[node.id] = { responseKeys: dated("response_key", "response_keys"), witnessKeys: dated("witness_key", "witness_keys") };
     }
