@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from comity.audit.events import DecisionEvent, decode_event
 from comity.audit.store import LogStore
 from comity.core.rpc import error_from_status
-from comity.gateway.replay import replay_log
+from comity.gateway.replay_run import replay_log
 from comity.policy.bundle_store import BundleStore
 from comity.sdk.cli.main import app
 from comity.sdk.demo.run import RunningFederation, Scenario, scenarios

@@ -1,6 +1,7 @@
 """Replaying decisions from the log: rebuild the facts, re-decide under the logged bundle, compare.
 
-For each ``decision`` entry, :func:`replay_log` does what the gateway did, from the log alone:
+For each ``decision`` entry, :func:`replay_decision` does what the gateway did, from the log alone
+(:func:`comity.gateway.replay_run.replay_log` runs it over a range of the log):
 
 1. **Facts from the entry.** The entry's clear ``facts`` are checked against the entry's own
    fields (investigator, agency, node's country is not logged, categories, order id, offence,
@@ -13,8 +14,9 @@ For each ``decision`` entry, :func:`replay_log` does what the gateway did, from 
 4. **Stateful facts from the order of the log.** The quota counts (queries of the investigator
    and of the agency earlier the same UTC day) are counted from the entries before this one
    and compared with the logged counts. Facts no entry can derive (the emergency track's
-   overdue and rejected orders, justification reuse, a node's own subject facts, which stay
-   sealed at the node) are taken as logged, and the report says so.
+   overdue and rejected orders, justification reuse, the decision time) are taken as logged,
+   and the report lists them with their values (:attr:`Replayed.taken`). A node's decisions
+   are replayed by :mod:`comity.gateway.replay_node`.
 5. **Re-decide** with the bundle whose digest the entry names (:class:`BundleStore`), and
    compare the outcome and the rule ids with those logged.
 
@@ -25,28 +27,25 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from comity.audit.commitments import CommitmentOpening
-from comity.audit.errors import AuditError
 from comity.audit.events import (
     JUSTIFICATION_OPENING,
     RULES_OPENING,
     TARGET_OPENING,
     DecisionEvent,
-    decode_event,
 )
-from comity.audit.store import LogStore
 from comity.core.errors import ComityError
 from comity.policy.bundle_store import BundleStore
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts
 from comity.v1 import comity_pb2 as pb
 
-__all__ = ["NOT_DERIVABLE", "Replayed", "replay_decision", "replay_log"]
+__all__ = ["NOT_DERIVABLE", "LogOrder", "Replayed", "parse_facts", "rebuilt_facts", "replay_decision"]
 
 #: Facts that no entry can derive: replay takes their logged values (and says so).
 NOT_DERIVABLE = ("emergency_overdue_orders", "emergency_order_rejected", "justification_reused", "now")
@@ -63,27 +62,36 @@ class Replayed:
     logged_rules: tuple[str, ...] = ()
     replayed_rules: tuple[str, ...] = ()
     differences: list[str] = field(default_factory=list)
+    kind: str = "decision"
+    """The entry's kind: ``decision`` (the gateway's) or ``node_decision``."""
+    taken: list[str] = field(default_factory=list)
+    """The facts replay could not derive and took as logged (or as the node keeps them), with values."""
+    skipped: str = ""
+    """Why the entry was not replayed at all (not a difference: what replay was not given)."""
 
     @property
     def identical(self) -> bool:
-        """Whether the replay found no difference."""
-        return not self.differences
+        """Whether the replay found no difference (a skipped entry is not identical)."""
+        return not self.differences and not self.skipped
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON values."""
         return {
             "index": self.index,
+            "kind": self.kind,
             "query_id": self.query_id,
             "logged": self.logged,
             "replayed": self.replayed,
             "logged_rules": list(self.logged_rules),
             "replayed_rules": list(self.replayed_rules),
+            "taken_as_logged": list(self.taken),
+            "skipped": self.skipped,
             "identical": self.identical,
             "differences": self.differences,
         }
 
 
-class _Order:
+class LogOrder:
     """Quota counts as the gateway kept them: decisions per investigator and agency per UTC day."""
 
     def __init__(self) -> None:
@@ -207,15 +215,8 @@ def replay_decision(
     if not event.facts:
         diffs.append("the entry keeps no facts: it cannot be replayed")
         return result
-    logged = dict(event.facts)
-    facts = dict(logged)
-    _compare("the entry", _from_entry(event), facts, diffs)
-    opened = _opened(event, openings, diffs)
-    sealed = opened.pop(_SEALED, None)
-    _compare("the openings", opened, facts, diffs)
-    order = (orders or {}).get(event.order_digest)
-    if order is not None:
-        _compare("the order", _from_order(order), facts, diffs)
+    facts, sealed = rebuilt_facts(event, openings, diffs, orders=orders)
+    result.taken = [f"{name}={facts.get(name)!r}" for name in NOT_DERIVABLE]
     investigator, agency = counts
     _compare("the order of the log", {"investigator_queries_today": investigator}, facts, diffs)
     _compare("the order of the log", {"agency_queries_today": agency}, facts, diffs)
@@ -232,6 +233,32 @@ def replay_decision(
     return result
 
 
+def rebuilt_facts(
+    event: DecisionEvent,
+    openings: Sequence[CommitmentOpening],
+    diffs: list[str],
+    *,
+    orders: Mapping[str, pb.LegalOrder] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """The facts of a gateway decision as the entry, its openings and its order say (steps 1 to
+    3 of the module docstring), every disagreement appended to ``diffs``; and the sealed rule ids
+    (None when the entry seals none)."""
+    facts = dict(event.facts)
+    _compare("the entry", _from_entry(event), facts, diffs)
+    opened = _opened(event, openings, diffs)
+    sealed = opened.pop(_SEALED, None)
+    _compare("the openings", opened, facts, diffs)
+    order = (orders or {}).get(event.order_digest)
+    if order is not None:
+        _compare("the order", _from_order(order), facts, diffs)
+    return facts, sealed
+
+
+def parse_facts(facts: Mapping[str, Any]) -> QueryFacts:
+    """:class:`QueryFacts` from their JSON values (times as RFC 3339 strings)."""
+    return _parse(facts)
+
+
 def _compare_rules(event: DecisionEvent, decision: Decision, sealed: Any, result: Replayed) -> None:
     """The rules in clear against the replayed public codes, the sealed ones against the real ids.
 
@@ -246,39 +273,3 @@ def _compare_rules(event: DecisionEvent, decision: Decision, sealed: Any, result
     result.replayed_rules = tuple(decision.internal_reasons)
     if sorted(result.replayed_rules) != sorted(result.logged_rules):
         diffs.append(f"rules: logged {sorted(result.logged_rules)}, replayed {sorted(result.replayed_rules)}")
-
-
-def replay_log(
-    store: LogStore,
-    *,
-    bundles: BundleStore,
-    start: int = 0,
-    end: int | None = None,
-    orders: Iterable[tuple[bytes, pb.LegalOrder]] = (),
-) -> list[Replayed]:
-    """Replay every decision entry in ``[start, end)``; the log is read from 0 for the quota counts."""
-    stop = store.tree_size() if end is None else min(end, store.tree_size())
-    by_digest = {digest.hex(): order for digest, order in orders}
-    seen = _Order()
-    results: list[Replayed] = []
-    for index, _, data in store.iter_entries(stop):
-        try:
-            event = decode_event(data)
-        except AuditError as exc:
-            if index >= start:
-                results.append(Replayed(index, "", "", differences=[f"unreadable entry: {exc.message}"]))
-            continue
-        if not isinstance(event, DecisionEvent):
-            continue
-        if index >= start:
-            replayed = replay_decision(
-                index,
-                event,
-                store.openings(index),
-                bundles=bundles,
-                counts=seen.before(event),
-                orders=by_digest,
-            )
-            results.append(replayed)
-        seen.count(event)
-    return results

@@ -16,8 +16,11 @@ as run at once under that order.
 
 from __future__ import annotations
 
+import hmac
+import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -113,6 +116,15 @@ class NodeState:
         stmt = select(t.c.salt, t.c.reason).where(t.c.query_id == query_id).order_by(t.c.sealed_at)
         with db_errors(self._backend.location), self._backend.engine.connect() as conn:
             return [SealedOpening(bytes(salt), reason.encode()) for salt, reason in conn.execute(stmt)]
+
+    def open_sealed(self, query_id: str, commitment: bytes) -> dict[str, Any] | None:
+        """The sealed reason of ``query_id`` whose commitment is ``commitment``, as a JSON object;
+        None when this node keeps no such opening (for replaying its decisions)."""
+        for opening in self.openings(query_id):
+            if hmac.compare_digest(opening.commitment, commitment):
+                value = json.loads(opening.reason)
+                return value if isinstance(value, dict) else None
+        return None
 
     def close(self) -> None:
         """Close every pooled connection."""
