@@ -106,7 +106,7 @@ def _node_states(given: list[str]) -> dict[str, Any]:
         if not sep or not node or not location:
             raise InvalidArgument(
                 f"--node-state {item!r} is not NODE=URL",
-                hint="e.g. --node-state us-node=sqlite:///data/us-node.db",
+                hint="e.g. --node-state NODE_ID=sqlite:///data/NODE_ID.db",
             )
         states[node] = NodeState(location)
     return states
