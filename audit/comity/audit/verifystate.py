@@ -49,11 +49,20 @@ class VerifierState:
             return cls(checkpoint=data)  # the older format: the last checkpoint's note alone
         try:
             raw = json.loads(data)
-            if raw.get("format") != FORMAT:
-                raise ValueError(f"unknown format {raw.get('format')!r}")
-            notes = {name: raw[name].encode() if raw.get(name) else None for name in _FIELDS}
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise LogVerificationError(f"the verifier state {path} is damaged: {exc}") from None
+            known = raw.get("format") == FORMAT
+            notes = {name: raw[name].encode() if raw.get(name) else None for name in _FIELDS} if known else {}
+        except (ValueError, AttributeError, TypeError):
+            raise LogVerificationError(
+                f"the verifier state {path} is damaged: it is not the JSON a verifier writes",
+                hint="restore it from a backup; a new state file starts over, without the checkpoints "
+                "and cosignatures this one remembers",
+            ) from None
+        if not known:
+            raise LogVerificationError(
+                f"the verifier state {path} is in a format this version does not read "
+                f"({str(raw.get('format'))[:40]!r}; this version reads {FORMAT!r})",
+                hint="verify with the Comity version that wrote it, or a newer one",
+            )
         return cls(**notes)
 
     def save(self, path: Path) -> None:

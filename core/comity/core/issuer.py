@@ -87,8 +87,18 @@ def load_issuer_key(path: Path, *, passphrase: bytes | None = None) -> IssuerPri
         key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
     except OSError as exc:
         raise KeyFileError(f"cannot read issuer key {path}: {exc.strerror}") from None
-    except (TypeError, ValueError) as exc:
-        raise KeyFileError(f"{path} is not a readable PEM private key: {exc}") from None
+    except TypeError:
+        raise KeyFileError(
+            f"issuer key {path} is encrypted and no passphrase was given, or it is not encrypted and one was",
+            hint="set or unset COMITY_KEY_PASSPHRASE to match the key file",
+        ) from None
+    except ValueError:
+        raise KeyFileError(
+            f"issuer key {path} is not a readable PEM private key (damaged, another format, or "
+            "encrypted under another passphrase)",
+            hint="give the right passphrase, or write a new issuer key (`comity keys issuer`) and "
+            "publish its JWKS",
+        ) from None
     if isinstance(key, Ed25519PrivateKey):
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):

@@ -29,6 +29,11 @@ __all__ = [
     "public_key_to_text",
 ]
 
+_REGENERATE = (
+    "give the right passphrase (COMITY_KEY_PASSPHRASE), or restore the key from its backup; "
+    "`comity init` writes new keys (their public halves must then go into the federation file)"
+)
+
 
 class KeyFileError(ConfigError):
     """A key file is missing, unreadable, of the wrong type, or needs a passphrase."""
@@ -48,8 +53,11 @@ def public_key_from_text(text: str) -> Ed25519PublicKey:
     try:
         raw = base64.b64decode(body, validate=True)
         return Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError as exc:
-        raise KeyFileError(f"not a valid Ed25519 public key: {exc}") from None
+    except ValueError:
+        raise KeyFileError(
+            "not a valid Ed25519 public key: the text after 'ed25519:' must be the base64 of 32 bytes",
+            hint="copy the key again from its owner's published key (e.g. the federation file)",
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +142,12 @@ class SigningKey:
             raise KeyFileError(
                 f"key file {path} is encrypted", hint="give its passphrase (COMITY_KEY_PASSPHRASE)"
             ) from None
-        except ValueError as exc:
-            raise KeyFileError(f"key file {path} is not a readable PEM private key: {exc}") from None
+        except ValueError:
+            raise KeyFileError(
+                f"key file {path} is not a readable PEM private key (damaged, another format, or "
+                "encrypted under another passphrase)",
+                hint=_REGENERATE,
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"key file {path} holds a {type(key).__name__}, not an Ed25519 key")
         return cls(key_id, key)
@@ -152,9 +164,19 @@ def load_public_key(text_or_path: str) -> Ed25519PublicKey:
     if text_or_path.startswith("ed25519:"):
         return public_key_from_text(text_or_path)
     try:
-        key = serialization.load_pem_public_key(Path(text_or_path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise KeyFileError(f"cannot read public key {text_or_path}: {exc}") from None
+        data = Path(text_or_path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot read public key file {text_or_path}: {exc.strerror}",
+            hint="give the key inline as 'ed25519:<base64>' or the path of a PEM public key file",
+        ) from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise KeyFileError(
+            f"{text_or_path} is not a PEM public key",
+            hint="give the key inline as 'ed25519:<base64>' or the path of a PEM public key file",
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError(f"{text_or_path} is not an Ed25519 public key")
     return key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -10,12 +11,14 @@ import grpc
 
 from comity.core.errors import ComityError, DeadlineExceeded, NotFound, Unavailable
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
-from comity.core.rpc import error_from_status
+from comity.core.rpc import GRPC_DETAILS_KEY, error_from_status
 from comity.core.rpc_telemetry import client_interceptors
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
 __all__ = ["NodeEndpoint", "NodeRouter", "NodeUnavailable"]
+
+_log = logging.getLogger("comity.gateway.routing")
 
 
 class NodeUnavailable(Unavailable):
@@ -166,13 +169,29 @@ class NodeRouter:
 
 def _node_error(node_id: str, exc: grpc.aio.AioRpcError) -> ComityError:
     code = exc.code()
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return NodeUnavailable(f"node {node_id!r} is unavailable: {exc.details()}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(f"node {node_id!r} did not answer within the deadline")
-    # The node's own refusal (its inbound policy, a bad selector) reaches the caller as the node said it.
-    err = error_from_status(code, f"node {node_id!r}: {exc.details()}", exc.trailing_metadata())
-    return err
+    if not _from_comity(exc):
+        # gRPC's own words (addresses, transport and TLS errors): for this log, not for callers.
+        _log.warning("node %s: %s: %s", node_id, code.name, exc.details())
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return NodeUnavailable(
+                f"node {node_id!r} cannot be reached, so the query was not answered",
+                hint="try again later; if it lasts, the node's operator must check that it is running "
+                "and reachable from the gateway (address, TLS certificates)",
+            )
+        return NodeUnavailable(
+            f"node {node_id!r} failed to answer ({code.name}), so the query was not answered",
+            hint="try again later; the gateway's log has the details for its operator",
+        )
+    # The node's own answer (its inbound policy, a bad selector, its store down) reaches the
+    # caller as the node worded it.
+    return error_from_status(code, f"node {node_id!r}: {exc.details()}", exc.trailing_metadata())
+
+
+def _from_comity(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether the status came from a Comity handler (which always sends its status details)."""
+    return any(key == GRPC_DETAILS_KEY for key, _ in exc.trailing_metadata() or ())
 
 
 async def _ready(channel: grpc.aio.Channel, within: float) -> bool:
