@@ -206,6 +206,7 @@ def _register() -> None:
         keys_cmd,
         order_cmd,
         pki_cmd,
+        token_cmd,
         witness_cmd,
     )
 
@@ -214,6 +215,7 @@ def _register() -> None:
     app.add_typer(order_cmd.app, name="order")
     app.add_typer(federation_cmd.app, name="federation")
     app.add_typer(witness_cmd.app, name="witness")
+    app.add_typer(token_cmd.app, name="token")
     app.command("init")(init_cmd.init)
     app.add_typer(config_cmd.config_app, name="config")
 
