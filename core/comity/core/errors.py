@@ -8,7 +8,13 @@ what is wrong and how to fix it, never a secret or a selector value.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
+
+if TYPE_CHECKING:
+    # Types only: the generated messages do not import this module, but keep it light to import.
+    from comity.v1 import comity_pb2 as pb
 
 __all__ = [
     "AlreadyExists",
@@ -69,11 +75,11 @@ class ComityError(Exception):
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     # A comity.v1.Receipt proving the refusal was logged, when the server sent one.
-    receipt: object | None = None
+    receipt: pb.Receipt | None = None
     # True when the error was rebuilt from a server's status (the status code is the server's).
     remote: bool = False
     # A comity.v1.Envelope around the refusing node's signed NodeDecision, when a node refused.
-    node_decision: object | None = None
+    node_decision: pb.Envelope | None = None
 
     def __init__(
         self,
@@ -144,7 +150,7 @@ class PermissionDenied(ComityError):
         violations: list[RuleViolationInfo] | None = None,
         bundle_digest: str = "",
         query_id: str = "",
-        receipt: object | None = None,
+        receipt: pb.Receipt | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint, violations=violations)

@@ -44,7 +44,7 @@ from comity.sdk.private import (
 from comity.sdk.query import QuerySpec, build_query, sign_query
 from comity.sdk.receipt_refresh import GatewayCheckpoints, await_quorum
 from comity.sdk.receipts import verify_validation_receipt
-from comity.sdk.result import Result, ResultVerifier, to_result
+from comity.sdk.result import RecordView, Result, ResultVerifier, record_view, to_result
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -292,8 +292,8 @@ class AsyncClient(_Base):
             raise self._validation_refused(exc, signed_validation) from None
         return self._validated(response, signed_validation)
 
-    async def stream(self, spec: QuerySpec) -> AsyncIterator[pb.Record]:
-        """Stream a large result: yields records as they arrive.
+    async def stream(self, spec: QuerySpec) -> AsyncIterator[RecordView]:
+        """Stream a large result: yields records as they arrive, as :class:`RecordView` like :meth:`query`.
 
         The node's statement comes last, so the records are verified only when the stream
         ends: a tampered stream raises ResponseTampered at the end, and a caller must not act
@@ -309,7 +309,7 @@ class AsyncClient(_Base):
                     return
                 for record in chunk.records.records:
                     digest.update(record)
-                    yield record
+                    yield record_view(record)
         except grpc.aio.AioRpcError as exc:
             raise self._refused(exc, request) from None
         raise Unavailable("the result stream ended without the node's statement")
@@ -385,7 +385,7 @@ class Client(_Base):
             raise self._validation_refused(exc, signed_validation) from None
         return self._validated(response, signed_validation)
 
-    def stream(self, spec: QuerySpec) -> Iterator[pb.Record]:
+    def stream(self, spec: QuerySpec) -> Iterator[RecordView]:
         """Blocking counterpart of :meth:`AsyncClient.stream`, with the same caveat."""
         request = self._request(spec)
         digest = RecordsDigest()
@@ -398,7 +398,7 @@ class Client(_Base):
                     return
                 for record in chunk.records.records:
                     digest.update(record)
-                    yield record
+                    yield record_view(record)
         except grpc.RpcError as exc:
             raise self._refused(exc, request) from None
         raise Unavailable("the result stream ended without the node's statement")
