@@ -116,50 +116,19 @@ class Ledger:
 
     async def record_decision(
         self,
+        pending: PendingEntry,
         *,
-        query: pb.Query,
         query_digest: bytes,
-        order: pb.LegalOrder,
-        selectors: Sequence[tuple[str, str]],
-        allowed: bool,
-        rule_codes: Sequence[str],
         bundle_digest: str,
-        at: datetime,
-        agreement: str = "",
-        facts: QueryFacts | None = None,
-        checks: Sequence[tuple[str, str]] = (),
-        authority: str = "",
-        order_digest: bytes = b"",
         guard: FactsGuard | None = None,
-        sealed_rule_codes: Sequence[str] | None = None,
     ) -> Logged:
-        """The decision on a query, allow or deny, with salted commitments to its selectors.
+        """Append a decision entry made by :meth:`decision_entry`.
 
-        ``facts`` are the policy's facts (logged in clear or as commitments, see
-        :mod:`comity.gateway.decision_facts`); ``checks`` the ``(check code, rule)`` pairs of
-        refusals found before policy; ``rule_codes`` the policy's rule ids as the requester sees
-        them, and ``sealed_rule_codes`` the real ones when they differ (logged as a commitment
-        only: the entry travels in the requester's receipt). ``guard``: the shared facts (quota
-        counts, emergency track) it was decided on, checked and counted in the entry's own
-        transaction (``comity.audit.shared_state``); the entry logged is then the decision made
-        on the facts the database holds.
+        ``guard``: the shared facts (quota counts, emergency track) it was decided on, checked
+        and counted in the entry's own transaction (``comity.audit.shared_state``); the entry
+        logged is then the decision made on the facts the database holds, so whether it allows
+        is read from the entry appended, not from ``pending``.
         """
-        pending = self.decision_entry(
-            query=query,
-            query_digest=query_digest,
-            order=order,
-            selectors=selectors,
-            allowed=allowed,
-            rule_codes=rule_codes,
-            bundle_digest=bundle_digest,
-            at=at,
-            agreement=agreement,
-            facts=facts,
-            checks=checks,
-            authority=authority,
-            order_digest=order_digest,
-            sealed_rule_codes=sealed_rule_codes,
-        )
         if guard is not None:
             pending = replace(pending, guard=guard)
         result = await self._log.append(pending.data, pending=pending)
@@ -185,7 +154,14 @@ class Ledger:
         order_digest: bytes = b"",
         sealed_rule_codes: Sequence[str] | None = None,
     ) -> PendingEntry:
-        """The decision entry as appended (see :meth:`record_decision`), without appending it."""
+        """The decision on a query, allow or deny, with salted commitments to its selectors.
+
+        ``facts`` are the policy's facts (logged in clear or as commitments, see
+        :mod:`comity.gateway.decision_facts`); ``checks`` the ``(check code, rule)`` pairs of
+        refusals found before policy; ``rule_codes`` the policy's rule ids as the requester sees
+        them, and ``sealed_rule_codes`` the real ones when they differ (logged as a commitment
+        only: the entry travels in the requester's receipt). Appended by :meth:`record_decision`.
+        """
         entry, openings = events.decision_event(
             query_id=query.query_id,
             query_digest=query_digest,

@@ -451,20 +451,9 @@ class Pipeline:
         )
         try:
             logged = await self._ledger.record_decision(
-                query=q,
+                entry(decided),
                 query_digest=v.query.digest,
-                order=v.order.order if v.order is not None else pb.LegalOrder(),
-                selectors=v.selectors,
-                allowed=decided.decision.allowed and not failures,
-                rule_codes=decided.decision.codes,
-                sealed_rule_codes=_sealed(decided.decision),
                 bundle_digest=decided.decision.bundle_digest,
-                agreement=v.applicable.agreement_id,
-                at=at,
-                facts=decided.facts,
-                checks=checks,
-                authority=v.order.authority.id if v.order is not None else "",
-                order_digest=v.order.digest if v.order is not None else b"",
                 guard=guard,
             )
         except BaseException:
