@@ -25,8 +25,6 @@ async def test_a_restarted_node_answers_the_next_query(tmp_path: Path) -> None:
     fed = build_demo_federation(tmp_path / "fed", people=10, seed=3)
     rcmp = next(s for s in scenarios(fed) if s.title.startswith("RCMP fetches"))
     async with running_federation(fed) as running:
-        router = running.gateway.router
-        assert await router.connected(5.0) == []
         us_port = fed.layout.nodes["us-node"].port
         us_node = next(h for h in running.stops if h.port == us_port)  # type: ignore[attr-defined]
         await us_node.stop(0)  # type: ignore[attr-defined]
@@ -35,7 +33,6 @@ async def test_a_restarted_node_answers_the_next_query(tmp_path: Path) -> None:
             assert isinstance(down.error, errors.Unavailable), down.error
             # Down long enough for gRPC's default back-off to grow past several seconds.
             await asyncio.sleep(6.0)
-            assert await router.connected(0.2) == ["us-node"]
             restarted = await start_node(load_node_config(fed.node_configs["us-node"]))
             running.stops.append(restarted)
             # Retries come at most about a second apart, so this query finds the node: with

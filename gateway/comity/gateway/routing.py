@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -60,20 +59,6 @@ class NodeRouter:
             self._channels.append(channel)
             self._stubs[node_id] = pb_grpc.DataNodeStub(channel)
             self._witness_stubs[node_id] = pb_grpc.WitnessStub(channel)
-
-    async def connected(self, within: float) -> list[str]:
-        """Wait up to ``within`` seconds for every node's channel to connect.
-
-        Returns the nodes still not connected (empty when all are). For start-up sequences that
-        bring nodes up after the gateway, so the first query does not meet a channel that is
-        still waiting to retry.
-        """
-        waits = {
-            node_id: asyncio.create_task(_ready(channel, within))
-            for node_id, channel in zip(self._stubs, self._channels, strict=True)
-        }
-        await asyncio.gather(*waits.values())
-        return [node_id for node_id, task in waits.items() if not task.result()]
 
     def _stub(self, node_id: str) -> pb_grpc.DataNodeStub:
         try:
@@ -192,11 +177,3 @@ def _node_error(node_id: str, exc: grpc.aio.AioRpcError) -> ComityError:
 def _from_comity(exc: grpc.aio.AioRpcError) -> bool:
     """Whether the status came from a Comity handler (which always sends its status details)."""
     return any(key == GRPC_DETAILS_KEY for key, _ in exc.trailing_metadata() or ())
-
-
-async def _ready(channel: grpc.aio.Channel, within: float) -> bool:
-    try:
-        await asyncio.wait_for(channel.channel_ready(), within)
-    except TimeoutError:
-        return False
-    return True
