@@ -6,6 +6,7 @@ the shared state are one PostgreSQL database of this test's own. Queries go to e
 at once, several at a time: exactly the quota is allowed, whichever replica decides, and each
 decision's logged count is the number of decisions before it in the log. An emergency order
 used through one replica and rejected by the court through another is refused by the third.
+A query that fails because its node process is stopped gives its quota count back.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import select
 
 from comity.audit.store import LogStore
 from comity.core.emergency import sign_validation, validation_for
-from comity.core.errors import ComityError
+from comity.core.errors import ComityError, Unavailable
 from comity.core.keys import SigningKey
 from comity.sdk.demo.run import Outcome, emergency_scenario, run_scenario, scenarios
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation, free_ports
 from comity.sdk.profile import Profile, load_profile
 from comity.sdk.query import read_order_file
+from comity.v1 import comity_pb2 as pb
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -198,3 +201,41 @@ async def test_an_emergency_order_rejected_through_one_replica_is_refused_by_ano
         again = await run_scenario(client, fed, s)
     assert again.result is None and again.error is not None
     assert "EMERGENCY_VALIDATION" in {v.code for v in again.error.violations}
+
+
+def _quota_count(url: str, investigator: str) -> int:
+    store = LogStore.open(url, create=False)
+    q = store.tables.shared.quota.c
+    try:
+        with store.writer.begin() as conn:
+            row = conn.execute(select(q.count).where(q.kind == "i", q.subject == investigator)).first()
+    finally:
+        store.close()
+    return 0 if row is None else int(row[0])
+
+
+async def test_a_query_failed_because_its_node_is_down_does_not_use_quota(replicas: Replicas) -> None:
+    fed = replicas.fed
+    s = next(x for x in scenarios(fed) if x.title.startswith("FBI asks the Canadian node"))
+    await _warm(replicas, "us.fbi", "FBI asks the Canadian node")
+    investigator = load_profile(fed.profiles["us.fbi"]).identity().investigator
+    before = _quota_count(replicas.url, investigator)
+    config = fed.node_configs["ca-node"]
+    index = next(i for i, p in enumerate(replicas.processes) if str(config) in p.args)  # type: ignore[operator]
+    node = replicas.processes[index]
+    node.terminate()
+    node.wait(timeout=15)
+    try:
+        async with replicas.profile("us.fbi", 1).async_client() as client:
+            outcome = await run_scenario(client, fed, s)
+        assert isinstance(outcome.error, Unavailable), outcome.error
+        # The decision was logged and counted, then its failure gave the count back.
+        assert _quota_count(replicas.url, investigator) == before
+        receipt = outcome.error.receipt
+        assert isinstance(receipt, pb.Receipt)
+        failures = [json.loads(e.entry) for e in receipt.entries if b'"kind":"failed"' in e.entry]
+        assert [(f["reason"], f["quota_released"]) for f in failures] == [("UNAVAILABLE", True)]
+    finally:
+        port = fed.layout.nodes["ca-node"].port
+        replicas.processes[index] = _serve("node", config, port, fed.directory / "logs" / "ca-node-2.log")
+    await _warm(replicas, "us.fbi", "FBI asks the Canadian node")

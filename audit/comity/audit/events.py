@@ -186,6 +186,8 @@ class FailedEvent:
     at: str
     node: str
     reason: str
+    #: Whether this failure gave its decision's quota count back (``comity.audit.shared_state``).
+    quota_released: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,9 +461,12 @@ def disclosed_event(
     )
 
 
-def failed_event(*, query_id: str, query_digest: bytes, at: datetime, node: str, reason: str) -> bytes:
-    """A forwarded query that failed, with the status or reason code."""
-    return encode_event(FailedEvent(query_id, query_digest.hex(), _time(at), node, reason))
+def failed_event(
+    *, query_id: str, query_digest: bytes, at: datetime, node: str, reason: str, quota_released: bool = False
+) -> bytes:
+    """A forwarded query that failed, with the status or reason code (and whether it gave its
+    decision's quota count back)."""
+    return encode_event(FailedEvent(query_id, query_digest.hex(), _time(at), node, reason, quota_released))
 
 
 def emergency_event(

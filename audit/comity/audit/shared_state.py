@@ -11,6 +11,13 @@ decision is what is appended. Checking and counting are thus one step, whatever 
 processes or concurrent queries, and each logged count equals the count the log's own order
 gives (what ``comity policy replay`` checks).
 
+A query that fails because the node or the log was unavailable gives its decision's count
+back: its ``failed`` entry carries a :class:`QuotaRelease`, and the count is taken back in
+that entry's transaction if, and only if, the decision's pending marker is still open there
+(so at most once per decision, whichever replica or recovery appends the failure). The entry
+appended says whether it did (``quota_released``), so the log's own order still gives every
+count.
+
 An emergency order's first use is appended only if no first use of it is on record, and a
 review only while the order awaits one; otherwise the entry is withdrawn from its batch and
 the caller learns why (:class:`~comity.audit.errors.EntryWithdrawn`).
@@ -30,15 +37,17 @@ from sqlalchemy import BigInteger, Boolean, Column, Connection, LargeBinary, Met
 from sqlalchemy.dialects import postgresql, sqlite
 
 from comity.audit.errors import InvalidEntry
-from comity.audit.events import DecisionEvent, EmergencyEvent, ValidatedEvent, decode_event
+from comity.audit.events import DecisionEvent, EmergencyEvent, FailedEvent, ValidatedEvent, decode_event
 
 if TYPE_CHECKING:
     from comity.audit.store import PendingEntry
 
 __all__ = [
+    "RELEASING_REASONS",
     "EmergencyRow",
     "FactsGuard",
     "QuotaKey",
+    "QuotaRelease",
     "Review",
     "SharedFacts",
     "SharedTables",
@@ -47,6 +56,12 @@ __all__ = [
 ]
 
 _SEEDED = "shared-state-v1"
+
+#: Failure reasons that give the decision's quota count back: nothing reached the requester
+#: because the node, the log, or the gateway (``INCOMPLETE``: recovery after a crash) was
+#: unavailable. A refusal by the node, a cancelled call or a missed deadline still counts (the
+#: node may have run the query; the caller chose the deadline).
+RELEASING_REASONS = frozenset({"UNAVAILABLE", "DISCLOSURE_NOT_LOGGED", "EMERGENCY_NOT_LOGGED", "INCOMPLETE"})
 
 
 def micros(at: datetime) -> int:
@@ -71,6 +86,20 @@ class QuotaKey:
     day: str
     investigator: str
     agency: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRelease:
+    """A failure entry's claim to give back its decision's count (see the module docstring).
+
+    ``key`` is the decision's counters, ``query_digest`` its query (whose pending marker must
+    still be open), and ``otherwise`` the entry to append instead when it is not (the same
+    failure, ``quota_released`` false).
+    """
+
+    key: QuotaKey
+    query_digest: bytes
+    otherwise: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +221,9 @@ def _upsert(
 class BatchState:
     """The shared state one batch reads and changes, inside its transaction (under the lock)."""
 
-    def __init__(self, conn: Connection, tables: SharedTables, pending: Sequence[PendingEntry]) -> None:
+    def __init__(
+        self, conn: Connection, tables: SharedTables, markers: Table, pending: Sequence[PendingEntry]
+    ) -> None:
         self._conn, self._t = conn, tables
         self._counts: dict[tuple[str, str, str], int] = {}
         self._dirty: set[tuple[str, str, str]] = set()
@@ -200,6 +231,14 @@ class BatchState:
         self._new: set[bytes] = set()
         self._reviewed: set[bytes] = set()
         keys = {k for e in pending if e.counts is not None for k in _keys(e.counts)}
+        keys |= {k for e in pending if e.release is not None for k in _keys(e.release.key)}
+        releasing = sorted({e.release.query_digest for e in pending if e.release is not None})
+        #: Pending markers still open of the queries whose failure would give a count back.
+        self._open: set[bytes] = set()
+        if releasing:
+            m = markers.c
+            rows = conn.execute(select(m.query_digest).where(m.query_digest.in_(releasing))).all()
+            self._open = {bytes(r[0]) for r in rows}
         if keys:
             q = tables.quota.c
             days = sorted({k[0] for k in keys})
@@ -259,6 +298,19 @@ class BatchState:
             for k in _keys(key):
                 self._counts[k] = self._counts.get(k, 0) + 1
                 self._dirty.add(k)
+        if entry.release is not None:
+            entry = self._release(entry, entry.release)
+        if entry.closes:
+            self._open.discard(entry.closes)
+        return entry
+
+    def _release(self, entry: PendingEntry, release: QuotaRelease) -> PendingEntry:
+        """Give the decision's count back if its marker is open here; else the entry that says not."""
+        if release.query_digest not in self._open:
+            return replace(entry, data=release.otherwise, release=None)
+        for k in _keys(release.key):
+            self._counts[k] = max(0, self._counts.get(k, 0) - 1)
+            self._dirty.add(k)
         return entry
 
     def write(self) -> None:
@@ -317,16 +369,24 @@ def seed(conn: Connection, tables: SharedTables, entries: Callable[[], Any]) -> 
         return False
     counts: dict[tuple[str, str, str], int] = {}
     uses: dict[bytes, EmergencyRow] = {}
+    decided: dict[str, QuotaKey] = {}
     for idx, _leaf, data in entries():
-        if not any(k in data for k in (b'"kind":"decision"', b'"kind":"emergency"', b'"kind":"validated"')):
+        released = b'"quota_released":true' in data
+        if not released and not any(
+            k in data for k in (b'"kind":"decision"', b'"kind":"emergency"', b'"kind":"validated"')
+        ):
             continue
         try:
             event = decode_event(data)
         except InvalidEntry as exc:
             raise InvalidEntry(f"cannot count the log's shared state: entry {idx}: {exc.message}") from None
         if isinstance(event, DecisionEvent):
-            for k in _keys(QuotaKey(event.at[:10], event.investigator, event.agency)):
+            decided[event.query_digest] = QuotaKey(event.at[:10], event.investigator, event.agency)
+            for k in _keys(decided[event.query_digest]):
                 counts[k] = counts.get(k, 0) + 1
+        elif isinstance(event, FailedEvent) and event.quota_released and event.query_digest in decided:
+            for k in _keys(decided.pop(event.query_digest)):
+                counts[k] = max(0, counts.get(k, 0) - 1)
         elif isinstance(event, EmergencyEvent):
             digest = bytes.fromhex(event.order_digest)
             uses.setdefault(

@@ -29,7 +29,15 @@ from comity.audit.errors import AuditUnavailable, EntryNotFound
 from comity.audit.pending import PendingMarker
 from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
-from comity.audit.shared_state import BatchState, EmergencyRow, FactsGuard, QuotaKey, Review, seed
+from comity.audit.shared_state import (
+    BatchState,
+    EmergencyRow,
+    FactsGuard,
+    QuotaKey,
+    QuotaRelease,
+    Review,
+    seed,
+)
 from comity.audit.tree import CompactRange, NodeId, perfect_nodes
 from comity.core.rawsql import Cursor, RawTransactions
 from comity.core.storage_failure import describe_failure
@@ -59,6 +67,8 @@ class PendingEntry:
     #: An emergency order's first use, or its review (``comity.audit.shared_state``).
     first_use: EmergencyRow | None = None
     review: Review | None = None
+    #: A failure entry that gives its decision's quota count back (if its marker is still open).
+    release: QuotaRelease | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +226,7 @@ class LogStore:
         given = pending
         with self._guard("append entries"), self._writer.begin() as conn:
             self._lock(conn)
-            state = BatchState(conn, self.tables.shared, given)
+            state = BatchState(conn, self.tables.shared, self.tables.pending, given)
             settled = [state.settle(e) for e in given]
             pending = [e for e in settled if not isinstance(e, str)]
             state.write()

@@ -32,6 +32,7 @@ class _Failure:
     node: str
     reason: str
     at: datetime
+    decision: bytes
 
 
 class FailureRecorder:
@@ -48,14 +49,22 @@ class FailureRecorder:
         return len(self._pending)
 
     async def record(
-        self, query: pb.Query, query_digest: bytes, *, node: str, reason: str, at: datetime
+        self,
+        query: pb.Query,
+        query_digest: bytes,
+        *,
+        node: str,
+        reason: str,
+        at: datetime,
+        decision: bytes = b"",
     ) -> Logged | None:
         """Append a failure entry now, or keep it for :meth:`retry`; returns its entry when it is
-        in the log now (None when it waits for the log).
+        in the log now (None when it waits for the log). ``decision`` is the query's decision
+        entry (see :meth:`Ledger.record_failure`).
 
         Never raises: the caller is already answering with the error that caused the failure.
         """
-        failure = _Failure(query, query_digest, node, reason, at)
+        failure = _Failure(query, query_digest, node, reason, at, decision)
         if self._pending:  # keep the order: earlier failures go first
             self._pending.append(failure)
             await self.retry()
@@ -81,7 +90,12 @@ class FailureRecorder:
     async def _append(self, failure: _Failure) -> Logged | None:
         try:
             return await self._ledger.record_failure(
-                failure.query, failure.query_digest, node=failure.node, reason=failure.reason, at=failure.at
+                failure.query,
+                failure.query_digest,
+                node=failure.node,
+                reason=failure.reason,
+                at=failure.at,
+                decision=failure.decision,
             )
         except ComityError as exc:
             _log.error(

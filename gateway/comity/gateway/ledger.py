@@ -16,10 +16,18 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 from comity.audit import events
+from comity.audit.errors import AuditError
 from comity.audit.log import AppendResult, CosignatureRule, TransparencyLog
 from comity.audit.pending import PendingMarker
 from comity.audit.quorum import SizedKeys
-from comity.audit.shared_state import EmergencyRow, FactsGuard, QuotaKey, Review
+from comity.audit.shared_state import (
+    RELEASING_REASONS,
+    EmergencyRow,
+    FactsGuard,
+    QuotaKey,
+    QuotaRelease,
+    Review,
+)
 from comity.audit.store import PendingEntry
 from comity.core.errors import ComityError
 from comity.core.keys import SigningKey, VerifyingKey
@@ -51,6 +59,17 @@ class Logged:
                 leaf_index=self.index, tree_size=self.tree_size, hashes=self.inclusion
             ),
         )
+
+
+def _quota_key(decision: bytes) -> QuotaKey | None:
+    """The quota counters an allowed decision entry added one to (None for anything else)."""
+    try:
+        event = events.decode_event(decision)
+    except AuditError:
+        return None
+    if not isinstance(event, events.DecisionEvent) or event.decision != "ALLOW":
+        return None
+    return QuotaKey(event.at[:10], event.investigator, event.agency)
 
 
 def _category(value: int) -> str:
@@ -242,13 +261,50 @@ class Ledger:
         return logged
 
     async def record_failure(
-        self, query: pb.Query, query_digest: bytes, *, node: str, reason: str, at: datetime
+        self,
+        query: pb.Query,
+        query_digest: bytes,
+        *,
+        node: str,
+        reason: str,
+        at: datetime,
+        decision: bytes = b"",
     ) -> Logged:
-        """An allowed query that could not be completed (node down, node refusal)."""
-        entry = events.failed_event(
-            query_id=query.query_id, query_digest=query_digest, node=node, reason=reason, at=at
+        """An allowed query that could not be completed (node down, node refusal).
+
+        ``decision`` is the query's decision entry: when the failure is one of
+        :data:`~comity.audit.shared_state.RELEASING_REASONS`, the entry gives that decision's
+        quota count back, in its own transaction, if the query was not ended before (the entry
+        logged, returned here, says whether it did).
+        """
+        return await self.record_failure_event(
+            query_id=query.query_id,
+            query_digest=query_digest,
+            node=node,
+            reason=reason,
+            at=at,
+            decision=decision,
         )
-        return await self.record(entry, closes=query_digest)
+
+    async def record_failure_event(
+        self, *, query_id: str, query_digest: bytes, node: str, reason: str, at: datetime, decision: bytes
+    ) -> Logged:
+        """:meth:`record_failure` by the query's id and digest (recovery has no query)."""
+        unreleased = events.failed_event(
+            query_id=query_id, query_digest=query_digest, node=node, reason=reason, at=at
+        )
+        key = _quota_key(decision) if reason in RELEASING_REASONS else None
+        if key is None:
+            return await self.record(unreleased, closes=query_digest)
+        entry = events.failed_event(
+            query_id=query_id, query_digest=query_digest, node=node, reason=reason, at=at, quota_released=True
+        )
+        pending = PendingEntry(
+            entry, closes=query_digest, release=QuotaRelease(key, query_digest, unreleased)
+        )
+        result = await self._log.append(entry, pending=pending)
+        self._in_flight.pop(query_digest, None)
+        return _logged(result.entry, result)
 
     async def record_refusal(
         self,

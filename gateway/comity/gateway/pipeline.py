@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -778,9 +779,14 @@ class Pipeline:
             raise
 
     async def _fail(self, v: Verified, node: str, reason: str) -> Logged | None:
-        return await self._failures.record(
-            v.query.query, v.query.digest, node=node, reason=reason, at=self._clock()
+        decision = next((e.entry for e in v.entries if b'"kind":"decision"' in e.entry), b"")
+        logged = await self._failures.record(
+            v.query.query, v.query.digest, node=node, reason=reason, at=self._clock(), decision=decision
         )
+        if logged is not None and b'"quota_released":true' in logged.entry:
+            q = v.query.query
+            self._quotas.release(q.investigator, q.requesting_agency, json.loads(decision)["at"][:10])
+        return logged
 
     async def housekeeping(self, *, final: bool = False) -> None:
         """What runs on the gateway's timer: append the failure entries the log refused before,

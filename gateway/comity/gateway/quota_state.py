@@ -5,7 +5,9 @@ own transaction (``comity.audit.shared_state``): a decision made on counts that 
 made again there, on the database's counts. This cache only keeps that second decision rare.
 It reserves a count for each query being decided here (concurrent queries of one investigator
 expect consecutive counts, as they will be appended) and learns the database's count from each
-decision logged. Counts only grow within a day, so what it learns is kept as a maximum.
+decision logged. Counts grow within a day except when a failure gives one back, so what it
+learns is kept as a maximum and lowered by the failures this process logs (a count given back
+through another replica only costs the next decision here a second policy evaluation).
 """
 
 from __future__ import annotations
@@ -62,3 +64,10 @@ class QuotaCache:
                     self._reserved[key] -= 1
                 if n is not None and key[0] >= self._day:
                     self._known[key] = max(self._known[key], n + 1)
+
+    def release(self, investigator: str, agency: str, day: str) -> None:
+        """A failure logged here gave back one count of ``day``'s."""
+        with self._lock:
+            for key in self._keys(investigator, agency, day):
+                if self._known[key] > 0:
+                    self._known[key] -= 1

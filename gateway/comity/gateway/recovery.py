@@ -11,9 +11,9 @@ Two things can be left unfinished, and each is kept durably until it is finished
   own transaction (``comity.audit.pending``). :meth:`Recovery.sweep` first reconciles the
   marker's node (its signed refusal, if any, ends the query), then closes every marker older
   than the grace period with a ``failed`` entry, reason ``INCOMPLETE``: the gateway returned
-  nothing to the requester. That entry says only what the gateway knows, so it never
-  contradicts a node statement that reaches the log later (the node may have answered a
-  gateway that crashed before it could log the disclosure).
+  nothing to the requester (so the decision's quota count is given back). That entry says only
+  what the gateway knows, so it never contradicts a node statement that reaches the log later
+  (the node may have answered a gateway that crashed before it could log the disclosure).
 
 Both run soon after start-up and then on a timer (:class:`RecoveryLoop`). Markers this process opened
 and is still working on are left alone; others wait for the grace period (longer than any
@@ -28,7 +28,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
-from comity.audit import events
 from comity.core.errors import ComityError
 from comity.gateway.ledger import Ledger
 from comity.gateway.node_decisions import NodeDecisionLog
@@ -120,14 +119,17 @@ class Recovery:
                 continue
             if self._ledger.in_flight(marker.query_digest, within=10 * self._grace.total_seconds()):
                 continue
-            entry = events.failed_event(
+            decision = b""
+            if marker.decision_index >= 0:
+                decision = (await self._ledger.entries(marker.decision_index, marker.decision_index + 1))[0]
+            await self._ledger.record_failure_event(
                 query_id=marker.query_id,
                 query_digest=marker.query_digest,
                 node=marker.node,
                 reason=INCOMPLETE,
                 at=now,
+                decision=decision,
             )
-            await self._ledger.record(entry, closes=marker.query_digest)
             failed += 1
         return failed
 

@@ -12,8 +12,9 @@ For each ``decision`` entry, :func:`replay_decision` does what the gateway did, 
 3. **Facts from the order**, when its envelope is given (found by the entry's order digest):
    offence, issuing country, type of authorisation, emergency flag, validity, attestation.
 4. **Stateful facts from the order of the log.** The quota counts (queries of the investigator
-   and of the agency earlier the same UTC day) are counted from the entries before this one
-   and compared with the logged counts. Facts no entry can derive (the emergency track's
+   and of the agency earlier the same UTC day) are counted from the entries before this one,
+   less those a ``failed`` entry gave back (``quota_released``), and compared with the logged
+   counts. Facts no entry can derive (the emergency track's
    overdue and rejected orders, justification reuse, the decision time) are taken as logged,
    and the report lists them with their values (:attr:`Replayed.taken`). A node's decisions
    are replayed by :mod:`comity.gateway.replay_node`.
@@ -105,6 +106,12 @@ class LogOrder:
         day = event.at[:10]
         self._counts["i", event.investigator, day] += 1
         self._counts["a", event.agency, day] += 1
+
+    def release(self, event: DecisionEvent) -> None:
+        """A ``failed`` entry gave ``event``'s count back (its ``quota_released``)."""
+        day = event.at[:10]
+        for key in (("i", event.investigator, day), ("a", event.agency, day)):
+            self._counts[key] = max(0, self._counts[key] - 1)
 
 
 def _opened(event: DecisionEvent, openings: Sequence[CommitmentOpening], diffs: list[str]) -> dict[str, Any]:

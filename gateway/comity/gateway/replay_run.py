@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from comity.audit.errors import AuditError
-from comity.audit.events import DecisionEvent, NodeDecisionEvent, decode_event
+from comity.audit.events import DecisionEvent, FailedEvent, NodeDecisionEvent, decode_event
 from comity.audit.store import LogStore
 from comity.gateway.replay import LogOrder, Replayed, replay_decision
 from comity.gateway.replay_node import NodeCounts, SealedOpener, replay_node_decision
@@ -77,4 +77,8 @@ def replay_log(
                 )
             if gateway is not None:
                 nodes.count(event, gateway)
+        elif isinstance(event, FailedEvent) and event.quota_released:
+            released = decisions.pop(event.query_digest, None)
+            if released is not None:
+                seen.release(released[1])
     return results

@@ -18,7 +18,8 @@ from sqlalchemy import delete, select
 from comity.audit import events
 from comity.audit.errors import InvalidEntry
 from comity.audit.log import TransparencyLog
-from comity.audit.shared_state import FactsGuard, QuotaKey, SharedFacts, micros
+from comity.audit.pending import PendingMarker
+from comity.audit.shared_state import FactsGuard, QuotaKey, QuotaRelease, SharedFacts, micros
 from comity.audit.store import LogStore, PendingEntry
 from comity.core.keys import SigningKey
 
@@ -142,3 +143,92 @@ async def test_an_unreadable_entry_stops_the_count(log_url: tuple[str, str]) -> 
     store.close()
     with pytest.raises(InvalidEntry, match="entry 0"):
         LogStore.open(url, table_prefix=prefix)
+
+
+def _allowed(investigator: str, digest: bytes, count: int) -> PendingEntry:
+    """An allowed decision on ``count`` that opens its query's pending marker."""
+    entry, _ = events.decision_event(
+        query_id=f"q-{digest.hex()[:8]}",
+        query_digest=digest,
+        at=NOW,
+        investigator=investigator,
+        agency="us.fbi",
+        target_node="ca-node",
+        order_id="order-1",
+        offence_code="CC-467.11",
+        categories=["SUBSCRIBER"],
+        allowed=True,
+        rule_codes=[],
+        bundle_digest="sha256:00",
+        selectors=[("email", "a@example.org")],
+        facts={"investigator_queries_today": count},
+    )
+    marker = PendingMarker(digest, f"q-{digest.hex()[:8]}", "ca-node", int(NOW.timestamp()))
+    return PendingEntry(entry, opens=marker, counts=QuotaKey(NOW.date().isoformat(), investigator, "us.fbi"))
+
+
+def _failure(investigator: str, digest: bytes, reason: str) -> PendingEntry:
+    """A failure entry that gives the decision's count back if the store lets it."""
+
+    def failed(released: bool) -> bytes:
+        return events.failed_event(
+            query_id=f"q-{digest.hex()[:8]}",
+            query_digest=digest,
+            at=NOW,
+            node="ca-node",
+            reason=reason,
+            quota_released=released,
+        )
+
+    key = QuotaKey(NOW.date().isoformat(), investigator, "us.fbi")
+    return PendingEntry(failed(True), closes=digest, release=QuotaRelease(key, digest, failed(False)))
+
+
+def _count(url: str, prefix: str, investigator: str) -> int:
+    store = LogStore.open(url, table_prefix=prefix, create=False)
+    q = store.tables.shared.quota.c
+    with store.writer.begin() as conn:
+        row = conn.execute(select(q.count).where(q.kind == "i", q.subject == investigator)).first()
+    store.close()
+    return 0 if row is None else int(row[0])
+
+
+async def test_a_failure_gives_its_decision_s_count_back_once(log_url: tuple[str, str]) -> None:
+    url, prefix = log_url
+    who = "us.fbi/agent-1"
+    log = await _open(url, prefix, SigningKey.generate(ORIGIN))
+    try:
+        for i in range(3):
+            await log.append(b"", pending=_allowed(who, bytes([i]) * 32, i))
+        assert _count(url, prefix, who) == 3
+        # Two failures of one query, in one batch and across two: only the first gives back.
+        first, again = await asyncio.gather(
+            log.append(b"", pending=_failure(who, b"\x00" * 32, "UNAVAILABLE")),
+            log.append(b"", pending=_failure(who, b"\x00" * 32, "UNAVAILABLE")),
+        )
+        late = await log.append(b"", pending=_failure(who, b"\x00" * 32, "UNAVAILABLE"))
+        # A failure of a query that was never decided here gives nothing back either.
+        stray = await log.append(b"", pending=_failure(who, b"\x09" * 32, "UNAVAILABLE"))
+        assert _count(url, prefix, who) == 2
+        assert [json.loads(r.entry)["quota_released"] for r in (first, again, late, stray)] == [
+            True,
+            False,
+            False,
+            False,
+        ]
+        # The next decision is made on the count given back, as the log's order says.
+        await log.append(b"", pending=_guarded(who, NOW, 3))
+        entries = [json.loads(e) for e in await log.entries(0, await log.tree_size())]
+    finally:
+        await log.close()
+    assert entries[-1]["facts"]["investigator_queries_today"] == 2
+    assert _count(url, prefix, who) == 3
+    # Counting the log from scratch gives the same counts.
+    store = LogStore.open(url, table_prefix=prefix)
+    t = store.tables.shared
+    with store.writer.begin() as conn:
+        conn.execute(delete(t.meta))
+        conn.execute(delete(t.quota))
+    store.close()
+    LogStore.open(url, table_prefix=prefix).close()
+    assert _count(url, prefix, who) == 3
