@@ -21,7 +21,7 @@ import hmac
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import DecodeError
 
@@ -37,9 +37,12 @@ __all__ = [
     "FilterSegment",
     "GolombSet",
     "commitment",
+    "day_inside",
+    "day_of",
     "selector_input",
     "sign_segment",
     "verify_segment",
+    "whole_days",
 ]
 
 PAYLOAD_PRIVATE_FILTER = "application/vnd.comity.private-filter+protobuf"
@@ -49,6 +52,33 @@ DEFAULT_INDEX_INTERVAL = 256
 _INPUT_PREFIX = b"comity/private-hit-check/v1\x00"
 _COMMITMENT_PREFIX = b"comity/private-selector/v1\x00"
 _INDEX_ENTRY = 16
+
+
+_DAY = timedelta(days=1)
+_TICK = timedelta(microseconds=1)
+
+
+def day_of(t: datetime) -> datetime:
+    """The UTC midnight that starts ``t``'s day: what a dated segment's header names."""
+    u = t.astimezone(UTC)
+    return datetime(u.year, u.month, u.day, tzinfo=UTC)
+
+
+def whole_days(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The whole UTC days inside ``[start, end]`` (both inclusive; None leaves a side open).
+
+    ``start`` is rounded up to a midnight and ``end`` down to the last microsecond before one,
+    so the range a private check signs is exactly the days it tests, and a HIT_CHECK over the
+    same range reads the same records. The result may be empty (start after end).
+    """
+    first = None if start is None else (start if start == day_of(start) else day_of(start) + _DAY)
+    last = None if end is None else day_of(end + _TICK) - _TICK
+    return first, last
+
+
+def day_inside(day: datetime, start: datetime | None, end: datetime | None) -> bool:
+    """Whether the whole UTC day starting at ``day`` lies inside ``[start, end]``."""
+    return (start is None or day >= start) and (end is None or day + _DAY - _TICK <= end)
 
 
 def selector_input(selector_type: str, value: str) -> bytes:

@@ -31,7 +31,7 @@ from comity.core.rpc import guard_stream, guard_unary
 from comity.core.telemetry import span
 from comity.core.tls import check_peer_certificate
 from comity.nodes.admission import Admission, Admitted
-from comity.nodes.convert import to_proto
+from comity.nodes.convert import time_range_from_proto, to_proto
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import RecordSource, TimeRange
@@ -307,8 +307,14 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         if self._private is None:
             raise refusals.refuse("PRIVATE_UNSUPPORTED")
         filters = self._private.filters
+        time_range = time_range_from_proto(request.time_range) if request.HasField("time_range") else None
         return await self._run(
-            functools.partial(filters.filters, epoch=request.epoch, from_segment=request.from_segment)
+            functools.partial(
+                filters.filters,
+                epoch=request.epoch,
+                from_segment=request.from_segment,
+                time_range=time_range,
+            )
         )
 
     @guard_unary

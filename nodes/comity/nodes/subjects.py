@@ -30,7 +30,15 @@ from comity.core.storage_failure import describe_failure
 from comity.nodes.lookup import RecordSource
 from comity.nodes.schema import SUBJECT, FieldType, Record, RecordType, Schema, Selector, SubjectFact
 
-__all__ = ["MAX_SUBJECT_RECORDS", "OwnParties", "SubjectFacts", "SubjectFactsUnreadable", "SubjectReader"]
+__all__ = [
+    "MAX_SUBJECT_RECORDS",
+    "OwnParties",
+    "SubjectFacts",
+    "SubjectFactsUnreadable",
+    "SubjectReader",
+    "names_subject",
+    "record_facts",
+]
 
 #: The most records read to learn who a subject is; beyond it the facts are not known in full.
 MAX_SUBJECT_RECORDS = 10_000
@@ -123,6 +131,12 @@ def _about_subject(record: Record, rt: RecordType, selectors: Collection[Selecto
     """Whether a selector names the record's subject (or the node cannot tell that it does not)."""
     parties = _matched_parties(record, rt, selectors)
     return not parties or SUBJECT in parties
+
+
+def names_subject(record: Record, rt: RecordType, selector: Selector) -> bool:
+    """Whether ``selector`` names ``record``'s subject (or the node cannot tell that it does not):
+    whether the record's country facts count for that selector's subject."""
+    return _about_subject(record, rt, (selector,))
 
 
 def facts_from_records(

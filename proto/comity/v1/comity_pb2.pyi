@@ -107,7 +107,7 @@ class Justification(_message.Message):
     def __init__(self, facts: _Optional[str] = ..., link_to_offence: _Optional[str] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("query_id", "issued_at", "requesting_agency", "investigator", "target_node", "kind", "selectors", "categories", "time_range", "case_reference", "justification", "legal_order", "max_records", "hit_reference", "private_selectors", "order_reference", "filter_epoch")
+    __slots__ = ("query_id", "issued_at", "requesting_agency", "investigator", "target_node", "kind", "selectors", "categories", "time_range", "case_reference", "justification", "legal_order", "max_records", "hit_reference", "private_selectors", "order_reference", "filter_epoch", "private_precedent")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUESTING_AGENCY_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,7 @@ class Query(_message.Message):
     PRIVATE_SELECTORS_FIELD_NUMBER: _ClassVar[int]
     ORDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     FILTER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_PRECEDENT_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     issued_at: _timestamp_pb2.Timestamp
     requesting_agency: str
@@ -142,7 +143,16 @@ class Query(_message.Message):
     private_selectors: _containers.RepeatedCompositeFieldContainer[PrivateSelector]
     order_reference: OrderReference
     filter_epoch: int
-    def __init__(self, query_id: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requesting_agency: _Optional[str] = ..., investigator: _Optional[str] = ..., target_node: _Optional[str] = ..., kind: _Optional[_Union[QueryKind, str]] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ..., case_reference: _Optional[str] = ..., justification: _Optional[_Union[Justification, _Mapping]] = ..., legal_order: _Optional[_Union[Envelope, _Mapping]] = ..., max_records: _Optional[int] = ..., hit_reference: _Optional[str] = ..., private_selectors: _Optional[_Iterable[_Union[PrivateSelector, _Mapping]]] = ..., order_reference: _Optional[_Union[OrderReference, _Mapping]] = ..., filter_epoch: _Optional[int] = ...) -> None: ...
+    private_precedent: PrivatePrecedent
+    def __init__(self, query_id: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requesting_agency: _Optional[str] = ..., investigator: _Optional[str] = ..., target_node: _Optional[str] = ..., kind: _Optional[_Union[QueryKind, str]] = ..., selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., categories: _Optional[_Iterable[_Union[DataCategory, str]]] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ..., case_reference: _Optional[str] = ..., justification: _Optional[_Union[Justification, _Mapping]] = ..., legal_order: _Optional[_Union[Envelope, _Mapping]] = ..., max_records: _Optional[int] = ..., hit_reference: _Optional[str] = ..., private_selectors: _Optional[_Iterable[_Union[PrivateSelector, _Mapping]]] = ..., order_reference: _Optional[_Union[OrderReference, _Mapping]] = ..., filter_epoch: _Optional[int] = ..., private_precedent: _Optional[_Union[PrivatePrecedent, _Mapping]] = ...) -> None: ...
+
+class PrivatePrecedent(_message.Message):
+    __slots__ = ("query_id", "salts")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    SALTS_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    salts: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, query_id: _Optional[str] = ..., salts: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PrivateSelector(_message.Message):
     __slots__ = ("type", "commitment", "blinded_element")
@@ -430,7 +440,7 @@ class PrivateEvaluation(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., evaluated_elements: _Optional[_Iterable[bytes]] = ..., proof: _Optional[bytes] = ...) -> None: ...
 
 class PrivateFilterHeader(_message.Message):
-    __slots__ = ("node_id", "selector_type", "category", "epoch", "public_key", "segment", "count", "inverse_fp_rate", "rice_bits", "index_interval", "data_digest", "issued_at", "expires_at")
+    __slots__ = ("node_id", "selector_type", "category", "epoch", "public_key", "segment", "count", "inverse_fp_rate", "rice_bits", "index_interval", "data_digest", "issued_at", "expires_at", "day")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_TYPE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -444,6 +454,7 @@ class PrivateFilterHeader(_message.Message):
     DATA_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     selector_type: SelectorType
     category: DataCategory
@@ -457,7 +468,8 @@ class PrivateFilterHeader(_message.Message):
     data_digest: bytes
     issued_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, node_id: _Optional[str] = ..., selector_type: _Optional[_Union[SelectorType, str]] = ..., category: _Optional[_Union[DataCategory, str]] = ..., epoch: _Optional[int] = ..., public_key: _Optional[bytes] = ..., segment: _Optional[int] = ..., count: _Optional[int] = ..., inverse_fp_rate: _Optional[int] = ..., rice_bits: _Optional[int] = ..., index_interval: _Optional[int] = ..., data_digest: _Optional[bytes] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    day: _timestamp_pb2.Timestamp
+    def __init__(self, node_id: _Optional[str] = ..., selector_type: _Optional[_Union[SelectorType, str]] = ..., category: _Optional[_Union[DataCategory, str]] = ..., epoch: _Optional[int] = ..., public_key: _Optional[bytes] = ..., segment: _Optional[int] = ..., count: _Optional[int] = ..., inverse_fp_rate: _Optional[int] = ..., rice_bits: _Optional[int] = ..., index_interval: _Optional[int] = ..., data_digest: _Optional[bytes] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., day: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PrivateFilter(_message.Message):
     __slots__ = ("header", "data", "index")
@@ -470,14 +482,16 @@ class PrivateFilter(_message.Message):
     def __init__(self, header: _Optional[_Union[Envelope, _Mapping]] = ..., data: _Optional[bytes] = ..., index: _Optional[bytes] = ...) -> None: ...
 
 class GetPrivateFiltersRequest(_message.Message):
-    __slots__ = ("node", "epoch", "from_segment")
+    __slots__ = ("node", "epoch", "from_segment", "time_range")
     NODE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FROM_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    TIME_RANGE_FIELD_NUMBER: _ClassVar[int]
     node: str
     epoch: int
     from_segment: int
-    def __init__(self, node: _Optional[str] = ..., epoch: _Optional[int] = ..., from_segment: _Optional[int] = ...) -> None: ...
+    time_range: TimeRange
+    def __init__(self, node: _Optional[str] = ..., epoch: _Optional[int] = ..., from_segment: _Optional[int] = ..., time_range: _Optional[_Union[TimeRange, _Mapping]] = ...) -> None: ...
 
 class PrivateFilters(_message.Message):
     __slots__ = ("epoch", "filters")
@@ -528,7 +542,7 @@ class PolicyDenial(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., violations: _Optional[_Iterable[_Union[RuleViolation, _Mapping]]] = ..., bundle_digest: _Optional[str] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
 
 class GatewayDecision(_message.Message):
-    __slots__ = ("query_id", "query_digest", "investigator", "order_id", "decision", "bundle_digest", "decided_at", "checked_blinded_elements")
+    __slots__ = ("query_id", "query_digest", "investigator", "order_id", "decision", "bundle_digest", "decided_at", "checked_blinded_elements", "order_facts")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     INVESTIGATOR_FIELD_NUMBER: _ClassVar[int]
@@ -537,6 +551,7 @@ class GatewayDecision(_message.Message):
     BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     CHECKED_BLINDED_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FACTS_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     query_digest: bytes
     investigator: str
@@ -545,7 +560,8 @@ class GatewayDecision(_message.Message):
     bundle_digest: str
     decided_at: _timestamp_pb2.Timestamp
     checked_blinded_elements: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., investigator: _Optional[str] = ..., order_id: _Optional[str] = ..., decision: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checked_blinded_elements: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    order_facts: LegalOrder
+    def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., investigator: _Optional[str] = ..., order_id: _Optional[str] = ..., decision: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checked_blinded_elements: _Optional[_Iterable[bytes]] = ..., order_facts: _Optional[_Union[LegalOrder, _Mapping]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
     __slots__ = ("signed_query", "gateway_decision", "decision_entry", "checkpoint", "consistency")

@@ -38,8 +38,10 @@ from comity.sdk.private import (
     PrivateResult,
     check_filters,
     conclude,
+    false_positive_bound,
     false_positive_rate,
     prepare,
+    scoped_range,
 )
 from comity.sdk.query import QuerySpec, build_query, sign_query
 from comity.sdk.receipt_refresh import GatewayCheckpoints, await_quorum
@@ -191,9 +193,18 @@ class _Base(abc.ABC):
             hits=conclude(prepared, summary, statement),
             epoch=prepared.query.filter_epoch,
             false_positive_rate=false_positive_rate(prepared.segments),
+            false_positive_bound=false_positive_bound(prepared),
             receipt=summary.receipt,
             verified=verified,
         )
+
+
+def _filters_request(node: str, time_range: tuple[datetime, datetime] | None) -> pb.GetPrivateFiltersRequest:
+    request = pb.GetPrivateFiltersRequest(node=node)
+    if time_range is not None:
+        request.time_range.start.FromDatetime(time_range[0])
+        request.time_range.end.FromDatetime(time_range[1])
+    return request
 
 
 def _query_id(request: pb.SubmitRequest) -> str:
@@ -249,9 +260,14 @@ class AsyncClient(_Base):
         """
         return await asyncio.to_thread(self._await_quorum, result, within)
 
-    async def private_filters(self, node: str) -> pb.PrivateFilters:
-        """``node``'s signed private hit check filters (not yet verified: see :meth:`private_hit_check`)."""
-        request = pb.GetPrivateFiltersRequest(node=node)
+    async def private_filters(
+        self, node: str, *, time_range: tuple[datetime, datetime] | None = None
+    ) -> pb.PrivateFilters:
+        """``node``'s signed private hit check filters (not yet verified: see :meth:`private_hit_check`).
+
+        With ``time_range``, only the dated segments of the whole UTC days inside it.
+        """
+        request = _filters_request(node, time_range)
         try:
             filters: pb.PrivateFilters = await self._stub.GetPrivateFilters(
                 request, timeout=self.timeout, metadata=self.identity.bearer()
@@ -269,7 +285,8 @@ class AsyncClient(_Base):
         node's statement, the receipt and the evaluation's proof, and tests the filters. Raises
         a ComityError subclass on refusal.
         """
-        filters = filters if filters is not None else await self.private_filters(spec.target_node)
+        if filters is None:
+            filters = await self.private_filters(spec.target_node, time_range=scoped_range(spec))
         prepared, request = self._private_prepare(spec, filters)
         try:
             summary = await self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
@@ -351,9 +368,11 @@ class Client(_Base):
         """
         return self._await_quorum(result, within)
 
-    def private_filters(self, node: str) -> pb.PrivateFilters:
+    def private_filters(
+        self, node: str, *, time_range: tuple[datetime, datetime] | None = None
+    ) -> pb.PrivateFilters:
         """Blocking counterpart of :meth:`AsyncClient.private_filters`."""
-        request = pb.GetPrivateFiltersRequest(node=node)
+        request = _filters_request(node, time_range)
         try:
             filters: pb.PrivateFilters = self._stub.GetPrivateFilters(
                 request, timeout=self.timeout, metadata=self.identity.bearer()
@@ -366,7 +385,8 @@ class Client(_Base):
         self, spec: QuerySpec, *, filters: pb.PrivateFilters | None = None
     ) -> PrivateResult:
         """Blocking counterpart of :meth:`AsyncClient.private_hit_check`."""
-        filters = filters if filters is not None else self.private_filters(spec.target_node)
+        if filters is None:
+            filters = self.private_filters(spec.target_node, time_range=scoped_range(spec))
         prepared, request = self._private_prepare(spec, filters)
         try:
             summary = self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())

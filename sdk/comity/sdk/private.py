@@ -8,7 +8,8 @@
    salt, blind) and the order go beside it, to the gateway alone;
 3. :func:`conclude`: the node's statement must sign exactly the evaluation that came back; the
    DLEQ proof must show the filters' key made it; the unblinded outputs are tested against the
-   segments of the asked categories. Only this process learns hit or no hit.
+   segments of the asked categories and, for TRAFFIC and CONTENT, of the days inside the signed
+   time range (:func:`scoped_range`: whole UTC days). Only this process learns hit or no hit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from comity.core import refusals, voprf
 from comity.core.dsse import payload_digest
 from comity.core.errors import ComityError, InvalidArgument
 from comity.core.private_check import evaluation_digest
-from comity.core.private_filter import FilterSegment, commitment, selector_input, verify_segment
+from comity.core.private_filter import (
+    FilterSegment,
+    commitment,
+    day_inside,
+    selector_input,
+    verify_segment,
+    whole_days,
+)
 from comity.core.selectors import normalise
 from comity.sdk.query import QuerySpec, Selector, build_query
 from comity.v1 import comity_pb2 as pb
@@ -35,8 +43,11 @@ __all__ = [
     "PrivateResult",
     "check_filters",
     "conclude",
+    "false_positive_bound",
     "false_positive_rate",
     "prepare",
+    "scoped_range",
+    "tested_segments",
 ]
 
 
@@ -57,6 +68,11 @@ class PrivateResult:
     hits: list[PrivateHit]
     epoch: int
     false_positive_rate: float
+    """The node's configured rate: the chance one test of a selector not held answers hit."""
+    false_positive_bound: float
+    """The chance any selector of this check not held answers hit here: each selector is tested
+    once per segment of its type, categories and days, so this is the sum of the rates over
+    the tested segments, for the selector with the most of them."""
     receipt: pb.Receipt
     verified: VerifiedReceipt
 
@@ -112,6 +128,23 @@ def check_filters(
     return segments
 
 
+def scoped_range(spec: QuerySpec) -> tuple[datetime, datetime] | None:
+    """The time range a private check of ``spec`` signs and tests: its whole UTC days.
+
+    Raises InvalidArgument when the range holds no whole day.
+    """
+    if spec.time_range is None:
+        return None
+    start, end = whole_days(*spec.time_range)
+    assert start is not None and end is not None
+    if start > end:
+        raise InvalidArgument(
+            "the time range holds no whole UTC day; a private hit check tests whole days",
+            hint="give a range from one midnight (UTC) to a later one",
+        )
+    return start, end
+
+
 def prepare(
     spec: QuerySpec,
     segments: list[FilterSegment],
@@ -125,9 +158,16 @@ def prepare(
     if spec.legal_order is None:
         raise InvalidArgument("a private hit check needs its legal order", hint="pass --order")
     plain = build_query(
-        # The time range is signed, authorised and logged as for a hit check; the node's filters
-        # are per data category and carry no times, so it does not narrow the answer.
-        QuerySpec(**{**spec.__dict__, "kind": "hit-check", "selectors": (), "legal_order": None}),
+        # The range signed, authorised and logged is the whole days the filters are tested for.
+        QuerySpec(
+            **{
+                **spec.__dict__,
+                "kind": "hit-check",
+                "selectors": (),
+                "legal_order": None,
+                "time_range": scoped_range(spec),
+            }
+        ),
         investigator=investigator,
         agency=agency,
         now=now,
@@ -158,6 +198,27 @@ def prepare(
     return PreparedCheck(query, openings, inputs, blinds, segments, list(spec.selectors))
 
 
+def tested_segments(
+    segments: list[FilterSegment], query: pb.Query, selector_type: int
+) -> list[FilterSegment]:
+    """The segments a selector of ``selector_type`` is tested against for ``query``.
+
+    Those of its type and of the query's categories; a dated one (TRAFFIC, CONTENT) only when
+    its whole day lies inside the query's time range, as a HIT_CHECK reads those records.
+    """
+    categories = set(query.categories)
+    tr = query.time_range
+    start = tr.start.ToDatetime(tzinfo=UTC) if tr.HasField("start") else None
+    end = tr.end.ToDatetime(tzinfo=UTC) if tr.HasField("end") else None
+    return [
+        s
+        for s in segments
+        if s.header.selector_type == selector_type
+        and s.header.category in categories
+        and (not s.header.HasField("day") or day_inside(s.header.day.ToDatetime(tzinfo=UTC), start, end))
+    ]
+
+
 def conclude(
     prepared: PreparedCheck, result: pb.QueryResult, statement: pb.NodeStatement
 ) -> list[PrivateHit]:
@@ -179,20 +240,24 @@ def conclude(
         )
     except voprf.VoprfError as exc:
         raise _invalid(f"the node's proof does not verify ({exc})") from None
-    categories = set(prepared.query.categories)
     hits = []
     for selector, wire, output in zip(
         prepared.selectors, prepared.query.private_selectors, outputs, strict=True
     ):
-        hit = any(
-            s.set.contains(output)
-            for s in prepared.segments
-            if s.header.selector_type == wire.type and s.header.category in categories
-        )
-        hits.append(PrivateHit(selector, hit))
+        tested = tested_segments(prepared.segments, prepared.query, wire.type)
+        hits.append(PrivateHit(selector, any(s.set.contains(output) for s in tested)))
     return hits
 
 
 def false_positive_rate(segments: list[FilterSegment]) -> float:
     """The chance a selector not held tests as a hit in one segment (the configured rate)."""
     return max(1 / s.header.inverse_fp_rate for s in segments)
+
+
+def false_positive_bound(prepared: PreparedCheck) -> float:
+    """The chance a selector of ``prepared`` not held answers hit: the sum of the rates of the
+    segments it is tested against, for the selector with the most (a union bound)."""
+    return max(
+        sum(1 / s.header.inverse_fp_rate for s in tested_segments(prepared.segments, prepared.query, p.type))
+        for p in prepared.query.private_selectors
+    )

@@ -117,3 +117,21 @@ def test_no_look_up_reads_past_the_last_value(inverse: int) -> None:
         assert all(golomb.contains(o) for o in _outputs(n))
         for o in _outputs(300, b"above"):
             golomb.contains(o)  # must not raise
+
+
+def test_whole_days_rounds_a_range_inwards_to_utc_days() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from comity.core.private_filter import day_inside, whole_days
+
+    tick = timedelta(microseconds=1)
+    start, end = whole_days(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, tzinfo=UTC))
+    assert start == datetime(2025, 1, 1, tzinfo=UTC)
+    assert end == datetime(2025, 12, 31, tzinfo=UTC) - tick  # 31 December 00:00 holds no whole day
+    start, end = whole_days(datetime(2025, 3, 1, 0, 0, 1, tzinfo=UTC), datetime(2025, 3, 3, 23, tzinfo=UTC))
+    assert (start, end) == (datetime(2025, 3, 2, tzinfo=UTC), datetime(2025, 3, 3, tzinfo=UTC) - tick)
+    assert whole_days(None, None) == (None, None)
+    day = datetime(2025, 3, 2, tzinfo=UTC)
+    assert day_inside(day, start, end) and day_inside(day, None, None)
+    assert not day_inside(day + timedelta(days=1), start, end)
+    assert not day_inside(day, day + tick, None) and not day_inside(day, None, day + timedelta(hours=23))

@@ -10,9 +10,10 @@ from comity.core import errors, voprf
 from comity.core.keys import SigningKey
 from comity.core.private_filter import selector_input, verify_segment
 from comity.nodes.ingest import load_records
+from comity.nodes.lookup import TimeRange
 from comity.nodes.private_admission import PrivateLimits, _Counts
 from comity.nodes.private_filters import KeySchedule, PrivateFilters
-from comity.nodes.schema import SelectorType, default_schema
+from comity.nodes.schema import DataCategory, SelectorType, default_schema
 from comity.nodes.store import RecordStore
 from comity.nodes.synthetic import generate
 from comity.v1 import comity_pb2 as pb
@@ -105,15 +106,19 @@ def test_refresh_adds_a_segment_and_rotation_starts_over(tmp_path) -> None:  # t
         verify_segment(f, node_id="ca-node", keys={key.key_id: key.verifying_key}).header.segment
         for f in wire.filters
     }
-    assert numbers >= {0, 1}
+    # One sequence over the epoch: a refresh continues it, and a requester asks from a number on.
+    assert numbers == set(range(len(wire.filters)))
+    assert len(filters.filters(from_segment=before).filters) == len(wire.filters) - before
     epoch = wire.epoch
     clock.now += timedelta(days=1)
     rotated = filters.filters()
     assert rotated.epoch == epoch + 1
+    # The rotation rebuilt everything in fewer segments (one per type, category and day).
     assert {
         verify_segment(f, node_id="ca-node", keys={key.key_id: key.verifying_key}).header.segment
         for f in rotated.filters
-    } == {0}
+    } == set(range(len(rotated.filters)))
+    assert len(rotated.filters) < len(wire.filters)
     assert filters.filters(epoch=epoch).filters == []  # an old epoch's segments are gone
     store.close()
 
@@ -135,3 +140,40 @@ def test_daily_limits_per_order_and_agency() -> None:
     counts.take(other, 3, "2026-12-02")
     with pytest.raises(errors.ResourceExhausted):
         counts.take(other, 1, "2026-12-02")  # the agency's limit, across its orders
+
+
+def test_traffic_and_content_segments_are_per_day_and_served_for_a_range(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = generate("CA", 12, seed=5)
+    store = RecordStore(tmp_path / "s.db")
+    load_records(store, data.records, region="CA")
+    key = SigningKey.generate("ca-node")
+    filters = _filters(store, _Clock(datetime(2026, 12, 1, 10, tzinfo=UTC)), key)
+    filters.refresh()
+    keys = {key.key_id: key.verifying_key}
+    headers = [verify_segment(f, node_id="ca-node", keys=keys).header for f in filters.filters().filters]
+    # SUBSCRIBER: undated, as a hit check's time range does not apply to it; the others by day.
+    assert all(not h.HasField("day") for h in headers if h.category == pb.SUBSCRIBER)
+    dated = [h for h in headers if h.category != pb.SUBSCRIBER]
+    assert dated and all(h.HasField("day") for h in dated)
+    days = sorted({h.day.ToDatetime(tzinfo=UTC) for h in dated})
+    assert all(d.hour == d.minute == d.second == 0 for d in days)
+    observed = {
+        (r.observed_at.date(), int(r.category))
+        for r, _ in store.selector_entries()
+        if r.category != DataCategory.SUBSCRIBER
+    }
+    assert {(h.day.ToDatetime().date(), h.category) for h in dated} <= observed
+    # A range of one day: every undated segment and only that day's dated ones.
+    one = days[len(days) // 2]
+    served = filters.filters(time_range=TimeRange(one, one + timedelta(days=1) - timedelta(microseconds=1)))
+    got = [verify_segment(f, node_id="ca-node", keys=keys).header for f in served.filters]
+    assert {h.day.ToDatetime(tzinfo=UTC) for h in got if h.HasField("day")} == {one}
+    assert sum(not h.HasField("day") for h in got) == sum(not h.HasField("day") for h in headers)
+    # A range that does not hold the whole day leaves that day out.
+    partial = TimeRange(one + timedelta(hours=1), one + timedelta(days=1))
+    assert all(
+        not verify_segment(f, node_id="ca-node", keys=keys).header.HasField("day")
+        or verify_segment(f, node_id="ca-node", keys=keys).header.day.ToDatetime(tzinfo=UTC) != one
+        for f in filters.filters(time_range=partial).filters
+    )
+    store.close()

@@ -78,6 +78,7 @@ def private_result_json(result: PrivateResult) -> dict[str, Any]:
         ],
         "epoch": result.epoch,
         "false_positive_rate": result.false_positive_rate,
+        "false_positive_bound": result.false_positive_bound,
         "receipt": {
             "query_digest": result.receipt.query_digest.hex(),
             "log_entries": [e.inclusion.leaf_index for e in result.receipt.entries],
@@ -94,7 +95,8 @@ def print_private_result(console: Console, result: PrivateResult) -> None:
         )
     console.print(
         f"[dim]private: the node saw only blinded selectors; its proof verified (epoch {result.epoch}); "
-        f"a hit is wrong with probability {result.false_positive_rate:.0e}; query {result.query_id}[/]"
+        f"a selector not held answers hit with probability at most {result.false_positive_bound:.0e} "
+        f"({result.false_positive_rate:.0e} per segment tested); query {result.query_id}[/]"
     )
 
 
