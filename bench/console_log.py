@@ -19,6 +19,7 @@ from pathlib import Path
 from comity.audit.cosignature import CosignatureSigner
 from comity.audit.events import (
     decision_event,
+    decode_event,
     disclosed_event,
     emergency_event,
     failed_event,
@@ -31,8 +32,9 @@ from comity.audit.log import TransparencyLog
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
 from comity.sdk.demo.setup import DemoFederation
+from comity.v1 import comity_pb2 as pb
 
-__all__ = ["BuiltLog", "build_console_log"]
+__all__ = ["BuiltLog", "build_console_log", "query_receipt"]
 
 _DENY_RULES = (
     ("SERIOUS_CRIME", "SERIOUS_CRIME"),
@@ -53,6 +55,8 @@ class BuiltLog:
     size: int
     query_ids: tuple[str, ...]
     emergency_order: str
+    #: Queries the gateway refused (their receipt is their decision entry alone).
+    denied: tuple[str, ...] = ()
 
 
 def _digest(text: str) -> bytes:
@@ -163,13 +167,17 @@ async def build_console_log(
     start = now - timedelta(days=30)
     step = timedelta(days=30) / max(1, queries)
     ids: list[str] = []
+    denied: list[str] = []
     emergency_order = "order-emergency-1"
     try:
         for group in range(0, queries, 250):
             batch: list[tuple[bytes, list]] = []  # type: ignore[type-arg]
             for n in range(group, min(queries, group + 250)):
                 at = start + step * n
-                batch += _query_events(rng, n, at, fed)
+                events = _query_events(rng, n, at, fed)
+                if len(events) == 1 and n > 0:
+                    denied.append(f"q-{n:06d}")
+                batch += events
                 batch += [(e, []) for e in _extra_events(n, at, fed)]
                 ids.append(f"q-{n:06d}")
             if group == 0:
@@ -182,7 +190,34 @@ async def build_console_log(
                 await log.add_cosignature(size, witness.cosign(text, timestamp=int(now.timestamp())))
     finally:
         await log.close()
-    return BuiltLog(path, size, tuple(ids), emergency_order)
+    return BuiltLog(path, size, tuple(ids), emergency_order, tuple(denied))
+
+
+async def query_receipt(fed: DemoFederation, path: Path, query_id: str) -> pb.Receipt:
+    """The receipt the gateway gives for ``query_id``: its entries proved against the newest checkpoint."""
+    gateway = fed.layout.gateway
+    log = await TransparencyLog.open(
+        f"sqlite:///{path}",
+        origin=gateway.log_origin,
+        key=SigningKey.load(gateway.log_key, key_id=gateway.log_origin),
+    )
+    try:
+        size = await log.tree_size()
+        proofs = []
+        for index, entry in enumerate(await log.entries(0, size)):
+            if getattr(decode_event(entry), "query_id", None) == query_id:
+                hashes = await log.inclusion_proof(index, size)
+                inclusion = pb.InclusionProof(leaf_index=index, tree_size=size, hashes=hashes)
+                proofs.append(pb.EntryProof(entry=entry, inclusion=inclusion))
+        return pb.Receipt(
+            query_id=query_id,
+            query_digest=_digest(query_id),
+            entries=proofs,
+            checkpoint=pb.Checkpoint(signed_note=await log.checkpoint(size)),
+            cosignatures=await log.cosignatures(size),
+        )
+    finally:
+        await log.close()
 
 
 def _emergency(

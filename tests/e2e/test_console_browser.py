@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.console_log import BuiltLog, build_console_log
+from bench.console_log import BuiltLog, build_console_log, query_receipt
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation, free_ports
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -221,6 +221,46 @@ def test_the_report_is_shown_and_exported(page: Page, served: Served) -> None:
     saved = download.value.path()
     assert download.value.suggested_filename == "transparency-report.csv"
     assert Path(saved).read_text().startswith("table,")
+
+
+def test_the_receipt_check_gives_its_verdict(
+    page: Page, served: Served, demo: DemoFederation, built: BuiltLog, tmp_path: Path
+) -> None:
+    import base64
+    import json
+
+    from comity.sdk.receipts import export_receipt
+
+    with ThreadPoolExecutor(1) as pool:
+        receipt = pool.submit(asyncio.run, query_receipt(demo, built.path, built.denied[0])).result()
+    good = export_receipt(receipt, tmp_path / "receipt.json")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Check a receipt").click()
+    expect(page.get_by_role("heading", name="Check a receipt")).to_be_visible()
+    page.get_by_label("Or choose the receipt file").set_input_files(str(good))
+    page.get_by_role("button", name="Check the receipt").click()
+    verdict = page.locator(".verdict")
+    expect(verdict).to_have_class(re.compile(r"\bvalid\b"))
+    expect(verdict.get_by_role("heading")).to_have_text("This receipt is valid.")
+    expect(verdict).to_contain_text(f"query '{built.denied[0]}' refused under the agreement")
+    expect(verdict).to_contain_text(f"checkpoint {built.size}")
+    expect(verdict).to_contain_text("Witness quorum reached")
+    expect(verdict).to_contain_text("the same entry")
+
+    data = json.loads(good.read_text())
+    entry = base64.b64decode(data["receipt"]["entries"][0]["entry"])
+    data["receipt"]["entries"][0]["entry"] = base64.b64encode(entry.replace(b'Z"', b'Z "', 1)).decode()
+    page.get_by_label("Paste the receipt").fill(json.dumps(data))
+    page.get_by_role("button", name="Check the receipt").click()
+    expect(page.get_by_role("alert").get_by_role("heading")).to_have_text(
+        "This receipt does NOT verify: do not rely on it."
+    )
+    expect(page.get_by_role("alert")).to_contain_text("receipt entry 0 is not in the log")
+
+    page.get_by_label("Paste the receipt").fill("hello, this is not a receipt")
+    page.get_by_role("button", name="Check the receipt").click()
+    expect(page.get_by_role("alert")).to_contain_text("This is not a Comity receipt.")
+    expect(page.get_by_role("alert")).to_contain_text("it is not JSON")
+    assert page.locator("text=Traceback").count() == 0
 
 
 def test_a_tampered_mirror_shows_the_marked_entry(page: Page, served: Served) -> None:

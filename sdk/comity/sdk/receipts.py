@@ -12,7 +12,9 @@ witnesses cosign within the federation's bound) and say so: ``VerifiedReceipt.qu
 ``comity audit verify-receipt`` refuses such a receipt until ``comity audit receipt refresh``
 has upgraded it.
 
-:func:`export_receipt` writes a receipt to a file; :func:`load_receipt` reads one back.
+:func:`export_receipt` writes a receipt to a file; :func:`load_receipt` reads one back
+(:func:`parse_receipt` the same from text), and :func:`describe_receipt` says in words what a
+verified receipt proves.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ __all__ = [
     "QuorumPending",
     "ReceiptInvalid",
     "VerifiedReceipt",
+    "describe_receipt",
     "export_receipt",
     "load_receipt",
     "log_verifier",
+    "parse_receipt",
     "verify_answer",
     "verify_refusal",
     "verify_validation_receipt",
@@ -146,9 +150,57 @@ def export_receipt(receipt: pb.Receipt, path: Path) -> Path:
 def load_receipt(path: Path) -> pb.Receipt:
     """Read an exported receipt (any key a version-1 file names is ignored)."""
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"{path} is not a Comity receipt: {exc}") from None
+    return parse_receipt(text, source=str(path))
+
+
+def parse_receipt(text: str | bytes, *, source: str = "the text") -> pb.Receipt:
+    """A receipt from the text :func:`export_receipt` writes; ``source`` names it in the error."""
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise InvalidArgument(
+            f"{source} is not a Comity receipt: it is not JSON ({exc.msg} at {where})"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"{source} is not a Comity receipt: it is not text") from None
+    try:
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
         if data.get("format") not in _READABLE_FORMATS:
             raise ValueError(f"format is {data.get('format')!r}, expected {RECEIPT_FORMAT!r}")
         return json_format.ParseDict(data["receipt"], pb.Receipt())
-    except (OSError, ValueError, KeyError, TypeError, json_format.ParseError) as exc:
-        raise InvalidArgument(f"{path} is not a Comity receipt: {exc}") from None
+    except (ValueError, KeyError, TypeError, json_format.ParseError) as exc:
+        raise InvalidArgument(f"{source} is not a Comity receipt: {exc}") from None
+
+
+def describe_receipt(verified: VerifiedReceipt) -> list[str]:
+    """What a verified receipt proves happened to its query, one sentence a line."""
+    e, q = verified.entries, repr(verified.query_id)
+    out: list[str] = []
+    if e.disclosure is not None:
+        d = e.disclosure
+        what = f"{'hit' if d.hit else 'no hit'}, {d.record_count} record(s)"
+        out = [f"query {q} allowed and answered by {d.node} ({what}); node statement signed by {d.node}"]
+    elif e.node_decision is not None and e.node_decision.decision == "DENY":
+        rules = ", ".join(e.node_decision.rule_codes)
+        out = [
+            f"query {q} allowed by the gateway, refused by {e.node_decision.node}'s inbound policy: {rules}"
+        ]
+    elif e.failure is not None:
+        out = [f"query {q} allowed, not answered by {e.failure.node}: {e.failure.reason}"]
+    elif e.decision is not None:
+        out = [f"query {q} refused under the agreement: {', '.join(e.decision.rule_codes)}"]
+    elif e.refusal is not None:
+        out = [f"query {q} refused before policy: {e.refusal.reason_code}"]
+    elif e.validation is not None:
+        verdict = "confirmed" if e.validation.confirmed else "not confirmed"
+        out = [f"emergency order {q} reviewed by {e.validation.authority}: {verdict}"]
+    if e.emergency is not None:
+        out.append(
+            f"first use of emergency order {e.emergency.order_id!r}, review due {e.emergency.validate_by}"
+        )
+    return out

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from bench.console_log import BuiltLog, query_receipt
+from comity.audit.receipt_trust import FederationTrust
 from comity.core.errors import InvalidArgument
 from comity.core.issuer import load_issuer_key, mint_token
 from comity.sdk.console.app import Console, make_app
@@ -44,6 +46,7 @@ def console(demo: DemoFederation, log_copy: Path, tmp_path: Path, rule_texts: di
         log_origin=trust.log_key.name,
         rule_texts=rule_texts,
         start_sync=False,
+        receipt_trust=FederationTrust(trust.federation),
     )
 
 
@@ -239,3 +242,98 @@ def test_the_transparency_report_counts_and_exports(
     csv = client.get("/report.csv")
     assert csv.headers["content-type"].startswith("text/csv") and "decisions," in csv.text
     assert "investigator" not in csv.text.lower()  # counts per agency, never per investigator
+
+
+@pytest.fixture(scope="module")
+def receipt_file(demo: DemoFederation, built: BuiltLog, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A refused query's receipt, as the SDK exports it."""
+    import asyncio
+
+    from comity.sdk.receipts import export_receipt
+
+    receipt = asyncio.run(query_receipt(demo, built.path, built.denied[0]))
+    return export_receipt(receipt, tmp_path_factory.mktemp("receipt") / "receipt.json")
+
+
+def _check(client: TestClient, text: str = "", *, upload: bytes | None = None) -> str:
+    csrf = _csrf(client.get("/receipt").text)
+    files = {"file": ("receipt.json", upload, "application/json")} if upload is not None else None
+    response = client.post("/receipt", data={"csrf": csrf, "receipt": text}, files=files)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _verify_on_the_command_line(path: Path, demo: DemoFederation) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from comity.sdk.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["audit", "verify-receipt", str(path), "-f", str(demo.layout.federation_file)]
+    )
+    return result.exit_code, result.output
+
+
+def test_a_good_receipt_is_valid_and_names_its_entry_and_checkpoint(
+    client: TestClient, demo: DemoFederation, built: BuiltLog, receipt_file: Path, console: Console
+) -> None:
+    sign_in(client, officer_token(demo))
+    html = _check(client, receipt_file.read_text())
+    assert "This receipt is valid." in html
+    assert f"query &#39;{built.denied[0]}&#39; refused under the agreement" in html
+    assert f"checkpoint {built.size} of {console.log_origin}" in html
+    assert "Witness quorum reached" in html
+    index = console.mirror.query_entries(built.denied[0])[0].idx
+    assert f'<a href="/entries/{index}">{index}</a>' in html and "the same entry" in html
+    # An uploaded file gets the same verdict; and the command line agrees.
+    assert "This receipt is valid." in _check(client, upload=receipt_file.read_bytes())
+    code, _ = _verify_on_the_command_line(receipt_file, demo)
+    assert code == 0
+
+
+def test_a_tampered_receipt_is_invalid_in_words(
+    client: TestClient, demo: DemoFederation, receipt_file: Path, tmp_path: Path
+) -> None:
+    import base64
+    import json
+
+    sign_in(client, officer_token(demo))
+    data = json.loads(receipt_file.read_text())
+    entry = base64.b64decode(data["receipt"]["entries"][0]["entry"])
+    data["receipt"]["entries"][0]["entry"] = base64.b64encode(entry.replace(b'Z"', b'Z "', 1)).decode()
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(data))
+    html = _check(client, tampered.read_text())
+    assert "This receipt does NOT verify" in html and "This receipt is valid" not in html
+    assert "receipt entry 0 is not in the log at the receipt&#39;s checkpoint" in html
+    assert "RECEIPT_INCLUSION" in html
+    code, output = _verify_on_the_command_line(tampered, demo)
+    assert code != 0 and "receipt entry 0 is not in the log" in output
+
+    # Without the witnesses' cosignatures it is not valid yet (the command line refuses it too).
+    del data["receipt"]["cosignatures"]
+    data["receipt"]["entries"][0]["entry"] = base64.b64encode(entry).decode()
+    html = _check(client, json.dumps(data))
+    assert "Not yet valid" in html and "quorum pending" in html and "This receipt is valid" not in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["this is not json", "[1, 2]", '{"format": "something-else"}', '{"format": "comity-receipt/v2"}',
+     '{"format": "comity-receipt/v2", "receipt": {"queryId": 5, "entries": "x"}}',
+     '{"format": "comity-receipt/v2", "receipt": {}}'],
+)  # fmt: skip
+def test_garbage_is_not_a_receipt_and_says_so(client: TestClient, demo: DemoFederation, text: str) -> None:
+    sign_in(client, officer_token(demo))
+    html = _check(client, text)
+    assert "This receipt is valid" not in html and "Traceback" not in html
+    assert "not a Comity receipt" in html or "does NOT verify" in html
+
+
+def test_the_receipt_form_needs_its_csrf_token_and_a_receipt(
+    client: TestClient, demo: DemoFederation
+) -> None:
+    sign_in(client, officer_token(demo))
+    assert client.post("/receipt", data={"csrf": "wrong", "receipt": "{}"}).status_code == 400
+    empty = client.post("/receipt", data={"csrf": _csrf(client.get("/receipt").text), "receipt": " "})
+    assert empty.status_code == 400 and "Paste a receipt" in empty.text

@@ -133,6 +133,7 @@ def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any])
     try:
         import uvicorn
 
+        from comity.audit.receipt_trust import FederationTrust
         from comity.sdk.console.app import Console, make_app
         from comity.sdk.console.auth import Sessions
         from comity.sdk.console.report import offence_classifier
@@ -158,6 +159,7 @@ def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any])
             rule_texts=load_rule_texts(),
             secure_cookies=policy.tls_cert is not None,
             offence_class=offence_classifier(set(trust.country_of.values()), shipped_bundles()),
+            receipt_trust=FederationTrust(trust.federation),
         )
     )
     scheme = "https" if policy.tls_cert else "http"

@@ -27,35 +27,10 @@ audit_app.add_typer(receipt_app, name="receipt")
 ReceiptArg = Annotated[Path, typer.Argument(help="A receipt file exported by the SDK (export_receipt).")]
 
 
-def _describe(verified: VerifiedReceipt) -> list[str]:
-    e, q = verified.entries, repr(verified.query_id)
-    if e.disclosure is not None:
-        d = e.disclosure
-        what = f"{'hit' if d.hit else 'no hit'}, {d.record_count} record(s)"
-        out = [f"query {q} allowed and answered by {d.node} ({what}); node statement signed by {d.node}"]
-    elif e.node_decision is not None and e.node_decision.decision == "DENY":
-        rules = ", ".join(e.node_decision.rule_codes)
-        out = [
-            f"query {q} allowed by the gateway, refused by {e.node_decision.node}'s inbound policy: {rules}"
-        ]
-    elif e.failure is not None:
-        out = [f"query {q} allowed, not answered by {e.failure.node}: {e.failure.reason}"]
-    elif e.decision is not None:
-        out = [f"query {q} refused under the agreement: {', '.join(e.decision.rule_codes)}"]
-    elif e.refusal is not None:
-        out = [f"query {q} refused before policy: {e.refusal.reason_code}"]
-    elif e.validation is not None:
-        verdict = "confirmed" if e.validation.confirmed else "not confirmed"
-        out = [f"emergency order {q} reviewed by {e.validation.authority}: {verdict}"]
-    if e.emergency is not None:
-        out.append(
-            f"first use of emergency order {e.emergency.order_id!r}, review due {e.emergency.validate_by}"
-        )
-    return out
-
-
 def _report(verified: VerifiedReceipt, origin: str) -> None:
-    for line in _describe(verified):
+    from comity.sdk.receipts import describe_receipt
+
+    for line in describe_receipt(verified):
         console.print(f"  {line}")
     console.print(
         f"  {verified.entry_count} log entries, each included in checkpoint {verified.tree_size} of {origin}"

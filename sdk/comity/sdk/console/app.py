@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -26,9 +27,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from comity.audit.receipt import ReceiptTrust
 from comity.core.errors import ComityError
 from comity.sdk.console.auth import CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same_token
 from comity.sdk.console.mirror import FILTERS, Filters, Mirror
+from comity.sdk.console.receipt_check import MAX_RECEIPT_BYTES, check_receipt
 from comity.sdk.console.report import mirror_report
 from comity.sdk.console.sync import BackgroundSync
 from comity.sdk.console.views import entry_view, overview, witness_age
@@ -65,6 +68,9 @@ class Console:
     start_sync: bool = True
     #: Offence code → offence class, for the transparency report.
     offence_class: Callable[[str], str] = field(default=lambda code: "UNKNOWN")
+    #: What receipts are checked against (``FederationTrust`` of the federation file); without
+    #: it the receipt check page says it cannot check.
+    receipt_trust: ReceiptTrust | None = None
 
 
 class _SignIn(Exception):
@@ -230,6 +236,26 @@ def make_app(console: Console) -> Starlette:
             request, "order.html", order_id=order_id, rows=[entry_view(r, console.rule_texts) for r in rows]
         )
 
+    def receipt_page(request: Request) -> Response:
+        officer(request)
+        return render(request, "receipt.html", verdict=None, available=console.receipt_trust is not None)
+
+    async def receipt_check(request: Request) -> Response:
+        session = officer(request)
+        async with request.form(max_files=1, max_fields=4, max_part_size=MAX_RECEIPT_BYTES) as form:
+            if not same_token(session.csrf, str(form.get("csrf", ""))):
+                raise HTTPException(400, "The receipt form expired: reload the page and try again.")
+            upload = form.get("file")
+            text: str | bytes = str(form.get("receipt", "")).strip()
+            if isinstance(upload, UploadFile) and upload.filename:
+                text = await upload.read(MAX_RECEIPT_BYTES + 1)
+        if not text:
+            raise HTTPException(400, "Paste a receipt into the box or choose its file, then press Check.")
+        if console.receipt_trust is None:
+            raise HTTPException(400, "This console was started without the federation's trust for receipts.")
+        verdict = check_receipt(text, console.receipt_trust, origin=console.log_origin, mirror=console.mirror)
+        return render(request, "receipt.html", verdict=verdict, available=True)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}
@@ -273,6 +299,8 @@ def make_app(console: Console) -> Starlette:
         Route("/report", report),
         Route("/report.csv", report_csv),
         Route("/report.json", report_json),
+        Route("/receipt", receipt_page, methods=["GET"]),
+        Route("/receipt", receipt_check, methods=["POST"]),
         Route("/entries/{idx:int}", entry),
         Route("/queries/{query_id:str}", query),
         Route("/orders/{order_id:str}", order),
