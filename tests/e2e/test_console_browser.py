@@ -125,10 +125,23 @@ def sign_in(tab: Page, served: Served, demo: DemoFederation) -> None:
 def test_sign_in_shows_the_verified_overview_with_charts(page: Page, built: BuiltLog) -> None:
     status = page.locator(".status").inner_text()
     assert f"Verified up to size {built.size}" in status
-    assert page.locator("svg.chart").count() == 4
+    assert page.locator("svg.chart").count() == 5
+    for chart in page.locator("svg.chart").all():
+        assert chart.get_attribute("role") == "img"
+        title, desc = (chart.get_attribute("aria-labelledby") or "").split()
+        assert page.locator(f"#{title}").text_content() and page.locator(f"#{desc}").text_content()
+    # Each chart's numbers as a table, opened from the keyboard.
+    summary = page.get_by_text("Gateway decisions per day, last 30 days: the numbers as a table")
+    summary.focus()
+    page.keyboard.press("Enter")
+    table = page.get_by_role("table", name="Gateway decisions per day, last 30 days")
+    expect(table).to_be_visible()
+    assert table.locator("tbody tr").count() == 30
+    expect(page.get_by_role("heading", name="Witness status")).to_be_visible()
+    expect(page.locator("#witnesses ~ p, #witnesses + p").first).to_contain_text("minutes old")
     assert page.locator('meta[name="viewport"]').count() == 1
     assert page.get_by_role("navigation", name="Main").is_visible()
-    expect(page.get_by_text("order-emergency-1")).to_be_visible()
+    expect(page.get_by_role("link", name="order-emergency-1")).to_be_visible()
 
 
 def test_a_wrong_token_is_refused_in_words(browser: Browser, served: Served) -> None:
@@ -216,6 +229,8 @@ def test_a_tablet_sees_the_pages_without_sideways_scrolling(
 def test_the_report_is_shown_and_exported(page: Page, served: Served) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Report").click()
     expect(page.get_by_role("heading", name="Transparency report")).to_be_visible()
+    assert page.locator("svg.chart").count() == 4
+    expect(page.get_by_role("img", name=re.compile("^Queries decided by offence class"))).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     saved = download.value.path()

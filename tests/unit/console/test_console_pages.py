@@ -337,3 +337,40 @@ def test_the_receipt_form_needs_its_csrf_token_and_a_receipt(
     assert client.post("/receipt", data={"csrf": "wrong", "receipt": "{}"}).status_code == 400
     empty = client.post("/receipt", data={"csrf": _csrf(client.get("/receipt").text), "receipt": " "})
     assert empty.status_code == 400 and "Paste a receipt" in empty.text
+
+
+def test_failed_sign_ins_are_limited_per_client_with_a_worded_429(
+    client: TestClient, demo: DemoFederation, console: Console
+) -> None:
+    attempts = console.sign_in_limit.attempts
+    for n in range(attempts - 1):
+        response = client.post("/signin", data={"csrf": _csrf(client.get("/signin").text), "token": "nope"})
+        assert response.status_code == 401
+        assert f"{attempts - 1 - n} more attempt" in response.text
+    last = client.post("/signin", data={"csrf": _csrf(client.get("/signin").text), "token": "nope"})
+    assert last.status_code == 429 and "Too many failed sign-ins" in last.text
+    assert int(last.headers["retry-after"]) > 0 and "Traceback" not in last.text
+    # While paused, even a valid token is refused (the pause is per address, not per token).
+    valid = client.post(
+        "/signin", data={"csrf": _csrf(client.get("/signin").text), "token": officer_token(demo)}
+    )
+    assert valid.status_code == 429 and "sign-in is paused for it until" in valid.text
+    assert client.get("/", follow_redirects=False).status_code == 303
+    console.sign_in_limit.succeeded("testclient")
+    sign_in(client, officer_token(demo))
+    assert client.get("/").status_code == 200
+
+
+def test_the_overview_and_report_draw_charts_with_their_tables(
+    client: TestClient, demo: DemoFederation
+) -> None:
+    sign_in(client, officer_token(demo))
+    home = client.get("/").text
+    assert home.count('<svg class="chart" role="img"') == 5
+    assert home.count("the numbers as a table</summary>") == 5
+    assert "Emergency orders and their review deadlines" in home and ">now</text>" in home
+    assert "Witness status" in home and "minutes old" in home
+    assert re.search(r'<th scope="row">[a-z]+-node</th><td>\d{4}-\d\d-\d\d', home)
+    report = client.get("/report").text
+    assert report.count('<svg class="chart" role="img"') == 4
+    assert "Queries decided by offence class" in report and "Answers and failures by node" in report

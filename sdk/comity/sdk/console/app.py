@@ -29,12 +29,12 @@ from starlette.templating import Jinja2Templates
 
 from comity.audit.receipt import ReceiptTrust
 from comity.core.errors import ComityError
-from comity.sdk.console.auth import CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same_token
+from comity.sdk.console.auth import CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, SignInLimit, same_token
 from comity.sdk.console.mirror import FILTERS, Filters, Mirror
 from comity.sdk.console.receipt_check import MAX_RECEIPT_BYTES, check_receipt
 from comity.sdk.console.report import mirror_report
 from comity.sdk.console.sync import BackgroundSync
-from comity.sdk.console.views import entry_view, overview, witness_age
+from comity.sdk.console.views import entry_view, overview, report_charts, witness_age
 from comity.sdk.console.words import KIND_WORDS, OUTCOME_WORDS, RuleText, rule_name
 from comity.sdk.transparency import TransparencyReport
 
@@ -71,6 +71,8 @@ class Console:
     #: What receipts are checked against (``FederationTrust`` of the federation file); without
     #: it the receipt check page says it cannot check.
     receipt_trust: ReceiptTrust | None = None
+    #: Failed sign-ins per client address.
+    sign_in_limit: SignInLimit = field(default_factory=SignInLimit)
 
 
 class _SignIn(Exception):
@@ -112,11 +114,23 @@ def make_app(console: Console) -> Starlette:
             raise HTTPException(
                 400, "The sign-in form expired or came from another site: reload it and try again."
             )
+        client = request.client.host if request.client else "unknown"
+        limit = console.sign_in_limit
+        until = limit.refused_until(client)
+        if until is not None:
+            return _too_many(request, render, limit, until)
         try:
             key, session = console.sessions.sign_in(str(form.get("token", "")))
         except ComityError as exc:
-            _log.info("sign-in refused: %s", exc.message)
-            return _signin_form(request, render, console.secure_cookies, error=exc.message, status_code=401)
+            failures = limit.failed(client)
+            _log.info("sign-in refused (%d recent failures from %s): %s", failures, client, exc.message)
+            until = limit.refused_until(client)
+            if until is not None:
+                return _too_many(request, render, limit, until)
+            left = limit.attempts - failures
+            error = f"{exc.message} ({left} more attempt{'s' if left != 1 else ''} before sign-in is paused)"
+            return _signin_form(request, render, console.secure_cookies, error=error, status_code=401)
+        limit.succeeded(client)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -148,7 +162,7 @@ def make_app(console: Console) -> Starlette:
         key = (console.mirror.head().size, now.strftime("%Y-%m-%dT%H:%M"))
         if key not in cached:
             cached.clear()
-            cached[key] = overview(console.mirror, now=now)
+            cached[key] = overview(console.mirror, now=now, origin=console.log_origin)
         return render(request, "overview.html", data=cached[key])
 
     reports: dict[int, TransparencyReport] = {}
@@ -167,6 +181,7 @@ def make_app(console: Console) -> Starlette:
             request,
             "report.html",
             size=console.mirror.head().size,
+            charts=report_charts(result),
             decisions=sorted(result.decisions.items()),
             by_rule=sorted(result.refusals_by_rule.items(), key=lambda kv: -kv[1]),
         )
@@ -328,6 +343,25 @@ def _cursor(request: Request, name: str) -> int | None:
     if not value.isdigit():
         raise HTTPException(400, f"{name} must be an entry number.")
     return int(value)
+
+
+def _too_many(request: Request, render: Any, limit: SignInLimit, until: datetime) -> Response:
+    wait = max(1, int((until - datetime.now(UTC)).total_seconds() // 60) + 1)
+    minutes = int(limit.window.total_seconds() // 60)
+    response: Response = render(
+        request,
+        "error.html",
+        status_code=429,
+        title="Too many failed sign-ins",
+        detail=(
+            f"{limit.attempts} sign-ins from this address were refused in the last {minutes} minutes, so "
+            f"sign-in is paused for it until {until.strftime('%H:%M:%S UTC')} (about {wait} minute"
+            f"{'s' if wait != 1 else ''}). Check that you paste your own legal officer's token, whole "
+            "and not expired, then try again after that time."
+        ),
+    )
+    response.headers["Retry-After"] = str(max(1, int((until - datetime.now(UTC)).total_seconds())))
+    return response
 
 
 def _signin_form(

@@ -6,8 +6,11 @@ runs every check the gateway runs on it (:meth:`~comity.core.tokens.TokenVerifie
 signature by a key the federation file lists for that issuer, audience, times, a subject
 registered as a legal officer of the issuer's agency). An investigator's token is refused.
 
-A session lives in memory until the token expires or ``max_age`` passes, whichever is first
-(a restart signs everyone out). Its cookie is random (256 bits), ``HttpOnly``, ``SameSite=Strict``
+A session lives in memory until the token expires or ``max_age`` passes, whichever is first.
+Sessions do not survive a restart of the console: a restart signs everyone out (nothing about a
+session is written to disk). Failed sign-ins are counted per client address
+(:class:`SignInLimit`): past five in fifteen minutes, that address is refused until the oldest
+ages out. Its cookie is random (256 bits), ``HttpOnly``, ``SameSite=Strict``
 and ``Secure`` when the console serves TLS. Every form that posts carries a CSRF token: the
 sign-in form a double-submit token (cookie and field must match), the others the session's own.
 """
@@ -23,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from comity.core.federation import Federation
 from comity.core.tokens import TokenVerifier, VerifiedOfficer
 
-__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "Session", "Sessions"]
+__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "Session", "Sessions", "SignInLimit"]
 
 SESSION_COOKIE = "comity_console_session"
 CSRF_COOKIE = "comity_console_csrf"
@@ -76,6 +79,58 @@ class Sessions:
         """End a session."""
         with self._lock:
             self._sessions.pop(key or "", None)
+
+
+class SignInLimit:
+    """Failed sign-ins per client address: past ``attempts`` in ``window``, refused until one ages out.
+
+    Kept in memory, like the sessions. Only refused tokens count (not a stale form), and a
+    successful sign-in clears the address's count. At most ``max_clients`` addresses are kept;
+    past that, the one with the oldest failure is forgotten first.
+    """
+
+    def __init__(
+        self, *, attempts: int = 5, window: timedelta = timedelta(minutes=15), max_clients: int = 10_000
+    ) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._max_clients = max_clients
+        self._failures: dict[str, list[datetime]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: datetime) -> list[datetime]:
+        kept = [t for t in self._failures.get(client, []) if t > now - self.window]
+        if kept:
+            self._failures[client] = kept
+        else:
+            self._failures.pop(client, None)
+        return kept
+
+    def refused_until(self, client: str, *, now: datetime | None = None) -> datetime | None:
+        """When ``client`` may try again, if it has used up its attempts; else None."""
+        now = now or datetime.now(UTC)
+        with self._lock:
+            recent = self._recent(client, now)
+            if len(recent) < self.attempts:
+                return None
+            return recent[-self.attempts] + self.window
+
+    def failed(self, client: str, *, now: datetime | None = None) -> int:
+        """Count a refused token; returns the failures within the window."""
+        now = now or datetime.now(UTC)
+        with self._lock:
+            recent = self._recent(client, now)
+            recent.append(now)
+            self._failures[client] = recent
+            if len(self._failures) > self._max_clients:
+                oldest = min(self._failures, key=lambda c: self._failures[c][-1])
+                del self._failures[oldest]
+            return len(recent)
+
+    def succeeded(self, client: str) -> None:
+        """A valid sign-in: forget the address's failures."""
+        with self._lock:
+            self._failures.pop(client, None)
 
 
 def same_token(a: str | None, b: str | None) -> bool:

@@ -1,14 +1,20 @@
-"""Charts as inline SVG, drawn on the server (no script, no external files); each has a text title.
+"""Charts as inline SVG, drawn on the server (no script, no external files), each with its numbers.
 
-Every label is escaped here, so the result may be inserted into a page as it is.
+A :class:`Chart` is the picture and the same numbers as a table: the page shows the SVG (with a
+``<title>`` and a ``<desc>`` that a screen reader announces) and, under it, the table for whoever
+cannot see or read the picture. Every label is escaped here, so the SVG may be inserted into a page
+as it is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 
-__all__ = ["SERIES_COLOURS", "bars_by_day", "horizontal_bars"]
+__all__ = ["SERIES_COLOURS", "Chart", "Span", "bars_by_day", "horizontal_bars", "timeline"]
 
 #: Colours per series, chosen to stay distinguishable for the common colour-vision deficiencies.
 SERIES_COLOURS: Mapping[str, str] = {
@@ -16,8 +22,29 @@ SERIES_COLOURS: Mapping[str, str] = {
     "refused": "#b2182b",
     "disclosed": "#2166ac",
     "not completed": "#e08214",
+    "refused by the node": "#762a83",
+    "confirmed": "#1b7837",
+    "rejected": "#b2182b",
+    "pending": "#e08214",
+    "overdue": "#b2182b",
     "count": "#4d4d4d",
 }
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart: the SVG, and its numbers as table rows under ``header``."""
+
+    ident: str
+    title: str
+    summary: str
+    svg: str
+    header: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+
+
+def _ident(title: str) -> str:
+    return "chart-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
 
 
 def _legend(series: Sequence[str], y: int) -> str:
@@ -32,7 +59,12 @@ def _legend(series: Sequence[str], y: int) -> str:
     return "".join(parts)
 
 
-def bars_by_day(title: str, days: Sequence[tuple[str, Mapping[str, int]]], series: Sequence[str]) -> str:
+def _totals(values: Sequence[Mapping[str, int]], series: Sequence[str]) -> str:
+    sums = {s: sum(v.get(s, 0) for v in values) for s in series}
+    return ", ".join(f"{n} {s}" for s, n in sums.items())
+
+
+def bars_by_day(title: str, days: Sequence[tuple[str, Mapping[str, int]]], series: Sequence[str]) -> Chart:
     """Stacked columns, one per day (``YYYY-MM-DD``), one colour per series."""
     width, height, top = 640, 180, 20
     peak = max((sum(v.get(s, 0) for s in series) for _, v in days), default=0) or 1
@@ -55,17 +87,33 @@ def bars_by_day(title: str, days: Sequence[tuple[str, Mapping[str, int]]], serie
         f'<text x="{width}" y="{top + height + 14}" font-size="11" text-anchor="end">{escape(last)}</text>'
         f'<text x="0" y="12" font-size="11">peak {peak} per day</text>'
     )
-    return _svg(title, width, top + height + 40, "".join(bars) + axis + _legend(series, top + height + 22))
+    summary = (
+        f"{len(days)} days from {first} to {last}: {_totals([v for _, v in days], series)}; "
+        f"at most {peak} on one day."
+    )
+    body = "".join(bars) + axis + _legend(series, top + height + 22)
+    ident = _ident(title)
+    rows = [(day, *(str(v.get(s, 0)) for s in series)) for day, v in days]
+    return Chart(
+        ident,
+        title,
+        summary,
+        _svg(ident, title, summary, width, top + height + 40, body),
+        ("Day", *series),
+        rows,
+    )
 
 
-def horizontal_bars(title: str, rows: Sequence[tuple[str, Mapping[str, int]]], series: Sequence[str]) -> str:
-    """One stacked bar per row label (e.g. per rule, agency or node)."""
+def horizontal_bars(
+    title: str, rows: Sequence[tuple[str, Mapping[str, int]]], series: Sequence[str], *, label: str
+) -> Chart:
+    """One stacked bar per row label (e.g. per rule, agency or node); ``label`` names the labels' column."""
     label_width, width, row_height = 200, 420, 22
     peak = max((sum(v.get(s, 0) for s in series) for _, v in rows), default=0) or 1
     parts = []
-    for i, (label, values) in enumerate(rows):
+    for i, (name_, values) in enumerate(rows):
         y = i * row_height
-        parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(label[:32])}</text>')
+        parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(name_[:32])}</text>')
         x = float(label_width)
         total = 0
         for name in series:
@@ -75,18 +123,85 @@ def horizontal_bars(title: str, rows: Sequence[tuple[str, Mapping[str, int]]], s
             parts.append(
                 f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="{row_height - 8}" '
                 f'fill="{SERIES_COLOURS.get(name, "#4d4d4d")}">'
-                f"<title>{escape(f'{label}: {n} {name}')}</title></rect>"
+                f"<title>{escape(f'{name_}: {n} {name}')}</title></rect>"
             )
             x += w
         parts.append(f'<text x="{x + 4:.1f}" y="{y + 15}" font-size="11">{total}</text>')
+    if not rows:
+        parts.append('<text x="0" y="15" font-size="12">nothing to show</text>')
     height = max(1, len(rows)) * row_height
     body = "".join(parts) + (_legend(series, height + 6) if len(series) > 1 else "")
-    return _svg(title, label_width + width + 60, height + 24, body)
+    summary = (
+        f"{len(rows)} {label.lower()}s: {_totals([v for _, v in rows], series)}."
+        if rows
+        else "Nothing to show."
+    )
+    ident = _ident(title)
+    header = (label, *series) if len(series) > 1 else (label, "Count")
+    table = [(name_, *(str(v.get(s, 0)) for s in series)) for name_, v in rows]
+    svg = _svg(ident, title, summary, label_width + width + 60, height + 24, body)
+    return Chart(ident, title, summary, svg, header, table)
 
 
-def _svg(title: str, width: float, height: float, body: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One bar of a timeline: from ``start`` to ``end``, coloured by ``status`` (a series name)."""
+
+    label: str
+    start: datetime
+    end: datetime
+    status: str
+    note: str
+
+
+def timeline(title: str, spans: Sequence[Span], now: datetime, *, label: str) -> Chart:
+    """Horizontal bars over time, with a line at ``now`` (e.g. emergency orders and their deadlines)."""
+    label_width, width, row_height = 200, 420, 22
+    if spans:
+        first = min(min(s.start for s in spans), now)
+        last = max(max(s.end for s in spans), now)
+    else:
+        first = last = now
+    extent = (last - first).total_seconds() or 1.0
+
+    def x(when: datetime) -> float:
+        return label_width + (when - first).total_seconds() / extent * width
+
+    parts = []
+    for i, span in enumerate(spans):
+        y = i * row_height
+        left, right = x(span.start), x(span.end)
+        parts.append(
+            f'<text x="0" y="{y + 15}" font-size="12">{escape(span.label[:32])}</text>'
+            f'<rect x="{left:.1f}" y="{y + 4}" width="{max(2.0, right - left):.1f}" '
+            f'height="{row_height - 8}" '
+            f'fill="{SERIES_COLOURS.get(span.status, "#4d4d4d")}">'
+            f"<title>{escape(f'{span.label}: {span.note}')}</title></rect>"
+        )
+    height = max(1, len(spans)) * row_height
+    if not spans:
+        parts.append('<text x="0" y="15" font-size="12">nothing to show</text>')
+    at = x(now)
+    parts.append(
+        f'<line x1="{at:.1f}" y1="0" x2="{at:.1f}" y2="{height}" stroke="#1f2328" stroke-dasharray="3 2"/>'
+        f'<text x="{at:.1f}" y="{height + 12}" font-size="11" text-anchor="middle">now</text>'
+    )
+    statuses = sorted({s.status for s in spans})
+    body = "".join(parts) + _legend(statuses, height + 18)
+    counts = ", ".join(f"{sum(1 for s in spans if s.status == st)} {st}" for st in statuses)
+    summary = f"{len(spans)} {label.lower()}s: {counts}." if spans else "Nothing to show."
+    ident = _ident(title)
+    rows = [
+        (s.label, s.start.strftime("%Y-%m-%d %H:%M"), s.end.strftime("%Y-%m-%d %H:%M"), s.note) for s in spans
+    ]
+    svg = _svg(ident, title, summary, label_width + width + 60, height + 34, body)
+    return Chart(ident, title, summary, svg, (label, "From (UTC)", "Deadline (UTC)", "Status"), rows)
+
+
+def _svg(ident: str, title: str, summary: str, width: float, height: float, body: str) -> str:
     return (
         f'<svg class="chart" role="img" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f'xmlns="http://www.w3.org/2000/svg" aria-labelledby="{ident}-t {ident}-d">'
+        f'<title id="{ident}-t">{escape(title)}</title><desc id="{ident}-d">{escape(summary)}</desc>'
         f"{body}</svg>"
     )

@@ -11,11 +11,20 @@ from comity.audit.cosignature import cosignature_timestamp
 from comity.audit.emergencies import EmergencyRecord
 from comity.audit.errors import AuditError
 from comity.audit.quorum import note_cosignatures
-from comity.sdk.console.charts import bars_by_day, horizontal_bars
+from comity.sdk.console.charts import Chart, Span, bars_by_day, horizontal_bars, timeline
 from comity.sdk.console.mirror import EntryRow, Mirror
 from comity.sdk.console.words import KIND_WORDS, OUTCOME_WORDS, RuleText, rule_name
+from comity.sdk.transparency import TransparencyReport
 
-__all__ = ["EntryView", "entry_view", "overview", "witness_age"]
+__all__ = [
+    "EntryView",
+    "WitnessLine",
+    "entry_view",
+    "overview",
+    "report_charts",
+    "witness_age",
+    "witness_lines",
+]
 
 # Fields never shown: commitments open only with the openings kept beside the log, and
 # signatures and sealed parts mean nothing to a reader.
@@ -75,18 +84,38 @@ def _text(value: Any) -> str:
 
 def witness_age(note: bytes, origin: str, now: datetime) -> tuple[datetime | None, float | None]:
     """When the newest cosignature on the verified checkpoint was made, and how long ago (seconds)."""
+    lines = witness_lines(note, origin, now)
+    if not lines:
+        return None, None
+    newest = max(lines, key=lambda w: w.cosigned_at)
+    return newest.cosigned_at, newest.age
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessLine:
+    """One witness's cosignature on the verified checkpoint: who, when, and how long ago (seconds)."""
+
+    witness: str
+    cosigned_at: datetime
+    age: float
+
+
+def witness_lines(note: bytes, origin: str, now: datetime) -> list[WitnessLine]:
+    """The cosignatures on the verified quorum checkpoint (checked when the mirror took it), newest first."""
     try:
-        stamps = [cosignature_timestamp(s) for s in note_cosignatures(note, origin)]
+        signatures = note_cosignatures(note, origin)
+        found = [(s.name, datetime.fromtimestamp(cosignature_timestamp(s), UTC)) for s in signatures]
     except AuditError:
-        return None, None
-    if not stamps:
-        return None, None
-    newest = datetime.fromtimestamp(max(stamps), UTC)
-    return newest, (now - newest).total_seconds()
+        return []
+    return sorted(
+        (WitnessLine(name, at, (now - at).total_seconds()) for name, at in found),
+        key=lambda w: w.cosigned_at,
+        reverse=True,
+    )
 
 
-def overview(mirror: Mirror, *, now: datetime, days: int = 30) -> dict[str, Any]:
-    """Counts and charts for the overview page."""
+def overview(mirror: Mirror, *, now: datetime, days: int = 30, origin: str = "") -> dict[str, Any]:
+    """Counts and charts for the overview page (each chart with its numbers as a table)."""
     first_day = (now - timedelta(days=days - 1)).date().isoformat()
     per_day: dict[str, dict[str, int]] = {
         (now - timedelta(days=days - 1 - i)).date().isoformat(): {} for i in range(days)
@@ -103,38 +132,65 @@ def overview(mirror: Mirror, *, now: datetime, days: int = 30) -> dict[str, Any]
         "GROUP BY r.rule ORDER BY count(*) DESC LIMIT 12"
     )
     by_agency = _split(mirror, "agency", "kind = 'decision'")
-    by_node = mirror.counts(
-        "SELECT node, kind, count(*) FROM v WHERE kind IN ('disclosed', 'failed') GROUP BY node, kind"
-    )
     nodes: dict[str, dict[str, int]] = {}
-    for node, kind, n in by_node:
-        nodes.setdefault(node, {})["disclosed" if kind == "disclosed" else "not completed"] = n
+    for node, kind, n in mirror.counts(
+        "SELECT node, kind, count(*) FROM v WHERE kind IN ('disclosed', 'failed') "
+        "OR (kind = 'node_decision' AND decision = 'DENY') GROUP BY node, kind"
+    ):
+        series = {"disclosed": "disclosed", "failed": "not completed"}.get(kind, "refused by the node")
+        nodes.setdefault(node, {})[series] = n
     kinds = dict(mirror.counts("SELECT kind, count(*) FROM v GROUP BY kind"))
     record = EmergencyRecord()
     for (idx,) in mirror.counts("SELECT idx FROM v WHERE kind IN ('emergency', 'validated') ORDER BY idx"):
         row = mirror.entry(idx)
         if row is not None and row.event is not None:
             record.apply(row.event)
+    uses = sorted(record, key=lambda u: u.first_used, reverse=True)
+    charts: list[Chart] = [
+        bars_by_day(
+            f"Gateway decisions per day, last {days} days", list(per_day.items()), ["allowed", "refused"]
+        ),
+        horizontal_bars(
+            "Refusals by rule or check",
+            [(rule_name(r), {"count": n}) for r, n in by_rule],
+            ["count"],
+            label="Rule or check",
+        ),
+        horizontal_bars(
+            "Decisions by requesting agency",
+            list(by_agency.items()),
+            ["allowed", "refused"],
+            label="Agency",
+        ),
+        horizontal_bars(
+            "Answers by node",
+            sorted(nodes.items()),
+            ["disclosed", "not completed", "refused by the node"],
+            label="Node",
+        ),
+        timeline(
+            "Emergency orders and their review deadlines",
+            [
+                Span(
+                    u.order_id,
+                    u.first_used,
+                    u.validate_by,
+                    "overdue" if u.overdue(now) else u.status,
+                    u.describe(now),
+                )
+                for u in uses[:15]
+            ],
+            now,
+            label="Order",
+        ),
+    ]
     return {
         "kinds": [(KIND_WORDS.get(k, k), k, n) for k, n in sorted(kinds.items())],
         "total": sum(kinds.values()),
-        "chart_days": bars_by_day(
-            f"Gateway decisions per day, last {days} days", list(per_day.items()), ["allowed", "refused"]
-        ),
-        "chart_rules": horizontal_bars(
-            "Refusals by rule or check", [(rule_name(r), {"count": n}) for r, n in by_rule], ["count"]
-        ),
-        "chart_agencies": horizontal_bars(
-            "Decisions by requesting agency", list(by_agency.items()), ["allowed", "refused"]
-        ),
-        "chart_nodes": horizontal_bars(
-            "Answers by node", sorted(nodes.items()), ["disclosed", "not completed"]
-        ),
+        "charts": charts,
         "by_rule": by_rule,
-        "emergencies": [
-            {"use": u, "status": u.describe(now), "overdue": u.overdue(now)}
-            for u in sorted(record, key=lambda u: u.first_used, reverse=True)
-        ],
+        "emergencies": [{"use": u, "status": u.describe(now), "overdue": u.overdue(now)} for u in uses],
+        "witnesses": witness_lines(mirror.head().note, origin, now) if origin else [],
     }
 
 
@@ -144,3 +200,45 @@ def _split(mirror: Mirror, column: str, condition: str) -> dict[str, dict[str, i
     for key, decision, n in mirror.counts(sql):
         found.setdefault(key, {})[OUTCOME_WORDS.get(decision, decision)] = n
     return dict(sorted(found.items()))
+
+
+def report_charts(report: TransparencyReport) -> list[Chart]:
+    """The transparency report's charts: the same counts as its tables and exports."""
+    by_offence: dict[str, dict[str, int]] = {}
+    by_agency: dict[str, dict[str, int]] = {}
+    for (agency, _node, offence, decision), n in report.decisions.items():
+        outcome = OUTCOME_WORDS.get(decision, decision)
+        by_offence.setdefault(offence, {}).setdefault(outcome, 0)
+        by_offence[offence][outcome] += n
+        by_agency.setdefault(agency, {}).setdefault(outcome, 0)
+        by_agency[agency][outcome] += n
+    nodes = sorted(set(report.disclosures) | set(report.failures))
+    return [
+        horizontal_bars(
+            "Queries decided by offence class",
+            sorted(by_offence.items()),
+            ["allowed", "refused"],
+            label="Offence class",
+        ),
+        horizontal_bars(
+            "Queries decided by requesting agency",
+            sorted(by_agency.items()),
+            ["allowed", "refused"],
+            label="Agency",
+        ),
+        horizontal_bars(
+            "Refused decisions by rule",
+            [
+                (rule_name(r), {"count": n})
+                for r, n in sorted(report.refusals_by_rule.items(), key=lambda kv: -kv[1])
+            ],
+            ["count"],
+            label="Rule",
+        ),
+        horizontal_bars(
+            "Answers and failures by node",
+            [(n, {"disclosed": report.disclosures[n], "not completed": report.failures[n]}) for n in nodes],
+            ["disclosed", "not completed"],
+            label="Node",
+        ),
+    ]
