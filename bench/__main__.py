@@ -3,6 +3,8 @@
 python -m bench run [--quick] [--json]    full path vs. the two-hop baseline
 python -m bench breakdown [--quick]       where a request's CPU goes (py-spy profiles)
 python -m bench soak [--queries N]        the gateway's memory over a long run
+python -m bench floor [--seconds S]      the bare proxy, Comity and the essential-work floor in one run
+python -m bench costs [--queries N]      Ed25519 operations and durable commits per query, counted
 python -m bench policy|audit|node|private|console|replicas [...]   component benchmarks (their own options)
 """
 
@@ -20,6 +22,8 @@ _COMPONENTS = {
     "private": "bench.private_bench",
     "console": "bench.console_bench",
     "replicas": "bench.replicas_bench",
+    "costs": "bench.costs",
+    "floor": "bench.floor_bench",
 }
 
 

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from comity.core.federation import Federation
+from comity.policy.bundle import PolicyBundle
 from comity.policy.pairing import shipped_bundles
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation
 
@@ -69,7 +71,29 @@ def prepare_federation(directory: Path, *, people: int = 150, seed: int = 2026) 
     bundles.mkdir(parents=True)
     for bundle in shipped_bundles():
         raise_quotas(bundle.path, bundles / bundle.name)
-    return build_demo_federation(directory, people=people, seed=seed, bundles=[bundles], shipped=False)
+    fed = build_demo_federation(directory, people=people, seed=seed, bundles=[bundles], shipped=False)
+    name_bundles(fed, bundles)
+    return fed
+
+
+def name_bundles(fed: DemoFederation, bundles: Path) -> None:
+    """Name, in each config's ``[policy] bundle``, the folder of the bundle its agreement decides by.
+
+    Comity finds the same bundle by digest in the bundle store (a configured bundle is one more
+    bundle there), so its decisions do not change; ``../shared/perf/floor.py``, the essential-work
+    floor, reads one bundle from this key and has no agreement lookup.
+    """
+    folders = {b.digest: b.path for b in (PolicyBundle.load(f) for f in sorted(bundles.iterdir()))}
+    federation = Federation.load(fed.layout.federation_file)
+    (agreement,) = federation.agreements  # the demo's one pair of countries
+    inbound = agreement.inbound or {}
+    configs = [(c, inbound[fed.layout.nodes[n].country]) for n, c in fed.node_configs.items()]
+    configs.append((fed.gateway_config, agreement.bundle_digest))
+    for config, digest in configs:
+        text = config.read_text(encoding="utf-8").replace(
+            "[policy]\n", f'[policy]\nbundle = "{folders[digest]}"\n', 1
+        )
+        config.write_text(text, encoding="utf-8")
 
 
 @dataclass
@@ -154,13 +178,15 @@ def serving(fed: DemoFederation, *, server: Sequence[str] = ()) -> Iterator[Benc
     nodes: dict[str, ServerProcess] = {}
     gateway: ServerProcess | None = None
     try:
+        # The gateway first: a node with no witness state yet asks the gateway's log at start
+        # whether it cosigned before.
+        gateway = start_server(
+            "gateway", command("gateway", "serve", "-c", str(fed.gateway_config)), log=logs / "gateway.log"
+        )
         for node_id, config in fed.node_configs.items():
             nodes[node_id] = start_server(
                 node_id, command("node", "serve", "-c", str(config)), log=logs / f"{node_id}.log"
             )
-        gateway = start_server(
-            "gateway", command("gateway", "serve", "-c", str(fed.gateway_config)), log=logs / "gateway.log"
-        )
         yield BenchFederation(fed, gateway, nodes)
     finally:
         if gateway is not None:
