@@ -1,6 +1,6 @@
 """``python -m bench``: one entry point for every benchmark.
 
-python -m bench run [--quick] [--json]    full path vs. the two-hop baseline
+python -m bench run [--quick] [--json] [--against DIR]   full path vs. the two-hop baseline (and DIR's code)
 python -m bench breakdown [--quick]       where a request's CPU goes (py-spy profiles)
 python -m bench soak [--queries N]        the gateway's memory over a long run
 python -m bench floor [--seconds S]      the bare proxy, Comity and the essential-work floor in one run
@@ -14,6 +14,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 _COMPONENTS = {
     "policy": "bench.policy_bench",
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.add_argument("--seconds", type=float, help="seconds per run")
     run_p.add_argument("--repeats", type=int, help="runs per concurrency and system (median reported)")
     run_p.add_argument("--concurrency", help="comma-separated, default 1,16,64")
+    run_p.add_argument("--against", type=Path, help="also run Comity from this source tree, as 'before'")
     brk_p.add_argument("--concurrency", type=int, default=16)
     brk_p.add_argument("--top", type=int, default=15, help="rows per process")
     soak_p = sub.add_parser("soak", help="gateway memory over a long run")
@@ -73,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings = replace(settings, repeats=ns.repeats)
         if ns.concurrency:
             settings = replace(settings, concurrency=tuple(int(c) for c in ns.concurrency.split(",")))
+        if ns.against:
+            settings = replace(settings, against=ns.against)
         run(settings, as_json=ns.json)
     elif ns.command == "breakdown":
         from bench.breakdown import breakdown

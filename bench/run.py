@@ -12,6 +12,11 @@ Order of work:
    duration from this process (closed loop, one asyncio task per concurrent caller).
 5. Report medians over repeats, and each figure's ratio to the baseline of the same repeat.
 
+``--against DIR`` adds a third system, ``before``: Comity's servers run from the source tree in
+``DIR`` (for example ``git archive <commit> | tar -x -C DIR``), on a second copy of the
+federation, measured in the same repeats. A change is then measured before and after in one
+invocation, each against the baseline run just before it.
+
 CPU per request is the servers' CPU (``/proc/<pid>/stat``, all threads) over the run divided
 by completed requests; the client's CPU is reported apart, since it shares the machine.
 """
@@ -19,6 +24,7 @@ by completed requests; the client's CPU is reported apart, since it shares the m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -42,6 +48,8 @@ from comity.sdk.demo.setup import DemoFederation
 __all__ = ["RunSettings", "run", "summarise"]
 
 SYSTEMS = ("baseline", "comity")
+BEFORE = "before"
+_PACKAGES = ("proto", "core", "policy", "audit", "nodes", "gateway", "sdk")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class RunSettings:
     repeats: int = 3
     warmup_seconds: float = 2.0
     people: int = 150
+    against: Path | None = None  # a source tree whose servers run as the system "before"
 
     @classmethod
     def quick(cls) -> RunSettings:
@@ -68,7 +77,14 @@ class Measurements:
 
     def add(self, system: str, result: LoadResult) -> None:
         """Record one run."""
-        self.runs[system].setdefault(result.concurrency, []).append(result)
+        self.runs.setdefault(system, {}).setdefault(result.concurrency, []).append(result)
+
+
+def tree_command(tree: Path) -> list[str]:
+    """The ``comity`` CLI with the packages of the source tree ``tree`` first on the path."""
+    paths = [str((tree / p).resolve()) for p in _PACKAGES]
+    code = f"import sys; sys.path[:0] = {paths!r}; from comity.sdk.cli.main import main; main()"
+    return [sys.executable, "-c", code]
 
 
 def _baseline_servers(fed: DemoFederation, sizes: PayloadSizes, node_id: str) -> list[ServerProcess]:
@@ -130,22 +146,30 @@ async def _measure(
     memory: dict[str, float] = {}
     try:
         proxy_port = baseline[0].log.read_text().rsplit("port ", 1)[1].split()[0]
-        with serving(fed) as comity:
+        with contextlib.ExitStack() as stack:
+            comity = stack.enter_context(serving(fed))
+            before = None
+            if settings.against is not None:
+                other = prepare_federation(fed.directory.parent / "before", people=settings.people)
+                before = (other, stack.enter_context(serving(other, server=tree_command(settings.against))))
             root = fed.layout.gateway.ca_cert.read_bytes()
             channel = grpc.aio.secure_channel(
                 f"127.0.0.1:{proxy_port}",
                 grpc.ssl_channel_credentials(root_certificates=root),
                 options=channel_options(),
             )
-            client = client_for(fed)
+            clients = [client_for(fed)]
             metadata = list(sizes.metadata.items())
             calls: _Calls = {
                 "baseline": (
                     baseline_call(channel, request_bytes=sizes.submit_request, metadata=metadata),
                     [p.pid for p in baseline],
                 ),
-                "comity": (workload(client, spec), comity.pids),
+                "comity": (workload(clients[0], spec), comity.pids),
             }
+            if before is not None:
+                clients.append(client_for(before[0]))
+                calls[BEFORE] = (workload(clients[1], query_spec(before[0])), before[1].pids)
             try:
                 for call, pids in calls.values():
                     await closed_loop(call, concurrency=16, seconds=settings.warmup_seconds, server_pids=pids)
@@ -153,7 +177,8 @@ async def _measure(
                 results = await _repeat_runs(calls, settings, progress)
                 memory["gateway_rss_mib_end"] = rss_bytes(comity.gateway.pid) / 2**20
             finally:
-                await client.close()
+                for client in clients:
+                    await client.close()
                 await channel.close()
     finally:
         for server in baseline:
@@ -168,26 +193,44 @@ def _median(results: Sequence[LoadResult], metric: str) -> float:
 _METRICS = ("throughput", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "client_cpu_ms_per_request")
 
 
+def _ratios(base: Sequence[LoadResult], full: Sequence[LoadResult]) -> dict[str, float]:
+    # Ratios pair each run with the baseline run just before it (same conditions).
+    return {
+        metric: statistics.median(
+            getattr(f, metric) / getattr(b, metric)
+            for b, f in zip(base, full, strict=False)
+            if getattr(b, metric)
+        )
+        for metric in _METRICS
+    }
+
+
 def summarise(m: Measurements) -> list[dict[str, Any]]:
-    """Per concurrency: medians of each metric per system, and Comity's per-repeat ratios' medians."""
+    """Per concurrency: medians of each metric per system, and each system's per-repeat ratios' medians.
+
+    ``ratio`` and ``added_p50_ms`` are Comity's; with a ``before`` system, ``ratio_before`` and
+    ``added_p50_ms_before`` are its own, and ``before_ratio`` pairs each Comity run with the
+    ``before`` run of the same repeat.
+    """
     rows: list[dict[str, Any]] = []
+    systems = [s for s in m.runs if s != "baseline" and m.runs[s]]
     for c in sorted(m.runs["comity"]):
-        base, full = m.runs["baseline"][c], m.runs["comity"][c]
+        base = m.runs["baseline"][c]
         row: dict[str, Any] = {"concurrency": c}
-        for system, results in (("baseline", base), ("comity", full)):
+        for system in ("baseline", *systems):
+            results = m.runs[system][c]
             row[system] = {metric: _median(results, metric) for metric in _METRICS}
             row[system]["requests"] = sum(r.requests for r in results)
             row[system]["errors"] = sum(r.errors for r in results)
-        # Ratios pair each Comity run with the baseline run just before it (same conditions).
-        row["ratio"] = {
-            metric: statistics.median(
-                getattr(f, metric) / getattr(b, metric)
-                for b, f in zip(base, full, strict=False)
-                if getattr(b, metric)
+        for system in systems:
+            full = m.runs[system][c]
+            suffix = "" if system == "comity" else f"_{system}"
+            row[f"ratio{suffix}"] = _ratios(base, full)
+            row[f"added_p50_ms{suffix}"] = statistics.median(
+                f.p50_ms - b.p50_ms for b, f in zip(base, full, strict=False)
             )
-            for metric in _METRICS
-        }
-        row["added_p50_ms"] = statistics.median(f.p50_ms - b.p50_ms for b, f in zip(base, full, strict=False))
+        if BEFORE in systems:
+            row["before_ratio"] = _ratios(m.runs[BEFORE][c], m.runs["comity"][c])
         rows.append(row)
     return rows
 
@@ -195,8 +238,9 @@ def summarise(m: Measurements) -> list[dict[str, Any]]:
 def render(summary: list[dict[str, Any]], memory: dict[str, float], sizes: PayloadSizes) -> str:
     """The results as Markdown: one table of both systems, one of ratios."""
     table = []
+    systems = [s for s in ("baseline", "comity", BEFORE) if summary and s in summary[0]]
     for row in summary:
-        for system in SYSTEMS:
+        for system in systems:
             s = row[system]
             table.append(
                 (
@@ -206,10 +250,13 @@ def render(summary: list[dict[str, Any]], memory: dict[str, float], sizes: Paylo
             )  # fmt: skip
     ratios = [
         (
-            row["concurrency"], row["ratio"]["throughput"], row["ratio"]["p50_ms"], row["ratio"]["p99_ms"],
-            row["ratio"]["server_cpu_ms_per_request"], row["added_p50_ms"],
+            row["concurrency"], system, row[f"ratio{suffix}"]["throughput"], row[f"ratio{suffix}"]["p50_ms"],
+            row[f"ratio{suffix}"]["p99_ms"], row[f"ratio{suffix}"]["server_cpu_ms_per_request"],
+            row[f"added_p50_ms{suffix}"],
         )
         for row in summary
+        for system, suffix in (("comity", ""), (BEFORE, f"_{BEFORE}"))
+        if f"ratio{suffix}" in row
     ]  # fmt: skip
     parts = [
         markdown_table(
@@ -218,7 +265,7 @@ def render(summary: list[dict[str, Any]], memory: dict[str, float], sizes: Paylo
         ),
         "",
         markdown_table(
-            ("c", "throughput ×", "p50 ×", "p99 ×", "server CPU ×", "added p50 ms"),
+            ("c", "system", "throughput ×", "p50 ×", "p99 ×", "server CPU ×", "added p50 ms"),
             ratios,
         ),
         "",
@@ -228,6 +275,17 @@ def render(summary: list[dict[str, Any]], memory: dict[str, float], sizes: Paylo
             f"({sizes.records} records)"
         ),
     ]
+    after = [
+        (
+            row["concurrency"], row["before_ratio"]["throughput"], row["before_ratio"]["p50_ms"],
+            row["before_ratio"]["server_cpu_ms_per_request"],
+        )
+        for row in summary
+        if "before_ratio" in row
+    ]  # fmt: skip
+    if after:
+        parts += ["", "comity against before, same repeat (medians of the per-repeat ratios):", ""]
+        parts.append(markdown_table(("c", "throughput ×", "p50 ×", "server CPU ×"), after))
     if memory:
         parts.append(
             f"gateway RSS: {memory['gateway_rss_mib_start']:.1f} MiB after warm-up, "
@@ -251,8 +309,9 @@ def run(settings: RunSettings, *, as_json: bool = False) -> dict[str, Any]:
     summary = summarise(results)
     data: dict[str, Any] = {
         "machine": machine(),
-        "settings": asdict(settings),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
         "servers": "subprocesses: comity node serve, comity gateway serve; bench.baseline backend, proxy",
+        "against": str(settings.against) if settings.against else None,
         "payload_bytes": {k: v for k, v in asdict(sizes).items() if k != "metadata"},
         "results": summary,
         "memory": memory,
