@@ -7,6 +7,8 @@ one at a time through the SDK's ``AsyncClient``, and two hooks count what they d
   ``threading.setprofile``, so worker threads are seen too), attributed to the component whose
   code is on the stack (client, gateway, node) and to the nearest Comity function that is not
   a signing wrapper;
+- every worker-thread hop (``loop.run_in_executor``, which ``asyncio.to_thread`` uses) and every
+  span begun (or skipped in an unsampled trace), by component and caller;
 - every SQLite transaction that wrote something and committed (a trace callback on each
   connection), by database file. At c = 1 these commits are in series: each waits for its fsync
   (``synchronous=FULL``) before the query goes on.
@@ -88,10 +90,17 @@ class _Counters:
     ed25519: collections.Counter[tuple[str, str, str]] = field(default_factory=collections.Counter)
     commits: collections.Counter[str] = field(default_factory=collections.Counter)
     written: collections.Counter[str] = field(default_factory=collections.Counter)
+    hops: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    spans: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def profile(self, frame: FrameType, event: str, arg: Any) -> None:
-        if not self.active or event != "c_call":
+        if not self.active:
+            return
+        if event == "call":
+            self._python_call(frame)
+            return
+        if event != "c_call":
             return
         name = getattr(arg, "__name__", "")
         if name not in ("sign", "verify"):
@@ -102,6 +111,18 @@ class _Counters:
         component, caller = _component(frame)
         with self.lock:
             self.ed25519[(component, name, caller)] += 1
+
+    def _python_call(self, frame: FrameType) -> None:
+        name = frame.f_code.co_name
+        if name == "run_in_executor" and frame.f_globals.get("__name__") == "asyncio.base_events":
+            counter = self.hops  # a worker-thread hop: there and back through the event loop
+        elif name == "dropped_by_sampler" and frame.f_globals.get("__name__") == "comity.core.telemetry":
+            counter = self.spans  # a span started, or skipped in an unsampled trace
+        else:
+            return
+        key = _component(frame.f_back)
+        with self.lock:
+            counter[key] += 1
 
     def tracer(self, database: str) -> Callable[[str], None]:
         state: dict[str, Any] = {"explicit": False, "wrote": False, "what": ""}
@@ -180,6 +201,8 @@ class QueryCosts:
     ed25519: dict[tuple[str, str, str], float]  # (component, "sign" | "verify", caller) → per query
     commits: dict[str, float]  # database file → commits per query
     written: dict[str, float]  # "database: first statement of the transaction" → per query
+    hops: dict[tuple[str, str], float]  # (component, caller) → worker-thread hops per query
+    spans: dict[tuple[str, str], float]  # (component, caller) → spans begun (or skipped unsampled)
 
     def operations(self, component: str, op: str) -> float:
         """Signs or verifies per query by one component (client, gateway, node)."""
@@ -216,6 +239,8 @@ async def _count(
         ed25519={k: n / queries for k, n in sorted(counters.ed25519.items())},
         commits={k: n / queries for k, n in sorted(counters.commits.items())},
         written={k: n / queries for k, n in sorted(counters.written.items())},
+        hops={k: n / queries for k, n in sorted(counters.hops.items())},
+        spans={k: n / queries for k, n in sorted(counters.spans.items())},
     )
 
 
@@ -250,6 +275,12 @@ def render(costs: QueryCosts, title: str) -> str:
             markdown_table(("database", "durable commits per query"), list(costs.commits.items())),
             "",
             markdown_table(("database: a commit's first write", "per query"), list(costs.written.items())),
+            "",
+            markdown_table(
+                ("component", "worker-thread hop from", "per query"), [(*k, n) for k, n in costs.hops.items()]
+            ),
+            "",
+            markdown_table(("component", "span at", "per query"), [(*k, n) for k, n in costs.spans.items()]),
             f"\ncommits per query in all: {costs.commits_per_query:.2f}",
         ]
     )
