@@ -1,4 +1,5 @@
-"""What one query costs, counted: Ed25519 signs and verifies by component, durable commits by database.
+"""What one query costs, counted: Ed25519 signs and verifies by component, durable commits by database,
+and worker-thread hops by caller.
 
 The demo federation runs in this process with real TLS, signatures and SQLite; queries go one at
 a time through the SDK (:mod:`bench.costs`). The counts are exact: a change that adds a signature,
@@ -41,6 +42,13 @@ COMMITS = {
     "us-node.db": 2,  # the node's decision in its outbox; the sealed openings of its facts
 }
 
+HOPS = {
+    ("gateway", "comity.audit.log._in_writer"): 2,  # the log's writer thread, one batch each
+    ("gateway", "comity.core.replay.record_async"): 1,
+    ("gateway", "comity.gateway.reuse.claim_async"): 1,
+    ("node", "comity.nodes.service._run"): 1,  # admission, look-up and statement in one call
+}
+
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> DemoFederation:
@@ -54,6 +62,7 @@ def test_ed25519_operations_and_commits_per_query(federation: DemoFederation) ->
     assert (costs.operations("gateway", "sign"), costs.operations("gateway", "verify")) == (3, 4)
     assert (costs.operations("node", "sign"), costs.operations("node", "verify")) == (3, 3)
     assert costs.commits_per_query == 7
+    assert costs.hops == HOPS
 
 
 def test_an_added_verification_shows_up(federation: DemoFederation, monkeypatch: pytest.MonkeyPatch) -> None:

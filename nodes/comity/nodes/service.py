@@ -249,21 +249,22 @@ class DataNodeService(pb_grpc.DataNodeServicer):
     ) -> pb.QueryResult:
         if _is_private(request):
             return await self._private_check(request, context)
-        admitted = await self._admit(request, context)
+        self._check_peer(context)
+        # Admission, look-up and the signed statement in one worker-thread call: a unary answer
+        # is held whole anyway, so passing its batches through the event loop only adds hops.
+        return await self._run(self._admit_and_answer, request)
+
+    def _admit_and_answer(self, request: pb.ExecuteRequest) -> pb.QueryResult:
+        """A unary query's whole answer; runs in a worker thread."""
+        admitted = self._admission.admit(request)
         if admitted.query.kind == pb.HIT_CHECK:
-            return await self._run(self._hit_check, admitted)
-        records: list[pb.Record] = []
-        digest = RecordsDigest()
+            return self._hit_check(admitted)
         run = _Run()
-        async for batch in self._batches(admitted, run):
-            for record in batch:
-                digest.update(record)
-            records.extend(batch)
-        result = await self._run(
-            functools.partial(self._summary, hit=bool(records), reference="", truncated=run.truncated),
-            admitted,
-            digest,
-        )
+        records = [record for batch in self._released(admitted, run) for record in batch]
+        digest = RecordsDigest()
+        for record in records:
+            digest.update(record)
+        result = self._summary(admitted, digest, hit=bool(records), reference="", truncated=run.truncated)
         result.records.extend(records)
         return result
 
