@@ -40,6 +40,7 @@ __all__ = [
     "FederationLayout",
     "GatewayFiles",
     "NodeFiles",
+    "federation_key_id",
     "init_federation",
     "mint_token",
     "write_issuer_key",
@@ -126,6 +127,8 @@ class AgencyFiles:
     legal_officer: str
     judge: str = ""
     """Who signs the authority's orders, as a demo order names them."""
+    federation_key: Path | None = None
+    """The agency's key for signing releases of the federation file (key id: :func:`federation_key_id`)."""
 
 
 @dataclass(frozen=True)
@@ -201,13 +204,17 @@ def init_federation(
     passphrase: bytes | None = None,
     now: datetime | None = None,
     format: int = 2,
+    signing: bool = False,
 ) -> FederationLayout:
     """Write a federation of ``countries`` (country code → its node's port, in order) into ``directory``.
 
     Each country gets one agency and one node, ``<cc>-node``. ``agreements`` go into the file
     as they are (the loader checks them). ``format=1`` writes the older single-key shape, with
-    no agreements (still read by every component). Refuses to overwrite an existing
-    ``federation.toml``, so an operator's real keys are never replaced by accident.
+    no agreements (still read by every component). ``signing`` gives each agency a federation
+    key and writes a ``[signing]`` role of all of them with a majority threshold, so that a
+    next version can be trusted by their signatures (``comity federation sign``). Refuses to
+    overwrite an existing ``federation.toml``, so an operator's real keys are never replaced
+    by accident.
     """
     now = now or datetime.now(UTC)
     if len(countries) < 2:
@@ -218,8 +225,8 @@ def init_federation(
                 f"{country!r} is not a country code (two capital letters, ISO 3166-1 alpha-2)",
                 field="countries",
             )
-    if format == 1 and agreements:
-        raise ConfigError("a format-1 federation file holds no agreements", field="format")
+    if format == 1 and (agreements or signing):
+        raise ConfigError("a format-1 federation file holds no agreements or signing role", field="format")
     federation_file = directory / "federation.toml"
     if federation_file.exists():
         raise ConfigError(f"{federation_file} already exists", hint="choose an empty folder")
@@ -233,11 +240,14 @@ def init_federation(
     for plan in plans:
         port = countries[plan.country]
         nodes[plan.node_id] = _write_node(directory, plan, host, port, passphrase, now, published)
-        agencies[plan.agency] = _write_agency(directory, plan, passphrase, published)
+        agencies[plan.agency] = _write_agency(directory, plan, passphrase, published, signing=signing)
     layout = FederationLayout(
         directory, federation_file, name, gateway, nodes, agencies, agreements=tuple(agreements)
     )
     header = [] if format == 1 else ["format = 2", "version = 1", f"expires = {_instant(now + _VALIDITY)}"]
+    if signing:
+        keys = [a.federation_key for a in agencies.values() if a.federation_key is not None]
+        header += signing_toml(len(keys) // 2 + 1, [published[k] for k in keys], list(agencies))
     text = _federation_toml(layout, plans, published, header=header, format=format)
     federation_file.write_text(text, encoding="utf-8")
     return layout
@@ -315,8 +325,18 @@ def _write_node(
     )
 
 
+def federation_key_id(agency: str) -> str:
+    """The id an agency's federation key is listed under in ``[signing]``."""
+    return f"{agency}/federation"
+
+
 def _write_agency(
-    directory: Path, plan: _CountryPlan, passphrase: bytes | None, published: _Published
+    directory: Path,
+    plan: _CountryPlan,
+    passphrase: bytes | None,
+    published: _Published,
+    *,
+    signing: bool = False,
 ) -> AgencyFiles:
     keys = directory / "keys" / plan.agency
     issuer_key = _issuer_key(plan.issuer_curve)
@@ -324,6 +344,9 @@ def _write_agency(
     jwks = write_jwks(issuer_key, directory / "jwks" / f"{plan.agency}.json")
     _save_key(SigningKey.generate(plan.investigator), keys / "investigator.key", passphrase, published)
     _save_key(SigningKey.generate(plan.authority), keys / "authority.key", passphrase, published)
+    federation_key = keys / "federation.key" if signing else None
+    if federation_key is not None:
+        _save_key(SigningKey.generate(federation_key_id(plan.agency)), federation_key, passphrase, published)
     return AgencyFiles(
         agency=plan.agency,
         country=plan.country,
@@ -337,6 +360,7 @@ def _write_agency(
         authority_key=keys / "authority.key",
         legal_officer=plan.legal_officer,
         judge=plan.judge,
+        federation_key=federation_key,
     )
 
 
@@ -399,6 +423,19 @@ def _federation_toml(
     for agreement in layout.agreements:
         lines += _agreement_toml(agreement)
     return "\n".join(lines) + "\n"
+
+
+def signing_toml(threshold: int, keys: Sequence[str], agencies: Sequence[str]) -> list[str]:
+    """The ``[signing]`` role: ``threshold`` of the agencies' federation keys (public key texts)."""
+    lines = ["", "[signing]", f"threshold = {threshold}"]
+    for agency, key in zip(agencies, keys, strict=True):
+        lines += signing_key_toml(agency, key)
+    return lines
+
+
+def signing_key_toml(agency: str, key: str) -> list[str]:
+    """One ``[[signing.keys]]`` entry: the agency's federation key."""
+    return ["", "[[signing.keys]]", f"id = {_s(federation_key_id(agency))}", f"key = {_s(key)}"]
 
 
 def _gateway_toml(g: GatewayFiles, d: Path, published: _Published, format: int) -> list[str]:

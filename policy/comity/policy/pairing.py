@@ -80,6 +80,10 @@ def extra_bundles(folders: Iterable[Path]) -> list[PolicyBundle]:
             continue
         manifests = sorted(folder.glob("*/bundle.toml")) if folder.is_dir() else []
         if not manifests:
-            raise BundleError("holds no policy bundle", source=str(folder))
+            raise BundleError(
+                "holds no policy bundle" if folder.exists() else "no such folder",
+                source=str(folder),
+                hint="give a bundle's folder (it holds bundle.toml) or a folder of bundle folders",
+            )
         found += [PolicyBundle.load(m.parent) for m in manifests]
     return found

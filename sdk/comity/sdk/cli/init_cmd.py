@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from comity.core.bootstrap import init_federation
+from comity.core.bootstrap import FederationLayout, init_federation
 from comity.core.errors import ConfigError
+from comity.core.federation import Federation
 from comity.sdk.cli._common import errors_exit, passphrase_from_env, stdout
 
 __all__ = ["init", "parse_node"]
@@ -22,6 +23,12 @@ def parse_node(value: str) -> tuple[str, int]:
             f"--node {value!r} is not COUNTRY:PORT", field="--node", hint="e.g. --node GB:7101 --node FR:7102"
         )
     return country.upper(), int(port)
+
+
+def _threshold(layout: FederationLayout) -> str:
+    role = Federation.load(layout.federation_file).signing
+    assert role is not None  # written with signing=True
+    return f"{role.threshold} of the {len(role.keys)} agencies' federation keys ({', '.join(role.keys)})"
 
 
 def init(
@@ -54,6 +61,9 @@ def init(
 ) -> None:
     """Write keys, certificates, JWKS and a format-2 federation.toml for the given countries.
 
+    Each agency gets a federation key (keys/AGENCY/federation.key); the file's [signing] role
+    lists them all with a majority threshold, who must sign its next version.
+
     Every shipped or given gateway bundle whose parties are all among the countries becomes an
     agreement of the federation file, with its parties' inbound bundles; a pair of countries
     that no bundle binds has no agreement, and queries between them are refused.
@@ -78,6 +88,7 @@ def init(
             name=name,
             host=host,
             passphrase=passphrase_from_env(passphrase_env),
+            signing=True,
         )
         store = BundleStore(directory / "bundles")
         for bundle in extra:
@@ -90,5 +101,6 @@ def init(
         stdout.print(f"  {agency.agency}: investigator {agency.investigator}, authority {agency.authority}")
     for agreement in layout.agreements:
         stdout.print(f"  agreement {agreement.id}: {' – '.join(agreement.parties)}", soft_wrap=True)
+    stdout.print(f"  next version signed by {_threshold(layout)} (comity federation sign)")
     if extra:
         stdout.print(f"  bundles kept by digest in {directory / 'bundles'} (the [policy] store)")

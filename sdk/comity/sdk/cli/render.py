@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -152,7 +153,8 @@ def print_error(console: Console, err: ComityError) -> None:
     # A status code means something only for an answer from a server; a local failure (a file,
     # a key, an option) is just an error.
     label = err.code.name if err.remote else "error"
-    console.print(f"[bold red]{label}[/]: {err.message}")
+    # Messages quote TOML tables ("[signing]"), which rich would take for markup and drop.
+    console.print(f"[bold red]{label}[/]: {escape(err.message)}")
     if err.violations:
         table = Table(show_header=True)
         for col in ("rule", "why", "legal basis"):
@@ -161,7 +163,7 @@ def print_error(console: Console, err: ComityError) -> None:
             table.add_row(v.code, v.message, v.legal_basis)
         console.print(table)
     if err.hint:
-        console.print(f"[dim]hint: {err.hint}[/]")
+        console.print(f"[dim]hint: {escape(err.hint)}[/]")
 
 
 def dumps(data: object) -> str:
