@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import shlex
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from comity.core.errors import ComityError, PermissionDenied
+from comity.core.federation import Federation
 from comity.gateway.config import load_gateway_config
 from comity.gateway.server import RunningGateway, start_gateway
 from comity.nodes.config import load_node_config
@@ -24,7 +25,9 @@ from comity.nodes.schema import SelectorType
 from comity.nodes.server import start_node
 from comity.nodes.synthetic import Person
 from comity.sdk.client import AsyncClient
-from comity.sdk.demo.setup import DemoFederation, OrderSpec, build_demo_federation
+from comity.sdk.demo.more_countries import further_countries, partner_bundles, partner_scenarios
+from comity.sdk.demo.scenario import Scenario
+from comity.sdk.demo.setup import DEMO_COUNTRIES, DemoFederation, OrderSpec, build_demo_federation
 from comity.sdk.profile import load_profile
 from comity.sdk.query import QuerySpec, Selector, read_order_file
 from comity.sdk.result import Result
@@ -72,36 +75,6 @@ async def running_federation(federation: DemoFederation) -> AsyncIterator[Runnin
         await running.stop()
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One query of the demo, what it shows, and whether it should be allowed."""
-
-    title: str
-    agency: str
-    node: str
-    person: Person
-    kind: str
-    categories: tuple[str, ...]
-    order: OrderSpec
-    expect_allowed: bool
-    explains: str
-    facts: str = (
-        "Ransomware deployed against a hospital network on 2026-10-02; the extortion demand named this "
-        "account as the contact for payment instructions."
-    )
-    link: str = "The account sent the ransom note and received the decryption payment instructions."
-    # The investigation the query serves: one case may need several orders, but a case's facts
-    # are its own (the gateway refuses them under another case reference of the same agency).
-    case_reference: str = "FBI-2026-CY-0417"
-    # Selectors the query adds beyond those its order names (to show an unauthorised one).
-    extra_selectors: tuple[SelectorType, ...] = ()
-    # The synthetic records span 2025; a bounded range is part of a particular request.
-    time_range: tuple[datetime, datetime] = (
-        datetime(2025, 1, 1, tzinfo=UTC),
-        datetime(2025, 12, 31, tzinfo=UTC),
-    )
-
-
 @dataclass
 class Outcome:
     """What happened to a scenario."""
@@ -120,8 +93,15 @@ def _person(subjects: list[Person], nationality: str, residence: str) -> Person:
     return next(p for p in subjects if p.nationality == nationality and p.residence == residence)
 
 
+def _countries(fed: DemoFederation) -> list[str]:
+    return [n.country for n in fed.layout.nodes.values()]
+
+
 def scenarios(fed: DemoFederation) -> list[Scenario]:
-    """The demo's story: allowed queries both ways, then the refusals the agreement requires."""
+    """The demo's story: allowed queries both ways, then the refusals the agreement requires.
+
+    With more countries, then each further country's queries (:func:`partner_scenarios`).
+    """
     in_ca = fed.subjects["ca-node"]
     in_us = fed.subjects["us-node"]
     us_target = _person(in_ca, "US", "US")  # a US person with an account at a Canadian provider
@@ -229,6 +209,7 @@ def scenarios(fed: DemoFederation) -> list[Scenario]:
             "Every selector needs the authorisation of an independent authority; this one has none.",
             extra_selectors=(SelectorType.PHONE,),
         ),
+        *(x for c in further_countries(_countries(fed)) for x in partner_scenarios(fed, c)),
     ]
 
 
@@ -332,7 +313,6 @@ def emergency_scenario(fed: DemoFederation) -> Scenario:
 async def emergency_track(running: RunningFederation, console: Console, number: int) -> bool:
     """An emergency fetch, then the court's review submitted through the gateway; True if both pass."""
     from comity.core.emergency import sign_validation, validation_for
-    from comity.core.federation import Federation
     from comity.core.keys import SigningKey
 
     fed = running.federation
@@ -359,18 +339,28 @@ async def emergency_track(running: RunningFederation, console: Console, number: 
     return logged.confirmed
 
 
-async def run_demo(console: Console, *, directory: Path | None, keep: bool, people: int, seed: int) -> bool:
-    """The whole demo; returns True when every scenario went as the agreement says it should."""
+async def run_demo(
+    console: Console,
+    *,
+    directory: Path | None,
+    keep: bool,
+    people: int,
+    seed: int,
+    countries: Sequence[str] = DEMO_COUNTRIES,
+) -> bool:
+    """The whole demo; returns True when every scenario went as the agreement says it should.
+
+    ``countries`` beyond the first two join under an agreement with the first only
+    (:mod:`comity.sdk.demo.more_countries`).
+    """
     with contextlib.ExitStack() as stack:
         if directory is None:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="comity-demo-")))
-        console.print(Panel.fit(
-            "A two-country federation on loopback: the United States and Canada, one data node each,\n"
-            "a gateway enforcing the agreement, and a transparency log both countries can verify.",
-            title="Comity demo",
-        ))  # fmt: skip
+        console.print(Panel.fit(_introduction(countries), title="Comity demo"))
         console.print(f"[dim]writing keys, certificates, configs and synthetic records to {directory}[/]")
-        fed = await asyncio.to_thread(build_demo_federation, directory, people=people, seed=seed)
+        fed = await asyncio.to_thread(_build, directory, people=people, seed=seed, countries=countries)
+        if len(countries) > len(DEMO_COUNTRIES):
+            _print_agreements(console, fed)
         async with running_federation(fed) as running:
             console.print(
                 f"[dim]gateway on {fed.layout.gateway.endpoint}; "
@@ -388,6 +378,39 @@ async def run_demo(console: Console, *, directory: Path | None, keep: bool, peop
                 print_how_to_query(console, fed)
                 await wait_forever()
         return ok
+
+
+def _introduction(countries: Sequence[str]) -> str:
+    if tuple(countries) == DEMO_COUNTRIES:
+        return (
+            "A two-country federation on loopback: the United States and Canada, one data node each,\n"
+            "a gateway enforcing the agreement, and a transparency log both countries can verify."
+        )
+    return (
+        f"A federation of {len(countries)} countries on loopback: {', '.join(countries)}, one data node "
+        "each,\na gateway deciding each pair of countries under its own agreement, and a transparency log\n"
+        "every country's node witnesses."
+    )
+
+
+def _build(directory: Path, *, people: int, seed: int, countries: Sequence[str]) -> DemoFederation:
+    """The demo federation, with each further country's agreement bundles made beside it."""
+    folder = directory / "agreement-bundles"
+    for country in further_countries(countries):
+        partner_bundles(folder, country)
+    bundles = [folder] if folder.is_dir() else []
+    return build_demo_federation(directory, people=people, seed=seed, countries=countries, bundles=bundles)
+
+
+def _print_agreements(console: Console, fed: DemoFederation) -> None:
+    federation = Federation.load(fed.layout.federation_file)
+    for agreement in federation.agreements:
+        console.print(f"[dim]agreement {agreement.id}: {' – '.join(agreement.parties)}[/]")
+    countries = _countries(fed)
+    for i, a in enumerate(countries):
+        for b in countries[i + 1 :]:
+            if federation.agreement_for(a, b, datetime.now(UTC)) is None:
+                console.print(f"[dim]no agreement between {a} and {b}: their queries are refused[/]")
 
 
 async def private_check(running: RunningFederation, console: Console, number: int) -> bool:
@@ -447,10 +470,10 @@ async def verify_log(running: RunningFederation, console: Console) -> bool:
     """Verify the transparency log as a legal officer would, and say so."""
     from comity.audit.quorum import Quorum
     from comity.audit.verify import verify_log as verify
-    from comity.core.federation import Federation
 
     ledger = running.gateway.ledger
-    quorum = Quorum.of_federation(Federation.load(running.federation.layout.federation_file))
+    federation = Federation.load(running.federation.layout.federation_file)
+    quorum = Quorum.of_federation(federation)
     try:
         report = await asyncio.to_thread(
             verify,
@@ -469,6 +492,22 @@ async def verify_log(running: RunningFederation, console: Console) -> bool:
         f"  witness quorum on checkpoint {report.quorum_size} ({', '.join(report.quorum_witnesses)}); "
         f"{report.pending_entries} entries quorum pending"
     )
+    return _every_country_witnessed(console, federation, report.quorum_witnesses)
+
+
+def _every_country_witnessed(console: Console, federation: Federation, witnesses: Sequence[str]) -> bool:
+    """Whether the quorum checkpoint's cosigners include a node of every member country.
+
+    The default witness policy demands it; with more than two countries the demo says so.
+    """
+    by_country = {n.country: n.id for n in federation.nodes() if n.id in witnesses}
+    missing = [m.country for m in federation.members if m.country not in by_country]
+    if missing:
+        console.print(f"  [bold red]no witness of {', '.join(missing)} cosigned the quorum checkpoint[/]")
+        return False
+    if len(federation.members) > len(DEMO_COUNTRIES):
+        named = ", ".join(f"{c} ({n})" for c, n in by_country.items())
+        console.print(f"  one checkpoint, one log: cosigned by a node of every member country, {named}")
     return True
 
 
@@ -479,7 +518,6 @@ async def verify_log_remotely(running: RunningFederation, console: Console, *, a
     every entry with its legal officer's token, and trusts only the keys in the federation file.
     """
     from comity.audit.quorum import Quorum
-    from comity.core.federation import Federation
     from comity.sdk.auditor import AuditClient, verify_remote
     from comity.sdk.receipts import log_verifier
 
