@@ -73,3 +73,16 @@ def test_the_operators_guide_makes_an_identity_providers_key_set(tmp_path: Path)
         [str(_COMITY), *shlex.split(block[0])[1:]], cwd=tmp_path, capture_output=True, text=True
     )
     assert again.returncode == 1 and "already exists" in again.stderr + again.stdout
+
+
+def test_the_federation_guide_adds_a_member_signed_by_the_current_signers(tmp_path: Path) -> None:
+    bundles = third_country_bundles(tmp_path / "my-bundles")
+    (block,) = _blocks("federation.md")
+    outputs = [" ".join(_run(line, tmp_path).split()) for line in block]
+    assert "agreement us-gb-agreement: US – GB" in outputs[1]
+    assert "trusted: federation 'federation' version 2" in outputs[-1]
+    fed = Federation.load(tmp_path / "work" / "federation.v2.toml")
+    assert [m.country for m in fed.members] == ["US", "CA", "GB"]
+    (gb,) = (a for a in fed.agreements if "GB" in a.parties)
+    assert gb.bundle_digest == bundles["us-gb-agreement"].digest
+    assert fed.signing is not None and "gb.nca/federation" in fed.signing.keys
