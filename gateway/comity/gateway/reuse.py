@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy import func as sql_func
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,7 +34,7 @@ from comity.audit.retention import DEFAULT_RETENTION
 from comity.core.errors import ConfigError
 from comity.core.refusals import Check, refuse, register
 from comity.policy.justification import JustificationStandard
-from comity.policy.minhash import MIN_KEY_BYTES, KeyedMinHash, decode, encode, similarity
+from comity.policy.minhash import BANDS, MIN_KEY_BYTES, KeyedMinHash, decode, encode, similarity
 
 __all__ = ["JUSTIFICATION_UNCHECKED", "Claim", "ReuseStore", "load_reuse_key"]
 
@@ -110,6 +110,7 @@ class ReuseStore:
             self._tables.metadata.create_all(self._engine, checkfirst=True)
         except SQLAlchemyError as exc:
             raise refuse(JUSTIFICATION_UNCHECKED) from exc
+        self._candidates = _candidates(self._tables)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -213,24 +214,11 @@ class ReuseStore:
         threshold: float,
     ) -> tuple[int | None, bool]:
         """(id of an identical signature of this case, whether another case's signature is close enough)."""
-        s, b = self._tables.signatures, self._tables.bands
         bands = self._minhash.bands(signature)
-        horizon = int((now - self._retention).timestamp())
-        candidates = (
-            select(s.c.id, s.c.case_digest, s.c.signature)
-            .where(
-                s.c.at >= horizon,
-                s.c.id.in_(
-                    select(b.c.signature_id).where(
-                        b.c.agency == agency,
-                        or_(*(and_(b.c.band == i, b.c.value == v) for i, v in enumerate(bands))),
-                    )
-                ),
-            )
-            .order_by(s.c.id)
-        )
+        values: dict[str, object] = {f"lsh_{i}": v for i, v in enumerate(bands)}
+        values.update(agency=agency, horizon=int((now - self._retention).timestamp()))
         same_case: int | None = None
-        for row in conn.execute(candidates):
+        for row in conn.execute(self._candidates, values):
             score = similarity(signature, decode(row.signature))
             if row.case_digest != case and score >= threshold:
                 return None, True
@@ -255,3 +243,21 @@ class ReuseStore:
             ],
         )
         return int(row)
+
+
+def _candidates(tables: SignatureTables) -> Select[tuple[int, bytes, bytes]]:
+    """The look-up of an agency's signatures sharing a band with the one checked, built once.
+
+    Its values are bound per call (``agency``, ``horizon``, ``lsh_0`` …): building this
+    statement, an ``OR`` over every band, cost more per query than running it.
+    """
+    s, b = tables.signatures, tables.bands
+    shares_a_band = or_(*(and_(b.c.band == i, b.c.value == bindparam(f"lsh_{i}")) for i in range(BANDS)))
+    return (
+        select(s.c.id, s.c.case_digest, s.c.signature)
+        .where(
+            s.c.at >= bindparam("horizon"),
+            s.c.id.in_(select(b.c.signature_id).where(b.c.agency == bindparam("agency"), shares_a_band)),
+        )
+        .order_by(s.c.id)
+    )
