@@ -28,12 +28,13 @@ from pathlib import Path
 
 import httpx
 
-from bench.console_log import build_console_log
+from bench.console_log import build_console_log, query_receipt
 from comity.sdk.console.mirror import Mirror
 from comity.sdk.console.sources import DatabaseSource
 from comity.sdk.console.trust import ConsoleTrust
 from comity.sdk.console.verifier import MirrorVerifier
 from comity.sdk.demo.setup import build_demo_federation, free_ports
+from comity.sdk.receipts import export_receipt
 
 _COMITY = Path(sys.executable).with_name("comity")
 
@@ -72,6 +73,20 @@ def _times(get: Callable[[], httpx.Response], samples: int) -> tuple[float, floa
 
 def _getter(client: httpx.Client, path: str) -> Callable[[], httpx.Response]:
     return lambda: client.get(path)
+
+
+def _checker(client: httpx.Client, receipt: str) -> Callable[[], httpx.Response]:
+    form = client.get("/receipt").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+
+    def check() -> httpx.Response:
+        response = client.post("/receipt", data={"csrf": csrf.group(1), "receipt": receipt})
+        if "This receipt is valid." not in response.text:
+            raise RuntimeError("the benchmark's receipt did not verify")
+        return response
+
+    return check
 
 
 def _sign_in(client: httpx.Client, token: str) -> None:
@@ -151,12 +166,23 @@ def main() -> None:
         "entries, no match": "/entries?agency=nobody",
         "one entry": f"/entries/{built.size // 2}",
         "one query": f"/queries/{query_id}",
+        "one order (emergency)": f"/orders/{built.emergency_order}",
+        "report (tables, four charts)": "/report",
+        "report, CSV export": "/report.csv",
+        "receipt check form": "/receipt",
     }
+    receipt = export_receipt(
+        asyncio.run(query_receipt(demo, built.path, built.denied[len(built.denied) // 2])),
+        work / "receipt.json",
+    ).read_text()
     rows: list[tuple[str, float, float]] = []
     with _process(console_args, base + "/signin"), httpx.Client(base_url=base, timeout=60) as client:
         _sign_in(client, token)
         for name, path in pages.items():
             rows.append((f"console: {name}", *_times(_getter(client, path), args.samples)))
+        rows.append(
+            ("console: receipt check (POST, valid)", *_times(_checker(client, receipt), args.samples))
+        )
         loads = _browser_loads(base, token, ["/", "/entries"])
     with _process(viewer_args, old + "/"), httpx.Client(base_url=old, timeout=600) as plain:
         for name, path in {"first page": "/", "no match": "/?agency=nobody"}.items():

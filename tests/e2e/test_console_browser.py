@@ -7,6 +7,7 @@ cosigned by its witnesses; the console process is ``comity audit console`` as an
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sqlite3
@@ -236,13 +237,17 @@ def test_the_report_is_shown_and_exported(page: Page, served: Served) -> None:
     saved = download.value.path()
     assert download.value.suggested_filename == "transparency-report.csv"
     assert Path(saved).read_text().startswith("table,")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="JSON").click()
+    assert download.value.suggested_filename == "transparency-report.json"
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert sum(d["queries"] for d in exported["decisions"]) == 1500
 
 
 def test_the_receipt_check_gives_its_verdict(
     page: Page, served: Served, demo: DemoFederation, built: BuiltLog, tmp_path: Path
 ) -> None:
     import base64
-    import json
 
     from comity.sdk.receipts import export_receipt
 

@@ -19,7 +19,7 @@ def test_a_chart_has_a_title_a_description_and_the_same_numbers_as_a_table() -> 
     ids = re.search(r'aria-labelledby="([^" ]+) ([^"]+)"', chart.svg)
     assert ids is not None
     assert f'<title id="{ids.group(1)}">Refusals by &lt;rule&gt;</title>' in chart.svg
-    assert f'<desc id="{ids.group(2)}">2 rules: 9 count.</desc>' in chart.svg
+    assert f'<desc id="{ids.group(2)}">2 rules: 9 in all.</desc>' in chart.svg
     assert "Particularity &amp; co" in chart.svg and "<rule>" not in chart.svg
     assert chart.header == ("Rule", "Count")
     assert chart.rows == [("Serious crime", "7"), ("Particularity & co", "2")]
@@ -43,6 +43,7 @@ def test_a_timeline_marks_now_and_colours_each_deadline_by_its_status() -> None:
     assert ">now</text>" in chart.svg and "1 overdue, 1 pending" in chart.svg
     assert chart.rows[0] == ("order-a", "2026-11-28 12:00", "2026-11-30 12:00", "OVERDUE")
     assert timeline("Nothing", [], now, label="Order").summary == "Nothing to show."
+    assert timeline("One", spans[:1], now, label="Order").summary == "1 order: 1 overdue."
 
 
 def test_the_sign_in_limit_pauses_one_address_and_slides() -> None:

@@ -61,7 +61,13 @@ def _legend(series: Sequence[str], y: int) -> str:
 
 def _totals(values: Sequence[Mapping[str, int]], series: Sequence[str]) -> str:
     sums = {s: sum(v.get(s, 0) for v in values) for s in series}
+    if list(sums) == ["count"]:
+        return f"{sums['count']} in all"
     return ", ".join(f"{n} {s}" for s, n in sums.items())
+
+
+def _many(n: int, one: str, plural: str | None) -> str:
+    return f"{n} {one.lower() if n == 1 else (plural or one.lower() + 's')}"
 
 
 def bars_by_day(title: str, days: Sequence[tuple[str, Mapping[str, int]]], series: Sequence[str]) -> Chart:
@@ -105,9 +111,17 @@ def bars_by_day(title: str, days: Sequence[tuple[str, Mapping[str, int]]], serie
 
 
 def horizontal_bars(
-    title: str, rows: Sequence[tuple[str, Mapping[str, int]]], series: Sequence[str], *, label: str
+    title: str,
+    rows: Sequence[tuple[str, Mapping[str, int]]],
+    series: Sequence[str],
+    *,
+    label: str,
+    plural: str | None = None,
 ) -> Chart:
-    """One stacked bar per row label (e.g. per rule, agency or node); ``label`` names the labels' column."""
+    """One stacked bar per row label (e.g. per rule, agency or node).
+
+    ``label`` names the labels' column; ``plural`` is its plural in the description (default: ``label`` + s).
+    """
     label_width, width, row_height = 200, 420, 22
     peak = max((sum(v.get(s, 0) for s in series) for _, v in rows), default=0) or 1
     parts = []
@@ -132,7 +146,7 @@ def horizontal_bars(
     height = max(1, len(rows)) * row_height
     body = "".join(parts) + (_legend(series, height + 6) if len(series) > 1 else "")
     summary = (
-        f"{len(rows)} {label.lower()}s: {_totals([v for _, v in rows], series)}."
+        f"{_many(len(rows), label, plural)}: {_totals([v for _, v in rows], series)}."
         if rows
         else "Nothing to show."
     )
@@ -189,7 +203,7 @@ def timeline(title: str, spans: Sequence[Span], now: datetime, *, label: str) ->
     statuses = sorted({s.status for s in spans})
     body = "".join(parts) + _legend(statuses, height + 18)
     counts = ", ".join(f"{sum(1 for s in spans if s.status == st)} {st}" for st in statuses)
-    summary = f"{len(spans)} {label.lower()}s: {counts}." if spans else "Nothing to show."
+    summary = f"{_many(len(spans), label, None)}: {counts}." if spans else "Nothing to show."
     ident = _ident(title)
     rows = [
         (s.label, s.start.strftime("%Y-%m-%d %H:%M"), s.end.strftime("%Y-%m-%d %H:%M"), s.note) for s in spans

@@ -94,10 +94,12 @@ def check_receipt(text: str | bytes, trust: ReceiptTrust, *, origin: str, mirror
             query_id=receipt.query_id,
         )
     lines = describe_receipt(verified)
-    lines.append(
-        f"{verified.entry_count} log entr{'y' if verified.entry_count == 1 else 'ies'}, each included in "
-        f"checkpoint {verified.tree_size} of {origin}."
+    what = (
+        "1 log entry, included"
+        if verified.entry_count == 1
+        else f"{verified.entry_count} log entries, each included"
     )
+    lines.append(f"{what} in checkpoint {verified.tree_size} of {origin}.")
     if verified.quorum_pending:
         verdict = "pending"
         headline = "Not yet valid: the witness quorum has not cosigned this receipt's checkpoint."

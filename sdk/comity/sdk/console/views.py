@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from google.protobuf.message import DecodeError
 
 from comity.audit.cosignature import cosignature_timestamp
 from comity.audit.emergencies import EmergencyRecord
 from comity.audit.errors import AuditError
+from comity.audit.events import DisclosedEvent
 from comity.audit.quorum import note_cosignatures
+from comity.core.dsse import PAYLOAD_NODE_STATEMENT
 from comity.sdk.console.charts import Chart, Span, bars_by_day, horizontal_bars, timeline
 from comity.sdk.console.mirror import EntryRow, Mirror
 from comity.sdk.console.words import KIND_WORDS, OUTCOME_WORDS, RuleText, rule_name
 from comity.sdk.transparency import TransparencyReport
+from comity.v1 import comity_pb2 as pb
 
 __all__ = [
     "EntryView",
@@ -46,6 +51,8 @@ class EntryView:
     outcome: str
     rules: list[tuple[str, list[RuleText]]]
     fields: list[tuple[str, str]]
+    #: A disclosure's use restrictions, from the node statement its entry logged.
+    restrictions: list[pb.UseRestriction] = field(default_factory=list)
 
 
 def entry_view(row: EntryRow, texts: Mapping[str, list[RuleText]]) -> EntryView:
@@ -68,8 +75,24 @@ def entry_view(row: EntryRow, texts: Mapping[str, list[RuleText]]) -> EntryView:
     if row.kind == "failed" and event is not None:
         outcome = f"not completed ({getattr(event, 'reason', '')})"
     return EntryView(
-        row, KIND_WORDS.get(row.kind, row.kind), outcome, [(c, texts.get(c, [])) for c in codes], fields
+        row,
+        KIND_WORDS.get(row.kind, row.kind),
+        outcome,
+        [(c, texts.get(c, [])) for c in codes],
+        fields,
+        _restrictions(event) if isinstance(event, DisclosedEvent) else [],
     )
+
+
+def _restrictions(event: DisclosedEvent) -> list[pb.UseRestriction]:
+    """The use restrictions the node stated; the statement's signature is the receipt check's to verify."""
+    try:
+        envelope = pb.Envelope.FromString(bytes.fromhex(event.node_signature))
+        if envelope.payload_type != PAYLOAD_NODE_STATEMENT:
+            return []
+        return list(pb.NodeStatement.FromString(envelope.payload).use_restrictions)
+    except (ValueError, DecodeError):
+        return []
 
 
 def _text(value: Any) -> str:
@@ -155,12 +178,14 @@ def overview(mirror: Mirror, *, now: datetime, days: int = 30, origin: str = "")
             [(rule_name(r), {"count": n}) for r, n in by_rule],
             ["count"],
             label="Rule or check",
+            plural="rules or checks",
         ),
         horizontal_bars(
             "Decisions by requesting agency",
             list(by_agency.items()),
             ["allowed", "refused"],
             label="Agency",
+            plural="agencies",
         ),
         horizontal_bars(
             "Answers by node",
@@ -219,12 +244,14 @@ def report_charts(report: TransparencyReport) -> list[Chart]:
             sorted(by_offence.items()),
             ["allowed", "refused"],
             label="Offence class",
+            plural="offence classes",
         ),
         horizontal_bars(
             "Queries decided by requesting agency",
             sorted(by_agency.items()),
             ["allowed", "refused"],
             label="Agency",
+            plural="agencies",
         ),
         horizontal_bars(
             "Refused decisions by rule",
