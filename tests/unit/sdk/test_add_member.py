@@ -200,3 +200,20 @@ def test_the_next_version_goes_beside_the_current_one(tmp_path: Path) -> None:
     layout = _two(tmp_path / "f")
     result = _add(layout.federation_file, "--node", "GB:7103", "--out", str(tmp_path / "elsewhere.toml"))
     assert result.exit_code == 1 and "is not beside" in said(result)
+
+
+def test_a_format_1_file_is_refused(tmp_path: Path) -> None:
+    layout = init_federation(tmp_path / "f", gateway_port=7443, countries={"US": 7101, "CA": 7102}, format=1)
+    result = _add(layout.federation_file, "--node", "GB:7103")
+    assert result.exit_code == 1 and "is a format-1 file: it has no versions" in said(result)
+
+
+def test_what_an_earlier_attempt_left_is_never_overwritten(tmp_path: Path) -> None:
+    layout = _two(tmp_path / "f")
+    assert _add(layout.federation_file, "--node", "GB:7103").exit_code == 0
+    key = tmp_path / "f" / "keys" / "gb-node" / "witness.key"
+    before = key.read_bytes()
+    (tmp_path / "f" / "federation.v2.toml").unlink()  # the release was dropped, the keys were not
+    result = _add(layout.federation_file, "--node", "GB:7103")
+    assert result.exit_code == 1 and "already exists; nothing was written" in said(result)
+    assert key.read_bytes() == before and not (tmp_path / "f" / "federation.v2.toml").exists()

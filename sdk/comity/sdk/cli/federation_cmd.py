@@ -66,7 +66,7 @@ def add_member(
         typer.Option(help="Where the next version goes (default: federation.vN.toml beside FILE)."),
     ] = None,
     threshold: Annotated[
-        int | None, typer.Option(help="The next version's [signing] threshold (default: the current one).")
+        int | None, typer.Option(help="The next version's \\[signing] threshold (default: the current one).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address the new node listens on.")] = "127.0.0.1",
     passphrase_env: Annotated[
@@ -147,8 +147,8 @@ def sign(
     key_id: Annotated[
         str,
         typer.Option(
-            help="The id the previous version's [signing] lists your key under "
-            "(default: found by the key in this file's [signing])."
+            help="The id the previous version's \\[signing] lists your key under "
+            "(default: found by the key in this file's \\[signing])."
         ),
     ] = "",
     passphrase_env: Annotated[

@@ -61,8 +61,8 @@ def init(
 ) -> None:
     """Write keys, certificates, JWKS and a format-2 federation.toml for the given countries.
 
-    Each agency gets a federation key (keys/AGENCY/federation.key); the file's [signing] role
-    lists them all with a majority threshold, who must sign its next version.
+    Each agency gets a federation key (keys/AGENCY/federation.key); the file's signing role
+    lists them all, and a majority of them must sign its next version.
 
     Every shipped or given gateway bundle whose parties are all among the countries becomes an
     agreement of the federation file, with its parties' inbound bundles; a pair of countries
