@@ -36,21 +36,27 @@ from comity.core.pki import CertificateAuthority, IssuedCertificate, write_priva
 
 __all__ = [
     "DEFAULT_AUDIENCE",
+    "VALIDITY",
     "AgencyFiles",
     "FederationLayout",
     "GatewayFiles",
+    "MemberEntry",
     "NodeFiles",
+    "agreement_toml",
     "federation_key_id",
     "init_federation",
+    "member_ids",
     "mint_token",
+    "toml_instant",
     "write_issuer_key",
     "write_jwks",
+    "write_member",
 ]
 
 DEFAULT_AUDIENCE = "comity-gateway"
 _MEMBERS = Path(__file__).resolve().parent / "data" / "members.toml"
-# How long a federation file written here is valid (components refuse an expired one).
-_VALIDITY = timedelta(days=365)
+VALIDITY = timedelta(days=365)
+"""How long a federation file written here is valid (components refuse an expired one)."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +250,7 @@ def init_federation(
     layout = FederationLayout(
         directory, federation_file, name, gateway, nodes, agencies, agreements=tuple(agreements)
     )
-    header = [] if format == 1 else ["format = 2", "version = 1", f"expires = {_instant(now + _VALIDITY)}"]
+    header = [] if format == 1 else ["format = 2", "version = 1", f"expires = {toml_instant(now + VALIDITY)}"]
     if signing:
         keys = [a.federation_key for a in agencies.values() if a.federation_key is not None]
         header += signing_toml(len(keys) // 2 + 1, [published[k] for k in keys], list(agencies))
@@ -325,6 +331,43 @@ def _write_node(
     )
 
 
+@dataclass(frozen=True)
+class MemberEntry:
+    """One member's files, and its entry and federation key as lines of the federation file."""
+
+    node: NodeFiles
+    agency: AgencyFiles
+    lines: list[str]
+
+
+def member_ids(country: str, index: int) -> tuple[str, str]:
+    """The agency id and node id :func:`write_member` gives ``country`` (the ``index``-th member)."""
+    plan = _plan(country, index, _known_members())
+    return plan.agency, plan.node_id
+
+
+def write_member(
+    directory: Path,
+    country: str,
+    *,
+    index: int,
+    host: str,
+    port: int,
+    passphrase: bytes | None,
+    now: datetime,
+) -> MemberEntry:
+    """Write the files of ``country`` as the ``index``-th member (as :func:`init_federation` does for
+    each), with a federation key; return them with the member's ``[[members]]`` entry and its
+    ``[[signing.keys]]`` line."""
+    plan = _plan(country, index, _known_members())
+    published: _Published = {}
+    node = _write_node(directory, plan, host, port, passphrase, now, published)
+    agency = _write_agency(directory, plan, passphrase, published, signing=True)
+    assert agency.federation_key is not None  # written with signing=True
+    lines = _member_toml(plan, agency, node, directory, published, 2)
+    return MemberEntry(node, agency, lines + signing_key_toml(plan.agency, published[agency.federation_key]))
+
+
 def federation_key_id(agency: str) -> str:
     """The id an agency's federation key is listed under in ``[signing]``."""
     return f"{agency}/federation"
@@ -399,7 +442,8 @@ def _rel(path: Path, base: Path) -> str:
     return _s(path.relative_to(base).as_posix())
 
 
-def _instant(when: datetime) -> str:
+def toml_instant(when: datetime) -> str:
+    """``when`` as a TOML offset date-time in UTC, to the second (``2026-01-01T00:00:00Z``)."""
     return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
@@ -421,7 +465,7 @@ def _federation_toml(
         agency, node = layout.agencies[plan.agency], layout.nodes[plan.node_id]
         lines += _member_toml(plan, agency, node, layout.directory, published, format)
     for agreement in layout.agreements:
-        lines += _agreement_toml(agreement)
+        lines += agreement_toml(agreement)
     return "\n".join(lines) + "\n"
 
 
@@ -525,9 +569,10 @@ def _member_toml(
     ]
 
 
-def _agreement_toml(agreement: Agreement) -> list[str]:
+def agreement_toml(agreement: Agreement) -> list[str]:
+    """The ``[[agreements]]`` entry of ``agreement``, as lines of the federation file."""
     until = (
-        [f"effective_until = {_instant(agreement.effective_until)}"]
+        [f"effective_until = {toml_instant(agreement.effective_until)}"]
         if agreement.effective_until is not None
         else []
     )
@@ -537,7 +582,7 @@ def _agreement_toml(agreement: Agreement) -> list[str]:
         f"id = {_s(agreement.id)}",
         f"parties = [{', '.join(_s(p) for p in agreement.parties)}]",
         f"bundle_digest = {_s(agreement.bundle_digest)}",
-        f"effective_from = {_instant(agreement.effective_from)}",
+        f"effective_from = {toml_instant(agreement.effective_from)}",
         *until,
         "[agreements.inbound]",
         *(f"{country} = {_s(digest)}" for country, digest in (agreement.inbound or {}).items()),

@@ -19,6 +19,7 @@ are written next to everyone else's.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tomllib
@@ -29,19 +30,13 @@ from pathlib import Path
 
 from comity.core.agreements import Agreement
 from comity.core.bootstrap import (
-    _VALIDITY,
+    VALIDITY,
     AgencyFiles,
     NodeFiles,
-    _agreement_toml,
-    _instant,
-    _known_members,
-    _member_toml,
-    _plan,
-    _Published,
-    _s,
-    _write_agency,
-    _write_node,
-    signing_key_toml,
+    agreement_toml,
+    member_ids,
+    toml_instant,
+    write_member,
 )
 from comity.core.errors import ConfigError
 from comity.core.federation import Federation
@@ -117,29 +112,29 @@ def add_member(
             hint="write the next version into the current file's folder: its paths are relative to it",
         )
     directory = federation_file.resolve().parent
-    plan = _plan(country, len(current.members), _known_members())
-    config = directory / "configs" / f"{plan.node_id}.toml"
+    index = len(current.members)
+    agency_id, node_id = member_ids(country, index)
+    config = directory / "configs" / f"{node_id}.toml"
     made = [
         directory / "pki" / country.lower(),
-        directory / "keys" / plan.node_id,
-        directory / "keys" / plan.agency,
-        directory / "jwks" / f"{plan.agency}.json",
+        directory / "keys" / node_id,
+        directory / "keys" / agency_id,
+        directory / "jwks" / f"{agency_id}.json",
         config,
     ]
-    _check_free([out, *made], current, plan.agency, plan.node_id)
+    _check_free([out, *made], current, agency_id, node_id)
     try:
-        published: _Published = {}
-        node = _write_node(directory, plan, host, port, passphrase, now, published)
-        agency = _write_agency(directory, plan, passphrase, published, signing=True)
-        assert agency.federation_key is not None  # written with signing=True
+        entry = write_member(
+            directory, country, index=index, host=host, port=port, passphrase=passphrase, now=now
+        )
+        node, agency = entry.node, entry.agency
         before = federation_file.read_text(encoding="utf-8")
         text = _next_version(
             before,
             version=version,
-            expires=now + _VALIDITY,
+            expires=now + VALIDITY,
             threshold=threshold,
-            member=_member_toml(plan, agency, node, directory, published, 2),
-            signing_key=signing_key_toml(plan.agency, published[agency.federation_key]),
+            member=entry.lines,
             witness_group="witness_policy" in tomllib.loads(before),
             country=country,
             agreements=agreements,
@@ -236,7 +231,6 @@ def _next_version(
     expires: datetime,
     threshold: int | None,
     member: list[str],
-    signing_key: list[str],
     witness_group: bool,
     country: str,
     agreements: Sequence[Agreement],
@@ -244,7 +238,7 @@ def _next_version(
     first = _HEADER.search(text)
     head, tables = (text[: first.start()], text[first.start() :]) if first else (text, "")
     head, versions = _VERSION.subn(f"version = {version}", head, count=1)
-    head, expiries = _EXPIRES.subn(f"expires = {_instant(expires)}", head, count=1)
+    head, expiries = _EXPIRES.subn(f"expires = {toml_instant(expires)}", head, count=1)
     if not versions or not expiries:
         raise ConfigError(
             "cannot find the 'version = N' and 'expires = ...' lines before the file's first table",
@@ -258,14 +252,18 @@ def _next_version(
         "",
         f"# {country} joins in version {version} (comity federation add-member).",
         *member,
-        *signing_key,
     ]
     if witness_group:
         lines += ["", "[[witness_policy.groups]]", f"country = {_s(country)}"]
     for agreement in agreements:
-        lines += _agreement_toml(agreement)
+        lines += agreement_toml(agreement)
     new = head + tables
     return new + ("" if new.endswith("\n") else "\n") + "\n".join(lines) + "\n"
+
+
+def _s(value: str) -> str:
+    # JSON string syntax with ASCII escapes is valid TOML basic-string syntax.
+    return json.dumps(value, ensure_ascii=True)
 
 
 def _write_node_config(path: Path, node: NodeFiles, directory: Path, federation_file: Path) -> None:
