@@ -8,13 +8,18 @@ is read-only and its answers need no trust. Who may ask differs by what is asked
 - entries say who investigated under which order and offence. Pseudonymous as they are, that
   is itself sensitive, so only a legal officer registered in the federation file, with a valid
   token from their agency's issuer, may read them. Refusals go to the process log (the caller
-  is not a registered investigator, so the audit log itself is not theirs to fill).
+  is not a registered investigator, so the audit log itself is not theirs to fill);
+- an officer reads only the entries their country may read (:mod:`comity.audit.readers`: the
+  entries of the agreements it is party to, its own agencies' refusals and throttling). Every
+  other entry in the range is served *withheld*: its index and leaf hash, no contents, so the
+  officer still recomputes the whole tree and checks it against the signed checkpoints.
 
 Entries are served in bounded pages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +27,8 @@ from typing import Any
 
 import grpc
 
+from comity.audit.readers import ReaderIndex, Readers, Readership
+from comity.audit.rfc6962 import hash_leaf
 from comity.core.errors import ComityError, InvalidArgument
 from comity.core.rpc import guard_unary
 from comity.core.tokens import TokenVerifier, VerifiedOfficer, bearer_token
@@ -39,6 +46,26 @@ Context = grpc.aio.ServicerContext[Any, Any]
 _log = logging.getLogger("comity.gateway.audit")
 
 
+class _EntryReaders:
+    """The readers of every entry up to the log's size, judged once, in log order."""
+
+    def __init__(self, ledger: Ledger, readership: Readership) -> None:
+        self._ledger = ledger
+        self._index = ReaderIndex(readership)
+        self._lock = asyncio.Lock()
+
+    async def of(self, start: int, end: int) -> list[Readers]:
+        """The readers of entries ``[start, end)`` (every entry below ``end`` is judged first)."""
+        async with self._lock:
+            while self._index.size < end:
+                first = self._index.size
+                for data in await self._ledger.entries(first, min(end, first + MAX_ENTRIES_PER_CALL)):
+                    self._index.readers(data)
+                if self._index.size == first:
+                    break  # the log is shorter than asked
+            return self._index.by_index[start:end]
+
+
 class AuditLogService(pb_grpc.AuditLogServicer):
     """Serves checkpoints, entries and proofs from the gateway's ledger."""
 
@@ -47,17 +74,21 @@ class AuditLogService(pb_grpc.AuditLogServicer):
         ledger: Ledger,
         tokens: TokenVerifier,
         *,
+        readership: Readership,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         checkpoints: CheckpointFinder | None = None,
     ) -> None:
         self._ledger = ledger
         self._checkpoints = checkpoints
         self._tokens = tokens
+        self._readers = _EntryReaders(ledger, readership)
         self._clock = clock
 
-    def use_tokens(self, tokens: TokenVerifier) -> None:
-        """Check legal officers' tokens under a newly trusted federation file."""
+    def use_federation(self, tokens: TokenVerifier, readership: Readership) -> None:
+        """Check officers' tokens, and judge who reads what, under a newly trusted federation file."""
         self._tokens = tokens
+        # Agreements and members may have changed: every entry is judged again under the new file.
+        self._readers = _EntryReaders(self._ledger, readership)
 
     def _legal_officer(self, context: Context, what: str) -> VerifiedOfficer:
         try:
@@ -84,10 +115,21 @@ class AuditLogService(pb_grpc.AuditLogServicer):
         end = min(request.end, request.start + MAX_ENTRIES_PER_CALL)
         officer = self._legal_officer(context, f"entries [{request.start}, {end})")
         entries = await self._ledger.entries(request.start, end)
-        _log.info("legal officer %s read entries [%d, %d)", officer.subject, request.start, end)
-        return pb.GetEntriesResponse(
-            entries=[pb.LogEntry(index=request.start + i, data=data) for i, data in enumerate(entries)]
+        readers = await self._readers.of(request.start, request.start + len(entries))
+        served = [
+            _served(request.start + i, data, officer.country in who)
+            for i, (data, who) in enumerate(zip(entries, readers, strict=True))
+        ]
+        withheld = sum(e.withheld for e in served)
+        _log.info(
+            "legal officer %s (%s) read entries [%d, %d), %d withheld",
+            officer.subject,
+            officer.country,
+            request.start,
+            end,
+            withheld,
         )
+        return pb.GetEntriesResponse(entries=served)
 
     @guard_unary
     async def GetInclusionProof(
@@ -111,3 +153,9 @@ class AuditLogService(pb_grpc.AuditLogServicer):
         return pb.ConsistencyProof(
             first_size=request.first_size, second_size=request.second_size, hashes=hashes
         )
+
+
+def _served(index: int, data: bytes, readable: bool) -> pb.LogEntry:
+    if readable:
+        return pb.LogEntry(index=index, data=data)
+    return pb.LogEntry(index=index, withheld=True, leaf_hash=hash_leaf(data))

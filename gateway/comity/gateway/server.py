@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from comity.audit.quorum import Quorum
+from comity.audit.readers import Readership
 from comity.core.federation import Federation
 from comity.core.federation_watch import FederationWatch, load_trusted
 from comity.core.keys import SigningKey, passphrase_from_env
@@ -177,7 +178,13 @@ async def _start_gateway(
         pipeline, federation=federation, emergencies=emergencies, ledger=ledger, clock=clock
     )
     checkpoints = CheckpointFinder(ledger.log, Quorum.of_federation(federation))
-    audit_service = AuditLogService(ledger, tokens, clock=clock, checkpoints=checkpoints)
+    audit_service = AuditLogService(
+        ledger,
+        tokens,
+        readership=Readership.of_federation(federation),
+        clock=clock,
+        checkpoints=checkpoints,
+    )
 
     def reloaded(new: Federation) -> None:
         # Who may query and sign (investigators, issuers, authorities, legal officers) follows
@@ -185,7 +192,7 @@ async def _start_gateway(
         new_tokens = TokenVerifier(new, audience=config.audience)
         pipeline.use_federation(new, new_tokens, OrderVerifier(new))
         gateway_service.use_federation(new)
-        audit_service.use_tokens(new_tokens)
+        audit_service.use_federation(new_tokens, Readership.of_federation(new))
 
     watch.on_change(reloaded)
 

@@ -692,12 +692,16 @@ class GetEntriesRequest(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("index", "data")
+    __slots__ = ("index", "data", "withheld", "leaf_hash")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
     index: int
     data: bytes
-    def __init__(self, index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    withheld: bool
+    leaf_hash: bytes
+    def __init__(self, index: _Optional[int] = ..., data: _Optional[bytes] = ..., withheld: _Optional[bool] = ..., leaf_hash: _Optional[bytes] = ...) -> None: ...
 
 class GetEntriesResponse(_message.Message):
     __slots__ = ("entries",)

@@ -28,6 +28,7 @@ from comity.audit.errors import AuditError, LogVerificationError
 from comity.audit.events import decode_event
 from comity.audit.note import Ed25519Verifier, NoteSignature
 from comity.audit.quorum import Quorum, note_cosignatures
+from comity.audit.readers import ReadableSets, ReaderIndex, Readership
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import CompactRange
 from comity.audit.verifystate import VerifierState
@@ -37,9 +38,10 @@ from comity.core.rpc import error_from_status
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
-__all__ = ["AuditClient", "RemoteReport", "verify_remote"]
+__all__ = ["AuditClient", "RemoteReport", "entry_leaf", "verify_remote"]
 
 PAGE = 1000
+LEAF_HASH_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class RemoteReport:
     pending_entries: int = 0
     pending_since: datetime | None = None
     pinned_size: int | None = None
+    #: Entries served withheld (leaf hash only: another agreement's entries).
+    withheld: int = 0
+    #: Per set of reader countries: (label, entries shown, fingerprint), to compare with the
+    #: other parties' officers (:class:`~comity.audit.readers.ReadableSets`).
+    readable: tuple[tuple[str, int, str], ...] = ()
 
 
 class AuditClient:
@@ -121,6 +128,7 @@ class AuditClient:
                     raise LogVerificationError(
                         f"expected entry {start}, got {entry.index}", entry_index=start
                     )
+                _check_shape(entry)
                 yield entry
                 start += 1
 
@@ -137,6 +145,27 @@ class AuditClient:
             "GetInclusionProof", pb.GetInclusionProofRequest(leaf_index=index, tree_size=tree_size)
         )
         return list(proof.hashes)
+
+
+def _check_shape(entry: pb.LogEntry) -> None:
+    """An entry is either its bytes, or withheld with a leaf hash; anything else is refused."""
+    if entry.withheld:
+        if entry.data or len(entry.leaf_hash) != LEAF_HASH_SIZE:
+            raise LogVerificationError(
+                f"withheld entry {entry.index} must carry a {LEAF_HASH_SIZE}-byte leaf hash and no data",
+                entry_index=entry.index,
+            )
+    elif not entry.data:
+        raise LogVerificationError(f"entry {entry.index} came with no data", entry_index=entry.index)
+
+
+def entry_leaf(entry: pb.LogEntry) -> bytes:
+    """The leaf hash of an entry as served: recomputed from its bytes, or as given when withheld.
+
+    A withheld leaf hash that is not the entry's gives another tree root, which the checkpoint
+    check catches like an altered entry.
+    """
+    return bytes(entry.leaf_hash) if entry.withheld else hash_leaf(entry.data)
 
 
 def _signed(
@@ -166,12 +195,15 @@ def verify_remote(
     state: Path | None,
     quorum: Quorum | None = None,
     now: datetime | None = None,
+    readership: Readership | None = None,
 ) -> RemoteReport:
     """Verify the whole log behind ``client``; raise LogVerificationError naming the first problem.
 
     ``quorum`` (default: every one of ``witnesses``) decides which cosignatures count. ``state``
     holds what this officer accepted before (:class:`VerifierState`): the log must still hold
-    those trees and still show the quorum's cosignatures; on success it is updated.
+    those trees and still show the quorum's cosignatures; on success it is updated. Withheld
+    entries (another agreement's) verify by their leaf hashes and are counted; with
+    ``readership`` the entries shown are counted and fingerprinted per set of reader countries.
     """
     quorum = quorum or Quorum.every_witness(witnesses)
     saved = VerifierState.load(state)
@@ -192,7 +224,9 @@ def verify_remote(
                 f"the log shrank: size {old.checkpoint.size} was seen before, now {head.checkpoint.size}",
                 tree_size=head.checkpoint.size,
             )
-    pending_since = _replay(client, head.checkpoint.size, roots, remembered, quorum_size)
+    shown = ReadableSets()
+    index = ReaderIndex(readership) if readership is not None else None
+    pending_since = _replay(client, head.checkpoint.size, roots, remembered, quorum_size, shown, index)
     _check_quorum_kept(client, saved, log_key, quorum)
     report = RemoteReport(
         head.checkpoint.size,
@@ -203,6 +237,8 @@ def verify_remote(
         pending_entries=head.checkpoint.size - (quorum_size or 0),
         pending_since=pending_since,
         pinned_size=remembered["pinned"].checkpoint.size if "pinned" in remembered else None,
+        withheld=shown.withheld,
+        readable=tuple(shown.summary()),
     )
     _check_pending(report, quorum, now or datetime.now(UTC))
     if state is not None:
@@ -235,6 +271,8 @@ def _replay(
     roots: dict[int, bytes],
     remembered: dict[str, SignedCheckpoint],
     quorum_size: int | None,
+    shown: ReadableSets,
+    index: ReaderIndex | None,
 ) -> datetime | None:
     """Hash every entry, checking each expected root at its size; when the first pending entry was logged."""
     expected = [(s, r, "the checkpoint's root") for s, r in roots.items()]
@@ -254,9 +292,16 @@ def _replay(
 
     check()
     for entry in client.entries(0, size):
-        if tree.size == (quorum_size or 0):
+        if tree.size >= (quorum_size or 0) and pending_since is None and not entry.withheld:
+            # The first pending entry this officer may read (a withheld one shows no time).
             pending_since = _logged_at(entry.data)
-        tree.append(hash_leaf(entry.data))
+        leaf = entry_leaf(entry)
+        if entry.withheld:
+            shown.add_withheld()
+        elif index is not None:
+            # Judged as the gateway judges it, in log order (a query's later entries need its decision).
+            shown.add(entry.index, leaf, index.readers(entry.data))
+        tree.append(leaf)
         check()
     return pending_since
 

@@ -128,13 +128,20 @@ def verify(
     state = state or _default_state(log_key)
     scratch = _scratch_state(state)  # the state moves on only once the views are checked too
     if gateway is not None:
+        from comity.audit.readers import Readership
         from comity.sdk.auditor import AuditClient, verify_remote
 
         if ca is None:
             raise InvalidArgument("--gateway needs --ca, the CA that issued the gateway's certificate")
         client = AuditClient(gateway, root_certificates=ca.read_bytes(), token=_officer_token(token_file))
         try:
-            remote = verify_remote(client, log_key=log_key, state=scratch, quorum=quorum)
+            remote = verify_remote(
+                client,
+                log_key=log_key,
+                state=scratch,
+                quorum=quorum,
+                readership=Readership.of_federation(fed),
+            )
             if views:
                 head = client.checkpoint(remote.tree_size).checkpoint.signed_note
                 _check_views(views, remote.tree_size, remote.root_hash, head, client.consistency, evidence)
@@ -148,6 +155,7 @@ def verify(
         )
         quorum_size, cosigners = remote.quorum_size, remote.cosigned_by
         pending, since = remote.pending_entries, remote.pending_since
+        withheld, readable = remote.withheld, remote.readable
     else:
         from comity.audit.verify import verify_log
 
@@ -172,6 +180,7 @@ def verify(
         )
         quorum_size, cosigners = report.quorum_size, report.quorum_witnesses
         pending, since = report.pending_entries, report.pending_since
+        withheld, readable = 0, ()
     if scratch.exists():
         scratch.replace(state)
     console.print(f"[green]✓ verified[/] {size} entries; root {root.hex()}")
@@ -188,6 +197,8 @@ def verify(
         )
     if pinned is not None:
         console.print(f"  holds the checkpoint of size {pinned} your own node cosigned (pinned)")
+    if gateway is not None:
+        _print_readable(withheld, readable, size)
     for view in views:
         console.print(
             f"  contains the checkpoint of size {view.checkpoint.size} that {', '.join(view.witnesses)} "
@@ -197,6 +208,21 @@ def verify(
         console.print(f"  first verification from here: remembered the checkpoint in {state}")
     else:
         console.print(f"  consistent with the checkpoint of size {previous} you accepted before")
+
+
+def _print_readable(withheld: int, readable: tuple[tuple[str, int, str], ...], size: int) -> None:
+    if withheld:
+        console.print(
+            f"  {withheld} entr{'y' if withheld == 1 else 'ies'} withheld from you (agreements your "
+            "country is not party to): verified by leaf hash, not readable"
+        )
+    for label, count, fingerprint in readable:
+        console.print(
+            f"  readable by {label}: {count} entr{'y' if count == 1 else 'ies'}, "
+            f"fingerprint {fingerprint[:16]} (up to size {size}; "
+            "the other parties' officers must see the same)",
+            highlight=False,
+        )
 
 
 def _scratch_state(state: Path) -> Path:

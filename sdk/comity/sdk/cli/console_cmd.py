@@ -15,9 +15,29 @@ from comity.sdk.cli.main import console, friendly
 __all__ = ["console_command"]
 
 
-def _default_mirror(origin: str) -> Path:
+def _default_mirror(origin: str, country: str | None) -> Path:
     safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in origin)
-    return Path.home() / ".local" / "state" / "comity" / "console" / f"{safe}.db"
+    name = f"{safe}-{country}.db" if country else f"{safe}.db"
+    return Path.home() / ".local" / "state" / "comity" / "console" / name
+
+
+def _reader(trust: Any, token: Any, country: str | None, audience: str) -> str | None:
+    """The country whose officers the mirror is for: the sync token's officer's, else ``--country``."""
+    if token is None:
+        return country.upper() if country else None
+    from datetime import UTC, datetime
+
+    from comity.core.tokens import TokenVerifier
+
+    officer = TokenVerifier(trust.federation, audience=audience).verify_legal_officer(
+        token(), now=datetime.now(UTC)
+    )
+    if country and country.upper() != officer.country:
+        raise InvalidArgument(
+            f"--country {country} but the token is of {officer.subject}, an officer of {officer.country}",
+            hint="the gateway serves what the token's country may read: drop --country or use its token",
+        )
+    return str(officer.country)
 
 
 def _source(
@@ -72,6 +92,13 @@ def console_command(
     ] = False,
     audience: Annotated[str, typer.Option(help="The audience officers' tokens carry.")] = "comity-gateway",
     interval: Annotated[float, typer.Option(min=1, help="Seconds between sync rounds.")] = 10.0,
+    country: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep only what this country's legal officers may read (with --gateway: the token's "
+            "country); only its officers may sign in."
+        ),
+    ] = None,
     mirror_check_every: Annotated[
         int,
         typer.Option(
@@ -100,14 +127,26 @@ def console_command(
                 hint="give --token-file (read again when it nears expiry) or --token-command",
             )
         token = OfficerToken(file=token_file, command=token_command)
+    from comity.audit.readers import Readership
+
+    reader = _reader(trust, token, country, audience)
+    store = Mirror(
+        mirror or _default_mirror(trust.log_key.name, reader), country_of=trust.country_of, reader=reader
+    )
     source = _source(trust, gateway=gateway, ca=ca, token=token, db=db, url=url)
-    store = Mirror(mirror or _default_mirror(trust.log_key.name), country_of=trust.country_of)
 
     def progress(done: int, total: int) -> None:
         if once:
             console.print(f"  {done} of {total} entries fetched and staged", highlight=False)
 
-    verifier = MirrorVerifier(store, source, log_key=trust.log_key, quorum=trust.quorum, progress=progress)
+    verifier = MirrorVerifier(
+        store,
+        source,
+        log_key=trust.log_key,
+        quorum=trust.quorum,
+        progress=progress,
+        readership=Readership.of_federation(trust.federation),
+    )
     if once:
         try:
             verifier.check_mirror()
@@ -118,6 +157,7 @@ def console_command(
             f"[green]✓ verified[/] the mirror up to size {result.size} ({result.added} new entries) "
             f"against a checkpoint cosigned by {', '.join(result.witnesses)}"
         )
+        _print_readable(verifier, reader, result.size)
         console.print(f"  mirror: {store.path}")
         return
     _serve(
@@ -127,6 +167,22 @@ def console_command(
         source,
         locals(),
     )
+
+
+def _print_readable(verifier: Any, reader: str | None, size: int) -> None:
+    withheld = verifier.readable.withheld
+    if reader is not None:
+        console.print(
+            f"  kept for {reader}'s legal officers: {withheld} entr{'y' if withheld == 1 else 'ies'} "
+            "withheld (other agreements' entries: verified by leaf hash, not readable)",
+            highlight=False,
+        )
+    for label, count, fingerprint in verifier.readable.summary():
+        console.print(
+            f"  readable by {label}: {count} entr{'y' if count == 1 else 'ies'}, fingerprint "
+            f"{fingerprint[:16]} (up to size {size}; the other parties' officers must see the same)",
+            highlight=False,
+        )
 
 
 def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any]) -> None:
@@ -154,7 +210,7 @@ def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any])
         Console(
             mirror=store,
             sync=sync,
-            sessions=Sessions(trust.federation, audience=opts["audience"]),
+            sessions=Sessions(trust.federation, audience=opts["audience"], country=store.reader),
             log_origin=trust.log_key.name,
             rule_texts=load_rule_texts(),
             secure_cookies=policy.tls_cert is not None,

@@ -4,7 +4,8 @@ The console keeps no passwords. An officer signs in with the bearer token their 
 identity provider issued them (the token ``comity audit verify --token-file`` uses): the console
 runs every check the gateway runs on it (:meth:`~comity.core.tokens.TokenVerifier.verify_legal_officer`:
 signature by a key the federation file lists for that issuer, audience, times, a subject
-registered as a legal officer of the issuer's agency). An investigator's token is refused.
+registered as a legal officer of the issuer's agency). An investigator's token is refused, and
+so is an officer of another country than the one the console's mirror is kept for.
 
 A session lives in memory until the token expires or ``max_age`` passes, whichever is first.
 Sessions do not survive a restart of the console: a restart signs everyone out (nothing about a
@@ -23,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from comity.core.errors import PermissionDenied
 from comity.core.federation import Federation
 from comity.core.tokens import TokenVerifier, VerifiedOfficer
 
@@ -45,9 +47,16 @@ class Sessions:
     """Verifies tokens and keeps sessions (in memory, pruned as they expire)."""
 
     def __init__(
-        self, federation: Federation, *, audience: str, max_age: timedelta = timedelta(hours=8)
+        self,
+        federation: Federation,
+        *,
+        audience: str,
+        max_age: timedelta = timedelta(hours=8),
+        country: str | None = None,
     ) -> None:
         self._tokens = TokenVerifier(federation, audience=audience)
+        #: Only this country's officers may sign in (None: any officer's).
+        self.country = country
         self._max_age = max_age
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -56,6 +65,12 @@ class Sessions:
         """A new session for the officer ``token`` names; raises the token's :class:`TokenError`."""
         now = now or datetime.now(UTC)
         officer = self._tokens.verify_legal_officer(token.strip(), now=now)
+        if self.country is not None and officer.country != self.country:
+            raise PermissionDenied(
+                f"this console keeps what {self.country}'s legal officers may read; "
+                f"{officer.subject} is an officer of {officer.country}",
+                hint=f"run a console of your own with a {officer.country} officer's token",
+            )
         session = Session(officer, secrets.token_urlsafe(32), min(officer.expires_at, now + self._max_age))
         key = secrets.token_urlsafe(32)
         with self._lock:

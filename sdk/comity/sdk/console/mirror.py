@@ -8,6 +8,11 @@ The columns beside the entry bytes are derived from them (:func:`columns`) and e
 that filters can use indexes; the mirror's own check re-derives them (an edited column is a
 tampered mirror like an edited entry). The comparisons are case-insensitive (``NOCASE``).
 
+A mirror kept for one country's legal officers (``reader``) holds the contents only of the
+entries that country may read: every other entry is a *withheld* row, kind ``withheld``, no
+bytes, and its leaf hash in ``withheld`` (enough to recompute the tree, nothing to read). A
+mirror remembers the country it was made for and refuses to open for another.
+
 Every SQL text built here joins only this module's own constants (column names, filter
 conditions); values always travel as parameters, hence the ``noqa: S608`` marks.
 """
@@ -22,8 +27,23 @@ from typing import Any
 
 from comity.audit.errors import AuditError
 from comity.audit.events import Event, decode_event
+from comity.core.errors import ConfigError
 
-__all__ = ["FILTERS", "EntryRow", "Filters", "Mirror", "Page", "VerifiedHead", "columns"]
+__all__ = [
+    "FILTERS",
+    "WITHHELD",
+    "EntryRow",
+    "Filters",
+    "Mirror",
+    "Page",
+    "VerifiedHead",
+    "Withheld",
+    "columns",
+    "withheld_columns",
+]
+
+#: The kind of a withheld row.
+WITHHELD = "withheld"
 
 #: The filters the entry list offers, by query parameter.
 FILTERS = (
@@ -69,6 +89,7 @@ CREATE TABLE IF NOT EXISTS entry_rules (
     idx INTEGER NOT NULL,
     PRIMARY KEY (rule, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS withheld (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 {"".join(f"CREATE INDEX IF NOT EXISTS entries_{c} ON entries({c}, idx);" for c in _INDEXED)}
 CREATE INDEX IF NOT EXISTS entry_rules_idx ON entry_rules(idx);
@@ -91,6 +112,18 @@ class EntryRow:
     node: str
     data: bytes
     event: Event | None
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """An entry this mirror's country may not read: only its leaf hash."""
+
+    leaf_hash: bytes
+
+
+def withheld_columns() -> dict[str, str]:
+    """The columns of a withheld row."""
+    return {c: "" for c in _COLUMNS} | {"kind": WITHHELD}
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +240,34 @@ def columns(data: bytes, country_of: Mapping[str, str]) -> tuple[dict[str, str],
 class Mirror:
     """The SQLite file: staged and verified entries, and the verified head (``meta``)."""
 
-    def __init__(self, path: Path, *, country_of: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, country_of: Mapping[str, str] | None = None, reader: str | None = None
+    ) -> None:
         self.path = path
         self.country_of = dict(country_of or {})
+        #: The country whose officers this mirror is for (None: the whole log, e.g. an operator's copy).
+        self.reader = reader
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            self._claim(db, reader)
+
+    def _claim(self, db: sqlite3.Connection, reader: str | None) -> None:
+        """Bind a new mirror to its reader; refuse one made for another reader."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'reader'").fetchone()
+        has_entries = db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None
+        mine = (reader or "").encode()
+        if row is None and not has_entries:
+            db.execute("INSERT INTO meta (key, value) VALUES ('reader', ?)", (mine,))
+            return
+        theirs = bytes(row[0]) if row is not None else b""
+        if theirs != mine:
+            made = f"{theirs.decode()}'s legal officers" if theirs else "the whole log"
+            wanted = f"{reader}'s legal officers" if reader else "the whole log"
+            raise ConfigError(
+                f"the mirror {self.path} was made for {made}, not for {wanted}",
+                hint="give another --mirror file (each country's officers keep their own mirror)",
+            )
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -237,12 +292,19 @@ class Mirror:
             db.execute("DELETE FROM entries WHERE idx >= ?", (size,))
             db.execute("DELETE FROM entry_data WHERE idx >= ?", (size,))
             db.execute("DELETE FROM entry_rules WHERE idx >= ?", (size,))
+            db.execute("DELETE FROM withheld WHERE idx >= ?", (size,))
 
-    def stage(self, start: int, entries: Iterable[bytes]) -> None:
-        """Write entries from index ``start`` (not shown until promoted)."""
-        rows, rules, blobs = [], [], []
-        for offset, data in enumerate(entries):
-            values, codes = columns(data, self.country_of)
+    def stage(self, start: int, entries: Iterable[bytes | Withheld]) -> None:
+        """Write entries (bytes, or withheld leaf hashes) from index ``start`` (not shown until promoted)."""
+        rows, rules, blobs, leaves = [], [], [], []
+        for offset, item in enumerate(entries):
+            codes: set[str] = set()
+            if isinstance(item, Withheld):
+                values, data = withheld_columns(), b""
+                leaves.append((start + offset, item.leaf_hash))
+            else:
+                data = item
+                values, codes = columns(data, self.country_of)
             rows.append((start + offset, *(values[c] for c in _COLUMNS)))
             blobs.append((start + offset, data))
             rules += [(code, start + offset) for code in codes]
@@ -254,6 +316,7 @@ class Mirror:
             )
             db.executemany("INSERT OR REPLACE INTO entry_data (idx, data) VALUES (?, ?)", blobs)
             db.executemany("INSERT OR IGNORE INTO entry_rules (rule, idx) VALUES (?, ?)", rules)
+            db.executemany("INSERT OR REPLACE INTO withheld (idx, leaf) VALUES (?, ?)", leaves)
 
     def promote(self, head: VerifiedHead) -> None:
         """Mark the entries below ``head.size`` verified, under that checkpoint."""
@@ -265,13 +328,15 @@ class Mirror:
 
     def iter_stored(
         self, end: int, *, chunk: int = 5000
-    ) -> Iterator[tuple[int, dict[str, str], bytes, set[str]]]:
-        """Every row below ``end`` as stored: index, columns, bytes and rule codes (for the mirror check)."""
+    ) -> Iterator[tuple[int, dict[str, str], bytes | Withheld, set[str]]]:
+        """Every row below ``end`` as stored: index, columns, bytes (or the withheld leaf hash) and
+        rule codes (for the mirror check)."""
         start = 0
         with self._connect() as db:
             while start < end:
                 rows = db.execute(
-                    f"SELECT e.idx, {_E_COLS}, d.data FROM entries e JOIN entry_data d ON d.idx = e.idx"  # noqa: S608
+                    f"SELECT e.idx, {_E_COLS}, w.leaf, d.data FROM entries e"  # noqa: S608
+                    " JOIN entry_data d ON d.idx = e.idx LEFT JOIN withheld w ON w.idx = e.idx"
                     " WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx",
                     (start, min(end, start + chunk)),
                 ).fetchall()
@@ -286,13 +351,20 @@ class Mirror:
                 for row in rows:
                     yield (
                         int(row[0]),
-                        dict(zip(_COLUMNS, row[1:-1], strict=True)),
-                        bytes(row[-1]),
+                        dict(zip(_COLUMNS, row[1:-2], strict=True)),
+                        bytes(row[-1]) if row[-2] is None else Withheld(bytes(row[-2])),
                         rules.get(int(row[0]), set()),
                     )
                 start = int(rows[-1][0]) + 1
 
     # ------------------------------------------------------------------ what the pages read
+
+    def withheld_count(self) -> int:
+        """How many verified entries are withheld from this mirror's country."""
+        with self._connect() as db:
+            return int(
+                db.execute("SELECT count(*) FROM withheld WHERE idx < ?", (self._verified(db),)).fetchone()[0]
+            )
 
     def page(
         self, filters: Filters, *, before: int | None = None, after: int | None = None, size: int = 50

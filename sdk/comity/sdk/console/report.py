@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from comity.audit.errors import AuditError
 from comity.audit.events import Event, decode_event
-from comity.sdk.console.mirror import Mirror
+from comity.sdk.console.mirror import Mirror, Withheld
 from comity.sdk.transparency import TransparencyReport, build_report
 
 __all__ = ["mirror_report", "offence_classifier"]
@@ -33,6 +33,8 @@ def offence_classifier(countries: Iterable[str], bundles: Iterable[str]) -> Call
 
 def _events(mirror: Mirror) -> Iterator[Event]:
     for _idx, _columns, data, _rules in mirror.iter_stored(mirror.head().size):
+        if isinstance(data, Withheld):
+            continue  # another agreement's entry: not this country's to count
         try:
             yield decode_event(data)
         except AuditError:

@@ -2,7 +2,8 @@
 
 Nothing a source returns is trusted: the verifier checks checkpoints against the federation's
 log and witness keys and entries against those checkpoints. A source only answers four
-questions (the newest quorum checkpoint, entries, and the two kinds of proof).
+questions (the newest quorum checkpoint, entries, and the two kinds of proof). The gateway
+withholds the entries the officer's country may not read: those come as their leaf hashes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from comity.audit.note import Ed25519Verifier
 from comity.audit.quorum import Quorum
 from comity.audit.store import LogStore
 from comity.sdk.auditor import AuditClient
+from comity.sdk.console.mirror import Withheld
 
 __all__ = ["DatabaseSource", "GatewaySource", "LogSource", "OfferedCheckpoint"]
 
@@ -38,8 +40,8 @@ class LogSource(Protocol):
         """The newest checkpoint the source says carries a witness quorum."""
         ...
 
-    def entries(self, start: int, end: int) -> Iterator[bytes]:
-        """Entries ``[start, end)`` in order."""
+    def entries(self, start: int, end: int) -> Iterator[bytes | Withheld]:
+        """Entries ``[start, end)`` in order (a withheld one as its leaf hash)."""
         ...
 
     def inclusion(self, index: int, tree_size: int) -> list[bytes]:
@@ -66,9 +68,9 @@ class GatewaySource:
         response = self._client.checkpoint()
         return OfferedCheckpoint(response.checkpoint.signed_note, tuple(response.cosignatures))
 
-    def entries(self, start: int, end: int) -> Iterator[bytes]:
+    def entries(self, start: int, end: int) -> Iterator[bytes | Withheld]:
         for entry in self._client.entries(start, end):
-            yield entry.data
+            yield Withheld(bytes(entry.leaf_hash)) if entry.withheld else entry.data
 
     def inclusion(self, index: int, tree_size: int) -> list[bytes]:
         return self._client.inclusion(index, tree_size)
@@ -108,7 +110,7 @@ class DatabaseSource:
         # None has a quorum: the newest cosigned one (else the newest), so the verifier says what lacks.
         return newest or OfferedCheckpoint(self._store.checkpoint(), ())
 
-    def entries(self, start: int, end: int) -> Iterator[bytes]:
+    def entries(self, start: int, end: int) -> Iterator[bytes | Withheld]:
         for first in range(start, end, 1000):
             yield from self._store.entries(first, min(end, first + 1000))
 

@@ -51,6 +51,11 @@ class SyncStatus:
     #: Why syncing stopped (source unreachable, token expired), when it did.
     stopped: str | None = None
     progress: tuple[int, int] | None = None
+    #: Verified entries withheld from this mirror's country (kept as leaf hashes only).
+    withheld: int = 0
+    #: Per set of reader countries: (label, entries held, fingerprint) for comparing with the
+    #: other parties' officers.
+    readable: tuple[tuple[str, int, str], ...] = ()
 
 
 class OfficerToken:
@@ -131,7 +136,7 @@ class BackgroundSync:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         head = verifier.mirror.head()
-        self._status = SyncStatus(verified_size=head.size)
+        self._status = SyncStatus(verified_size=head.size, withheld=verifier.mirror.withheld_count())
         self.rounds = 0
         verifier._progress = self._on_progress
 
@@ -195,6 +200,8 @@ class BackgroundSync:
                 verified_size=result.size,
                 verified_at=datetime.now(UTC),
                 witnesses=result.witnesses,
+                withheld=self.verifier.readable.withheld,
+                readable=tuple(self.verifier.readable.summary()),
                 failure=None,
                 failure_entry=None,
                 stopped=None,

@@ -18,6 +18,16 @@ the mirror's own bytes and derived columns and compares it with the remembered c
 signatures it checks again: a mirror edited on disk (entries, columns, or the remembered
 checkpoint) fails it.
 
+**Withheld entries.** The gateway serves an entry the officer's country may not read as its
+leaf hash only; the mirror keeps that hash and the tree is recomputed from it like from any
+entry, so a withheld leaf hash that is not the log's fails the round (or the mirror check) as
+an altered entry would. A mirror made for one country (``Mirror.reader``) also withholds
+itself what a source shows in full but that country may not read (a database copy holds every
+entry), judged by :mod:`comity.audit.readers`. :attr:`MirrorVerifier.readable` counts, per set
+of reader countries, what the mirror holds, with a fingerprint the other parties' officers
+compare with theirs: a gateway that withholds one officer an entry their country may read
+gives the two officers different fingerprints.
+
 **Locating a bad entry** never trusts hashes the mirror stores. With the leaf hashes of the
 entries in hand, it asks the source for the inclusion proof of the first leaf not yet known
 good, verifies it against the quorum checkpoint's root, and compares each subtree hash of that
@@ -27,7 +37,7 @@ holds the bad entry, and the search continues inside it (at most one proof per t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from comity.audit.checkpoint import SignedCheckpoint
@@ -35,9 +45,10 @@ from comity.audit.errors import AuditError, AuditUnavailable, InvalidProof, LogV
 from comity.audit.note import Ed25519Verifier
 from comity.audit.proof import inclusion_proof, inclusion_ranges, verify_consistency, verify_inclusion
 from comity.audit.quorum import Quorum, note_cosignatures
+from comity.audit.readers import ReadableSets, ReaderIndex, Readership
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import CompactRange, MemoryTree
-from comity.sdk.console.mirror import Mirror, VerifiedHead, columns
+from comity.sdk.console.mirror import Mirror, VerifiedHead, Withheld, columns, withheld_columns
 from comity.sdk.console.sources import LogSource, OfferedCheckpoint
 
 __all__ = ["BATCH", "MirrorVerifier", "RoundResult"]
@@ -65,13 +76,20 @@ class MirrorVerifier:
         log_key: Ed25519Verifier,
         quorum: Quorum,
         progress: Callable[[int, int], None] | None = None,
+        readership: Readership | None = None,
     ) -> None:
+        if mirror.reader is not None and readership is None:
+            raise ValueError("a mirror for one country's officers needs the readership to judge entries")
         self.mirror = mirror
         self.source = source
         self.log_key = log_key
         self.quorum = quorum
+        self.readership = readership
         self._progress = progress or (lambda done, total: None)
         self._border: CompactRange | None = None
+        self._index: ReaderIndex | None = None
+        #: What the verified mirror holds, per set of reader countries (after the mirror check).
+        self.readable = ReadableSets()
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -132,8 +150,13 @@ class MirrorVerifier:
                     f"checkpoint {size} does not extend the verified checkpoint {head.size}: {exc.message}",
                     tree_size=size,
                 ) from None
-        tree = self._fetch(border, size)
+        try:
+            tree = self._fetch(border, size)
+        except BaseException:
+            self._index = None  # it judged entries that were not kept: rebuilt from the mirror
+            raise
         if tree.root() != root:
+            self._index = None
             self.mirror.discard_staged()
             bad = self._locate_fetched(head.size, size, root)
             raise LogVerificationError(
@@ -149,7 +172,7 @@ class MirrorVerifier:
     def _fetch(self, border: CompactRange, size: int) -> CompactRange:
         tree = border.copy()
         self.mirror.discard_staged()
-        batch: list[bytes] = []
+        batch: list[bytes | Withheld] = []
         for data in self.source.entries(tree.size, size):
             batch.append(data)
             if len(batch) == BATCH:
@@ -162,15 +185,32 @@ class MirrorVerifier:
             )
         return tree
 
-    def _stage(self, tree: CompactRange, batch: Sequence[bytes], size: int) -> None:
-        self.mirror.stage(tree.size, batch)
-        for data in batch:
-            tree.append(hash_leaf(data))
+    def _stage(self, tree: CompactRange, batch: Sequence[bytes | Withheld], size: int) -> None:
+        kept = [self._keep(tree.size + i, item) for i, item in enumerate(batch)]
+        self.mirror.stage(tree.size, kept)
+        for item in kept:
+            tree.append(_leaf(item))
         self._progress(tree.size, size)
+
+    def _keep(self, idx: int, item: bytes | Withheld) -> bytes | Withheld:
+        """What the mirror keeps of entry ``idx``: its bytes, or only its leaf hash."""
+        if isinstance(item, Withheld):
+            self.readable.add_withheld()
+            return item
+        if self._index is None:
+            return item
+        readers = self._index.readers(item)
+        if self.mirror.reader is not None and self.mirror.reader not in readers:
+            # Shown in full by the source, but not this country's to read: keep only the hash.
+            self.readable.add_withheld()
+            return Withheld(hash_leaf(item))
+        self.readable.add(idx, hash_leaf(item), readers)
+        return item
 
     def _verified_border(self, head: VerifiedHead) -> CompactRange:
         """The right border of the verified tree (recomputed from the mirror once per process)."""
-        if self._border is None or self._border.size != head.size:
+        stale = self.readership is not None and self._index is None
+        if self._border is None or self._border.size != head.size or stale:
             self._border = self.check_mirror()
         return self._border
 
@@ -190,15 +230,22 @@ class MirrorVerifier:
         leaves: list[bytes] = []
         tree = CompactRange()
         edited: int | None = None
+        self._index = None
+        index = ReaderIndex(self.readership) if self.readership is not None else None
+        readable = ReadableSets()
         for idx, stored, data, rules in self.mirror.iter_stored(head.size):
             if idx != len(leaves):
                 raise LogVerificationError(
                     f"entry {len(leaves)} is missing from the mirror", entry_index=len(leaves)
                 )
-            if edited is None and (stored, rules) != columns(data, self.mirror.country_of):
+            if edited is None and (stored, rules) != _columns(data, self.mirror.country_of):
                 edited = idx
-            leaves.append(hash_leaf(data))
+            leaves.append(_leaf(data))
             tree.append(leaves[-1])
+            if isinstance(data, Withheld):
+                readable.add_withheld()
+            elif index is not None:
+                readable.add(idx, leaves[-1], index.readers(data))
         if len(leaves) != head.size:
             raise LogVerificationError(
                 f"entry {len(leaves)} is missing from the mirror", entry_index=len(leaves)
@@ -218,13 +265,14 @@ class MirrorVerifier:
                 entry_index=edited,
                 hint="delete the mirror file and let the console sync it again",
             )
+        self._index, self.readable = index, readable
         return tree
 
     # ------------------------------------------------------------------ locating a bad entry
 
     def _locate_fetched(self, start: int, size: int, root: bytes) -> int:
-        leaves = [hash_leaf(d) for _, _, d, _ in self.mirror.iter_stored(start)]
-        leaves += [hash_leaf(d) for d in self.source.entries(start, size)]
+        leaves = [_leaf(d) for _, _, d, _ in self.mirror.iter_stored(start)]
+        leaves += [_leaf(d) for d in self.source.entries(start, size)]
         return self.locate(leaves, size, root)
 
     def locate(self, leaves: Sequence[bytes], size: int, root: bytes) -> int:
@@ -255,3 +303,11 @@ class MirrorVerifier:
 def _full_note(offered: OfferedCheckpoint) -> bytes:
     note = offered.note if offered.note.endswith(b"\n") else offered.note + b"\n"
     return note + "".join(c if c.endswith("\n") else c + "\n" for c in offered.cosignatures).encode()
+
+
+def _leaf(item: bytes | Withheld) -> bytes:
+    return item.leaf_hash if isinstance(item, Withheld) else hash_leaf(item)
+
+
+def _columns(item: bytes | Withheld, country_of: Mapping[str, str]) -> tuple[dict[str, str], set[str]]:
+    return (withheld_columns(), set()) if isinstance(item, Withheld) else columns(item, country_of)

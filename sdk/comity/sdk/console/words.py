@@ -27,6 +27,7 @@ KIND_WORDS: Mapping[str, str] = {
     "emergency": "Emergency order used",
     "validated": "Emergency order reviewed",
     "undecodable": "Not a Comity event",
+    "withheld": "Withheld: another agreement's entry",
 }
 OUTCOME_WORDS: Mapping[str, str] = {
     "ALLOW": "allowed",
