@@ -297,6 +297,20 @@ def test_the_operators_guide_runs(demo: DemoFederation, tmp_path: Path) -> None:
     assert (folder / "rejects.jsonl").stat().st_mode & 0o777 == 0o600
 
 
+def test_the_policy_guide_writes_tests_and_rolls_out_an_agreement(tmp_path: Path) -> None:
+    from comity.core.federation import Federation
+    from comity.policy.bundle import PolicyBundle
+
+    ran = _run_guide(ROOT / "docs" / "policy.md", tmp_path, GATEWAY_STAND_IN)
+    assert len(ran) >= 4, ran
+    bundle = PolicyBundle.load(tmp_path / "new-bundles" / "us-gb-agreement")
+    assert (bundle.manifest.version, bundle.manifest.parties) == ("2.0.1", ("US", "GB"))
+    agreements = {a.id: a for a in Federation.load(tmp_path / "work" / "federation.toml").agreements}
+    assert agreements["us-gb-agreement"].bundle_digest == bundle.digest
+    kept = tmp_path / "work" / "bundles" / ("sha256-" + bundle.digest.removeprefix("sha256:"))
+    assert PolicyBundle.load(kept).digest == bundle.digest
+
+
 def test_fenced_blocks_are_read_with_their_markers(tmp_path: Path) -> None:
     doc = tmp_path / "guide.md"
     doc.write_text(
