@@ -34,11 +34,12 @@ from comity.sdk.cli.main import app
 from comity.sdk.console.app import Console, make_app
 from comity.sdk.console.auth import Sessions
 from comity.sdk.console.mirror import WITHHELD, Mirror, Withheld
+from comity.sdk.console.receipt_check import _proved
 from comity.sdk.console.sources import GatewaySource
 from comity.sdk.console.sync import BackgroundSync, OfficerToken
 from comity.sdk.console.trust import ConsoleTrust
 from comity.sdk.console.verifier import MirrorVerifier
-from comity.sdk.demo.run import RunningFederation, run_scenario, running_federation, scenarios
+from comity.sdk.demo.run import Outcome, RunningFederation, run_scenario, running_federation, scenarios
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation
 from comity.sdk.profile import load_profile
 from comity.v1 import comity_pb2 as pb
@@ -62,16 +63,21 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> DemoFederation:
     )
 
 
-async def _run(fed: DemoFederation, s: object) -> None:
+async def _run(fed: DemoFederation, s: object) -> Outcome:
     async with load_profile(fed.profiles[s.agency]).async_client() as client:  # type: ignore[attr-defined]
-        await run_scenario(client, fed, s)  # type: ignore[arg-type]
+        return await run_scenario(client, fed, s)  # type: ignore[arg-type]
+
+
+RECEIPTS: dict[str, pb.Receipt] = {}
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def running(three: DemoFederation) -> AsyncIterator[RunningFederation]:
     async with running_federation(three) as r:
         fed = r.federation
-        await _run(fed, next(s for s in scenarios(fed) if s.title.startswith("RCMP fetches")))
+        rcmp = await _run(fed, next(s for s in scenarios(fed) if s.title.startswith("RCMP fetches")))
+        assert rcmp.result is not None, rcmp.error
+        RECEIPTS["us-ca"] = rcmp.result.receipt
         await _run(fed, _gb_scenario(fed, "us-node", "GB-WMC-2026-0201"))
         await _run(fed, _gb_scenario(fed, "ca-node", "GB-WMC-2026-0202"))  # NO_AGREEMENT
         yield r
@@ -314,6 +320,9 @@ async def test_the_gb_console_holds_the_us_ca_entries_as_leaf_hashes_only(
             listing = client.get("/entries")
             assert "withheld from your country" in listing.text and query_id not in listing.text
             assert client.get("/entries", params={"query_id": query_id}).text.count("No entries match") == 1
+        # A receipt of the US–CA query, checked in the GB console: its entries are withheld there.
+        proved = _proved(RECEIPTS["us-ca"], mirror)
+        assert proved and {e.mirror for e in proved} == {"withheld"}
         # A mirror kept for GB is never opened for another country's officers.
         with pytest.raises(ConfigError, match="was made for GB's legal officers"):
             Mirror(mirror.path, country_of=trust.country_of, reader="US")

@@ -18,7 +18,7 @@ from comity.audit.events import decode_event
 from comity.audit.receipt import ReceiptTrust, quorum_pending, verify_query_receipt
 from comity.audit.receipt_refusals import ReceiptInvalid
 from comity.core.errors import ComityError
-from comity.sdk.console.mirror import Mirror
+from comity.sdk.console.mirror import WITHHELD, Mirror
 from comity.sdk.console.words import KIND_WORDS
 from comity.sdk.receipts import describe_receipt, parse_receipt
 from comity.v1 import comity_pb2 as pb
@@ -35,7 +35,8 @@ class ProvedEntry:
 
     index: int
     kind: str
-    #: ``same``, ``different`` or ``not yet`` (the mirror has not verified that far).
+    #: ``same``, ``different``, ``withheld`` (only its leaf hash is held: not this country's to
+    #: read, as the gateway judged it) or ``not yet`` (the mirror has not verified that far).
     mirror: str
 
 
@@ -128,6 +129,11 @@ def _proved(receipt: pb.Receipt, mirror: Mirror) -> list[ProvedEntry]:
         except AuditError:
             kind = "undecodable"
         row = mirror.entry(e.inclusion.leaf_index)
-        held = "not yet" if row is None else ("same" if row.data == e.entry else "different")
+        if row is not None and row.kind == WITHHELD:
+            # The gateway served only its hash here: a receipt of this country's query shows that
+            # an entry its officers may read was withheld from them.
+            held = "withheld"
+        else:
+            held = "not yet" if row is None else ("same" if row.data == e.entry else "different")
         found.append(ProvedEntry(e.inclusion.leaf_index, KIND_WORDS.get(kind, kind), held))
     return found
