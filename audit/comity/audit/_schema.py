@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 from comity.audit.pending import pending_table
+from comity.audit.refusal_counts import refusal_table
 from comity.audit.shared_state import SharedTables
 from comity.core.errors import ConfigError
 from comity.core.sql import parse_database_url
@@ -89,6 +90,8 @@ class Tables:
         self.pending = pending_table(prefix, m)
         #: Quota counts and the emergency track (``comity.audit.shared_state``).
         self.shared = SharedTables(prefix, m)
+        #: Refusals before policy per window (``comity.audit.refusal_counts``).
+        self.refusals = refusal_table(prefix, m)
 
     @property
     def lock_key(self) -> int:

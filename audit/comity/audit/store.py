@@ -28,6 +28,7 @@ from comity.audit.commitments import CommitmentOpening
 from comity.audit.errors import AuditUnavailable, EntryNotFound
 from comity.audit.pending import PendingMarker
 from comity.audit.proof import consistency_proof, inclusion_proof
+from comity.audit.refusal_counts import RefusalCount, RefusalCounts
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.shared_state import (
     BatchState,
@@ -69,6 +70,8 @@ class PendingEntry:
     review: Review | None = None
     #: A failure entry that gives its decision's quota count back (if its marker is still open).
     release: QuotaRelease | None = None
+    #: A refusal before policy, counted against its requester's limits (``comity.audit.refusal_counts``).
+    refusal: RefusalCount | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,15 @@ def _nodes_query(table: str, count: int) -> TextClause:
     """
     terms = " OR ".join(f"(level = :l{k} AND idx = :i{k})" for k in range(count))
     return text(f"SELECT level, idx, hash FROM {table} WHERE {terms}")  # noqa: S608 - names are ours
+
+
+def _settle(entry: PendingEntry, state: BatchState, limits: RefusalCounts) -> PendingEntry | str:
+    """The entry to append in ``entry``'s place, or why none is (see ``BatchState.settle``)."""
+    if entry.refusal is not None:
+        why = limits.settle(entry.refusal)
+        if why is not None:
+            return why
+    return state.settle(entry)
 
 
 class _ConnectionSource:
@@ -227,9 +239,11 @@ class LogStore:
         with self._guard("append entries"), self._writer.begin() as conn:
             self._lock(conn)
             state = BatchState(conn, self.tables.shared, self.tables.pending, given)
-            settled = [state.settle(e) for e in given]
+            limits = RefusalCounts(conn, self.tables.refusals, [e.refusal for e in given if e.refusal])
+            settled = [_settle(e, state, limits) for e in given]
             pending = [e for e in settled if not isinstance(e, str)]
             state.write()
+            limits.write()
             # The append's own statements run on the driver's cursor of the same transaction.
             cur: Cursor = conn.connection.cursor()
             compact = self._border(cur)

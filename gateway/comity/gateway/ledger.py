@@ -20,6 +20,7 @@ from comity.audit.errors import AuditError
 from comity.audit.log import AppendResult, CosignatureRule, TransparencyLog
 from comity.audit.pending import PendingMarker
 from comity.audit.quorum import SizedKeys
+from comity.audit.refusal_counts import RefusalCount
 from comity.audit.shared_state import (
     RELEASING_REASONS,
     EmergencyRow,
@@ -172,6 +173,7 @@ class Ledger:
         authority: str = "",
         order_digest: bytes = b"",
         sealed_rule_codes: Sequence[str] | None = None,
+        refusal: RefusalCount | None = None,
     ) -> PendingEntry:
         """The decision on a query, allow or deny, with salted commitments to its selectors.
 
@@ -179,7 +181,8 @@ class Ledger:
         :mod:`comity.gateway.decision_facts`); ``checks`` the ``(check code, rule)`` pairs of
         refusals found before policy; ``rule_codes`` the policy's rule ids as the requester sees
         them, and ``sealed_rule_codes`` the real ones when they differ (logged as a commitment
-        only: the entry travels in the requester's receipt). Appended by :meth:`record_decision`.
+        only: the entry travels in the requester's receipt); ``refusal`` what the refusals among
+        ``checks`` count against the requester's limits. Appended by :meth:`record_decision`.
         """
         entry, openings = events.decision_event(
             query_id=query.query_id,
@@ -220,6 +223,7 @@ class Ledger:
             tuple(openings),
             marker,
             counts=QuotaKey(day, query.investigator, query.requesting_agency),
+            refusal=refusal,
         )
 
     async def record_disclosure(
@@ -316,10 +320,13 @@ class Ledger:
         reason: str,
         at: datetime,
         checks: Sequence[tuple[str, str]] = (),
+        refusal: RefusalCount | None = None,
     ) -> Logged:
         """An authenticated request refused before any policy decision (bad signature, replay, stale, ...).
 
         ``reason`` is the status name sent; ``checks`` the ``(check code, rule)`` of each refusal.
+        ``refusal``: what it counts against its requester's limits, in its own transaction; raises
+        :class:`~comity.audit.errors.EntryWithdrawn` (not logged) when the requester is at one.
         """
         entry = events.refused_event(
             query_id=query_id,
@@ -330,7 +337,7 @@ class Ledger:
             at=at,
             checks=checks,
         )
-        return _logged(entry, await self._log.append(entry))
+        return _logged(entry, await self._log.append(entry, pending=PendingEntry(entry, refusal=refusal)))
 
     async def record(
         self,

@@ -30,7 +30,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.audit import events
-from comity.audit.errors import AuditUnavailable
+from comity.audit.errors import AuditUnavailable, EntryWithdrawn
 from comity.audit.shared_state import FactsGuard, SharedFacts, micros
 from comity.audit.store import PendingEntry
 from comity.core import errors, refusals
@@ -410,6 +410,11 @@ class Pipeline:
         at = self._clock()
         q = v.query.query
         final = [decided]
+        token = v.token
+        # Counted, never withdrawn: the decision entry names every failing check and rule.
+        refusal = (
+            self._limiter.counted(token.subject, token.agency, now=at, enforce=False) if failures else None
+        )
 
         def entry(d: Decided) -> PendingEntry:
             return self._ledger.decision_entry(
@@ -429,6 +434,7 @@ class Pipeline:
                 checks=checks,
                 authority=v.order.authority.id if v.order is not None else "",
                 order_digest=v.order.digest if v.order is not None else b"",
+                refusal=refusal,
             )
 
         def redecide(shared: SharedFacts) -> PendingEntry:
@@ -618,7 +624,10 @@ class Pipeline:
     async def _log_refusal(
         self, request: pb.SubmitRequest, token: VerifiedToken, err: ComityError
     ) -> pb.Receipt | None:
-        """Log a refusal before policy; returns its receipt (None if the log could not be written)."""
+        """Log a refusal before policy; returns its receipt (None if the log could not be written).
+
+        Raises the rate limit's refusal instead when the log finds the requester at a limit.
+        """
         envelope = request.signed_query
         try:
             query_id = pb.Query.FromString(envelope.payload).query_id[:MAX_QUERY_ID_LENGTH]
@@ -628,6 +637,7 @@ class Pipeline:
         checks = [(v.check, v.code) for v in err.violations]
         if not checks:
             _log.warning("a refusal without a check code: %s", err.message)
+        at = self._clock()
         try:
             logged = await self._ledger.record_refusal(
                 query_id=query_id,
@@ -635,10 +645,14 @@ class Pipeline:
                 investigator=token.subject,
                 agency=token.agency,
                 reason=err.code.name,
-                at=self._clock(),
+                at=at,
                 checks=checks,
+                refusal=self._limiter.counted(token.subject, token.agency, now=at),
             )
             return await self._ledger.receipt(query_id, digest, [logged])
+        except EntryWithdrawn as over:
+            # The requester is at a limit in the shared counts (reached through another replica).
+            raise self._limiter.over(token.subject, token.agency, digest, over.message, now=at) from None
         except ComityError as log_error:
             # The request is refused either way; the operator must learn the log is failing.
             _log.error("could not log a refusal: %s", log_error.message)

@@ -13,8 +13,13 @@ limit per investigator first and per agency after it, in fixed windows:
 - each window with such requests leaves one ``throttled`` entry: how many, per requester, and
   the RFC 6962 Merkle tree hash over their payload digests in arrival order.
 
-So a window logs at most ``per_agency`` refusals per agency plus one aggregate entry. The
-counts are kept in the gateway process: several gateway replicas each apply the limits.
+So a window logs at most ``per_agency`` refusals per agency plus one aggregate entry per
+gateway process. The counts that bind are kept beside the log (``comity.audit.refusal_counts``),
+one for every gateway process over it: each refusal is counted in its own entry's transaction,
+and a refusal whose requester is at a limit there is not logged but throttled. This process's
+counters are its view of them, exact for a single process; a replica learns that a requester
+is at a limit reached through another replica at the first refusal of theirs it tries to log
+(until then it still checks and serves their other requests).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 
+from comity.audit.refusal_counts import OVER_AGENCY, RefusalCount
 from comity.audit.tree import CompactRange
 from comity.core import refusals
 from comity.core.errors import ComityError
@@ -118,24 +124,51 @@ class RefusalLimiter:
         """Raise RESOURCE_EXHAUSTED (and count the request) if the requester is over a limit."""
         with self._lock:
             self._roll(now)
-            error: ComityError | None = None
-            wait = (self._index + 1) * self._window - int(now.timestamp())
             if self._investigators[investigator] >= self._limits.per_investigator:
-                error = refusals.refuse(
-                    "RATE_LIMITED_INVESTIGATOR",
-                    limit=self._limits.per_investigator,
-                    window=self._window,
-                    wait=wait,
-                )
+                error = self._throttle(investigator, agency, request_digest, "RATE_LIMITED_INVESTIGATOR", now)
             elif self._agencies[agency] >= self._limits.per_agency:
-                error = refusals.refuse(
-                    "RATE_LIMITED_AGENCY", limit=self._limits.per_agency, window=self._window, wait=wait
-                )
-            if error is None:
+                error = self._throttle(investigator, agency, request_digest, "RATE_LIMITED_AGENCY", now)
+            else:
                 return
-            self._throttled[(investigator, agency)] += 1
-            self._digests.append(_leaf(request_digest))
         raise error
+
+    def counted(self, investigator: str, agency: str, *, now: datetime, enforce: bool = True) -> RefusalCount:
+        """What a refusal's entry counts in the log's transaction (see ``comity.audit.refusal_counts``)."""
+        return RefusalCount(
+            int(now.timestamp()) // self._window,
+            investigator,
+            agency,
+            self._limits.per_investigator,
+            self._limits.per_agency,
+            enforce,
+        )
+
+    def over(
+        self, investigator: str, agency: str, request_digest: bytes, why: str, *, now: datetime
+    ) -> ComityError:
+        """The log found the requester at a limit (``why``: which one): remember it, count the
+        request into the window's aggregate entry, and return the refusal to send."""
+        with self._lock:
+            self._roll(now)
+            if why == OVER_AGENCY:
+                self._agencies[agency] = max(self._agencies[agency], self._limits.per_agency)
+                return self._throttle(investigator, agency, request_digest, "RATE_LIMITED_AGENCY", now)
+            self._investigators[investigator] = max(
+                self._investigators[investigator], self._limits.per_investigator
+            )
+            return self._throttle(investigator, agency, request_digest, "RATE_LIMITED_INVESTIGATOR", now)
+
+    def _throttle(
+        self, investigator: str, agency: str, request_digest: bytes, code: str, now: datetime
+    ) -> ComityError:
+        """Count one throttled request into the window's aggregate (under the lock)."""
+        wait = (self._index + 1) * self._window - int(now.timestamp())
+        limit = (
+            self._limits.per_investigator if code == "RATE_LIMITED_INVESTIGATOR" else self._limits.per_agency
+        )
+        self._throttled[(investigator, agency)] += 1
+        self._digests.append(_leaf(request_digest))
+        return refusals.refuse(code, limit=limit, window=self._window, wait=wait)
 
     def refused(self, investigator: str, agency: str, *, now: datetime) -> None:
         """Count one refusal before policy (it was logged on its own)."""
