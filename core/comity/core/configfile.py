@@ -99,6 +99,13 @@ class Section:
             raise self.error(key, f"must be at least {minimum}; got {value}")
         return float(value)
 
+    def texts(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A list of strings."""
+        value = self._get(key, list, list(default), "a list of strings")
+        if not all(isinstance(v, str) and v for v in value):
+            raise self.error(key, f"must be a list of non-empty strings; got {value!r}")
+        return tuple(value)
+
     def flag(self, key: str, default: bool = _MISSING) -> bool:
         """A boolean value."""
         return self._get(key, bool, default, "true or false")

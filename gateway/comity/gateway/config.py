@@ -107,6 +107,16 @@ class GatewayConfig:
     federation_poll_seconds: float = 1.0
     #: The SHA-256 the federation file must have at start-up (the first trusted version), if pinned.
     federation_sha256: str = ""
+    #: Several gateway processes over one database: PostgreSQL, replicated synchronously (see
+    #: ``comity.gateway.replication``), unless ``allow_asynchronous_replication`` overrides it.
+    replicated: bool = False
+    allow_asynchronous_replication: bool = False
+    #: How often a standby replica tries to take the lead, and the leader checks it still holds it.
+    leader_interval_seconds: float = 2.0
+    #: Retention pruning by the leading replica every so many seconds (0: never; ``comity audit prune``).
+    prune_interval_seconds: float = 0.0
+    retention_days: int = 730
+    hold_orders: tuple[str, ...] = ()
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
@@ -121,6 +131,8 @@ def load_gateway_config(path: Path) -> GatewayConfig:
     limits = root.table("limits", required=False)
     witnessing = root.table("witnessing", required=False)
     recovery = root.table("recovery", required=False)
+    replication = root.table("replication", required=False)
+    retention = root.table("retention", required=False)
     config = GatewayConfig(
         listen=gw.text("listen"),
         health_listen=gw.text("health_listen", ""),
@@ -155,7 +167,14 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         bundle_store=policy.optional_path("store"),
         recovery_interval_seconds=recovery.number("interval_seconds", 10.0, minimum=0.05),
         recovery_grace_seconds=recovery.number("grace_seconds", 0.0, minimum=0.0),
+        replicated=replication.flag("replicated", False),
+        allow_asynchronous_replication=replication.flag("allow_asynchronous_replication", False),
+        leader_interval_seconds=replication.number("leader_interval_seconds", 2.0, minimum=0.05),
+        prune_interval_seconds=retention.number("prune_interval_seconds", 0.0, minimum=0.0),
+        retention_days=retention.integer("days", 730, minimum=1),
+        hold_orders=retention.texts("hold_orders"),
     )
-    for section in (gw, tls, keys, audit, replay, policy, limits, witnessing, recovery, root):
+    sections = (gw, tls, keys, audit, replay, policy, limits, witnessing, recovery, replication, retention)
+    for section in (*sections, root):
         section.done()
     return config

@@ -25,12 +25,15 @@ from comity.gateway.audit_service import AuditLogService
 from comity.gateway.checkpoints import CheckpointFinder
 from comity.gateway.config import GatewayConfig
 from comity.gateway.emergency import EmergencyTracker
+from comity.gateway.leadership import Leadership
 from comity.gateway.ledger import Ledger
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.pipeline import Limits, Pipeline
+from comity.gateway.pruning import Pruning
 from comity.gateway.quota_state import QuotaCache
 from comity.gateway.recovery import Recovery, RecoveryLoop
 from comity.gateway.refusal_limits import RefusalLimits
+from comity.gateway.replication import require_replicated
 from comity.gateway.reuse import ReuseStore, load_reuse_key
 from comity.gateway.routing import NodeEndpoint, NodeRouter
 from comity.gateway.service import GatewayService
@@ -85,6 +88,13 @@ async def start_gateway(
     (with :meth:`RunningGateway.start_background`) once the nodes are up, so no node channel
     starts in reconnect back-off.
     """
+    if config.replicated:
+        await asyncio.to_thread(
+            require_replicated,
+            config.audit_url,
+            config.replay_url,
+            allow_asynchronous=config.allow_asynchronous_replication,
+        )
     writer = lock_sqlite_writer(
         parse_database_url(config.audit_url, field="audit.url"), what="the audit log", field="audit.url"
     )
@@ -215,6 +225,10 @@ async def _start_gateway(
     handle.on_stop.append(
         _start_housekeeping(pipeline, every=min(_HOUSEKEEPING_SECONDS, config.refusal_window_seconds))
     )
+    # Over one PostgreSQL database, the replica holding the leader lock witnesses and prunes.
+    leadership = Leadership(config.audit_url, interval=config.leader_interval_seconds)
+    await asyncio.to_thread(leadership.try_lead)
+    leadership.start()
     witnessing = witnessing_for(
         federation,
         ledger,
@@ -223,11 +237,24 @@ async def _start_gateway(
         client_cert=config.client_cert,
         client_key=config.client_key,
         passphrase=secret,
+        leads=lambda: leadership.leading,
     )
+    if config.prune_interval_seconds > 0:
+        pruning = Pruning(
+            ledger.log.store,
+            leadership,
+            period=timedelta(days=config.retention_days),
+            interval=config.prune_interval_seconds,
+            hold_orders=config.hold_orders,
+            clock=clock,
+        )
+        pruning.start()
+        handle.on_stop.append(pruning.stop)
     if start_witnessing:
         witnessing.start(handle.health)
         recovery.start()
     handle.on_stop.append(witnessing.stop)
+    handle.on_stop.append(leadership.stop)
     handle.on_stop.append(recovery.stop)
     if config.federation_poll_seconds > 0:
         watch.start(config.federation_poll_seconds)

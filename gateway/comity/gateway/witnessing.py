@@ -131,8 +131,12 @@ class WitnessingLoop:
         poll: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         channels: Sequence[grpc.aio.Channel] = (),
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._ledger = ledger
+        # Over one database, only the leading replica asks the witnesses (comity.gateway.leadership);
+        # the others still judge the quorum from the cosignatures the leader stores.
+        self._leads = leads
         self._channels = list(channels)  # the loop's own (independent witnesses'), closed at stop
         self._witnesses = list(witnesses)
         # Cosignatures are checked under each witness's key history (the key it held when it
@@ -199,9 +203,14 @@ class WitnessingLoop:
         note = await self._ledger.log.latest_checkpoint()
         head = self._ledger.log.open_own(note).checkpoint
         status = WitnessingStatus(log_size=head.size)
-        results = await asyncio.gather(*(self._ask(w, note, head.size) for w in self._witnesses))
-        status.unreachable = [w.witness_id for w, ok in zip(self._witnesses, results, strict=True) if not ok]
-        await asyncio.gather(*(self._compare(w, head) for w in self._witnesses))
+        if self._leads():
+            results = await asyncio.gather(*(self._ask(w, note, head.size) for w in self._witnesses))
+            status.unreachable = [
+                w.witness_id for w, ok in zip(self._witnesses, results, strict=True) if not ok
+            ]
+            await asyncio.gather(*(self._compare(w, head) for w in self._witnesses))
+        else:
+            status.unreachable = list(self._status.unreachable)
         status.forks = list(self._forks)
         await self._judge(status)
         self._status = status
@@ -333,6 +342,7 @@ def witnessing_for(
     client_cert: Path | None = None,
     client_key: Path | None = None,
     passphrase: bytes | None = None,
+    leads: Callable[[], bool] = lambda: True,
 ) -> WitnessingLoop:
     """The loop over every witness in ``federation``: each node's, through ``router``'s channels,
     and each independent one (``[[witnesses]]``), over a channel of its own with the gateway's
@@ -359,4 +369,5 @@ def witnessing_for(
         interval=interval,
         max_delay=quorum.max_delay.total_seconds(),
         channels=channels,
+        leads=leads,
     )

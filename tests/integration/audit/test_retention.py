@@ -1,7 +1,11 @@
-"""Retention: openings of old decisions deleted, held orders and recent ones kept, the log still verifies."""
+"""Retention: openings of old decisions deleted, held orders and recent ones kept, the log still verifies.
+
+The gateway's own pruning runs only on the replica that leads.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from comity.audit.retention import prune_openings
 from comity.audit.store import LogStore
 from comity.audit.verify import verify_log
 from comity.core.keys import SigningKey
+from comity.gateway.leadership import Leadership
+from comity.gateway.pruning import Pruning
 from comity.sdk.cli.main import app
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
@@ -104,3 +110,35 @@ async def test_the_prune_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "would delete the selector openings of 3 decision(s)" in result.output
     assert "1 held" in result.output
+
+
+@pytest.mark.asyncio
+async def test_the_gateway_prunes_only_while_it_leads(postgres_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:12]}_"
+    await _build(postgres_url, SigningKey.generate(ORIGIN), prefix=prefix)
+    store = LogStore.open(postgres_url, table_prefix=prefix, create=False)
+    leader = Leadership(postgres_url, interval=1.0, table_prefix=prefix)
+    standby = Leadership(postgres_url, interval=1.0, table_prefix=prefix)
+    try:
+        assert leader.try_lead() and not standby.try_lead()
+        for claim in (standby, leader):
+            claim_pruning = Pruning(
+                store,
+                claim,
+                period=timedelta(days=730),
+                interval=60,
+                hold_orders={"HELD-1"},
+                clock=lambda: NOW,
+            )
+            report = claim_pruning.prune()
+            if claim is standby:
+                assert report is None  # stands by: nothing scanned, nothing deleted
+                assert len(store.openings(0)) == 2
+            else:
+                assert report is not None and report.decisions_pruned == 2 and report.decisions_held == 1
+                assert store.openings(0) == [] and len(store.openings(1)) == 2
+    finally:
+        leader._release()
+        standby._release()
+        store.drop()
+        store.close()
