@@ -28,10 +28,28 @@ ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 K8S = sorted((DEPLOY / "k8s").glob("*.yaml"))
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
+COMPOSE_REPLICAS = DEPLOY / "compose" / "compose.replicas.yaml"
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's merge tags (``!override``, ``!reset``) read as their plain values."""
+
+
+def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(_tag, _tagged)
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    text = path.read_text(encoding="utf-8")
+    return [d for d in yaml.load_all(text, Loader=_ComposeLoader) if d is not None]
 
 
 def _k8s_docs() -> list[dict[str, Any]]:
@@ -51,6 +69,7 @@ def _kind(kind: str) -> list[dict[str, Any]]:
         (DEPLOY / "config" / "gateway.toml", load_gateway_config),
         (DEPLOY / "config" / "node.toml", load_node_config),
         (DEPLOY / "compose" / "config" / "gateway.toml", load_gateway_config),
+        (DEPLOY / "compose" / "config" / "gateway-replicas.toml", load_gateway_config),
         (DEPLOY / "compose" / "config" / "us-node.toml", load_node_config),
         (DEPLOY / "compose" / "config" / "ca-node.toml", load_node_config),
     ],
@@ -150,6 +169,74 @@ def test_each_deployment_has_a_service_and_a_network_policy() -> None:
         assert len(services) == 1
 
 
+def _gateway_config_map(tmp_path: Path) -> Any:
+    (cm,) = [c for c in _kind("ConfigMap") if c["metadata"]["name"] == "comity-gateway-config"]
+    path = tmp_path / "gateway.toml"
+    path.write_text(cm["data"]["gateway.toml"], encoding="utf-8")
+    return load_gateway_config(path)
+
+
+def test_the_gateway_runs_replicated_with_rolling_updates_and_a_disruption_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("COMITY_AUDIT_URL", "COMITY_REPLAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (gateway,) = [d for d in _kind("Deployment") if d["metadata"]["name"] == "comity-gateway"]
+    spec = gateway["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert (
+        spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    )  # a new pod is ready before an old one goes
+    labels = spec["template"]["metadata"]["labels"]
+    (budget,) = [
+        p
+        for p in _kind("PodDisruptionBudget")
+        if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ]
+    assert 1 <= budget["spec"]["minAvailable"] < spec["replicas"]
+    config = _gateway_config_map(tmp_path)
+    assert config.replicated
+    assert config.audit_url.startswith("postgresql://") and config.replay_url.startswith("postgresql://")
+
+
+def test_the_try_out_database_is_a_stateful_set_only_the_gateway_reaches() -> None:
+    (database,) = _kind("StatefulSet")
+    spec = database["spec"]
+    assert spec["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert any(s["spec"]["selector"].items() <= labels.items() for s in _kind("Service"))
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for container in pod["containers"]:
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert set(container["resources"]) == {"requests", "limits"}
+    (policy,) = [
+        p for p in _kind("NetworkPolicy") if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    ]
+    sources = [f["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"] for f in rule["from"]]
+    assert sources == [{"app.kubernetes.io/name": "comity-gateway"}]
+    (gateway_policy,) = [p for p in _kind("NetworkPolicy") if p["metadata"]["name"] == "comity-gateway"]
+    reached = [
+        t.get("podSelector", {}).get("matchLabels")
+        for rule in gateway_policy["spec"]["egress"]
+        for t in rule["to"]
+    ]
+    assert labels.items() >= {"app.kubernetes.io/name": "comity-postgres"}.items()
+    assert {"app.kubernetes.io/name": "comity-postgres"} in reached
+
+
+def test_the_operator_cluster_replicates_synchronously() -> None:
+    (cluster,) = _docs(DEPLOY / "k8s" / "operator" / "postgres-cluster.yaml")
+    assert cluster["kind"] == "Cluster" and cluster["apiVersion"].startswith("postgresql.cnpg.io/")
+    spec = cluster["spec"]
+    assert spec["instances"] >= 2
+    assert spec["postgresql"]["synchronous"]["number"] >= 1
+    assert spec["postgresql"]["synchronous"]["dataDurability"] == "required"
+    assert spec["postgresql"]["parameters"]["synchronous_commit"] in {"on", "remote_write", "remote_apply"}
+
+
 # ------------------------------------------------------------------ compose
 
 
@@ -171,6 +258,24 @@ def test_compose_has_the_federation_and_healthchecks() -> None:
                 assert (COMPOSE.parent / source).is_file(), source
     collector = services["otel-collector"]["volumes"][0].split(":")[0]
     assert (COMPOSE.parent / collector).is_file()
+
+
+def test_the_compose_replicas_variant_runs_two_replicated_gateways(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("COMITY_AUDIT_URL", "COMITY_REPLAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (base,) = _docs(COMPOSE)
+    (override,) = _docs(COMPOSE_REPLICAS)
+    assert set(override["services"]) <= set(base["services"])
+    gateway = override["services"]["gateway"]
+    assert gateway["deploy"]["replicas"] == 2
+    first, last = gateway["ports"][0].split(":")[0].split("-")
+    assert int(last) - int(first) + 1 == 2  # a host port for each replica
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in gateway["volumes"]}
+    config = load_gateway_config(COMPOSE.parent / mounted["/etc/comity/gateway.toml"])
+    assert config.replicated and config.audit_url.startswith("postgresql://")
+    # Both replicas get the base's database URLs, the same database.
+    environment = base["services"]["gateway"]["environment"]
+    assert environment["COMITY_AUDIT_URL"] == environment["COMITY_REPLAY_URL"]
 
 
 def test_collector_pipelines_use_defined_components() -> None:
