@@ -7,7 +7,8 @@ sequencer lock, and a ``refused`` entry whose requester is already at a limit th
 from its batch (:class:`~comity.audit.errors.EntryWithdrawn`, with :data:`OVER_INVESTIGATOR` or
 :data:`OVER_AGENCY`): the caller throttles it instead of logging it. Checking and counting
 therefore take no transaction of their own, and no read on a request that is not refused.
-Counts of windows that ended are deleted by the next batch that counts a refusal.
+Counts of windows that ended are deleted by the first batch of each process that counts a refusal
+in a later window.
 """
 
 from __future__ import annotations
@@ -89,13 +90,17 @@ class RefusalCounts:
             self._dirty.add(a)
         return None
 
-    def write(self) -> None:
-        """Write the counts that changed, and drop those of windows before the batch's."""
+    def write(self, *, pruned_before: int) -> int:
+        """Write the counts that changed, and drop those of windows before the batch's previous
+        one unless that was done up to ``pruned_before``; returns the new ``pruned_before``."""
         if self._oldest is None:
-            return
+            return pruned_before
         c = self._table.c
-        self._conn.execute(delete(self._table).where(c.period < self._oldest - 1))
+        if self._oldest - 1 > pruned_before:
+            self._conn.execute(delete(self._table).where(c.period < self._oldest - 1))
+            pruned_before = self._oldest - 1
         if not self._dirty:
+            return pruned_before
             return
         module: Any = postgresql if self._conn.dialect.name == "postgresql" else sqlite
         rows = [
@@ -107,3 +112,4 @@ class RefusalCounts:
             index_elements=["period", "kind", "subject"], set_={"count": stmt.excluded["count"]}
         )
         self._conn.execute(stmt)
+        return pruned_before

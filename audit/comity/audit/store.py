@@ -158,6 +158,8 @@ class LogStore:
         self._sql = AppendStatements(self.tables, self._raw)
         self._range: CompactRange | None = None  # cached border; valid only if its size is the head
         self._recent = RecentTree()
+        # Refusal counts of windows before this one are deleted (``comity.audit.refusal_counts``).
+        self._refusals_pruned = -1
 
     @classmethod
     def open(cls, url: str, *, table_prefix: str = "audit_", create: bool = True) -> LogStore:
@@ -243,7 +245,7 @@ class LogStore:
             settled = [_settle(e, state, limits) for e in given]
             pending = [e for e in settled if not isinstance(e, str)]
             state.write()
-            limits.write()
+            pruned = limits.write(pruned_before=self._refusals_pruned)
             # The append's own statements run on the driver's cursor of the same transaction.
             cur: Cursor = conn.connection.cursor()
             compact = self._border(cur)
@@ -267,6 +269,7 @@ class LogStore:
                 rows = [(c.tree_size, c.witness, c.line) for c in cosignatures]
                 cur.executemany(q.upsert_cosignature, rows)
         self._range = compact
+        self._refusals_pruned = pruned
         self._recent.committed(compact.size - len(pending), old.items(), created.items(), compact.size)
         source = _DictSource(old | created)
         first = compact.size - len(pending)
