@@ -40,6 +40,8 @@ def test_the_three_country_demo_decides_each_pair_and_all_three_nodes_witness_on
     assert "gb.nca → ca-node REFUSED NO_AGREEMENT" in out
     assert "no agreement between GB and CA is in force" in out
     assert "cosigned by a node of every member country, US (us-node), CA (ca-node), GB (gb-node)" in out
+    # The officer who verifies through the gateway reads only their own agreements' entries.
+    assert re.search(r"\d+ of them withheld from [A-Z]{2}'s officers", out), out
 
     # Checked again from outside the demo: the log's newest checkpoint has a quorum, and the
     # checkpoint is cosigned by each of the three nodes.

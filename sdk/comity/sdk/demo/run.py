@@ -515,7 +515,8 @@ async def verify_log_remotely(running: RunningFederation, console: Console, *, a
     """Verify the log as ``agency``'s legal officer, through the gateway's AuditLog service.
 
     This is how the other country checks the log: it holds no copy of the database, fetches
-    every entry with its legal officer's token, and trusts only the keys in the federation file.
+    every entry with its legal officer's token (an entry of an agreement its country is not
+    party to comes as its leaf hash only), and trusts only the keys in the federation file.
     """
     from comity.audit.quorum import Quorum
     from comity.sdk.auditor import AuditClient, verify_remote
@@ -552,6 +553,11 @@ async def verify_log_remotely(running: RunningFederation, console: Console, *, a
         f"[bold green]verified again by {officer.id}[/] ({officer.country}) through the gateway's "
         f"AuditLog service, from the entries up: {report.tree_size} entries, {witnessed}"
     )
+    if report.withheld:
+        console.print(
+            f"  {report.withheld} of them withheld from {officer.country}'s officers (other agreements' "
+            "entries): verified by their leaf hashes, not readable"
+        )
     return True
 
 
