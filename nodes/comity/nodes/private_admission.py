@@ -14,7 +14,6 @@ selectors were tested, never whether one hit.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,12 +30,12 @@ from comity.core.telemetry import span
 from comity.nodes.admission import Admission
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.private_filters import PrivateFilters
+from comity.nodes.private_state import Limit, PrivateLedger
 from comity.policy.engine import Decision
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["PrivateChecks", "PrivateLimits"]
 
-_BASIS = "Prüm Decision 2008/615 (individual cases, daily capacities)"
 refusals.register(
     refusals.Check(
         "PRIVATE_FILTER_STALE",
@@ -46,39 +45,15 @@ refusals.register(
         "download the current filters and blind the selectors again",
         "Prüm Decision 2008/615 (hit / no hit first, records in a second step)",
     ),
-    refusals.Check(
-        "PRIVATE_LIMIT",
-        "PARTICULARITY",
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "{what} may test at most {limit} selectors a day in private hit checks; {used} tested already",
-        _BASIS,
-    ),
 )
 
 
 @dataclass(frozen=True)
 class PrivateLimits:
-    """How many selectors one order, and one agency, may test a day (per node process)."""
+    """How many selectors one order, and one agency, may test a UTC day (every process of the node)."""
 
     per_order_per_day: int = 64
     per_agency_per_day: int = 1000
-
-
-class _Counts:
-    """Selectors tested per (key, UTC day), in memory."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], int] = {}
-
-    def take(self, checks: list[tuple[str, str, int]], n: int, day: str) -> None:
-        with self._lock:
-            for what, key, limit in checks:
-                used = self._counts.get((key, day), 0)
-                if used + n > limit:
-                    raise refusals.refuse("PRIVATE_LIMIT", what=what, limit=limit, used=used)
-            for _, key, _ in checks:
-                self._counts[(key, day)] = self._counts.get((key, day), 0) + n
 
 
 class PrivateChecks:
@@ -92,6 +67,7 @@ class PrivateChecks:
         filters: PrivateFilters,
         response_key: SigningKey,
         decisions: NodeDecisions | None,
+        ledger: PrivateLedger,
         limits: PrivateLimits = PrivateLimits(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -102,7 +78,7 @@ class PrivateChecks:
         self._decisions = decisions
         self._limits = limits
         self._clock = clock
-        self._counts = _Counts()
+        self.ledger = ledger
 
     def execute(self, request: pb.ExecuteRequest) -> pb.QueryResult:
         """Admit, evaluate and answer (runs in a worker thread)."""
@@ -121,27 +97,19 @@ class PrivateChecks:
         epoch, key = self.filters.current()
         if query.filter_epoch != epoch:
             raise refusals.refuse("PRIVATE_FILTER_STALE", given=query.filter_epoch, current=epoch)
-        now = self._clock()
-        self._counts.take(
-            [
-                (
-                    f"order {query.order_reference.order_id}",
-                    f"order:{query.order_reference.order_id}",
-                    self._limits.per_order_per_day,
-                ),
-                (
-                    f"agency {query.requesting_agency}",
-                    f"agency:{query.requesting_agency}",
-                    self._limits.per_agency_per_day,
-                ),
-            ],
-            len(query.private_selectors),
-            now.date().isoformat(),
-        )
+        # Counted and logged in one transaction, durable before the evaluation leaves.
+        self.ledger.take(query, self._daily_limits(query), now=self._clock())
         with span("node.private_evaluate", query_id=query.query_id):
             evaluated, proof = voprf.blind_evaluate(key, [s.blinded_element for s in query.private_selectors])
         evaluation = pb.PrivateEvaluation(epoch=epoch, evaluated_elements=evaluated, proof=proof)
         return self._answer(query, digest, evaluation, cosignature)
+
+    def _daily_limits(self, query: pb.Query) -> list[Limit]:
+        order, agency = query.order_reference.order_id, query.requesting_agency
+        return [
+            Limit(f"order {order}", f"order:{order}", self._limits.per_order_per_day),
+            Limit(f"agency {agency}", f"agency:{agency}", self._limits.per_agency_per_day),
+        ]
 
     def _answer(
         self, query: pb.Query, digest: bytes, evaluation: pb.PrivateEvaluation, cosignature: str

@@ -21,6 +21,7 @@ from comity.nodes.logsync import GatewayLog
 from comity.nodes.outbox import Outbox
 from comity.nodes.private_admission import PrivateChecks, PrivateLimits
 from comity.nodes.private_filters import KeySchedule, PrivateFilters
+from comity.nodes.private_state import PrivateLedger
 from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
 from comity.nodes.state import NodeState
@@ -155,6 +156,7 @@ async def start_node(
             filters=filters,
             response_key=response_key,
             decisions=decisions,
+            ledger=PrivateLedger(config.store_url),
             limits=PrivateLimits(config.private.per_order_per_day, config.private.per_agency_per_day),
             clock=clock,
         )
@@ -199,6 +201,7 @@ async def start_node(
     if private is not None:
         refresher = asyncio.create_task(_refresh(private.filters, config.private.refresh))
         handle.on_stop.append(refresher.cancel)
+        handle.on_stop.append(private.ledger.close)
     if config.federation_poll_seconds > 0:
         watch.start(config.federation_poll_seconds)
     handle.on_stop.append(watch.stop)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from comity.core import errors, voprf
+from comity.core import voprf
 from comity.core.keys import SigningKey
 from comity.core.private_filter import selector_input, verify_segment
 from comity.nodes.ingest import load_records
 from comity.nodes.lookup import TimeRange
-from comity.nodes.private_admission import PrivateLimits, _Counts
 from comity.nodes.private_filters import KeySchedule, PrivateFilters
 from comity.nodes.schema import DataCategory, SelectorType, default_schema
 from comity.nodes.store import RecordStore
@@ -121,25 +118,6 @@ def test_refresh_adds_a_segment_and_rotation_starts_over(tmp_path) -> None:  # t
     assert len(rotated.filters) < len(wire.filters)
     assert filters.filters(epoch=epoch).filters == []  # an old epoch's segments are gone
     store.close()
-
-
-def test_daily_limits_per_order_and_agency() -> None:
-    counts = _Counts()
-    limits = PrivateLimits(per_order_per_day=5, per_agency_per_day=8)
-    checks = [
-        ("order O", "order:O", limits.per_order_per_day),
-        ("agency A", "agency:A", limits.per_agency_per_day),
-    ]
-    counts.take(checks, 3, "2026-12-01")
-    counts.take(checks, 2, "2026-12-01")
-    with pytest.raises(errors.ResourceExhausted) as caught:
-        counts.take(checks, 1, "2026-12-01")
-    assert {v.check for v in caught.value.violations} == {"PRIVATE_LIMIT"}
-    counts.take(checks, 5, "2026-12-02")  # a new day
-    other = [("order P", "order:P", 5), ("agency A", "agency:A", 8)]
-    counts.take(other, 3, "2026-12-02")
-    with pytest.raises(errors.ResourceExhausted):
-        counts.take(other, 1, "2026-12-02")  # the agency's limit, across its orders
 
 
 def test_traffic_and_content_segments_are_per_day_and_served_for_a_range(tmp_path) -> None:  # type: ignore[no-untyped-def]
