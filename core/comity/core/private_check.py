@@ -85,7 +85,7 @@ refusals.register(
         "PRIVATE_NOT_VOUCHED",
         "INDEPENDENT_AUTHORISATION",
         grpc.StatusCode.UNAUTHENTICATED,
-        "the gateway's decision does not vouch for this query's blinded elements and order",
+        "the gateway's decision does not vouch for this query's blinded elements, order and order facts",
         _AUTH,
     ),
 )
@@ -97,8 +97,13 @@ def check_private_shape(query: pb.Query) -> None:
     def bad(detail: str) -> None:
         raise refusals.refuse("PRIVATE_SHAPE", detail=detail)
 
-    if query.selectors or query.HasField("legal_order") or query.hit_reference:
-        bad("selectors, legal_order and hit_reference must be empty")
+    if (
+        query.selectors
+        or query.HasField("legal_order")
+        or query.hit_reference
+        or query.HasField("private_precedent")
+    ):
+        bad("selectors, legal_order, hit_reference and private_precedent must be empty")
     if not query.order_reference.order_id or len(query.order_reference.order_digest) != 32:
         bad("order_reference needs the order's id and the SHA-256 of its signed payload")
     if not 1 <= len(query.private_selectors) <= MAX_PRIVATE_SELECTORS:
@@ -155,10 +160,15 @@ def open_query(
 
 
 def check_vouched(decision: pb.GatewayDecision, query: pb.Query) -> None:
-    """At the node: the gateway's signed decision names this order and exactly these elements."""
+    """At the node: the gateway's signed decision names this order, exactly these elements, and
+    the order's facts (without selectors) for the node's inbound policy."""
     elements = [s.blinded_element for s in query.private_selectors]
-    if list(decision.checked_blinded_elements) != elements or (
-        decision.order_id != query.order_reference.order_id
+    order = query.order_reference.order_id
+    if (
+        list(decision.checked_blinded_elements) != elements
+        or decision.order_id != order
+        or decision.order_facts.order_id != order
+        or decision.order_facts.selectors
     ):
         raise refusals.refuse("PRIVATE_NOT_VOUCHED")
 

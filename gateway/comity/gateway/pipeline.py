@@ -51,7 +51,13 @@ from comity.gateway.failures import FailureRecorder
 from comity.gateway.ledger import Ledger, Logged
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.order_checks import OrderOutcome, check_order
-from comity.gateway.private import check_order_reference, open_private, stale_filters, vouched_elements
+from comity.gateway.private import (
+    check_order_reference,
+    open_private,
+    order_facts,
+    stale_filters,
+    vouched_elements,
+)
 from comity.gateway.quota_state import QuotaCache
 from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
 from comity.gateway.reuse import Claim, ReuseStore
@@ -489,6 +495,9 @@ class Pipeline:
             decided_at=decided,
             checked_blinded_elements=vouched_elements(v.query.query),
         )
+        facts = order_facts(v.query.query, v.order.order if v.order is not None else None)
+        if facts is not None:
+            message.order_facts.CopyFrom(facts)
         return sign_envelope(PAYLOAD_DECISION, message.SerializeToString(), self._key)
 
     # ------------------------------------------------------------------ the whole pipeline

@@ -6,7 +6,8 @@ and its order by reference; the openings and the order come beside it, to the ga
 rest of the pipeline the opened query, so the order, coverage, policy, quota and logging steps
 run as for any query (the log holds the selectors as salted commitments, as always). What is
 forwarded to the node is the signed query as received, without the openings; the gateway's
-signed decision lists the blinded elements it checked (:func:`vouched_elements`).
+signed decision lists the blinded elements it checked (:func:`vouched_elements`) and the order's
+facts without its selectors (:func:`order_facts`), for the node's inbound policy.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from comity.core.selectors import normalise
 from comity.gateway.order_checks import OrderOutcome
 from comity.v1 import comity_pb2 as pb
 
-__all__ = ["check_order_reference", "open_private", "stale_filters", "vouched_elements"]
+__all__ = ["check_order_reference", "open_private", "order_facts", "stale_filters", "vouched_elements"]
 
 
 def open_private(query: VerifiedQuery, openings: pb.PrivateOpenings, *, region: str) -> VerifiedQuery:
@@ -43,6 +44,17 @@ def vouched_elements(query: pb.Query) -> list[bytes]:
     if query.kind != pb.PRIVATE_HIT_CHECK:
         return []
     return [s.blinded_element for s in query.private_selectors]
+
+
+def order_facts(query: pb.Query, order: pb.LegalOrder | None) -> pb.LegalOrder | None:
+    """What the node's inbound policy needs of a private check's order: the verified order
+    without its selectors (the node never receives the order itself); None for other kinds."""
+    if query.kind != pb.PRIVATE_HIT_CHECK or order is None:
+        return None
+    facts = pb.LegalOrder()
+    facts.CopyFrom(order)
+    del facts.selectors[:]
+    return facts
 
 
 def stale_filters(err: ComityError) -> bool:

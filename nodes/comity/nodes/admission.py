@@ -7,7 +7,9 @@ covers every selector and category; that the decision is in the transparency log
 witness (consistent with every checkpoint it accepted before); that an agreement covers the
 requesting country and its own (``NO_AGREEMENT`` otherwise); that agreement's inbound policy, fed
 with what its own records say about the target (:mod:`comity.nodes.targeting`); and for a
-FETCH after a hit check, the hit reference. Each step raises; nothing is skipped.
+FETCH after a hit check, the hit reference, or after a private hit check, that check in the
+node's own log of evaluations (:func:`~comity.nodes.private_state.check_precedent`). Each step
+raises; nothing is skipped.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from comity.core.selectors import normalise
 from comity.core.telemetry import span
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
 from comity.nodes.decisions import NodeDecisions
-from comity.nodes.hitref import HitReferences
+from comity.nodes.hitref import FOLLOW_UP_WINDOW, HitReferences
 from comity.nodes.inbound import InboundPolicy
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.lookup import TimeRange
+from comity.nodes.private_state import PrivateLedger, check_precedent
 from comity.nodes.schema import DataCategory, Selector
 from comity.nodes.targeting import NodeRefusal, Verdict
 from comity.policy.agreements import Applicable, ByAgreement
@@ -98,6 +101,7 @@ class Admission:
         clock: Callable[[], datetime],
         decisions: NodeDecisions | None = None,
         watch: FederationWatch | None = None,
+        private_ledger: PrivateLedger | None = None,
     ) -> None:
         self._node = node
         self._federation = federation
@@ -111,6 +115,7 @@ class Admission:
         self._quotas = QuotaCounters()
         self._decisions = decisions
         self._watch = watch
+        self._private_ledger = private_ledger
 
     def use_federation(self, federation: Federation) -> None:
         """Check queries under a newly trusted federation file (investigators, authorities, keys)."""
@@ -141,6 +146,15 @@ class Admission:
             )
         if query.kind == pb.FETCH and query.hit_reference:
             self._hits.check(query.hit_reference, order.order_id, pairs, now=now)
+        if query.HasField("private_precedent"):
+            check_precedent(
+                self._private_ledger,
+                query,
+                order_id=order.order_id,
+                selectors=pairs,
+                now=now,
+                window=FOLLOW_UP_WINDOW,
+            )
         return Admitted(
             query=query,
             query_digest=digest,
@@ -269,14 +283,24 @@ class Admission:
         now: datetime,
         digest: bytes = b"",
         inbound: InboundPolicy,
+        private: bool = False,
     ) -> tuple[Verdict, pb.Envelope | None]:
         """The node's own inbound rules (the responding country's), with its own facts about the target.
 
         Returns the verdict and the node's signed decision; a refusal is signed and kept in the
-        outbox before it is raised.
+        outbox before it is raised. For a ``private`` hit check (``order``: the facts the gateway
+        vouched for, without selectors; ``selectors`` empty) the selectors count by type, each
+        valued as its commitment, and the node knows nothing of the target from its records: a
+        selector of one of its own persons is not in its filters, so it misses.
         """
-        pairs = [(s.type.name, s.value) for s in selectors]
-        subject, unreadable = inbound.targeting.known_subject(selectors, order.order_id)
+        if private:
+            pairs = [(pb.SelectorType.Name(s.type), s.commitment.hex()) for s in query.private_selectors]
+            subject, unreadable = inbound.targeting.unknown_subject(order.order_id), ""
+            covers_categories = set(query.categories) <= set(order.categories)
+        else:
+            pairs = [(s.type.name, s.value) for s in selectors]
+            subject, unreadable = inbound.targeting.known_subject(selectors, order.order_id)
+            covers_categories = True  # check_coverage has refused otherwise
         facts = facts_from_query(
             query,
             order,
@@ -284,7 +308,7 @@ class Admission:
             responding_country=self._node.country,
             normalised_selectors=pairs,
             order_covers_selectors=True,
-            order_covers_categories=True,
+            order_covers_categories=covers_categories,
             counters=self._quotas.before(query.investigator, query.requesting_agency, now=now),
             now=now,
         )

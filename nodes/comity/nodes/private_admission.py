@@ -3,13 +3,17 @@
 The node never receives a selector or the legal order of a private check. It checks, in
 order: the gateway's signed decision; the investigator's signed query (commitments, blinded
 elements, order reference); that the decision is about this query and vouches for exactly these
-blinded elements and this order (it relies on the gateway's check that each element is a selector
-the order covers: it cannot check that itself); the shape of the query; that the decision is in
-the transparency log (as a witness); that the query tests the node's current filter epoch; and
-its per-order and per-agency daily limits on tested selectors. It then evaluates the VOPRF on
-the blinded elements with a DLEQ proof and signs a statement binding the evaluation to the
-query. It learns the agency, the investigator, the order id, the categories and how many
-selectors were tested, never whether one hit.
+blinded elements, this order and the order's facts without its selectors (it relies on the
+gateway's check that each element is a selector the order covers, and that the facts are the
+order's: it cannot check that itself); the shape of the query; that the decision is in the
+transparency log (as a witness); its inbound bundle, under the agreement in force, on those
+facts (the order's validity, authority, offence and attestation, the query's categories, time
+range and selector count and types; it holds no record facts about a target it cannot name);
+that the query tests the node's current filter epoch; and its per-order and per-agency daily
+limits on tested selectors. It then evaluates the VOPRF on the blinded elements with a DLEQ
+proof and signs a statement binding the evaluation to the query. It learns the agency, the
+investigator, the order's facts, the categories, the time range and how many selectors were
+tested, never a selector, nor whether one hit.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from comity.nodes.admission import Admission
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.private_filters import PrivateFilters
 from comity.nodes.private_state import Limit, PrivateLedger
-from comity.policy.engine import Decision
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["PrivateChecks", "PrivateLimits"]
@@ -92,8 +95,20 @@ class PrivateChecks:
             check_vouched(decision, query)
         with span("node.witness", query_id=query.query_id):
             cosignature = a.witness_decision(request, digest)
-        # No inbound bundle decides a private hit check, but only an agreement makes one possible.
-        a.agreement(query, now=self._clock(), gateway_bundle=decision.bundle_digest)
+        now = self._clock()
+        applicable = a.agreement(query, now=now, gateway_bundle=decision.bundle_digest)
+        # The inbound bundle decides on the order's facts the gateway vouched for, as for any
+        # query; a refusal is signed, kept and raised here.
+        with span("node.policy", query_id=query.query_id):
+            verdict, signed = a.decide(
+                query,
+                decision.order_facts,
+                [],
+                now=now,
+                digest=digest,
+                inbound=applicable.policy,
+                private=True,
+            )
         epoch, key = self.filters.current()
         if query.filter_epoch != epoch:
             raise refusals.refuse("PRIVATE_FILTER_STALE", given=query.filter_epoch, current=epoch)
@@ -102,7 +117,7 @@ class PrivateChecks:
         with span("node.private_evaluate", query_id=query.query_id):
             evaluated, proof = voprf.blind_evaluate(key, [s.blinded_element for s in query.private_selectors])
         evaluation = pb.PrivateEvaluation(epoch=epoch, evaluated_elements=evaluated, proof=proof)
-        return self._answer(query, digest, evaluation, cosignature)
+        return self._answer(query, digest, evaluation, cosignature, verdict.sealed, signed)
 
     def _daily_limits(self, query: pb.Query) -> list[Limit]:
         order, agency = query.order_reference.order_id, query.requesting_agency
@@ -112,7 +127,13 @@ class PrivateChecks:
         ]
 
     def _answer(
-        self, query: pb.Query, digest: bytes, evaluation: pb.PrivateEvaluation, cosignature: str
+        self,
+        query: pb.Query,
+        digest: bytes,
+        evaluation: pb.PrivateEvaluation,
+        cosignature: str,
+        sealed: pb.SealedReason,
+        signed: pb.Envelope | None,
     ) -> pb.QueryResult:
         answered = Timestamp()
         answered.FromDatetime(self._clock())
@@ -126,16 +147,11 @@ class PrivateChecks:
             answered_at=answered,
             evaluation_digest=evaluation_digest(evaluation),
             filter_epoch=evaluation.epoch,
+            sealed_reason=sealed,
         )
         envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), self._key)
-        signed: pb.Envelope | None = None
-        if self._decisions is not None:
-            # No inbound bundle decided: the node holds neither the order nor the selectors. The
-            # allowance it signs names no rule and no bundle; its checks are the ones above.
-            allowed = Decision(
-                allowed=True, violations=[], internal_reasons=[], bundle_digest="", bundle_version=""
-            )
-            signed = self._decisions.sign(query, digest, allowed, rule_codes=[], allowed=True)
+        if self._decisions is not None and signed is not None:
+            # Durable before the signed answer leaves: the gateway can always log it later.
             self._decisions.answered(signed, envelope)
         result = pb.QueryResult(
             query_id=query.query_id,

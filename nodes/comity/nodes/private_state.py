@@ -15,10 +15,11 @@ Two tables in the node's store database (SQLite or PostgreSQL), beside its recor
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -37,11 +38,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from comity.core import refusals
+from comity.core.errors import ComityError
+from comity.core.private_filter import commitment
 from comity.nodes._sql import Backend, check_identifier, db_errors, make_engine
 from comity.nodes.lookup import from_micros, to_micros
 from comity.v1 import comity_pb2 as pb
 
-__all__ = ["Limit", "LoggedEvaluation", "PrivateLedger"]
+__all__ = ["Limit", "LoggedEvaluation", "PrivateLedger", "check_precedent"]
 
 _log = logging.getLogger("comity.node")
 _ATTEMPTS = 5
@@ -53,6 +56,15 @@ refusals.register(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "{what} may test at most {limit} selectors a day in private hit checks; {used} tested already",
         "Prüm Decision 2008/615 (individual cases, daily capacities)",
+    ),
+    refusals.Check(
+        "PRIVATE_PRECEDENT",
+        "TWO_STEP",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "the private hit check this FETCH names does not admit it: {detail}; name a private hit "
+        "check this node evaluated for your agency under this order within the follow-up window, "
+        "with the salt of each selector's commitment in it, in the FETCH's selector order",
+        "Prüm Decision 2008/615; Prüm II Reg. 2024/982 (records follow a hit)",
     ),
 )
 
@@ -212,3 +224,43 @@ class PrivateLedger:
     def close(self) -> None:
         """Close every pooled connection."""
         self._backend.engine.dispose()
+
+
+def check_precedent(
+    ledger: PrivateLedger | None,
+    query: pb.Query,
+    *,
+    order_id: str,
+    selectors: Sequence[tuple[str, str]],
+    now: datetime,
+    window: timedelta,
+) -> LoggedEvaluation:
+    """A FETCH's ``private_precedent``: a private check this node logged, for the FETCH's agency,
+    under its order, within ``window``, whose commitments include every selector of the FETCH
+    (``selectors``: normalised (type name, value) pairs, in order, each opened with its salt).
+
+    The node learns nothing new here: the FETCH names its selectors in clear. It cannot know
+    whether the private check hit (only the requester does): the precedent shows that one ran.
+    """
+
+    def refuse(detail: str) -> ComityError:
+        return refusals.refuse("PRIVATE_PRECEDENT", detail=detail)
+
+    precedent = query.private_precedent
+    if query.kind != pb.FETCH or query.hit_reference:
+        raise refuse("only a FETCH without a hit reference names a private hit check")
+    logged = ledger.evaluation(precedent.query_id) if ledger is not None else None
+    if logged is None:
+        raise refuse(f"this node evaluated no private hit check {precedent.query_id!r}")
+    if logged.agency != query.requesting_agency or not hmac.compare_digest(logged.order_id, order_id):
+        raise refuse("it ran for another agency or under another order")
+    if now - logged.evaluated_at > window:
+        raise refuse("it ran before the follow-up window; run a new private hit check")
+    if len(precedent.salts) != len(selectors):
+        raise refuse(f"{len(precedent.salts)} salts for {len(selectors)} selectors")
+    for position, ((name, value), salt) in enumerate(zip(selectors, precedent.salts, strict=True)):
+        if len(salt) != 32 or not any(
+            hmac.compare_digest(commitment(salt, name, value), c) for c in logged.commitments
+        ):
+            raise refuse(f"selector {position} is not one it committed to")
+    return logged

@@ -126,6 +126,8 @@ async def start_node(
     gateway_log = GatewayLog(federation)
     outbox = Outbox(config.outbox_url or config.store_url)
     decisions = NodeDecisions(node_id=node.id, key=response_key, outbox=outbox, clock=clock)
+    # Private hit checks need the node's own store (their filters are built from it).
+    ledger = PrivateLedger(config.store_url) if isinstance(source, RecordStore) else None
     admission = Admission(
         node=node,
         federation=federation,
@@ -136,10 +138,11 @@ async def start_node(
         clock=clock,
         decisions=decisions,
         watch=watch,
+        private_ledger=ledger,
     )
     watch.on_change(admission.use_federation)
     private = None
-    if isinstance(source, RecordStore):
+    if ledger is not None and isinstance(source, RecordStore):
         filters = PrivateFilters(
             node_id=node.id,
             country=node.country,
@@ -156,7 +159,7 @@ async def start_node(
             filters=filters,
             response_key=response_key,
             decisions=decisions,
-            ledger=PrivateLedger(config.store_url),
+            ledger=ledger,
             limits=PrivateLimits(config.private.per_order_per_day, config.private.per_agency_per_day),
             clock=clock,
         )
@@ -201,7 +204,8 @@ async def start_node(
     if private is not None:
         refresher = asyncio.create_task(_refresh(private.filters, config.private.refresh))
         handle.on_stop.append(refresher.cancel)
-        handle.on_stop.append(private.ledger.close)
+    if ledger is not None:
+        handle.on_stop.append(ledger.close)
     if config.federation_poll_seconds > 0:
         watch.start(config.federation_poll_seconds)
     handle.on_stop.append(watch.stop)

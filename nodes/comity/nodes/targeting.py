@@ -131,6 +131,10 @@ class Targeting:
             return _subject(SubjectFacts(), outcomes), str(exc)
         return _subject(facts, outcomes), ""
 
+    def unknown_subject(self, order_id: str) -> KnownSubject:
+        """No facts about the target (a private hit check names no selector), with the order's count."""
+        return _subject(SubjectFacts(), self._state.outcomes(order_id))
+
     def judge(
         self,
         decision: Decision,

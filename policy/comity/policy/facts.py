@@ -68,7 +68,10 @@ class QueryFacts:
     max_records: int
     """Upper bound on records the investigator asked for (0: the node's own cap)."""
     has_hit_reference: bool
-    """Whether the query carries a hit reference from an earlier HIT_CHECK."""
+    """Whether the query carries a hit reference from an earlier HIT_CHECK, or names the
+    PRIVATE_HIT_CHECK it follows (``private_precedent``; the node checks either)."""
+    private_precedent: str = ""
+    """The query id of the PRIVATE_HIT_CHECK a FETCH names as the check it follows ("" if none)."""
     case_reference: str
     """The requesting agency's case reference."""
     justification_facts: str
@@ -186,8 +189,9 @@ class QueryFacts:
         return facts
 
 
-# Facts only some deciders have; every other fact is required.
-_OPTIONAL = frozenset({"subject", "justification_reused"})
+# Facts only some deciders have, and private_precedent, which no rule reads (has_hit_reference
+# carries it to the rules) and most queries lack; every other fact is required.
+_OPTIONAL = frozenset({"subject", "justification_reused", "private_precedent"})
 
 
 def _tuples(value: Any) -> Any:

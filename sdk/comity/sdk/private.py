@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -57,6 +58,9 @@ class PrivateHit:
 
     selector: Selector
     hit: bool
+    salt: bytes
+    """The salt of the selector's commitment in the signed query: what a FETCH after a hit
+    shows the node so it can find this check in its log (:meth:`PrivateResult.precedent`)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,21 @@ class PrivateResult:
     def hit(self) -> bool:
         """Whether any selector hit."""
         return any(h.hit for h in self.hits)
+
+    def precedent(self, selectors: Sequence[Selector] | None = None) -> pb.PrivatePrecedent:
+        """What a FETCH of ``selectors`` (default: those that hit, in order) names as the private
+        check it follows (``QuerySpec.private_precedent``); give the FETCH the same selectors in
+        the same order. Raises InvalidArgument for a selector this check did not test."""
+        chosen = list(selectors) if selectors is not None else [h.selector for h in self.hits if h.hit]
+        salts = []
+        for selector in chosen:
+            found = next((h for h in self.hits if h.selector == selector), None)
+            if found is None:
+                raise InvalidArgument(
+                    f"{selector.type}:{selector.value} was not tested by private hit check {self.query_id}"
+                )
+            salts.append(found.salt)
+        return pb.PrivatePrecedent(query_id=self.query_id, salts=salts)
 
 
 @dataclass(frozen=True)
@@ -241,11 +260,15 @@ def conclude(
     except voprf.VoprfError as exc:
         raise _invalid(f"the node's proof does not verify ({exc})") from None
     hits = []
-    for selector, wire, output in zip(
-        prepared.selectors, prepared.query.private_selectors, outputs, strict=True
+    for selector, wire, output, opening in zip(
+        prepared.selectors,
+        prepared.query.private_selectors,
+        outputs,
+        prepared.openings.openings,
+        strict=True,
     ):
         tested = tested_segments(prepared.segments, prepared.query, wire.type)
-        hits.append(PrivateHit(selector, any(s.set.contains(output) for s in tested)))
+        hits.append(PrivateHit(selector, any(s.set.contains(output) for s in tested), opening.salt))
     return hits
 
 

@@ -103,6 +103,9 @@ class QuerySpec:
     time_range: tuple[datetime, datetime] | None = None
     max_records: int = 0
     hit_reference: str = ""
+    # For a FETCH after a private hit check: that check and each selector's salt in it
+    # (``PrivateResult.precedent()``), instead of a hit reference.
+    private_precedent: pb.PrivatePrecedent | None = None
     # Empty: a fresh UUID each time the spec is built into a query, so one spec (or a copy made
     # with dataclasses.replace) can be submitted again; the gateway accepts a query id once.
     query_id: str = ""
@@ -132,6 +135,8 @@ def build_query(spec: QuerySpec, *, investigator: str, agency: str, now: datetim
     )
     if spec.legal_order is not None:
         query.legal_order.CopyFrom(spec.legal_order)
+    if spec.private_precedent is not None:
+        query.private_precedent.CopyFrom(spec.private_precedent)
     if spec.time_range is not None:
         query.time_range.start.CopyFrom(_timestamp(spec.time_range[0]))
         query.time_range.end.CopyFrom(_timestamp(spec.time_range[1]))

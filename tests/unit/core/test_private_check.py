@@ -112,11 +112,25 @@ def test_shape(change: str) -> None:
 def test_the_node_needs_the_gateways_word_for_exactly_these_elements() -> None:
     query, _ = _private(["a@example.org", "b@example.org"])
     elements = [s.blinded_element for s in query.private_selectors]
-    check_vouched(pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements), query)
+    facts = pb.LegalOrder(order_id="ORDER-1", offence_code="18 USC 1030(a)(7)")
+    check_vouched(
+        pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements, order_facts=facts), query
+    )
+    with_selectors = pb.LegalOrder(
+        order_id="ORDER-1", selectors=[pb.Selector(type=pb.EMAIL, value="a@x.org")]
+    )
     for decision in (
-        pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements[:1]),
-        pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements[::-1]),
-        pb.GatewayDecision(order_id="ORDER-2", checked_blinded_elements=elements),
+        pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements[:1], order_facts=facts),
+        pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements[::-1], order_facts=facts),
+        pb.GatewayDecision(order_id="ORDER-2", checked_blinded_elements=elements, order_facts=facts),
+        # No order facts for the node's inbound policy, facts of another order, or the selectors.
+        pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements),
+        pb.GatewayDecision(
+            order_id="ORDER-1",
+            checked_blinded_elements=elements,
+            order_facts=pb.LegalOrder(order_id="ORDER-2"),
+        ),
+        pb.GatewayDecision(order_id="ORDER-1", checked_blinded_elements=elements, order_facts=with_selectors),
     ):
         with pytest.raises(errors.Unauthenticated) as caught:
             check_vouched(decision, query)

@@ -15,7 +15,7 @@ CLEAR = {
     "order_emergency", "order_valid_from", "order_valid_until", "order_covers_selectors",
     "order_covers_categories", "not_for_third_government", "investigator_queries_today",
     "agency_queries_today", "emergency_overdue_orders", "emergency_order_rejected", "now",
-    "justification_reused",
+    "justification_reused", "private_precedent",
 }  # fmt: skip
 
 
