@@ -189,9 +189,17 @@ class PrivateFilters:
                     continue
                 if facts.belongs_to(self._country):
                     own.add((selector_type, value))
-        for (selector_type, _, _), values in found.items():
-            values.difference_update(v for t, v in own if t == selector_type)
-        return found
+        if not own:
+            return found
+        # One pass over the entries (the own selectors grouped by type first).
+        own_by_type: dict[int, set[str]] = {}
+        for selector_type, value in own:
+            own_by_type.setdefault(selector_type, set()).add(value)
+        empty: set[str] = set()
+        return {
+            shard: {v for v in values if v not in own_by_type.get(shard[0], empty)}
+            for shard, values in found.items()
+        }
 
     def _extend(self) -> int:
         assert self._oprf is not None
