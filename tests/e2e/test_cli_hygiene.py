@@ -90,3 +90,33 @@ async def test_googles_rpc_status_reads_a_refusal_with_a_hint() -> None:
     assert status is not None
     assert status.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
     assert "hint:" in status.message
+
+
+def test_the_version_is_printed_by_the_entry_point() -> None:
+    done = _comity("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("comity ") and done.stdout.split()[1][0].isdigit(), done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("audit", "show", "--since", "lastweek"), "'lastweek' is not an ISO 8601 date or time"),
+        (("query", "-p", "p.toml", "-n", "ca-node", "-s", "email:a@example.org", "-o", "x.order",
+          "--max-records", "-5"), "--max-records"),
+    ],
+)  # fmt: skip
+def test_a_piped_usage_error_is_one_line_without_a_traceback(args: tuple[str, ...], says: str) -> None:
+    done = _comity(*args, env={"COLUMNS": ""})
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr + done.stdout
+    error = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and says in error[0], done.stderr
+    assert "│" not in done.stderr and "╭" not in done.stderr
+
+
+def test_piped_help_is_not_wrapped_at_80_columns() -> None:
+    done = _comity("--help", env={"COLUMNS": ""})
+    assert done.returncode == 0
+    described = [line for line in done.stdout.splitlines() if line.strip().startswith("--show-completion")]
+    assert len(described) == 1 and len(described[0]) > 80, done.stdout

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +152,21 @@ async def test_the_transparency_report_counts_emergency_orders_and_reviews(
     assert used >= 1 and confirmed.get("confirmed", 0) >= 1
     assert sum(confirmed.values()) <= used
     assert "CA-EMERG-5" not in out  # counts, never an order id
+
+
+async def test_piped_emergencies_show_whole_order_ids_one_row_a_line(running: RunningFederation) -> None:
+    order_id = "CA-EMERG-2026-ONTARIO-SUPERIOR-COURT-OF-JUSTICE-TORONTO-REGION-0042"
+    await _use(running, _emergency(running, order_id))
+    # The real entry point with its output on a pipe and no width given, as a script runs it.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).with_name("comity")), "audit", "emergencies", "--db",
+         str(running.federation.audit_db)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    rows = [line for line in done.stdout.splitlines() if order_id in line]
+    assert len(rows) == 1, done.stdout
+    assert "pending" in rows[0] and "ca.rcmp" in rows[0]
+    assert "…" not in done.stdout

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from comity.core.errors import ConfigError, InvalidArgument
-from comity.sdk.cli.main import app, console, friendly
+from comity.sdk.cli.root import app, console, friendly
 from comity.sdk.cli.timerange import TimeRange, parse_range
 
 audit_app = typer.Typer(help="Verify and read the transparency log (legal officers).", no_args_is_help=True)
@@ -634,7 +634,3 @@ def serve(
         pass
     finally:
         server.server_close()
-
-
-# The receipt commands (verify-receipt, receipt refresh) and the console add themselves to audit_app.
-from comity.sdk.cli import console_cmd, receipt_cmd  # noqa: E402, F401

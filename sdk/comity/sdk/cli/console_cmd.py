@@ -10,7 +10,7 @@ import typer
 
 from comity.core.errors import ConfigError, InvalidArgument
 from comity.sdk.cli.audit_cmd import DbOpt, FederationOpt, UrlOpt, _url, audit_app
-from comity.sdk.cli.main import console, friendly
+from comity.sdk.cli.root import console, friendly
 
 __all__ = ["console_command"]
 

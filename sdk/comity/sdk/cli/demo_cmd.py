@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from comity.sdk.cli.main import app, console, friendly
+from comity.sdk.cli.root import app, console, friendly
 
 
 @app.command("demo")

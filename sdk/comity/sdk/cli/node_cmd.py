@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from comity.sdk.cli.main import ConfigOpt, console, friendly, node_app
+from comity.sdk.cli.root import ConfigOpt, console, err_console, friendly, node_app, print_policies
 
 
 @node_app.command("load")
@@ -84,7 +85,6 @@ def check(config: ConfigOpt) -> None:
     from comity.nodes.config import load_node_config, open_source
     from comity.nodes.inbound import inbound_digest
     from comity.policy.agreements import load_policies
-    from comity.sdk.cli.main import print_policies
 
     cfg = load_node_config(config)
     console.print(f"[green]✓[/] config {config}")
@@ -114,3 +114,33 @@ def check(config: ConfigOpt) -> None:
         f"[green]✓[/] store {report.backend} at {report.location}: {report.records} records, "
         f"indexes {', '.join(report.indexes)}"
     )
+
+
+@node_app.command("serve")
+@friendly
+def node_serve(
+    config: ConfigOpt,
+    reinitialise_witness: Annotated[
+        bool,
+        typer.Option(
+            "--reinitialise-witness",
+            help="The witness state is lost: continue from the newest checkpoint the log shows it cosigned.",
+        ),
+    ] = False,
+) -> None:
+    """Serve a data node until SIGTERM or SIGINT."""
+    from comity.core.serving import wait_for_termination
+    from comity.core.telemetry import setup_telemetry
+    from comity.nodes.config import load_node_config
+    from comity.nodes.server import start_node
+
+    cfg = load_node_config(config)
+    telemetry = setup_telemetry(cfg.telemetry)
+
+    async def run() -> None:
+        handle = await start_node(cfg, reinitialise_witness=reinitialise_witness)
+        handle.on_stop.append(telemetry.shutdown)
+        err_console.print(f"node {cfg.node_id} serving on port {handle.port}")
+        await wait_for_termination(handle)
+
+    asyncio.run(run())

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from comity.core.errors import InvalidArgument
-from comity.sdk.cli.main import app, console, friendly
+from comity.sdk.cli.root import app, console, friendly
 
 policy_app = typer.Typer(help="Check and explain policy bundles.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")

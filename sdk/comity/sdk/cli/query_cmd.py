@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from comity.core.errors import ComityError, InvalidArgument
-from comity.sdk.cli.main import EXIT_ERROR, EXIT_REFUSED, app, console, err_console
 from comity.sdk.cli.render import (
     dumps,
     error_json,
@@ -19,6 +18,7 @@ from comity.sdk.cli.render import (
     private_result_json,
     result_json,
 )
+from comity.sdk.cli.root import EXIT_ERROR, EXIT_REFUSED, app, console, err_console
 from comity.sdk.profile import load_profile
 from comity.sdk.query import QuerySpec, parse_selector, read_order_file
 

@@ -16,7 +16,7 @@ import typer
 
 from comity.core.errors import InvalidArgument
 from comity.sdk.cli.audit_cmd import FederationOpt, audit_app
-from comity.sdk.cli.main import console, friendly
+from comity.sdk.cli.root import console, friendly
 
 if TYPE_CHECKING:
     from comity.audit.receipt import VerifiedReceipt

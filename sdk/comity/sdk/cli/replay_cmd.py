@@ -11,8 +11,8 @@ from rich.table import Table
 
 from comity.core.errors import InvalidArgument
 from comity.sdk.cli.audit_cmd import DbOpt, UrlOpt, _url
-from comity.sdk.cli.main import console, friendly
 from comity.sdk.cli.policy_cmd import policy_app
+from comity.sdk.cli.root import console, friendly
 
 
 @policy_app.command("replay")

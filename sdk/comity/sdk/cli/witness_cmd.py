@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from comity.sdk.cli.main import ConfigOpt, console, err_console, friendly
+from comity.sdk.cli.root import ConfigOpt, console, err_console, friendly
 
 app = typer.Typer(help="Run an independent witness of the transparency log.", no_args_is_help=True)
 
