@@ -96,15 +96,17 @@ refusals.register(
         "QUERY_STALE",
         _RULE,
         grpc.StatusCode.UNAUTHENTICATED,
-        "the query was issued at {issued_at}, more than {freshness} ago; sign a new query (with a new "
-        "query id) and send it straight away",
+        "the query was issued at {issued_at}, {seconds} s before {judge}'s clock: more than {freshness} "
+        "ago; if it was signed just now, the clocks differ by about {seconds} s (set both by NTP), "
+        "otherwise sign a new query (with a new query id) and send it straight away",
         _BASIS,
     ),
     refusals.Check(
         "QUERY_FROM_FUTURE",
         _RULE,
         grpc.StatusCode.UNAUTHENTICATED,
-        "the query was issued at {issued_at}, in the future; check the clocks",
+        "the query was issued at {issued_at}, {seconds} s after {judge}'s clock: the clocks differ by "
+        "about {seconds} s; set both by NTP",
         _BASIS,
     ),
 )
@@ -195,27 +197,36 @@ def check_freshness(
     now: datetime,
     freshness: timedelta = DEFAULT_FRESHNESS,
     skew: timedelta = DEFAULT_SKEW,
+    judge: str = "the gateway",
 ) -> datetime:
-    """Step 4: ``now - freshness - skew <= issued_at <= now + skew``; returns issued-at."""
+    """Step 4: ``now - freshness - skew <= issued_at <= now + skew``; returns issued-at.
+
+    ``judge`` names whose clock ``now`` is (the gateway, or a node checking again): a query
+    signed just now and refused here says how far that clock and the signer's differ.
+    """
     if not query.HasField("issued_at"):
         raise refusals.refuse("QUERY_ISSUED_AT")
     try:
         issued_at = query.issued_at.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):  # seconds outside what a datetime can hold
         raise refusals.refuse("QUERY_ISSUED_AT") from None
+    seconds = round(abs((now - issued_at).total_seconds()))
+    values = {"issued_at": issued_at.isoformat(), "seconds": seconds, "judge": judge}
     if issued_at < now - freshness - skew:
         raise StaleQuery(
-            f"the query was issued at {issued_at.isoformat()}, more than {freshness} ago",
-            hint="sign a new query (with a new query id) and send it straight away",
-            violations=[
-                refusals.violation("QUERY_STALE", issued_at=issued_at.isoformat(), freshness=freshness)
-            ],
+            f"the query was issued at {issued_at.isoformat()}, {seconds} s before {judge}'s clock: "
+            f"more than {freshness} ago",
+            hint=f"if it was signed just now, the clocks of the signer's machine and {judge} differ by "
+            f"about {seconds} s (set both by NTP); otherwise sign a new query (with a new query id) "
+            "and send it straight away",
+            violations=[refusals.violation("QUERY_STALE", freshness=freshness, **values)],
         )
     if issued_at > now + skew:
         raise StaleQuery(
-            f"the query was issued at {issued_at.isoformat()}, in the future",
-            hint="check the clocks",
-            violations=[refusals.violation("QUERY_FROM_FUTURE", issued_at=issued_at.isoformat())],
+            f"the query was issued at {issued_at.isoformat()}, {seconds} s after {judge}'s clock",
+            hint=f"the clocks of the signer's machine and {judge} differ by about {seconds} s; "
+            "set both by NTP",
+            violations=[refusals.violation("QUERY_FROM_FUTURE", **values)],
         )
     return issued_at
 

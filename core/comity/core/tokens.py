@@ -78,7 +78,11 @@ refusals.register(
     _check("TOKEN_AUDIENCE", "the token is not for this service's audience"),
     _check("TOKEN_CLAIMS", "the token lacks a required claim (iss, sub, aud, exp, iat) or one is mistyped"),
     _check("TOKEN_EXPIRED", "the token has expired; get a fresh token from your identity provider"),
-    _check("TOKEN_NOT_YET_VALID", "the token is not valid yet (nbf or iat in the future); check the clocks"),
+    _check(
+        "TOKEN_NOT_YET_VALID",
+        "the token is not valid yet (nbf or iat after the gateway's clock): the clocks of the identity "
+        "provider and the gateway differ; set both by NTP",
+    ),
     _check("TOKEN_LIFETIME", "the token lives longer than the federation allows"),
     _check(
         "TOKEN_SUBJECT", "the token's subject is not registered with the issuer's agency in the federation"
@@ -348,12 +352,17 @@ class TokenVerifier:
             )
         if nbf is not None and nbf > t + self._leeway:
             raise TokenError(
-                "token is not valid yet ('nbf' is in the future); check the clocks",
+                f"token is not valid yet ('nbf' is {nbf - t} s after the gateway's clock)",
+                hint=f"the clocks of the identity provider and the gateway differ by about {nbf - t} s; "
+                "set both by NTP",
                 check="TOKEN_NOT_YET_VALID",
             )
         if iat > t + self._leeway:
             raise TokenError(
-                "token was issued in the future ('iat'); check the clocks", check="TOKEN_NOT_YET_VALID"
+                f"token was issued in the future ('iat' is {iat - t} s after the gateway's clock)",
+                hint=f"the clocks of the identity provider and the gateway differ by about {iat - t} s; "
+                "set both by NTP",
+                check="TOKEN_NOT_YET_VALID",
             )
         if exp - iat > self._max_lifetime:
             raise TokenError(

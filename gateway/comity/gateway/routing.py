@@ -163,7 +163,8 @@ def _node_error(node_id: str, exc: grpc.aio.AioRpcError) -> ComityError:
             return NodeUnavailable(
                 f"node {node_id!r} cannot be reached, so the query was not answered",
                 hint="try again later; if it lasts, the node's operator must check that it is running "
-                "and reachable from the gateway (address, TLS certificates)",
+                "and reachable from the gateway (address, TLS certificates, and a clock that agrees with "
+                "the gateway's: a node whose clock is behind sees new certificates as not valid yet)",
             )
         return NodeUnavailable(
             f"node {node_id!r} failed to answer ({code.name}), so the query was not answered",

@@ -15,6 +15,7 @@ from comity.core.federation import Federation
 from comity.core.federation_watch import FederationWatch, load_trusted
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.orders import OrderVerifier
+from comity.core.queries import DEFAULT_SKEW
 from comity.core.replay import ReplayStore
 from comity.core.serving import ServerHandle, start_server
 from comity.core.sql import parse_database_url
@@ -154,7 +155,11 @@ async def _start_gateway(
         federation=federation,
         tokens=tokens,
         orders=OrderVerifier(federation),
-        replay=ReplayStore(config.replay_url),
+        # Ids are kept as long as a query is fresh: with a longer window, a query older than
+        # the default retention would otherwise be refused as unverifiable for replay.
+        replay=ReplayStore(
+            config.replay_url, retention=timedelta(seconds=config.freshness_seconds) + DEFAULT_SKEW
+        ),
         policies=policies,
         ledger=ledger,
         router=router,

@@ -1,8 +1,10 @@
 """Admission at the node: a node does not trust the gateway's word alone.
 
-Before it reads a record, the node checks, in this order: the gateway's signed decision;
-the investigator's signed query (over its exact bytes); that the decision is about this
-query; the legal order, signed by an authority the federation registers; that the order
+Before it reads a record, the node checks, in this order: the gateway's signed decision, and
+that it is dated close to the node's own clock; the investigator's signed query (over its
+exact bytes); that the decision is about this query; that the query is fresh by the node's
+clock too (a captured request cannot be sent again later, and a clock set wrong is named as
+such); the legal order, signed by an authority the federation registers; that the order
 covers every selector and category; that the decision is in the transparency log, as a
 witness (consistent with every checkpoint it accepted before); that an agreement covers the
 requesting country and its own (``NO_AGREEMENT`` otherwise); that agreement's inbound policy, fed
@@ -19,7 +21,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 
@@ -30,6 +32,7 @@ from comity.core.errors import FailedPrecondition, InvalidArgument, PermissionDe
 from comity.core.federation import Federation, Node
 from comity.core.federation_watch import FederationWatch
 from comity.core.orders import OrderVerifier, check_order_covers
+from comity.core.queries import DEFAULT_FRESHNESS, DEFAULT_SKEW, check_freshness
 from comity.core.selectors import normalise
 from comity.core.telemetry import span
 from comity.nodes.convert import categories_from_proto, selectors_from_proto, time_range_from_proto
@@ -48,6 +51,8 @@ from comity.v1 import comity_pb2 as pb
 
 __all__ = ["Admission", "Admitted"]
 
+_TIME_BASIS = "Prüm Decision 2008/615 art. 30 (what was supplied, the exact time, the officer who searched)"
+
 refusals.register(
     refusals.Check(
         "AGREEMENT_BUNDLE_MISMATCH",
@@ -56,6 +61,23 @@ refusals.register(
         "the gateway decided this query under bundle {given}, but agreement {agreement!r} names "
         "{expected}; the gateway must decide under the federation file's bundles before a node answers",
         "The federation file's agreements: a query is decided under the agreement binding its two countries",
+    ),
+    refusals.Check(
+        "DECISION_STALE",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "the gateway decided this query at {decided_at}, {seconds} s before {judge}'s clock: more than "
+        "{freshness} ago; the gateway forwards a decision at once, so the clocks of the gateway and "
+        "{judge} differ by about {seconds} s: set both by NTP",
+        _TIME_BASIS,
+    ),
+    refusals.Check(
+        "DECISION_FROM_FUTURE",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "the gateway decided this query at {decided_at}, {seconds} s after {judge}'s clock: the clocks of "
+        "the gateway and {judge} differ by about {seconds} s; set both by NTP",
+        _TIME_BASIS,
     ),
 )
 
@@ -102,8 +124,10 @@ class Admission:
         decisions: NodeDecisions | None = None,
         watch: FederationWatch | None = None,
         private_ledger: PrivateLedger | None = None,
+        freshness: timedelta = DEFAULT_FRESHNESS,
     ) -> None:
         self._node = node
+        self._freshness = freshness
         self._federation = federation
         self._policies = policies
         self._witness = witness
@@ -128,9 +152,11 @@ class Admission:
         now = self._clock()
         with span("node.verify_decision"):
             decision = self.verify_decision(request.gateway_decision)
+            self.check_decision_time(decision, now=now)
         with span("node.verify_query", query_id=decision.query_id):
             query, digest = self.verify_query(request.signed_query)
             self.check_binding(decision, query, digest)
+            self.check_query_time(query, now=now)
         with span("node.verify_order", query_id=query.query_id):
             order = self.verify_order(query, now=now)
             selectors = selectors_from_proto(query.selectors, region=self._node.country)
@@ -203,6 +229,32 @@ class Admission:
         if decision.decision != "ALLOW":
             raise PermissionDenied("the gateway did not allow this query")
         return decision
+
+    @property
+    def _judge(self) -> str:
+        return f"node {self._node.id}"
+
+    def check_decision_time(self, decision: pb.GatewayDecision, *, now: datetime) -> None:
+        """The decision is dated within the freshness window of ``now``, the node's clock.
+
+        The gateway forwards a decision as soon as it is logged, so a decision dated far from
+        the node's clock says the two clocks differ (or that a captured request is sent again).
+        """
+        if not decision.HasField("decided_at"):
+            raise Unauthenticated("the gateway's decision has no decided_at")
+        decided_at = decision.decided_at.ToDatetime(tzinfo=UTC)
+        seconds = round(abs((now - decided_at).total_seconds()))
+        when, judge = decided_at.isoformat(), self._judge
+        if decided_at < now - self._freshness - DEFAULT_SKEW:
+            raise refusals.refuse(
+                "DECISION_STALE", freshness=self._freshness, decided_at=when, seconds=seconds, judge=judge
+            )
+        if decided_at > now + DEFAULT_SKEW:
+            raise refusals.refuse("DECISION_FROM_FUTURE", decided_at=when, seconds=seconds, judge=judge)
+
+    def check_query_time(self, query: pb.Query, *, now: datetime) -> None:
+        """The investigator's query is fresh by the node's clock too, not by the gateway's word alone."""
+        check_freshness(query, now=now, freshness=self._freshness, judge=self._judge)
 
     def verify_query(self, envelope: pb.Envelope) -> tuple[pb.Query, bytes]:
         """The investigator's query, signed by the registered investigator it names."""

@@ -41,6 +41,9 @@ Example::
     max_records = 500
     max_message_bytes = 4194304
     stream_batch = 256
+    freshness_seconds = 300           # a forwarded query (and the gateway's decision) is refused
+                                      # when older than this by the node's clock; keep it equal to
+                                      # the gateway's
 
     [private]                         # optional: private hit checks (docs/security.md)
     rotation_hours = 24               # the OPRF key's epoch
@@ -98,6 +101,7 @@ class NodeConfig:
     max_records: int = 500
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     stream_batch: int = 256
+    freshness_seconds: int = 300
     store_tables: tuple[TableMapping, ...] = ()
     health_listen: str = ""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
@@ -150,6 +154,7 @@ def load_node_config(path: Path) -> NodeConfig:
         max_records=limits.integer("max_records", 500, minimum=1),
         max_message_bytes=limits.integer("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, minimum=65536),
         stream_batch=limits.integer("stream_batch", 256, minimum=1),
+        freshness_seconds=limits.integer("freshness_seconds", 300, minimum=1),
         telemetry=TelemetryConfig.from_section(
             root.table("telemetry", required=False), service_name="comity-node"
         ),

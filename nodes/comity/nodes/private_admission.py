@@ -88,9 +88,11 @@ class PrivateChecks:
         a = self._admission
         with span("node.verify_decision"):
             decision = a.verify_decision(request.gateway_decision)
+            a.check_decision_time(decision, now=self._clock())
         with span("node.verify_query", query_id=decision.query_id):
             query, digest = a.verify_query(request.signed_query)
             a.check_binding(decision, query, digest)
+            a.check_query_time(query, now=self._clock())
             check_private_shape(query)
             check_vouched(decision, query)
         with span("node.witness", query_id=query.query_id):

@@ -139,6 +139,7 @@ async def start_node(
         decisions=decisions,
         watch=watch,
         private_ledger=ledger,
+        freshness=timedelta(seconds=config.freshness_seconds),
     )
     watch.on_change(admission.use_federation)
     private = None
