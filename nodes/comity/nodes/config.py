@@ -11,6 +11,8 @@ Example::
     [store]
     url = "sqlite:///ca-node.db"      # or postgresql://user@host/db
     outbox_url = ""                   # optional: where the signed-decision outbox lives (default: url)
+    schema = "record-types.toml"      # optional: the record types, in place of the built-in ones
+                                      # (comity.nodes.schemafile describes the file)
 
     # Or serve an agency's own PostgreSQL tables or views in place (see comity.nodes.mapped):
     # [[store.tables]]
@@ -67,7 +69,8 @@ from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES
 from comity.core.telemetry import TelemetryConfig
 from comity.nodes.lookup import RecordSource
 from comity.nodes.mapped import MappedSource, TableMapping
-from comity.nodes.schema import default_schema
+from comity.nodes.schema import Schema, default_schema
+from comity.nodes.schemafile import load_schema
 from comity.nodes.store import RecordStore
 
 __all__ = ["NodeConfig", "PrivateConfig", "load_node_config", "open_source"]
@@ -113,13 +116,24 @@ class NodeConfig:
     federation_sha256: str = ""
     private: PrivateConfig = field(default_factory=PrivateConfig)
     bundle_store: Path | None = None
+    #: A TOML file of record types (:mod:`comity.nodes.schemafile`) in place of the built-in ones.
+    schema_file: Path | None = None
 
 
-def open_source(config: NodeConfig, *, create: bool = True) -> RecordSource:
-    """The node's records: its own store (its tables made when ``create``), or the agency's tables."""
+def node_schema(config: NodeConfig) -> Schema:
+    """The record types the node holds: its schema file's, or the built-in ones."""
+    return load_schema(config.schema_file) if config.schema_file is not None else default_schema()
+
+
+def open_source(config: NodeConfig, *, create: bool = True, schema: Schema | None = None) -> RecordSource:
+    """The node's records: its own store (its tables made when ``create``), or the agency's tables.
+
+    ``schema`` is the node's (:func:`node_schema`), read from the config when not given.
+    """
+    schema = schema or node_schema(config)
     if config.store_tables:
-        return MappedSource(config.store_url, config.store_tables, schema=default_schema())
-    return RecordStore(config.store_url, create=create)
+        return MappedSource(config.store_url, config.store_tables, schema=schema)
+    return RecordStore(config.store_url, create=create, schema=schema)
 
 
 def load_node_config(path: Path) -> NodeConfig:
@@ -160,6 +174,7 @@ def load_node_config(path: Path) -> NodeConfig:
         ),
         source=path,
         outbox_url=store.text("outbox_url", ""),
+        schema_file=store.optional_path("schema"),
         private=PrivateConfig(
             rotation=timedelta(hours=private.integer("rotation_hours", 24, minimum=1)),
             refresh=timedelta(seconds=private.integer("refresh_seconds", 60, minimum=1)),

@@ -13,7 +13,7 @@ from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import node_server_credentials
 from comity.nodes.admission import Admission
-from comity.nodes.config import NodeConfig, open_source
+from comity.nodes.config import NodeConfig, node_schema, open_source
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.inbound import inbound_policies
@@ -22,7 +22,6 @@ from comity.nodes.outbox import Outbox
 from comity.nodes.private_admission import PrivateChecks, PrivateLimits
 from comity.nodes.private_filters import KeySchedule, PrivateFilters
 from comity.nodes.private_state import PrivateLedger
-from comity.nodes.schema import default_schema
 from comity.nodes.service import DataNodeService
 from comity.nodes.state import NodeState
 from comity.nodes.store import RecordStore
@@ -76,7 +75,8 @@ async def start_node(
     response_key = SigningKey.load(config.response_key, key_id=node.id, passphrase=passphrase_from_env())
     witness_key = SigningKey.load(config.witness_key, key_id=node.id, passphrase=passphrase_from_env())
     state_existed = config.witness_state.exists()
-    source = open_source(config)
+    schema = node_schema(config)
+    source = open_source(config, schema=schema)
     witness = Witness.open(
         config.witness_state,
         name=node.id,
@@ -104,7 +104,6 @@ async def start_node(
     if not checked:
         witness.hold(HELD)  # before the port opens: nothing is cosigned unchecked
     hits = HitReferences(response_key.private_key.private_bytes_raw())
-    schema = default_schema()
     state = NodeState(config.store_url)
     subjects = SubjectReader(source, schema)
     try:

@@ -139,7 +139,9 @@ def parse_record(
     rt = schema.get(str(raw.get("record_type", "")))
     if rt is None:
         known = ", ".join(schema.record_type_names)
-        raise InvalidRecord("missing or not in the schema", field="record_type", hint=f"one of: {known}")
+        given = raw.get("record_type")
+        what = f"{given!r} is not a record type of the node's schema ({known})" if given else "missing"
+        raise InvalidRecord(what, field="record_type", hint=f"one of: {known}")
     category = raw.get("category")
     if category is not None and category not in (rt.category.name, int(rt.category)):
         raise InvalidRecord(f"record type {rt.name} is {rt.category.name}", field="category")

@@ -26,14 +26,15 @@ def load(
 ) -> None:
     """Load records into the node's store, in one transaction (all or nothing, unless --skip-bad)."""
     from comity.core.federation import Federation
-    from comity.nodes.config import load_node_config
+    from comity.nodes.config import load_node_config, node_schema
     from comity.nodes.ingest import load_file
     from comity.nodes.store import RecordStore
 
     cfg = load_node_config(config)
     country = Federation.load(cfg.federation).node(cfg.node_id).country
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with RecordStore(cfg.store_url) as store, Progress(*columns, console=console, transient=True) as bar:
+    opened = RecordStore(cfg.store_url, schema=node_schema(cfg))
+    with opened as store, Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"loading {path.name}", total=path.stat().st_size if path.exists() else None)
 
         def progress(rows: int, done: int, total: int) -> None:
@@ -82,12 +83,15 @@ def check(config: ConfigOpt) -> None:
     """Check the config, the federation entry, the keys, the policy bundle and the store."""
     from comity.core.federation import Federation
     from comity.core.selfcheck import check_certificate_pinned, check_key_listed
-    from comity.nodes.config import load_node_config, open_source
+    from comity.nodes.config import load_node_config, node_schema, open_source
     from comity.nodes.inbound import inbound_digest
     from comity.policy.agreements import load_policies
 
     cfg = load_node_config(config)
     console.print(f"[green]✓[/] config {config}")
+    schema = node_schema(cfg)
+    source_of_types = cfg.schema_file or "the built-in schema"
+    console.print(f"[green]✓[/] record types from {source_of_types}: {', '.join(schema.record_type_names)}")
     federation = Federation.load(cfg.federation)
     node = federation.node(cfg.node_id)
     console.print(f"[green]✓[/] federation lists {node.id} ({node.country}) at {node.endpoint}")
@@ -105,7 +109,7 @@ def check(config: ConfigOpt) -> None:
         what=f"{node.country} inbound",
     )
     print_policies(policies)
-    source = open_source(cfg, create=False)
+    source = open_source(cfg, create=False, schema=schema)
     try:
         report = source.check()
     finally:
