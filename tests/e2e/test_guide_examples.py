@@ -10,13 +10,17 @@ The federation is what ``comity demo --dir DIR`` writes (same people, same seed)
 orders signed, the gateway and both nodes running as ``comity ... serve`` processes. The
 investigators' guide runs in DIR; the operators' guide in an empty folder whose ``node.toml`` is
 the Canadian node's configuration with a store of its own. The only text replaced is the guides'
-stand-in for the gateway's address, ``gateway.example:50051``, by the running gateway's.
+stand-ins: for the gateway's address, ``gateway.example:50051``, by the running gateway's; and in
+the operators' guide, for an installation's folders, ``/etc/comity/`` and ``/var/lib/comity/``, by
+folders of the test's (``etc/comity`` holds the federation file, the Canadian node's keys, TLS pair
+and bundle store, as an operator installs them).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -219,15 +223,24 @@ class _Python:
         self._process.wait(30)
 
 
-def _run_guide(doc: Path, cwd: Path, gateway: str) -> list[Block]:
+def _run_guide(doc: Path, cwd: Path, gateway: str, *, folders: dict[str, Path] | None = None) -> list[Block]:
+    stand_ins = {GATEWAY_STAND_IN: gateway, **{k: f"{v}/" for k, v in (folders or {}).items()}}
+
+    def replaced(text: str) -> str:
+        for stand_in, value in stand_ins.items():
+            text = text.replace(stand_in, value)
+        return text
+
     python = _Python(cwd)
     (cwd / ".guide-env").write_text("", encoding="utf-8")
     ran: list[Block] = []
     try:
         for block in fenced_blocks(doc):
-            text = block.text.replace(GATEWAY_STAND_IN, gateway)
+            text = replaced(block.text)
             if block.file is not None:
-                (cwd / block.file).write_text(text, encoding="utf-8")
+                target = cwd / replaced(block.file)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
             if not block.run:
                 continue
             if block.language == "bash":
@@ -290,11 +303,30 @@ def test_the_investigators_guide_runs(demo: DemoFederation) -> None:
     assert languages.count("bash") >= 8 and languages.count("python") >= 2, ran
 
 
+def _installation(fed: DemoFederation, root: Path, keys: Path) -> dict[str, Path]:
+    """``/etc/comity`` and ``/var/lib/comity`` as the guide's minimal node config expects them."""
+    etc, var = root / "etc" / "comity", root / "var" / "lib" / "comity"
+    federation = etc / "federation"
+    federation.mkdir(parents=True)
+    shutil.copy(fed.layout.federation_file, federation / "federation.toml")
+    shutil.copytree(fed.directory / "jwks", federation / "jwks")
+    shutil.copytree(fed.directory / "pki", federation / "pki", ignore=shutil.ignore_patterns("*.key"))
+    shutil.copytree(keys, etc / "keys")
+    (etc / "tls").mkdir()
+    shutil.copy(fed.directory / "pki" / "ca" / "ca-node.crt", etc / "tls" / "ca-node.crt")
+    shutil.copy(fed.directory / "pki" / "ca" / "ca-node.key", etc / "tls" / "ca-node.key")
+    (etc / "bundles").mkdir()
+    (var / "ca-node").mkdir(parents=True)
+    return {"/etc/comity/": etc, "/var/lib/comity/": var}
+
+
 def test_the_operators_guide_runs(demo: DemoFederation, tmp_path: Path) -> None:
     folder = _operator_folder(demo, tmp_path / "operator")
-    ran = _run_guide(ROOT / "docs" / "operators.md", folder, demo.layout.gateway.endpoint)
+    folders = _installation(demo, tmp_path / "root", folder / "node-keys")
+    ran = _run_guide(ROOT / "docs" / "operators.md", folder, demo.layout.gateway.endpoint, folders=folders)
     assert len(ran) >= 4, ran
     assert (folder / "rejects.jsonl").stat().st_mode & 0o777 == 0o600
+    assert (folders["/etc/comity/"] / "node.toml").exists()
 
 
 def test_the_policy_guide_writes_tests_and_rolls_out_an_agreement(tmp_path: Path) -> None:

@@ -115,7 +115,9 @@ def db_errors(location: str) -> Iterator[None]:
         if _missing_table(exc):
             _log.error("record store at %s has no record tables", location)
             raise StoreNotReady(
-                "the record store has no record tables", hint="create them: RecordStore(..., create=True)"
+                "the record store has no record tables",
+                hint="the node makes them when it starts (comity node serve) or loads records "
+                "(comity node load)",
             ) from exc
         _log.error("record store at %s failed: %s", location, exc)
         if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):

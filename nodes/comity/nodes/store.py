@@ -304,27 +304,37 @@ class RecordStore:
         with db_errors(self.location), self._backend.engine.connect() as conn:
             return [CategoryCount(d, DataCategory(c), t, n) for d, c, t, n in conn.execute(stmt)]
 
+    def missing_tables(self) -> list[str]:
+        """The store's tables the database does not have yet (all of them in a new database)."""
+        with db_errors(self.location), self._backend.engine.connect() as conn:
+            insp = inspect(conn)
+            return [t.name for t in (self._records, self._selectors) if not insp.has_table(t.name)]
+
+    def is_new(self) -> bool:
+        """Whether the database holds none of the store's tables yet (a node never started)."""
+        return len(self.missing_tables()) == len((self._records, self._selectors))
+
     def check(self) -> CheckReport:
         """Verify the store is reachable and its tables and indexes exist.
 
         Raises StoreUnavailable when unreachable and StoreNotReady naming what is missing.
         """
         tables = (self._records, self._selectors)
+        missing = self.missing_tables()
+        if missing:
+            raise StoreNotReady(
+                f"record store at {self.location} lacks table(s) {', '.join(missing)}",
+                hint=_CREATED_BY,
+            )
         with db_errors(self.location), self._backend.engine.connect() as conn:
             insp = inspect(conn)
-            missing = [t.name for t in tables if not insp.has_table(t.name)]
-            if missing:
-                raise StoreNotReady(
-                    f"record store at {self.location} lacks table(s) {', '.join(missing)}",
-                    hint="create them: RecordStore(..., create=True)",
-                )
             present = {ix["name"] for t in tables for ix in insp.get_indexes(t.name)}
             wanted = sorted(ix.name for t in tables for ix in t.indexes if ix.name)
             absent = [name for name in wanted if name not in present]
             if absent:
                 raise StoreNotReady(
                     f"record store at {self.location} lacks index(es) {', '.join(absent)}",
-                    hint="create them: RecordStore(..., create=True)",
+                    hint=_CREATED_BY,
                 )
             count = conn.execute(select(func.count()).select_from(self._records)).scalar_one()
         return CheckReport(
@@ -334,6 +344,9 @@ class RecordStore:
             indexes=tuple(wanted),
             records=int(count),
         )
+
+
+_CREATED_BY = "the node makes them when it starts (comity node serve) or loads records (comity node load)"
 
 
 def _fields_json(fields: Any) -> str:

@@ -85,6 +85,7 @@ def check(config: ConfigOpt) -> None:
     from comity.core.selfcheck import check_certificate_pinned, check_key_listed
     from comity.nodes.config import load_node_config, node_schema, open_source
     from comity.nodes.inbound import inbound_digest
+    from comity.nodes.store import RecordStore
     from comity.policy.agreements import load_policies
 
     cfg = load_node_config(config)
@@ -111,6 +112,13 @@ def check(config: ConfigOpt) -> None:
     print_policies(policies)
     source = open_source(cfg, create=False, schema=schema)
     try:
+        if isinstance(source, RecordStore) and source.is_new():
+            # A node not started yet: its own store is reachable, and gets its tables at start.
+            console.print(
+                f"[green]✓[/] store {source.backend} at {source.location}: new (no records; the node "
+                "makes its tables when it starts or loads records)"
+            )
+            return
         report = source.check()
     finally:
         source.close()
