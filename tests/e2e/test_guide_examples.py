@@ -9,7 +9,8 @@ interpreter, so a later block may use what an earlier one made (``result``). Eac
 The federation is what ``comity demo --dir DIR`` writes (same people, same seed), with the demo's
 orders signed, the gateway and both nodes running as ``comity ... serve`` processes. The
 investigators' guide runs in DIR; the operators' guide in an empty folder whose ``node.toml`` is
-the Canadian node's configuration with a store of its own. The only text replaced is the guides'
+the Canadian node's configuration with a store of its own; the legal officers' guide (audit.md)
+in DIR, after the investigators' hit check has given the log a decision. The only text replaced is the guides'
 stand-ins: for the gateway's address, ``gateway.example:50051``, by the running gateway's; and in
 the operators' guide, for an installation's folders, ``/etc/comity/`` and ``/var/lib/comity/``, by
 folders of the test's (``etc/comity`` holds the federation file, the Canadian node's keys, TLS pair
@@ -301,6 +302,20 @@ def test_the_investigators_guide_runs(demo: DemoFederation) -> None:
     ran = _run_guide(ROOT / "docs" / "investigators.md", demo.directory, demo.layout.gateway.endpoint)
     languages = [b.language for b in ran]
     assert languages.count("bash") >= 8 and languages.count("python") >= 2, ran
+
+
+def test_the_audit_guide_runs(demo: DemoFederation) -> None:
+    # One decision of the log's own first, whichever guide runs first.
+    guide = fenced_blocks(ROOT / "docs" / "investigators.md")
+    hit_check = next(b for b in guide if "--kind hit-check" in b.text)
+    done = subprocess.run(
+        ["bash", "-c", hit_check.text.replace(GATEWAY_STAND_IN, demo.layout.gateway.endpoint)],
+        cwd=demo.directory, env=_env(), capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = _run_guide(ROOT / "docs" / "audit.md", demo.directory, demo.layout.gateway.endpoint)
+    assert len(ran) >= 5, ran
+    assert (demo.directory / "audit.jsonl").stat().st_size > 0
 
 
 def _installation(fed: DemoFederation, root: Path, keys: Path) -> dict[str, Path]:
