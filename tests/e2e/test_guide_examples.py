@@ -10,11 +10,14 @@ The federation is what ``comity demo --dir DIR`` writes (same people, same seed)
 orders signed, the gateway and both nodes running as ``comity ... serve`` processes. The
 investigators' guide runs in DIR; the operators' guide in an empty folder whose ``node.toml`` is
 the Canadian node's configuration with a store of its own; the legal officers' guide (audit.md)
-in DIR, after the investigators' hit check has given the log a decision. The only text replaced is the guides'
-stand-ins: for the gateway's address, ``gateway.example:50051``, by the running gateway's; and in
-the operators' guide, for an installation's folders, ``/etc/comity/`` and ``/var/lib/comity/``, by
-folders of the test's (``etc/comity`` holds the federation file, the Canadian node's keys, TLS pair
-and bundle store, as an operator installs them).
+in DIR, after the investigators' hit check has given the log a decision; the policy authors' guide
+and the README in empty folders (the policy guide's with ``policy/``, the shipped bundles).
+
+The only text replaced is the guides' stand-ins: for the gateway's address,
+``gateway.example:50051``, by the running gateway's; and in the operators' guide, for an
+installation's folders, ``/etc/comity/`` and ``/var/lib/comity/``, by folders of the test's
+(``etc/comity`` holds the federation file, the Canadian node's keys, TLS pair and bundle store,
+as an operator installs them).
 """
 
 from __future__ import annotations
@@ -316,6 +319,19 @@ def test_the_audit_guide_runs(demo: DemoFederation) -> None:
     ran = _run_guide(ROOT / "docs" / "audit.md", demo.directory, demo.layout.gateway.endpoint)
     assert len(ran) >= 5, ran
     assert (demo.directory / "audit.jsonl").stat().st_size > 0
+
+
+def test_the_policy_authors_guide_runs(tmp_path: Path) -> None:
+    # The guide names the shipped bundles by their folder in a checkout.
+    (tmp_path / "policy").symlink_to(ROOT / "policy")
+    ran = _run_guide(ROOT / "docs" / "policy.md", tmp_path, GATEWAY_STAND_IN)
+    assert [b.language for b in ran] == ["bash", "python"], ran
+
+
+def test_the_readme_runs(tmp_path: Path) -> None:
+    # Its install step is the one thing left out: the tests run in the installed package.
+    ran = _run_guide(ROOT / "README.md", tmp_path, GATEWAY_STAND_IN)
+    assert [b.text for b in ran] == ["comity demo\n"], ran
 
 
 def _installation(fed: DemoFederation, root: Path, keys: Path) -> dict[str, Path]:
