@@ -64,6 +64,17 @@ def test_an_unencrypted_key_given_a_passphrase_says_so(tmp_path: Path) -> None:
         SigningKey.load(path, key_id="us.fbi/agent-1", passphrase=b"secret")
 
 
+def test_the_cli_says_a_key_is_not_encrypted_when_given_a_passphrase(tmp_path: Path) -> None:
+    path = tmp_path / "k.pem"
+    SigningKey.generate("us.fbi/agent-1").save(path)
+    done = _comity("keys", "show", str(path), "--name", "us.fbi/agent-1", "--passphrase-env", "PASS",
+                   env={"PASS": "secret"})  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    said = " ".join(done.stderr.split())
+    assert "is not encrypted, but a passphrase was given" in said and "drop --passphrase-env" in said, said
+
+
 class _Refusing(pb_grpc.GatewayServicer):
     @guard_unary
     async def Submit(self, request: pb.SubmitRequest, context: Any) -> pb.QueryResult:

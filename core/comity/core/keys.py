@@ -137,7 +137,8 @@ class SigningKey:
             if passphrase is not None:
                 raise KeyFileError(
                     f"key file {path} is not encrypted, but a passphrase was given",
-                    hint="unset COMITY_KEY_PASSPHRASE for this key, or encrypt the key",
+                    hint="give no passphrase for this key (a server: unset COMITY_KEY_PASSPHRASE; a command: "
+                    "drop --passphrase-env), or encrypt the key",
                 ) from None
             raise KeyFileError(
                 f"key file {path} is encrypted", hint="give its passphrase (COMITY_KEY_PASSPHRASE)"
