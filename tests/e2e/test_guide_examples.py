@@ -11,7 +11,7 @@ orders signed, the gateway and both nodes running as ``comity ... serve`` proces
 investigators' guide runs in DIR; the operators' guide in an empty folder whose ``node.toml`` is
 the Canadian node's configuration with a store of its own; the legal officers' guide (audit.md)
 in DIR, after the investigators' hit check has given the log a decision; the policy authors' guide
-and the README in empty folders (the policy guide's with ``policy/``, the shipped bundles).
+and the README in empty folders.
 
 The only text replaced is the guides' stand-ins: for the gateway's address,
 ``gateway.example:50051``, by the running gateway's; and in the operators' guide, for an
@@ -319,13 +319,6 @@ def test_the_audit_guide_runs(demo: DemoFederation) -> None:
     ran = _run_guide(ROOT / "docs" / "audit.md", demo.directory, demo.layout.gateway.endpoint)
     assert len(ran) >= 5, ran
     assert (demo.directory / "audit.jsonl").stat().st_size > 0
-
-
-def test_the_policy_authors_guide_runs(tmp_path: Path) -> None:
-    # The guide names the shipped bundles by their folder in a checkout.
-    (tmp_path / "policy").symlink_to(ROOT / "policy")
-    ran = _run_guide(ROOT / "docs" / "policy.md", tmp_path, GATEWAY_STAND_IN)
-    assert [b.language for b in ran] == ["bash", "python"], ran
 
 
 def test_the_readme_runs(tmp_path: Path) -> None:
