@@ -33,9 +33,9 @@ from sqlalchemy import (
     Text,
     insert,
     select,
-    update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from comity.nodes._sql import Backend, check_identifier, db_errors, make_engine
 from comity.nodes.lookup import to_micros
@@ -84,19 +84,18 @@ class NodeState:
 
     def count_outcome(self, order_id: str) -> int:
         """Count one more own-person outcome for ``order_id``; returns the new count (durable)."""
+        # One upsert, so two queries counting the first outcome of an order at once both count
+        # (an update-then-insert loses the race to a unique violation).
         t = self._outcomes
-        for _ in range(3):
-            try:
-                with db_errors(self._backend.location), self._backend.engine.begin() as conn:
-                    changed = conn.execute(
-                        update(t).where(t.c.order_id == order_id).values(outcomes=t.c.outcomes + 1)
-                    ).rowcount
-                    if not changed:
-                        conn.execute(insert(t).values(order_id=order_id, outcomes=1))
-                return self.outcomes(order_id)
-            except IntegrityError:  # another query inserted the row first: update it
-                continue
-        raise RuntimeError("could not count the outcome")  # pragma: no cover - three lost races
+        dialect_insert = postgresql_insert if self._backend.name == "postgresql" else sqlite_insert
+        stmt = (
+            dialect_insert(t)
+            .values(order_id=order_id, outcomes=1)
+            .on_conflict_do_update(index_elements=[t.c.order_id], set_={"outcomes": t.c.outcomes + 1})
+            .returning(t.c.outcomes)
+        )
+        with db_errors(self._backend.location), self._backend.engine.begin() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def keep_opening(self, query_id: str, opening: SealedOpening, *, at: datetime) -> None:
         """Keep the opening of a sealed reason (durable before the decision is answered)."""
