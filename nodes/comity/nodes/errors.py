@@ -49,7 +49,11 @@ class LoadRejected(InvalidArgument):
         if len(errors) > shown:
             lines.append(f"  ... and {len(errors) - shown} more")
         super().__init__(
-            "\n".join(lines), hint="fix the rows, or load with skip_bad to write them to a reject file"
+            "\n".join(lines),
+            hint=(
+                "fix the rows, or load with --skip-bad (skip_bad=True in Python) to write them "
+                "to a reject file"
+            ),
         )
         self.source = source
         self.errors = errors
