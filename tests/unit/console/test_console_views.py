@@ -1,6 +1,9 @@
-"""What one entry shows: a disclosure's use restrictions, read from the node statement it logged."""
+"""What pages show: a disclosure's use restrictions, and the overview and report kept up to date."""
 
 from __future__ import annotations
+
+import threading
+from pathlib import Path
 
 from comity.audit.events import DisclosedEvent
 from comity.core.dsse import PAYLOAD_NODE_DECISION, PAYLOAD_NODE_STATEMENT
@@ -41,3 +44,25 @@ def test_no_restrictions_are_made_up_from_what_is_not_a_node_statement() -> None
     other = pb.Envelope(payload_type=PAYLOAD_NODE_DECISION, payload=b"\x0a\x01x").SerializeToString().hex()
     for logged in ("not hex", "00ff" * 8, other):
         assert entry_view(_row(logged), {}).restrictions == []
+
+
+def test_the_summaries_thread_rebuilds_the_overview_and_report_for_the_verified_size(tmp_path: Path) -> None:
+    from comity.sdk.console.mirror import Mirror, VerifiedHead
+    from comity.sdk.console.summaries import Summaries
+
+    mirror = Mirror(tmp_path / "mirror.db")
+    summaries = Summaries(mirror, origin="log.example", offence_class=lambda code: "X", interval=0.05)
+    assert summaries.overview()["size"] == 0 and summaries.report()[0] == 0  # built in the request
+    mirror.stage(0, [b"not a comity event"])
+    mirror.promote(VerifiedHead(1, b"r" * 32, b""))
+    summaries.start()
+    try:
+        assert summaries.running
+        for _ in range(400):
+            if summaries.report()[0] == 1 and summaries.overview()["size"] == 1:
+                break
+            threading.Event().wait(0.05)
+        assert summaries.report()[0] == 1 and summaries.overview()["total"] == 1
+    finally:
+        summaries.stop()
+    assert not summaries.running

@@ -32,9 +32,9 @@ from comity.core.errors import ComityError
 from comity.sdk.console.auth import CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, SignInLimit, same_token
 from comity.sdk.console.mirror import FILTERS, Filters, Mirror
 from comity.sdk.console.receipt_check import MAX_RECEIPT_BYTES, check_receipt
-from comity.sdk.console.report import mirror_report
+from comity.sdk.console.summaries import Summaries
 from comity.sdk.console.sync import BackgroundSync
-from comity.sdk.console.views import entry_view, overview, report_charts, witness_age
+from comity.sdk.console.views import entry_view, report_charts, witness_age
 from comity.sdk.console.words import KIND_WORDS, OUTCOME_WORDS, RuleText, rule_name
 from comity.sdk.transparency import TransparencyReport
 
@@ -153,34 +153,25 @@ def make_app(console: Console) -> Starlette:
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    # The overview changes only with the verified size, and its deadlines with the minute.
-    cached: dict[tuple[int, str], dict[str, Any]] = {}
+    summaries = Summaries(
+        console.mirror, origin=console.log_origin, offence_class=lambda code: console.offence_class(code)
+    )
 
     def home(request: Request) -> Response:
         officer(request)
-        now = datetime.now(UTC)
-        key = (console.mirror.head().size, now.strftime("%Y-%m-%dT%H:%M"))
-        if key not in cached:
-            cached.clear()
-            cached[key] = overview(console.mirror, now=now, origin=console.log_origin)
-        return render(request, "overview.html", data=cached[key])
-
-    reports: dict[int, TransparencyReport] = {}
+        return render(request, "overview.html", data=summaries.overview(), current=console.mirror.head().size)
 
     def _report() -> TransparencyReport:
-        size = console.mirror.head().size
-        if size not in reports:
-            reports.clear()
-            reports[size] = mirror_report(console.mirror, console.offence_class)
-        return reports[size]
+        return summaries.report()[1]
 
     def report(request: Request) -> Response:
         officer(request)
-        result = _report()
+        size, result = summaries.report()
         return render(
             request,
             "report.html",
-            size=console.mirror.head().size,
+            size=size,
+            current=console.mirror.head().size,
             charts=report_charts(result),
             decisions=sorted(result.decisions.items()),
             by_rule=sorted(result.refusals_by_rule.items(), key=lambda kv: -kv[1]),
@@ -299,10 +290,12 @@ def make_app(console: Console) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if console.start_sync:
             console.sync.start()
+            summaries.start()
         try:
             yield
         finally:
             if console.start_sync:
+                summaries.stop()
                 console.sync.stop()
 
     routes = [
