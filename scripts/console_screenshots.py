@@ -37,6 +37,7 @@ def main() -> None:
     tampered = json.loads(receipt.read_text())
     entry = base64.b64decode(tampered["receipt"]["entries"][0]["entry"])
     tampered["receipt"]["entries"][0]["entry"] = base64.b64encode(entry.replace(b'Z"', b'Z "', 1)).decode()
+    agency = sorted(demo.layout.agencies)[0]
     (port,) = free_ports(1)
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(  # noqa: S603 (our own comity, fixed arguments)
@@ -56,7 +57,7 @@ def main() -> None:
             )
             tab = browser.new_page(viewport={"width": 1280, "height": 900})
             tab.goto(base + "/signin")
-            tab.get_by_label("Your token").fill(demo.officer_tokens["ca.rcmp"].read_text().strip())
+            tab.get_by_label("Your token").fill(demo.officer_tokens[agency].read_text().strip())
             tab.get_by_role("button", name="Sign in").click()
             while not tab.locator(".status.ok").count():
                 time.sleep(0.5)
@@ -66,7 +67,7 @@ def main() -> None:
                 tab.screenshot(path=str(IMAGES / f"console-{name}.png"), full_page=True)
 
             shot("overview")
-            tab.goto(base + "/entries?kind=decision&decision=DENY&agency=ca.rcmp")
+            tab.goto(f"{base}/entries?kind=decision&decision=DENY&agency={agency}")
             shot("entries")
             first = tab.locator("tbody tr[data-index]").first.get_attribute("data-index")
             tab.goto(f"{base}/entries/{first}")
