@@ -186,7 +186,11 @@ class LogIdentity:
 
 @dataclass(frozen=True, slots=True)
 class GatewayIdentity:
-    """The gateway: endpoint, TLS certificates (pinned), decision key, and its audit log."""
+    """The gateway: endpoint, TLS certificates (pinned), decision key, and its audit log.
+
+    ``replica_endpoints`` are further gateway processes serving the same log (one database),
+    with the same certificates and keys: nodes reach the log through any of them.
+    """
 
     id: str
     endpoint: str
@@ -200,6 +204,12 @@ class GatewayIdentity:
     # Every pinned fingerprint, current first; more than one while a certificate is replaced.
     tls_cert_pins: tuple[str, ...] = ()
     client_cert_pins: tuple[str, ...] = ()
+    replica_endpoints: tuple[str, ...] = ()
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every endpoint serving the gateway's log: :attr:`endpoint` first, then the replicas."""
+        return (self.endpoint, *self.replica_endpoints)
 
     @property
     def decision_key(self) -> VerifyingKey:

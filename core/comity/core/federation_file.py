@@ -14,6 +14,7 @@ The format-1 file, in outline (paths are relative to the file's folder)::
     [gateway]
     id = "gateway"
     endpoint = "127.0.0.1:7443"
+    replica_endpoints = ["127.0.0.1:7444"]     # optional: further processes serving the same log
     tls_cert = "pki/gateway/server.crt"        # what investigators connect to
     tls_cert_sha256 = "<hex>"                  # or ["<new>", "<old>"] while replacing it
     client_cert = "pki/gateway/client.crt"     # what the gateway shows to nodes
@@ -323,6 +324,7 @@ def _gateway(t: FederationTable, format: int) -> GatewayIdentity:
     gateway = GatewayIdentity(
         id=gateway_id,
         endpoint=t.endpoint("endpoint"),
+        replica_endpoints=_replicas(t),
         tls_cert=t.path("tls_cert"),
         tls_cert_sha256=server_pins[0],
         client_cert=t.path("client_cert"),
@@ -335,6 +337,13 @@ def _gateway(t: FederationTable, format: int) -> GatewayIdentity:
     )
     t.done()
     return gateway
+
+
+def _replicas(t: FederationTable) -> tuple[str, ...]:
+    replicas = t.endpoints("replica_endpoints")
+    if t.text("endpoint") in replicas:
+        raise t.error("replica_endpoints", "repeats the gateway's endpoint (list only the other replicas)")
+    return replicas
 
 
 def _check_unique(members: tuple[Member, ...], source: str) -> None:

@@ -174,7 +174,24 @@ class FederationTable(Section):
     def endpoint(self, key: str) -> str:
         """``host:port`` with a port from 1 to 65535."""
         value = self.text(key)
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not _is_endpoint(value):
             raise self.error(key, f"{value!r} must be host:port with a port from 1 to 65535")
         return value
+
+    def endpoints(self, key: str) -> tuple[str, ...]:
+        """An optional array of distinct ``host:port`` endpoints (empty when absent)."""
+        if not self.has(key):
+            self._seen.add(key)
+            return ()
+        values = self.strings(key)
+        for value in values:
+            if not _is_endpoint(value):
+                raise self.error(key, f"{value!r} must be host:port with a port from 1 to 65535")
+        if len(set(values)) != len(values):
+            raise self.error(key, "lists an endpoint twice")
+        return values
+
+
+def _is_endpoint(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)

@@ -25,23 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
 
 from comity.audit.cosignature import CosignatureVerifier
 from comity.audit.errors import AuditError
 from comity.audit.quorum import Quorum
 from comity.audit.witness import Witness
-from comity.core.errors import ConfigError
+from comity.core.errors import ConfigError, NotFound, Unavailable
 from comity.core.federation import Federation
-from comity.core.grpcopts import channel_options
-from comity.core.tls import investigator_channel_credentials
-from comity.v1 import comity_pb2 as pb
-from comity.v1 import comity_pb2_grpc as pb_grpc
+from comity.nodes.logsync import GatewayLog
 
 __all__ = ["HELD", "WitnessStateError", "check_when_reachable", "check_witness_state", "hold_until_checked"]
 
@@ -178,27 +172,15 @@ def _newest_cosigned(
 
     A log that holds no cosignature of this witness answers with size 0.
     """
-    channel = grpc.secure_channel(
-        federation.gateway.endpoint, investigator_channel_credentials(federation), options=channel_options()
-    )
-    stub = pb_grpc.AuditLogStub(channel)
-    deadline = time.monotonic() + wait_seconds
+    log = GatewayLog(federation, timeout=wait_seconds)
     try:
-        while True:
-            try:
-                response: pb.CheckpointResponse = stub.GetCheckpoint(
-                    pb.GetCheckpointRequest(cosigned_by=node_id), timeout=5.0
-                )
-                break
-            except grpc.RpcError as exc:
-                call: grpc.Call = exc  # type: ignore[assignment]
-                if call.code() == grpc.StatusCode.NOT_FOUND:
-                    return _Cosigned(0, b"")
-                if time.monotonic() > deadline:
-                    return None
-                time.sleep(0.5)
+        response = log.cosigned_by(node_id)
+    except NotFound:
+        return _Cosigned(0, b"")
+    except Unavailable:
+        return None
     finally:
-        channel.close()
+        log.close()
     note = response.checkpoint.signed_note + b"".join(
         (c if c.endswith("\n") else c + "\n").encode() for c in response.cosignatures
     )

@@ -233,3 +233,35 @@ def test_legal_officers_are_listed_per_member_and_hold_one_role(layout: Federati
     with pytest.raises(ConfigError) as info:
         load(text.replace('id = "us.fbi/legal-1"', 'id = "us.fbi/legal-1"\nkey = "x"'), layout)
     assert "legal_officers[0].key" in str(info.value.diagnostics())
+
+
+def _with_replicas(text: str, value: str) -> str:
+    return _replace_nth(
+        text, 'endpoint = "127.0.0.1:7443"\n', f'endpoint = "127.0.0.1:7443"\nreplica_endpoints = {value}\n'
+    )
+
+
+def test_gateway_replicas_are_listed_after_the_endpoint(layout: FederationLayout, text: str) -> None:
+    assert load(text, layout).gateway.endpoints == ("127.0.0.1:7443",)
+    fed = load(_with_replicas(text, '["127.0.0.1:7444", "gw-2.example:7443"]'), layout)
+    assert fed.gateway.endpoints == ("127.0.0.1:7443", "127.0.0.1:7444", "gw-2.example:7443")
+    assert fed.gateway.endpoint == "127.0.0.1:7443"
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ('["127.0.0.1"]', "must be host:port"),
+        ('["127.0.0.1:7444", "127.0.0.1:7444"]', "lists an endpoint twice"),
+        ('["127.0.0.1:7443"]', "repeats the gateway's endpoint"),
+        ("[]", "non-empty array"),
+        ('"127.0.0.1:7444"', "non-empty array"),
+    ],
+)
+def test_bad_gateway_replicas_are_refused_naming_the_field(
+    layout: FederationLayout, text: str, value: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(_with_replicas(text, value), layout)
+    assert info.value.field == "gateway.replica_endpoints"
+    assert words in info.value.message
