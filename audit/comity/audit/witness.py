@@ -44,7 +44,10 @@ from comity.audit.quorum import SizedKeys, note_cosignatures, open_log_checkpoin
 from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
 from comity.core.keys import SigningKey, VerifyingKey
 
-__all__ = ["MAX_PROOF_HASHES", "Witness", "read_latest_cosigned"]
+__all__ = ["MAX_PROOF_HASHES", "ProofFor", "Witness", "read_latest_cosigned"]
+
+#: The consistency proof between two tree sizes (first, second), when a witness step needs one.
+ProofFor = Callable[[int, int], Sequence[bytes] | None]
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS accepted (
@@ -171,6 +174,26 @@ class Witness:
             return None
         return with_cosignatures(bytes(row[0]), [NoteSignature.parse_line(str(row[1]).rstrip("\n"))])
 
+    def proof_needed(self, size: int) -> tuple[int, int] | None:
+        """The (first, second) tree sizes of the consistency proof a checkpoint of ``size`` needs now.
+
+        None when it needs none: the witness is at ``size``, has accepted nothing yet, or
+        remembers a checkpoint of ``size`` (a smaller one it accepted before). A checkpoint
+        larger than the latest needs the proof from the latest; a smaller one, the proof to it.
+        """
+        with self._lock:
+            return self._needed(size)
+
+    def _needed(self, size: int) -> tuple[int, int] | None:
+        latest, _ = self._latest()
+        if size == latest or latest == 0:
+            return None
+        if size > latest:
+            return (latest, size)
+        if self._remembered(size) is not None:
+            return None
+        return (size, latest)
+
     def _remembered(self, size: int) -> bytes | None:
         if size == 0:
             return EMPTY_ROOT
@@ -189,11 +212,19 @@ class Witness:
         return self._witness_opened(self._open(checkpoint), checkpoint, consistency)
 
     def _witness_opened(
-        self, signed: SignedCheckpoint, checkpoint: bytes, consistency: Sequence[bytes] | None
+        self,
+        signed: SignedCheckpoint,
+        checkpoint: bytes,
+        consistency: Sequence[bytes] | None,
+        proof_for: ProofFor | None = None,
     ) -> str:
         """:meth:`witness` of a checkpoint whose log signature :meth:`_open` has verified."""
         new = signed.checkpoint
         with self._lock:
+            if proof_for is not None:
+                # Chosen under the lock: the state cannot move between choosing the proof and using it.
+                needed = self._needed(new.size)
+                consistency = None if needed is None else proof_for(*needed)
             size, root = self._latest()
             if new.size < size:
                 self._check_older(new, (size, root), consistency)
@@ -325,8 +356,15 @@ class Witness:
         leaf_index: int,
         inclusion: Sequence[bytes],
         consistency: Sequence[bytes] | None = None,
+        proof_for: ProofFor | None = None,
     ) -> str:
-        """Check that ``entry`` is leaf ``leaf_index`` of the checkpoint, then :meth:`witness` it."""
+        """Check that ``entry`` is leaf ``leaf_index`` of the checkpoint, then :meth:`witness` it.
+
+        With ``proof_for``, ``consistency`` is ignored: the proof is asked of ``proof_for(first,
+        second)`` under the witness's lock, for the sizes :meth:`proof_needed` names then (and only
+        when one is needed), so another caller (the tlog-witness add-checkpoint call) cannot move
+        the witness between choosing the proof and checking it. ``proof_for`` may raise to refuse.
+        """
         self._check_not_held()
         # Opened (its log signature verified) once, for the inclusion check and the witnessing.
         signed = self._open(checkpoint)
@@ -335,7 +373,7 @@ class Witness:
             verify_inclusion(hash_leaf(entry), leaf_index, new.size, inclusion, new.root_hash)
         except InvalidProof as exc:
             raise WitnessError(f"the entry is not proven to be in the checkpoint: {exc.message}") from None
-        return self._witness_opened(signed, checkpoint, consistency)
+        return self._witness_opened(signed, checkpoint, consistency, proof_for)
 
     def close(self) -> None:
         """Close the state file."""

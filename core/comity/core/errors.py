@@ -80,6 +80,8 @@ class ComityError(Exception):
     remote: bool = False
     # A comity.v1.Envelope around the refusing node's signed NodeDecision, when a node refused.
     node_decision: pb.Envelope | None = None
+    # Further (key, value) trailers a server sends with the status, e.g. a witness's tree size.
+    trailers: tuple[tuple[str, str], ...] = ()
 
     def __init__(
         self,

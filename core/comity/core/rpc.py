@@ -29,9 +29,9 @@ GRPC_DETAILS_KEY = "grpc-status-details-bin"
 _log = logging.getLogger("comity.rpc")
 
 
-def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ...]:
-    """The ``google.rpc.Status`` trailer for ``err``: a PolicyDenial for policy refusals, or the
-    receipt of a logged refusal."""
+def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, str | bytes], ...]:
+    """The ``google.rpc.Status`` trailer for ``err`` (a PolicyDenial for policy refusals, or the
+    receipt of a logged refusal), then the error's own :attr:`~errors.ComityError.trailers`."""
     # The Status message must equal the call's message, or google's rpc_status.from_call refuses it.
     status = status_pb2.Status(code=err.code.value[0], message=_message(err))
     if err.violations:
@@ -54,7 +54,7 @@ def to_trailing_metadata(err: errors.ComityError) -> tuple[tuple[str, bytes], ..
         packed = any_pb2.Any()
         packed.Pack(err.receipt)
         status.details.append(packed)
-    return ((GRPC_DETAILS_KEY, status.SerializeToString()),)
+    return ((GRPC_DETAILS_KEY, status.SerializeToString()), *err.trailers)
 
 
 def _message(err: errors.ComityError) -> str:

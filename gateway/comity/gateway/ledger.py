@@ -367,7 +367,7 @@ class Ledger:
     # ------------------------------------------------------------------ witnesses
 
     def witnessed_size(self, node: str) -> int | None:
-        """The tree size of the last checkpoint ``node``'s witness accepted, if known."""
+        """The tree size ``node``'s witness is at as far as this process knows (accepted, or last sent)."""
         return self._witnessed.get(node)
 
     def set_witnessed_size(self, node: str, size: int | None) -> None:
@@ -384,7 +384,7 @@ class Ledger:
 
         The decision entry is proved against the newest checkpoint this log signed (so the
         node only ever moves forward), with a consistency proof from the last checkpoint the
-        node accepted. Returns (entry proof, checkpoint note, consistency proof or None,
+        node accepted or was last sent. Returns (entry proof, checkpoint note, consistency proof or None,
         checkpoint size).
         """
         size, note = self._log.newest_signed()
@@ -405,6 +405,9 @@ class Ledger:
         if 0 < last < size:
             proof = await self._log.consistency_proof(last, size)
             consistency = pb.ConsistencyProof(first_size=last, second_size=size, hashes=proof)
+        # Concurrent queries reach the node mostly in the order they were forwarded: the next one
+        # is proved from this checkpoint. A node that is elsewhere says so (WITNESS_AT_SIZE).
+        self._witnessed[node] = max(size, last)
         return entry, note, consistency, size
 
     async def remember_cosignature(self, node: str, line: str, tree_size: int) -> None:

@@ -62,6 +62,7 @@ from comity.gateway.quota_state import QuotaCache
 from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
 from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.routing import NodeRouter, NodeUnavailable
+from comity.gateway.witness_client import WitnessAt
 from comity.policy.agreements import Applicable, ByAgreement
 from comity.policy.engine import Decision, PolicyEngine
 from comity.policy.facts import QueryFacts
@@ -667,8 +668,16 @@ class Pipeline:
             _log.error("could not log a refusal: %s", log_error.message)
             return None
 
-    async def forward_request(self, v: Verified, logged: Logged) -> tuple[pb.ExecuteRequest, int]:
-        """The ExecuteRequest for the node: signed query, signed decision, its log proof and checkpoint."""
+    async def forward_request(
+        self, v: Verified, logged: Logged, *, attempt: int = 0
+    ) -> tuple[pb.ExecuteRequest, int]:
+        """The ExecuteRequest for the node: signed query, signed decision, its log proof and checkpoint.
+
+        On every attempt but the last, a node whose witness needs another consistency proof
+        says its size (``WITNESS_AT_SIZE``) and the query is forwarded again from there; on the
+        last, the node fetches the proof from the log itself, so a witness that keeps moving
+        (other queries, other gateway processes) never fails the query.
+        """
         node = v.query.query.target_node
         if self._ledger.witnessed_size(node) is None:
             self._ledger.set_witnessed_size(node, await self._router.witness_state(node))
@@ -678,6 +687,7 @@ class Pipeline:
             gateway_decision=self.gateway_decision(v, logged.bundle_digest),
             decision_entry=entry,
             checkpoint=pb.Checkpoint(signed_note=checkpoint),
+            report_witness_size=attempt < _WITNESS_ATTEMPTS - 1,
         )
         if consistency is not None:
             request.consistency.CopyFrom(consistency)
@@ -692,9 +702,15 @@ class Pipeline:
         async with self._completion(v) as completion:
             for attempt in range(_WITNESS_ATTEMPTS):
                 try:
-                    execute, size = await self.forward_request(v, logged)
+                    execute, size = await self.forward_request(v, logged, attempt=attempt)
                     result = await self._router.execute(node, execute)
                     break
+                except WitnessAt as err:
+                    # The node's witness is at another size than this process knew: from there.
+                    self._ledger.set_witnessed_size(node, err.size)
+                    if attempt == _WITNESS_ATTEMPTS - 1:
+                        await completion.fail("WITNESS", err)
+                        raise
                 except FailedPrecondition as err:
                     if stale_filters(err):  # the node's refusal, not a witness out of step
                         await completion.node_ended(err, logged)
@@ -749,7 +765,7 @@ class Pipeline:
             for attempt in range(_WITNESS_ATTEMPTS):
                 started = False
                 try:
-                    execute, size = await self.forward_request(v, logged)
+                    execute, size = await self.forward_request(v, logged, attempt=attempt)
                     async for chunk in self._router.execute_stream(node, execute):
                         started = True
                         if chunk.HasField("summary"):
@@ -766,6 +782,12 @@ class Pipeline:
                         for record in chunk.records.records:
                             digest.update(record)
                         yield chunk
+                except WitnessAt as err:
+                    self._ledger.set_witnessed_size(node, err.size)
+                    if started or attempt == _WITNESS_ATTEMPTS - 1:
+                        await completion.fail("WITNESS", err)
+                        raise
+                    continue
                 except FailedPrecondition as err:
                     if stale_filters(err):
                         await completion.node_ended(err, logged)

@@ -12,6 +12,7 @@ from comity.core.errors import ComityError, DeadlineExceeded, NotFound, Unavaila
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.rpc import GRPC_DETAILS_KEY, error_from_status
 from comity.core.rpc_telemetry import client_interceptors
+from comity.gateway.witness_client import WitnessAt, witness_size
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -172,7 +173,12 @@ def _node_error(node_id: str, exc: grpc.aio.AioRpcError) -> ComityError:
         )
     # The node's own answer (its inbound policy, a bad selector, its store down) reaches the
     # caller as the node worded it.
-    return error_from_status(code, f"node {node_id!r}: {exc.details()}", exc.trailing_metadata())
+    err = error_from_status(code, f"node {node_id!r}: {exc.details()}", exc.trailing_metadata())
+    size = witness_size(exc.trailing_metadata())
+    if code == grpc.StatusCode.FAILED_PRECONDITION and size is not None:
+        # The node's witness is elsewhere than the gateway's proof assumed: forwarded again from there.
+        return WitnessAt(err.message, size=size, violations=err.violations)
+    return err
 
 
 def _from_comity(exc: grpc.aio.AioRpcError) -> bool:

@@ -7,19 +7,32 @@ right consistency proof, as the spec intends.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import grpc
 
-from comity.core.errors import ComityError, FailedPrecondition, Unavailable
+from comity.core.errors import ComityError, FailedPrecondition, RuleViolationInfo, Unavailable
 from comity.core.rpc import error_from_status
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
-__all__ = ["ForkRefused", "WitnessAt", "WitnessClient"]
+__all__ = ["SIZE_TRAILER", "ForkRefused", "WitnessAt", "WitnessClient", "witness_size"]
 
+#: The trailer in which a witness that is at another size says which (tlog-witness: text/x.tlog.size).
 SIZE_TRAILER = "x-tlog-size"
+
+
+def witness_size(trailing_metadata: object) -> int | None:
+    """The witness's tree size from a refusal's ``x-tlog-size`` trailer, if it sent one."""
+    pairs: Iterable[tuple[str, str | bytes]] = trailing_metadata or ()  # type: ignore[assignment]
+    for key, value in pairs:
+        if key == SIZE_TRAILER:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            if text.isdigit():
+                return int(text)
+    return None
+
 
 #: Fetches the consistency proof between two tree sizes from the log.
 ProofSource = Callable[[int, int], Awaitable[Sequence[bytes]]]
@@ -28,8 +41,8 @@ ProofSource = Callable[[int, int], Awaitable[Sequence[bytes]]]
 class WitnessAt(FailedPrecondition):
     """The witness is at another size than the one the request started from."""
 
-    def __init__(self, message: str, *, size: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, size: int, violations: list[RuleViolationInfo] | None = None) -> None:
+        super().__init__(message, violations=violations)
         self.size = size
 
 
@@ -89,11 +102,9 @@ class WitnessClient:
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return Unavailable(f"witness {self.witness_id} did not answer: {code.name}")
         trailer = exc.trailing_metadata() or ()
-        for key, value in trailer:
-            if key == SIZE_TRAILER:
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                if text.isdigit():
-                    return WitnessAt(exc.details() or "", size=int(text))
+        size = witness_size(trailer)
+        if size is not None:
+            return WitnessAt(exc.details() or "", size=size)
         err = error_from_status(code, f"witness {self.witness_id}: {exc.details()}", trailer)
         if any(v.check == "WITNESS_FORK" for v in err.violations):
             return ForkRefused(err.message, violations=err.violations)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +43,7 @@ from comity.nodes.lookup import TimeRange
 from comity.nodes.private_state import PrivateLedger, check_precedent
 from comity.nodes.schema import DataCategory, Selector
 from comity.nodes.targeting import NodeRefusal, Verdict
+from comity.nodes.witness_service import SIZE_TRAILER
 from comity.policy.agreements import Applicable, ByAgreement
 from comity.policy.quotas import QuotaCounters
 from comity.policy.wire import facts_from_query
@@ -78,6 +78,14 @@ refusals.register(
         "the gateway decided this query at {decided_at}, {seconds} s after {judge}'s clock: the clocks of "
         "the gateway and {judge} differ by about {seconds} s; set both by NTP",
         _TIME_BASIS,
+    ),
+    refusals.Check(
+        "WITNESS_AT_SIZE",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "this node's witness is at tree size {size}, and the request's consistency proof does not start "
+        "there: forward the query again with the checkpoint and the consistency proof from tree size {size}",
+        "Prüm Decision 2008/615 art. 30 (logs for lawfulness monitoring)",
     ),
 )
 
@@ -131,7 +139,6 @@ class Admission:
         self._federation = federation
         self._policies = policies
         self._witness = witness
-        self._witness_lock = threading.Lock()
         self._log = gateway_log
         self._hits = hit_references
         self._clock = clock
@@ -149,6 +156,10 @@ class Admission:
         """Run every check; raise the first failure's error."""
         if self._watch is not None:  # an expired federation file vouches for no one
             self._watch.require_current()
+        if request.report_witness_size:
+            # Before any signature is checked: a gateway whose view of the witness is stale learns
+            # the witness's size at the cost of one cheap round trip (checked again under the lock).
+            self._proof(request, self._witness.proof_needed(request.decision_entry.inclusion.tree_size))
         now = self._clock()
         with span("node.verify_decision"):
             decision = self.verify_decision(request.gateway_decision)
@@ -300,31 +311,36 @@ class Admission:
             raise InvalidArgument("the decision's log entry is not JSON") from None
         if logged.get("query_digest") != digest.hex() or logged.get("decision") != "ALLOW":
             raise Unauthenticated("the logged entry is not the gateway's decision to allow this query")
-        # One witness step at a time: which proof is needed depends on the witness's latest state.
-        with self._witness_lock:
-            return self._witness.witness_entry(
-                checkpoint=request.checkpoint.signed_note,
-                entry=entry.entry,
-                leaf_index=entry.inclusion.leaf_index,
-                inclusion=list(entry.inclusion.hashes),
-                consistency=self._consistency(request, entry.inclusion.tree_size),
-            )
+        # The proof is chosen under the witness's own lock, for the state it checks it against.
+        return self._witness.witness_entry(
+            checkpoint=request.checkpoint.signed_note,
+            entry=entry.entry,
+            leaf_index=entry.inclusion.leaf_index,
+            inclusion=list(entry.inclusion.hashes),
+            proof_for=lambda first, second: self._proof(request, (first, second)),
+        )
 
-    def _consistency(self, request: pb.ExecuteRequest, size: int) -> list[bytes] | None:
-        """The proof between the witness's latest checkpoint and this one, whichever is newer.
+    def _proof(self, request: pb.ExecuteRequest, needed: tuple[int, int] | None) -> list[bytes] | None:
+        """The consistency proof the witness ``needed`` (from :meth:`Witness.proof_needed`).
 
-        The gateway's proof is used when it starts where the witness is; otherwise (queries
-        overtaking each other, a gateway that restarted) the node asks the log for the right one.
+        The gateway's proof is used when it is that one. Otherwise (queries overtaking each
+        other, another gateway process moved the witness, a gateway that restarted) the node
+        refuses with ``WITNESS_AT_SIZE`` and its witness's size when the request asks it to,
+        so the gateway forwards again from there; else it asks the log for the proof.
         """
-        latest = self._witness.latest().size
-        if size == latest or (latest == 0 and size > 0):
+        if needed is None:
             return None
-        if size > latest:
-            given = request.consistency
-            if request.HasField("consistency") and (given.first_size, given.second_size) == (latest, size):
-                return list(given.hashes)
-            return self._log.consistency(latest, size)
-        return self._log.consistency(size, latest)
+        given = request.consistency
+        if request.HasField("consistency") and (given.first_size, given.second_size) == needed:
+            return list(given.hashes)
+        first, second = needed
+        size = request.decision_entry.inclusion.tree_size
+        if request.report_witness_size:
+            at = first if second == size else second
+            err = refusals.refuse("WITNESS_AT_SIZE", size=at)
+            err.trailers = ((SIZE_TRAILER, str(at)),)
+            raise err
+        return self._log.consistency(first, second)
 
     def decide(
         self,

@@ -153,3 +153,63 @@ def test_witness_entry_verifies_the_log_signature_once(
     )
     with pytest.raises(WitnessError):
         witness.witness_entry(checkpoint=forged, entry=b"e4", leaf_index=4, inclusion=proof)
+
+
+def test_proof_needed_names_the_proof_for_the_state_the_witness_is_in(tmp_path: Path) -> None:
+    log = History([f"e{i}".encode() for i in range(12)])
+    witness = _witness(tmp_path / "w.db")
+    assert witness.proof_needed(5) is None  # nothing accepted yet
+    witness.witness(log.checkpoint(5))
+    witness.witness(log.checkpoint(8), log.proof(5, 8))
+    assert witness.proof_needed(8) is None
+    assert witness.proof_needed(10) == (8, 10)
+    assert witness.proof_needed(5) is None  # remembered
+    assert witness.proof_needed(6) == (6, 8)
+
+
+def test_witness_entry_asks_for_the_proof_under_its_lock_and_a_refusal_leaves_it_unmoved(
+    tmp_path: Path,
+) -> None:
+    log = History([f"e{i}".encode() for i in range(12)])
+    witness = _witness(tmp_path / "w.db")
+    witness.witness(log.checkpoint(5))
+    asked: list[tuple[int, int]] = []
+
+    def proof_for(first: int, second: int) -> list[bytes]:
+        asked.append((first, second))
+        # The tlog-witness call cannot move the witness meanwhile: it waits for the same lock.
+        return log.proof(first, second)
+
+    proof = inclusion_proof(9, 10, log.tree)
+    line = witness.witness_entry(
+        checkpoint=log.checkpoint(10),
+        entry=b"e9",
+        leaf_index=9,
+        inclusion=proof,
+        consistency=log.proof(3, 10),  # ignored with proof_for
+        proof_for=proof_for,
+    )
+    assert line and asked == [(5, 10)] and witness.latest().size == 10
+
+    def refuse(first: int, second: int) -> list[bytes]:
+        raise ConsistencyRequired("elsewhere", from_size=first)
+
+    with pytest.raises(ConsistencyRequired):
+        witness.witness_entry(
+            checkpoint=log.checkpoint(12),
+            entry=b"e9",
+            leaf_index=9,
+            inclusion=inclusion_proof(9, 12, log.tree),
+            proof_for=refuse,
+        )
+    assert witness.latest().size == 10
+    # A forged proof handed through proof_for is refused like any other.
+    with pytest.raises(InconsistentLog):
+        witness.witness_entry(
+            checkpoint=log.checkpoint(12),
+            entry=b"e9",
+            leaf_index=9,
+            inclusion=inclusion_proof(9, 12, log.tree),
+            proof_for=lambda first, second: [b"\0" * 32 for _ in log.proof(first, second)],
+        )
+    assert witness.latest().size == 10

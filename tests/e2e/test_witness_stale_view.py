@@ -1,0 +1,138 @@
+"""A gateway whose view of a node's witness is stale answers with one more round trip, never a failure.
+
+Another gateway process (or a query that overtook this one) may have moved the node's witness
+since this process last heard of it. The node then refuses the forwarded query with
+``WITNESS_AT_SIZE`` and its witness's real size, before checking any signature; the gateway
+forwards again with the consistency proof from there. On the last attempt the node fetches the
+proof from the log instead of refusing. The federation runs on loopback (real gRPC, TLS,
+signatures, SQLite); the witnessing loop is stopped so only these queries move the witness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import pytest_asyncio
+
+from comity.core.errors import ComityError
+from comity.gateway import pipeline
+from comity.gateway.witness_client import WitnessAt
+from comity.sdk.demo.run import RunningFederation, Scenario, run_scenario, scenarios
+from comity.sdk.profile import load_profile
+from comity.v1 import comity_pb2 as pb
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+NODE = "us-node"
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def quiet(running: RunningFederation) -> AsyncIterator[RunningFederation]:
+    """The federation with its witnessing loop stopped: only queries move the witnesses."""
+    loop = running.gateway.witnessing
+    assert loop is not None
+    await loop.stop()
+    yield running
+
+
+def _scenario(running: RunningFederation) -> Scenario:
+    return next(s for s in scenarios(running.federation) if s.node == NODE and s.expect_allowed)
+
+
+class _Spy:
+    """What the gateway's calls to the node returned, and how often the log was asked for a proof."""
+
+    def __init__(self, running: RunningFederation, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[ComityError | None] = []
+        self.forwarded: list[pb.ExecuteRequest] = []
+        self.fetched: list[tuple[int, int]] = []
+        router, ledger = running.gateway.router, running.gateway.ledger
+        execute, proof = router.execute, ledger.consistency_proof
+
+        async def spied_execute(node: str, request: pb.ExecuteRequest, **kw: object) -> pb.QueryResult:
+            self.forwarded.append(request)
+            try:
+                result = await execute(node, request, **kw)  # type: ignore[arg-type]
+            except ComityError as err:
+                self.calls.append(err)
+                raise
+            self.calls.append(None)
+            return result
+
+        async def spied_proof(first: int, second: int) -> Sequence[bytes]:
+            self.fetched.append((first, second))
+            return await proof(first, second)
+
+        monkeypatch.setattr(router, "execute", spied_execute)
+        # The AuditLog service's GetConsistencyProof (what a node fetches) goes through this.
+        monkeypatch.setattr(ledger, "consistency_proof", spied_proof)
+
+
+async def _query(running: RunningFederation) -> None:
+    s = _scenario(running)
+    profile = load_profile(running.federation.profiles[s.agency])
+    async with profile.async_client() as client:
+        outcome = await run_scenario(client, running.federation, s)
+    assert outcome.result is not None, outcome.error and outcome.error.diagnostics()
+
+
+async def _stale_view(running: RunningFederation) -> int:
+    """Answer queries (the view is then exact), make it stale, and return the witness's real size."""
+    await _query(running)
+    await _query(running)
+    router, ledger = running.gateway.router, running.gateway.ledger
+    real = await router.witness_state(NODE)
+    assert real > 1
+    ledger.set_witnessed_size(NODE, 1)
+    return real
+
+
+async def test_a_stale_view_costs_one_refusal_with_the_witness_size_and_no_fetch(
+    quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = await _stale_view(quiet)
+    spy = _Spy(quiet, monkeypatch)
+    await _query(quiet)
+    assert len(spy.calls) == 2, spy.calls
+    refused, answered = spy.calls
+    assert isinstance(refused, WitnessAt) and refused.size == real
+    assert [v.check for v in refused.violations] == ["WITNESS_AT_SIZE"]
+    assert f"this node's witness is at tree size {real}" in refused.message
+    assert answered is None
+    first, second = spy.forwarded
+    assert first.report_witness_size and second.report_witness_size
+    assert (first.consistency.first_size, second.consistency.first_size) == (1, real)
+    # The node took the gateway's second proof: it asked the log for none.
+    assert spy.fetched == []
+    assert quiet.gateway.ledger.witnessed_size(NODE) == second.decision_entry.inclusion.tree_size
+
+
+async def test_on_the_last_attempt_the_node_fetches_the_proof_from_the_log(
+    quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = await _stale_view(quiet)
+    monkeypatch.setattr(pipeline, "_WITNESS_ATTEMPTS", 1)
+    spy = _Spy(quiet, monkeypatch)
+    await _query(quiet)
+    assert spy.calls == [None]
+    assert not spy.forwarded[0].report_witness_size
+    size = spy.forwarded[0].decision_entry.inclusion.tree_size
+    assert spy.fetched == [(real, size)]
+
+
+async def test_a_witness_ahead_of_the_checkpoint_is_caught_up_from_its_size(
+    quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view larger than the log's newest checkpoint this process signed: the checkpoint is read
+    from the log again, and a view above the witness's real size is corrected by the refusal."""
+    await _query(quiet)
+    router, ledger = quiet.gateway.router, quiet.gateway.ledger
+    real = await router.witness_state(NODE)
+    newest, _ = ledger.log.newest_signed()
+    ledger.set_witnessed_size(NODE, newest + 5)  # a size this log never had: a wrong view
+    spy = _Spy(quiet, monkeypatch)
+    await _query(quiet)
+    refused, answered = spy.calls
+    assert isinstance(refused, WitnessAt) and refused.size == real
+    assert answered is None and spy.fetched == []
