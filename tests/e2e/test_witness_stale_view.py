@@ -103,6 +103,11 @@ async def test_a_stale_view_costs_one_refusal_with_the_witness_size_and_no_fetch
     first, second = spy.forwarded
     assert first.report_witness_size and second.report_witness_size
     assert (first.consistency.first_size, second.consistency.first_size) == (1, real)
+    # Forwarded again against the newest checkpoint, with proofs from the checkpoints after the
+    # witness's size too (it may have moved on to one of them meanwhile).
+    size = second.decision_entry.inclusion.tree_size
+    assert all(p.second_size == size and real < p.first_size < size for p in second.more_consistency)
+    assert not first.more_consistency
     # The node took the gateway's second proof: it asked the log for none.
     assert spy.fetched == []
     assert quiet.gateway.ledger.witnessed_size(NODE) == second.decision_entry.inclusion.tree_size

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -42,7 +43,7 @@ from comity.audit.pending import PendingMarker
 from comity.audit.quorum import SizedKeys, open_log_checkpoint
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.shared_state import EmergencyRow
-from comity.audit.store import Batch, LogStore, PendingEntry, StoredCosignature
+from comity.audit.store import Batch, HeadProofs, LogStore, PendingEntry, StoredCosignature
 from comity.core.errors import ConfigError
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.storage_failure import describe_failure
@@ -396,6 +397,11 @@ class TransparencyLog:
         await asyncio.to_thread(self.store.close)
 
     # ------------------------------------------------------------------ reading
+
+    async def head_proofs(self, index: int, since: int, *, limit: int = 4) -> HeadProofs:
+        """:meth:`LogStore.head_proofs`: the newest checkpoint in the database, entry ``index``
+        proved in it, and consistency proofs to it from ``since`` and the checkpoints after it."""
+        return await asyncio.to_thread(functools.partial(self.store.head_proofs, index, since, limit=limit))
 
     async def latest_checkpoint(self) -> bytes:
         """The latest log-signed checkpoint note in the database (without cosignatures)."""

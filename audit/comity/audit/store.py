@@ -43,7 +43,15 @@ from comity.audit.tree import CompactRange, NodeId, perfect_nodes
 from comity.core.rawsql import Cursor, RawTransactions
 from comity.core.storage_failure import describe_failure
 
-__all__ = ["AppendedEntry", "Batch", "LogStore", "PendingEntry", "SignCheckpoint", "StoredCosignature"]
+__all__ = [
+    "AppendedEntry",
+    "Batch",
+    "HeadProofs",
+    "LogStore",
+    "PendingEntry",
+    "SignCheckpoint",
+    "StoredCosignature",
+]
 
 #: Signs the checkpoint of ``(tree size, root hash)`` and returns the signed note.
 SignCheckpoint = Callable[[int, bytes], bytes]
@@ -146,6 +154,16 @@ class _ConnectionSource:
         if len(hashes) != len(ids):
             raise EntryNotFound("a subtree the proof needs is missing from the log database")
         return hashes
+
+
+@dataclass(frozen=True)
+class HeadProofs:
+    """The newest checkpoint with an entry's inclusion proof and consistency proofs to it."""
+
+    tree_size: int
+    note: bytes
+    inclusion: list[bytes]
+    consistency: list[tuple[int, list[bytes]]]  # (first size, proof from it to tree_size)
 
 
 class LogStore:
@@ -395,6 +413,29 @@ class LogStore:
         c = self.tables.checkpoints.c
         with self._read("list checkpoints") as conn:
             return [int(s) for s in conn.execute(select(c.tree_size).order_by(c.tree_size)).scalars()]
+
+    def head_proofs(self, index: int, since: int, *, limit: int = 4) -> HeadProofs:
+        """The newest checkpoint, entry ``index``'s inclusion proof in it, and consistency proofs to it
+        from ``since`` and from the ``limit`` newest checkpoints published after ``since``.
+
+        All read in one snapshot: what a query forwarded to a node whose witness was at ``since``
+        a moment ago carries, whichever of those checkpoints it has reached since.
+        """
+        c = self.tables.checkpoints.c
+        with self._read("build proofs to the newest checkpoint") as conn:
+            row = conn.execute(select(c.tree_size, c.note).order_by(c.tree_size.desc()).limit(1)).one()
+            size, note = int(row.tree_size), bytes(row.note)
+            if not 0 <= index < size:
+                raise EntryNotFound(f"entry {index} is not within the log's {size} entries")
+            source = _ConnectionSource(self, conn)
+            inclusion = inclusion_proof(index, size, source)
+            firsts = [since] if 0 < since < size else []
+            if since < size:
+                after = select(c.tree_size).where(c.tree_size > since, c.tree_size < size)
+                newest = conn.execute(after.order_by(c.tree_size.desc()).limit(limit)).scalars()
+                firsts += [int(f) for f in newest if int(f) > 0]
+            proofs = [(first, consistency_proof(first, size, source)) for first in firsts]
+        return HeadProofs(size, note, inclusion, proofs)
 
     def cosignatures(self, tree_size: int) -> list[str]:
         """The witness cosignature lines stored for the checkpoint of ``tree_size``, by witness name."""

@@ -40,6 +40,10 @@ __all__ = ["Ledger", "Logged"]
 
 _log = logging.getLogger("comity.gateway.ledger")
 
+# Consistency proofs a query forwarded again carries beyond the one from the size the node
+# reported: from the newest checkpoints published after it, which the witness may have reached.
+_MORE_PROOFS = 4
+
 
 @dataclass(frozen=True)
 class Logged:
@@ -409,6 +413,31 @@ class Ledger:
         # is proved from this checkpoint. A node that is elsewhere says so (WITNESS_AT_SIZE).
         self._witnessed[node] = max(size, last)
         return entry, note, consistency, size
+
+    async def forward_proofs_fresh(
+        self, node: str, decision: Logged
+    ) -> tuple[pb.EntryProof, bytes, list[pb.ConsistencyProof], int]:
+        """:meth:`forward_proofs` for a query forwarded again after the node said where its witness is.
+
+        Against the newest checkpoint in the database (which may be another process's), with a
+        consistency proof from the size the node reported and from each of the checkpoints
+        published after it, newest first: the witness may have moved on to one of them since.
+        Read in one snapshot. Returns (entry proof, checkpoint note, consistency proofs, size).
+        """
+        since = self._witnessed.get(node, 0)
+        head = await self._log.head_proofs(decision.index, since, limit=_MORE_PROOFS)
+        entry = pb.EntryProof(
+            entry=decision.entry,
+            inclusion=pb.InclusionProof(
+                leaf_index=decision.index, tree_size=head.tree_size, hashes=head.inclusion
+            ),
+        )
+        proofs = [
+            pb.ConsistencyProof(first_size=first, second_size=head.tree_size, hashes=hashes)
+            for first, hashes in head.consistency
+        ]
+        self._witnessed[node] = max(head.tree_size, since)
+        return entry, head.note, proofs, head.tree_size
 
     async def remember_cosignature(self, node: str, line: str, tree_size: int) -> None:
         """Store a node's cosignature of the checkpoint of ``tree_size`` (checked against its witness key)."""

@@ -681,13 +681,20 @@ class Pipeline:
         node = v.query.query.target_node
         if self._ledger.witnessed_size(node) is None:
             self._ledger.set_witnessed_size(node, await self._router.witness_state(node))
-        entry, checkpoint, consistency, size = await self._ledger.forward_proofs(node, logged)
+        more: list[pb.ConsistencyProof] = []
+        if attempt == 0:
+            entry, checkpoint, consistency, size = await self._ledger.forward_proofs(node, logged)
+        else:
+            # Again, from where the node said its witness is, and from where it may be by now.
+            entry, checkpoint, proofs, size = await self._ledger.forward_proofs_fresh(node, logged)
+            consistency, more = (proofs[0], proofs[1:]) if proofs else (None, [])
         request = pb.ExecuteRequest(
             signed_query=v.query.envelope,
             gateway_decision=self.gateway_decision(v, logged.bundle_digest),
             decision_entry=entry,
             checkpoint=pb.Checkpoint(signed_note=checkpoint),
             report_witness_size=attempt < _WITNESS_ATTEMPTS - 1,
+            more_consistency=more,
         )
         if consistency is not None:
             request.consistency.CopyFrom(consistency)

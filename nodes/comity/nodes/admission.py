@@ -323,16 +323,17 @@ class Admission:
     def _proof(self, request: pb.ExecuteRequest, needed: tuple[int, int] | None) -> list[bytes] | None:
         """The consistency proof the witness ``needed`` (from :meth:`Witness.proof_needed`).
 
-        The gateway's proof is used when it is that one. Otherwise (queries overtaking each
+        The gateway's proof is used when one it sent is that one. Otherwise (queries overtaking each
         other, another gateway process moved the witness, a gateway that restarted) the node
         refuses with ``WITNESS_AT_SIZE`` and its witness's size when the request asks it to,
         so the gateway forwards again from there; else it asks the log for the proof.
         """
         if needed is None:
             return None
-        given = request.consistency
-        if request.HasField("consistency") and (given.first_size, given.second_size) == needed:
-            return list(given.hashes)
+        offered = [request.consistency] if request.HasField("consistency") else []
+        for given in (*offered, *request.more_consistency):
+            if (given.first_size, given.second_size) == needed:
+                return list(given.hashes)
         first, second = needed
         size = request.decision_entry.inclusion.tree_size
         if request.report_witness_size:

@@ -564,20 +564,22 @@ class GatewayDecision(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., investigator: _Optional[str] = ..., order_id: _Optional[str] = ..., decision: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checked_blinded_elements: _Optional[_Iterable[bytes]] = ..., order_facts: _Optional[_Union[LegalOrder, _Mapping]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("signed_query", "gateway_decision", "decision_entry", "checkpoint", "consistency", "report_witness_size")
+    __slots__ = ("signed_query", "gateway_decision", "decision_entry", "checkpoint", "consistency", "report_witness_size", "more_consistency")
     SIGNED_QUERY_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_DECISION_FIELD_NUMBER: _ClassVar[int]
     DECISION_ENTRY_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     REPORT_WITNESS_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MORE_CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     signed_query: Envelope
     gateway_decision: Envelope
     decision_entry: EntryProof
     checkpoint: Checkpoint
     consistency: ConsistencyProof
     report_witness_size: bool
-    def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ..., gateway_decision: _Optional[_Union[Envelope, _Mapping]] = ..., decision_entry: _Optional[_Union[EntryProof, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., consistency: _Optional[_Union[ConsistencyProof, _Mapping]] = ..., report_witness_size: _Optional[bool] = ...) -> None: ...
+    more_consistency: _containers.RepeatedCompositeFieldContainer[ConsistencyProof]
+    def __init__(self, signed_query: _Optional[_Union[Envelope, _Mapping]] = ..., gateway_decision: _Optional[_Union[Envelope, _Mapping]] = ..., decision_entry: _Optional[_Union[EntryProof, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., consistency: _Optional[_Union[ConsistencyProof, _Mapping]] = ..., report_witness_size: _Optional[bool] = ..., more_consistency: _Optional[_Iterable[_Union[ConsistencyProof, _Mapping]]] = ...) -> None: ...
 
 class NodeDecision(_message.Message):
     __slots__ = ("node_id", "query_id", "query_digest", "decision", "rule_codes", "bundle_digest", "decided_at", "sealed")

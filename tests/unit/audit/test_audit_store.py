@@ -39,3 +39,26 @@ def test_every_proof_of_small_trees_matches_the_reference(log_url: tuple[str, st
         assert store.head() == (17, 17)
     finally:
         store.close()
+
+
+def test_head_proofs_prove_the_entry_in_the_newest_checkpoint_from_each_recent_size(
+    log_url: tuple[str, str],
+) -> None:
+    url, prefix = log_url
+    store = LogStore.open(url, table_prefix=prefix)
+    try:
+        entries = [f"e{i}".encode() for i in range(20)]
+        for start, end in [(0, 3), (3, 5), (5, 9), (9, 12), (12, 14), (14, 17), (17, 20)]:
+            store.append_batch([PendingEntry(e) for e in entries[start:end]], _sign)
+        tree = MemoryTree(hash_leaf(e) for e in entries)
+        head = store.head_proofs(6, 5, limit=3)
+        assert (head.tree_size, head.note) == (20, store.checkpoint(20))
+        assert head.inclusion == inclusion_proof(6, 20, tree)
+        # From the size given, then from the newest checkpoints after it (not from 9: beyond the limit).
+        assert [first for first, _ in head.consistency] == [5, 17, 14, 12]
+        for first, proof in head.consistency:
+            assert proof == consistency_proof(first, 20, tree)
+        assert [f for f, _ in store.head_proofs(0, 0, limit=2).consistency] == [17, 14]
+        assert store.head_proofs(19, 20).consistency == []
+    finally:
+        store.close()
