@@ -141,3 +141,21 @@ async def test_a_witness_ahead_of_the_checkpoint_is_caught_up_from_its_size(
     refused, answered = spy.calls
     assert isinstance(refused, WitnessAt) and refused.size == real
     assert answered is None and spy.fetched == []
+
+
+async def test_a_witnessing_round_tells_the_forwarding_path_where_the_witness_is(
+    quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop moves the witness too: the next query is proved from where the round left it."""
+    await _query(quiet)
+    ledger, loop = quiet.gateway.ledger, quiet.gateway.witnessing
+    assert loop is not None
+    ledger.set_witnessed_size(NODE, 1)
+    await ledger.record(b'{"kind": "test", "n": 1}')
+    status = await loop.round()
+    assert NODE not in status.unreachable
+    assert ledger.witnessed_size(NODE) == status.log_size
+    spy = _Spy(quiet, monkeypatch)
+    await _query(quiet)
+    assert spy.calls == [None]  # no WITNESS_AT_SIZE: the view was right
+    assert spy.forwarded[0].consistency.first_size == status.log_size

@@ -381,6 +381,10 @@ class Ledger:
         else:
             self._witnessed[node] = size
 
+    def note_witnessed(self, node: str, size: int) -> None:
+        """``node``'s witness is at ``size`` or past it (its witnessing round cosigned it, or it said so)."""
+        self._witnessed[node] = max(size, self._witnessed.get(node, 0))
+
     async def forward_proofs(
         self, node: str, decision: Logged
     ) -> tuple[pb.EntryProof, bytes, pb.ConsistencyProof | None, int]:

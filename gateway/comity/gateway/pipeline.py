@@ -686,8 +686,22 @@ class Pipeline:
             entry, checkpoint, consistency, size = await self._ledger.forward_proofs(node, logged)
         else:
             # Again, from where the node said its witness is, and from where it may be by now.
-            entry, checkpoint, proofs, size = await self._ledger.forward_proofs_fresh(node, logged)
-            consistency, more = (proofs[0], proofs[1:]) if proofs else (None, [])
+            try:
+                entry, checkpoint, proofs, size = await self._ledger.forward_proofs_fresh(node, logged)
+                consistency, more = (proofs[0], proofs[1:]) if proofs else (None, [])
+            except AuditUnavailable as err:
+                # The database is away: the proof from the reported size, from this process's
+                # own recent part of the tree when it holds it.
+                _log.warning("proofs for a query forwarded again read from memory: %s", err.message)
+                try:
+                    entry, checkpoint, consistency, size = await self._ledger.forward_proofs(node, logged)
+                except AuditUnavailable as again:
+                    why = f" ({again.why})" if again.why else ""
+                    raise errors.Unavailable(
+                        f"the node needed a newer proof from the gateway's audit log, which cannot be read"
+                        f"{why}: the node did not answer and nothing was released to you",
+                        hint="submit the query again later; the gateway's operator is alerted in its log",
+                    ) from again
         request = pb.ExecuteRequest(
             signed_query=v.query.envelope,
             gateway_decision=self.gateway_decision(v, logged.bundle_digest),

@@ -223,6 +223,7 @@ class WitnessingLoop:
         except WitnessAt as exc:
             # Another replica moved it further; what it cosigned there is compared below.
             _log.info("witness %s is at size %d, past %d", witness.witness_id, exc.size, size)
+            self._ledger.note_witnessed(witness.witness_id, exc.size)
             return True
         except ForkRefused as exc:
             self._fork(f"witness {witness.witness_id} refused size {size}: {exc.message}")
@@ -230,6 +231,8 @@ class WitnessingLoop:
         except ComityError as exc:
             _log.warning("witness %s did not cosign size %d: %s", witness.witness_id, size, exc.message)
             return False
+        # A node's witness is now at this size: the next query forwarded to it is proved from here.
+        self._ledger.note_witnessed(witness.witness_id, size)
         for line in lines:
             try:
                 await self._ledger.log.add_cosignature(size, line)
