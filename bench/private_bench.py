@@ -11,7 +11,11 @@
   outputs, its size in bytes and bits per selector, and a requester's look-up time; the node's
   OPRF evaluation rate per selector, from which a full build's time follows.
 
-Run: ``python -m bench private`` (``--sizes 10000,1000000,10000000``, ``--queries N``,
+- Day segments: the largest size split into ``--days`` segments (traffic and content filters are per
+  UTC day), against one undated set of the same entries: build, size, and a requester's test of one
+  selector over the whole range.
+
+Run: ``python -m bench private`` (``--sizes 10000,1000000,10000000``, ``--queries N``, ``--days N``,
 ``--quick``). Numbers go to docs/performance.md and docs/performance-nodes.md by hand.
 """
 
@@ -99,6 +103,45 @@ def filter_scale(sizes: list[int], lookups: int) -> list[dict[str, float]]:
     return rows
 
 
+def day_shards(total: int, days: int, probes: int) -> dict[str, float]:
+    """``total`` (selector, day) entries as ``days`` day segments against one undated set of the same
+    entries, built in this run: build time, size, and a requester's test of one selector over the
+    whole range (one look-up per day segment) against one look-up in the undated set."""
+    rng = random.Random(11)
+
+    def build(n: int) -> tuple[GolombSet, float]:
+        values = sorted({rng.randrange(n * DEFAULT_INVERSE_FP_RATE) for _ in range(n)})
+        t0 = time.perf_counter()
+        golomb = GolombSet.from_values(
+            values, count=n, inverse_fp_rate=DEFAULT_INVERSE_FP_RATE, index_interval=256
+        )
+        return golomb, time.perf_counter() - t0
+
+    undated, undated_build = build(total)
+    shards = [build(total // days) for _ in range(days)]
+    outputs = [hashlib.sha512(rng.randbytes(16)).digest() for _ in range(probes)]
+    range_test: list[float] = []
+    single_test: list[float] = []
+    for output in outputs:
+        t0 = time.perf_counter()
+        for golomb, _ in shards:
+            golomb.contains(output)
+        range_test.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        undated.contains(output)
+        single_test.append(time.perf_counter() - t0)
+    return {
+        "entries": total,
+        "days": days,
+        "undated_build_s": undated_build,
+        "shards_build_s": sum(b for _, b in shards),
+        "undated_mb": (len(undated.data) + len(undated.index)) / 1e6,
+        "shards_mb": sum(len(g.data) + len(g.index) for g, _ in shards) / 1e6,
+        "range_test_ms": statistics.median(range_test) * 1e3,
+        "single_test_ms": statistics.median(single_test) * 1e3,
+    }
+
+
 def evaluation_rate(count: int) -> float:
     """Selectors per second the node evaluates directly (what building a filter costs per selector)."""
     key = voprf.generate_key_pair()
@@ -158,6 +201,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,1000000,10000000")
     parser.add_argument("--queries", type=int, default=15, help="at most 16: the investigator quota")
     parser.add_argument("--quick", action="store_true", help="10^4 selectors, 5 queries")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=365,
+        help="day segments the largest size is split into, for a requester's test over that range",
+    )
     ns = parser.parse_args()
     sizes = [10_000] if ns.quick else [int(x) for x in ns.sizes.split(",")]
     queries = 5 if ns.quick else ns.queries
@@ -178,6 +227,16 @@ def main() -> None:
             f"{row['selectors']:>11,} selectors: build {row['build_s']:7.2f} s, {row['bytes'] / 1e6:8.2f} MB "
             f"({row['bits_per_selector']:.1f} bits each), look-up {row['lookup_us']:.0f} µs"
         )
+    total, days = max(sizes), (7 if ns.quick else ns.days)
+    shard = day_shards(total, days, 20 if ns.quick else 200)
+    print(f"\n## day segments: {total:,} (selector, day) entries in {days} days vs one undated set")
+    print(
+        f"build {shard['shards_build_s']:.2f} s vs {shard['undated_build_s']:.2f} s; "
+        f"size {shard['shards_mb']:.2f} MB vs {shard['undated_mb']:.2f} MB; "
+        f"test over the range {shard['range_test_ms']:.2f} ms "
+        f"vs one look-up {shard['single_test_ms']:.3f} ms "
+        f"(x{shard['range_test_ms'] / shard['single_test_ms']:.0f})"
+    )
 
 
 if __name__ == "__main__":
