@@ -26,10 +26,12 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -351,6 +353,10 @@ def test_the_operators_guide_runs(demo: DemoFederation, tmp_path: Path) -> None:
     assert len(ran) >= 4, ran
     assert (folder / "rejects.jsonl").stat().st_mode & 0o777 == 0o600
     assert (folders["/etc/comity/"] / "node.toml").exists()
+    # The backup section's online copy is a whole SQLite database, not a file cut off mid-write.
+    (backup,) = (folder / "backup").glob("ca-node-records-*.db")
+    with closing(sqlite3.connect(backup)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_the_policy_guide_writes_tests_and_rolls_out_an_agreement(tmp_path: Path) -> None:
