@@ -307,6 +307,8 @@ def test_the_investigators_guide_runs(demo: DemoFederation) -> None:
     ran = _run_guide(ROOT / "docs" / "investigators.md", demo.directory, demo.layout.gateway.endpoint)
     languages = [b.language for b in ran]
     assert languages.count("bash") >= 8 and languages.count("python") >= 2, ran
+    # The private hit check's precedent holds commitment salts: only its owner reads it.
+    assert (demo.directory / "precedent.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_the_audit_guide_runs(demo: DemoFederation) -> None:

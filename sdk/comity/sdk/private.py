@@ -15,10 +15,14 @@
 from __future__ import annotations
 
 import hmac
+import json
+import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from comity.audit.receipt import VerifiedReceipt
 from comity.audit.statement import DatedKeys
@@ -46,7 +50,9 @@ __all__ = [
     "conclude",
     "false_positive_bound",
     "false_positive_rate",
+    "load_precedent",
     "prepare",
+    "save_precedent",
     "scoped_range",
     "tested_segments",
 ]
@@ -99,6 +105,74 @@ class PrivateResult:
                 )
             salts.append(found.salt)
         return pb.PrivatePrecedent(query_id=self.query_id, salts=salts)
+
+
+PRECEDENT_FORMAT = "comity-private-precedent/1"
+
+
+def save_precedent(result: PrivateResult, path: Path) -> None:
+    """Keep what a later FETCH needs to name ``result`` as its precedent (:func:`load_precedent`):
+    the check's id and node and, per selector tested, whether it hit and its commitment salt.
+
+    Written with mode 0600: a salt opens the commitment the node holds, so whoever has the file can
+    confirm a guess of the selector against the node's log."""
+    doc = {
+        "format": PRECEDENT_FORMAT,
+        "query_id": result.query_id,
+        "node_id": result.node_id,
+        "selectors": [
+            {"type": h.selector.type, "value": h.selector.value, "hit": h.hit, "salt": h.salt.hex()}
+            for h in result.hits
+        ],
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+
+
+def load_precedent(path: Path, *, node: str, selectors: Sequence[Selector]) -> pb.PrivatePrecedent:
+    """The precedent a FETCH of ``selectors`` from ``node`` names, from a file :func:`save_precedent`
+    wrote. Raises InvalidArgument when the file is not one, names another node, or a selector was not
+    tested or did not hit (a private no hit is always right: there is nothing to fetch)."""
+    hint = "write it with --keep-precedent on the private hit check, and fetch with the same selectors"
+    try:
+        doc: Any = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidArgument(f"{path}: no such precedent file", hint=hint) from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise InvalidArgument(f"{path} is not a private hit check's precedent file", hint=hint) from None
+    try:
+        if doc["format"] != PRECEDENT_FORMAT:
+            raise ValueError
+        query_id, node_id = str(doc["query_id"]), str(doc["node_id"])
+        tested = {
+            (str(e["type"]), str(e["value"])): (bool(e["hit"]), bytes.fromhex(e["salt"]))
+            for e in doc["selectors"]
+        }
+    except (KeyError, TypeError, ValueError):
+        raise InvalidArgument(f"{path} is not a private hit check's precedent file", hint=hint) from None
+    if node_id != node:
+        raise InvalidArgument(
+            f"private hit check {query_id} asked {node_id}, not {node}",
+            hint=f"fetch from {node_id}, the node the private hit check asked",
+        )
+    salts = []
+    for selector in selectors:
+        found = tested.get((selector.type, selector.value))
+        if found is None:
+            raise InvalidArgument(
+                f"{selector.type}:{selector.value} was not tested by private hit check {query_id}", hint=hint
+            )
+        hit, salt = found
+        if not hit:
+            raise InvalidArgument(
+                f"{selector.type}:{selector.value} did not hit in private hit check {query_id}",
+                hint="a private no hit is always right: the node holds nothing to fetch for it",
+            )
+        salts.append(salt)
+    return pb.PrivatePrecedent(query_id=query_id, salts=salts)
 
 
 @dataclass(frozen=True)

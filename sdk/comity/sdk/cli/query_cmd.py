@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ from comity.sdk.cli.render import (
     result_json,
 )
 from comity.sdk.cli.root import EXIT_ERROR, EXIT_REFUSED, app, console, err_console
+from comity.sdk.private import load_precedent, save_precedent
 from comity.sdk.profile import load_profile
 from comity.sdk.query import QuerySpec, parse_selector, read_order_file
 
@@ -63,6 +65,14 @@ def query(
         int, typer.Option(min=0, help="At most this many records (0: the node's cap).")
     ] = 0,
     hit_reference: Annotated[str, typer.Option(help="The reference a hit check returned.")] = "",
+    keep_precedent: Annotated[
+        Path | None,
+        typer.Option(help="Private hit check: keep what a FETCH after a hit needs in this file (mode 0600)."),
+    ] = None,
+    after_private: Annotated[
+        Path | None,
+        typer.Option(help="FETCH after a private hit: the file --keep-precedent wrote."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Submit one signed query through the gateway and show the verified answer."""
@@ -84,9 +94,24 @@ def query(
             hit_reference=hit_reference,
         )
         private = kind.lower().replace("_", "-") == "private-hit-check"
+        if keep_precedent is not None and not private:
+            raise InvalidArgument(
+                "--keep-precedent is for a private hit check", hint="use it with --kind private-hit-check"
+            )
+        if after_private is not None:
+            if spec.kind.lower() != "fetch" or hit_reference:
+                raise InvalidArgument(
+                    "--after-private is for a FETCH without a hit reference",
+                    hint="use it with --kind fetch, and leave out --hit-reference",
+                )
+            spec = dataclasses.replace(
+                spec, private_precedent=load_precedent(after_private, node=node, selectors=spec.selectors)
+            )
         with load_profile(profile).client() as client:
             if private:
                 answer = client.private_hit_check(spec)
+                if keep_precedent is not None:
+                    save_precedent(answer, keep_precedent)
             else:
                 result = client.query(spec)
     except ComityError as err:
