@@ -158,7 +158,8 @@ def main() -> None:
         "static CSS (floor)": "/static/console.css",
         "overview": "/",
         "entries, newest": "/entries",
-        "entries, page 100": f"/entries?before={built.size - 100 * 50}",
+        # Page 100 when the log has that many pages of 50; else its oldest page (before= must be >= 1).
+        "entries, page 100": f"/entries?before={max(built.size - 100 * 50, 50)}",
         "entries, decision+refused+agency": f"/entries?kind=decision&decision=DENY&agency={second.upper()}",
         "entries, by rule": "/entries?rule=serious_crime",
         "entries, one query id": f"/entries?query_id={query_id}",

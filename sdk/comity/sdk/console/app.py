@@ -321,10 +321,6 @@ def make_app(console: Console) -> Starlette:
     )
 
 
-def _attachment(ext: str) -> str:
-    return f'attachment; filename="transparency-report.{ext}"'
-
-
 def _session(console: Console, request: Request) -> Session | None:
     return console.sessions.get(request.cookies.get(SESSION_COOKIE))
 
