@@ -45,7 +45,9 @@ from comity.nodes.schema import DataCategory, Selector
 from comity.nodes.targeting import NodeRefusal, Verdict
 from comity.nodes.witness_service import SIZE_TRAILER
 from comity.policy.agreements import Applicable, ByAgreement
+from comity.policy.engine import Decision
 from comity.policy.quotas import QuotaCounters
+from comity.policy.subject import KnownSubject
 from comity.policy.wire import facts_from_query
 from comity.v1 import comity_pb2 as pb
 
@@ -381,7 +383,11 @@ class Admission:
             counters=self._quotas.before(query.investigator, query.requesting_agency, now=now),
             now=now,
         )
-        decision = inbound.engine.decide(dataclasses.replace(facts, subject=subject))
+
+        def decide_on(known: KnownSubject) -> Decision:
+            return inbound.engine.decide(dataclasses.replace(facts, subject=known))
+
+        decision = decide_on(subject)
         self._quotas.count(query.investigator, query.requesting_agency, now=now)
         try:
             verdict = inbound.targeting.judge(
@@ -391,6 +397,7 @@ class Admission:
                 order_id=order.order_id,
                 subject=subject,
                 unreadable=unreadable,
+                redecide=decide_on,
             )
         except NodeRefusal as refusal:
             if self._decisions is not None:
@@ -398,7 +405,7 @@ class Admission:
                 signed = self._decisions.sign(
                     query,
                     digest,
-                    decision,
+                    refusal.decision,
                     sealed=refusal.sealed.commitment,
                     rule_codes=[v.code for v in refusal.violations],
                 )
@@ -409,5 +416,5 @@ class Admission:
             return verdict, None
         # A hit check answered as a no-hit is an allowance in clear too; its sealed part says why.
         return verdict, self._decisions.sign(
-            query, digest, decision, sealed=verdict.sealed.commitment, rule_codes=[], allowed=True
+            query, digest, verdict.decision, sealed=verdict.sealed.commitment, rule_codes=[], allowed=True
         )

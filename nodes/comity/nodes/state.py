@@ -9,9 +9,10 @@ database as the agency's tables, which then needs these two tables writable):
 - ``<prefix>sealed_openings``: the opening of every decision's sealed reason
   (:mod:`comity.nodes.sealed`), for the responding country's legal officers only.
 
-Reading a count and counting are separate steps: queries under one order that run at the same
-time may each see the count before the others, so the limit can be passed by as many queries
-as run at once under that order.
+A count is read before the query is decided and taken after, by one atomic increment that returns
+the count the query really follows; when another query under the order counted in between, the
+node decides again on that count (:meth:`comity.nodes.targeting.Targeting.judge`), so queries
+running at once under one order pass its limit no more often than queries one after another.
 """
 
 from __future__ import annotations

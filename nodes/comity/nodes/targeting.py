@@ -20,6 +20,7 @@ Facts that cannot be read are a refusal with the generic code (fail closed), nev
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from collections.abc import Callable, Sequence
@@ -76,9 +77,12 @@ class NodeRefusal(PermissionDenied):
         bundle_digest: str,
         query_id: str,
         sealed: pb.SealedReason,
+        decision: Decision,
     ) -> None:
         super().__init__(message, violations=violations, bundle_digest=bundle_digest, query_id=query_id)
         self.sealed = sealed
+        self.decision = decision
+        """The decision the refusal follows (decided again when the order's count moved)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Verdict:
 
     answer: Answer
     sealed: pb.SealedReason
+    decision: Decision
+    """The decision the answer follows (decided again when the order's count moved)."""
 
 
 class Targeting:
@@ -144,26 +150,33 @@ class Targeting:
         order_id: str,
         subject: KnownSubject,
         unreadable: str = "",
+        redecide: Callable[[KnownSubject], Decision] | None = None,
     ) -> Verdict:
         """The answer to an admitted query, or raise :class:`NodeRefusal`.
 
         ``unreadable`` is why the subject facts could not be read (then the query is refused).
+        ``redecide`` decides the same query on other subject facts: when this query's own-person
+        outcome is counted and the order's count has moved since ``subject`` was read (queries
+        under one order running at once), the query is decided again on the count it really
+        follows, so no more queries pass the order's limit than the limit, however many run at once.
         """
         fired = set(decision.internal_reasons)
+        if not fired and not unreadable:
+            checks: list[str] = []
+            details = self._details(decision, subject, unreadable)
+            return Verdict(Answer.ANSWERED, self._seal(query_id, Answer.ANSWERED, checks, details), decision)
+        if fired & self._subject_rules & self._counted:
+            before = self._state.count_outcome(order_id) - 1
+            if before != subject.order_outcomes and redecide is not None:
+                subject = dataclasses.replace(subject, order_outcomes=before)
+                decision = redecide(subject)
+                fired = set(decision.internal_reasons)
         subject_fired = fired & self._subject_rules
         checks = sorted(fired | ({SUBJECT_UNREADABLE} if unreadable else set()))
-        details: dict[str, object] = {
-            "subject": subject.context(),
-            "unreadable": unreadable,
-            "bundle_digest": decision.bundle_digest,
-        }
+        details = self._details(decision, subject, unreadable)
         others = fired - self._subject_rules
-        if not fired and not unreadable:
-            return Verdict(Answer.ANSWERED, self._seal(query_id, Answer.ANSWERED, checks, details))
-        if subject_fired & self._counted:
-            self._state.count_outcome(order_id)
         if not others and not unreadable and kind == "HIT_CHECK" and subject_fired <= self._no_hit_rules:
-            return Verdict(Answer.NO_HIT, self._seal(query_id, Answer.NO_HIT, checks, details))
+            return Verdict(Answer.NO_HIT, self._seal(query_id, Answer.NO_HIT, checks, details), decision)
         sealed = self._seal(query_id, "REFUSED", checks, details)
         raise NodeRefusal(
             f"refused by {self._node_id}'s inbound policy",
@@ -171,7 +184,16 @@ class Targeting:
             bundle_digest=decision.bundle_digest,
             query_id=query_id,
             sealed=sealed,
+            decision=decision,
         )
+
+    @staticmethod
+    def _details(decision: Decision, subject: KnownSubject, unreadable: str) -> dict[str, object]:
+        return {
+            "subject": subject.context(),
+            "unreadable": unreadable,
+            "bundle_digest": decision.bundle_digest,
+        }
 
     def _public(self, decision: Decision, others: set[str]) -> list[RuleViolationInfo]:
         """The violations the requester sees: those of the other rules, as they would be without

@@ -175,6 +175,40 @@ def test_outcomes_are_durable(store_url: str) -> None:
         NodeState(store_url, table_prefix=prefix).drop()
 
 
+def test_a_query_whose_order_count_moved_meanwhile_is_decided_on_the_count_it_follows(
+    targeting: Targeting, state: NodeState
+) -> None:
+    # Read with the order at 0 outcomes; three other queries under the order meet the own-person
+    # rule before this one is counted: it is the fourth, so the order's limit refuses it.
+    selectors = [Selector(EMAIL, "canadian@example.ca")]
+    subject, _ = targeting.known_subject(selectors, "O-race")
+    facts = dataclasses.replace(DEFAULTS, kind="HIT_CHECK", has_hit_reference=False, subject=subject)
+    for _ in range(3):
+        state.count_outcome("O-race")
+
+    def judge(redecide: object) -> NodeRefusal | Answer:
+        try:
+            return targeting.judge(
+                ENGINE.decide(facts),
+                kind="HIT_CHECK",
+                query_id=str(uuid.uuid4()),
+                order_id="O-race",
+                subject=subject,
+                redecide=redecide,  # type: ignore[arg-type]
+            ).answer
+        except NodeRefusal as refusal:
+            return refusal
+
+    refused = judge(lambda known: ENGINE.decide(dataclasses.replace(facts, subject=known)))
+    assert isinstance(refused, NodeRefusal)
+    assert "NO_TARGETING_RECORDS_LIMIT" in refused.decision.internal_reasons
+    # Its sealed reason gives the count it was decided on.
+    [opening] = state.openings(refused.query_id or "")
+    assert opening.fields["subject"]["order_outcomes"] == 3
+    # Without deciding again, the stale read answers it as a no-hit: what a burst of queries got.
+    assert judge(None) is Answer.NO_HIT
+
+
 def test_outcomes_counted_at_once_all_count(store_url: str) -> None:
     # Many queries under one new order count their first outcome together: none is lost and
     # none fails (the first count of an order is the racy one).
