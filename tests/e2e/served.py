@@ -1,16 +1,21 @@
-"""Comity servers as real processes for the crash tests: start, wait, kill, count rows."""
+"""Comity servers as real processes for the crash and replica tests: start, wait, kill, count rows;
+gateway replicas on a PostgreSQL database of the test's own."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 COMITY = str(Path(sys.executable).parent / "comity")
 
@@ -71,3 +76,37 @@ def serving(kind: str, config: Path, port: int) -> Iterator[subprocess.Popen[byt
 def server_log(config: Path) -> Path:
     """Where :func:`serving` writes the log of the server started with ``config``."""
     return config.with_suffix(".log")
+
+
+@contextmanager
+def own_database(postgres_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database for one test (multi-process tests never share one): its URL.
+
+    Dropped on exit, with any connection a killed server left behind."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def gateway_on_postgres(text: str, url: str) -> str:
+    """The demo gateway config ``text`` with its log and replay stores in the database at ``url``."""
+    for store in ("audit", "replay"):
+        sqlite = f'url = "sqlite:///../data/{store}.db"'
+        assert sqlite in text, f"the demo gateway config no longer says {sqlite}"
+        text = text.replace(sqlite, f'url = "{url}"')
+    return text
+
+
+def replica_configs(beside: Path, text: str, ports: Sequence[int]) -> list[Path]:
+    """``gateway-N.toml`` beside ``beside``: the config ``text`` listening on each of ``ports``."""
+    configs = []
+    for i, port in enumerate(ports):
+        path = beside.with_name(f"gateway-{i}.toml")
+        path.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"', text, count=1))
+        configs.append(path)
+    return configs

@@ -9,15 +9,15 @@ own person's identity.
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 import pytest_asyncio
+from served import own_database
 
 from comity.core import errors
 from comity.nodes.ingest import load_records
@@ -79,28 +79,20 @@ def federation(
 ) -> Iterator[DemoFederation]:
     """The demo federation with each node's records in SQLite, or in a PostgreSQL database of its own."""
     fed = build_demo_federation(Path(tmp_path_factory.mktemp("targeting")), people=40, seed=7)
-    databases: list[str] = []
-    admin = ""
+    databases = contextlib.ExitStack()
     for node, config in fed.node_configs.items():
         country = "CA" if node == "ca-node" else "US"
         url = f"sqlite:///{fed.directory / 'data' / f'{node}.db'}"
         if request.param == "postgresql":
-            admin = request.getfixturevalue("postgres_url")
-            name = f"comity_nt_{uuid.uuid4().hex[:10]}"
-            with psycopg.connect(admin, autocommit=True) as db:
-                db.execute(f"CREATE DATABASE {name}")
-            databases.append(name)
-            url = admin.rsplit("/", 1)[0] + "/" + name
+            url = databases.enter_context(own_database(request.getfixturevalue("postgres_url"), "comity_nt"))
             with RecordStore(url) as store:
                 load_records(store, generate(country, 40, 7).records, region=country)
             text = config.read_text().replace(f'url = "sqlite:///../data/{node}.db"', f'url = "{url}"')
             assert url in text
             config.write_text(text)
         _add_broken_records(url, country)
-    yield fed
-    for name in databases:
-        with psycopg.connect(admin, autocommit=True) as db:
-            db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with databases:
+        yield fed
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -17,21 +17,20 @@ through the next replica, as the protocol guide says a client may.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+from served import gateway_on_postgres, own_database, replica_configs
 
 from bench.federation import prepare_federation
 from comity.audit.note import Ed25519Verifier
@@ -111,14 +110,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
     fed = prepare_federation(tmp_path / "fed", people=20, seed=11)
-    database = f"comity_failover_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {database}")
-    url = postgres_url.rsplit("/", 1)[0] + "/" + database
-    text = fed.gateway_config.read_text()
-    text = text.replace('url = "sqlite:///../data/audit.db"', f'url = "{url}"')
-    text = text.replace('url = "sqlite:///../data/replay.db"', f'url = "{url}"')
-    assert text.count(url) == 2
+    database = contextlib.ExitStack()
+    url = database.enter_context(own_database(postgres_url, "comity_failover"))
+    text = gateway_on_postgres(fed.gateway_config.read_text(), url)
     first = int(fed.layout.gateway.endpoint.rsplit(":", 1)[1])
     ports = [first, *free_ports(2)]
     # Every replica in the federation file: the nodes reach the log through any of them.
@@ -129,11 +123,7 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
         federation.read_text().replace(endpoint, f"{endpoint}replica_endpoints = [{replicas}]\n", 1)
     )
     assert Federation.load(federation).gateway.endpoints == tuple(f"127.0.0.1:{p}" for p in ports)
-    configs = []
-    for i, port in enumerate(ports):
-        path = fed.gateway_config.with_name(f"gateway-{i}.toml")
-        path.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"', text, count=1))
-        configs.append(path)
+    configs = replica_configs(fed.gateway_config, text, ports)
     logs = fed.directory / "logs"
     logs.mkdir()
     c = Cluster(fed, url, ports, configs, logs, [], [])
@@ -148,8 +138,7 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
     finally:
         for process in [*c.gateways, *c.others]:
             _stop(process)
-        with psycopg.connect(postgres_url, autocommit=True) as db:
-            db.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        database.close()
 
 
 @dataclasses.dataclass

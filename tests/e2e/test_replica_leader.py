@@ -10,15 +10,23 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import grpc
-import psycopg
 import pytest
-from served import COMITY, listening, port_of, server_log, serving, wait_for
+from served import (
+    COMITY,
+    gateway_on_postgres,
+    listening,
+    own_database,
+    port_of,
+    replica_configs,
+    server_log,
+    serving,
+    wait_for,
+)
 
 from comity.audit.store import LogStore
 from comity.core.dsse import PAYLOAD_QUERY, sign_envelope
@@ -31,25 +39,12 @@ from comity.v1 import comity_pb2_grpc as pb_grpc
 @pytest.fixture
 def federation(postgres_url: str, tmp_path: Path) -> Iterator[tuple[DemoFederation, str, list[Path]]]:
     fed = build_demo_federation(tmp_path / "fed", people=10, seed=3)
-    database = f"comity_leader_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {database}")
-    url = postgres_url.rsplit("/", 1)[0] + "/" + database
-    text = fed.gateway_config.read_text()
-    text = text.replace('url = "sqlite:///../data/audit.db"', f'url = "{url}"')
-    text = text.replace('url = "sqlite:///../data/replay.db"', f'url = "{url}"')
-    text += "\n[replication]\nleader_interval_seconds = 0.5\n"
-    configs = []
-    # The first to start (and lead) listens elsewhere; the federation's endpoint outlives it.
-    for i, port in enumerate([*free_ports(1), port_of(fed.layout.gateway.endpoint)]):
-        path = fed.gateway_config.with_name(f"gateway-{i}.toml")
-        path.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"', text, count=1))
-        configs.append(path)
-    try:
-        yield fed, url, configs
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as db:
-            db.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    with own_database(postgres_url, "comity_leader") as url:
+        text = gateway_on_postgres(fed.gateway_config.read_text(), url)
+        text += "\n[replication]\nleader_interval_seconds = 0.5\n"
+        # The first to start (and lead) listens elsewhere; the federation's endpoint outlives it.
+        ports = [*free_ports(1), port_of(fed.layout.gateway.endpoint)]
+        yield fed, url, replica_configs(fed.gateway_config, text, ports)
 
 
 def _port(config: Path) -> int:

@@ -14,14 +14,12 @@ import contextlib
 import json
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import psycopg
 import pytest
-from served import port_of, serving
+from served import gateway_on_postgres, own_database, port_of, replica_configs, serving
 
 from comity.audit.store import LogStore
 from comity.core.dsse import PAYLOAD_QUERY, sign_envelope
@@ -37,27 +35,14 @@ PER_REPLICA = 12
 @pytest.fixture
 def federation(postgres_url: str, tmp_path: Path) -> Iterator[tuple[DemoFederation, str, list[Path]]]:
     fed = build_demo_federation(tmp_path / "fed", people=10, seed=3)
-    database = f"comity_limits_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {database}")
-    url = postgres_url.rsplit("/", 1)[0] + "/" + database
-    text = fed.gateway_config.read_text()
-    text = text.replace('url = "sqlite:///../data/audit.db"', f'url = "{url}"')
-    text = text.replace('url = "sqlite:///../data/replay.db"', f'url = "{url}"')
-    text += (
-        f"\n[limits]\nrefusal_window_seconds = 86400\nrefusals_per_investigator = {PER_INVESTIGATOR}\n"
-        "refusals_per_agency = 100\n"
-    )
-    configs = []
-    for i, port in enumerate([port_of(fed.layout.gateway.endpoint), *free_ports(2)]):
-        path = fed.gateway_config.with_name(f"gateway-{i}.toml")
-        path.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"', text, count=1))
-        configs.append(path)
-    try:
-        yield fed, url, configs
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as db:
-            db.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    with own_database(postgres_url, "comity_limits") as url:
+        text = gateway_on_postgres(fed.gateway_config.read_text(), url)
+        text += (
+            f"\n[limits]\nrefusal_window_seconds = 86400\nrefusals_per_investigator = {PER_INVESTIGATOR}\n"
+            "refusals_per_agency = 100\n"
+        )
+        ports = [port_of(fed.layout.gateway.endpoint), *free_ports(2)]
+        yield fed, url, replica_configs(fed.gateway_config, text, ports)
 
 
 async def _flood(fed: DemoFederation, agency: str, port: int, count: int, tag: str) -> list[grpc.StatusCode]:

@@ -12,20 +12,19 @@ A query that fails because its node process is stopped gives its quota count bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
+from served import gateway_on_postgres, own_database, replica_configs
 from sqlalchemy import select
 
 from comity.audit.store import LogStore
@@ -84,21 +83,12 @@ def _serve(kind: str, config: Path, port: int, log: Path) -> subprocess.Popen[by
 @pytest.fixture(scope="module")
 def replicas(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     fed = build_demo_federation(Path(tmp_path_factory.mktemp("replicas")), people=20, seed=7)
-    database = f"comity_replicas_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {database}")
-    url = postgres_url.rsplit("/", 1)[0] + "/" + database
-    text = fed.gateway_config.read_text()
-    text = text.replace('url = "sqlite:///../data/audit.db"', f'url = "{url}"')
-    text = text.replace('url = "sqlite:///../data/replay.db"', f'url = "{url}"')
-    assert text.count(url) == 2
+    database = contextlib.ExitStack()
+    url = database.enter_context(own_database(postgres_url, "comity_replicas"))
+    text = gateway_on_postgres(fed.gateway_config.read_text(), url)
     first = int(fed.layout.gateway.endpoint.rsplit(":", 1)[1])
     ports = [first, *free_ports(2)]
-    configs = []
-    for i, port in enumerate(ports):
-        path = fed.gateway_config.with_name(f"gateway-{i}.toml")
-        path.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"', text, count=1))
-        configs.append(path)
+    configs = replica_configs(fed.gateway_config, text, ports)
     logs = fed.directory / "logs"
     logs.mkdir()
     processes: list[subprocess.Popen[bytes]] = []
@@ -120,8 +110,7 @@ def replicas(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        with psycopg.connect(postgres_url, autocommit=True) as db:
-            db.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        database.close()
 
 
 async def _warm(replicas: Replicas, agency: str, title: str) -> None:
