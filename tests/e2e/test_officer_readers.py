@@ -143,11 +143,13 @@ async def test_a_gb_officer_reads_the_us_gb_entries_and_not_the_us_ca_ones(
     us_ca_queries = {decode_event(us[i].data).query_id for i in us_ca}  # type: ignore[union-attr]
     readable = [decode_event(e.data) for e in gb if not e.withheld]
     assert not {getattr(e, "query_id", "") for e in readable} & us_ca_queries
-    # The NO_AGREEMENT refusal of GB → CA: the GB officer reads it, the US and CA officers do not.
+    # The NO_AGREEMENT refusal of GB → CA: the GB and CA officers read it (Canada was asked), the US
+    # officer does not.
     refused = [i for i, e in enumerate(gb) if not e.withheld and decode_event(e.data).kind == "refused"]
     assert refused and all(us[i].withheld for i in refused)
+    assert all(decode_event(gb[i].data).target_node == "ca-node" for i in refused)  # type: ignore[union-attr]
     ca = await asyncio.to_thread(_all, fed, "ca.rcmp", size)
-    assert all(ca[i].withheld for i in refused + us_gb) and not any(ca[i].withheld for i in us_ca)
+    assert not any(ca[i].withheld for i in refused + us_ca) and all(ca[i].withheld for i in us_gb)
 
 
 async def test_by_index_the_us_ca_entry_is_withheld_from_gb_and_served_to_the_us(
@@ -197,13 +199,15 @@ async def test_the_gb_officer_verifies_the_whole_log_and_fingerprints_match_acro
             client.close()
     gb, us, ca = reports["gb.nca"], reports["us.fbi"], reports["ca.rcmp"]
     assert gb.withheld > 0 and us.withheld > 0 and ca.withheld > 0
-    assert {label for label, _, _ in gb.readable} == {"GB+US", "GB"}
-    assert {label for label, _, _ in ca.readable} == {"CA+US"}
+    # GB → CA was refused NO_AGREEMENT: both countries read that refusal.
+    assert {label for label, _, _ in gb.readable} == {"GB+US", "CA+GB"}
+    assert {label for label, _, _ in ca.readable} == {"CA+US", "CA+GB"}
     assert gb.tree_size == us.tree_size == ca.tree_size  # no traffic meanwhile
     # What two parties of an agreement were both shown is the same: same count, same fingerprint.
     by = {a: {label: (n, f) for label, n, f in r.readable} for a, r in reports.items()}
     assert by["us.fbi"]["CA+US"] == by["ca.rcmp"]["CA+US"]
     assert by["us.fbi"]["GB+US"] == by["gb.nca"]["GB+US"]
+    assert by["gb.nca"]["CA+GB"] == by["ca.rcmp"]["CA+GB"]
     assert set(by["us.fbi"]) == {"CA+US", "GB+US"}
 
 

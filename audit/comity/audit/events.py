@@ -131,6 +131,9 @@ class RefusedEvent:
     agency: str
     reason_code: str
     checks: tuple[CheckPair, ...] = ()
+    target_node: str = ""
+    """The federation's node the request names ("" when it names none the federation lists, or
+    does not decode): as the requester wrote it, authenticated only when its signature verified."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,12 +401,20 @@ def refused_event(
     agency: str,
     reason_code: str,
     checks: Sequence[CheckPair] = (),
+    target_node: str = "",
 ) -> bytes:
-    """A refusal that stopped before policy: the status name sent (``reason_code``) and the
-    ``(check code, rule)`` of every check that refused it."""
+    """A refusal that stopped before policy: the status name sent (``reason_code``), the
+    ``(check code, rule)`` of every check that refused it, and the node the request names."""
     return encode_event(
         RefusedEvent(
-            query_id, query_digest.hex(), _time(at), investigator, agency, reason_code, tuple(checks)
+            query_id,
+            query_digest.hex(),
+            _time(at),
+            investigator,
+            agency,
+            reason_code,
+            tuple(checks),
+            target_node,
         )
     )
 

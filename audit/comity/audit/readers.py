@@ -5,8 +5,9 @@ the countries it concerns, and by no one else. The rule, by kind of entry:
 
 - ``decision``: the parties of the agreement it names; a decision under no agreement (a file
   without agreements) the requesting agency's country and the target node's country;
-- ``refused`` (before policy, ``NO_AGREEMENT`` included): the requesting agency's country
-  (the entry names no node, so the country asked is not known from it);
+- ``refused`` (before policy, ``NO_AGREEMENT`` included): the requesting agency's country and
+  the country of the node the request names (entries written before they named it: the
+  requesting country only);
 - ``forwarded``, ``disclosed``, ``failed``, ``node_decision`` and ``emergency``: whoever reads
   the query's decision (same ``query_id``); an ``emergency`` without one: the requesting
   agency's country and the order's issuing country;
@@ -118,7 +119,7 @@ class ReaderIndex:
                 return frozenset(parties) if parties else NO_ONE
             return r.countries_of(agencies=[event.agency], nodes=[event.target_node])
         if isinstance(event, RefusedEvent):
-            return r.countries_of(agencies=[event.agency])
+            return r.countries_of(agencies=[event.agency], nodes=[event.target_node])
         if isinstance(event, EmergencyEvent):
             known = self._by_query.get(event.query_id)
             if known is not None:

@@ -325,6 +325,7 @@ class Ledger:
         at: datetime,
         checks: Sequence[tuple[str, str]] = (),
         refusal: RefusalCount | None = None,
+        target_node: str = "",
     ) -> Logged:
         """An authenticated request refused before any policy decision (bad signature, replay, stale, ...).
 
@@ -340,6 +341,7 @@ class Ledger:
             reason_code=reason,
             at=at,
             checks=checks,
+            target_node=target_node,
         )
         return _logged(entry, await self._log.append(entry, pending=PendingEntry(entry, refusal=refusal)))
 

@@ -640,9 +640,13 @@ class Pipeline:
         """
         envelope = request.signed_query
         try:
-            query_id = pb.Query.FromString(envelope.payload).query_id[:MAX_QUERY_ID_LENGTH]
+            query = pb.Query.FromString(envelope.payload)
         except Exception:  # an unparsable payload is logged by its digest alone
-            query_id = ""
+            query = pb.Query()
+        query_id = query.query_id[:MAX_QUERY_ID_LENGTH]
+        # The country asked reads the refusal too; a name the federation does not list is not kept.
+        known_nodes = {n.id for n in self._federation.nodes()}
+        target_node = query.target_node if query.target_node in known_nodes else ""
         digest = payload_digest(envelope)
         checks = [(v.check, v.code) for v in err.violations]
         if not checks:
@@ -658,6 +662,7 @@ class Pipeline:
                 at=at,
                 checks=checks,
                 refusal=self._limiter.counted(token.subject, token.agency, now=at),
+                target_node=target_node,
             )
             return await self._ledger.receipt(query_id, digest, [logged])
         except EntryWithdrawn as over:

@@ -28,10 +28,10 @@ def _decision(query_id: str, agency: str, node: str, agreement: str) -> bytes:
     return entry
 
 
-def _refused(query_id: str, agency: str) -> bytes:
+def _refused(query_id: str, agency: str, node: str = "") -> bytes:
     return events.refused_event(
         query_id=query_id, query_digest=D, at=AT, investigator="i", agency=agency,
-        reason_code="PERMISSION_DENIED", checks=[("NO_AGREEMENT", "NO_AGREEMENT")],
+        reason_code="PERMISSION_DENIED", checks=[("NO_AGREEMENT", "NO_AGREEMENT")], target_node=node,
     )  # fmt: skip
 
 
@@ -72,7 +72,15 @@ CASES = {
         set(),
     ),
     "no agreement named: the two countries": ([_decision("q1", "xa.police", "xc-node", "")], {"XA", "XC"}),
-    "refused before policy: the requesting country": ([_refused("q1", "xc.police")], {"XC"}),
+    "refused before policy, naming no node: the requesting country": ([_refused("q1", "xc.police")], {"XC"}),
+    "refused before policy: the requesting country and the country asked": (
+        [_refused("q1", "xc.police", "xa-node")],
+        {"XC", "XA"},
+    ),
+    "a refusal's later entries follow it": (
+        [_refused("q1", "xc.police", "xa-node"), _forwarded("q1", "xa-node")],
+        {"XC", "XA"},
+    ),
     "a forwarded entry: its query's readers": (
         [_decision("q1", "xa.police", "xb-node", "xa-xb"), _forwarded("q1", "xb-node")],
         {"XA", "XB"},
