@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from bench.console_log import BuiltLog, build_console_log
+from comity.audit.checkpoint import Checkpoint, SignedCheckpoint
 from comity.audit.errors import AuditUnavailable, LogVerificationError
+from comity.audit.note import Note
+from comity.audit.rfc6962 import EMPTY_ROOT
 from comity.sdk.console.mirror import Filters, Mirror
 from comity.sdk.console.sources import DatabaseSource
 from comity.sdk.console.sync import BackgroundSync
@@ -218,3 +221,24 @@ def test_query_and_order_entries_tell_one_story(synced: Mirror, built: BuiltLog)
     assert kinds[0] == "decision" and "emergency" in kinds
     under = synced.order_entries(built.emergency_order)
     assert {r.kind for r in under} == {"emergency", "validated"}
+
+
+@pytest.mark.parametrize(("root", "fails"), [(EMPTY_ROOT, False), (b"\x01" * 32, True)])
+def test_a_quorum_checkpoint_of_the_empty_tree_is_nothing_to_fetch_not_a_fork(
+    demo: DemoFederation,
+    log_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    root: bytes,
+    fails: bool,
+) -> None:
+    # A new log, or witnesses that have not cosigned past it yet: the newest quorum checkpoint is
+    # the empty tree, which a new mirror (no root kept yet) must not mistake for another tree.
+    verifier = _verifier(demo, log_copy, tmp_path / "mirror.db")
+    empty = SignedCheckpoint(Checkpoint("comity-test", 0, root), Note("comity-test\n0\n", ()))
+    monkeypatch.setattr(verifier, "_open", lambda *a, **k: (empty, ("ca-node", "us-node")))
+    if fails:
+        with pytest.raises(LogVerificationError, match="size 0 has a root other than the empty tree's"):
+            verifier.sync()
+    else:
+        assert (verifier.sync().size, verifier.mirror.head().size) == (0, 0)

@@ -46,7 +46,7 @@ from comity.audit.note import Ed25519Verifier
 from comity.audit.proof import inclusion_proof, inclusion_ranges, verify_consistency, verify_inclusion
 from comity.audit.quorum import Quorum, note_cosignatures
 from comity.audit.readers import ReadableSets, ReaderIndex, Readership
-from comity.audit.rfc6962 import hash_leaf
+from comity.audit.rfc6962 import EMPTY_ROOT, hash_leaf
 from comity.audit.tree import CompactRange, MemoryTree
 from comity.sdk.console.mirror import Mirror, VerifiedHead, Withheld, columns, withheld_columns
 from comity.sdk.console.sources import LogSource, OfferedCheckpoint
@@ -135,6 +135,14 @@ class MirrorVerifier:
                 tree_size=size,
                 hint="a log never shrinks: report it to the other parties",
             )
+        if size == 0:
+            # The newest quorum checkpoint is the empty tree (a new log, or witnesses that have not
+            # cosigned a later one yet): nothing to fetch, and an empty tree has one root only.
+            if root != EMPTY_ROOT:
+                raise LogVerificationError(
+                    "a quorum checkpoint of size 0 has a root other than the empty tree's", tree_size=0
+                )
+            return RoundResult(0, 0, witnesses)
         if size == head.size:
             if root != head.root:
                 raise LogVerificationError(
