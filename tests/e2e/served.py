@@ -49,23 +49,42 @@ def port_of(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1])
 
 
-@contextmanager
-def serving(kind: str, config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``comity KIND serve --config CONFIG``, until it listens on ``port``; killed on exit.
+def start_server(
+    kind: str, config: Path, port: int, log: Path, *, timeout: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """``comity KIND serve --config CONFIG``, once it listens on ``port``; its stderr appended to ``log``.
 
-    Its log goes to ``server_log(config)`` (appended across restarts), for the assertions and
-    for whoever reads a failure."""
-    with server_log(config).open("ab") as log:
+    Fails with the log's text when the server exits instead."""
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [COMITY, kind, "serve", "--config", str(config)],
             stdout=subprocess.DEVNULL,
-            stderr=log,
+            stderr=out,
             env={**os.environ, "GRPC_VERBOSITY": "NONE"},
         )
+    wait_for(lambda: listening(port) or process.poll() is not None, f"{kind} on port {port}", timeout)
+    if process.poll() is not None:
+        raise AssertionError(f"{kind} exited: {log.read_text(errors='replace')}")
+    return process
+
+
+def stop_server(process: subprocess.Popen[bytes], *, timeout: float = 20.0) -> None:
+    """Stop a server gracefully (SIGTERM), killing it if it has not exited within ``timeout``."""
+    if process.poll() is None:
+        process.terminate()
     try:
-        wait_for(lambda: listening(port) or process.poll() is not None, f"{kind} on port {port}")
-        if process.poll() is not None:
-            raise AssertionError(f"{kind} exited: {server_log(config).read_text(errors='replace')}")
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def serving(kind: str, config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`start_server`, killed on exit; its log goes to ``server_log(config)`` (appended across
+    restarts), for the assertions and for whoever reads a failure."""
+    process = start_server(kind, config, port, server_log(config), timeout=30.0)
+    try:
         yield process
     finally:
         if process.poll() is None:

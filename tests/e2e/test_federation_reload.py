@@ -12,17 +12,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+from served import start_server, wait_for
 
 from comity.core.errors import ComityError
 from comity.core.federation_sign import envelope_path, sign_federation_file
@@ -47,19 +46,6 @@ def _format2(text: str, *, version: int, expires: str, signer: SigningKey) -> st
     return text.replace(head.group(0), role, 1)
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @dataclass
 class Running:
     fed: DemoFederation
@@ -82,18 +68,6 @@ class Running:
         return self.logs[name].read_text(errors="replace")
 
 
-def _serve(kind: str, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [COMITY, kind, "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        env={**os.environ, "GRPC_VERBOSITY": "NONE"},
-    )
-    _wait(lambda: _listening(port) or process.poll() is not None, f"{kind} on port {port}", 60)
-    assert process.poll() is None, log.read_text()
-    return process
-
-
 def _poll_fast(config: Path, section: str) -> None:
     text = config.read_text()
     config.write_text(text.replace(f"[{section}]\n", f"[{section}]\nfederation_poll_seconds = 0.1\n", 1))
@@ -114,13 +88,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     logs_dir.mkdir()
     logs = {"gateway": logs_dir / "gateway.log", **{n: logs_dir / f"{n}.log" for n in fed.node_configs}}
     processes = [
-        _serve(
+        start_server(
             "gateway", fed.gateway_config, int(fed.layout.gateway.endpoint.rsplit(":", 1)[1]), logs["gateway"]
         )
     ]
     try:
         for node, config in fed.node_configs.items():
-            processes.append(_serve("node", config, fed.layout.nodes[node].port, logs[node]))
+            processes.append(start_server("node", config, fed.layout.nodes[node].port, logs[node]))
         yield Running(fed, original, signer, logs)
     finally:
         for process in processes:
@@ -158,7 +132,7 @@ def _without_rcmp_investigator(text: str) -> str:
 async def _alerted(running: Running, check: str) -> None:
     for name in running.logs:
         await asyncio.to_thread(
-            _wait, lambda n=name: f"({check})" in running.said(n), f"{name}'s alert {check}"
+            wait_for, lambda n=name: f"({check})" in running.said(n), f"{name}'s alert {check}"
         )
 
 
@@ -191,7 +165,7 @@ async def test_bad_files_are_refused_and_a_signed_revocation_applies_without_res
     running.publish(v2, signer=running.signer)
     for name in running.logs:  # every server follows the file within seconds, without a restart
         await asyncio.to_thread(
-            _wait, lambda n=name: "now version 2" in running.said(n), f"{name}'s reload", 15
+            wait_for, lambda n=name: "now version 2" in running.said(n), f"{name}'s reload", 15
         )
     outcome = await _query(running, "ca.rcmp", "RCMP fetches")
     assert outcome.error is not None, "the revoked investigator is still served"
@@ -207,7 +181,7 @@ async def test_bad_files_are_refused_and_a_signed_revocation_applies_without_res
         ),
         signer=running.signer,
     )
-    await asyncio.to_thread(_wait, lambda: "now version 3" in running.said("gateway"), "version 3")
+    await asyncio.to_thread(wait_for, lambda: "now version 3" in running.said("gateway"), "version 3")
     await _answered(running, "us.fbi", "FBI asks")
     await asyncio.sleep(max(0.0, (datetime.fromisoformat(expires) - datetime.now(UTC)).total_seconds()) + 0.5)
     outcome = await _query(running, "us.fbi", "FBI asks")

@@ -20,17 +20,14 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from served import gateway_on_postgres, own_database, replica_configs
+from served import gateway_on_postgres, own_database, replica_configs, start_server, stop_server
 
 from bench.federation import prepare_federation
 from comity.audit.note import Ed25519Verifier
@@ -49,19 +46,6 @@ CLIENTS = 6  # two per replica
 RESUBMISSIONS = 5  # a query refused by a replica that went away is sent again at most this often
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @dataclasses.dataclass
 class Cluster:
     fed: DemoFederation
@@ -78,33 +62,10 @@ class Cluster:
 
     def start(self, replica: int) -> None:
         log = self.logs / f"gateway-{replica}.log"
-        self.gateways[replica] = _serve("gateway", self.configs[replica], self.ports[replica], log)
+        self.gateways[replica] = start_server("gateway", self.configs[replica], self.ports[replica], log)
 
     def log_text(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logs.iterdir()))
-
-
-def _serve(kind: str, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [COMITY, kind, "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-            env={**os.environ, "GRPC_VERBOSITY": "NONE"},
-        )
-    _wait(lambda: _listening(port) or process.poll() is not None, f"{kind} on port {port}")
-    assert process.poll() is None, log.read_text()
-    return process
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -129,15 +90,15 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(fed, url, ports, configs, logs, [], [])
     try:
         # The first gateway before the nodes: a node's witness reads the log's state at start.
-        c.gateways.append(_serve("gateway", configs[0], ports[0], logs / "gateway-0.log"))
+        c.gateways.append(start_server("gateway", configs[0], ports[0], logs / "gateway-0.log"))
         for node, config in fed.node_configs.items():
-            c.others.append(_serve("node", config, fed.layout.nodes[node].port, logs / f"{node}.log"))
+            c.others.append(start_server("node", config, fed.layout.nodes[node].port, logs / f"{node}.log"))
         for i in (1, 2):
-            c.gateways.append(_serve("gateway", configs[i], ports[i], logs / f"gateway-{i}.log"))
+            c.gateways.append(start_server("gateway", configs[i], ports[i], logs / f"gateway-{i}.log"))
         yield c
     finally:
         for process in [*c.gateways, *c.others]:
-            _stop(process)
+            stop_server(process)
         database.close()
 
 
@@ -258,7 +219,7 @@ async def test_a_rolling_restart_of_two_replicas_answers_every_query(cluster: Cl
     try:
         for replica in (1, 2):
             await asyncio.sleep(2)
-            await asyncio.to_thread(_stop, cluster.gateways[replica])
+            await asyncio.to_thread(stop_server, cluster.gateways[replica])
             await asyncio.sleep(1)
             await asyncio.to_thread(cluster.start, replica)
             restarted[replica] = len(load.answered)

@@ -15,16 +15,13 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from served import gateway_on_postgres, own_database, replica_configs
+from served import gateway_on_postgres, own_database, replica_configs, start_server
 from sqlalchemy import select
 
 from comity.audit.store import LogStore
@@ -43,19 +40,6 @@ COMITY = str(Path(sys.executable).parent / "comity")
 QUOTA = 50  # the agreement bundle's daily quota per investigator
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @dataclasses.dataclass
 class Replicas:
     fed: DemoFederation
@@ -66,18 +50,6 @@ class Replicas:
     def profile(self, agency: str, replica: int) -> Profile:
         profile = load_profile(self.fed.profiles[agency])
         return dataclasses.replace(profile, address=f"127.0.0.1:{self.ports[replica]}")
-
-
-def _serve(kind: str, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [COMITY, kind, "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        env={**os.environ, "GRPC_VERBOSITY": "NONE"},
-    )
-    _wait(lambda: _listening(port) or process.poll() is not None, f"{kind} on port {port}")
-    assert process.poll() is None, log.read_text()
-    return process
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +66,11 @@ def replicas(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     processes: list[subprocess.Popen[bytes]] = []
     try:
         # The first gateway before the nodes: a node's witness reads the log's state at start.
-        processes.append(_serve("gateway", configs[0], ports[0], logs / "gateway-0.log"))
+        processes.append(start_server("gateway", configs[0], ports[0], logs / "gateway-0.log"))
         for node, config in fed.node_configs.items():
-            processes.append(_serve("node", config, fed.layout.nodes[node].port, logs / f"{node}.log"))
+            processes.append(start_server("node", config, fed.layout.nodes[node].port, logs / f"{node}.log"))
         for i in (1, 2):
-            processes.append(_serve("gateway", configs[i], ports[i], logs / f"gateway-{i}.log"))
+            processes.append(start_server("gateway", configs[i], ports[i], logs / f"gateway-{i}.log"))
         yield Replicas(fed, url, ports, processes)
     finally:
         for process in processes:
@@ -226,5 +198,7 @@ async def test_a_query_failed_because_its_node_is_down_does_not_use_quota(replic
         assert [(f["reason"], f["quota_released"]) for f in failures] == [("UNAVAILABLE", True)]
     finally:
         port = fed.layout.nodes["ca-node"].port
-        replicas.processes[index] = _serve("node", config, port, fed.directory / "logs" / "ca-node-2.log")
+        replicas.processes[index] = start_server(
+            "node", config, port, fed.directory / "logs" / "ca-node-2.log"
+        )
     await _warm(replicas, "us.fbi", "FBI asks the Canadian node")
