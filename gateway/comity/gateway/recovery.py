@@ -53,14 +53,15 @@ class Recovery:
         ledger: Ledger,
         router: NodeRouter,
         node_decisions: NodeDecisionLog,
-        nodes: Iterable[str],
+        nodes: Iterable[str] | Callable[[], Iterable[str]],
         grace: timedelta,
         clock: Callable[[], datetime],
     ) -> None:
         self._ledger = ledger
         self._router = router
         self._decisions = node_decisions
-        self._nodes = tuple(nodes)
+        # A callable is asked at every sweep (the nodes of the federation version in use).
+        self._nodes = nodes if callable(nodes) else tuple(nodes)
         self._grace = grace
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -98,7 +99,7 @@ class Recovery:
         """Reconcile every node, then end abandoned markers; returns (node entries, failures)."""
         async with self._lock:
             recovered = 0
-            for node in self._nodes:
+            for node in self._nodes() if callable(self._nodes) else self._nodes:
                 try:
                     recovered += await self.reconcile(node)
                 except ComityError as exc:

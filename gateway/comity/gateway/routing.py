@@ -1,39 +1,35 @@
-"""Routing to data nodes: one long-lived mTLS channel per node, deadlines on every call."""
+"""Routing to data nodes: one long-lived mTLS channel per node, deadlines on every call.
+
+Every call waits for its node's channel to connect (within a share of the deadline) before it is
+sent, and the channels follow the federation file in use (``comity.gateway.node_channels``).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 
 import grpc
 
-from comity.core.errors import ComityError, DeadlineExceeded, NotFound, Unavailable
-from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
+from comity.core.errors import ComityError, DeadlineExceeded
+from comity.core.federation import Federation
+from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES
 from comity.core.rpc import GRPC_DETAILS_KEY, error_from_status
-from comity.core.rpc_telemetry import client_interceptors
+from comity.gateway.node_channels import (
+    Credentials,
+    NodeChannels,
+    NodeEndpoint,
+    NodeUnavailable,
+    Unroutable,
+    node_endpoint,
+    routes_of,
+)
 from comity.gateway.witness_client import WitnessAt, witness_size
 from comity.v1 import comity_pb2 as pb
-from comity.v1 import comity_pb2_grpc as pb_grpc
 
-__all__ = ["NodeEndpoint", "NodeRouter", "NodeUnavailable"]
+__all__ = ["NodeEndpoint", "NodeRouter", "NodeUnavailable", "ReadyWitness", "Unroutable"]
 
 _log = logging.getLogger("comity.gateway.routing")
-
-
-class NodeUnavailable(Unavailable):
-    """A node could not be reached or did not answer in time; nothing was disclosed."""
-
-
-@dataclass(frozen=True)
-class NodeEndpoint:
-    """Where a node listens and the credentials that pin its certificate."""
-
-    node_id: str
-    address: str
-    credentials: grpc.ChannelCredentials
-    # The name the node's certificate is issued to, when it differs from the address's host.
-    server_name: str = ""
 
 
 class NodeRouter:
@@ -41,37 +37,42 @@ class NodeRouter:
 
     def __init__(
         self,
-        endpoints: Mapping[str, NodeEndpoint],
+        endpoints: Mapping[str, NodeEndpoint | Unroutable],
         *,
         deadline: float = 10.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._deadline = deadline
-        self._stubs: dict[str, pb_grpc.DataNodeStub] = {}
-        self._witness_stubs: dict[str, pb_grpc.WitnessStub] = {}
-        self._channels: list[grpc.aio.Channel] = []
-        for node_id, ep in endpoints.items():
-            options = channel_options(max_message_bytes)
-            if ep.server_name:
-                options.append(("grpc.ssl_target_name_override", ep.server_name))
-            channel = grpc.aio.secure_channel(
-                ep.address, ep.credentials, options=options, interceptors=client_interceptors()
-            )
-            self._channels.append(channel)
-            self._stubs[node_id] = pb_grpc.DataNodeStub(channel)
-            self._witness_stubs[node_id] = pb_grpc.WitnessStub(channel)
+        self._channels = NodeChannels(endpoints, deadline=deadline, max_message_bytes=max_message_bytes)
 
-    def _stub(self, node_id: str) -> pb_grpc.DataNodeStub:
-        try:
-            return self._stubs[node_id]
-        except KeyError:
-            known = ", ".join(sorted(self._stubs)) or "none"
-            raise NotFound(f"unknown node {node_id!r}", hint=f"known nodes: {known}") from None
+    @classmethod
+    def of_federation(
+        cls,
+        federation: Federation,
+        credentials: Credentials,
+        *,
+        deadline: float = 10.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> NodeRouter:
+        """A channel to every node of ``federation``; raises ``ConfigError`` when a node's tls_cert
+        file holds a certificate the file does not pin (the gateway does not start)."""
+        endpoints = {n.id: node_endpoint(n, credentials) for n in federation.nodes()}
+        return cls(endpoints, deadline=deadline, max_message_bytes=max_message_bytes)
 
-    def witness_stub(self, node_id: str) -> pb_grpc.WitnessStub:
-        """The node's witness service, on the node's own long-lived mTLS channel."""
-        self._stub(node_id)  # NotFound for an unknown node
-        return self._witness_stubs[node_id]
+    def use_federation(self, federation: Federation, credentials: Credentials) -> None:
+        """Follow a newly trusted federation version: moved nodes get a new channel, added ones
+        one, removed ones are refused as unknown; a node whose certificate the version does not
+        pin is refused (``NODE_CERTIFICATE_UNPINNED``) rather than reached at its old place."""
+        self.use_endpoints(routes_of(federation, credentials))
+
+    def use_endpoints(self, endpoints: Mapping[str, NodeEndpoint | Unroutable]) -> None:
+        """Route to ``endpoints`` from now on: see :meth:`NodeChannels.replace`."""
+        self._channels.replace(endpoints)
+
+    def witness_stub(self, node_id: str) -> ReadyWitness:
+        """The node's witness service, on whichever channel the node has when a call is made."""
+        self._channels.check(node_id)  # NotFound for an unknown node
+        return ReadyWitness(self._channels, node_id)
 
     @property
     def deadline(self) -> float:
@@ -80,15 +81,19 @@ class NodeRouter:
 
     def knows(self, node_id: str) -> bool:
         """Whether ``node_id`` is a node this gateway routes to."""
-        return node_id in self._stubs
+        return self._channels.knows(node_id)
+
+    def nodes(self) -> tuple[str, ...]:
+        """The nodes this gateway routes to now, sorted."""
+        return self._channels.known()
 
     async def execute(
         self, node_id: str, request: pb.ExecuteRequest, *, metadata: tuple[tuple[str, str], ...] = ()
     ) -> pb.QueryResult:
         """Run ``request`` on ``node_id`` within the node deadline."""
-        stub = self._stub(node_id)
+        node, left = await self._channels.ready(node_id)
         try:
-            result: pb.QueryResult = await stub.Execute(request, timeout=self._deadline, metadata=metadata)
+            result: pb.QueryResult = await node.data.Execute(request, timeout=left, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise _node_error(node_id, exc) from None
         return result
@@ -97,8 +102,8 @@ class NodeRouter:
         self, node_id: str, request: pb.ExecuteRequest, *, metadata: tuple[tuple[str, str], ...] = ()
     ) -> AsyncIterator[pb.ResultChunk]:
         """Stream ``request``'s result from ``node_id``; chunks pass through without buffering."""
-        stub = self._stub(node_id)
-        call = stub.ExecuteStream(request, timeout=self._deadline, metadata=metadata)
+        node, left = await self._channels.ready(node_id)
+        call = node.data.ExecuteStream(request, timeout=left, metadata=metadata)
         try:
             async for chunk in call:
                 yield chunk
@@ -107,10 +112,10 @@ class NodeRouter:
 
     async def witness_state(self, node_id: str) -> int:
         """The tree size of the last checkpoint ``node_id``'s witness accepted."""
-        stub = self._stub(node_id)
+        node, left = await self._channels.ready(node_id)
         try:
-            state: pb.WitnessState = await stub.GetWitnessState(
-                pb.GetWitnessStateRequest(), timeout=self._deadline
+            state: pb.WitnessState = await node.data.GetWitnessState(
+                pb.GetWitnessStateRequest(), timeout=left
             )
         except grpc.aio.AioRpcError as exc:
             raise _node_error(node_id, exc) from None
@@ -118,19 +123,19 @@ class NodeRouter:
 
     async def private_filters(self, node_id: str, request: pb.GetPrivateFiltersRequest) -> pb.PrivateFilters:
         """``node_id``'s signed private hit check filters, as the node sent them."""
-        stub = self._stub(node_id)
+        node, left = await self._channels.ready(node_id)
         try:
-            filters: pb.PrivateFilters = await stub.GetPrivateFilters(request, timeout=self._deadline)
+            filters: pb.PrivateFilters = await node.data.GetPrivateFilters(request, timeout=left)
         except grpc.aio.AioRpcError as exc:
             raise _node_error(node_id, exc) from None
         return filters
 
     async def outbox(self, node_id: str, *, after: int = 0, limit: int = 0) -> list[pb.OutboxItem]:
         """The signed decisions ``node_id`` keeps until they are acknowledged as logged."""
-        stub = self._stub(node_id)
+        node, left = await self._channels.ready(node_id)
         try:
-            response: pb.ListOutboxResponse = await stub.ListOutbox(
-                pb.ListOutboxRequest(after=after, limit=limit), timeout=self._deadline
+            response: pb.ListOutboxResponse = await node.data.ListOutbox(
+                pb.ListOutboxRequest(after=after, limit=limit), timeout=left
             )
         except grpc.aio.AioRpcError as exc:
             raise _node_error(node_id, exc) from None
@@ -138,10 +143,10 @@ class NodeRouter:
 
     async def acknowledge(self, node_id: str, sequences: list[int]) -> int:
         """Tell ``node_id`` its outbox items ``sequences`` are in the log (it forgets them)."""
-        stub = self._stub(node_id)
+        node, left = await self._channels.ready(node_id)
         try:
-            response: pb.AcknowledgeOutboxResponse = await stub.AcknowledgeOutbox(
-                pb.AcknowledgeOutboxRequest(sequences=sequences), timeout=self._deadline
+            response: pb.AcknowledgeOutboxResponse = await node.data.AcknowledgeOutbox(
+                pb.AcknowledgeOutboxRequest(sequences=sequences), timeout=left
             )
         except grpc.aio.AioRpcError as exc:
             raise _node_error(node_id, exc) from None
@@ -149,8 +154,42 @@ class NodeRouter:
 
     async def close(self) -> None:
         """Close every channel."""
-        for channel in self._channels:
-            await channel.close()
+        await self._channels.close()
+
+
+class ReadyWitness:
+    """A node's witness service with the calls of a ``WitnessStub``, each sent once the node's
+    current channel is connected (within the share of ``timeout`` the router allows).
+
+    A call that cannot connect raises :class:`NodeUnavailable` (nothing was sent); the witness's
+    own answers raise ``grpc.aio.AioRpcError`` as a stub's do.
+    """
+
+    def __init__(self, channels: NodeChannels, node_id: str) -> None:
+        self._channels = channels
+        self._node_id = node_id
+
+    async def AddCheckpoint(
+        self,
+        request: pb.AddCheckpointRequest,
+        *,
+        timeout: float,  # noqa: ASYNC109 -- a stub's signature
+    ) -> pb.AddCheckpointResponse:
+        """The witness's AddCheckpoint call."""
+        node, left = await self._channels.ready(self._node_id, deadline=timeout)
+        response: pb.AddCheckpointResponse = await node.witness.AddCheckpoint(request, timeout=left)
+        return response
+
+    async def GetLatestCosigned(
+        self,
+        request: pb.GetLatestCosignedRequest,
+        *,
+        timeout: float,  # noqa: ASYNC109 -- a stub's signature
+    ) -> pb.CheckpointResponse:
+        """The witness's GetLatestCosigned call."""
+        node, left = await self._channels.ready(self._node_id, deadline=timeout)
+        response: pb.CheckpointResponse = await node.witness.GetLatestCosigned(request, timeout=left)
+        return response
 
 
 def _node_error(node_id: str, exc: grpc.aio.AioRpcError) -> ComityError:

@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import grpc
+
 from comity.audit.quorum import Quorum
 from comity.audit.readers import Readership
-from comity.core.federation import Federation
+from comity.core.federation import Federation, Node
 from comity.core.federation_watch import FederationWatch, load_trusted
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.orders import OrderVerifier
@@ -36,7 +38,7 @@ from comity.gateway.recovery import Recovery, RecoveryLoop
 from comity.gateway.refusal_limits import RefusalLimits
 from comity.gateway.replication import require_replicated
 from comity.gateway.reuse import ReuseStore, load_reuse_key
-from comity.gateway.routing import NodeEndpoint, NodeRouter
+from comity.gateway.routing import NodeRouter
 from comity.gateway.service import GatewayService
 from comity.gateway.witnessing import WitnessingLoop, witnessing_for
 from comity.policy.agreements import ByAgreement, load_policies
@@ -129,16 +131,13 @@ async def _start_gateway(
         log_keys=federation.gateway.log.keys,
         cosigners=Quorum.of_federation(federation),
     )
-    router = NodeRouter(
-        {
-            n.id: NodeEndpoint(
-                n.id,
-                n.endpoint,
-                node_channel_credentials(n, config.client_cert, config.client_key, passphrase=secret),
-                server_name=n.host,
-            )
-            for n in federation.nodes()
-        },
+
+    def node_credentials(node: Node) -> grpc.ChannelCredentials:
+        return node_channel_credentials(node, config.client_cert, config.client_key, passphrase=secret)
+
+    router = NodeRouter.of_federation(
+        federation,
+        node_credentials,
         deadline=config.node_deadline_seconds,
         max_message_bytes=config.max_message_bytes,
     )
@@ -182,7 +181,7 @@ async def _start_gateway(
             ledger=ledger,
             router=router,
             node_decisions=node_decisions,
-            nodes=[n.id for n in federation.nodes()],
+            nodes=router.nodes,
             grace=timedelta(seconds=config.recovery_grace_seconds or 3 * config.node_deadline_seconds + 5),
             clock=clock,
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -17,7 +18,7 @@ from comity.core.rpc import error_from_status
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
-__all__ = ["SIZE_TRAILER", "ForkRefused", "WitnessAt", "WitnessClient", "witness_size"]
+__all__ = ["SIZE_TRAILER", "ForkRefused", "WitnessAt", "WitnessCalls", "WitnessClient", "witness_size"]
 
 #: The trailer in which a witness that is at another size says which (tlog-witness: text/x.tlog.size).
 SIZE_TRAILER = "x-tlog-size"
@@ -50,12 +51,24 @@ class ForkRefused(FailedPrecondition):
     """The witness refused the checkpoint as inconsistent with one it cosigned before."""
 
 
+class WitnessCalls(Protocol):
+    """The calls of a witness's service: a ``WitnessStub``, or the node router's (which connects first)."""
+
+    def AddCheckpoint(
+        self, request: pb.AddCheckpointRequest, *, timeout: float
+    ) -> Awaitable[pb.AddCheckpointResponse]: ...
+
+    def GetLatestCosigned(
+        self, request: pb.GetLatestCosignedRequest, *, timeout: float
+    ) -> Awaitable[pb.CheckpointResponse]: ...
+
+
 @dataclass
 class WitnessClient:
     """One witness's service, reached over an established (mTLS) channel."""
 
     witness_id: str
-    stub: pb_grpc.WitnessStub
+    stub: WitnessCalls | pb_grpc.WitnessStub
     deadline: float
     known_size: int = 0  # the size this witness last cosigned, as far as the gateway knows
 
