@@ -1,21 +1,25 @@
-"""A gateway whose view of a node's witness is stale answers with one more round trip, never a failure.
+"""A gateway whose view of a node's witness is stale answers at once, or with one more round trip.
 
 Another gateway process (or a query that overtook this one) may have moved the node's witness
-since this process last heard of it. The node then refuses the forwarded query with
-``WITNESS_AT_SIZE`` and its witness's real size, before checking any signature; the gateway
-forwards again with the consistency proof from there. On the last attempt the node fetches the
-proof from the log instead of refusing. The federation runs on loopback (real gRPC, TLS,
-signatures, SQLite); the witnessing loop is stopped so only these queries move the witness.
+since this process last heard of it. A first forward carries consistency proofs from the newest
+checkpoints below its own, so a witness left at one of them takes the query at once. A witness
+elsewhere refuses the forwarded query with ``WITNESS_AT_SIZE`` and its real size, before
+checking any signature; the gateway forwards again with the consistency proof from there. On
+the last attempt the node fetches the proof from the log instead of refusing. The federation
+runs on loopback (real gRPC, TLS, signatures, SQLite); the witnessing loop is stopped so only
+these queries move the witness.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import pytest_asyncio
 
 from comity.core.errors import ComityError
+from comity.gateway import ledger as ledger_module
 from comity.gateway import pipeline
 from comity.gateway.witness_client import WitnessAt
 from comity.sdk.demo.run import RunningFederation, Scenario, run_scenario, scenarios
@@ -88,6 +92,30 @@ async def _stale_view(running: RunningFederation) -> int:
     return real
 
 
+@pytest.fixture
+def no_recent_proofs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """First forwards carry only the proof from this process's view (a witness elsewhere refuses)."""
+    monkeypatch.setattr(ledger_module, "_RECENT_PROOFS", 0)
+
+
+async def test_a_stale_view_is_answered_at_once_by_a_proof_from_a_recent_checkpoint(
+    quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = await _stale_view(quiet)
+    spy = _Spy(quiet, monkeypatch)
+    await _query(quiet)
+    assert spy.calls == [None]  # no WITNESS_AT_SIZE round trip
+    (forwarded,) = spy.forwarded
+    size = forwarded.decision_entry.inclusion.tree_size
+    assert forwarded.consistency.first_size == 1  # from the (wrong) view ...
+    firsts = [p.first_size for p in forwarded.more_consistency]
+    assert real in firsts  # ... and from the newest checkpoints, where the witness really is
+    assert all(p.second_size == size and 0 < p.first_size < size for p in forwarded.more_consistency)
+    assert firsts == sorted(firsts, reverse=True) and len(firsts) <= ledger_module._RECENT_PROOFS
+    assert spy.fetched == []
+
+
+@pytest.mark.usefixtures("no_recent_proofs")
 async def test_a_stale_view_costs_one_refusal_with_the_witness_size_and_no_fetch(
     quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +141,7 @@ async def test_a_stale_view_costs_one_refusal_with_the_witness_size_and_no_fetch
     assert quiet.gateway.ledger.witnessed_size(NODE) == second.decision_entry.inclusion.tree_size
 
 
+@pytest.mark.usefixtures("no_recent_proofs")
 async def test_on_the_last_attempt_the_node_fetches_the_proof_from_the_log(
     quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,6 +155,7 @@ async def test_on_the_last_attempt_the_node_fetches_the_proof_from_the_log(
     assert spy.fetched == [(real, size)]
 
 
+@pytest.mark.usefixtures("no_recent_proofs")
 async def test_a_witness_ahead_of_the_checkpoint_is_caught_up_from_its_size(
     quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,3 +189,43 @@ async def test_a_witnessing_round_tells_the_forwarding_path_where_the_witness_is
     await _query(quiet)
     assert spy.calls == [None]  # no WITNESS_AT_SIZE: the view was right
     assert spy.forwarded[0].consistency.first_size == status.log_size
+
+
+async def test_a_query_overtaken_by_a_newer_one_is_taken_on_the_proof_the_newer_one_brought(
+    quiet: RunningFederation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The older query reaches the node after the newer one moved the witness past its checkpoint:
+    the proof between the two came with the newer query, the node kept it, and no round trip."""
+    await _query(quiet)
+    router = quiet.gateway.router
+    execute = router.execute
+    forwarded: list[pb.ExecuteRequest] = []
+    outcomes: list[ComityError | None] = []
+    overtaken, held = asyncio.Event(), asyncio.Event()
+
+    async def held_execute(node: str, request: pb.ExecuteRequest, **kw: object) -> pb.QueryResult:
+        forwarded.append(request)
+        if len(forwarded) == 1:
+            held.set()
+            await overtaken.wait()  # the first query waits until the second one was answered
+        try:
+            result = await execute(node, request, **kw)  # type: ignore[arg-type]
+        except ComityError as err:
+            outcomes.append(err)
+            raise
+        outcomes.append(None)
+        if len(forwarded) == 2:
+            overtaken.set()
+        return result
+
+    monkeypatch.setattr(router, "execute", held_execute)
+    first = asyncio.create_task(_query(quiet))
+    await held.wait()
+    await _query(quiet)
+    await first
+    older, newer = (r.decision_entry.inclusion.tree_size for r in forwarded)
+    assert older < newer
+    brought = [forwarded[1].consistency, *forwarded[1].more_consistency]
+    assert older in [p.first_size for p in brought]
+    assert outcomes == [None, None]  # the newer answered first, the older without WITNESS_AT_SIZE
+    assert await router.witness_state(NODE) == newer

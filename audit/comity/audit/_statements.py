@@ -35,6 +35,14 @@ class AppendStatements:
             " VALUES (?, ?, ?, ?, ?)"
         )
         self.checkpoint_note = sql(f"SELECT note FROM {p}checkpoints WHERE tree_size = ?")
+        # What other writers appended since this process's last batch (catching up, under the lock).
+        self.leaf_hashes = sql(
+            f"SELECT idx, leaf_hash FROM {p}entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+        )
+        self.checkpoints_between = sql(
+            f"SELECT tree_size, root_hash FROM {p}checkpoints WHERE tree_size > ? AND tree_size <= ?"
+            " ORDER BY tree_size"
+        )
         self.insert_checkpoint = sql(
             f"INSERT INTO {p}checkpoints (tree_size, root_hash, note) VALUES (?, ?, ?)"
         )

@@ -477,6 +477,12 @@ class TransparencyLog:
             return False
         return True
 
+    async def contained(self, entries: Sequence[bytes]) -> list[bool]:
+        """For each of ``entries``, whether the log holds it (one look-up for all of them)."""
+        hashes = [hash_leaf(e) for e in entries]
+        present = await asyncio.to_thread(self.store.present, hashes) if hashes else set()
+        return [h in present for h in hashes]
+
     async def openings(self, index: int) -> list[CommitmentOpening]:
         """The selector openings of entry ``index`` (legal officers' tools only)."""
         return await asyncio.to_thread(self.store.openings, index)

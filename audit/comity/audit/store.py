@@ -56,6 +56,11 @@ __all__ = [
 #: Signs the checkpoint of ``(tree size, root hash)`` and returns the signed note.
 SignCheckpoint = Callable[[int, bytes], bytes]
 _CHUNK = 200  # subtrees per query: well under every driver's parameter limit
+#: Entries another writer may have appended since this process's last batch for it to catch up
+#: from their leaf hashes (above this, it reads the tree's border from the database instead).
+_CATCH_UP = 4096
+#: Checkpoint sizes kept for :meth:`LogStore.recent_sizes`.
+_RECENT_SIZES = 64
 
 
 _log = logging.getLogger("comity.audit.store")
@@ -166,6 +171,17 @@ class HeadProofs:
     consistency: list[tuple[int, list[bytes]]]  # (first size, proof from it to tree_size)
 
 
+@dataclass(frozen=True, slots=True)
+class _CaughtUp:
+    """Another writer's appends, from size ``before`` (whose border it was) to ``after``."""
+
+    before: int
+    border: tuple[tuple[NodeId, bytes], ...]
+    created: tuple[tuple[NodeId, bytes], ...]
+    after: int
+    sizes: tuple[int, ...]  # the checkpoints it published in between, ascending
+
+
 class LogStore:
     """A log database. Open with :meth:`open`; every method is safe to call from any thread."""
 
@@ -176,6 +192,9 @@ class LogStore:
         self._sql = AppendStatements(self.tables, self._raw)
         self._range: CompactRange | None = None  # cached border; valid only if its size is the head
         self._recent = RecentTree()
+        # The newest checkpoint sizes of the log, whichever process published them, ascending;
+        # replaced whole (never mutated), so any thread reads it in one reference read.
+        self._sizes: tuple[int, ...] = ()
         # Refusal counts of windows before this one are deleted (``comity.audit.refusal_counts``).
         self._refusals_pruned = -1
 
@@ -266,7 +285,7 @@ class LogStore:
             pruned = limits.write(pruned_before=self._refusals_pruned)
             # The append's own statements run on the driver's cursor of the same transaction.
             cur: Cursor = conn.connection.cursor()
-            compact = self._border(cur)
+            compact, caught_up = self._border(cur)
             old = dict(compact.nodes())
             created: dict[NodeId, bytes] = {}
             for item in pending:
@@ -288,7 +307,14 @@ class LogStore:
                 cur.executemany(q.upsert_cosignature, rows)
         self._range = compact
         self._refusals_pruned = pruned
+        sizes = self._sizes
+        if caught_up is not None:  # another writer's appends, committed before this one
+            self._recent.committed(caught_up.before, caught_up.border, caught_up.created, caught_up.after)
+            sizes += caught_up.sizes
         self._recent.committed(compact.size - len(pending), old.items(), created.items(), compact.size)
+        if pending or not sizes or sizes[-1] != compact.size:
+            sizes += (compact.size,)
+        self._sizes = sizes[-_RECENT_SIZES:]
         source = _DictSource(old | created)
         first = compact.size - len(pending)
         appended: list[AppendedEntry | str] = []
@@ -328,12 +354,23 @@ class LogStore:
         if opened:
             cur.executemany(q.open_marker, opened)
 
-    def _border(self, cur: Cursor) -> CompactRange:
-        """The tree's right border at the database's head, read under the lock (cached when current)."""
+    def _border(self, cur: Cursor) -> tuple[CompactRange, _CaughtUp | None]:
+        """The tree's right border at the database's head, read under the lock (cached when current).
+
+        When another writer appended since this process's last batch, the border is extended
+        with the leaf hashes it appended (checked against the root of the checkpoint it signed),
+        which also gives every subtree hash it made: proofs to and from its checkpoints then
+        need no SQL here either. The caught-up part is returned with the border.
+        """
         cur.execute(self._sql.head)
         size = int(cur.fetchone()[0])
-        if self._range is not None and self._range.size == size:
-            return self._range.copy()
+        cached = self._range
+        if cached is not None and cached.size == size:
+            return cached.copy(), None
+        if cached is not None and 0 < size - cached.size <= _CATCH_UP:
+            caught_up = self._catch_up(cur, cached, size)
+            if caught_up is not None:
+                return caught_up
         ids = perfect_nodes(0, size)
         hashes = self._fetch_nodes_raw(cur, ids)
         if len(hashes) != len(ids):
@@ -341,7 +378,31 @@ class LogStore:
                 f"the log database is damaged: subtree hashes of its {size} entries are missing",
                 hint="run the offline verifier on the log database",
             )
-        return CompactRange(size, hashes)
+        return CompactRange(size, hashes), None
+
+    def _catch_up(
+        self, cur: Cursor, cached: CompactRange, size: int
+    ) -> tuple[CompactRange, _CaughtUp] | None:
+        cur.execute(self._sql.leaf_hashes, (cached.size, size))
+        rows = cur.fetchall()
+        if [int(r[0]) for r in rows] != list(range(cached.size, size)):
+            return None
+        compact = cached.copy()
+        border = tuple(compact.nodes())
+        created: dict[NodeId, bytes] = {}
+        for row in rows:
+            created.update(compact.append(bytes(row[1])))
+        cur.execute(self._sql.checkpoints_between, (cached.size, size))
+        published = [(int(r[0]), bytes(r[1])) for r in cur.fetchall()]
+        if not published or published[-1] != (size, compact.root()):
+            # Not the tree the other writer signed: read the border as stored, and say so.
+            _log.warning(
+                "the log's entries %d to %d do not give the root signed at size %d", cached.size, size, size
+            )
+            return None
+        return compact, _CaughtUp(
+            cached.size, border, tuple(created.items()), size, tuple(s for s, _ in published)
+        )
 
     def _fetch_nodes_raw(self, cur: Cursor, ids: Sequence[NodeId]) -> list[bytes]:
         found: dict[tuple[int, int], bytes] = {}
@@ -531,6 +592,18 @@ class LogStore:
             raise EntryNotFound("no entry in the log has that leaf hash")
         return int(index)
 
+    def present(self, leaf_hashes: Sequence[bytes]) -> set[bytes]:
+        """Which of ``leaf_hashes`` some entry of the log has (in one statement per chunk)."""
+        c = self.tables.entries.c
+        found: set[bytes] = set()
+        unique = list(dict.fromkeys(leaf_hashes))
+        with self._read("look up leaf hashes") as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                rows = conn.execute(select(c.leaf_hash).where(c.leaf_hash.in_(chunk)).distinct()).scalars()
+                found.update(bytes(h) for h in rows)
+        return found
+
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         """The inclusion proof of entry ``index`` in the tree of ``tree_size`` (a published size or not)."""
         with self._read("build an inclusion proof") as conn:
@@ -546,6 +619,11 @@ class LogStore:
     def recent_inclusion_proof(self, index: int, tree_size: int) -> list[bytes] | None:
         """:meth:`inclusion_proof` from the hashes this process committed lately, or None if it needs SQL."""
         return self._recent.inclusion_proof(index, tree_size)
+
+    def recent_sizes(self) -> tuple[int, ...]:
+        """The newest checkpoint sizes this process has seen committed, ascending (at most
+        64): its own and those other writers to the same database published before its batches."""
+        return self._sizes
 
     def recent_consistency_proof(self, first: int, second: int) -> list[bytes] | None:
         """:meth:`consistency_proof` from hashes this process committed lately, or None if it needs SQL."""

@@ -43,6 +43,10 @@ _log = logging.getLogger("comity.gateway.ledger")
 # Consistency proofs a query forwarded again carries beyond the one from the size the node
 # reported: from the newest checkpoints published after it, which the witness may have reached.
 _MORE_PROOFS = 4
+# Consistency proofs a query's first forward carries beyond the one from the size this process
+# believes the node's witness is at: from the newest checkpoints below its own (of any gateway
+# process over the database), where concurrent queries may have left the witness.
+_RECENT_PROOFS = 8
 
 
 @dataclass(frozen=True)
@@ -419,6 +423,26 @@ class Ledger:
         # is proved from this checkpoint. A node that is elsewhere says so (WITNESS_AT_SIZE).
         self._witnessed[node] = max(size, last)
         return entry, note, consistency, size
+
+    def proofs_from_recent(self, size: int, *, besides: int | None = None) -> list[pb.ConsistencyProof]:
+        """Consistency proofs to the checkpoint of ``size`` from the newest checkpoints below it.
+
+        Built only from the tree hashes this process holds in memory (no SQL): what a first forward
+        carries so that a witness moved by other queries (this process's or another's) to one of
+        those checkpoints takes the query at once, instead of answering ``WITNESS_AT_SIZE``.
+        ``besides``: a first size already proved.
+        """
+        store = self._log.store
+        proofs: list[pb.ConsistencyProof] = []
+        for first in reversed(store.recent_sizes()):
+            if len(proofs) == _RECENT_PROOFS:
+                break
+            if not 0 < first < size or first == besides:
+                continue
+            hashes = store.recent_consistency_proof(first, size)
+            if hashes is not None:
+                proofs.append(pb.ConsistencyProof(first_size=first, second_size=size, hashes=hashes))
+        return proofs
 
     async def forward_proofs_fresh(
         self, node: str, decision: Logged

@@ -689,6 +689,8 @@ class Pipeline:
         more: list[pb.ConsistencyProof] = []
         if attempt == 0:
             entry, checkpoint, consistency, size = await self._ledger.forward_proofs(node, logged)
+            first = consistency.first_size if consistency is not None else None
+            more = self._ledger.proofs_from_recent(size, besides=first)
         else:
             # Again, from where the node said its witness is, and from where it may be by now.
             try:

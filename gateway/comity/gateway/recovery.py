@@ -25,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime, timedelta
 
 from comity.core.errors import ComityError
 from comity.gateway.ledger import Ledger
-from comity.gateway.node_decisions import NodeDecisionLog
+from comity.gateway.node_decisions import NodeDecisionLog, SignedNodeDecision
 from comity.gateway.routing import NodeRouter
 
 __all__ = ["INCOMPLETE", "Recovery", "RecoveryLoop"]
@@ -66,13 +66,18 @@ class Recovery:
         self._clock = clock
         self._lock = asyncio.Lock()
 
-    async def reconcile(self, node: str) -> int:
+    async def reconcile(self, node: str, *, in_flight: Collection[bytes] = ()) -> int:
         """Append what ``node``'s outbox holds and the log lacks, then acknowledge; returns how many
-        entries were appended. Raises a :class:`ComityError` when the node or the log fails."""
+        entries were appended. Raises a :class:`ComityError` when the node or the log fails.
+
+        ``in_flight``: digests of queries whose pending marker some gateway process opened within
+        the grace period; their own requests log what the node signed, so it is left for them.
+        """
         appended, after = 0, 0
         while True:
             items = await self._router.outbox(node, after=after, limit=_PAGE)
             logged: list[int] = []
+            checked: list[tuple[int, SignedNodeDecision]] = []
             for item in items:
                 after = max(after, item.sequence)
                 try:
@@ -84,12 +89,20 @@ class Recovery:
                 except ComityError as exc:  # kept at the node, and reported, never logged as its word
                     _log.error("node %s outbox item %d does not check: %s", node, item.sequence, exc.message)
                     continue
-                if self._ledger.in_flight(signed.decision.query_digest, within=self._grace.total_seconds()):
-                    continue  # the query's own request is about to log it
-                if not await self._ledger.log.contains(signed.entry()):
+                digest = signed.decision.query_digest
+                if digest in in_flight or self._ledger.in_flight(digest, within=self._grace.total_seconds()):
+                    continue  # the query's own request, in this replica or another, is about to log it
+                checked.append((item.sequence, signed))
+            # One look-up for the page: most items were logged by their own queries.
+            held = await self._ledger.log.contained([signed.entry() for _, signed in checked])
+            recorded: set[bytes] = set()
+            for (sequence, signed), in_log in zip(checked, held, strict=True):
+                entry = signed.entry()
+                if not in_log and entry not in recorded:
                     await self._decisions.record(signed, closes=not signed.allowed)
+                    recorded.add(entry)
                     appended += 1
-                logged.append(item.sequence)
+                logged.append(sequence)
             if logged:
                 await self._router.acknowledge(node, logged)
             if len(items) < _PAGE:
@@ -99,17 +112,29 @@ class Recovery:
         """Reconcile every node, then end abandoned markers; returns (node entries, failures)."""
         async with self._lock:
             recovered = 0
-            for node in self._nodes() if callable(self._nodes) else self._nodes:
-                try:
-                    recovered += await self.reconcile(node)
-                except ComityError as exc:
-                    _log.warning("node %s outbox not reconciled yet: %s", node, exc.message)
+            # Over one database, the replicas' queries in flight are known by their markers: a
+            # replica that logged another's node decision first would have it logged twice.
+            try:
+                in_flight = await self._in_flight()
+            except ComityError as exc:
+                _log.warning("outboxes not reconciled yet: %s", exc.message)
+            else:
+                for node in self._nodes() if callable(self._nodes) else self._nodes:
+                    try:
+                        recovered += await self.reconcile(node, in_flight=in_flight)
+                    except ComityError as exc:
+                        _log.warning("node %s outbox not reconciled yet: %s", node, exc.message)
             failed = await self._end_abandoned()
         if recovered or failed:
             _log.info(
                 "recovery: %d node decision(s) appended, %d query(ies) ended as failed", recovered, failed
             )
         return recovered, failed
+
+    async def _in_flight(self) -> set[bytes]:
+        horizon = (self._clock() - self._grace).timestamp()
+        markers = await self._ledger.log.pending_markers()
+        return {m.query_digest for m in markers if m.opened_at > horizon}
 
     async def _end_abandoned(self) -> int:
         now = self._clock()

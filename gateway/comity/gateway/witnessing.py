@@ -183,7 +183,10 @@ class WitnessingLoop:
         while True:
             size, _ = self._ledger.log.newest_signed()
             due = self._clock() - last >= self._interval
-            if due or size != witnessed or self._stopping.is_set():
+            # A standby asks no witness: it only judges the quorum from what the leader stores,
+            # which is worth reading once an interval, not after every batch of its own.
+            moved = size != witnessed and self._leads()
+            if due or moved or self._stopping.is_set():
                 last = self._clock()
                 try:
                     witnessed = (await self.round()).log_size

@@ -41,6 +41,7 @@ from comity.nodes.inbound import InboundPolicy
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.lookup import TimeRange
 from comity.nodes.private_state import PrivateLedger, check_precedent
+from comity.nodes.proof_cache import ProofCache
 from comity.nodes.schema import DataCategory, Selector
 from comity.nodes.targeting import NodeRefusal, Verdict
 from comity.nodes.witness_service import SIZE_TRAILER
@@ -149,6 +150,7 @@ class Admission:
         self._decisions = decisions
         self._watch = watch
         self._private_ledger = private_ledger
+        self._kept_proofs = ProofCache()
 
     def use_federation(self, federation: Federation) -> None:
         """Check queries under a newly trusted federation file (investigators, authorities, keys)."""
@@ -314,13 +316,16 @@ class Admission:
         if logged.get("query_digest") != digest.hex() or logged.get("decision") != "ALLOW":
             raise Unauthenticated("the logged entry is not the gateway's decision to allow this query")
         # The proof is chosen under the witness's own lock, for the state it checks it against.
-        return self._witness.witness_entry(
+        line = self._witness.witness_entry(
             checkpoint=request.checkpoint.signed_note,
             entry=entry.entry,
             leaf_index=entry.inclusion.leaf_index,
             inclusion=list(entry.inclusion.hashes),
             proof_for=lambda first, second: self._proof(request, (first, second)),
         )
+        offered = [request.consistency] if request.HasField("consistency") else []
+        self._kept_proofs.keep([*offered, *request.more_consistency], to_size=entry.inclusion.tree_size)
+        return line
 
     def _proof(self, request: pb.ExecuteRequest, needed: tuple[int, int] | None) -> list[bytes] | None:
         """The consistency proof the witness ``needed`` (from :meth:`Witness.proof_needed`).
@@ -337,6 +342,9 @@ class Admission:
             if (given.first_size, given.second_size) == needed:
                 return list(given.hashes)
         first, second = needed
+        kept = self._kept_proofs.get(first, second)  # sent with a query that overtook this one
+        if kept is not None:
+            return list(kept)
         size = request.decision_entry.inclusion.tree_size
         if request.report_witness_size:
             at = first if second == size else second
