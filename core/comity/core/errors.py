@@ -8,6 +8,7 @@ what is wrong and how to fix it, never a secret or a selector value.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyExists",
+    "Attempt",
     "ComityError",
     "ConfigError",
     "DeadlineExceeded",
@@ -64,6 +66,17 @@ class RuleViolationInfo:
         return hash(self._key())
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One submission of a request by a client: the query id it carried (empty for a request
+    that has none), the gateway address it went to, and how it ended (``answered``, or the
+    status and why)."""
+
+    query_id: str
+    address: str
+    outcome: str
+
+
 class ComityError(Exception):
     """Base of all Comity errors; ``code`` is the gRPC status it maps to.
 
@@ -82,6 +95,9 @@ class ComityError(Exception):
     node_decision: pb.Envelope | None = None
     # Further (key, value) trailers a server sends with the status, e.g. a witness's tree size.
     trailers: tuple[tuple[str, str], ...] = ()
+    # Every submission a client made for the request, in order, the last one this error's (set by
+    # the SDK, which may send a query again through another gateway replica).
+    attempts: tuple[Attempt, ...] = ()
 
     def __init__(
         self,

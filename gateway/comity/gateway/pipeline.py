@@ -76,6 +76,16 @@ _log = logging.getLogger("comity.gateway")
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 refusals.register(
     refusals.Check(
+        # Named in the refusal so a client can tell, without reading words, that sending the
+        # query again (as a new query) through another replica is safe: nothing was decided.
+        "LOG_UNAVAILABLE",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.UNAVAILABLE,
+        "the gateway cannot write its audit log, so the query was not decided and nothing was forwarded; "
+        "submit it again later, as a new query",
+        "Prüm Decision 2008/615 art. 30 (every query logged)",
+    ),
+    refusals.Check(
         "TARGET_NODE_MISSING",
         "AUDIT_FIELDS",
         _INVALID,
@@ -994,9 +1004,10 @@ def _log_down(err: AuditUnavailable, *, disclosing: bool) -> errors.Unavailable:
             f"the gateway cannot write its audit log{why}, and no query is decided without its log "
             "entry: nothing was forwarded or released"
         )
-    return errors.Unavailable(
-        message, hint="submit the query again later; the gateway's operator is alerted in its log"
-    )
+    hint = "submit the query again later; the gateway's operator is alerted in its log"
+    if disclosing:
+        return errors.Unavailable(message, hint=hint)
+    return errors.Unavailable(message, hint=hint, violations=[refusals.violation("LOG_UNAVAILABLE")])
 
 
 def _failure_reason(exc: BaseException, *, disclosing: bool) -> str:

@@ -4,6 +4,12 @@
 sign the query with the investigator's registered key, send the bearer token, enforce a
 deadline, map gRPC statuses to :mod:`comity.core.errors` classes, and verify the node's
 signed statement before returning any record.
+
+A client may be given several gateway addresses (replicas serving one log): it keeps a
+channel to each, sends each request to the one that answered last, and sends a submission
+again, as a new query, through the next one only after a failure that shows nothing was decided
+there or that nothing was forwarded (see :mod:`comity.sdk.failover`). Every attempt, with its
+query id, is on the result (``Result.attempts``) or on the error raised (``err.attempts``).
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import abc
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 
@@ -27,12 +34,13 @@ from comity.audit.receipt_trust import FederationTrust
 from comity.audit.statement import open_statement
 from comity.core.digests import RecordsDigest
 from comity.core.dsse import payload_digest
-from comity.core.errors import ComityError, DeadlineExceeded, InvalidArgument, Unavailable
+from comity.core.errors import Attempt, ComityError, DeadlineExceeded, InvalidArgument, Unavailable
 from comity.core.federation import Federation
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.core.rpc import error_from_status
 from comity.core.rpc_telemetry import client_interceptors
+from comity.sdk.failover import Failover, Plan, Replicas, from_comity
 from comity.sdk.private import (
     PreparedCheck,
     PrivateResult,
@@ -72,9 +80,11 @@ class Identity:
 
 
 class _Base(abc.ABC):
+    """``target`` is the gateway's address, or several replicas' addresses in the order to try them."""
+
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         identity: Identity,
         node_keys: Mapping[str, VerifyingKey],
@@ -84,8 +94,10 @@ class _Base(abc.ABC):
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         federation: Federation | None = None,
+        failover: Failover | None = None,
     ) -> None:
-        self.target = target
+        addresses = (target,) if isinstance(target, str) else tuple(target)
+        self.failover = failover if failover is not None else Failover()
         self.identity = identity
         self.timeout = timeout
         # With the federation file, receipts are checked under its key histories and witness
@@ -97,7 +109,65 @@ class _Base(abc.ABC):
         self._options = channel_options(max_message_bytes)
         self._root_certificates = root_certificates
         self._credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-        self._open()
+        self._replicas: Replicas[pb_grpc.GatewayStub] = Replicas(addresses, self._connect)
+
+    @property
+    def target(self) -> str:
+        """The gateway address the next request goes to first (the one that answered last)."""
+        return self._replicas.preferred
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every gateway address this client may use, in the order given."""
+        return self._replicas.addresses
+
+    @property
+    def _stub(self) -> pb_grpc.GatewayStub:
+        return self._replicas.stub(self._replicas.preferred)
+
+    def _plan(self) -> Plan:
+        return Plan(self._replicas.order(), self.failover, self.timeout)
+
+    def _attempt_failed(
+        self,
+        plan: Plan,
+        address: str,
+        exc: grpc.RpcError,
+        err: ComityError,
+        query_id: str = "",
+        *,
+        streamed: int = 0,
+    ) -> float:
+        """Record a failed attempt; the wait before the next one, or raise the error the caller gets.
+
+        ``streamed``: records of this attempt the caller already has (a stream is not sent again)."""
+        delay = plan.failed(query_id, address, exc, err)
+        if from_comity(exc.trailing_metadata()):
+            self._replicas.answered(address)  # the replica is up: it answered with a status
+        if delay is None:
+            raise plan.final(err)
+        if streamed:
+            broke = Unavailable(
+                f"the result stream from gateway {address} broke after {streamed} record(s): they are not "
+                "verified and must not be used",
+                hint="submit the query again",
+            )
+            broke.attempts = err.attempts
+            raise broke
+        return delay
+
+    def _submit_failed(
+        self, plan: Plan, address: str, exc: grpc.RpcError, request: pb.SubmitRequest, streamed: int = 0
+    ) -> float:
+        err = self._refused(exc, request, address)
+        return self._attempt_failed(plan, address, exc, err, _query_id(request), streamed=streamed)
+
+    def _read_failed(self, plan: Plan, address: str, exc: grpc.RpcError) -> float:
+        return self._attempt_failed(plan, address, exc, _error(exc, address))
+
+    def _answered(self, plan: Plan, address: str, query_id: str) -> tuple[Attempt, ...]:
+        self._replicas.answered(address)
+        return plan.answered(query_id, address)
 
     def _await_quorum(self, result: Result, timeout: float) -> Result:
         if self._federation is None:
@@ -106,7 +176,7 @@ class _Base(abc.ABC):
                 hint="create the client with federation=Federation.load(...)",
             )
         roots = self._root_certificates
-        source = GatewayCheckpoints(self.target, root_certificates=roots, timeout=self.timeout)
+        source = GatewayCheckpoints(self._replicas.order(), root_certificates=roots, timeout=self.timeout)
         try:
             receipt, verified = await_quorum(result.receipt, self._verifier.trust, source, timeout=timeout)
         finally:
@@ -114,21 +184,25 @@ class _Base(abc.ABC):
         return dataclasses.replace(result, receipt=receipt, verified=verified)
 
     @abc.abstractmethod
-    def _open(self) -> None:
-        """Create the channel and stub."""
+    def _connect(self, address: str) -> tuple[Any, pb_grpc.GatewayStub]:
+        """A channel to ``address`` and the Gateway stub on it."""
 
-    def _request(self, spec: QuerySpec) -> pb.SubmitRequest:
+    def _request(self, spec: QuerySpec, plan: Plan | None = None) -> pb.SubmitRequest:
+        if plan is not None and not plan.first:
+            spec = _resubmitted(spec)
         query = build_query(
             spec, investigator=self.identity.investigator, agency=self.identity.agency, now=self._clock()
         )
         return pb.SubmitRequest(signed_query=sign_query(query, self.identity.signing_key))
 
-    def _finish(self, request: pb.SubmitRequest, summary: pb.QueryResult, records: list[pb.Record]) -> Result:
+    def _finish(self, plan: Plan, address: str, request: pb.SubmitRequest, summary: pb.QueryResult) -> Result:
         digest = RecordsDigest()
+        records = list(summary.records)
         for record in records:
             digest.update(record)
+        attempts = self._answered(plan, address, _query_id(request))
         verified = self._check(request, summary, digest)
-        return to_result(summary, records, verified)
+        return dataclasses.replace(to_result(summary, records, verified), attempts=attempts)
 
     def _check(
         self, request: pb.SubmitRequest, summary: pb.QueryResult, digest: RecordsDigest
@@ -144,13 +218,15 @@ class _Base(abc.ABC):
             validation_digest=hashlib.sha256(envelope.payload).digest(),
         )
 
-    def _validation_refused(self, exc: grpc.RpcError, envelope: pb.Envelope) -> ComityError:
-        err = _error(exc, self.target)
+    def _validation_failed(
+        self, plan: Plan, address: str, exc: grpc.RpcError, envelope: pb.Envelope
+    ) -> float:
+        err = _error(exc, address)
         self._verifier.verify_refusal(err, query_digest=hashlib.sha256(envelope.payload).digest())
-        return err
+        return self._attempt_failed(plan, address, exc, err)
 
-    def _refused(self, exc: grpc.RpcError, request: pb.SubmitRequest) -> ComityError:
-        err = _error(exc, self.target)
+    def _refused(self, exc: grpc.RpcError, request: pb.SubmitRequest, address: str) -> ComityError:
+        err = _error(exc, address)
         self._verifier.verify_refusal(
             err, query_digest=payload_digest(request.signed_query), query_id=_query_id(request)
         )
@@ -182,7 +258,11 @@ class _Base(abc.ABC):
         return prepared, request
 
     def _private_finish(
-        self, prepared: PreparedCheck, request: pb.SubmitRequest, summary: pb.QueryResult
+        self,
+        prepared: PreparedCheck,
+        request: pb.SubmitRequest,
+        summary: pb.QueryResult,
+        attempts: tuple[Attempt, ...] = (),
     ) -> PrivateResult:
         verified = self._check(request, summary, RecordsDigest())
         keys = self._verifier.trust.response_keys(summary.node_id)
@@ -196,7 +276,13 @@ class _Base(abc.ABC):
             false_positive_bound=false_positive_bound(prepared),
             receipt=summary.receipt,
             verified=verified,
+            attempts=attempts,
         )
+
+
+def _resubmitted(spec: QuerySpec) -> QuerySpec:
+    # A query id is accepted once: a query sent again is a new query, with an id of its own.
+    return dataclasses.replace(spec, query_id="") if spec.query_id else spec
 
 
 def _filters_request(node: str, time_range: tuple[datetime, datetime] | None) -> pb.GetPrivateFiltersRequest:
@@ -225,11 +311,11 @@ def _error(exc: grpc.RpcError, target: str) -> ComityError:
 class AsyncClient(_Base):
     """Asynchronous client; use as ``async with AsyncClient(...) as client``."""
 
-    def _open(self) -> None:
-        self._channel = grpc.aio.secure_channel(
-            self.target, self._credentials, options=self._options, interceptors=client_interceptors()
+    def _connect(self, address: str) -> tuple[Any, pb_grpc.GatewayStub]:
+        channel = grpc.aio.secure_channel(
+            address, self._credentials, options=self._options, interceptors=client_interceptors()
         )
-        self._stub = pb_grpc.GatewayStub(self._channel)
+        return channel, pb_grpc.GatewayStub(channel)
 
     async def __aenter__(self) -> Self:
         return self
@@ -238,25 +324,34 @@ class AsyncClient(_Base):
         await self.close()
 
     async def close(self) -> None:
-        """Close the channel."""
-        await self._channel.close()
+        """Close every channel."""
+        for channel in self._replicas.channels():
+            await channel.close()  # type: ignore[attr-defined]
 
     async def query(self, spec: QuerySpec) -> Result:
-        """Submit ``spec`` and return the verified result; raises a ComityError subclass on refusal."""
-        request = self._request(spec)
-        try:
-            summary = await self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
-        except grpc.aio.AioRpcError as exc:
-            raise self._refused(exc, request) from None
-        return self._finish(request, summary, list(summary.records))
+        """Submit ``spec`` and return the verified result; raises a ComityError subclass on refusal.
+
+        ``timeout`` bounds the whole call, resubmissions through other replicas included."""
+        plan = self._plan()
+        while True:
+            address, request = plan.address, self._request(spec, plan)
+            try:
+                summary = await self._replicas.stub(address).Submit(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.aio.AioRpcError as exc:
+                await asyncio.sleep(self._submit_failed(plan, address, exc, request))
+                continue
+            return self._finish(plan, address, request, summary)
 
     async def wait_for_quorum(self, result: Result, *, within: float = 60.0) -> Result:
         """The result with its receipt upgraded to a witness-quorum checkpoint.
 
         A fresh receipt is usually "quorum pending" for a moment (the witnesses cosign on a short
-        timer). This polls the gateway's AuditLog service (public calls) and verifies what it
-        gets as any receipt (a consistency proof from the receipt's checkpoint, fresh inclusion
-        proofs, the quorum); raises ``QuorumPending`` when none covers it ``within`` seconds.
+        timer). This polls the gateway's AuditLog service (public calls, through any replica) and
+        verifies what it gets as any receipt (a consistency proof from the receipt's checkpoint,
+        fresh inclusion proofs, the quorum); raises ``QuorumPending`` when none covers it
+        ``within`` seconds.
         """
         return await asyncio.to_thread(self._await_quorum, result, within)
 
@@ -267,14 +362,18 @@ class AsyncClient(_Base):
 
         With ``time_range``, only the dated segments of the whole UTC days inside it.
         """
-        request = _filters_request(node, time_range)
-        try:
-            filters: pb.PrivateFilters = await self._stub.GetPrivateFilters(
-                request, timeout=self.timeout, metadata=self.identity.bearer()
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _error(exc, self.target) from None
-        return filters
+        request, plan = _filters_request(node, time_range), self._plan()
+        while True:
+            address = plan.address
+            try:
+                filters: pb.PrivateFilters = await self._replicas.stub(address).GetPrivateFilters(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.aio.AioRpcError as exc:
+                await asyncio.sleep(self._read_failed(plan, address, exc))
+                continue
+            self._answered(plan, address, "")
+            return filters
 
     async def private_hit_check(
         self, spec: QuerySpec, *, filters: pb.PrivateFilters | None = None
@@ -283,61 +382,81 @@ class AsyncClient(_Base):
 
         Fetches and verifies the node's filters (unless given), blinds, submits, verifies the
         node's statement, the receipt and the evaluation's proof, and tests the filters. Raises
-        a ComityError subclass on refusal.
+        a ComityError subclass on refusal. Sent again like :meth:`query`, blinded afresh.
         """
         if filters is None:
             filters = await self.private_filters(spec.target_node, time_range=scoped_range(spec))
-        prepared, request = self._private_prepare(spec, filters)
-        try:
-            summary = await self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
-        except grpc.aio.AioRpcError as exc:
-            raise self._refused(exc, request) from None
-        return self._private_finish(prepared, request, summary)
+        plan = self._plan()
+        while True:
+            address = plan.address
+            prepared, request = self._private_prepare(spec if plan.first else _resubmitted(spec), filters)
+            try:
+                summary = await self._replicas.stub(address).Submit(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.aio.AioRpcError as exc:
+                await asyncio.sleep(self._submit_failed(plan, address, exc, request))
+                continue
+            attempts = self._answered(plan, address, _query_id(request))
+            return self._private_finish(prepared, request, summary, attempts)
 
     async def validate_emergency(self, signed_validation: pb.Envelope) -> ValidatedEvent:
         """Submit an authority's signed review of an emergency order this agency used.
 
         Returns the logged validation, checked against its receipt; raises a ComityError
-        subclass on refusal (the refusal's receipt checked too).
+        subclass on refusal (the refusal's receipt checked too). The same signed review is sent
+        again through the next replica after a failure like a query's: if the replica that went
+        away had logged it, the next answers ``ALREADY_EXISTS`` (the order was already reviewed).
         """
-        request = pb.ValidateEmergencyRequest(signed_validation=signed_validation)
-        try:
-            response = await self._stub.ValidateEmergency(
-                request, timeout=self.timeout, metadata=self.identity.bearer()
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise self._validation_refused(exc, signed_validation) from None
-        return self._validated(response, signed_validation)
+        request, plan = pb.ValidateEmergencyRequest(signed_validation=signed_validation), self._plan()
+        while True:
+            address = plan.address
+            try:
+                response = await self._replicas.stub(address).ValidateEmergency(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.aio.AioRpcError as exc:
+                await asyncio.sleep(self._validation_failed(plan, address, exc, signed_validation))
+                continue
+            self._answered(plan, address, "")
+            return self._validated(response, signed_validation)
 
     async def stream(self, spec: QuerySpec) -> AsyncIterator[RecordView]:
         """Stream a large result: yields records as they arrive, as :class:`RecordView` like :meth:`query`.
 
         The node's statement comes last, so the records are verified only when the stream
         ends: a tampered stream raises ResponseTampered at the end, and a caller must not act
-        on the records before the iteration completes without error.
+        on the records before the iteration completes without error. The query is sent again
+        through another replica like :meth:`query`, but only until its first record arrived.
         """
-        request = self._request(spec)
-        digest = RecordsDigest()
-        call = self._stub.SubmitStream(request, timeout=self.timeout, metadata=self.identity.bearer())
-        try:
-            async for chunk in call:
-                if chunk.HasField("summary"):
-                    self._check(request, chunk.summary, digest)
-                    return
-                for record in chunk.records.records:
-                    digest.update(record)
-                    yield record_view(record)
-        except grpc.aio.AioRpcError as exc:
-            raise self._refused(exc, request) from None
-        raise Unavailable("the result stream ended without the node's statement")
+        plan = self._plan()
+        while True:
+            address, request = plan.address, self._request(spec, plan)
+            digest = RecordsDigest()
+            call = self._replicas.stub(address).SubmitStream(
+                request, timeout=plan.timeout(), metadata=self.identity.bearer()
+            )
+            try:
+                async for chunk in call:
+                    if chunk.HasField("summary"):
+                        self._answered(plan, address, _query_id(request))
+                        self._check(request, chunk.summary, digest)
+                        return
+                    for record in chunk.records.records:
+                        digest.update(record)
+                        yield record_view(record)
+            except grpc.aio.AioRpcError as exc:
+                await asyncio.sleep(self._submit_failed(plan, address, exc, request, digest.count))
+                continue
+            raise Unavailable("the result stream ended without the node's statement")
 
 
 class Client(_Base):
     """Blocking client with the same behaviour as :class:`AsyncClient`."""
 
-    def _open(self) -> None:
-        self._channel = grpc.secure_channel(self.target, self._credentials, options=self._options)
-        self._stub = pb_grpc.GatewayStub(self._channel)
+    def _connect(self, address: str) -> tuple[Any, pb_grpc.GatewayStub]:
+        channel = grpc.secure_channel(address, self._credentials, options=self._options)
+        return channel, pb_grpc.GatewayStub(channel)
 
     def __enter__(self) -> Self:
         return self
@@ -348,23 +467,30 @@ class Client(_Base):
         self.close()
 
     def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
+        """Close every channel."""
+        for channel in self._replicas.channels():
+            channel.close()  # type: ignore[attr-defined]
 
     def query(self, spec: QuerySpec) -> Result:
-        """Submit ``spec`` and return the verified result; raises a ComityError subclass on refusal."""
-        request = self._request(spec)
-        try:
-            summary = self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
-        except grpc.RpcError as exc:
-            raise self._refused(exc, request) from None
-        return self._finish(request, summary, list(summary.records))
+        """Blocking counterpart of :meth:`AsyncClient.query`."""
+        plan = self._plan()
+        while True:
+            address, request = plan.address, self._request(spec, plan)
+            try:
+                summary = self._replicas.stub(address).Submit(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.RpcError as exc:
+                time.sleep(self._submit_failed(plan, address, exc, request))
+                continue
+            return self._finish(plan, address, request, summary)
 
     def wait_for_quorum(self, result: Result, *, within: float = 60.0) -> Result:
         """The result with its receipt upgraded to a witness-quorum checkpoint (blocking).
 
-        Polls the gateway's AuditLog service (public calls) and verifies what it gets as any
-        receipt; raises ``QuorumPending`` when no quorum covers the receipt ``within`` seconds.
+        Polls the gateway's AuditLog service (public calls, through any replica) and verifies
+        what it gets as any receipt; raises ``QuorumPending`` when no quorum covers the receipt
+        ``within`` seconds.
         """
         return self._await_quorum(result, within)
 
@@ -372,14 +498,18 @@ class Client(_Base):
         self, node: str, *, time_range: tuple[datetime, datetime] | None = None
     ) -> pb.PrivateFilters:
         """Blocking counterpart of :meth:`AsyncClient.private_filters`."""
-        request = _filters_request(node, time_range)
-        try:
-            filters: pb.PrivateFilters = self._stub.GetPrivateFilters(
-                request, timeout=self.timeout, metadata=self.identity.bearer()
-            )
-        except grpc.RpcError as exc:
-            raise _error(exc, self.target) from None
-        return filters
+        request, plan = _filters_request(node, time_range), self._plan()
+        while True:
+            address = plan.address
+            try:
+                filters: pb.PrivateFilters = self._replicas.stub(address).GetPrivateFilters(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.RpcError as exc:
+                time.sleep(self._read_failed(plan, address, exc))
+                continue
+            self._answered(plan, address, "")
+            return filters
 
     def private_hit_check(
         self, spec: QuerySpec, *, filters: pb.PrivateFilters | None = None
@@ -387,38 +517,53 @@ class Client(_Base):
         """Blocking counterpart of :meth:`AsyncClient.private_hit_check`."""
         if filters is None:
             filters = self.private_filters(spec.target_node, time_range=scoped_range(spec))
-        prepared, request = self._private_prepare(spec, filters)
-        try:
-            summary = self._stub.Submit(request, timeout=self.timeout, metadata=self.identity.bearer())
-        except grpc.RpcError as exc:
-            raise self._refused(exc, request) from None
-        return self._private_finish(prepared, request, summary)
+        plan = self._plan()
+        while True:
+            address = plan.address
+            prepared, request = self._private_prepare(spec if plan.first else _resubmitted(spec), filters)
+            try:
+                summary = self._replicas.stub(address).Submit(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.RpcError as exc:
+                time.sleep(self._submit_failed(plan, address, exc, request))
+                continue
+            attempts = self._answered(plan, address, _query_id(request))
+            return self._private_finish(prepared, request, summary, attempts)
 
     def validate_emergency(self, signed_validation: pb.Envelope) -> ValidatedEvent:
         """Blocking counterpart of :meth:`AsyncClient.validate_emergency`."""
-        request = pb.ValidateEmergencyRequest(signed_validation=signed_validation)
-        try:
-            response = self._stub.ValidateEmergency(
-                request, timeout=self.timeout, metadata=self.identity.bearer()
-            )
-        except grpc.RpcError as exc:
-            raise self._validation_refused(exc, signed_validation) from None
-        return self._validated(response, signed_validation)
+        request, plan = pb.ValidateEmergencyRequest(signed_validation=signed_validation), self._plan()
+        while True:
+            address = plan.address
+            try:
+                response = self._replicas.stub(address).ValidateEmergency(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                )
+            except grpc.RpcError as exc:
+                time.sleep(self._validation_failed(plan, address, exc, signed_validation))
+                continue
+            self._answered(plan, address, "")
+            return self._validated(response, signed_validation)
 
     def stream(self, spec: QuerySpec) -> Iterator[RecordView]:
-        """Blocking counterpart of :meth:`AsyncClient.stream`, with the same caveat."""
-        request = self._request(spec)
-        digest = RecordsDigest()
-        try:
-            for chunk in self._stub.SubmitStream(
-                request, timeout=self.timeout, metadata=self.identity.bearer()
-            ):
-                if chunk.HasField("summary"):
-                    self._check(request, chunk.summary, digest)
-                    return
-                for record in chunk.records.records:
-                    digest.update(record)
-                    yield record_view(record)
-        except grpc.RpcError as exc:
-            raise self._refused(exc, request) from None
-        raise Unavailable("the result stream ended without the node's statement")
+        """Blocking counterpart of :meth:`AsyncClient.stream`, with the same caveats."""
+        plan = self._plan()
+        while True:
+            address, request = plan.address, self._request(spec, plan)
+            digest = RecordsDigest()
+            try:
+                for chunk in self._replicas.stub(address).SubmitStream(
+                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
+                ):
+                    if chunk.HasField("summary"):
+                        self._answered(plan, address, _query_id(request))
+                        self._check(request, chunk.summary, digest)
+                        return
+                    for record in chunk.records.records:
+                        digest.update(record)
+                        yield record_view(record)
+            except grpc.RpcError as exc:
+                time.sleep(self._submit_failed(plan, address, exc, request, digest.count))
+                continue
+            raise Unavailable("the result stream ended without the node's statement")

@@ -28,7 +28,7 @@ from comity.audit.receipt import VerifiedReceipt
 from comity.audit.statement import DatedKeys
 from comity.core import refusals, voprf
 from comity.core.dsse import payload_digest
-from comity.core.errors import ComityError, InvalidArgument
+from comity.core.errors import Attempt, ComityError, InvalidArgument
 from comity.core.private_check import evaluation_digest
 from comity.core.private_filter import (
     FilterSegment,
@@ -85,6 +85,13 @@ class PrivateResult:
     the tested segments, for the selector with the most of them."""
     receipt: pb.Receipt
     verified: VerifiedReceipt
+    attempts: tuple[Attempt, ...] = ()
+    """Every submission made for this check, in order (see ``Result.attempts``)."""
+
+    @property
+    def resubmitted(self) -> bool:
+        """True when the answered check was sent again after an earlier attempt failed."""
+        return len(self.attempts) > 1
 
     @property
     def hit(self) -> bool:

@@ -10,22 +10,34 @@ Example::
 
     [gateway]
     address = "127.0.0.1:50051"
+    replica_addresses = ["127.0.0.1:50052"]   # optional: further replicas, tried in this order
     ca = "pki/gateway-ca.crt"             # the CA that issued the gateway's certificate
     federation = "federation.toml"        # whose node keys sign answers
-    timeout_seconds = 30
+    timeout_seconds = 30                  # each call's deadline, resubmissions included
+    resubmissions = 3                     # at most this many further attempts through other replicas
+
+When ``address`` is one of the federation file's gateway endpoints (``[gateway] endpoint`` and
+``replica_endpoints``), the client uses the file's other endpoints too, after
+``replica_addresses``: a profile written for a federation follows its replicas. An address the
+file does not list (a load balancer in front of the replicas) is used alone, with the profile's
+own ``replica_addresses``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
+from comity.audit.note import Ed25519Verifier
 from comity.core.configfile import load_toml
 from comity.core.errors import ConfigError
 from comity.core.federation import Federation
-from comity.core.keys import SigningKey
+from comity.core.keys import SigningKey, VerifyingKey
 from comity.sdk.client import AsyncClient, Client, Identity
+from comity.sdk.failover import Failover
 from comity.sdk.receipts import log_verifier
 
 __all__ = ["Profile", "load_profile"]
@@ -43,6 +55,8 @@ class Profile:
     ca: Path
     federation: Path
     timeout: float
+    replica_addresses: tuple[str, ...] = ()
+    resubmissions: int = 3
 
     def token(self) -> str:
         """The bearer token: COMITY_TOKEN wins over the token file; read on every call so it can rotate."""
@@ -72,31 +86,43 @@ class Profile:
                 f"cannot read gateway CA {self.ca}: {exc.strerror}", field="gateway.ca"
             ) from None
 
+    def addresses(self, federation: Federation) -> tuple[str, ...]:
+        """The gateway addresses to use, in order: ``address``, ``replica_addresses``, then, when
+        ``address`` is one of ``federation``'s gateway endpoints, its other endpoints."""
+        listed = federation.gateway.endpoints
+        extra = listed if self.address in listed else ()
+        return tuple(dict.fromkeys((self.address, *self.replica_addresses, *extra)))
+
     def client(self) -> Client:
         """A blocking client for this profile."""
         federation = Federation.load(self.federation)
-        return Client(
-            self.address,
-            identity=self.identity(),
-            node_keys=federation.node_keys(),
-            log_key=log_verifier(federation),
-            root_certificates=self._root(),
-            timeout=self.timeout,
-            federation=federation,
-        )
+        return Client(self.addresses(federation), **self._settings(federation))
 
     def async_client(self) -> AsyncClient:
         """An asynchronous client for this profile."""
         federation = Federation.load(self.federation)
-        return AsyncClient(
-            self.address,
-            identity=self.identity(),
-            node_keys=federation.node_keys(),
-            log_key=log_verifier(federation),
-            root_certificates=self._root(),
-            timeout=self.timeout,
-            federation=federation,
-        )
+        return AsyncClient(self.addresses(federation), **self._settings(federation))
+
+    def _settings(self, federation: Federation) -> _ClientSettings:
+        return {
+            "identity": self.identity(),
+            "node_keys": federation.node_keys(),
+            "log_key": log_verifier(federation),
+            "root_certificates": self._root(),
+            "timeout": self.timeout,
+            "federation": federation,
+            "failover": Failover(resubmissions=self.resubmissions),
+        }
+
+
+class _ClientSettings(TypedDict):
+    identity: Identity
+    node_keys: Mapping[str, VerifyingKey]
+    log_key: Ed25519Verifier
+    root_certificates: bytes
+    timeout: float
+    federation: Federation
+    failover: Failover
 
 
 def load_profile(path: Path) -> Profile:
@@ -113,6 +139,8 @@ def load_profile(path: Path) -> Profile:
         ca=gw.path("ca"),
         federation=gw.path("federation"),
         timeout=gw.number("timeout_seconds", 30.0, minimum=0.1),
+        replica_addresses=gw.texts("replica_addresses"),
+        resubmissions=gw.integer("resubmissions", 3, minimum=0),
     )
     for section in (inv, gw, root):
         section.done()

@@ -25,6 +25,7 @@ from comity.core.errors import Unavailable
 from comity.core.grpcopts import channel_options
 from comity.core.refusals import violation
 from comity.core.rpc import error_from_status
+from comity.sdk.failover import Replicas
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -132,30 +133,48 @@ def await_quorum(
 
 
 class GatewayCheckpoints:
-    """A :class:`CheckpointSource` over a gateway's AuditLog service (public calls: no token)."""
+    """A :class:`CheckpointSource` over a gateway's AuditLog service (public calls: no token).
 
-    def __init__(self, target: str, *, root_certificates: bytes | None, timeout: float = 30.0) -> None:
-        self.target = target
+    Given several replicas' addresses, a call that finds one unavailable goes to the next (reads
+    are safe to repeat), and the one that answered last is asked first."""
+
+    def __init__(
+        self, target: str | Sequence[str], *, root_certificates: bytes | None, timeout: float = 30.0
+    ) -> None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+
+        def connect(address: str) -> tuple[grpc.Channel, pb_grpc.AuditLogStub]:
+            channel = grpc.secure_channel(address, credentials, options=channel_options())
+            return channel, pb_grpc.AuditLogStub(channel)
+
+        self._replicas = Replicas((target,) if isinstance(target, str) else tuple(target), connect)
         self._timeout = timeout
-        self._channel = grpc.secure_channel(
-            target,
-            grpc.ssl_channel_credentials(root_certificates=root_certificates),
-            options=channel_options(),
-        )
-        self._stub = pb_grpc.AuditLogStub(self._channel)
+
+    @property
+    def target(self) -> str:
+        """The address asked first."""
+        return self._replicas.preferred
 
     def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
+        """Close every channel."""
+        for channel in self._replicas.channels():
+            channel.close()  # type: ignore[attr-defined]
 
     def _call(self, method: str, request: object) -> Any:
-        try:
-            return getattr(self._stub, method)(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            call: grpc.Call = exc  # type: ignore[assignment]
-            if call.code() == grpc.StatusCode.UNAVAILABLE:
-                raise Unavailable(f"the gateway's audit log at {self.target} is unavailable") from None
-            raise error_from_status(call.code(), call.details() or "", call.trailing_metadata()) from None
+        down: list[str] = []
+        for address in self._replicas.order():
+            try:
+                answer = getattr(self._replicas.stub(address), method)(request, timeout=self._timeout)
+            except grpc.RpcError as exc:
+                call: grpc.Call = exc  # type: ignore[assignment]
+                if call.code() == grpc.StatusCode.UNAVAILABLE:
+                    down.append(address)
+                    continue
+                self._replicas.answered(address)
+                raise error_from_status(call.code(), call.details() or "", call.trailing_metadata()) from None
+            self._replicas.answered(address)
+            return answer
+        raise Unavailable(f"the gateway's audit log is unavailable at {', '.join(down)}")
 
     def quorum_checkpoint(self, size: int) -> pb.CheckpointResponse:
         """The gateway's newest quorum checkpoint and its cosignatures (``tree_size`` 0 asks for it)."""

@@ -11,7 +11,7 @@ from comity.audit.receipt import ReceiptTrust, VerifiedReceipt
 from comity.audit.receipt_trust import KeysTrust
 from comity.audit.statement import open_statement
 from comity.core.digests import RecordsDigest
-from comity.core.errors import ComityError, Unauthenticated
+from comity.core.errors import Attempt, ComityError, Unauthenticated
 from comity.core.keys import VerifyingKey
 from comity.sdk.receipts import verify_answer, verify_refusal
 from comity.v1 import comity_pb2 as pb
@@ -61,6 +61,14 @@ class Result:
     receipt: pb.Receipt = field(repr=False)
     #: What the receipt proved (None only for results built by hand).
     verified: VerifiedReceipt | None = field(default=None, repr=False)
+    #: Every submission made for this result, in order, the last the answered one (``query_id``):
+    #: more than one when the query was sent again through another gateway replica.
+    attempts: tuple[Attempt, ...] = ()
+
+    @property
+    def resubmitted(self) -> bool:
+        """True when the answered query was sent again after an earlier attempt failed."""
+        return len(self.attempts) > 1
 
     @property
     def quorum_pending(self) -> bool:

@@ -30,3 +30,10 @@ def test_the_requester_learns_what_happened_and_not_the_operators_hint(disclosin
 def test_a_failure_without_a_known_cause_is_still_worded() -> None:
     err = _log_down(AuditUnavailable("the audit log is closed"), disclosing=False)
     assert err.message.startswith("the gateway cannot write its audit log, and no query is decided")
+
+
+def test_only_a_refusal_before_anything_was_forwarded_names_the_check_clients_resubmit_on() -> None:
+    before = _log_down(AuditUnavailable("the audit log is closed"), disclosing=False)
+    assert before.check_codes == ["LOG_UNAVAILABLE"]
+    # The node ran the query: sending it again is not the client's to decide.
+    assert _log_down(AuditUnavailable("the audit log is closed"), disclosing=True).check_codes == []
