@@ -3,15 +3,19 @@
 Real processes on loopback: both nodes and three ``comity gateway serve`` processes over one
 PostgreSQL database of this module's own, the federation file listing every replica
 (``replica_endpoints``), the agreements' daily quotas raised so load does not run into them.
-Investigators' programs send queries through every replica at once; a query refused because
-its replica went away (``UNAVAILABLE``, or the deadline) is sent again, with a new query id,
-through the next replica, as the protocol guide says a client may.
+Investigators' programs send queries through every replica at once, with the SDK's own
+failover: each client's profile names one replica, and the client follows the federation
+file's others; a query whose replica went away is sent again by the SDK, as a new query, through
+the next.
 
 - The first replica (the federation's ``endpoint``, which nodes asked alone before) is killed
-  with SIGKILL under load: queries through the other two never fail, every query ends answered
-  (after at most a few resubmissions), and every answered query's decision and disclosure are
-  in the log, which verifies end to end.
+  with SIGKILL under load: the SDK sends the queries it had in flight again (new query ids),
+  queries through the other two never fail, every query ends answered, and every answered
+  query's decision and disclosure are in the log, which verifies end to end.
 - Two replicas are restarted one after the other (SIGTERM, start again) under load: the same.
+- A policy refusal is never sent again (one query id in the log), and with every replica down
+  the SDK stops at its bound with an error naming each address (the CLI too, without a
+  traceback); the CLI says in one line when it sent a query again.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,8 +39,9 @@ from bench.federation import prepare_federation
 from comity.audit.note import Ed25519Verifier
 from comity.audit.store import LogStore
 from comity.audit.verify import verify_log
-from comity.core.errors import ComityError, DeadlineExceeded, Unavailable
+from comity.core.errors import Attempt, PermissionDenied, Unavailable
 from comity.core.federation import Federation
+from comity.sdk.client import AsyncClient
 from comity.sdk.demo.run import Scenario, run_scenario, scenarios
 from comity.sdk.demo.setup import DemoFederation, free_ports
 from comity.sdk.profile import Profile, load_profile
@@ -43,7 +50,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 COMITY = str(Path(sys.executable).parent / "comity")
 CLIENTS = 6  # two per replica
-RESUBMISSIONS = 5  # a query refused by a replica that went away is sent again at most this often
 
 
 @dataclasses.dataclass
@@ -56,9 +62,12 @@ class Cluster:
     gateways: list[subprocess.Popen[bytes]]
     others: list[subprocess.Popen[bytes]]
 
-    def profile(self, agency: str, replica: int) -> Profile:
+    def profile(self, agency: str, replica: int, *, alone: bool = False) -> Profile:
+        """``agency``'s profile naming ``replica``; the client follows the federation's other
+        replicas, unless ``alone`` (then it may not send a query again)."""
         profile = load_profile(self.fed.profiles[agency])
-        return dataclasses.replace(profile, address=f"127.0.0.1:{self.ports[replica]}")
+        changed = dataclasses.replace(profile, address=f"127.0.0.1:{self.ports[replica]}")
+        return dataclasses.replace(changed, resubmissions=0) if alone else changed
 
     def start(self, replica: int) -> None:
         log = self.logs / f"gateway-{replica}.log"
@@ -106,10 +115,13 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Cluster]:
 class Load:
     """What the investigators' programs saw."""
 
-    answered: list[tuple[int, str]] = dataclasses.field(default_factory=list)  # (replica, query id)
-    resubmitted: list[tuple[int, str]] = dataclasses.field(default_factory=list)  # (replica, why)
+    answered: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (address, query id)
+    resubmitted: list[tuple[Attempt, ...]] = dataclasses.field(default_factory=list)  # every attempt
     failed: list[str] = dataclasses.field(default_factory=list)  # queries that ended unanswered
-    errors_by_replica: dict[int, int] = dataclasses.field(default_factory=dict)
+
+    def failed_attempts(self) -> list[Attempt]:
+        """The attempts the SDK sent again, each through the next replica."""
+        return [a for attempts in self.resubmitted for a in attempts[:-1]]
 
 
 def _scenario(fed: DemoFederation) -> Scenario:
@@ -118,47 +130,43 @@ def _scenario(fed: DemoFederation) -> Scenario:
 
 async def _load(c: Cluster, stop: asyncio.Event, load: Load) -> None:
     s = _scenario(c.fed)
-    clients = [c.profile(s.agency, r).async_client() for r in range(3)]
+    # One client per investigator's program, each starting at its own replica.
+    clients = [c.profile(s.agency, i % 3).async_client() for i in range(CLIENTS)]
 
-    async def one_query(home: int) -> None:
-        replica = home
-        for _ in range(RESUBMISSIONS + 1):
-            outcome = await run_scenario(clients[replica], c.fed, s)
-            if outcome.result is not None:
-                load.answered.append((replica, outcome.result.query_id))
-                return
-            err = outcome.error
-            load.errors_by_replica[replica] = load.errors_by_replica.get(replica, 0) + 1
-            if not isinstance(err, Unavailable | DeadlineExceeded):
-                assert isinstance(err, ComityError)
-                load.failed.append(f"replica {replica}: {err.diagnostics()}")
-                return
-            load.resubmitted.append((replica, err.message))
-            replica = (replica + 1) % 3  # the replica went away: the next one
-        load.failed.append(f"no answer after {RESUBMISSIONS} resubmissions")
-
-    async def client_loop(i: int) -> None:
+    async def client_loop(client: AsyncClient) -> None:
         while not stop.is_set():
-            await one_query(i % 3)
+            outcome = await run_scenario(client, c.fed, s)
+            if outcome.result is None:
+                assert outcome.error is not None
+                attempts = [(a.address, a.outcome) for a in outcome.error.attempts]
+                load.failed.append(f"{outcome.error.diagnostics()} after {attempts}")
+                continue
+            result = outcome.result
+            load.answered.append((result.attempts[-1].address, result.query_id))
+            if result.resubmitted:
+                load.resubmitted.append(result.attempts)
 
     try:
-        await asyncio.gather(*(client_loop(i) for i in range(CLIENTS)))
+        await asyncio.gather(*(client_loop(client) for client in clients))
     finally:
         for client in clients:
             await client.close()
 
 
-async def _warm(c: Cluster) -> None:
-    """One answered query per replica (a node's channel to a new gateway may be connecting)."""
+async def _warm(c: Cluster, replicas: tuple[int, ...] = (0, 1, 2)) -> None:
+    """One query answered by each of ``replicas`` itself (a node's channel to a new gateway may be
+    connecting)."""
     s = _scenario(c.fed)
-    for replica in range(3):
-        async with c.profile(s.agency, replica).async_client() as client:
+    for replica in replicas:
+        address = f"127.0.0.1:{c.ports[replica]}"
+        async with c.profile(s.agency, replica, alone=True).async_client() as client:
             for _ in range(50):
                 outcome = await run_scenario(client, c.fed, s)
                 if outcome.result is not None:
                     break
                 await asyncio.sleep(0.2)
             assert outcome.result is not None, outcome.error and outcome.error.diagnostics()
+            assert [a.address for a in outcome.result.attempts] == [address]
 
 
 def _logged(c: Cluster) -> dict[str, set[str]]:
@@ -174,6 +182,19 @@ def _logged(c: Cluster) -> dict[str, set[str]]:
         if "query_id" in body:
             kinds.setdefault(body["query_id"], set()).add(body["kind"])
     return kinds
+
+
+def _check_resubmissions(c: Cluster, load: Load) -> None:
+    """Each query sent again was a new query (its own id), through the next replica, and only
+    after its replica went away."""
+    for attempts in load.resubmitted:
+        assert len({a.query_id for a in attempts}) == len(attempts), attempts
+        for failed, following in itertools.pairwise(attempts):
+            assert failed.outcome.startswith("UNAVAILABLE: the connection to this replica failed"), attempts
+            assert following.address != failed.address, attempts
+    # A query id the log holds is one query: a failed attempt's id is never an answered one's.
+    answered = {q for _, q in load.answered}
+    assert answered.isdisjoint(a.query_id for a in load.failed_attempts())
 
 
 def _check_log(c: Cluster, load: Load) -> None:
@@ -201,13 +222,13 @@ async def test_the_loss_of_any_one_replica_fails_no_query(cluster: Cluster) -> N
     await running
     assert load.failed == [], load.failed[:3]
     assert before > 0 and len(load.answered) > killed_at + 10, (before, killed_at, len(load.answered))
-    # Through the replicas still up, not one query failed.
-    assert load.errors_by_replica.get(1, 0) == 0 and load.errors_by_replica.get(2, 0) == 0, (
-        load.errors_by_replica,
-        load.resubmitted[:3],
-        cluster.log_text(),
-    )
-    assert {r for r, _ in load.answered[killed_at:]} <= {1, 2}
+    killed = f"127.0.0.1:{cluster.ports[0]}"
+    # The SDK sent the queries it had on the killed replica again, through another one.
+    assert load.resubmitted, "no query was in flight on the killed replica"
+    # Through the replicas still up, not one attempt failed.
+    assert {a.address for a in load.failed_attempts()} == {killed}, (load.resubmitted[:3], cluster.log_text())
+    assert {a for a, _ in load.answered[killed_at:]} <= {f"127.0.0.1:{p}" for p in cluster.ports[1:]}
+    _check_resubmissions(cluster, load)
     _check_log(cluster, load)
 
 
@@ -215,20 +236,89 @@ async def test_a_rolling_restart_of_two_replicas_answers_every_query(cluster: Cl
     await _warm(cluster)
     load, stop = Load(), asyncio.Event()
     running = asyncio.create_task(_load(cluster, stop, load))
-    restarted: dict[int, int] = {}
     try:
         for replica in (1, 2):
             await asyncio.sleep(2)
             await asyncio.to_thread(stop_server, cluster.gateways[replica])
             await asyncio.sleep(1)
             await asyncio.to_thread(cluster.start, replica)
-            restarted[replica] = len(load.answered)
         await asyncio.sleep(4)
     finally:
         stop.set()
         await running
     assert load.failed == [], load.failed[:3]
-    # Each restarted replica answers again: its clients are back on it.
-    for replica, mark in restarted.items():
-        assert replica in {r for r, _ in load.answered[mark:]}, (replica, load.resubmitted[-3:])
+    _check_resubmissions(cluster, load)
     _check_log(cluster, load)
+    # Each restarted replica answers again, itself.
+    await _warm(cluster, (1, 2))
+
+
+async def test_a_refusal_is_never_sent_again_and_every_replica_down_stops_at_the_bound(
+    cluster: Cluster,
+) -> None:
+    await _warm(cluster)
+    fbi = next(s for s in scenarios(cluster.fed) if s.title.startswith("FBI asks about a minor"))
+    before = _logged(cluster)
+    # Replica 0 is down: the first attempt fails to connect, the second is refused by policy.
+    stop_server(cluster.gateways[0])
+    async with cluster.profile(fbi.agency, 0).async_client() as client:
+        refused = await run_scenario(client, cluster.fed, fbi)
+    assert isinstance(refused.error, PermissionDenied), refused
+    attempts = refused.error.attempts
+    assert [a.address for a in attempts] == [f"127.0.0.1:{p}" for p in cluster.ports[:2]], attempts
+    new = {q: kinds for q, kinds in _logged(cluster).items() if q not in before}
+    # Exactly one query in the log, the refused one: its refusal was not sent again.
+    assert list(new) == [refused.error.query_id] == [attempts[1].query_id], new
+
+    for replica in (1, 2):
+        stop_server(cluster.gateways[replica])
+    s = _scenario(cluster.fed)
+    profile = cluster.profile(s.agency, 0)
+    async with profile.async_client() as client:
+        down = await run_scenario(client, cluster.fed, s)
+    assert isinstance(down.error, Unavailable), down
+    assert len(down.error.attempts) == profile.resubmissions + 1
+    assert len({a.query_id for a in down.error.attempts}) == profile.resubmissions + 1
+    for port in cluster.ports:
+        assert f"127.0.0.1:{port}" in down.error.message
+    assert _logged(cluster).keys() == before.keys() | new.keys()
+
+    # The command line says the same, in plain words.
+    cli = await _cli(_query_args(cluster.fed, s, cluster.fed.profiles[s.agency]))
+    assert cli.returncode != 0
+    assert "no gateway replica answered 4 attempts" in cli.stderr, cli.stderr
+    assert "Traceback" not in cli.stderr + cli.stdout
+
+
+async def test_the_cli_says_when_it_sent_a_query_again(cluster: Cluster) -> None:
+    await _warm(cluster)
+    stop_server(cluster.gateways[0])  # the profile's own address
+    s = _scenario(cluster.fed)
+    cli = await _cli([*_query_args(cluster.fed, s, cluster.fed.profiles[s.agency]), "--json"])
+    assert cli.returncode == 0, cli.stderr
+    answer = json.loads(cli.stdout)
+    attempts = answer["attempts"]
+    assert [a["address"] for a in attempts] == [f"127.0.0.1:{p}" for p in cluster.ports[:2]]
+    assert attempts[1]["query_id"] == answer["query_id"] != attempts[0]["query_id"]
+    lines = [line for line in cli.stderr.splitlines() if line.startswith("resubmitted: ")]
+    assert len(lines) == 1 and attempts[0]["query_id"] in lines[0], cli.stderr
+    assert "\x1b[" not in cli.stderr  # plain when piped
+
+
+async def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``comity ARGS`` as an investigator runs it, its output piped."""
+    return await asyncio.to_thread(
+        subprocess.run, [COMITY, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def _query_args(fed: DemoFederation, s: Scenario, profile: Path) -> list[str]:
+    order = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
+    args = ["query", "--profile", str(profile), "--node", s.node, "--order", str(order)]
+    args += ["--kind", s.kind, "--case", s.case_reference, "--facts", s.facts, "--link", s.link]
+    args += ["--since", s.time_range[0].isoformat(), "--until", s.time_range[1].isoformat()]
+    for t in s.order.selector_types:
+        args += ["--selector", f"{t.name.lower()}:{s.person.selectors[t]}"]
+    for c in s.categories:
+        args += ["--category", c.lower()]
+    return args

@@ -13,6 +13,7 @@ from comity.core.errors import ComityError, InvalidArgument
 from comity.sdk.cli.render import (
     dumps,
     error_json,
+    print_attempts,
     print_error,
     print_private_result,
     print_result,
@@ -119,7 +120,11 @@ def query(
             console.print_json(dumps(error_json(err)))
         else:
             print_error(err_console, err)
+        if err.remote:  # a gateway's answer after a resubmission (a local error names its attempts)
+            print_attempts(err_console, err.attempts)
         raise typer.Exit(EXIT_REFUSED if err.code.name == "PERMISSION_DENIED" else EXIT_ERROR) from None
+    # On stderr, so that stdout stays the answer alone (JSON for scripts).
+    print_attempts(err_console, answer.attempts if private else result.attempts)
     if private:
         if as_json:
             console.print_json(dumps(private_result_json(answer)))

@@ -10,13 +10,15 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from comity.core.errors import ComityError, PermissionDenied
+from comity.core.errors import Attempt, ComityError, PermissionDenied
 from comity.sdk.private import PrivateResult
 from comity.sdk.result import Result
 
 __all__ = [
+    "attempts_json",
     "error_json",
     "make_console",
+    "print_attempts",
     "print_error",
     "print_private_result",
     "print_result",
@@ -64,7 +66,29 @@ def result_json(result: Result) -> dict[str, Any]:
             "log_entries": [e.inclusion.leaf_index for e in result.receipt.entries],
             "checkpoint_size": max((e.inclusion.tree_size for e in result.receipt.entries), default=0),
         },
+        "attempts": attempts_json(result.attempts),
     }
+
+
+def attempts_json(attempts: tuple[Attempt, ...]) -> list[dict[str, str]]:
+    """Every submission of a request, in order: query id, gateway address, how it ended."""
+    return [{"query_id": a.query_id, "address": a.address, "outcome": a.outcome} for a in attempts]
+
+
+def print_attempts(console: Console, attempts: tuple[Attempt, ...]) -> None:
+    """One line when the request was sent more than once, naming every earlier attempt (each is
+    a query of its own in the log); nothing otherwise."""
+    if len(attempts) < 2:
+        return
+    last = attempts[-1]
+    earlier = "; ".join(f"{_attempt(a)} at {a.address} ({a.outcome})" for a in attempts[:-1])
+    console.print(
+        f"resubmitted: {_attempt(last)} went to {last.address} after {earlier}", markup=False, highlight=False
+    )
+
+
+def _attempt(attempt: Attempt) -> str:
+    return f"query {attempt.query_id}" if attempt.query_id else "the request"
 
 
 def private_result_json(result: PrivateResult) -> dict[str, Any]:
@@ -84,6 +108,7 @@ def private_result_json(result: PrivateResult) -> dict[str, Any]:
             "query_digest": result.receipt.query_digest.hex(),
             "log_entries": [e.inclusion.leaf_index for e in result.receipt.entries],
         },
+        "attempts": attempts_json(result.attempts),
     }
 
 
@@ -110,6 +135,8 @@ def error_json(err: ComityError) -> dict[str, Any]:
             for v in err.violations
         ]
         out["bundle_digest"] = err.bundle_digest
+    if err.attempts:
+        out["attempts"] = attempts_json(err.attempts)
     return out
 
 
