@@ -25,6 +25,7 @@ forwarded.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -50,8 +51,8 @@ class Failover:
     """How often, and how soon, a request is sent again through another replica.
 
     ``resubmissions`` bounds the attempts after the first (0: never send again); before the
-    n-th, the client waits ``backoff_seconds * 2**(n-1)`` (at most ``max_backoff_seconds``,
-    with jitter), always inside the caller's deadline.
+    n-th, the client waits ``backoff_seconds * 2**(n-1)``, at most ``max_backoff_seconds``,
+    jittered down to half of it, and only when the caller's deadline leaves time for it.
     """
 
     resubmissions: int = 3
@@ -96,6 +97,7 @@ class Replicas(Generic[Stub]):
         self.addresses = unique
         self._connect = connect
         self._open: dict[str, tuple[object, Stub]] = {}
+        self._lock = threading.Lock()  # a blocking client may be shared by threads: one channel each
         self._preferred = 0
 
     @property
@@ -110,9 +112,10 @@ class Replicas(Generic[Stub]):
 
     def stub(self, address: str) -> Stub:
         """The stub on ``address``'s channel."""
-        if address not in self._open:
-            self._open[address] = self._connect(address)
-        return self._open[address][1]
+        with self._lock:
+            if address not in self._open:
+                self._open[address] = self._connect(address)
+            return self._open[address][1]
 
     def answered(self, address: str) -> None:
         """``address`` answered (a result or a refusal): prefer it."""
@@ -120,7 +123,8 @@ class Replicas(Generic[Stub]):
 
     def channels(self) -> list[object]:
         """The channels opened so far (for the client to close)."""
-        return [channel for channel, _ in self._open.values()]
+        with self._lock:
+            return [channel for channel, _ in self._open.values()]
 
 
 class Plan:

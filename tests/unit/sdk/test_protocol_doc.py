@@ -60,3 +60,17 @@ def _token_checks() -> set[str]:
     from comity.core import refusals
 
     return {code for code in refusals._CATALOGUE if code.startswith("TOKEN_")}
+
+
+def test_the_client_side_resubmission_rule_is_the_sdks() -> None:
+    from comity.core import refusals
+    from comity.gateway import pipeline  # noqa: F401  (registers LOG_UNAVAILABLE)
+    from comity.sdk.failover import NOTHING_FORWARDED, Failover
+
+    rule = PROSE[PROSE.index("The Python SDK's rule") : PROSE.index("Reads (`GetPrivateFilters`")]
+    assert set(re.findall(r"`([A-Z]+_UNAVAILABLE)`", rule)) == NOTHING_FORWARDED
+    for code in NOTHING_FORWARDED:
+        assert refusals.catalogue()[code].status.name == "UNAVAILABLE"
+    defaults = Failover()
+    assert (defaults.resubmissions, defaults.backoff_seconds, defaults.max_backoff_seconds) == (3, 0.05, 1.0)
+    assert "3 more by default, backoff from 50 ms doubling to at most 1 s" in rule

@@ -113,7 +113,9 @@ _PROFILE: tuple[_Row, ...] = (
     ("gateway.address", "address", "the gateway's host:port", ""),
     ("gateway.ca", "ca", "the CA that issued the gateway's certificate", ""),
     ("gateway.federation", "federation", "the federation file: whose node keys sign answers", ""),
-    ("gateway.timeout_seconds", "timeout", "deadline of each query", ""),
+    ("gateway.replica_addresses", "replica_addresses", "further gateway replicas, tried in order", ""),
+    ("gateway.timeout_seconds", "timeout", "deadline of each query, resubmissions included", ""),
+    ("gateway.resubmissions", "resubmissions", "at most this many further attempts, other replicas", ""),
 )
 
 _TELEMETRY: tuple[_Row, ...] = (
@@ -156,6 +158,8 @@ def _detect(path: Path) -> Kind:
 def _shown(value: object) -> str:
     if value is None:
         return "(not set)"
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value) or "(none)"
     text = str(value)
     # A database URL may carry a password: show that there is one, never what it is.
     if text.startswith("postgresql") and "@" in text:
