@@ -28,6 +28,7 @@ opened (:func:`seed`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -218,6 +219,28 @@ def _upsert(
     conn.execute(stmt)
 
 
+def _mark(conn: Connection) -> str:
+    """The driver's parameter mark."""
+    return "%s" if conn.dialect.name == "postgresql" else "?"
+
+
+# Table names come from the validated prefix (``Tables``), never from input.
+@functools.lru_cache(maxsize=64)
+def _read_counts(table: str, mark: str, days: int, subjects: int) -> str:
+    return (
+        f"SELECT day, kind, subject, count FROM {table} "  # noqa: S608
+        f"WHERE day IN ({', '.join([mark] * days)}) AND subject IN ({', '.join([mark] * subjects)})"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _write_counts(table: str, mark: str) -> str:
+    return (
+        f"INSERT INTO {table} (day, kind, subject, count) VALUES ({mark}, {mark}, {mark}, {mark}) "  # noqa: S608
+        "ON CONFLICT (day, kind, subject) DO UPDATE SET count = excluded.count"
+    )
+
+
 class BatchState:
     """The shared state one batch reads and changes, inside its transaction (under the lock)."""
 
@@ -240,13 +263,15 @@ class BatchState:
             rows = conn.execute(select(m.query_digest).where(m.query_digest.in_(releasing))).all()
             self._open = {bytes(r[0]) for r in rows}
         if keys:
-            q = tables.quota.c
+            # On the driver's cursor of the same transaction, as the append's own statements: the
+            # counts are read and written in every batch, where SQL built per call costs more
+            # than the statements themselves.
             days = sorted({k[0] for k in keys})
             subjects = sorted({k[2] for k in keys})
-            rows = conn.execute(
-                select(q.day, q.kind, q.subject, q.count).where(q.day.in_(days), q.subject.in_(subjects))
-            ).all()
-            self._counts = {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+            cur = conn.connection.cursor()
+            statement = _read_counts(tables.quota.name, _mark(conn), len(days), len(subjects))
+            cur.execute(statement, [*days, *subjects])
+            self._counts = {(r[0], r[1], r[2]): int(r[3]) for r in cur.fetchall()}
         agencies = {e.guard.agency for e in pending if e.guard is not None and e.guard.order_digest}
         digests = {e.guard.order_digest for e in pending if e.guard is not None and e.guard.order_digest}
         digests |= {e.first_use.order_digest for e in pending if e.first_use is not None}
@@ -315,16 +340,10 @@ class BatchState:
 
     def write(self) -> None:
         """Write what the batch changed (same transaction as its entries)."""
-        _upsert(
-            self._conn,
-            self._t.quota,
-            [
-                {"day": d, "kind": k, "subject": s, "count": self._counts[d, k, s]}
-                for d, k, s in sorted(self._dirty)
-            ],
-            ["day", "kind", "subject"],
-            ["count"],
-        )
+        if self._dirty:
+            cur = self._conn.connection.cursor()
+            counts = [(d, k, s, self._counts[d, k, s]) for d, k, s in sorted(self._dirty)]
+            cur.executemany(_write_counts(self._t.quota.name, _mark(self._conn)), counts)
         rows = [_as_dict(self._uses[d]) for d in sorted(self._new | self._reviewed)]
         _upsert(
             self._conn,
