@@ -24,7 +24,7 @@ from comity.core.bootstrap import init_federation
 from comity.core.dsse import PAYLOAD_QUERY, verify_envelope
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
-from comity.core.rpc import guard_unary
+from comity.core.rpc import guard_unary, to_trailing_metadata
 from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import gateway_server_credentials
 from comity.gateway.pipeline import _log_down
@@ -34,6 +34,7 @@ from comity.sdk.demo.setup import free_ports
 from comity.sdk.failover import Failover
 from comity.sdk.profile import Profile, load_profile
 from comity.sdk.query import QuerySpec, parse_selector
+from comity.sdk.receipt_refresh import GatewayCheckpoints
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.asyncio
 KEY = SigningKey.generate("us.fbi/agent-1")
 SPEC = QuerySpec(target_node="ca-node", selectors=[parse_selector("email:a@example.org")])
 Answer = Callable[[], errors.ComityError]
+Context = grpc.aio.ServicerContext[object, object]
 
 
 @dataclass
@@ -301,3 +303,168 @@ async def test_a_profile_refuses_a_negative_bound(tmp_path: Path) -> None:
     )
     with pytest.raises(errors.ConfigError, match="resubmissions"):
         load_profile(path)
+
+
+class Reads(pb_grpc.GatewayServicer, pb_grpc.AuditLogServicer):
+    """A gateway whose reads and reviews answer: filters, a checkpoint, and a review refused as
+    already made; it keeps what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[object] = []
+
+    async def GetPrivateFilters(
+        self, request: pb.GetPrivateFiltersRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.PrivateFilters:
+        self.received.append(request)
+        return pb.PrivateFilters(epoch=7)
+
+    async def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.CheckpointResponse:
+        self.received.append(request)
+        return pb.CheckpointResponse(log_size=42)
+
+    @guard_unary
+    async def ValidateEmergency(
+        self, request: pb.ValidateEmergencyRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ValidateEmergencyResponse:
+        self.received.append(request)
+        raise errors.AlreadyExists("emergency order 'E-1' was already reviewed")
+
+
+class Streams(pb_grpc.GatewayServicer):
+    """A gateway that streams ``records`` records of each query, then ends as ``end`` says."""
+
+    def __init__(
+        self, records: int, end: Callable[[grpc.aio.ServicerContext[object, object]], object]
+    ) -> None:
+        self.records = records
+        self.end = end
+        self.query_ids: list[str] = []
+
+    async def SubmitStream(
+        self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.ResultChunk]:
+        self.query_ids.append(pb.Query.FromString(request.signed_query.payload).query_id)
+        if self.records:
+            chunk = pb.ResultChunk()
+            chunk.records.records.extend(pb.Record(record_id=f"r{i}") for i in range(self.records))
+            yield chunk
+        await self.end(context)  # type: ignore[misc]
+
+
+async def _gone(context: grpc.aio.ServicerContext[object, object]) -> None:
+    # What a replica going away looks like to the client: UNAVAILABLE, and no Comity status details.
+    await context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+
+
+async def _refuse(context: grpc.aio.ServicerContext[object, object]) -> None:
+    err = _denied()
+    await context.abort(err.code, err.message, trailing_metadata=to_trailing_metadata(err))
+
+
+async def _serve(tls: tuple[Path, Path, bytes], servicer: object, handles: list[ServerHandle]) -> str:
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_GatewayServicer_to_server(servicer, server)  # type: ignore[arg-type]
+        if isinstance(servicer, pb_grpc.AuditLogServicer):
+            pb_grpc.add_AuditLogServicer_to_server(servicer, server)
+
+    handle = await start_server(
+        listen="127.0.0.1:0",
+        register=register,
+        service_names=[],
+        credentials=gateway_server_credentials(tls[0], tls[1]),
+    )
+    handles.append(handle)
+    return f"127.0.0.1:{handle.port}"
+
+
+@pytest.fixture
+async def handles() -> AsyncIterator[list[ServerHandle]]:
+    started: list[ServerHandle] = []
+    yield started
+    for handle in started:
+        await handle.stop(0)
+
+
+async def test_a_stream_goes_to_the_next_replica_until_its_first_record(
+    tls: tuple[Path, Path, bytes], handles: list[ServerHandle]
+) -> None:
+    going, refusing = Streams(0, _gone), Streams(0, _refuse)
+    addresses = [await _serve(tls, going, handles), await _serve(tls, refusing, handles)]
+    async with _client(addresses, tls[2]) as client:
+        with pytest.raises(errors.PermissionDenied) as caught:
+            async for _ in client.stream(SPEC):
+                pass
+    assert [a.address for a in caught.value.attempts] == addresses
+    assert [a.query_id for a in caught.value.attempts] == [*going.query_ids, *refusing.query_ids]
+    assert going.query_ids[0] != refusing.query_ids[0]
+
+
+async def test_a_stream_that_broke_after_a_record_is_not_sent_again(
+    tls: tuple[Path, Path, bytes], handles: list[ServerHandle]
+) -> None:
+    broken, other = Streams(2, _gone), Streams(0, _refuse)
+    addresses = [await _serve(tls, broken, handles), await _serve(tls, other, handles)]
+    seen = []
+    async with _client(addresses, tls[2]) as client:
+        with pytest.raises(errors.Unavailable) as caught:
+            async for record in client.stream(SPEC):
+                seen.append(record)
+    assert len(seen) == 2 and other.query_ids == []
+    assert "broke after 2 record(s)" in caught.value.message and "must not be used" in caught.value.message
+    assert [a.address for a in caught.value.attempts] == addresses[:1]
+
+
+class Going(pb_grpc.GatewayServicer):
+    """A replica that goes away during each call it receives."""
+
+    def __init__(self) -> None:
+        self.query_ids: list[str] = []
+
+    async def Submit(
+        self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.QueryResult:
+        self.query_ids.append(pb.Query.FromString(request.signed_query.payload).query_id)
+        await _gone(context)
+        raise AssertionError("abort raises")
+
+
+async def test_a_replica_that_goes_away_mid_call_is_left_for_the_next(
+    tls: tuple[Path, Path, bytes], handles: list[ServerHandle]
+) -> None:
+    # Not a refused connection: the call reached the replica, which went away before answering.
+    going, refusing = Going(), StandIn([_denied, _denied])
+    addresses = [await _serve(tls, going, handles), await _serve(tls, refusing, handles)]
+    async with _client(addresses, tls[2]) as client:
+        with pytest.raises(errors.PermissionDenied) as first:
+            await client.query(SPEC)
+        with pytest.raises(errors.PermissionDenied) as second:
+            await client.query(SPEC)
+    assert [a.address for a in first.value.attempts] == addresses
+    assert first.value.attempts[0].query_id == going.query_ids[0] != refusing.query_ids[0]
+    # The replica that answered last is asked first.
+    assert [a.address for a in second.value.attempts] == addresses[1:] and len(going.query_ids) == 1
+
+
+async def test_reads_and_reviews_go_to_the_next_replica(
+    tls: tuple[Path, Path, bytes], handles: list[ServerHandle]
+) -> None:
+    reads = Reads()
+    addresses = [next(_down()), await _serve(tls, reads, handles)]
+    async with _client(addresses, tls[2]) as client:
+        filters = await client.private_filters("ca-node")
+        assert filters.epoch == 7 and client.target == addresses[1]
+    review = pb.Envelope(payload=b"review")
+    async with _client(addresses, tls[2]) as client:
+        with pytest.raises(errors.AlreadyExists) as caught:
+            await client.validate_emergency(review)
+    # The same signed review, sent again as it was: it has no query id.
+    assert [a.address for a in caught.value.attempts] == addresses
+    assert reads.received[-1] == pb.ValidateEmergencyRequest(signed_validation=review)
+    source = GatewayCheckpoints(addresses, root_certificates=tls[2], timeout=10)
+    try:
+        response = await asyncio.to_thread(source.quorum_checkpoint, 0)
+        assert response.log_size == 42 and source.target == addresses[1]
+    finally:
+        source.close()
