@@ -10,10 +10,15 @@ changed file only as the next version of the one it holds:
 - either way it must parse and must not have expired.
 
 A file that fails is refused with an error in the component's log (once per content), and the
-held version stays in use. A good one replaces it in one step: the listeners are called with
-the new version, then :attr:`current` returns it. When the held version expires, the component
-fails closed: :meth:`require_current` refuses every request with ``FEDERATION_FILE_EXPIRED``
-until a valid newer file is in place.
+held version stays in use. A good one is then *prepared*: each preparer (:meth:`prepare_with`)
+builds what the component derives from it (verifiers, quorum rules, the agreements' policies,
+whose bundles take a while to load and self-test), off the event loop when polling. If any
+preparer fails, the whole version is refused with the same alert and nothing of it is used.
+Otherwise it replaces the held one in one step on the event loop: every preparer's swap, then
+the listeners, then :attr:`current` returns it, with no await in between, so no request sees
+half of a version. When the held version expires, the component fails closed:
+:meth:`require_current` refuses every request with ``FEDERATION_FILE_EXPIRED`` until a valid
+newer file is in place.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.federation_sign import BadVersion, Expired, envelope_path, verify_pinned, verify_update
 
-__all__ = ["FederationWatch", "load_trusted"]
+__all__ = ["FederationWatch", "Preparer", "load_trusted"]
 
 _log = logging.getLogger("comity.core.federation_watch")
 
@@ -50,6 +55,8 @@ refusals.register(
 )
 
 Listener = Callable[[Federation], None]
+#: Builds what a new version needs, raising to refuse it; returns the swap that puts it in use.
+Preparer = Callable[[Federation], Callable[[], None]]
 
 
 def load_trusted(path: Path, pin: str, *, now: datetime) -> Federation:
@@ -87,6 +94,7 @@ class FederationWatch:
         self._current = federation
         self._clock = clock
         self._listeners: list[Listener] = []
+        self._preparers: list[Preparer] = []
         self._stamp = _stamp(path)
         self._digest = self._read_digest()
         self._refused: str | None = None  # digest of the last refused content (alert once)
@@ -98,8 +106,21 @@ class FederationWatch:
         return self._current
 
     def on_change(self, listener: Listener) -> None:
-        """Call ``listener`` with each newly trusted version (on the event loop that polls)."""
+        """Call ``listener`` with each newly trusted version (on the event loop that polls).
+
+        A listener must not fail: what can fail belongs in a preparer (:meth:`prepare_with`).
+        """
         self._listeners.append(listener)
+
+    def prepare_with(self, preparer: Preparer) -> None:
+        """Have ``preparer`` build what each new version needs before it is trusted.
+
+        ``preparer(new)`` runs in a worker thread when polling, so it may be slow, and must not
+        touch what serves requests; an exception refuses the whole version (with an alert, and
+        the held version stays in use). It returns the swap that puts what it built in use,
+        called on the event loop together with every other preparer's: that swap must not fail.
+        """
+        self._preparers.append(preparer)
 
     def _read_digest(self) -> str | None:
         digest = hashlib.sha256()
@@ -128,32 +149,75 @@ class FederationWatch:
         return federation
 
     def check(self) -> bool:
-        """Look at the file once; returns whether a new version was trusted."""
+        """Look at the file once; returns whether a new version was trusted (prepared in this thread)."""
+        candidate = self._candidate()
+        if candidate is None:
+            return False
+        swaps = self._prepare(candidate[0])
+        return swaps is not None and self._adopt(*candidate, swaps)
+
+    async def check_async(self) -> bool:
+        """:meth:`check`, with the preparers run in a worker thread so serving goes on meanwhile."""
+        candidate = self._candidate()
+        if candidate is None:
+            return False
+        swaps = await asyncio.to_thread(self._prepare, candidate[0])
+        return swaps is not None and self._adopt(*candidate, swaps)
+
+    def _candidate(self) -> tuple[Federation, str] | None:
+        """A changed file that verifies as the next version, with its digest; None otherwise."""
         stamp = _stamp(self._path)
         if stamp == self._stamp:
-            return False
+            return None
         self._stamp = stamp
         digest = self._read_digest()
         if digest is None or digest == self._digest or digest == self._refused:
-            return False
+            return None
         try:
-            federation = self._verify()
+            return self._verify(), digest
         except ComityError as exc:
-            self._refused = digest
             check = getattr(exc, "check", "") or ",".join(exc.check_codes)
-            _log.error(
-                "ALERT: federation file %s refused (%s): %s; still serving version %s",
-                self._path,
-                check or type(exc).__name__,
-                exc.message,
-                self._current.version,
-            )
-            return False
+            # The same content is not checked again; a version that could not be prepared is
+            # (what it lacked, say a bundle, may be put in place): on the file's next change.
+            self._refused = digest
+            self._alert(check or type(exc).__name__, exc.message)
+            return None
+
+    def _prepare(self, federation: Federation) -> list[Callable[[], None]] | None:
+        """Every preparer's swap for ``federation``; None (refused, with an alert) if one fails."""
+        swaps: list[Callable[[], None]] = []
+        for preparer in self._preparers:
+            try:
+                swaps.append(preparer(federation))
+            except ComityError as exc:
+                check = getattr(exc, "check", "") or ",".join(exc.check_codes)
+                self._alert(check or type(exc).__name__, exc.message, version=federation.version)
+                return None
+            except Exception as exc:  # a bug, or a library's own error: still no half-used version
+                _log.error("preparing federation version %s failed", federation.version, exc_info=exc)
+                self._alert(type(exc).__name__, str(exc), version=federation.version)
+                return None
+        return swaps
+
+    def _adopt(self, federation: Federation, digest: str, swaps: list[Callable[[], None]]) -> bool:
+        for swap in swaps:
+            swap()
         for listener in self._listeners:
             listener(federation)
         self._current, self._digest, self._refused = federation, digest, None
         _log.warning("federation file %s: now version %s", self._path, federation.version)
         return True
+
+    def _alert(self, check: str, message: str, *, version: int | None = None) -> None:
+        what = "" if version is None else f" (version {version} cannot be put in use)"
+        _log.error(
+            "ALERT: federation file %s refused (%s)%s: %s; still serving version %s",
+            self._path,
+            check,
+            what,
+            message,
+            self._current.version,
+        )
 
     def _verify(self) -> Federation:
         trusted, now = self._current, self._clock()
@@ -179,7 +243,7 @@ class FederationWatch:
         while True:
             await asyncio.sleep(interval)
             try:
-                self.check()
+                await self.check_async()
             except Exception as exc:  # a bug here must not stop the poll, nor serving
                 _log.error("federation file check failed", exc_info=exc)
 

@@ -82,9 +82,13 @@ class ByAgreement(Generic[T]):
         build: Callable[[PolicyBundle], T],
         fallback: PolicyBundle | None,
         what: str,
+        previous: ByAgreement[T] | None = None,
     ) -> None:
         self._federation = federation
         self._digest_of = digest_of
+        # What a previous version built is used again for the same digest (a reload of the
+        # federation file then loads and self-tests only the bundles that are new).
+        reused: Mapping[str, T] = previous.built if previous is not None else {}
         built: dict[str, T] = {}
         self._by_id: dict[str, T] = {}
         for i, agreement in enumerate(federation.agreements):
@@ -92,7 +96,9 @@ class ByAgreement(Generic[T]):
             if digest is None:
                 continue
             if digest not in built:
-                built[digest] = build(_find(store, digest, agreement, i, what))
+                built[digest] = (
+                    reused[digest] if digest in reused else build(_find(store, digest, agreement, i, what))
+                )
             self._by_id[agreement.id] = built[digest]
         self._fallback: T | None = None
         if not federation.agreements:
@@ -102,8 +108,22 @@ class ByAgreement(Generic[T]):
                     field="policy.bundle",
                     hint="name the bundle in [policy] bundle, or list [[agreements]] in the federation file",
                 )
-            self._fallback = build(fallback)
+            if previous is not None and previous.fallback is not None and previous.bundle is fallback:
+                self._fallback = previous.fallback
+            else:
+                self._fallback = build(fallback)
+        self._bundle = fallback
         self._built = built
+
+    @property
+    def built(self) -> Mapping[str, T]:
+        """What was built for each bundle digest the agreements name."""
+        return dict(self._built)
+
+    @property
+    def bundle(self) -> PolicyBundle | None:
+        """The component's own bundle (``[policy] bundle``), if it has one."""
+        return self._bundle
 
     @property
     def fallback(self) -> T | None:
@@ -138,16 +158,21 @@ def load_policies(
     digest_of: Callable[[Agreement], str | None],
     build: Callable[[PolicyBundle], T],
     what: str,
+    previous: ByAgreement[T] | None = None,
 ) -> ByAgreement[T]:
     """Every bundle a component enforces, from its ``[policy]`` settings (fail closed).
 
     ``store`` is the bundle store's folder (every bundle loaded is kept there by digest, so
     ``comity policy replay`` finds the rules of every logged decision); ``configured`` a bundle
     name or folder ("" for none) that is one more place to find a bundle by digest, and that
-    decides every query under a federation file without agreements.
+    decides every query under a federation file without agreements. ``previous``: the set a
+    running component holds, whose built policies are used again for the digests it shares.
     """
     bundles = BundleStore(store)
-    fallback = load_bundle(configured) if configured else None
+    # The component's own bundle is read at start only: a reload keeps the one already loaded.
+    fallback = load_bundle(configured) if configured and previous is None else None
+    if previous is not None:
+        fallback = previous.bundle
     if fallback is not None:
         bundles.add(fallback)
 
@@ -157,7 +182,13 @@ def load_policies(
         return build(bundle)
 
     return ByAgreement(
-        federation, store=bundles, digest_of=digest_of, build=kept, fallback=fallback, what=what
+        federation,
+        store=bundles,
+        digest_of=digest_of,
+        build=kept,
+        fallback=fallback,
+        what=what,
+        previous=previous,
     )
 
 

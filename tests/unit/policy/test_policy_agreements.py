@@ -116,3 +116,36 @@ def test_without_agreements_the_configured_bundle_decides_and_is_required(tmp_pa
     )  # fmt: skip
     chosen = policies.select("GB", "CA", NOW)
     assert chosen.agreement is None and chosen.agreement_id == "" and chosen.policy.name == "us-ca-agreement"
+
+
+def test_a_new_version_builds_only_its_new_bundles_and_a_missing_one_fails_the_whole_set(
+    tmp_path: Path, shipped: list[PolicyBundle]
+) -> None:
+    (agreement,) = agreements_from_bundles(shipped, ["US", "CA"])
+    built: list[str] = []
+
+    def build(bundle: PolicyBundle) -> object:
+        built.append(bundle.name)
+        return object()
+
+    def policies(fed: Federation, previous: ByAgreement[object] | None = None) -> ByAgreement[object]:
+        return load_policies(
+            fed, store=tmp_path / "store", configured="", digest_of=lambda a: a.bundle_digest,
+            build=build, what="gateway", previous=previous,
+        )  # fmt: skip
+
+    first = policies(_federation(tmp_path / "1", [agreement]))
+    # Version 2 adds a US–GB agreement under the same gateway bundle: nothing is built again.
+    inbound = dict(agreement.inbound or {})
+    us_gb = dataclasses.replace(
+        agreement, id="us-gb", parties=("US", "GB"), inbound={"US": inbound["US"], "GB": inbound["CA"]}
+    )
+    second = policies(_federation(tmp_path / "2", [agreement, us_gb]), previous=first)
+    assert built == ["us-ca-agreement"]
+    assert second.select("GB", "US", NOW).policy is first.select("CA", "US", NOW).policy
+    assert second.select("US", "GB", NOW).agreement_id == "us-gb"
+    # A version naming a bundle that cannot be found fails whole, and the set in use is untouched.
+    unknown = dataclasses.replace(us_gb, bundle_digest="sha256:" + "0" * 64)
+    with pytest.raises(ConfigError, match="us-gb"):
+        policies(_federation(tmp_path / "3", [agreement, unknown]), previous=second)
+    assert second.select("US", "GB", NOW).agreement_id == "us-gb"
