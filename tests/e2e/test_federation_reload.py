@@ -10,111 +10,37 @@ expires while the servers run makes them fail closed with FEDERATION_FILE_EXPIRE
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
-from served import start_server, wait_for
+from served import wait_for
+from signed_demo import SignedDemo, signed_demo, signed_version
 
 from comity.core.errors import ComityError
-from comity.core.federation_sign import envelope_path, sign_federation_file
 from comity.core.keys import SigningKey
 from comity.sdk.demo.run import Outcome, run_scenario, scenarios
-from comity.sdk.demo.setup import DemoFederation, build_demo_federation
 from comity.sdk.profile import load_profile
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-COMITY = str(Path(sys.executable).parent / "comity")
-
-
-def _format2(text: str, *, version: int, expires: str, signer: SigningKey) -> str:
-    """The demo's file as ``version``, expiring at ``expires``, with ``signer`` as its [signing] role."""
-    head = re.search(r"\nversion = \d+\nexpires = \S+\n", text)
-    assert head
-    role = (
-        f"\nversion = {version}\nexpires = {expires}\n\n[signing]\nthreshold = 1\n"
-        f'[[signing.keys]]\nid = "{signer.key_id}"\nkey = "{signer.verifying_key.to_text()}"\n'
-    )
-    return text.replace(head.group(0), role, 1)
-
-
-@dataclass
-class Running:
-    fed: DemoFederation
-    original: str  # the demo's file as written
-    signer: SigningKey
-    logs: dict[str, Path]
-
-    def publish(self, text: str, *, signer: SigningKey | None = None) -> None:
-        """Write a new version as an operator would: the envelope first, then the file, each by rename."""
-        file = self.fed.layout.federation_file
-        staged = file.with_name("federation.next.toml")
-        staged.write_text(text)
-        if signer is not None:
-            envelope_path(staged).unlink(missing_ok=True)
-            sign_federation_file(staged, signer)
-            os.replace(envelope_path(staged), envelope_path(file))
-        os.replace(staged, file)
-
-    def said(self, name: str) -> str:
-        return self.logs[name].read_text(errors="replace")
-
-
-def _poll_fast(config: Path, section: str) -> None:
-    text = config.read_text()
-    config.write_text(text.replace(f"[{section}]\n", f"[{section}]\nfederation_poll_seconds = 0.1\n", 1))
-
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    fed = build_demo_federation(Path(tmp_path_factory.mktemp("reload")), people=10, seed=13)
-    signer = SigningKey.generate("us.fbi/federation-2026")
-    file = fed.layout.federation_file
-    original = file.read_text()
-    file.write_text(_format2(original, version=1, expires="2030-01-01T00:00:00Z", signer=signer))
-    sign_federation_file(file, signer)
-    _poll_fast(fed.gateway_config, "gateway")
-    for config in fed.node_configs.values():
-        _poll_fast(config, "node")
-    logs_dir = fed.directory / "logs"
-    logs_dir.mkdir()
-    logs = {"gateway": logs_dir / "gateway.log", **{n: logs_dir / f"{n}.log" for n in fed.node_configs}}
-    processes = [
-        start_server(
-            "gateway", fed.gateway_config, int(fed.layout.gateway.endpoint.rsplit(":", 1)[1]), logs["gateway"]
-        )
-    ]
-    try:
-        for node, config in fed.node_configs.items():
-            processes.append(start_server("node", config, fed.layout.nodes[node].port, logs[node]))
-        yield Running(fed, original, signer, logs)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedDemo]:
+    with signed_demo(Path(tmp_path_factory.mktemp("reload")), seed=13) as demo:
+        yield demo
 
 
-async def _query(running: Running, agency: str, title: str) -> Outcome:
+async def _query(running: SignedDemo, agency: str, title: str) -> Outcome:
     s = next(x for x in scenarios(running.fed) if x.title.startswith(title))
     async with load_profile(running.fed.profiles[agency]).async_client() as client:
         return await run_scenario(client, running.fed, s)
 
 
-async def _answered(running: Running, agency: str, title: str) -> None:
+async def _answered(running: SignedDemo, agency: str, title: str) -> None:
     for _ in range(60):  # a node's channel back to the gateway may still be in back-off
         outcome = await _query(running, agency, title)
         if outcome.result is not None:
@@ -129,7 +55,7 @@ def _without_rcmp_investigator(text: str) -> str:
     return cut
 
 
-async def _alerted(running: Running, check: str) -> None:
+async def _alerted(running: SignedDemo, check: str) -> None:
     for name in running.logs:
         await asyncio.to_thread(
             wait_for, lambda n=name: f"({check})" in running.said(n), f"{name}'s alert {check}"
@@ -137,10 +63,10 @@ async def _alerted(running: Running, check: str) -> None:
 
 
 async def test_bad_files_are_refused_and_a_signed_revocation_applies_without_restart(
-    running: Running,
+    running: SignedDemo,
 ) -> None:
     await _answered(running, "ca.rcmp", "RCMP fetches")
-    v2 = _format2(
+    v2 = signed_version(
         _without_rcmp_investigator(running.original),
         version=2,
         expires="2030-01-01T00:00:00Z",
@@ -154,7 +80,7 @@ async def test_bad_files_are_refused_and_a_signed_revocation_applies_without_res
     running.publish(v2, signer=SigningKey.generate("us.fbi/federation-2026"))
     await _alerted(running, "FEDERATION_BELOW_THRESHOLD")
     # Signed by the right key, but not a newer version (a replay of version 1, edited).
-    v1 = _format2(running.original, version=1, expires="2029-01-01T00:00:00Z", signer=running.signer)
+    v1 = signed_version(running.original, version=1, expires="2029-01-01T00:00:00Z", signer=running.signer)
     running.publish(v1, signer=running.signer)
     await _alerted(running, "FEDERATION_VERSION")
     for name in running.logs:
@@ -176,7 +102,7 @@ async def test_bad_files_are_refused_and_a_signed_revocation_applies_without_res
     # Version 3 expires in a few seconds: from then on, every request is refused.
     expires = (datetime.now(UTC) + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     running.publish(
-        _format2(
+        signed_version(
             _without_rcmp_investigator(running.original), version=3, expires=expires, signer=running.signer
         ),
         signer=running.signer,

@@ -5,10 +5,11 @@ federation keys; its gateway and nodes run as ``comity ... serve`` processes. ``
 federation add-member`` writes the UK's keys, certificates, JWKS and node config and version 2
 with its entry and the US–GB agreement; both current signers sign it (``comity federation
 sign``), ``comity federation verify`` trusts it against version 1, and it replaces version 1.
-The gateway and the US node restart (agreements and nodes are read at start), the UK node
-starts, and then: the UK queries the US under the US–GB agreement, the US queries the new node,
-UK → Canada is refused ``NO_AGREEMENT`` and logged, and one checkpoint is cosigned by all
-three nodes' witnesses.
+The gateway and the US and Canadian nodes take it while they run (no restart: the gateway
+routes to the new node and asks it to witness, everyone decides under the new agreement), the
+UK node starts, and then: the UK queries the US under the US–GB agreement, the US queries the
+new node, UK → Canada is refused ``NO_AGREEMENT`` and logged, and one checkpoint is cosigned by
+all three nodes' witnesses.
 """
 
 from __future__ import annotations
@@ -180,11 +181,8 @@ def joined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Joined]:
             log = config.with_suffix(".log")
             wait_for(partial(_says, log, "now version 2"), f"{log.name} on version 2")
 
-        # Agreements and nodes are read at start: the gateway and the new agreement's parties restart.
-        stack.close()
-        stack.enter_context(serving("gateway", gateway, gw))
-        stack.enter_context(serving("node", configs["us-node"], us))
-        stack.enter_context(serving("node", configs["ca-node"], ca))
+        # Nothing restarts: the gateway routes to the new node and decides under the new
+        # agreement, the US and Canadian nodes follow it as they run; the new node starts.
         gb_config = d / "configs" / "gb-node.toml"
         people["gb-node"] = _records(d, "gb-node", "GB", "US", gb_config)
         stack.enter_context(serving("node", gb_config, gb))

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -104,8 +105,9 @@ COSIGNATURE_FRESHNESS = 300.0
 class CosignatureRule(Protocol):
     """Which witness made a cosignature, under the key it held at the line's own time (``Quorum``)."""
 
-    def verify(self, text: str, signature: NoteSignature) -> str:
-        """The witness id; raises :class:`UnverifiedNote`."""
+    def verify(self, text: str, signature: NoteSignature, *, now: datetime | None = None) -> str:
+        """The witness id (by a key held at the line's time, and at ``now`` too when given);
+        raises :class:`UnverifiedNote`."""
         ...
 
 
@@ -138,8 +140,8 @@ class TransparencyLog:
     ) -> None:
         self.store = store
         self._signer = signer
-        self._log_keys = log_keys
-        self._cosigners = cosigners
+        # One reference, replaced whole when the federation file changes (use_trust).
+        self._trust: tuple[SizedKeys | None, CosignatureRule | None] = (log_keys, cosigners)
         self._clock = clock
         self._interval = batch_interval
         self._max_batch = max_batch
@@ -211,8 +213,19 @@ class TransparencyLog:
             raise
         return log
 
+    def use_trust(self, log_keys: SizedKeys | None, cosigners: CosignatureRule | None) -> None:
+        """Verify checkpoints and new cosignatures under a newly trusted federation file's log key
+        history and witness rule, from now on (one step: no check sees half of the change).
+
+        The key this log signs with stays the one it was opened with: when the new history
+        gives it no range for the next checkpoint, appends fail closed until a restart with
+        the key the history names.
+        """
+        self._trust = (log_keys, cosigners)
+
     def _check_key_signs(self, size: int) -> None:
-        if self._log_keys is None or self._holds(size):
+        log_keys = self._trust[0]
+        if log_keys is None or self._holds(log_keys, size):
             return
         raise ConfigError(
             f"the configured log key is not the one the federation file lists for the log's next "
@@ -222,16 +235,16 @@ class TransparencyLog:
             "(after a rotation: the new key, listed with from_size at most the log's size)",
         )
 
-    def _holds(self, size: int) -> bool:
-        assert self._log_keys is not None
+    def _holds(self, log_keys: SizedKeys, size: int) -> bool:
         raw = self._signer.verifier.public_key.public_bytes_raw()
-        return any(k.public_key.public_bytes_raw() == raw for k in self._log_keys.for_size(size))
+        return any(k.public_key.public_bytes_raw() == raw for k in log_keys.for_size(size))
 
     def open_own(self, note: bytes) -> SignedCheckpoint:
         """Verify a checkpoint of this log under the log key its size calls for (raises AuditError)."""
-        if self._log_keys is None:
+        log_keys = self._trust[0]
+        if log_keys is None:
             return open_checkpoint(note, self._signer.verifier)
-        return open_log_checkpoint(note, self._signer.name, self._log_keys)
+        return open_log_checkpoint(note, self._signer.name, log_keys)
 
     @property
     def verifier(self) -> Ed25519Verifier:
@@ -239,7 +252,8 @@ class TransparencyLog:
         return self._signer.verifier
 
     def _sign(self, tree_size: int, root_hash: bytes) -> bytes:
-        if self._log_keys is not None and not self._holds(tree_size):
+        log_keys = self._trust[0]
+        if log_keys is not None and not self._holds(log_keys, tree_size):
             # Fail closed: a checkpoint outside this key's range would be refused by every witness.
             raise AuditUnavailable(
                 f"the log key may not sign a checkpoint of tree size {tree_size} (its range in the "
@@ -518,13 +532,15 @@ class TransparencyLog:
         await cosigning.future
 
     def _verify_cosignature(self, text: str, line: NoteSignature) -> None:
-        if self._cosigners is None:
+        cosigners = self._trust[1]
+        if cosigners is None:
             witness = self._witnesses.get((line.name, line.key_id))
             if witness is None:
                 raise UnverifiedNote(f"{line.name!r} is not a witness this log knows (or its key changed)")
             witness.verify(text, line)
             return
-        self._cosigners.verify(text, line)
+        # A key retired (or revoked) since the line's own time no longer adds a cosignature.
+        cosigners.verify(text, line, now=datetime.fromtimestamp(self._clock(), UTC))
         made = cosignature_timestamp(line)
         if abs(made - self._clock()) > COSIGNATURE_FRESHNESS:
             raise UnverifiedNote(

@@ -131,23 +131,30 @@ class Quorum:
     def _by_name(self) -> Mapping[str, WitnessKeys]:
         return {w.name: w for w in self.witnesses}
 
-    def verify(self, text: str, signature: NoteSignature) -> str:
+    def verify(self, text: str, signature: NoteSignature, *, now: datetime | None = None) -> str:
         """The witness id of a cosignature on checkpoint ``text``; raises :class:`UnverifiedNote`.
 
-        The key must be one the witness held at the cosignature's own timestamp.
+        The key must be one the witness held at the cosignature's own timestamp. With ``now``
+        (a cosignature being accepted, not one kept from before), it must be in force at ``now``
+        as well: a key retired or revoked since cannot add a line, whatever time the line claims.
         """
         witness = self._by_name().get(signature.name)
         if witness is None:
             raise UnverifiedNote(f"cosignature by unknown witness {signature.name!r}")
         made = datetime.fromtimestamp(cosignature_timestamp(signature), UTC)
-        for key in witness.keys.at(made):
+        held = witness.keys.at(made)
+        if now is not None:
+            current = {k.public_key.public_bytes_raw() for k in witness.keys.at(now)}
+            held = tuple(k for k in held if k.public_key.public_bytes_raw() in current)
+        for key in held:
             verifier = CosignatureVerifier(witness.name, key.public_key)
             if verifier.key_id == signature.key_id:
                 verifier.verify(text, signature)
                 return witness.id
+        when = "at that time" if now is None else "at that time and now"
         raise UnverifiedNote(
             f"the cosignature by witness {signature.name!r} made at {made.isoformat()} is by no key "
-            "the federation file lists for it at that time"
+            f"the federation file lists for it {when}"
         )
 
     def cosigners(self, text: str, lines: Iterable[str]) -> dict[str, str]:

@@ -124,6 +124,11 @@ class Witness:
         private = key.private_key if isinstance(key, SigningKey) else key
         return cls(db, CosignatureSigner(name, private), verifier, clock, log_keys)
 
+    def use_log_keys(self, log_keys: SizedKeys) -> None:
+        """Check checkpoints under a newly trusted federation file's log key history from now on
+        (a checkpoint under a key it retired or revoked is refused; the state already accepted stays)."""
+        self._log_keys = log_keys
+
     def hold(self, reason: str) -> None:
         """Cosign nothing (refuse with ``reason``) until :meth:`release`: its state is not yet checked."""
         self._held = reason
@@ -330,10 +335,11 @@ class Witness:
         Raises :class:`AuditError`. Cosignature lines are returned unverified in
         ``cosignatures`` (every signature line not by the log).
         """
-        if self._log_keys is None:
+        log_keys = self._log_keys
+        if log_keys is None:
             signed = open_checkpoint(checkpoint, self._log_key)
         else:
-            signed = open_log_checkpoint(checkpoint, self._log_key.name, self._log_keys)
+            signed = open_log_checkpoint(checkpoint, self._log_key.name, log_keys)
         others = tuple(note_cosignatures(checkpoint, self._log_key.name))
         return SignedCheckpoint(signed.checkpoint, signed.note, others)
 

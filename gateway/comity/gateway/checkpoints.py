@@ -10,6 +10,7 @@ the federation file, and judges the quorum itself. The gateway only finds the ch
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from comity.audit.log import TransparencyLog
 from comity.audit.quorum import Quorum
@@ -21,14 +22,29 @@ __all__ = ["CheckpointFinder"]
 _PAGE = 256
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """The quorum and its name ↔ id maps, replaced as one when the federation file changes."""
+
+    quorum: Quorum
+    ids: dict[str, str]  # cosignature name → witness id
+    names: dict[str, str]  # witness id → cosignature name
+
+    @classmethod
+    def of(cls, quorum: Quorum) -> _Judged:
+        return cls(quorum, {w.name: w.id for w in quorum.witnesses}, {w.id: w.name for w in quorum.witnesses})
+
+
 class CheckpointFinder:
     """Finds checkpoints with their stored cosignatures in the gateway's log."""
 
     def __init__(self, log: TransparencyLog, quorum: Quorum) -> None:
         self._log = log
-        self._quorum = quorum
-        self._ids = {w.name: w.id for w in quorum.witnesses}
-        self._names = {w.id: w.name for w in quorum.witnesses}
+        self._quorum = _Judged.of(quorum)
+
+    def use_quorum(self, quorum: Quorum) -> None:
+        """Judge under a newly trusted federation file's witnesses and policy from now on."""
+        self._quorum = _Judged.of(quorum)
 
     async def respond(self, request: pb.GetCheckpointRequest) -> pb.CheckpointResponse:
         """The checkpoint ``request`` asks for, with every cosignature stored on it."""
@@ -48,12 +64,12 @@ class CheckpointFinder:
 
     async def newest_quorum(self) -> int:
         """The size of the newest checkpoint whose stored cosignatures form a quorum (else the newest)."""
-        store = self._log.store
+        judged, store = self._quorum, self._log.store
         below: int | None = None
         while True:
             page = await asyncio.to_thread(store.cosigners, below=below, limit=_PAGE)
             for size, names in page:
-                if self._quorum.is_quorum(self._ids[n] for n in names if n in self._ids):
+                if judged.quorum.is_quorum(judged.ids[n] for n in names if n in judged.ids):
                     return size
             if len(page) < _PAGE:
                 return self._log.newest_signed()[0]
@@ -61,7 +77,7 @@ class CheckpointFinder:
 
     async def newest_cosigned_by(self, witness_id: str) -> int:
         """The size of the newest checkpoint carrying a cosignature of ``witness_id``."""
-        name = self._names.get(witness_id)
+        name = self._quorum.names.get(witness_id)
         if name is None:
             raise NotFound(f"{witness_id!r} is not a witness of this federation")
         store = self._log.store

@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
 
+import grpc
+
 from comity.audit import events
+from comity.core import refusals
 from comity.core.dsse import PAYLOAD_NODE_DECISION, PAYLOAD_NODE_STATEMENT, verify_envelope
 from comity.core.errors import ComityError, Unauthenticated
 from comity.core.keys import VerifyingKey
@@ -25,6 +28,18 @@ from comity.v1 import comity_pb2 as pb
 __all__ = ["NodeDecisionLog", "SignedNodeDecision", "verify_node_decision"]
 
 _log = logging.getLogger("comity.gateway.node_decisions")
+
+refusals.register(
+    refusals.Check(
+        "NODE_ANSWER_KEY",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "node {node!r} answered, but its signed answer does not verify under the keys the federation "
+        "file lists for it now ({detail}): nothing was released to you, and the query is logged as "
+        "failed; the node's operator must run it with the key the file names",
+        "Prüm Decision 2008/615 art. 30 (who answered, recorded for lawfulness monitoring)",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,12 @@ class NodeDecisionLog:
         self._ledger = ledger
         self._keys = node_keys
 
+    def use_keys(self, node_keys: NodeKeys) -> None:
+        """Verify with a newly trusted federation file's node keys from now on (e.g.
+        ``federation.response_keys_in_force()``): a key it revokes or retires signs nothing
+        accepted after this call."""
+        self._keys = node_keys
+
     def verify(
         self,
         envelope: pb.Envelope,
@@ -139,17 +160,32 @@ class NodeDecisionLog:
             raise Unauthenticated(f"node {node!r} refused the query but signed an allowance")
         return await self.record(signed, closes=True)
 
-    async def record_answer(self, result: pb.QueryResult, *, node: str, query_digest: bytes) -> Logged | None:
-        """Log the node's signed allowance with its answer's statement; None for a node that sent none."""
+    def verify_answer(
+        self, result: pb.QueryResult, *, node: str, query_digest: bytes
+    ) -> SignedNodeDecision | None:
+        """The node's signed allowance and its answer's statement, checked before anything of the
+        answer is logged or released; None for a node that sent none.
+
+        Raises ``NODE_ANSWER_KEY`` when they are not signed by a key the trusted federation file
+        lists for the node now (say, one a new version revoked or retired).
+        """
         if not result.HasField("node_decision"):
             _log.warning("node %s answered without a signed decision", node)
             return None
-        signed = self.verify(
-            result.node_decision,
-            node=node,
-            query_digest=query_digest,
-            statement=result.receipt.node_statement,
-        )
+        try:
+            signed = self.verify(
+                result.node_decision,
+                node=node,
+                query_digest=query_digest,
+                statement=result.receipt.node_statement,
+            )
+        except Unauthenticated as exc:
+            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail=exc.message) from None
         if not signed.allowed:
             raise Unauthenticated(f"node {node!r} answered the query but signed a refusal")
-        return await self.record(signed, closes=False)
+        return signed
+
+    async def record_answer(self, result: pb.QueryResult, *, node: str, query_digest: bytes) -> Logged | None:
+        """Log the node's signed allowance with its answer's statement; None for a node that sent none."""
+        signed = self.verify_answer(result, node=node, query_digest=query_digest)
+        return None if signed is None else await self.record(signed, closes=False)

@@ -49,7 +49,7 @@ from comity.core.tokens import TokenVerifier, VerifiedToken, bearer_token
 from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.failures import FailureRecorder
 from comity.gateway.ledger import Ledger, Logged
-from comity.gateway.node_decisions import NodeDecisionLog
+from comity.gateway.node_decisions import NodeDecisionLog, SignedNodeDecision
 from comity.gateway.order_checks import OrderOutcome, check_order
 from comity.gateway.private import (
     check_order_reference,
@@ -273,10 +273,27 @@ class Pipeline:
         self._node_decisions = node_decisions or NodeDecisionLog(ledger, federation.node_keys())
         self._watch = watch
 
-    def use_federation(self, federation: Federation, tokens: TokenVerifier, orders: OrderVerifier) -> None:
+    def use_federation(
+        self,
+        federation: Federation,
+        tokens: TokenVerifier,
+        orders: OrderVerifier,
+        policies: ByAgreement[PolicyEngine] | None = None,
+    ) -> None:
         """Decide from now on under a newly trusted federation file (called on the event loop,
-        so no request sees half of the change)."""
-        self._federation, self._tokens, self._orders = federation, tokens, orders
+        so no request sees half of the change); ``policies``: its agreements' engines, built
+        beforehand (None: the agreements are unchanged)."""
+        self._federation, self._tokens, self._orders, self._policies = (
+            federation,
+            tokens,
+            orders,
+            self._policies if policies is None else policies,
+        )
+
+    @property
+    def policies(self) -> ByAgreement[PolicyEngine]:
+        """The agreements' engines in use."""
+        return self._policies
 
     def require_federation(self) -> None:
         """Refuse (fail closed) while the trusted federation file has expired."""
@@ -907,17 +924,29 @@ class Pipeline:
             _log.warning("query %s: node %s's refusal not logged: %s", v.query.query_id, node, bad.message)
             return None
 
+    def _verify_answer(self, v: Verified, result: pb.QueryResult) -> SignedNodeDecision | None:
+        """The node's signed allowance, checked under the federation file in use before anything
+        of the answer is logged (``NODE_ANSWER_KEY`` otherwise)."""
+        return self._node_decisions.verify_answer(
+            result, node=v.query.query.target_node, query_digest=v.query.digest
+        )
+
     async def _disclose(
-        self, v: Verified, result: pb.QueryResult, digest: RecordsDigest, size: int
+        self,
+        v: Verified,
+        result: pb.QueryResult,
+        digest: RecordsDigest,
+        size: int,
+        signed: SignedNodeDecision | None,
     ) -> list[Logged]:
         """Log the node's signed allowance and the disclosure (one batch); returns what was logged."""
+        if signed is None:
+            return [await self._record_disclosure(v, result, digest, size)]
         decided, disclosed = await asyncio.gather(
-            self._node_decisions.record_answer(
-                result, node=v.query.query.target_node, query_digest=v.query.digest
-            ),
+            self._node_decisions.record(signed, closes=False),
             self._record_disclosure(v, result, digest, size),
         )
-        return [disclosed] if decided is None else [decided, disclosed]
+        return [decided, disclosed]
 
     async def _record_disclosure(
         self, v: Verified, result: pb.QueryResult, digest: RecordsDigest, size: int
@@ -981,9 +1010,10 @@ class _Completion:
 
     async def disclose(self, result: pb.QueryResult, digest: RecordsDigest, size: int) -> list[Logged]:
         """Log what the node released (and its signed allowance); the query has then ended."""
+        signed = self._pipeline._verify_answer(self._v, result)  # refused: nothing is disclosed
         self.disclosing = True
         try:
-            logged = await self._pipeline._disclose(self._v, result, digest, size)
+            logged = await self._pipeline._disclose(self._v, result, digest, size, signed)
         except AuditUnavailable as err:
             raise _log_down(err, disclosing=True) from err
         self.ended = True

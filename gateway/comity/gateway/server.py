@@ -30,6 +30,7 @@ from comity.gateway.config import GatewayConfig
 from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.leadership import Leadership
 from comity.gateway.ledger import Ledger
+from comity.gateway.node_channels import routes_of
 from comity.gateway.node_decisions import NodeDecisionLog
 from comity.gateway.pipeline import Limits, Pipeline
 from comity.gateway.pruning import Pruning
@@ -200,15 +201,34 @@ async def _start_gateway(
         checkpoints=checkpoints,
     )
 
-    def reloaded(new: Federation) -> None:
-        # Who may query and sign (investigators, issuers, authorities, legal officers) follows
-        # the file at once; fresh verifiers drop what the old ones cached.
+    def prepared(new: Federation) -> Callable[[], None]:
+        # Everything that can fail or take long is built first (off the event loop): the new
+        # agreements' engines (bundles loaded and self-tested), the nodes' pinned certificates,
+        # the verifiers, the quorum. A failure refuses the whole version; the swaps below only
+        # replace references.
+        new_policies = gateway_policies(new, config, previous=pipeline.policies)
+        routes = routes_of(new, node_credentials)
         new_tokens = TokenVerifier(new, audience=config.audience)
-        pipeline.use_federation(new, new_tokens, OrderVerifier(new))
-        gateway_service.use_federation(new)
-        audit_service.use_federation(new_tokens, Readership.of_federation(new))
+        new_orders = OrderVerifier(new)
+        quorum = Quorum.of_federation(new)
+        readership = Readership.of_federation(new)
+        response_keys = new.response_keys_in_force(clock)
 
-    watch.on_change(reloaded)
+        def reloaded() -> None:
+            # Who may query and sign (investigators, issuers, authorities, legal officers), the
+            # agreements, the nodes (where they listen, their response keys), the witnesses' keys
+            # and policy and the log's key history follow the file at once; fresh verifiers drop
+            # what the old ones cached. The router first: the witnessing loop asks its nodes.
+            router.use_endpoints(routes)
+            ledger.log.use_trust(new.gateway.log.keys, quorum)
+            node_decisions.use_keys(response_keys)
+            pipeline.use_federation(new, new_tokens, new_orders, new_policies)
+            gateway_service.use_federation(new)
+            audit_service.use_federation(new_tokens, readership)
+            checkpoints.use_quorum(quorum)
+            witnessing.use_federation(new, router)
+
+        return reloaded
 
     def register(server: object) -> None:
         pb_grpc.add_GatewayServicer_to_server(gateway_service, server)
@@ -260,6 +280,7 @@ async def _start_gateway(
     handle.on_stop.append(witnessing.stop)
     handle.on_stop.append(leadership.stop)
     handle.on_stop.append(recovery.stop)
+    watch.prepare_with(prepared)
     if config.federation_poll_seconds > 0:
         watch.start(config.federation_poll_seconds)
     handle.on_stop.append(watch.stop)
@@ -269,8 +290,11 @@ async def _start_gateway(
     return RunningGateway(handle, ledger, router, witnessing, pipeline, recovery)
 
 
-def gateway_policies(federation: Federation, config: GatewayConfig) -> ByAgreement[PolicyEngine]:
-    """An engine for every agreement's gateway bundle, found by digest (fail closed)."""
+def gateway_policies(
+    federation: Federation, config: GatewayConfig, *, previous: ByAgreement[PolicyEngine] | None = None
+) -> ByAgreement[PolicyEngine]:
+    """An engine for every agreement's gateway bundle, found by digest (fail closed); with
+    ``previous`` (the set in use), its engines are used again for the digests it shares."""
     return load_policies(
         federation,
         store=config.bundle_store,
@@ -278,6 +302,7 @@ def gateway_policies(federation: Federation, config: GatewayConfig) -> ByAgreeme
         digest_of=lambda agreement: agreement.bundle_digest,
         build=PolicyEngine,
         what="gateway",
+        previous=previous,
     )
 
 

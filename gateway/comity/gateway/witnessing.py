@@ -47,6 +47,7 @@ __all__ = [
     "QuorumRule",
     "WitnessingLoop",
     "WitnessingStatus",
+    "node_witnesses",
     "witnessing_for",
 ]
 
@@ -117,6 +118,20 @@ class _Metrics:
         )
 
 
+@dataclass(frozen=True)
+class _Witnessed:
+    """Who the loop asks and how it judges, replaced whole when the federation file changes."""
+
+    witnesses: tuple[WitnessClient, ...]
+    quorum: Quorum
+    ids: dict[str, str]  # cosignature name → witness id
+    max_delay: float
+
+    @classmethod
+    def of(cls, witnesses: Iterable[WitnessClient], quorum: Quorum, max_delay: float) -> _Witnessed:
+        return cls(tuple(witnesses), quorum, {w.name: w.id for w in quorum.witnesses}, max_delay)
+
+
 class WitnessingLoop:
     """Asks every witness to cosign the newest checkpoint, on a timer and whenever entries wait."""
 
@@ -138,14 +153,10 @@ class WitnessingLoop:
         # the others still judge the quorum from the cosignatures the leader stores.
         self._leads = leads
         self._channels = list(channels)  # the loop's own (independent witnesses'), closed at stop
-        self._witnesses = list(witnesses)
         # Cosignatures are checked under each witness's key history (the key it held when it
-        # cosigned), so a rotation of a witness key needs no restart of the gateway's judgement.
-        self._quorum = quorum
-        self._ids = {w.name: w.id for w in quorum.witnesses}  # cosignature name → witness id
-        self._policy: QuorumRule = quorum.policy
+        # cosigned); the federation file's witnesses, keys and policy follow it (use_federation).
+        self._view = _Witnessed.of(witnesses, quorum, max_delay)
         self._interval = interval
-        self._max_delay = max_delay
         self._poll = min(poll, interval)
         self._clock = clock
         self._status = WitnessingStatus()
@@ -160,6 +171,19 @@ class WitnessingLoop:
     def status(self) -> WitnessingStatus:
         """The latest round's findings."""
         return self._status
+
+    def use_federation(self, federation: Federation, router: NodeRouter) -> None:
+        """Ask and judge under a newly trusted federation file from the next round on: its witness
+        keys, policy and quorum bound, and every node's witness that ``router`` reaches.
+
+        An independent witness keeps the channel the loop opened at start (one the new file
+        adds is not asked until a restart; one it removes is no longer asked).
+        """
+        quorum = Quorum.of_federation(federation)
+        independent = {w.id for w in federation.witness_identities() if w.country is None}
+        kept = [w for w in self._view.witnesses if w.witness_id in independent]
+        asked = [*node_witnesses(federation, router), *kept]
+        self._view = _Witnessed.of(asked, quorum, quorum.max_delay.total_seconds())
 
     def start(self, health_servicer: health.aio.HealthServicer | None = None) -> None:
         """Run the loop in the background (the server's event loop)."""
@@ -203,19 +227,20 @@ class WitnessingLoop:
 
     async def round(self) -> WitnessingStatus:
         """Ask every witness once, store what they cosign, judge the quorum and compare their views."""
+        view = self._view  # one version of the federation file for the whole round
         note = await self._ledger.log.latest_checkpoint()
         head = self._ledger.log.open_own(note).checkpoint
         status = WitnessingStatus(log_size=head.size)
         if self._leads():
-            results = await asyncio.gather(*(self._ask(w, note, head.size) for w in self._witnesses))
+            results = await asyncio.gather(*(self._ask(w, note, head.size) for w in view.witnesses))
             status.unreachable = [
-                w.witness_id for w, ok in zip(self._witnesses, results, strict=True) if not ok
+                w.witness_id for w, ok in zip(view.witnesses, results, strict=True) if not ok
             ]
-            await asyncio.gather(*(self._compare(w, head) for w in self._witnesses))
+            await asyncio.gather(*(self._compare(view, w, head) for w in view.witnesses))
         else:
             status.unreachable = list(self._status.unreachable)
         status.forks = list(self._forks)
-        await self._judge(status)
+        await self._judge(view, status)
         self._status = status
         await self._publish(status)
         return status
@@ -244,27 +269,27 @@ class WitnessingLoop:
                 return False
         return True
 
-    async def _judge(self, status: WitnessingStatus) -> None:
+    async def _judge(self, view: _Witnessed, status: WitnessingStatus) -> None:
         """The newest quorum checkpoint, and whether entries have waited too long for one."""
         store = self._ledger.log.store
         cosigned = await asyncio.to_thread(store.cosigners, below=status.log_size + 1)
         newest_ids: set[str] = set()
         for i, (size, names) in enumerate(cosigned):
-            ids = {self._ids[n] for n in names if n in self._ids}
+            ids = {view.ids[n] for n in names if n in view.ids}
             if i == 0 and size == status.log_size:
                 newest_ids = ids
-            if self._policy.is_quorum(ids):
+            if view.quorum.is_quorum(ids):
                 status.quorum_size = size
                 break
         if status.quorum_size == status.log_size:
             return
-        status.missing = self._policy.missing(newest_ids)
+        status.missing = view.quorum.missing(newest_ids)
         previous = self._status
         since = previous.pending_since if previous.quorum_size == status.quorum_size else None
         status.pending_since = self._clock() if since is None else since
-        status.overdue = self._clock() - status.pending_since > self._max_delay
+        status.overdue = self._clock() - status.pending_since > view.max_delay
 
-    async def _compare(self, witness: WitnessClient, head: Checkpoint) -> None:
+    async def _compare(self, view: _Witnessed, witness: WitnessClient, head: Checkpoint) -> None:
         """Gossip: the witness's latest cosigned checkpoint must be one this log's history contains."""
         try:
             note = await witness.latest_cosigned()
@@ -275,7 +300,7 @@ class WitnessingLoop:
         try:
             seen = self._ledger.log.open_own(note)
             lines = note_cosignatures(note, seen.checkpoint.origin)
-            by = [self._quorum.verify(seen.text, c) for c in lines if c.name in self._ids]
+            by = [view.quorum.verify(seen.text, c) for c in lines if c.name in view.ids]
         except AuditError as exc:
             _log.warning(
                 "witness %s relayed a checkpoint that does not verify: %s", witness.witness_id, exc.message
@@ -336,7 +361,8 @@ class WitnessingLoop:
 
     def quorum_ids(self, names: Iterable[str]) -> set[str]:
         """The witness ids behind cosignature names (unknown names dropped)."""
-        return {self._ids[n] for n in names if n in self._ids}
+        ids = self._view.ids
+        return {ids[n] for n in names if n in ids}
 
 
 def witnessing_for(
@@ -354,8 +380,8 @@ def witnessing_for(
     and each independent one (``[[witnesses]]``), over a channel of its own with the gateway's
     client certificate (``client_cert``, ``client_key``) that trusts exactly its pinned one."""
     quorum = Quorum.of_federation(federation)
-    deadline = min(router.deadline, 3.0)
-    witnesses = [WitnessClient(n.id, router.witness_stub(n.id), deadline) for n in federation.nodes()]
+    deadline = _deadline(router)
+    witnesses = node_witnesses(federation, router)
     channels: list[grpc.aio.Channel] = []
     for w in federation.witness_identities():
         if w.country is not None:
@@ -377,3 +403,14 @@ def witnessing_for(
         channels=channels,
         leads=leads,
     )
+
+
+def _deadline(router: NodeRouter) -> float:
+    return min(router.deadline, 3.0)
+
+
+def node_witnesses(federation: Federation, router: NodeRouter) -> list[WitnessClient]:
+    """A client of every node's witness in ``federation`` that ``router`` reaches, on its channel."""
+    deadline = _deadline(router)
+    reached = [n for n in federation.nodes() if router.knows(n.id)]
+    return [WitnessClient(n.id, router.witness_stub(n.id), deadline) for n in reached]

@@ -152,9 +152,24 @@ class Admission:
         self._private_ledger = private_ledger
         self._kept_proofs = ProofCache()
 
-    def use_federation(self, federation: Federation) -> None:
-        """Check queries under a newly trusted federation file (investigators, authorities, keys)."""
-        self._federation, self._orders = federation, OrderVerifier(federation)
+    @property
+    def policies(self) -> ByAgreement[InboundPolicy]:
+        """The agreements' inbound policies in use."""
+        return self._policies
+
+    def use_federation(
+        self, federation: Federation, policies: ByAgreement[InboundPolicy] | None = None
+    ) -> None:
+        """Check queries under a newly trusted federation file (investigators, authorities, the
+        gateway's decision keys) and, given ``policies`` built for it, under its agreements.
+
+        One assignment: a query admitted meanwhile sees the old version or the new, not half.
+        """
+        self._federation, self._orders, self._policies = (
+            federation,
+            OrderVerifier(federation),
+            self._policies if policies is None else policies,
+        )
 
     def admit(self, request: pb.ExecuteRequest) -> Admitted:
         """Run every check; raise the first failure's error."""

@@ -61,8 +61,10 @@ def inbound_policies(
     subjects: SubjectReader,
     state: NodeState,
     clock: Callable[[], datetime],
+    previous: ByAgreement[InboundPolicy] | None = None,
 ) -> ByAgreement[InboundPolicy]:
-    """The node's inbound policy under every agreement its country is party to (fail closed)."""
+    """The node's inbound policy under every agreement its country is party to (fail closed);
+    with ``previous`` (the set in use), what it built is used again for the digests it shares."""
 
     def build(bundle: PolicyBundle) -> InboundPolicy:
         targeting = Targeting(
@@ -87,6 +89,7 @@ def inbound_policies(
         digest_of=inbound_digest(node),
         build=build,
         what=f"{node.country} inbound",
+        previous=previous,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from comity.audit.witness import Witness
+from comity.core.federation import Federation, Node
 from comity.core.federation_watch import FederationWatch, load_trusted
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.serving import ServerHandle, start_server
@@ -140,7 +141,6 @@ async def start_node(
         private_ledger=ledger,
         freshness=timedelta(seconds=config.freshness_seconds),
     )
-    watch.on_change(admission.use_federation)
     private = None
     if ledger is not None and isinstance(source, RecordStore):
         filters = PrivateFilters(
@@ -189,6 +189,35 @@ async def start_node(
     )
     witness_service = WitnessService(witness, gateway_pins=federation.gateway.client_pins)
 
+    def prepared(new: Federation) -> Callable[[], None]:
+        # Built before anything changes (off the event loop): the new agreements' inbound
+        # policies, their bundles loaded and self-tested. A failure refuses the whole version.
+        ours = new.node(node.id)  # NotFound (refused) if the new version no longer lists this node
+        new_policies = inbound_policies(
+            new,
+            ours,
+            store=config.bundle_store,
+            configured=config.policy_bundle,
+            schema=schema,
+            subjects=subjects,
+            state=state,
+            clock=clock,
+            previous=admission.policies,
+        )
+
+        def reloaded() -> None:
+            # Investigators, authorities, the gateway's decision keys and log key history, its
+            # client certificate pins and the agreements follow the file at once.
+            witness.use_log_keys(new.gateway.log.keys)
+            admission.use_federation(new, new_policies)
+            service.use_gateway_pins(new.gateway.client_pins)
+            witness_service.use_gateway_pins(new.gateway.client_pins)
+            _warn_if_retired(ours, response_key, witness_key, now=clock())
+
+        return reloaded
+
+    watch.prepare_with(prepared)
+
     def register(server: object) -> None:
         pb_grpc.add_DataNodeServicer_to_server(service, server)
         pb_grpc.add_WitnessServicer_to_server(witness_service, server)
@@ -221,3 +250,30 @@ async def start_node(
     handle.on_stop.append(gateway_log.close)
     handle.on_stop.append(outbox.close)
     return handle
+
+
+def _warn_if_retired(node: Node, response_key: SigningKey, witness_key: SigningKey, *, now: datetime) -> None:
+    """Say so when the trusted file ends (or has ended) this node's own keys: they are read at
+    start only, and once they end the gateway refuses what they sign until the node restarts
+    with the new ones."""
+    for what, key, history, field in (
+        ("response", response_key, node.response_keys, "keys.response_key"),
+        ("witness", witness_key, node.witness_keys, "keys.witness_key"),
+    ):
+        raw = key.verifying_key.public_key.public_bytes_raw()
+        listed = next((k for k in history.keys if k.key.public_key.public_bytes_raw() == raw), None)
+        if listed is None or not listed.holds(now):
+            _log.error(
+                "ALERT: the federation file does not list this node's %s key as valid now: what it "
+                "signs is refused; restart the node with the key the file names (%s)",
+                what,
+                field,
+            )
+        elif listed.valid_until is not None:
+            _log.warning(
+                "this node's %s key ends at %s in the federation file: restart the node with the new "
+                "key (%s) by then, or what it signs after is refused",
+                what,
+                listed.valid_until.isoformat().replace("+00:00", "Z"),
+                field,
+            )

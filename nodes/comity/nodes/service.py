@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,6 +141,10 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         return await asyncio.get_running_loop().run_in_executor(
             self._pool, functools.partial(context.run, fn, *args)
         )
+
+    def use_gateway_pins(self, pins: Sequence[str]) -> None:
+        """Accept only these gateway client certificates from now on (a newly trusted federation file's)."""
+        self._gateway_pins = tuple(pins)
 
     def close(self) -> None:
         """Stop the worker threads (after the server has stopped taking calls)."""

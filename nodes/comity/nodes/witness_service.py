@@ -68,6 +68,10 @@ class WitnessService(pb_grpc.WitnessServicer):
         self._witness = witness
         self._pins = gateway_pins
 
+    def use_gateway_pins(self, pins: Sequence[str]) -> None:
+        """Accept only these gateway client certificates from now on (a newly trusted federation file's)."""
+        self._pins = tuple(pins)
+
     def _check_peer(self, context: Context) -> None:
         check_peer_certificate(context, self._pins, what="the caller")
 
