@@ -6,7 +6,8 @@ the node still cosigns with it: its cosignatures stop counting, so the checkpoin
 reload reach no quorum, while the checkpoints it cosigned before still verify under the key
 history. Version 3 rotates the Canadian node's response key the same way: its next answer,
 signed with the old key, is refused with ``NODE_ANSWER_KEY`` and nothing is released, while
-the US node's answers are accepted as before. Version 4 pins another gateway client
+the US node's answers are accepted as before. Version 4 rotates the gateway's decision key:
+the nodes refuse a decision signed with the old one. Version 5 pins another gateway client
 certificate: the nodes refuse the running gateway's calls at once.
 """
 
@@ -154,13 +155,26 @@ async def test_rotated_witness_and_response_keys_stop_counting_at_once(demo: Sig
     assert "ca-node" in outcome.error.message and "nothing was released" in outcome.error.message
     await _answered(demo, "ca.rcmp", "RCMP fetches")  # the US node's answers are accepted as before
 
-    # Version 4 pins another gateway client certificate: the nodes refuse the running gateway's.
-    pin = v1.gateway.client_cert_sha256
-    v4 = v3.replace(f'client_cert_sha256 = "{pin}"', f'client_cert_sha256 = "{"ab" * 32}"')
-    assert v4 != v3
+    # Version 4 rotates the gateway's decision key: the nodes refuse decisions under the old one.
+    rotation = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    old_decision = v1.gateway.decision_key.to_text()
+    v4 = _rotated(v3, "gateway.decision_keys", old_decision, at=rotation)
     demo.publish(demo.version(v4, 4), signer=demo.signer)
     for node in demo.fed.node_configs:
         await asyncio.to_thread(demo.wait_said, node, "now version 4", 15)
+    await _past(rotation)
+    outcome = await _query(demo, "ca.rcmp", "RCMP fetches")
+    assert outcome.error is not None, "a node accepted a decision signed with the rotated decision key"
+    assert outcome.error.code == grpc.StatusCode.UNAUTHENTICATED
+    assert outcome.error.check_codes == ["GATEWAY_DECISION_SIGNATURE"], outcome.error.message
+
+    # Version 5 pins another gateway client certificate: the nodes refuse the running gateway's.
+    pin = v1.gateway.client_cert_sha256
+    v5 = v4.replace(f'client_cert_sha256 = "{pin}"', f'client_cert_sha256 = "{"ab" * 32}"')
+    assert v5 != v4
+    demo.publish(demo.version(v5, 5), signer=demo.signer)
+    for node in demo.fed.node_configs:
+        await asyncio.to_thread(demo.wait_said, node, "now version 5", 15)
     outcome = await _query(demo, "ca.rcmp", "RCMP fetches")
     assert outcome.error is not None, "a node still accepted the unpinned gateway certificate"
     assert outcome.error.code == grpc.StatusCode.UNAUTHENTICATED

@@ -26,7 +26,7 @@ import grpc
 
 from comity.audit.witness import Witness
 from comity.core import refusals
-from comity.core.dsse import PAYLOAD_DECISION, PAYLOAD_QUERY, payload_digest, verify_envelope
+from comity.core.dsse import PAYLOAD_DECISION, PAYLOAD_QUERY, EnvelopeError, payload_digest, verify_envelope
 from comity.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from comity.core.federation import Federation, Node
 from comity.core.federation_watch import FederationWatch
@@ -81,6 +81,14 @@ refusals.register(
         "the gateway decided this query at {decided_at}, {seconds} s after {judge}'s clock: the clocks of "
         "the gateway and {judge} differ by about {seconds} s; set both by NTP",
         _TIME_BASIS,
+    ),
+    refusals.Check(
+        "GATEWAY_DECISION_SIGNATURE",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.UNAUTHENTICATED,
+        "node {node!r} ran nothing: the gateway's decision is not signed by a decision key the federation "
+        "file lists as valid now ({detail}); the gateway's operator must sign with the key the file names",
+        "Prüm Decision 2008/615 art. 30 (the official who decided, recorded for lawfulness monitoring)",
     ),
     refusals.Check(
         "WITNESS_AT_SIZE",
@@ -248,13 +256,19 @@ class Admission:
         return self._orders.verify(query.legal_order, now=now).order
 
     def verify_decision(self, envelope: pb.Envelope) -> pb.GatewayDecision:
-        """The gateway's decision, signed by a decision key the federation lists as valid now."""
-        payload, _ = verify_envelope(
-            envelope,
-            payload_type=PAYLOAD_DECISION,
-            keys=self._federation.decision_keys_in_force(self._clock),
-            what="gateway decision",
-        )
+        """The gateway's decision, signed by a decision key the federation lists as valid now
+        (``GATEWAY_DECISION_SIGNATURE`` otherwise: forged, or a key the file ended or removed)."""
+        try:
+            payload, _ = verify_envelope(
+                envelope,
+                payload_type=PAYLOAD_DECISION,
+                keys=self._federation.decision_keys_in_force(self._clock),
+                what="gateway decision",
+            )
+        except EnvelopeError as exc:
+            raise refusals.refuse(
+                "GATEWAY_DECISION_SIGNATURE", node=self._node.id, detail=exc.message
+            ) from None
         decision = pb.GatewayDecision.FromString(payload)
         if decision.decision != "ALLOW":
             raise PermissionDenied("the gateway did not allow this query")

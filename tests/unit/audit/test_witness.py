@@ -14,6 +14,8 @@ from comity.audit.proof import consistency_proof, inclusion_proof
 from comity.audit.rfc6962 import hash_leaf
 from comity.audit.tree import MemoryTree
 from comity.audit.witness import Witness
+from comity.core.keyhistory import LogKeyHistory, SizedKey
+from comity.core.keys import VerifyingKey
 
 ORIGIN = "comity.example/log"
 LOG = Ed25519Signer(ORIGIN, Ed25519PrivateKey.generate())
@@ -213,3 +215,32 @@ def test_witness_entry_asks_for_the_proof_under_its_lock_and_a_refusal_leaves_it
             proof_for=lambda first, second: [b"\0" * 32 for _ in log.proof(first, second)],
         )
     assert witness.latest().size == 10
+
+
+def test_a_log_key_history_given_while_running_is_followed_at_once(tmp_path: Path) -> None:
+    """A newer federation file ends the log key at size 5: from then on the witness refuses what
+    that key signs beyond it, and accepts the new key from there, with no restart."""
+    log = History([f"e{i}".encode() for i in range(10)])
+    new = Ed25519Signer(ORIGIN, Ed25519PrivateKey.generate())
+    old_key = VerifyingKey(ORIGIN, LOG.verifier.public_key)
+    witness = Witness.open(
+        tmp_path / "w.db",
+        name="ca.rcmp-node",
+        key=Ed25519PrivateKey.generate(),
+        log_origin=ORIGIN,
+        log_key=LOG.verifier.public_key,
+        log_keys=LogKeyHistory.single(old_key),
+    )
+    assert witness.witness(log.checkpoint(3))
+    witness.use_log_keys(
+        LogKeyHistory(
+            (
+                SizedKey(old_key, until_size=5),
+                SizedKey(VerifyingKey(ORIGIN, new.verifier.public_key), from_size=5),
+            )
+        )
+    )
+    with pytest.raises(WitnessError):
+        witness.witness(log.checkpoint(7), log.proof(3, 7))  # the old key, beyond its range
+    assert witness.latest().size == 3
+    assert witness.witness(log.checkpoint(7, new), log.proof(3, 7))
