@@ -68,9 +68,10 @@ refusals.register(
         "NODE_CERTIFICATE_UNPINNED",
         "AUDIT_FIELDS",
         grpc.StatusCode.UNAVAILABLE,
-        "node {node!r} cannot be reached: the federation file (version {version}) pins no certificate in "
-        "its tls_cert file, so the gateway trusts none for it; nothing was sent to it, and the query does "
-        "not use up your daily quota",
+        "node {node!r} is not reached: in the federation file (version {version}) its tls_cert file holds "
+        "a certificate its tls_cert_sha256 does not pin, so the gateway trusts none for it; nothing was "
+        "sent to it and the query does not use up your daily quota (the federation's operators must "
+        "publish a version whose certificate and pin agree)",
         "the federation's signed membership names where each node listens and the certificate it shows",
     ),
 )
@@ -258,11 +259,10 @@ class NodeChannels:
             known = ", ".join(self.known()) or "none"
             raise NotFound(f"unknown node {node_id!r}", hint=f"known nodes: {known}") from None
 
-    def check(self, node_id: str) -> None:
-        """Raise :class:`NotFound` for a node not routed to, or the error of one that cannot be."""
-        route = self._current(node_id)
-        if isinstance(route, Unroutable):
-            raise route.error
+    def require_known(self, node_id: str) -> None:
+        """Raise :class:`NotFound` for a node the federation version in use does not list (an
+        :class:`Unroutable` one is listed: its calls raise its error)."""
+        self._current(node_id)
 
     async def ready(self, node_id: str, *, deadline: float | None = None) -> tuple[NodeChannel, float]:
         """``node_id``'s channel once it is connected, and the seconds left of the call's deadline
@@ -306,5 +306,7 @@ def _change(old: Route | None, new: Route | None) -> str:
         return "no longer in the federation file: its channel is closed and queries to it are refused"
     if isinstance(new, Unroutable):
         return f"not routed to: {new.error.message}"
-    where = f"{new.endpoint.address} (certificate name {new.endpoint.server_name or 'from the address'})"
+    ep = new.endpoint
+    trusting = f", trusting certificates {ep.trust[:16]}…" if ep.trust else ""
+    where = f"{ep.address} (certificate name {ep.server_name or 'from the address'}{trusting})"
     return f"added to the federation: routed to {where}" if old is None else f"now routed to {where}"

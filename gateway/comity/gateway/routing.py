@@ -71,7 +71,7 @@ class NodeRouter:
 
     def witness_stub(self, node_id: str) -> ReadyWitness:
         """The node's witness service, on whichever channel the node has when a call is made."""
-        self._channels.check(node_id)  # NotFound for an unknown node
+        self._channels.require_known(node_id)  # NotFound for an unknown node; its calls say the rest
         return ReadyWitness(self._channels, node_id)
 
     @property

@@ -12,6 +12,8 @@ import pytest
 
 from comity.core import errors
 from comity.gateway.node_channels import NodeChannels, NodeEndpoint, NodeUnavailable, Unroutable
+from comity.gateway.routing import NodeRouter
+from comity.v1 import comity_pb2 as pb
 
 pytestmark = pytest.mark.asyncio
 
@@ -123,3 +125,18 @@ async def test_a_new_version_keeps_unchanged_channels_and_replaces_changed_ones(
     for removed in (us, ca):
         assert isinstance(removed, type(route))
         assert removed.channel.get_state() == grpc.ChannelConnectivity.SHUTDOWN
+
+
+async def test_a_node_that_cannot_be_routed_to_keeps_a_witness_stub_whose_calls_say_why() -> None:
+    # Building the witnessing set of a new version must not fail on such a node (the version is
+    # swapped in as a whole), only its calls.
+    refused = errors.Unavailable("its certificate is not pinned")
+    router = NodeRouter({"us-node": Unroutable("us-node", refused)}, deadline=5)
+    try:
+        stub = router.witness_stub("us-node")
+        with pytest.raises(errors.Unavailable, match="not pinned"):
+            await stub.GetLatestCosigned(pb.GetLatestCosignedRequest(), timeout=5)
+        with pytest.raises(errors.NotFound, match="unknown node 'ca-node'"):
+            router.witness_stub("ca-node")
+    finally:
+        await router.close()
