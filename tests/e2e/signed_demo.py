@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +49,9 @@ class SignedDemo:
     original: str  # the demo's file as written
     signer: SigningKey
     logs: dict[str, Path]
+    #: Each server's process by name, as started (a test that stops one and starts another
+    #: stops that one itself).
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def version(self, text: str, version: int, *, expires: str = FAR) -> str:
         """``text`` (the demo's file, edited) as ``version`` under this federation's signing role."""
@@ -101,7 +105,8 @@ def signed_demo(directory: Path, *, seed: int, gateway_extra: str = "") -> Itera
             "gateway", fed.gateway_config, port_of(fed.layout.gateway.endpoint), logs["gateway"]
         )
         stack.callback(stop_server, gateway, timeout=15)
+        processes = {"gateway": gateway}
         for node, config in fed.node_configs.items():
-            process = start_server("node", config, fed.layout.nodes[node].port, logs[node])
-            stack.callback(stop_server, process, timeout=15)
-        yield SignedDemo(fed, original, signer, logs)
+            processes[node] = start_server("node", config, fed.layout.nodes[node].port, logs[node])
+            stack.callback(stop_server, processes[node], timeout=15)
+        yield SignedDemo(fed, original, signer, logs, dict(processes))

@@ -11,23 +11,20 @@ over the channel of the version before.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from served import port_of, start_server, stop_server, wait_for
+from served import start_server, stop_server
+from signed_demo import SignedDemo, signed_demo
 
 from comity.core import errors
-from comity.core.federation_sign import envelope_path, sign_federation_file
-from comity.core.keys import SigningKey
 from comity.sdk.demo.run import Outcome, run_scenario, scenarios
-from comity.sdk.demo.setup import DemoFederation, build_demo_federation
+from comity.sdk.demo.setup import DemoFederation
 from comity.sdk.profile import load_profile
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -43,29 +40,23 @@ def _free_port() -> int:
 
 @dataclass
 class Moving:
-    fed: DemoFederation
-    signer: SigningKey
+    demo: SignedDemo
     text: str  # the version in use
-    version: int
-    logs: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    version: int = 1
+
+    @property
+    def fed(self) -> DemoFederation:
+        return self.demo.fed
 
     def publish(self, text: str) -> None:
-        """``text`` as the next version, signed, written as an operator would (envelope, then file)."""
+        """``text`` as the next signed version; returns once the gateway has taken it."""
         self.version += 1
-        text = re.sub(r"(?m)^version = \d+$", f"version = {self.version}", text, count=1)
-        file = self.fed.layout.federation_file
-        staged = file.with_name("federation.next.toml")
-        staged.write_text(text)
-        envelope_path(staged).unlink(missing_ok=True)
-        sign_federation_file(staged, self.signer)
-        os.replace(envelope_path(staged), envelope_path(file))
-        os.replace(staged, file)
-        self.text = text
-        wait_for(lambda: f"now version {self.version}" in self.said("gateway"), f"version {self.version}", 15)
+        self.text = re.sub(r"(?m)^version = \d+$", f"version = {self.version}", text, count=1)
+        self.demo.publish(self.text, signer=self.demo.signer)
+        self.demo.wait_said("gateway", f"now version {self.version}", 15)
 
     def said(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
+        return self.demo.said(name)
 
     def us_entry(self, **fields: str) -> str:
         """The version in use with the US node's ``fields`` replaced."""
@@ -81,38 +72,13 @@ class Moving:
 
 @pytest.fixture(scope="module")
 def moving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moving]:
-    fed = build_demo_federation(Path(tmp_path_factory.mktemp("moves")), people=10, seed=17)
-    signer = SigningKey.generate("us.fbi/federation-2026")
-    file = fed.layout.federation_file
-    head = re.search(r"\nversion = \d+\nexpires = \S+\n", file.read_text())
-    assert head
-    role = (
-        f"\nversion = 1\nexpires = 2030-01-01T00:00:00Z\n\n[signing]\nthreshold = 1\n"
-        f'[[signing.keys]]\nid = "{signer.key_id}"\nkey = "{signer.verifying_key.to_text()}"\n'
-    )
-    file.write_text(file.read_text().replace(head.group(0), role, 1))
-    sign_federation_file(file, signer)
-    with fed.gateway_config.open("a") as config:
-        config.write(f"\n[limits]\nnode_deadline_seconds = {DEADLINE}\n")
-    for config in (fed.gateway_config, *fed.node_configs.values()):
-        section = "gateway" if config == fed.gateway_config else "node"
-        text = config.read_text()
-        config.write_text(text.replace(f"[{section}]\n", f"[{section}]\nfederation_poll_seconds = 0.1\n", 1))
-    logs = fed.directory / "logs"
-    logs.mkdir()
-    running = Moving(fed, signer, file.read_text(), 1, logs)
-    try:
-        gateway_port = port_of(fed.layout.gateway.endpoint)
-        running.processes["gateway"] = start_server(
-            "gateway", fed.gateway_config, gateway_port, logs / "gateway.log"
-        )
-        for node, config in fed.node_configs.items():
-            port = fed.layout.nodes[node].port
-            running.processes[node] = start_server("node", config, port, logs / f"{node}.log")
-        yield running
-    finally:
-        for process in running.processes.values():
-            stop_server(process)
+    extra = f"\n[limits]\nnode_deadline_seconds = {DEADLINE}\n"
+    with signed_demo(Path(tmp_path_factory.mktemp("moves")), seed=17, gateway_extra=extra) as demo:
+        running = Moving(demo, demo.fed.layout.federation_file.read_text())
+        try:
+            yield running
+        finally:
+            stop_server(demo.processes["us-node"])  # the moved one, when the test started it
 
 
 async def _query(moving: Moving) -> Outcome:
@@ -137,8 +103,9 @@ async def test_a_node_moved_to_a_new_port_is_reached_there_without_a_gateway_res
     config = moving.fed.node_configs["us-node"]
     moved = config.with_name("us-node-moved.toml")
     moved.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{new_port}"', config.read_text()))
-    stop_server(moving.processes.pop("us-node"))
-    moving.processes["us-node"] = start_server("node", moved, new_port, moving.logs / "us-node.log")
+    processes = moving.demo.processes
+    stop_server(processes["us-node"])
+    processes["us-node"] = start_server("node", moved, new_port, moving.demo.logs["us-node"])
     stranded = await _query(moving)  # the file still names the old port
     assert isinstance(stranded.error, errors.Unavailable), stranded.error
 
@@ -146,7 +113,7 @@ async def test_a_node_moved_to_a_new_port_is_reached_there_without_a_gateway_res
     outcome = await _query(moving)
     assert outcome.result is not None, outcome.error
     assert f"node us-node: now routed to 127.0.0.1:{new_port}" in moving.said("gateway")
-    assert moving.processes["gateway"].poll() is None  # the same gateway process throughout
+    assert processes["gateway"].poll() is None  # the same gateway process throughout
 
 
 def _pin(text: str, node: str) -> str:
