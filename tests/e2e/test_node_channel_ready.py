@@ -34,7 +34,7 @@ DEADLINE = 4
 
 
 @dataclass
-class Federation:
+class Running:
     fed: DemoFederation
     logs: Path
     us_node: subprocess.Popen[bytes] | None = None
@@ -59,13 +59,13 @@ class Federation:
 
 
 @pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     fed = build_demo_federation(Path(tmp_path_factory.mktemp("ready")), people=10, seed=7)
     with fed.gateway_config.open("a") as config:
         config.write(f"\n[limits]\nnode_deadline_seconds = {DEADLINE}\n")
     logs = fed.directory / "logs"
     logs.mkdir()
-    running = Federation(fed, logs)
+    running = Running(fed, logs)
     gateway_port = port_of(fed.layout.gateway.endpoint)
     processes = [start_server("gateway", fed.gateway_config, gateway_port, logs / "gateway.log")]
     try:
@@ -79,7 +79,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
                 stop_server(process)
 
 
-async def _steady(federation: Federation) -> None:
+async def _steady(federation: Running) -> None:
     """Once the federation answers (the first queries may race the nodes' start), as in steady use."""
     if federation.us_node is None or federation.us_node.poll() is not None:
         federation.start_us_node()  # left down by a test that failed
@@ -90,14 +90,14 @@ async def _steady(federation: Federation) -> None:
     raise AssertionError("the federation never answered")
 
 
-async def _rcmp_fetch(federation: Federation) -> Outcome:
+async def _rcmp_fetch(federation: Running) -> Outcome:
     s = next(x for x in scenarios(federation.fed) if x.title.startswith("RCMP fetches"))
     async with load_profile(federation.fed.profiles["ca.rcmp"]).async_client() as client:
         return await run_scenario(client, federation.fed, s)
 
 
 async def test_a_node_that_stays_down_is_unavailable_within_the_deadline_and_costs_no_quota(
-    federation: Federation,
+    federation: Running,
 ) -> None:
     await _steady(federation)
     federation.stop_us_node(signal.SIGKILL)
@@ -119,7 +119,7 @@ async def test_a_node_that_stays_down_is_unavailable_within_the_deadline_and_cos
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_queries_sent_as_soon_as_a_restarted_node_listens_are_answered(
-    federation: Federation, how: signal.Signals
+    federation: Running, how: signal.Signals
 ) -> None:
     await _steady(federation)
     before = len(federation.failures())

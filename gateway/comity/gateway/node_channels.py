@@ -245,8 +245,8 @@ class NodeChannels:
         return NodeChannel(endpoint, max_message_bytes=self._max_message_bytes)
 
     def _retire(self, route: NodeChannel) -> None:
-        # A call sent on it has at most its deadline left; one still waiting to connect sees the
-        # channel shut down and starts again on the new route.
+        # A call sent on it has at most its deadline left; one still waiting for it to connect is
+        # woken (retired) and starts again on the node's new route.
         route.retired.set()
         task = asyncio.get_running_loop().create_task(route.channel.close(grace=self._deadline))
         self._closing.add(task)
