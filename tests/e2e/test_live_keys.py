@@ -25,11 +25,13 @@ from served import wait_for
 from signed_demo import SignedDemo, signed_demo, zulu
 
 from comity.audit.errors import UnverifiedNote
+from comity.audit.events import FailedEvent, decode_event
 from comity.audit.note import Note, NoteSignature
 from comity.audit.quorum import Quorum
+from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
-from comity.sdk.demo.run import Outcome, run_scenario, scenarios
+from comity.sdk.demo.run import Outcome, run_scenario, scenario_spec, scenarios
 from comity.sdk.profile import load_profile
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -82,6 +84,15 @@ def _cosigned(db: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT witness, max(tree_size) FROM audit_cosignatures GROUP BY witness")
         return {witness: int(size) for witness, size in rows}
+
+
+def _events(db: Path) -> list[object]:
+    """Every entry of the log, decoded."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return [
+            decode_event(bytes(data))
+            for (data,) in conn.execute("SELECT data FROM audit_entries ORDER BY idx")
+        ]
 
 
 def _newest_quorum(db: Path) -> int:
@@ -153,6 +164,15 @@ async def test_rotated_witness_and_response_keys_stop_counting_at_once(demo: Sig
     assert outcome.error.code == grpc.StatusCode.FAILED_PRECONDITION
     assert outcome.error.check_codes == ["NODE_ANSWER_KEY"], outcome.error.message
     assert "ca-node" in outcome.error.message and "nothing was released" in outcome.error.message
+    # Streamed, the node's signed summary is refused the same way.
+    fetch = next(x for x in scenarios(demo.fed) if x.title.startswith("FBI asks"))
+    async with load_profile(demo.fed.profiles["us.fbi"]).async_client() as client:
+        with pytest.raises(ComityError) as streamed:
+            async for _ in client.stream(scenario_spec(demo.fed, fetch)):
+                pass
+    assert streamed.value.check_codes == ["NODE_ANSWER_KEY"], streamed.value.message
+    failures = [e for e in _events(db) if isinstance(e, FailedEvent) and e.node == "ca-node"]
+    assert [f.reason for f in failures] == ["FAILED_PRECONDITION"] * 2  # not a witness out of step
     await _answered(demo, "ca.rcmp", "RCMP fetches")  # the US node's answers are accepted as before
 
     # Version 4 rotates the gateway's decision key: the nodes refuse decisions under the old one.
@@ -162,6 +182,9 @@ async def test_rotated_witness_and_response_keys_stop_counting_at_once(demo: Sig
     demo.publish(demo.version(v4, 4), signer=demo.signer)
     for node in demo.fed.node_configs:
         await asyncio.to_thread(demo.wait_said, node, "now version 4", 15)
+    await asyncio.to_thread(
+        demo.wait_said, "gateway", f"this gateway's decision key ends at {zulu(rotation)}"
+    )
     await _past(rotation)
     outcome = await _query(demo, "ca.rcmp", "RCMP fetches")
     assert outcome.error is not None, "a node accepted a decision signed with the rotated decision key"

@@ -38,8 +38,10 @@ from comity.core import refusals
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.federation_sign import BadVersion, Expired, envelope_path, verify_pinned, verify_update
+from comity.core.keyhistory import KeyHistory
+from comity.core.keys import VerifyingKey
 
-__all__ = ["FederationWatch", "Preparer", "load_trusted"]
+__all__ = ["FederationWatch", "Preparer", "load_trusted", "warn_if_own_key_ends"]
 
 _log = logging.getLogger("comity.core.federation_watch")
 
@@ -65,6 +67,42 @@ def load_trusted(path: Path, pin: str, *, now: datetime) -> Federation:
     if pin:
         return verify_pinned(path, pin, now=now)
     return Federation.load(path)
+
+
+def warn_if_own_key_ends(
+    log: logging.Logger,
+    *,
+    who: str,
+    what: str,
+    field: str,
+    key: VerifyingKey,
+    history: KeyHistory,
+    now: datetime,
+) -> None:
+    """Say so in ``log`` when a trusted version ends (or has ended) a key this component signs with.
+
+    A component's own private keys are read at start only: once the file no longer lists its key
+    as valid, the others refuse what it signs until it restarts with the key the file names.
+    """
+    raw = key.public_key.public_bytes_raw()
+    listed = next((k for k in history.keys if k.key.public_key.public_bytes_raw() == raw), None)
+    if listed is None or not listed.holds(now):
+        log.error(
+            "ALERT: the federation file does not list this %s's %s key as valid now: what it signs is "
+            "refused; restart it with the key the file names (%s)",
+            who,
+            what,
+            field,
+        )
+    elif listed.valid_until is not None:
+        log.warning(
+            "this %s's %s key ends at %s in the federation file: restart it with the new key (%s) by "
+            "then, or what it signs after is refused",
+            who,
+            what,
+            listed.valid_until.isoformat().replace("+00:00", "Z"),
+            field,
+        )
 
 
 def _stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:

@@ -825,7 +825,13 @@ class Pipeline:
                         started = True
                         if chunk.HasField("summary"):
                             summary = chunk.summary
-                            disclosure = await completion.disclose(summary, digest, size)
+                            try:
+                                disclosure = await completion.disclose(summary, digest, size)
+                            except FailedPrecondition as refused:
+                                # The node's signature refused (NODE_ANSWER_KEY), not a witness out
+                                # of step: logged as such before the handler below sees it.
+                                await completion.fail(refused.code.name, refused)
+                                raise
                             receipt = await self._ledger.receipt(
                                 v.query.query.query_id, v.query.digest, [*v.entries, *disclosure]
                             )

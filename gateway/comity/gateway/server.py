@@ -14,7 +14,7 @@ import grpc
 from comity.audit.quorum import Quorum
 from comity.audit.readers import Readership
 from comity.core.federation import Federation, Node
-from comity.core.federation_watch import FederationWatch, load_trusted
+from comity.core.federation_watch import FederationWatch, load_trusted, warn_if_own_key_ends
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.orders import OrderVerifier
 from comity.core.queries import DEFAULT_SKEW
@@ -227,6 +227,15 @@ async def _start_gateway(
             audit_service.use_federation(new_tokens, readership)
             checkpoints.use_quorum(quorum)
             witnessing.use_federation(new, router)
+            warn_if_own_key_ends(
+                _log,
+                who="gateway",
+                what="decision",
+                field="keys.decision_key",
+                key=decision_key.verifying_key,
+                history=new.gateway.decision_keys,
+                now=clock(),
+            )
 
         return reloaded
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from comity.audit.witness import Witness
 from comity.core.federation import Federation, Node
-from comity.core.federation_watch import FederationWatch, load_trusted
+from comity.core.federation_watch import FederationWatch, load_trusted, warn_if_own_key_ends
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.serving import ServerHandle, start_server
 from comity.core.tls import node_server_credentials
@@ -253,27 +253,11 @@ async def start_node(
 
 
 def _warn_if_retired(node: Node, response_key: SigningKey, witness_key: SigningKey, *, now: datetime) -> None:
-    """Say so when the trusted file ends (or has ended) this node's own keys: they are read at
-    start only, and once they end the gateway refuses what they sign until the node restarts
-    with the new ones."""
+    """Say so when the trusted file ends (or has ended) this node's own keys (read at start only)."""
     for what, key, history, field in (
         ("response", response_key, node.response_keys, "keys.response_key"),
         ("witness", witness_key, node.witness_keys, "keys.witness_key"),
     ):
-        raw = key.verifying_key.public_key.public_bytes_raw()
-        listed = next((k for k in history.keys if k.key.public_key.public_bytes_raw() == raw), None)
-        if listed is None or not listed.holds(now):
-            _log.error(
-                "ALERT: the federation file does not list this node's %s key as valid now: what it "
-                "signs is refused; restart the node with the key the file names (%s)",
-                what,
-                field,
-            )
-        elif listed.valid_until is not None:
-            _log.warning(
-                "this node's %s key ends at %s in the federation file: restart the node with the new "
-                "key (%s) by then, or what it signs after is refused",
-                what,
-                listed.valid_until.isoformat().replace("+00:00", "Z"),
-                field,
-            )
+        warn_if_own_key_ends(
+            _log, who="node", what=what, field=field, key=key.verifying_key, history=history, now=now
+        )

@@ -217,8 +217,16 @@ async def run_scenario(
     client: AsyncClient, fed: DemoFederation, s: Scenario, *, hit_reference: str = ""
 ) -> Outcome:
     """Sign the scenario's order, submit its query, and record the outcome."""
+    try:
+        return Outcome(s, await client.query(scenario_spec(fed, s, hit_reference=hit_reference)), None)
+    except ComityError as err:
+        return Outcome(s, None, err)
+
+
+def scenario_spec(fed: DemoFederation, s: Scenario, *, hit_reference: str = "") -> QuerySpec:
+    """The scenario's query, with its order signed (once) by the requesting country's authority."""
     order_path = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
-    spec = QuerySpec(
+    return QuerySpec(
         target_node=s.node,
         selectors=[
             Selector(t.name, s.person.selectors[t]) for t in (*s.order.selector_types, *s.extra_selectors)
@@ -232,10 +240,6 @@ async def run_scenario(
         time_range=s.time_range,
         hit_reference=hit_reference,
     )
-    try:
-        return Outcome(s, await client.query(spec), None)
-    except ComityError as err:
-        return Outcome(s, None, err)
 
 
 def _print_outcome(console: Console, number: int, outcome: Outcome) -> None:
