@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -232,6 +233,16 @@ def _refusal(
     return err
 
 
+@dataclass(frozen=True)
+class _Trusted:
+    """What the pipeline checks against from one federation version, replaced whole."""
+
+    federation: Federation
+    tokens: TokenVerifier
+    orders: OrderVerifier
+    policies: ByAgreement[PolicyEngine]
+
+
 class Pipeline:
     """One gateway's checks and routing; the gRPC service calls :meth:`submit`."""
 
@@ -255,11 +266,13 @@ class Pipeline:
         node_decisions: NodeDecisionLog | None = None,
         watch: FederationWatch | None = None,
     ) -> None:
-        self._federation = federation
-        self._tokens = tokens
-        self._orders = orders
+        self._trusted = _Trusted(federation, tokens, orders, policies)
+        # The version a request in progress checks against: set for the whole of admit, so one
+        # request is checked under one version even when a new one is trusted meanwhile.
+        self._pinned: contextvars.ContextVar[_Trusted | None] = contextvars.ContextVar(
+            f"comity-pipeline-{id(self)}", default=None
+        )
         self._replay = replay
-        self._policies = policies
         self._ledger = ledger
         self._router = router
         self._key = decision_key
@@ -283,17 +296,18 @@ class Pipeline:
         """Decide from now on under a newly trusted federation file (called on the event loop,
         so no request sees half of the change); ``policies``: its agreements' engines, built
         beforehand (None: the agreements are unchanged)."""
-        self._federation, self._tokens, self._orders, self._policies = (
-            federation,
-            tokens,
-            orders,
-            self._policies if policies is None else policies,
-        )
+        kept = self._trusted.policies if policies is None else policies
+        self._trusted = _Trusted(federation, tokens, orders, kept)
 
     @property
     def policies(self) -> ByAgreement[PolicyEngine]:
         """The agreements' engines in use."""
-        return self._policies
+        return self._trusted.policies
+
+    @property
+    def _in_use(self) -> _Trusted:
+        """The version this request is checked under (the one in use when its admission began)."""
+        return self._pinned.get() or self._trusted
 
     def require_federation(self) -> None:
         """Refuse (fail closed) while the trusted federation file has expired."""
@@ -304,7 +318,7 @@ class Pipeline:
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> VerifiedToken:
         """The investigator's bearer token, verified against the federation's issuers."""
-        return self._tokens.verify(bearer_token(metadata), now=self._clock())
+        return self._in_use.tokens.verify(bearer_token(metadata), now=self._clock())
 
     def verify_query(self, request: pb.SubmitRequest, token: VerifiedToken) -> VerifiedQuery:
         """Signature over the exact bytes, by the token's investigator, fresh."""
@@ -313,7 +327,7 @@ class Pipeline:
         return verify_signed_query(
             request.signed_query,
             token=token,
-            federation=self._federation,
+            federation=self._in_use.federation,
             now=self._clock(),
             freshness=self._limits.freshness,
         )
@@ -347,14 +361,14 @@ class Pipeline:
             > self._limits.max_justification_length
         ):
             raise refusals.refuse("JUSTIFICATION_LENGTH", limit=self._limits.max_justification_length)
-        return self._federation.node(query.target_node).country
+        return self._in_use.federation.node(query.target_node).country
 
     def agreement(self, token: VerifiedToken, responding: str) -> Applicable[PolicyEngine]:
         """The agreement covering (the investigator's country, the target node's) now, and its engine.
 
         Raises ``NO_AGREEMENT`` when none is in force for the pair.
         """
-        return self._policies.select(token.country, responding, self._clock())
+        return self._in_use.policies.select(token.country, responding, self._clock())
 
     def check_selectors(
         self, query: pb.Query, region: str
@@ -391,8 +405,8 @@ class Pipeline:
 
         return check_order(
             query,
-            verifier=self._orders,
-            federation=self._federation,
+            verifier=self._in_use.orders,
+            federation=self._in_use.federation,
             selectors=valid,
             normalise=canonical,
             now=self._clock(),
@@ -539,7 +553,17 @@ class Pipeline:
         entry). A query that is signed, decodes, names a known node and kind, stays inside the
         hard limits and whose order (if any) is signed and decodes goes on to policy whatever
         else failed, so the ``decision`` entry and the answer name every failing check and rule.
+        Every check is made under the federation version in use when this call began.
         """
+        pinned = self._pinned.set(self._trusted)
+        try:
+            return await self._admit(request, metadata)
+        finally:
+            self._pinned.reset(pinned)
+
+    async def _admit(
+        self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> tuple[Verified, Logged]:
         # Unauthenticated callers are not logged: anyone could fill the log. From here on the
         # caller is a registered investigator, and every refusal is logged.
         # An expired federation file vouches for no one: nothing is checked against it.
@@ -672,7 +696,7 @@ class Pipeline:
             query = pb.Query()
         query_id = query.query_id[:MAX_QUERY_ID_LENGTH]
         # The country asked reads the refusal too; a name the federation does not list is not kept.
-        known_nodes = {n.id for n in self._federation.nodes()}
+        known_nodes = {n.id for n in self._in_use.federation.nodes()}
         target_node = query.target_node if query.target_node in known_nodes else ""
         digest = payload_digest(envelope)
         checks = [(v.check, v.code) for v in err.violations]

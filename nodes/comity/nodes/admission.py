@@ -16,9 +16,11 @@ raises; nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -102,6 +104,15 @@ refusals.register(
 
 
 @dataclass(frozen=True)
+class _Trusted:
+    """What admission checks against from one federation version, replaced whole."""
+
+    federation: Federation
+    orders: OrderVerifier
+    policies: ByAgreement[InboundPolicy]
+
+
+@dataclass(frozen=True)
 class Admitted:
     """A query that passed every check, with what execution needs."""
 
@@ -147,13 +158,15 @@ class Admission:
     ) -> None:
         self._node = node
         self._freshness = freshness
-        self._federation = federation
-        self._policies = policies
+        self._trusted = _Trusted(federation, OrderVerifier(federation), policies)
+        # The version a query being admitted is checked against (see one_version).
+        self._pinned: contextvars.ContextVar[_Trusted | None] = contextvars.ContextVar(
+            f"comity-admission-{id(self)}", default=None
+        )
         self._witness = witness
         self._log = gateway_log
         self._hits = hit_references
         self._clock = clock
-        self._orders = OrderVerifier(federation)
         self._quotas = QuotaCounters()
         self._decisions = decisions
         self._watch = watch
@@ -163,7 +176,7 @@ class Admission:
     @property
     def policies(self) -> ByAgreement[InboundPolicy]:
         """The agreements' inbound policies in use."""
-        return self._policies
+        return self._trusted.policies
 
     def use_federation(
         self, federation: Federation, policies: ByAgreement[InboundPolicy] | None = None
@@ -171,16 +184,39 @@ class Admission:
         """Check queries under a newly trusted federation file (investigators, authorities, the
         gateway's decision keys) and, given ``policies`` built for it, under its agreements.
 
-        One assignment: a query admitted meanwhile sees the old version or the new, not half.
+        One assignment; a query being admitted meanwhile goes on under the version it began with.
         """
-        self._federation, self._orders, self._policies = (
-            federation,
-            OrderVerifier(federation),
-            self._policies if policies is None else policies,
-        )
+        kept = self._trusted.policies if policies is None else policies
+        self._trusted = _Trusted(federation, OrderVerifier(federation), kept)
+
+    @property
+    def _federation(self) -> Federation:
+        return (self._pinned.get() or self._trusted).federation
+
+    @property
+    def _orders(self) -> OrderVerifier:
+        return (self._pinned.get() or self._trusted).orders
+
+    @property
+    def _policies(self) -> ByAgreement[InboundPolicy]:
+        return (self._pinned.get() or self._trusted).policies
+
+    @contextlib.contextmanager
+    def one_version(self) -> Iterator[None]:
+        """Within it, every step checks under the federation version in use when it was entered
+        (one query, one version, while a newer one may be trusted in another thread)."""
+        pinned = self._pinned.set(self._trusted)
+        try:
+            yield
+        finally:
+            self._pinned.reset(pinned)
 
     def admit(self, request: pb.ExecuteRequest) -> Admitted:
-        """Run every check; raise the first failure's error."""
+        """Run every check, all under one federation version; raise the first failure's error."""
+        with self.one_version():
+            return self._admit(request)
+
+    def _admit(self, request: pb.ExecuteRequest) -> Admitted:
         if self._watch is not None:  # an expired federation file vouches for no one
             self._watch.require_current()
         if request.report_witness_size:

@@ -84,7 +84,11 @@ class PrivateChecks:
         self.ledger = ledger
 
     def execute(self, request: pb.ExecuteRequest) -> pb.QueryResult:
-        """Admit, evaluate and answer (runs in a worker thread)."""
+        """Admit, evaluate and answer (runs in a worker thread), under one federation version."""
+        with self._admission.one_version():
+            return self._execute(request)
+
+    def _execute(self, request: pb.ExecuteRequest) -> pb.QueryResult:
         a = self._admission
         with span("node.verify_decision"):
             decision = a.verify_decision(request.gateway_decision)
