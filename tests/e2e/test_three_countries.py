@@ -97,12 +97,12 @@ async def _with_policies(
     """Run ``s`` through a gateway that decides under ``policies`` (what an altered gateway would do)."""
     pipeline = running.gateway.pipeline
     assert pipeline is not None
-    honest = pipeline._policies
-    pipeline._policies = policies
+    honest = pipeline._trusted
+    pipeline._trusted = dataclasses.replace(honest, policies=policies)
     try:
         return await _run(running.federation, s)
     finally:
-        pipeline._policies = honest
+        pipeline._trusted = honest
 
 
 def _rogue(fed: DemoFederation, bundle: PolicyBundle) -> ByAgreement[PolicyEngine]:
