@@ -17,7 +17,7 @@ from comity.nodes.admission import Admission
 from comity.nodes.config import NodeConfig, node_schema, open_source
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
-from comity.nodes.inbound import inbound_policies
+from comity.nodes.inbound import InboundPolicy, inbound_policies
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.outbox import Outbox
 from comity.nodes.private_admission import PrivateChecks, PrivateLimits
@@ -29,6 +29,7 @@ from comity.nodes.store import RecordStore
 from comity.nodes.subjects import SubjectReader
 from comity.nodes.witness_service import WitnessService
 from comity.nodes.witness_state import HELD, check_witness_state, hold_until_checked
+from comity.policy.agreements import ByAgreement
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -107,17 +108,24 @@ async def start_node(
     hits = HitReferences(response_key.private_key.private_bytes_raw())
     state = NodeState(config.store_url)
     subjects = SubjectReader(source, schema)
-    try:
-        policies = inbound_policies(
-            federation,
-            node,
+
+    def policies_under(
+        version: Federation, ours: Node, previous: ByAgreement[InboundPolicy] | None = None
+    ) -> ByAgreement[InboundPolicy]:
+        return inbound_policies(
+            version,
+            ours,
             store=config.bundle_store,
             configured=config.policy_bundle,
             schema=schema,
             subjects=subjects,
             state=state,
             clock=clock,
+            previous=previous,
         )
+
+    try:
+        policies = policies_under(federation, node)
     except BaseException:
         witness.close()
         source.close()
@@ -193,17 +201,7 @@ async def start_node(
         # Built before anything changes (off the event loop): the new agreements' inbound
         # policies, their bundles loaded and self-tested. A failure refuses the whole version.
         ours = new.node(node.id)  # NotFound (refused) if the new version no longer lists this node
-        new_policies = inbound_policies(
-            new,
-            ours,
-            store=config.bundle_store,
-            configured=config.policy_bundle,
-            schema=schema,
-            subjects=subjects,
-            state=state,
-            clock=clock,
-            previous=admission.policies,
-        )
+        new_policies = policies_under(new, ours, admission.policies)
 
         def reloaded() -> None:
             # Investigators, authorities, the gateway's decision keys and log key history, its
