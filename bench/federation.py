@@ -17,9 +17,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
 
 from comity.core.federation import Federation
 from comity.policy.bundle import PolicyBundle
@@ -193,3 +196,18 @@ def serving(fed: DemoFederation, *, server: Sequence[str] = ()) -> Iterator[Benc
             gateway.stop()
         for node in nodes.values():
             node.stop()
+
+
+@contextlib.contextmanager
+def own_database(postgres_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database for one run or test (multi-process runs never share one): its URL.
+
+    Dropped on exit, with any connection a killed server left behind."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

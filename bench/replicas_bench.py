@@ -23,30 +23,15 @@ import platform
 import re
 import statistics
 import tempfile
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import psycopg
-
-from bench.federation import ServerProcess, comity_command, prepare_federation, start_server
+from bench.federation import ServerProcess, comity_command, own_database, prepare_federation, start_server
 from bench.fullpath import query_spec, workload, workload_profile
 from bench.loadgen import LoadResult, closed_loop
 from comity.sdk.demo.setup import DemoFederation, free_ports
-
-
-@contextmanager
-def _database(admin: str) -> Iterator[str]:
-    name = f"comity_bench_replicas_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {name}")
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as db:
-            db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _gateway_configs(fed: DemoFederation, url: str, count: int) -> list[tuple[Path, int]]:
@@ -118,7 +103,7 @@ def main() -> None:
     counts = [int(c) for c in args.counts.split(",")]
     print(f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     results: dict[int, list[LoadResult]] = {n: [] for n in counts}
-    with tempfile.TemporaryDirectory() as tmp, _database(args.postgres) as url:
+    with tempfile.TemporaryDirectory() as tmp, own_database(args.postgres, "comity_bench_replicas") as url:
         fed = prepare_federation(Path(tmp) / "fed")
         logs = fed.directory / "logs"
         logs.mkdir()

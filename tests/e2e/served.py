@@ -10,12 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
-import psycopg
 
 COMITY = str(Path(sys.executable).parent / "comity")
 
@@ -95,21 +92,6 @@ def serving(kind: str, config: Path, port: int) -> Iterator[subprocess.Popen[byt
 def server_log(config: Path) -> Path:
     """Where :func:`serving` writes the log of the server started with ``config``."""
     return config.with_suffix(".log")
-
-
-@contextmanager
-def own_database(postgres_url: str, prefix: str) -> Iterator[str]:
-    """A new PostgreSQL database for one test (multi-process tests never share one): its URL.
-
-    Dropped on exit, with any connection a killed server left behind."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {name}")
-    try:
-        yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as db:
-            db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def gateway_on_postgres(text: str, url: str) -> str:

@@ -23,10 +23,10 @@ from comity.gateway.config import load_gateway_config
 from comity.gateway.server import start_gateway
 from comity.nodes.config import load_node_config
 from comity.nodes.server import start_node
-from comity.sdk.demo.run import scenarios
+from comity.sdk.demo.run import scenario_spec, scenarios
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation
 from comity.sdk.profile import load_profile
-from comity.sdk.query import QuerySpec, Selector, build_query, read_order_file, sign_query
+from comity.sdk.query import build_query, sign_query
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -62,17 +62,8 @@ async def _serving(
 async def _fetch(fed: DemoFederation, *, issued: timedelta = timedelta(0)) -> errors.ComityError:
     """Submit the FBI's fetch from the Canadian node, signed ``issued`` from now; the error it meets."""
     s = next(s for s in scenarios(fed) if s.title.startswith("FBI fetches"))
-    order = fed.orders.get(s.order.order_id) or fed.sign_order(s.order, now=datetime.now(UTC))
-    spec = QuerySpec(
-        target_node=s.node,
-        selectors=[Selector(t.name, s.person.selectors[t]) for t in s.order.selector_types],
-        categories=["subscriber"],
-        kind="fetch",
-        case_reference="CLOCKS",
-        facts=s.facts,
-        link_to_offence=s.link,
-        legal_order=read_order_file(order),
-        time_range=s.time_range,
+    spec = dataclasses.replace(
+        scenario_spec(fed, s), categories=["subscriber"], kind="fetch", case_reference="CLOCKS"
     )
     profile = load_profile(fed.profiles["us.fbi"])
     identity = profile.identity()

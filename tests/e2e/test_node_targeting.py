@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from served import own_database
 
+from bench.federation import own_database
 from comity.core import errors
 from comity.nodes.ingest import load_records
 from comity.nodes.schema import DataCategory, Record, SelectorType, default_schema

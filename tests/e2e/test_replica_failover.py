@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from served import gateway_on_postgres, own_database, replica_configs, start_server, stop_server
+from served import gateway_on_postgres, replica_configs, start_server, stop_server
 
-from bench.federation import prepare_federation
+from bench.federation import own_database, prepare_federation
 from comity.audit.note import Ed25519Verifier
 from comity.audit.store import LogStore
 from comity.audit.verify import verify_log

@@ -20,7 +20,6 @@ from served import (
     COMITY,
     gateway_on_postgres,
     listening,
-    own_database,
     port_of,
     replica_configs,
     server_log,
@@ -28,6 +27,7 @@ from served import (
     wait_for,
 )
 
+from bench.federation import own_database
 from comity.audit.store import LogStore
 from comity.core.dsse import PAYLOAD_QUERY, sign_envelope
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation, free_ports

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from served import gateway_on_postgres, own_database, port_of, replica_configs, serving
+from served import gateway_on_postgres, port_of, replica_configs, serving
 
+from bench.federation import own_database
 from comity.audit.store import LogStore
 from comity.core.dsse import PAYLOAD_QUERY, sign_envelope
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation, free_ports

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from served import gateway_on_postgres, own_database, replica_configs, start_server
+from served import gateway_on_postgres, replica_configs, start_server
 from sqlalchemy import select
 
+from bench.federation import own_database
 from comity.audit.store import LogStore
 from comity.core.emergency import sign_validation, validation_for
 from comity.core.errors import ComityError, Unavailable

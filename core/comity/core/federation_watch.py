@@ -40,6 +40,7 @@ from comity.core.federation import Federation
 from comity.core.federation_sign import BadVersion, Expired, envelope_path, verify_pinned, verify_update
 from comity.core.keyhistory import KeyHistory
 from comity.core.keys import VerifyingKey
+from comity.core.tasks import cancel_and_wait
 
 __all__ = ["FederationWatch", "Preparer", "load_trusted", "warn_if_own_key_ends"]
 
@@ -287,8 +288,5 @@ class FederationWatch:
 
     async def stop(self) -> None:
         """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

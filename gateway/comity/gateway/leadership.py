@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from comity.core.sql import parse_database_url
+from comity.core.tasks import cancel_and_wait
 
 __all__ = ["Leadership", "leader_lock_key"]
 
@@ -119,11 +120,8 @@ class Leadership:
 
     async def stop(self) -> None:
         """Stop trying, and give the lead up (a standby takes it at its next try)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await asyncio.to_thread(self._release)
         if self._engine is not None:
             if self._leading:

@@ -10,7 +10,6 @@ prunes, so replicas over one database do not scan the log side by side; a pass t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 from comity.audit.retention import RetentionReport, prune_openings
 from comity.audit.store import LogStore
 from comity.core.errors import ComityError
+from comity.core.tasks import cancel_and_wait
 from comity.gateway.leadership import Leadership
 
 __all__ = ["Pruning"]
@@ -75,8 +75,5 @@ class Pruning:
 
     async def stop(self) -> None:
         """Stop pruning (a pass under way finishes in its thread)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -23,12 +23,12 @@ forwarded query can take), so a replica sharing the database is not overtaken.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime, timedelta
 
 from comity.core.errors import ComityError
+from comity.core.tasks import cancel_and_wait
 from comity.gateway.ledger import Ledger
 from comity.gateway.node_decisions import NodeDecisionLog, SignedNodeDecision
 from comity.gateway.routing import NodeRouter
@@ -193,7 +193,5 @@ class RecoveryLoop:
 
     async def stop(self) -> None:
         """Stop the timer (and wait for a round in progress to end)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from comity.core.queries import DEFAULT_SKEW
 from comity.core.replay import ReplayStore
 from comity.core.serving import ServerHandle, start_server
 from comity.core.sql import parse_database_url
+from comity.core.tasks import cancel_and_wait
 from comity.core.tls import gateway_server_credentials, node_channel_credentials
 from comity.core.tokens import TokenVerifier
 from comity.core.writer_lock import lock_sqlite_writer
@@ -330,9 +330,7 @@ def _start_housekeeping(pipeline: Pipeline, *, every: float) -> Callable[[], Awa
     task = asyncio.create_task(loop(), name="gateway-housekeeping")
 
     async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         try:
             await pipeline.housekeeping(final=True)
         except Exception:

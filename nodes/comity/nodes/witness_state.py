@@ -23,7 +23,6 @@ the re-initialise option.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from comity.audit.quorum import Quorum
 from comity.audit.witness import Witness
 from comity.core.errors import ConfigError, NotFound, Unavailable
 from comity.core.federation import Federation
+from comity.core.tasks import cancel_and_wait
 from comity.nodes.logsync import GatewayLog
 
 __all__ = ["HELD", "WitnessStateError", "check_when_reachable", "check_witness_state", "hold_until_checked"]
@@ -158,9 +158,7 @@ def hold_until_checked(
     )
 
     async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     return stop
 
