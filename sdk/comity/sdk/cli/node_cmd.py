@@ -10,7 +10,15 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from comity.sdk.cli.root import ConfigOpt, console, err_console, friendly, node_app, print_policies
+from comity.sdk.cli.root import (
+    ConfigOpt,
+    ReinitialiseWitnessOpt,
+    console,
+    err_console,
+    friendly,
+    node_app,
+    print_policies,
+)
 
 
 @node_app.command("load")
@@ -132,13 +140,7 @@ def check(config: ConfigOpt) -> None:
 @friendly
 def node_serve(
     config: ConfigOpt,
-    reinitialise_witness: Annotated[
-        bool,
-        typer.Option(
-            "--reinitialise-witness",
-            help="The witness state is lost: continue from the newest checkpoint the log shows it cosigned.",
-        ),
-    ] = False,
+    reinitialise_witness: ReinitialiseWitnessOpt = False,
 ) -> None:
     """Serve a data node until SIGTERM or SIGINT."""
     from comity.core.serving import wait_for_termination

@@ -103,6 +103,13 @@ def friendly(fn: F) -> F:
 
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The component's TOML configuration file.")]
+ReinitialiseWitnessOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reinitialise-witness",
+        help="The witness state is lost: continue from the newest checkpoint the log shows it cosigned.",
+    ),
+]
 
 
 def print_policies(policies: ByAgreement[PolicyBundle]) -> None:

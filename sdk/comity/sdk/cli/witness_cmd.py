@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from comity.sdk.cli.root import ConfigOpt, console, err_console, friendly
+from comity.sdk.cli.root import ConfigOpt, ReinitialiseWitnessOpt, console, err_console, friendly
 
 app = typer.Typer(help="Run an independent witness of the transparency log.", no_args_is_help=True)
 
@@ -17,13 +17,7 @@ app = typer.Typer(help="Run an independent witness of the transparency log.", no
 @friendly
 def serve(
     config: ConfigOpt,
-    reinitialise_witness: Annotated[
-        bool,
-        typer.Option(
-            "--reinitialise-witness",
-            help="The witness state is lost: continue from the newest checkpoint the log shows it cosigned.",
-        ),
-    ] = False,
+    reinitialise_witness: ReinitialiseWitnessOpt = False,
 ) -> None:
     """Serve the witness (C2SP tlog-witness) to the gateway until SIGTERM or SIGINT."""
     from comity.core.serving import wait_for_termination
