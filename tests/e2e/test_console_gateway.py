@@ -42,6 +42,12 @@ async def _invoke(args: list[str]) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _size(out: str) -> int:
+    found = re.search(r"up to size (\d+)", out)
+    assert found, out
+    return int(found.group(1))
+
+
 def _guide_command(running: RunningFederation, mirror: Path, token: Path) -> list[str]:
     text = GUIDE.read_text(encoding="utf-8")
     block = text.split("<!-- console-example -->", 1)[1].split("```console", 1)[1].split("```", 1)[0]
@@ -64,11 +70,13 @@ async def test_the_guides_command_syncs_through_the_gateway_and_survives_token_e
     args = _guide_command(running, mirror, token)
     for _ in range(40):  # the witnesses cosign the first entries within the quorum's bound
         code, out = await _invoke(args)
-        if code == 0 or "carries no witness quorum" not in out:
+        assert code == 0 or "carries no witness quorum" in out, out
+        # Until the witnesses reach the traffic, the newest cosigned checkpoint may be the empty log's.
+        if code == 0 and _size(out) > 0:
             break
         await asyncio.sleep(0.5)
     assert code == 0, out
-    first = int(re.search(r"up to size (\d+)", out).group(1))  # type: ignore[union-attr]
+    first = _size(out)
     assert "entries fetched and staged" in out and "cosigned by" in out
 
     agency = fed.layout.agencies["ca.rcmp"]
@@ -90,7 +98,7 @@ async def test_the_guides_command_syncs_through_the_gateway_and_survives_token_e
     for _ in range(40):  # the witnesses cosign the new entries within the quorum's bound
         code, out = await _invoke(args)
         assert code == 0 or "carries no witness quorum" in out, out
-        if code == 0 and int(re.search(r"up to size (\d+)", out).group(1)) > first:  # type: ignore[union-attr]
+        if code == 0 and _size(out) > first:
             break
         await asyncio.sleep(0.5)
     else:
