@@ -61,3 +61,26 @@ async def test_with_no_replica_up_the_error_names_the_endpoints_and_the_fix(
     assert "no endpoint answered" in info.value.message
     assert all(e in info.value.message for e in endpoints)
     assert info.value.hint is not None and "replica_endpoints" in info.value.hint
+
+
+async def test_a_new_version_s_endpoints_are_asked_from_the_next_call(running: RunningFederation) -> None:
+    ledger = running.gateway.ledger
+    await ledger.record(b'{"kind": "test", "n": "moved"}')
+    size = await ledger.tree_size()
+    live = running.federation.layout.gateway.endpoint
+    stopped = f"127.0.0.1:{free_ports(1)[0]}"
+    log = GatewayLog(_federation(running, [stopped]), timeout=1.0)
+    try:
+        with pytest.raises(Unavailable):
+            await asyncio.to_thread(log.consistency, 1, size)
+        swap = log.prepare(_federation(running, [stopped, live]))
+        assert log.endpoints == (stopped,)  # prepared, not yet in use
+        swap()
+        assert log.endpoints == (stopped, live)
+        assert await asyncio.to_thread(log.consistency, 1, size) == await ledger.consistency_proof(1, size)
+        # The stopped one removed: the live one alone, on the channel it already had.
+        log.prepare(_federation(running, [live]))()
+        assert log.endpoints == (live,)
+        assert await asyncio.to_thread(log.consistency, 2, size) == await ledger.consistency_proof(2, size)
+    finally:
+        log.close()

@@ -13,6 +13,12 @@ The log is reached through every endpoint the federation file lists for the gate
 failing fast, and when none answers at once, all of them waiting for readiness (a restarting
 replica's channel is in reconnect backoff) until the deadline. A stopped replica therefore costs
 a fast failure on one channel, never a failed query while another replica is up.
+
+The endpoints follow the federation file: :meth:`GatewayLog.prepare` builds the channels of a
+newly trusted version (a new one for each endpoint it adds or whose certificate pins change, the
+others kept), and its swap makes the next call use them; a channel the version no longer lists
+closes once the calls already using it have finished. The endpoint that answered last stays
+first while the new version still lists it.
 """
 
 from __future__ import annotations
@@ -45,24 +51,80 @@ _Call = Callable[[pb_grpc.AuditLogStub, float, bool], "grpc.Future[object]"]
 _DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
+class _Route:
+    """One endpoint's channel, with the calls using it (closed when retired and unused)."""
+
+    def __init__(self, endpoint: str, key: tuple[object, ...], credentials: grpc.ChannelCredentials) -> None:
+        self.endpoint = endpoint
+        self.key = key
+        self.channel = grpc.secure_channel(endpoint, credentials, options=channel_options())
+        self.stub = pb_grpc.AuditLogStub(self.channel)
+        self.users = 0
+        self.retired = False
+
+
+def _route_key(federation: Federation, endpoint: str) -> tuple[object, ...]:
+    """What a channel to ``endpoint`` depends on: a change in any of it needs a new channel."""
+    gateway = federation.gateway
+    return (endpoint, gateway.tls_cert, gateway.server_pins, gateway.ca_cert)
+
+
 class GatewayLog:
     """A client of the gateway's AuditLog service on every endpoint serving the log."""
 
     def __init__(self, federation: Federation, *, timeout: float = 5.0) -> None:
         credentials = investigator_channel_credentials(federation)
-        self._endpoints = federation.gateway.endpoints
-        self._channels = [
-            grpc.secure_channel(e, credentials, options=channel_options()) for e in self._endpoints
-        ]
-        self._stubs = [pb_grpc.AuditLogStub(c) for c in self._channels]
+        self._routes = tuple(
+            _Route(e, _route_key(federation, e), credentials) for e in federation.gateway.endpoints
+        )
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._preferred = 0  # the endpoint that answered last
+        self._preferred = self._routes[0].endpoint  # the endpoint that answered last
 
     @property
     def endpoints(self) -> tuple[str, ...]:
         """Where the log is asked, in the federation file's order."""
-        return self._endpoints
+        return tuple(r.endpoint for r in self._routes)
+
+    def prepare(self, federation: Federation) -> Callable[[], None]:
+        """The channels for ``federation``'s gateway endpoints, and the swap that puts them in use.
+
+        Reads the gateway's certificate (raising, to refuse the version, when it does not match
+        its pins) only when a channel must be new; the swap itself cannot fail.
+        """
+        current = {r.key: r for r in self._routes}
+        keys = [_route_key(federation, e) for e in federation.gateway.endpoints]
+        credentials = (
+            investigator_channel_credentials(federation) if any(k not in current for k in keys) else None
+        )
+        routes: list[_Route] = []
+        for endpoint, key in zip(federation.gateway.endpoints, keys, strict=True):
+            kept = current.get(key)
+            if kept is None:
+                assert credentials is not None
+                kept = _Route(endpoint, key, credentials)
+            routes.append(kept)
+        new = tuple(routes)
+
+        def swap() -> None:
+            self._use(new)
+
+        return swap
+
+    def _use(self, routes: tuple[_Route, ...]) -> None:
+        with self._lock:
+            old, self._routes = self._routes, routes
+            if self._preferred not in {r.endpoint for r in routes}:
+                self._preferred = routes[0].endpoint
+            idle = [r for r in old if r not in routes and self._retire(r)]
+        for route in idle:
+            route.channel.close()
+
+    @staticmethod
+    def _retire(route: _Route) -> bool:
+        """Mark ``route`` retired; whether it is unused (to close now)."""
+        route.retired = True
+        return route.users == 0
 
     def consistency(self, first: int, second: int) -> list[bytes]:
         """The log's proof that the tree of size ``first`` is a prefix of the one of size ``second``."""
@@ -92,35 +154,58 @@ class GatewayLog:
         )
 
     def _ask(self, call: _Call, what: str, answer: type[T]) -> T:
-        deadline = time.monotonic() + self._timeout
+        routes = self._acquire()
+        try:
+            return self._ask_on(routes, call, what, answer)
+        finally:
+            self._release(routes)
+
+    def _acquire(self) -> list[_Route]:
+        """The routes in use, the preferred one first, each counted as used by this call."""
         with self._lock:
-            first = self._preferred
-        order = [(first + i) % len(self._stubs) for i in range(len(self._stubs))]
+            routes = list(self._routes)
+            first = next((i for i, r in enumerate(routes) if r.endpoint == self._preferred), 0)
+            for route in routes:
+                route.users += 1
+        return routes[first:] + routes[:first]
+
+    def _release(self, routes: list[_Route]) -> None:
+        with self._lock:
+            idle = []
+            for route in routes:
+                route.users -= 1
+                if route.retired and route.users == 0:
+                    idle.append(route)
+        for route in idle:
+            route.channel.close()
+
+    def _ask_on(self, routes: list[_Route], call: _Call, what: str, answer: type[T]) -> T:
+        deadline = time.monotonic() + self._timeout
         # Fail fast first: a replica that is down answers UNAVAILABLE at once, the next is asked.
-        for i in order:
+        for route in routes:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
-                result = call(self._stubs[i], remaining, False).result()
+                result = call(route.stub, remaining, False).result()
             except grpc.RpcError as exc:
                 self._raise_unless_down(exc, what)
                 continue
-            self._prefer(i)
+            self._prefer(route.endpoint)
             return _typed(result, answer)
         # None answered at once: every channel may be reconnecting; the first that is ready wins.
         remaining = deadline - time.monotonic()
         if remaining > 0:
-            answers: queue.Queue[tuple[int, grpc.Future[object]]] = queue.Queue()
+            answers: queue.Queue[tuple[str, grpc.Future[object]]] = queue.Queue()
             futures: list[grpc.Future[object]] = []
-            for i in order:
-                future = call(self._stubs[i], remaining, True)
-                future.add_done_callback(functools.partial(_answered, answers, i))
+            for route in routes:
+                future = call(route.stub, remaining, True)
+                future.add_done_callback(functools.partial(_answered, answers, route.endpoint))
                 futures.append(future)
             try:
                 for _ in futures:
                     try:
-                        i, future = answers.get(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
+                        endpoint, future = answers.get(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
                     except queue.Empty:
                         break
                     try:
@@ -128,21 +213,21 @@ class GatewayLog:
                     except grpc.RpcError as exc:
                         self._raise_unless_down(exc, what)
                         continue
-                    self._prefer(i)
+                    self._prefer(endpoint)
                     return _typed(result, answer)
             finally:
                 for future in futures:
                     future.cancel()
-        where = ", ".join(self._endpoints)
+        where = ", ".join(r.endpoint for r in routes)
         raise Unavailable(
             f"cannot get {what} from the gateway's log: no endpoint answered ({where})",
             hint="start a gateway process serving the log, or check that the federation file lists "
             "the running ones (gateway endpoint and replica_endpoints)",
         )
 
-    def _prefer(self, index: int) -> None:
+    def _prefer(self, endpoint: str) -> None:
         with self._lock:
-            self._preferred = index
+            self._preferred = endpoint
 
     @staticmethod
     def _raise_unless_down(exc: grpc.RpcError, what: str) -> None:
@@ -155,9 +240,11 @@ class GatewayLog:
         raise Unavailable(f"the gateway's log refused to give {what}: {code.name}") from None
 
     def close(self) -> None:
-        """Close every channel."""
-        for channel in self._channels:
-            channel.close()
+        """Close every channel (those of calls still running once they finish)."""
+        with self._lock:
+            idle = [r for r in self._routes if self._retire(r)]
+        for route in idle:
+            route.channel.close()
 
 
 def _typed(result: object, answer: type[T]) -> T:
@@ -167,6 +254,6 @@ def _typed(result: object, answer: type[T]) -> T:
 
 
 def _answered(
-    answers: queue.Queue[tuple[int, grpc.Future[object]]], index: int, future: grpc.Future[object]
+    answers: queue.Queue[tuple[str, grpc.Future[object]]], endpoint: str, future: grpc.Future[object]
 ) -> None:
-    answers.put((index, future))
+    answers.put((endpoint, future))

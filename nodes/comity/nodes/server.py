@@ -202,11 +202,13 @@ async def start_node(
         # policies, their bundles loaded and self-tested. A failure refuses the whole version.
         ours = new.node(node.id)  # NotFound (refused) if the new version no longer lists this node
         new_policies = policies_under(new, ours, admission.policies)
+        use_log_endpoints = gateway_log.prepare(new)  # last: nothing after it refuses the version
 
         def reloaded() -> None:
-            # Investigators, authorities, the gateway's decision keys and log key history, its
-            # client certificate pins and the agreements follow the file at once.
+            # Investigators, authorities, the gateway's decision keys, log key history and
+            # endpoints, its client certificate pins and the agreements follow the file at once.
             witness.use_log_keys(new.gateway.log.keys)
+            use_log_endpoints()
             admission.use_federation(new, new_policies)
             service.use_gateway_pins(new.gateway.client_pins)
             witness_service.use_gateway_pins(new.gateway.client_pins)
@@ -242,7 +244,7 @@ async def start_node(
     handle.on_stop.append(witness.close)
     if not checked:  # the gateway was unreachable: cosign nothing until the state is compared
         stop_check = hold_until_checked(
-            witness, state=config.witness_state, federation=federation, node_id=node.id
+            witness, state=config.witness_state, federation=lambda: watch.current, node_id=node.id
         )
         handle.on_stop.insert(0, stop_check)
     handle.on_stop.append(gateway_log.close)

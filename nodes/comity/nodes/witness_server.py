@@ -140,7 +140,7 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
     handle.on_stop.append(witness.close)
     if not checked:  # the gateway was unreachable: cosign nothing until the state is compared
         stop_check = hold_until_checked(
-            witness, state=config.state, federation=federation, node_id=identity.id
+            witness, state=config.state, federation=lambda: federation, node_id=identity.id
         )
         handle.on_stop.insert(0, stop_check)
     return handle

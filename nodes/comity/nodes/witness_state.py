@@ -122,17 +122,19 @@ async def check_when_reachable(
     witness: Witness,
     *,
     state: Path,
-    federation: Federation,
+    federation: Callable[[], Federation],
     node_id: str,
     retry_seconds: float = 2.0,
 ) -> None:
     """Compare a held witness's state with the log once the gateway answers; release it if it holds up.
 
+    Each try asks the gateway endpoints of the version ``federation()`` returns then, so a
+    version trusted meanwhile that lists another gateway replica is asked from the next try.
     Runs until the comparison is made (cancel it to stop). A state older than the log shows
     stays held and is logged as an error naming the fix.
     """
     while True:
-        cosigned = await asyncio.to_thread(_newest_cosigned, federation, node_id, witness, retry_seconds)
+        cosigned = await asyncio.to_thread(_newest_cosigned, federation(), node_id, witness, retry_seconds)
         if cosigned is not None:
             break
         await asyncio.sleep(retry_seconds)
@@ -148,9 +150,10 @@ async def check_when_reachable(
 
 
 def hold_until_checked(
-    witness: Witness, *, state: Path, federation: Federation, node_id: str
+    witness: Witness, *, state: Path, federation: Callable[[], Federation], node_id: str
 ) -> Callable[[], Awaitable[None]]:
-    """Hold the witness and compare in the background (:func:`check_when_reachable`); returns its stopper."""
+    """Hold the witness and compare in the background (:func:`check_when_reachable`), under the
+    version ``federation()`` returns at each try; returns its stopper."""
     witness.hold(HELD)
     task = asyncio.create_task(
         check_when_reachable(witness, state=state, federation=federation, node_id=node_id),
