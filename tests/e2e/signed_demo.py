@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +20,7 @@ from served import port_of, start_server, stop_server, wait_for
 
 from comity.core.federation_sign import envelope_path, sign_federation_file
 from comity.core.keys import SigningKey
-from comity.sdk.demo.setup import DemoFederation, build_demo_federation
+from comity.sdk.demo.setup import DEMO_COUNTRIES, DemoFederation, build_demo_federation
 
 FAR = "2030-01-01T00:00:00Z"
 
@@ -83,10 +83,13 @@ def _poll_fast(config: Path, section: str) -> None:
 
 
 @contextmanager
-def signed_demo(directory: Path, *, seed: int, gateway_extra: str = "") -> Iterator[SignedDemo]:
-    """Build the demo in ``directory`` on a signed version 1, start the gateway and both nodes, and
-    stop them on exit. ``gateway_extra`` is appended to the gateway's config (its own sections)."""
-    fed = build_demo_federation(directory, people=10, seed=seed)
+def signed_demo(
+    directory: Path, *, seed: int, gateway_extra: str = "", countries: Sequence[str] = DEMO_COUNTRIES
+) -> Iterator[SignedDemo]:
+    """Build the demo of ``countries`` in ``directory`` on a signed version 1, start the gateway and
+    every node, and stop them on exit. ``gateway_extra`` is appended to the gateway's config (its
+    own sections)."""
+    fed = build_demo_federation(directory, people=10, seed=seed, countries=countries)
     signer = SigningKey.generate("us.fbi/federation-2026")
     file = fed.layout.federation_file
     original = file.read_text()

@@ -42,6 +42,7 @@ from comity.nodes.hitref import FOLLOW_UP_WINDOW, HitReferences
 from comity.nodes.inbound import InboundPolicy
 from comity.nodes.logsync import GatewayLog
 from comity.nodes.lookup import TimeRange
+from comity.nodes.membership import Membership
 from comity.nodes.private_state import PrivateLedger, check_precedent
 from comity.nodes.proof_cache import ProofCache
 from comity.nodes.schema import DataCategory, Selector
@@ -155,8 +156,10 @@ class Admission:
         watch: FederationWatch | None = None,
         private_ledger: PrivateLedger | None = None,
         freshness: timedelta = DEFAULT_FRESHNESS,
+        membership: Membership | None = None,
     ) -> None:
         self._node = node
+        self._membership = membership
         self._freshness = freshness
         self._trusted = _Trusted(federation, OrderVerifier(federation), policies)
         # The version a query being admitted is checked against (see one_version).
@@ -380,6 +383,8 @@ class Admission:
             raise InvalidArgument("the decision's log entry is not JSON") from None
         if logged.get("query_digest") != digest.hex() or logged.get("decision") != "ALLOW":
             raise Unauthenticated("the logged entry is not the gateway's decision to allow this query")
+        if self._membership is not None:  # removed while this query was being checked: no cosignature
+            self._membership.require_member()
         # The proof is chosen under the witness's own lock, for the state it checks it against.
         line = self._witness.witness_entry(
             checkpoint=request.checkpoint.signed_note,

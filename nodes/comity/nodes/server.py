@@ -19,6 +19,7 @@ from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.inbound import InboundPolicy, inbound_policies
 from comity.nodes.logsync import GatewayLog
+from comity.nodes.membership import Membership
 from comity.nodes.outbox import Outbox
 from comity.nodes.private_admission import PrivateChecks, PrivateLimits
 from comity.nodes.private_filters import KeySchedule, PrivateFilters
@@ -132,6 +133,7 @@ async def start_node(
         state.close()
         raise
     gateway_log = GatewayLog(federation)
+    membership = Membership(node.id)
     outbox = Outbox(config.outbox_url or config.store_url)
     decisions = NodeDecisions(node_id=node.id, key=response_key, outbox=outbox, clock=clock)
     # Private hit checks need the node's own store (their filters are built from it).
@@ -148,6 +150,7 @@ async def start_node(
         watch=watch,
         private_ledger=ledger,
         freshness=timedelta(seconds=config.freshness_seconds),
+        membership=membership,
     )
     private = None
     if ledger is not None and isinstance(source, RecordStore):
@@ -187,6 +190,7 @@ async def start_node(
         clock=clock,
         decisions=decisions,
         private=private,
+        membership=membership,
     )
     credentials = node_server_credentials(
         config.tls_cert,
@@ -195,12 +199,16 @@ async def start_node(
         node_id=node.id,
         passphrase=passphrase_from_env(),
     )
-    witness_service = WitnessService(witness, gateway_pins=federation.gateway.client_pins)
+    witness_service = WitnessService(
+        witness, gateway_pins=federation.gateway.client_pins, membership=membership
+    )
 
     def prepared(new: Federation) -> Callable[[], None]:
         # Built before anything changes (off the event loop): the new agreements' inbound
         # policies, their bundles loaded and self-tested. A failure refuses the whole version.
-        ours = new.node(node.id)  # NotFound (refused) if the new version no longer lists this node
+        if all(n.id != node.id for n in new.nodes()):
+            return prepared_removal(new)
+        ours = new.node(node.id)
         new_policies = policies_under(new, ours, admission.policies)
         use_log_endpoints = gateway_log.prepare(new)  # last: nothing after it refuses the version
 
@@ -213,8 +221,20 @@ async def start_node(
             service.use_gateway_pins(new.gateway.client_pins)
             witness_service.use_gateway_pins(new.gateway.client_pins)
             _warn_if_retired(ours, response_key, witness_key, now=clock())
+            membership.listed(new.version)
 
         return reloaded
+
+    def prepared_removal(new: Federation) -> Callable[[], None]:
+        # The signers' threshold removed this node: it fails closed (and follows the file, so a
+        # later version listing it again is prepared as usual).
+        use_log_endpoints = gateway_log.prepare(new)
+
+        def removed() -> None:
+            use_log_endpoints()
+            membership.removed(new.version)
+
+        return removed
 
     watch.prepare_with(prepared)
 

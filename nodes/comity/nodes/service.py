@@ -35,6 +35,7 @@ from comity.nodes.convert import time_range_from_proto, to_proto
 from comity.nodes.decisions import NodeDecisions
 from comity.nodes.hitref import HitReferences
 from comity.nodes.lookup import RecordSource, TimeRange
+from comity.nodes.membership import Membership
 from comity.nodes.private_admission import PrivateChecks
 from comity.nodes.schema import DataCategory, Schema
 from comity.nodes.subjects import OwnParties, SubjectReader
@@ -115,8 +116,10 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         workers: int = 16,
         decisions: NodeDecisions | None = None,
         private: PrivateChecks | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self._private = private
+        self._membership = membership
         self._node_id = node_id
         self._gateway_pins = federation.gateway.client_pins
         self._admission = admission
@@ -154,6 +157,8 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         # TLS already required the gateway's client certificate; checking the pin here as well
         # keeps the node closed if its TLS settings are ever loosened.
         check_peer_certificate(context, self._gateway_pins, what="the caller")
+        if self._membership is not None:
+            self._membership.require_member()
 
     async def _admit(
         self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -22,6 +22,7 @@ from comity.audit.witness import Witness
 from comity.core.refusals import Check, refuse, register
 from comity.core.rpc import guard_unary, to_trailing_metadata
 from comity.core.tls import check_peer_certificate
+from comity.nodes.membership import Membership
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -64,9 +65,12 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class WitnessService(pb_grpc.WitnessServicer):
     """Serves one node's :class:`Witness` to the gateway (and, relayed by it, to the other witnesses)."""
 
-    def __init__(self, witness: Witness, *, gateway_pins: Sequence[str]) -> None:
+    def __init__(
+        self, witness: Witness, *, gateway_pins: Sequence[str], membership: Membership | None = None
+    ) -> None:
         self._witness = witness
         self._pins = gateway_pins
+        self._membership = membership
 
     def use_gateway_pins(self, pins: Sequence[str]) -> None:
         """Accept only these gateway client certificates from now on (a newly trusted federation file's)."""
@@ -74,6 +78,8 @@ class WitnessService(pb_grpc.WitnessServicer):
 
     def _check_peer(self, context: Context) -> None:
         check_peer_certificate(context, self._pins, what="the caller")
+        if self._membership is not None:  # a node the federation file no longer lists
+            self._membership.require_member()
 
     @guard_unary
     async def AddCheckpoint(
