@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from comity.audit import events
 from comity.core import refusals
 from comity.core.dsse import PAYLOAD_NODE_DECISION, PAYLOAD_NODE_STATEMENT, verify_envelope
-from comity.core.errors import ComityError, Unauthenticated
+from comity.core.errors import ComityError, InvalidArgument, Unauthenticated
 from comity.core.keys import VerifyingKey
 from comity.gateway.ledger import Ledger, Logged
 from comity.v1 import comity_pb2 as pb
@@ -184,6 +185,25 @@ class NodeDecisionLog:
         if not signed.allowed:
             raise Unauthenticated(f"node {node!r} answered the query but signed a refusal")
         return signed
+
+    def statement(self, result: pb.QueryResult, *, node: str, query_digest: bytes) -> pb.NodeStatement:
+        """The node's statement on ``result``: signed by a key the trusted federation file lists for
+        ``node`` now, naming ``node`` and this query. Raises ``NODE_ANSWER_KEY`` otherwise."""
+        envelope = result.receipt.node_statement
+        try:
+            payload, signer = verify_envelope(
+                envelope, payload_type=PAYLOAD_NODE_STATEMENT, keys=self._keys, what="node statement"
+            )
+            statement = pb.NodeStatement.FromString(payload)
+        except (Unauthenticated, InvalidArgument) as exc:
+            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail=exc.message) from None
+        except DecodeError:
+            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail="it is not a node statement") from None
+        if signer not in _keys_of(self._keys, node) or statement.node_id != node:
+            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail="the statement is not this node's")
+        if statement.query_digest != query_digest:
+            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail="the statement answers another query")
+        return statement
 
     async def record_answer(self, result: pb.QueryResult, *, node: str, query_digest: bytes) -> Logged | None:
         """Log the node's signed allowance with its answer's statement; None for a node that sent none."""

@@ -63,6 +63,7 @@ from comity.gateway.quota_state import QuotaCache
 from comity.gateway.refusal_limits import RefusalLimiter, RefusalLimits
 from comity.gateway.reuse import Claim, ReuseStore
 from comity.gateway.routing import NodeRouter, NodeUnavailable
+from comity.gateway.streamed import AnswerReader, StreamedAnswer, check_statement
 from comity.gateway.witness_client import WitnessAt
 from comity.policy.agreements import Applicable, ByAgreement
 from comity.policy.engine import Decision, PolicyEngine
@@ -160,6 +161,9 @@ class Limits:
     max_selector_length: int = 256
     max_justification_length: int = 8_000
     freshness: timedelta = timedelta(minutes=5)
+    #: The most records the gateway keeps of one streamed answer (it holds the whole answer until
+    #: it is checked and logged); a node that streams more is refused (``NODE_ANSWER_LIMIT``).
+    max_stream_records: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -832,63 +836,71 @@ class Pipeline:
     async def submit_stream(
         self, request: pb.SubmitRequest, metadata: Iterable[tuple[str, str | bytes]] | None
     ) -> AsyncIterator[pb.ResultChunk]:
-        """The pipeline for a streamed query: record batches pass through; the summary comes last.
+        """The pipeline for a streamed query: the summary first, then the record batches.
 
-        The disclosure is logged when the node's summary arrives, before the summary (and
-        with it the node's statement that makes the records usable) is passed on.
+        The node's whole answer is read and kept (at most the query's ``max_records``, or
+        :attr:`Limits.max_stream_records`), checked against the node's signed statement (each
+        batch's digest, the count, the records digest) and its disclosure logged before anything
+        is sent: a failure before that ends the stream with its refusal and a ``failed`` entry,
+        and no record has left the gateway.
         """
         v, logged = await self.admit(request, metadata)
         node = v.query.query.target_node
-        digest = RecordsDigest()
         async with self._completion(v) as completion:
-            for attempt in range(_WITNESS_ATTEMPTS):
-                started = False
-                try:
-                    execute, size = await self.forward_request(v, logged, attempt=attempt)
-                    async for chunk in self._router.execute_stream(node, execute):
-                        started = True
-                        if chunk.HasField("summary"):
-                            summary = chunk.summary
-                            try:
-                                disclosure = await completion.disclose(summary, digest, size)
-                            except FailedPrecondition as refused:
-                                # The node's signature refused (NODE_ANSWER_KEY), not a witness out
-                                # of step: logged as such before the handler below sees it.
-                                await completion.fail(refused.code.name, refused)
-                                raise
-                            receipt = await self._ledger.receipt(
-                                v.query.query.query_id, v.query.digest, [*v.entries, *disclosure]
-                            )
-                            receipt.node_statement.CopyFrom(summary.receipt.node_statement)
-                            receipt.node_decision.CopyFrom(summary.node_decision)
-                            summary.receipt.CopyFrom(receipt)
-                            yield chunk
-                            return
-                        for record in chunk.records.records:
-                            digest.update(record)
-                        yield chunk
-                except WitnessAt as err:
-                    self._ledger.set_witnessed_size(node, err.size)
-                    if started or attempt == _WITNESS_ATTEMPTS - 1:
-                        await completion.fail("WITNESS", err)
-                        raise
-                    continue
-                except FailedPrecondition as err:
-                    if stale_filters(err):
-                        await completion.node_ended(err, logged)
-                        raise
-                    self._ledger.set_witnessed_size(node, None)
-                    if started or attempt == _WITNESS_ATTEMPTS - 1:
-                        await completion.fail("WITNESS", err)
-                        raise
-                    continue
-                except ComityError as err:
+            answer, size = await self._read_stream(v, logged, completion)
+            summary = answer.summary
+            if summary is None:
+                ended = NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
+                await completion.fail("NO_SUMMARY", ended)
+                raise ended
+            statement = self._node_decisions.statement(summary, node=node, query_digest=v.query.digest)
+            check_statement(answer, statement, node=node)
+            with span("gateway.audit_disclosure", query_id=v.query.query_id):
+                disclosure = await completion.disclose(summary, answer.digest, size)
+            receipt = await self._ledger.receipt(
+                v.query.query.query_id, v.query.digest, [*v.entries, *disclosure]
+            )
+        receipt.node_statement.CopyFrom(summary.receipt.node_statement)
+        receipt.node_decision.CopyFrom(summary.node_decision)
+        summary.receipt.CopyFrom(receipt)
+        yield pb.ResultChunk(summary=summary)
+        for batch in answer.batches:
+            yield pb.ResultChunk(records=batch)
+
+    async def _read_stream(
+        self, v: Verified, logged: Logged, completion: _Completion
+    ) -> tuple[StreamedAnswer, int]:
+        """The node's whole streamed answer (sent again like a unary query while its witness is out
+        of step: nothing of an attempt was released); with the checkpoint size it was proved against."""
+        node = v.query.query.target_node
+        limit = min(
+            v.query.query.max_records or self._limits.max_stream_records, self._limits.max_stream_records
+        )
+        for attempt in range(_WITNESS_ATTEMPTS):
+            reader = AnswerReader(node=node, limit=limit)
+            try:
+                execute, size = await self.forward_request(v, logged, attempt=attempt)
+                async with contextlib.aclosing(self._router.execute_stream(node, execute)) as chunks:
+                    async for chunk in chunks:
+                        reader.add(chunk)
+                return reader.answer, size
+            except WitnessAt as err:
+                self._ledger.set_witnessed_size(node, err.size)
+                if attempt == _WITNESS_ATTEMPTS - 1:
+                    await completion.fail("WITNESS", err)
+                    raise
+            except FailedPrecondition as err:
+                if stale_filters(err):
                     await completion.node_ended(err, logged)
                     raise
-                break
-            ended = NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
-            await completion.fail("NO_SUMMARY", ended)
-            raise ended
+                self._ledger.set_witnessed_size(node, None)
+                if attempt == _WITNESS_ATTEMPTS - 1:
+                    await completion.fail("WITNESS", err)
+                    raise
+            except ComityError as err:
+                await completion.node_ended(err, logged)
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @contextlib.asynccontextmanager
     async def _completion(self, v: Verified) -> AsyncIterator[_Completion]:

@@ -7,7 +7,7 @@ sent, and the channels follow the federation file in use (``comity.gateway.node_
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import grpc
 
@@ -100,8 +100,9 @@ class NodeRouter:
 
     async def execute_stream(
         self, node_id: str, request: pb.ExecuteRequest, *, metadata: tuple[tuple[str, str], ...] = ()
-    ) -> AsyncIterator[pb.ResultChunk]:
-        """Stream ``request``'s result from ``node_id``; chunks pass through without buffering."""
+    ) -> AsyncGenerator[pb.ResultChunk]:
+        """Stream ``request``'s result from ``node_id``, chunk by chunk; closing the generator
+        early cancels the node's call."""
         node, left = await self._channels.ready(node_id)
         call = node.data.ExecuteStream(request, timeout=left, metadata=metadata)
         try:
@@ -109,6 +110,8 @@ class NodeRouter:
                 yield chunk
         except grpc.aio.AioRpcError as exc:
             raise _node_error(node_id, exc) from None
+        finally:
+            call.cancel()  # nothing once the call has ended
 
     async def witness_state(self, node_id: str) -> int:
         """The tree size of the last checkpoint ``node_id``'s witness accepted."""

@@ -1,8 +1,9 @@
 """The node's gRPC service: admit (with the node's own-person check) → look up → minimise → sign → answer.
 
 Lookups run in a worker thread (the stores are synchronous) and stream in batches, so a
-large answer never sits in memory whole. The answer's last part is the node's signed
-statement: what it released, bound to the query's digest.
+large answer never sits in memory whole on the node. The answer's last part is the node's
+signed statement: what it released (with each streamed batch's digest), bound to the query's
+digest.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.audit.witness import Witness
 from comity.core import refusals
-from comity.core.digests import RecordsDigest
+from comity.core.digests import RecordsDigest, records_digest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
@@ -216,7 +217,14 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         return self._summary(admitted, RecordsDigest(), hit=hit, reference=reference, truncated=False)
 
     def _summary(
-        self, admitted: Admitted, digest: RecordsDigest, *, hit: bool, reference: str, truncated: bool
+        self,
+        admitted: Admitted,
+        digest: RecordsDigest,
+        *,
+        hit: bool,
+        reference: str,
+        truncated: bool,
+        batch_digests: Sequence[bytes] = (),
     ) -> pb.QueryResult:
         answered = Timestamp()
         answered.FromDatetime(self._clock())
@@ -231,6 +239,7 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             use_restrictions=admitted.inbound.use_restrictions,
             hit_reference=reference,
             sealed_reason=admitted.verdict.sealed,
+            batch_digests=batch_digests,
         )
         with span("node.sign", query_id=admitted.query.query_id):
             envelope = sign_envelope(PAYLOAD_NODE_STATEMENT, statement.SerializeToString(), self._key)
@@ -289,13 +298,22 @@ class DataNodeService(pb_grpc.DataNodeServicer):
             yield pb.ResultChunk(summary=await self._run(self._hit_check, admitted))
             return
         digest = RecordsDigest()
+        batch_digests: list[bytes] = []
         run = _Run()
         async for batch in self._batches(admitted, run):
             for record in batch:
                 digest.update(record)
+            # Signed in the statement, so a client checks each batch before it uses any of its records.
+            batch_digests.append(records_digest(batch))
             yield pb.ResultChunk(records=pb.RecordBatch(records=batch))
         summary = await self._run(
-            functools.partial(self._summary, hit=digest.count > 0, reference="", truncated=run.truncated),
+            functools.partial(
+                self._summary,
+                hit=digest.count > 0,
+                reference="",
+                truncated=run.truncated,
+                batch_digests=batch_digests,
+            ),
             admitted,
             digest,
         )

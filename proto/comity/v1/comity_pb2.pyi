@@ -368,7 +368,7 @@ class Receipt(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., node_statement: _Optional[_Union[Envelope, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[EntryProof, _Mapping]]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., node_decision: _Optional[_Union[Envelope, _Mapping]] = ..., cosignatures: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeStatement(_message.Message):
-    __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference", "sealed_reason", "evaluation_digest", "filter_epoch")
+    __slots__ = ("node_id", "query_id", "query_digest", "hit", "record_count", "records_digest", "answered_at", "use_restrictions", "hit_reference", "sealed_reason", "evaluation_digest", "filter_epoch", "batch_digests")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -381,6 +381,7 @@ class NodeStatement(_message.Message):
     SEALED_REASON_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_DIGEST_FIELD_NUMBER: _ClassVar[int]
     FILTER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_DIGESTS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     query_id: str
     query_digest: bytes
@@ -393,7 +394,8 @@ class NodeStatement(_message.Message):
     sealed_reason: SealedReason
     evaluation_digest: bytes
     filter_epoch: int
-    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ..., sealed_reason: _Optional[_Union[SealedReason, _Mapping]] = ..., evaluation_digest: _Optional[bytes] = ..., filter_epoch: _Optional[int] = ...) -> None: ...
+    batch_digests: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, node_id: _Optional[str] = ..., query_id: _Optional[str] = ..., query_digest: _Optional[bytes] = ..., hit: _Optional[bool] = ..., record_count: _Optional[int] = ..., records_digest: _Optional[bytes] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_restrictions: _Optional[_Iterable[_Union[UseRestriction, _Mapping]]] = ..., hit_reference: _Optional[str] = ..., sealed_reason: _Optional[_Union[SealedReason, _Mapping]] = ..., evaluation_digest: _Optional[bytes] = ..., filter_epoch: _Optional[int] = ..., batch_digests: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SealedReason(_message.Message):
     __slots__ = ("scheme", "commitment")

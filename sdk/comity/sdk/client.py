@@ -54,7 +54,15 @@ from comity.sdk.private import (
 from comity.sdk.query import QuerySpec, build_query, sign_query
 from comity.sdk.receipt_refresh import GatewayCheckpoints, await_quorum
 from comity.sdk.receipts import verify_validation_receipt
-from comity.sdk.result import RecordView, Result, ResultVerifier, record_view, to_result
+from comity.sdk.result import (
+    RecordView,
+    ResponseTampered,
+    Result,
+    ResultVerifier,
+    StreamCheck,
+    record_view,
+    to_result,
+)
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -136,28 +144,33 @@ class _Base(abc.ABC):
         err: ComityError,
         query_id: str = "",
         *,
-        streamed: int = 0,
+        streamed: StreamCheck | None = None,
     ) -> float:
         """Record a failed attempt; the wait before the next one, or raise the error the caller gets.
 
-        ``streamed``: records of this attempt the caller already has (a stream is not sent again)."""
+        ``streamed``: the check of a stream whose verified summary arrived (it is not sent again)."""
         delay = plan.failed(query_id, address, exc, err)
         if from_comity(exc.trailing_metadata()):
             self._replicas.answered(address)  # the replica is up: it answered with a status
         if delay is None:
             raise plan.final(err)
-        if streamed:
+        if streamed is not None:
             broke = Unavailable(
-                f"the result stream from gateway {address} broke after {streamed} record(s): they are not "
-                "verified and must not be used",
-                hint="submit the query again",
+                f"the result stream from gateway {address} broke after {streamed.records} record(s): those "
+                "were verified against the node's statement, the rest of the answer did not arrive",
+                hint="submit the query again for the whole answer",
             )
             broke.attempts = err.attempts
             raise broke
         return delay
 
     def _submit_failed(
-        self, plan: Plan, address: str, exc: grpc.RpcError, request: pb.SubmitRequest, streamed: int = 0
+        self,
+        plan: Plan,
+        address: str,
+        exc: grpc.RpcError,
+        request: pb.SubmitRequest,
+        streamed: StreamCheck | None = None,
     ) -> float:
         err = self._refused(exc, request, address)
         return self._attempt_failed(plan, address, exc, err, _query_id(request), streamed=streamed)
@@ -203,6 +216,17 @@ class _Base(abc.ABC):
         attempts = self._answered(plan, address, _query_id(request))
         verified = self._check(request, summary, digest)
         return dataclasses.replace(to_result(summary, records, verified), attempts=attempts)
+
+    def _stream_opened(self, request: pb.SubmitRequest, chunk: pb.ResultChunk) -> StreamCheck:
+        """A stream's first part: the summary, verified before any record is taken."""
+        if not chunk.HasField("summary") or chunk.summary.records:
+            raise ResponseTampered(
+                "the result stream did not start with the node's statement alone; refusing its records"
+            )
+        statement, _ = self._verifier.verify_summary(
+            chunk.summary, query_digest=payload_digest(request.signed_query), query_id=_query_id(request)
+        )
+        return self._verifier.stream_check(statement)
 
     def _check(
         self, request: pb.SubmitRequest, summary: pb.QueryResult, digest: RecordsDigest
@@ -291,6 +315,14 @@ def _filters_request(node: str, time_range: tuple[datetime, datetime] | None) ->
         request.time_range.start.FromDatetime(time_range[0])
         request.time_range.end.FromDatetime(time_range[1])
     return request
+
+
+def _checked_batch(check: StreamCheck, chunk: pb.ResultChunk) -> list[RecordView]:
+    """A stream's next part after its summary: a record batch, checked whole before any record is used."""
+    if not chunk.HasField("records"):
+        raise ResponseTampered("the result stream sent a second summary; refusing the rest of it")
+    check.batch(chunk.records.records)
+    return [record_view(r) for r in chunk.records.records]
 
 
 def _query_id(request: pb.SubmitRequest) -> str:
@@ -422,33 +454,40 @@ class AsyncClient(_Base):
             return self._validated(response, signed_validation)
 
     async def stream(self, spec: QuerySpec) -> AsyncIterator[RecordView]:
-        """Stream a large result: yields records as they arrive, as :class:`RecordView` like :meth:`query`.
+        """Stream a large result, as :class:`RecordView` like :meth:`query`; every record yielded has
+        been verified against the node's signed statement.
 
-        The node's statement comes last, so the records are verified only when the stream
-        ends: a tampered stream raises ResponseTampered at the end, and a caller must not act
-        on the records before the iteration completes without error. The query is sent again
-        through another replica like :meth:`query`, but only until its first record arrived.
+        The gateway sends the answer's summary first, once the disclosure is logged: the node's
+        statement and the receipt are verified before any record is taken, then each record
+        batch against the digest the node signed for it, before any of its records is yielded (a
+        batch that does not match raises ResponseTampered). At the end, the number of batches,
+        the count and the records digest over all of them must match too. The query is sent again
+        through another replica like :meth:`query`, but only until its summary arrived.
         """
         plan = self._plan()
         while True:
             address, request = plan.address, self._request(spec, plan)
-            digest = RecordsDigest()
+            check: StreamCheck | None = None
             call = self._replicas.stub(address).SubmitStream(
                 request, timeout=plan.timeout(), metadata=self.identity.bearer()
             )
             try:
                 async for chunk in call:
-                    if chunk.HasField("summary"):
-                        self._answered(plan, address, _query_id(request))
-                        self._check(request, chunk.summary, digest)
-                        return
-                    for record in chunk.records.records:
-                        digest.update(record)
-                        yield record_view(record)
+                    if check is None:
+                        check = self._stream_opened(request, chunk)
+                        continue
+                    for view in _checked_batch(check, chunk):
+                        yield view
             except grpc.aio.AioRpcError as exc:
-                await asyncio.sleep(self._submit_failed(plan, address, exc, request, digest.count))
+                await asyncio.sleep(self._submit_failed(plan, address, exc, request, check))
                 continue
-            raise Unavailable("the result stream ended without the node's statement")
+            finally:
+                call.cancel()  # nothing once the call has ended
+            if check is None:
+                raise Unavailable("the result stream ended without the node's statement")
+            check.finish()
+            self._answered(plan, address, _query_id(request))
+            return
 
 
 class Client(_Base):
@@ -547,23 +586,28 @@ class Client(_Base):
             return self._validated(response, signed_validation)
 
     def stream(self, spec: QuerySpec) -> Iterator[RecordView]:
-        """Blocking counterpart of :meth:`AsyncClient.stream`, with the same caveats."""
+        """Blocking counterpart of :meth:`AsyncClient.stream`, with the same checks: every record
+        yielded has been verified against the node's signed statement."""
         plan = self._plan()
         while True:
             address, request = plan.address, self._request(spec, plan)
-            digest = RecordsDigest()
+            check: StreamCheck | None = None
+            call = self._replicas.stub(address).SubmitStream(
+                request, timeout=plan.timeout(), metadata=self.identity.bearer()
+            )
             try:
-                for chunk in self._replicas.stub(address).SubmitStream(
-                    request, timeout=plan.timeout(), metadata=self.identity.bearer()
-                ):
-                    if chunk.HasField("summary"):
-                        self._answered(plan, address, _query_id(request))
-                        self._check(request, chunk.summary, digest)
-                        return
-                    for record in chunk.records.records:
-                        digest.update(record)
-                        yield record_view(record)
+                for chunk in call:
+                    if check is None:
+                        check = self._stream_opened(request, chunk)
+                        continue
+                    yield from _checked_batch(check, chunk)
             except grpc.RpcError as exc:
-                time.sleep(self._submit_failed(plan, address, exc, request, digest.count))
+                time.sleep(self._submit_failed(plan, address, exc, request, check))
                 continue
-            raise Unavailable("the result stream ended without the node's statement")
+            finally:
+                call.cancel()  # nothing once the call has ended
+            if check is None:
+                raise Unavailable("the result stream ended without the node's statement")
+            check.finish()
+            self._answered(plan, address, _query_id(request))
+            return

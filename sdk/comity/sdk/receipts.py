@@ -81,11 +81,12 @@ def verify_answer(
     *,
     query_id: str | None,
     query_digest: bytes,
-    records: RecordsDigest,
+    records: RecordsDigest | None,
     hit: bool,
     require_quorum: bool = False,
 ) -> VerifiedReceipt:
-    """Check an answer's receipt: this query, allowed, answered with exactly these records."""
+    """Check an answer's receipt: this query, allowed, answered with exactly these records
+    (``records`` None: checked by the caller against the statement the receipt proves)."""
     _about(receipt, query_id=query_id, query_digest=query_digest)
     verified = verify_query_receipt(receipt, trust, records=records, require_quorum=require_quorum)
     if verified.outcome != "answered":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -10,7 +11,7 @@ from comity.audit.note import Ed25519Verifier
 from comity.audit.receipt import ReceiptTrust, VerifiedReceipt
 from comity.audit.receipt_trust import KeysTrust
 from comity.audit.statement import open_statement
-from comity.core.digests import RecordsDigest
+from comity.core.digests import RecordsDigest, records_digest
 from comity.core.errors import Attempt, ComityError, Unauthenticated
 from comity.core.keys import VerifyingKey
 from comity.sdk.receipts import verify_answer, verify_refusal
@@ -21,6 +22,7 @@ __all__ = [
     "ResponseTampered",
     "Result",
     "ResultVerifier",
+    "StreamCheck",
     "UseRestrictionView",
     "record_view",
     "to_result",
@@ -101,6 +103,8 @@ class ResultVerifier:
     signed by the log's key for its size, with the witnesses' cosignatures (see
     :func:`comity.audit.receipt.verify_query_receipt`). A checkpoint short of the witness
     quorum is accepted and reported (``Result.quorum_pending``); ``require_quorum`` refuses it.
+    A stream's summary comes first and is checked whole but for the records
+    (:meth:`verify_summary`); its records then batch by batch (:class:`StreamCheck`).
     """
 
     def __init__(
@@ -128,7 +132,18 @@ class ResultVerifier:
         query_id: str | None = None,
     ) -> VerifiedReceipt:
         """Raise :class:`ResponseTampered` or ``ReceiptInvalid`` unless ``summary`` is what the node signed
-        and the log holds; ``query_id`` is the id the SDK sent (default: the one the answer names)."""
+        and the log holds, for exactly the records of ``digest``; ``query_id`` is the id the SDK sent
+        (default: the one the answer names)."""
+        statement, verified = self.verify_summary(summary, query_digest=query_digest, query_id=query_id)
+        _check_records(statement, digest)
+        return verified
+
+    def verify_summary(
+        self, summary: pb.QueryResult, *, query_digest: bytes, query_id: str | None = None
+    ) -> tuple[pb.NodeStatement, VerifiedReceipt]:
+        """Everything but the records: the node's statement (signed by the answering node, about this
+        query, agreeing on the hit) and the receipt proving it in the log. Returns the statement,
+        against which the records are then checked (:meth:`stream_check` for a stream)."""
         receipt = summary.receipt
         if not receipt.HasField("node_statement"):
             raise ResponseTampered("the answer carries no node statement; refusing unsigned data")
@@ -140,8 +155,6 @@ class ResultVerifier:
             (statement.node_id == summary.node_id, "names another node"),
             (statement.query_digest == query_digest, "answers another query"),
             (statement.query_id == expected_id and summary.query_id == expected_id, "names another query id"),
-            (statement.record_count == digest.count, "counts other records than arrived"),
-            (statement.records_digest == digest.digest(), "does not match the records that arrived"),
             (statement.hit == summary.hit, "disagrees about the hit"),
         ]
         for ok, what in checks:
@@ -149,15 +162,21 @@ class ResultVerifier:
                 raise ResponseTampered(
                     f"node statement {what}; the answer was altered in transit or is forged"
                 )
-        return verify_answer(
+        verified = verify_answer(
             receipt,
             self._trust,
             query_id=expected_id,
             query_digest=query_digest,
-            records=digest,
+            records=None,
             hit=summary.hit,
             require_quorum=self._require_quorum,
         )
+        return statement, verified
+
+    @staticmethod
+    def stream_check(statement: pb.NodeStatement) -> StreamCheck:
+        """The per-batch check of a stream whose summary (``statement``) was verified."""
+        return StreamCheck(statement)
 
     def verify_refusal(self, err: ComityError, *, query_digest: bytes, query_id: str | None = None) -> None:
         """A refusal that carries a receipt must prove that this query's refusal was logged."""
@@ -169,6 +188,65 @@ class ResultVerifier:
                 query_id=query_id,
                 require_quorum=self._require_quorum,
             )
+
+
+def _check_records(statement: pb.NodeStatement, digest: RecordsDigest) -> None:
+    if statement.record_count != digest.count:
+        raise ResponseTampered(
+            f"node statement counts {statement.record_count} record(s), {digest.count} arrived; "
+            "the answer was altered in transit or is forged"
+        )
+    if not hmac.compare_digest(statement.records_digest, digest.digest()):
+        raise ResponseTampered(
+            "node statement does not match the records that arrived; the answer was altered in transit "
+            "or is forged"
+        )
+
+
+class StreamCheck:
+    """A stream's records checked against the node's verified statement, one batch at a time.
+
+    :meth:`batch` raises :class:`ResponseTampered` before any record of a batch is used when the
+    batch is not the one the node signed (``batch_digests``, in order); :meth:`finish` checks, at
+    the end, the number of batches, the record count and the records digest over all of them.
+    """
+
+    def __init__(self, statement: pb.NodeStatement) -> None:
+        self._signed = list(statement.batch_digests)
+        self._statement = statement
+        self._digest = RecordsDigest()
+        self.batches = 0
+
+    @property
+    def records(self) -> int:
+        """How many records have been checked so far."""
+        return self._digest.count
+
+    def batch(self, records: Sequence[pb.Record]) -> None:
+        """Check the next batch; raises :class:`ResponseTampered`."""
+        number = self.batches + 1
+        if number > len(self._signed):
+            raise ResponseTampered(
+                f"record batch {number} arrived, but the node's statement lists {len(self._signed)}; "
+                "the answer was altered in transit or is forged"
+            )
+        if not hmac.compare_digest(records_digest(records), self._signed[number - 1]):
+            raise ResponseTampered(
+                f"record batch {number} does not match the digest the node signed for it; the answer "
+                "was altered in transit or is forged"
+            )
+        for record in records:
+            self._digest.update(record)
+        self.batches = number
+
+    def finish(self) -> None:
+        """At the stream's end: every batch the node signed arrived, and all the records match."""
+        if self.batches != len(self._signed):
+            raise ResponseTampered(
+                f"the stream ended after {self.batches} record batch(es); the node's statement lists "
+                f"{len(self._signed)}"
+            )
+        _check_records(self._statement, self._digest)
 
 
 def to_result(

@@ -1,0 +1,117 @@
+"""A node's streamed answer, read whole and checked before anything of it leaves the gateway.
+
+A node's ``ExecuteStream`` sends record batches, then its signed summary. The gateway keeps
+every batch (:class:`AnswerReader`, at most ``limit`` records: more is refused with
+``NODE_ANSWER_LIMIT`` as soon as they arrive), and once the summary is in, checks what arrived
+against the node's signed statement (:func:`check_statement`): one digest per batch, in order
+(``batch_digests``), each equal to the records digest of that batch, the record count and the
+records digest over all of them, and the hit. Anything else is ``NODE_ANSWER_MISMATCH``. Only a
+checked answer is logged as disclosed and sent on, its summary first.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+import grpc
+
+from comity.core import refusals
+from comity.core.digests import RecordsDigest, records_digest
+from comity.v1 import comity_pb2 as pb
+
+__all__ = ["AnswerReader", "StreamedAnswer", "check_statement"]
+
+refusals.register(
+    refusals.Check(
+        "NODE_ANSWER_LIMIT",
+        "PARTICULARITY",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "node {node!r} streamed more than {limit} records for this query (its max_records, or the "
+        "gateway's bound on one streamed answer): nothing was released to you, and the query is logged "
+        "as failed; ask for fewer records with max_records, or the node's operator must lower the node's "
+        "record cap ([limits] max_records)",
+        "18 U.S.C. §2523(b)(4)(D)(ii) (no result sets above a cap)",
+    ),
+    refusals.Check(
+        "NODE_ANSWER_MISMATCH",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "node {node!r} answered, but what it streamed does not match its signed statement ({detail}): "
+        "nothing was released to you, and the query is logged as failed; the node's operator must "
+        "check the node",
+        "Prüm Decision 2008/615 art. 30 (what was supplied, recorded for lawfulness monitoring)",
+    ),
+)
+
+
+@dataclass
+class StreamedAnswer:
+    """What one node stream brought: its record batches in order, their digests, and the summary."""
+
+    batches: list[pb.RecordBatch] = field(default_factory=list)
+    batch_digests: list[bytes] = field(default_factory=list)
+    digest: RecordsDigest = field(default_factory=RecordsDigest)
+    summary: pb.QueryResult | None = None
+    #: Something arrived after the summary, or the summary carried records itself.
+    misplaced: str = ""
+
+
+class AnswerReader:
+    """Collects one node stream's chunks, refusing more than ``limit`` records as they arrive."""
+
+    def __init__(self, *, node: str, limit: int) -> None:
+        self._node = node
+        self._limit = limit
+        self.answer = StreamedAnswer()
+
+    def add(self, chunk: pb.ResultChunk) -> None:
+        """Take the next chunk; raises ``NODE_ANSWER_LIMIT`` past the limit."""
+        answer = self.answer
+        if answer.summary is not None:
+            answer.misplaced = answer.misplaced or "a part arrived after its summary"
+            return
+        if chunk.HasField("summary"):
+            answer.summary = chunk.summary
+            if chunk.summary.records:
+                answer.misplaced = "its summary carries records"
+            return
+        records = chunk.records.records
+        if answer.digest.count + len(records) > self._limit:
+            raise refusals.refuse("NODE_ANSWER_LIMIT", node=self._node, limit=self._limit)
+        for record in records:
+            answer.digest.update(record)
+        answer.batch_digests.append(records_digest(records))
+        answer.batches.append(chunk.records)
+
+
+def check_statement(answer: StreamedAnswer, statement: pb.NodeStatement, *, node: str) -> None:
+    """Raise ``NODE_ANSWER_MISMATCH`` unless ``answer`` is exactly what ``statement`` (verified) says."""
+    summary = answer.summary
+    signed = list(statement.batch_digests)
+    checks = [
+        (not answer.misplaced, answer.misplaced),
+        (
+            summary is not None and statement.hit == summary.hit,
+            "the statement and the summary disagree about the hit",
+        ),
+        (
+            len(signed) == len(answer.batches),
+            f"{len(answer.batches)} record batch(es) arrived, the statement lists {len(signed)}",
+        ),
+        (
+            all(hmac.compare_digest(a, b) for a, b in zip(signed, answer.batch_digests, strict=False)),
+            "a record batch's digest differs from the signed one",
+        ),
+        (
+            statement.record_count == answer.digest.count,
+            f"{answer.digest.count} record(s) arrived, the statement counts {statement.record_count}",
+        ),
+        (
+            hmac.compare_digest(statement.records_digest, answer.digest.digest()),
+            "the records digest differs from the signed one",
+        ),
+    ]
+    for ok, detail in checks:
+        if not ok:
+            raise refusals.refuse("NODE_ANSWER_MISMATCH", node=node, detail=detail)

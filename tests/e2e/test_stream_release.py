@@ -1,0 +1,380 @@
+"""A streamed answer releases no record that is not logged and verified.
+
+A two-country federation runs on loopback; the Canadian node streams one record per batch. In front of
+it stands a relay on the node's federation endpoint (its TLS certificate and key; the gateway's
+client certificate towards the real node) that passes everything through, except that a test
+can make it cut the node's stream after its first batch, or re-sign the node's closing statement
+with a key the federation does not list. In front of the gateway, a stand-in gateway (the
+gateway's certificate; the investigator's token passed on) can alter or drop a record batch on
+its way to the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from comity.core import errors
+from comity.core.digests import records_digest
+from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
+from comity.core.federation import Federation
+from comity.core.keys import SigningKey
+from comity.core.tls import gateway_server_credentials, node_channel_credentials, node_server_credentials
+from comity.sdk.demo.run import (
+    RunningFederation,
+    Scenario,
+    run_scenario,
+    running_federation,
+    scenario_spec,
+    scenarios,
+)
+from comity.sdk.demo.setup import DemoFederation, build_demo_federation, free_ports
+from comity.sdk.profile import load_profile
+from comity.sdk.query import QuerySpec
+from comity.sdk.result import RecordView, ResponseTampered
+from comity.v1 import comity_pb2 as pb
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+NODE = "ca-node"
+Chunks = AsyncIterator[pb.ResultChunk]
+Alter = Callable[[Chunks, grpc.aio.ServicerContext[Any, Any]], Chunks]
+
+
+async def _passed(chunks: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+    async for chunk in chunks:
+        yield chunk
+
+
+class _Relay(grpc.GenericRpcHandler):
+    """Passes every unary call through as bytes; one streaming method through ``alter``."""
+
+    def __init__(self, channel: grpc.aio.Channel, streamed: str, request_type: Any) -> None:
+        self._channel = channel
+        self._streamed = streamed
+        self._request_type = request_type
+        self.alter: Alter = _passed
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method: str = details.method  # type: ignore[attr-defined]
+        if method == self._streamed:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream,
+                request_deserializer=self._request_type.FromString,
+                response_serializer=pb.ResultChunk.SerializeToString,
+            )
+        forward = self._channel.unary_unary(method)
+
+        async def unary(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            try:
+                answer: bytes = await forward(
+                    request, metadata=_passed_on(context), timeout=context.time_remaining()
+                )
+            except grpc.aio.AioRpcError as exc:
+                await context.abort(exc.code(), exc.details() or "", trailing_metadata=_trailers(exc))
+            return answer
+
+        return grpc.unary_unary_rpc_method_handler(unary)
+
+    async def _stream(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        call = self._channel.unary_stream(
+            self._streamed,
+            request_serializer=self._request_type.SerializeToString,
+            response_deserializer=pb.ResultChunk.FromString,
+        )(request, metadata=_passed_on(context), timeout=context.time_remaining())
+        try:
+            async for chunk in self.alter(call, context):  # type: ignore[arg-type]
+                yield chunk
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), exc.details() or "", trailing_metadata=_trailers(exc))
+
+
+def _trailers(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
+    return tuple((k, v) for k, v in exc.trailing_metadata() or ())
+
+
+def _passed_on(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in context.invocation_metadata() or () if k == "authorization")
+
+
+@dataclass
+class _World:
+    running: RunningFederation
+    node_relay: _Relay
+    gateway_relay: _Relay
+    stand_in: str  # the stand-in gateway's address
+    hit_reference: str = ""
+
+
+def _federation(tmp: Path) -> tuple[DemoFederation, str, int]:
+    fed = build_demo_federation(tmp, people=20, seed=11)
+    config = fed.node_configs[NODE]
+    endpoint = Federation.load(fed.layout.federation_file).node(NODE).endpoint
+    (port,) = free_ports(1)
+    text = config.read_text()
+    listen = f'listen = "{endpoint}"'
+    assert listen in text and "[limits]\n" in text
+    # The real node listens elsewhere; the relay takes its endpoint. One record per batch.
+    text = text.replace(listen, f'listen = "127.0.0.1:{port}"').replace(
+        "[limits]\n", "[limits]\nstream_batch = 1\n"
+    )
+    config.write_text(text)
+    return fed, endpoint, port
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[_World]:
+    fed, endpoint, port = _federation(Path(tmp_path_factory.mktemp("stream-release")))
+    federation = Federation.load(fed.layout.federation_file)
+    g, n = fed.layout.gateway, fed.layout.nodes[NODE]
+    to_node = grpc.aio.secure_channel(
+        f"127.0.0.1:{port}",
+        node_channel_credentials(federation.node(NODE), g.client_cert, g.client_key),
+        options=[("grpc.ssl_target_name_override", endpoint.rsplit(":", 1)[0])],
+    )
+    node_relay = _Relay(to_node, "/comity.v1.DataNode/ExecuteStream", pb.ExecuteRequest)
+    node_side = grpc.aio.server()
+    node_side.add_generic_rpc_handlers((node_relay,))
+    node_side.add_secure_port(
+        endpoint, node_server_credentials(n.tls_cert, n.tls_key, federation=federation, node_id=NODE)
+    )
+    await node_side.start()
+    to_gateway = grpc.aio.secure_channel(
+        g.endpoint, grpc.ssl_channel_credentials(root_certificates=g.ca_cert.read_bytes())
+    )
+    gateway_relay = _Relay(to_gateway, "/comity.v1.Gateway/SubmitStream", pb.SubmitRequest)
+    gateway_side = grpc.aio.server()
+    gateway_side.add_generic_rpc_handlers((gateway_relay,))
+    stand_in_port = gateway_side.add_secure_port(
+        "127.0.0.1:0", gateway_server_credentials(g.tls_cert, g.tls_key)
+    )
+    await gateway_side.start()
+    try:
+        async with running_federation(fed) as running:
+            world = _World(running, node_relay, gateway_relay, f"127.0.0.1:{stand_in_port}")
+            async with _client(world) as client:
+                hit = await run_scenario(client, fed, _scenario(fed, "FBI asks the Canadian node whether"))
+            assert hit.result is not None and hit.result.hit, hit.error
+            world.hit_reference = hit.result.hit_reference
+            yield world
+    finally:
+        await gateway_side.stop(0)
+        await node_side.stop(0)
+        await to_gateway.close()
+        await to_node.close()
+
+
+@pytest.fixture(autouse=True)
+def _relays_pass(world: _World) -> None:
+    world.node_relay.alter = _passed
+    world.gateway_relay.alter = _passed
+
+
+def _scenario(fed: DemoFederation, title: str) -> Scenario:
+    s = next(x for x in scenarios(fed) if x.title.startswith(title))
+    assert s.node == NODE
+    return s
+
+
+def _spec(world: _World) -> QuerySpec:
+    fed = world.running.federation
+    s = _scenario(fed, "FBI fetches the suspect's subscriber and connection records")
+    return replace(scenario_spec(fed, s, hit_reference=world.hit_reference), query_id=str(uuid.uuid4()))
+
+
+def _kinds(world: _World, query_id: str) -> list[str]:
+    """The gateway's own entries of ``query_id`` in its log, in order."""
+    store = world.running.gateway.ledger.log.store
+    entries = [json.loads(e) for e in store.entries(0, store.tree_size())]
+    mine = ("decision", "disclosed", "failed")
+    return [e["kind"] for e in entries if e.get("query_id") == query_id and e["kind"] in mine]
+
+
+def _client(world: _World, *, through: str = "") -> Any:
+    profile = load_profile(world.running.federation.profiles["us.fbi"])
+    if through:
+        profile = replace(profile, address=through, replica_addresses=(), resubmissions=0)
+    return profile.async_client()
+
+
+async def _collect(world: _World, spec: QuerySpec, seen: list[RecordView], *, through: str = "") -> None:
+    async with _client(world, through=through) as client:
+        async for record in client.stream(spec):
+            seen.append(record)
+
+
+# ---------------------------------------------------------------- the normal case
+
+
+async def test_the_summary_comes_first_and_the_disclosure_is_logged_before_the_first_record(
+    world: _World,
+) -> None:
+    spec = _spec(world)
+    seen: list[RecordView] = []
+    logged_at_first: list[str] = []
+    async with _client(world) as client:
+        async for record in client.stream(spec):
+            if not seen:
+                logged_at_first = _kinds(world, spec.query_id)
+            seen.append(record)
+    assert len(seen) >= 2, "the scenario's subject needs two records (two batches) for this test"
+    assert logged_at_first == ["decision", "disclosed"]
+
+
+async def test_on_the_wire_the_summary_is_first_and_lists_every_batch_digest(world: _World) -> None:
+    chunks: list[pb.ResultChunk] = []
+
+    async def kept(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        async for chunk in stream:
+            chunks.append(chunk)
+            yield chunk
+
+    world.gateway_relay.alter = kept
+    seen: list[RecordView] = []
+    await _collect(world, _spec(world), seen, through=world.stand_in)
+    assert chunks[0].HasField("summary") and all(c.HasField("records") for c in chunks[1:])
+    statement = pb.NodeStatement.FromString(chunks[0].summary.receipt.node_statement.payload)
+    batches = [c.records.records for c in chunks[1:]]
+    assert len(batches) == len(seen) >= 2  # one record per batch
+    assert list(statement.batch_digests) == [records_digest(b) for b in batches]
+    assert statement.record_count == len(seen)
+
+
+# ---------------------------------------------------------------- the node's answer fails at the gateway
+
+
+async def test_a_closing_signature_the_federation_does_not_list_releases_no_record(world: _World) -> None:
+    foreign = SigningKey.generate(NODE)  # the node's id, another key
+
+    async def resigned(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        async for chunk in stream:
+            if chunk.HasField("summary"):
+                statement = chunk.summary.receipt.node_statement
+                statement.CopyFrom(sign_envelope(PAYLOAD_NODE_STATEMENT, statement.payload, foreign))
+            yield chunk
+
+    world.node_relay.alter = resigned
+    spec, seen = _spec(world), []
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        await _collect(world, spec, seen)
+    assert seen == []
+    assert refused.value.check_codes == ["NODE_ANSWER_KEY"], refused.value.message
+    assert "nothing was released" in refused.value.message
+    assert _kinds(world, spec.query_id) == ["decision", "failed"]
+
+
+async def test_a_stream_the_node_cuts_after_its_first_batch_releases_no_record(world: _World) -> None:
+    async def cut(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        async for chunk in stream:
+            yield chunk
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+
+    world.node_relay.alter = cut
+    spec, seen = _spec(world), []
+    with pytest.raises(errors.Unavailable) as refused:
+        await _collect(world, spec, seen)
+    assert seen == []
+    assert NODE in refused.value.message
+    assert _kinds(world, spec.query_id) == ["decision", "failed"]
+
+
+async def test_a_batch_that_differs_from_the_signed_digest_releases_no_record(world: _World) -> None:
+    async def altered(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        batches = 0
+        async for chunk in stream:
+            if chunk.HasField("records"):
+                batches += 1
+                if batches == 2:
+                    chunk.records.records[0].record_id += "x"
+            yield chunk
+
+    world.node_relay.alter = altered
+    spec, seen = _spec(world), []
+    with pytest.raises(errors.FailedPrecondition) as refused:
+        await _collect(world, spec, seen)
+    assert seen == []
+    assert refused.value.check_codes == ["NODE_ANSWER_MISMATCH"], refused.value.message
+    assert "batch" in refused.value.message
+    assert _kinds(world, spec.query_id) == ["decision", "failed"]
+
+
+async def test_a_node_that_streams_past_the_querys_max_records_releases_no_record(world: _World) -> None:
+    async def doubled(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        async for chunk in stream:
+            yield chunk
+            if chunk.HasField("records"):
+                yield chunk  # each batch twice: more than the node counted, or was asked for
+
+    world.node_relay.alter = doubled
+    spec, seen = _spec(world), []
+    with pytest.raises(errors.ResourceExhausted) as refused:
+        await _collect(world, replace(spec, max_records=1), seen)
+    assert seen == []
+    assert refused.value.check_codes == ["NODE_ANSWER_LIMIT"], refused.value.message
+    assert _kinds(world, spec.query_id) == ["decision", "failed"]
+
+
+# ---------------------------------------------------------------- between the gateway and the SDK
+
+
+async def test_the_sdk_yields_no_record_of_a_batch_altered_after_the_gateway(world: _World) -> None:
+    async def altered(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        batches = 0
+        async for chunk in stream:
+            if chunk.HasField("records"):
+                batches += 1
+                if batches == 2:
+                    key = next(iter(chunk.records.records[0].fields))
+                    chunk.records.records[0].fields[key] += "x"
+            yield chunk
+
+    world.gateway_relay.alter = altered
+    seen: list[RecordView] = []
+    with pytest.raises(ResponseTampered) as tampered:
+        await _collect(world, _spec(world), seen, through=world.stand_in)
+    assert len(seen) == 1, "the first batch (one record) verified; none of the second may be yielded"
+    assert "record batch 2" in tampered.value.message
+
+
+async def test_the_sdk_refuses_a_stream_that_lost_a_batch(world: _World) -> None:
+    async def dropped(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        kept: list[pb.ResultChunk] = [chunk async for chunk in stream]
+        for chunk in kept[:-1]:
+            yield chunk
+
+    world.gateway_relay.alter = dropped
+    seen: list[RecordView] = []
+    with pytest.raises(ResponseTampered) as tampered:
+        await _collect(world, _spec(world), seen, through=world.stand_in)
+    assert "the stream ended after" in tampered.value.message
+
+
+async def test_a_stream_that_broke_after_its_summary_is_not_sent_again(world: _World) -> None:
+    async def broken(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
+        kept: list[pb.ResultChunk] = [chunk async for chunk in stream]
+        for chunk in kept[:2]:  # the summary and the first batch
+            yield chunk
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+
+    world.gateway_relay.alter = broken
+    seen: list[RecordView] = []
+    profile = load_profile(world.running.federation.profiles["us.fbi"])
+    real = profile.address
+    profile = replace(profile, address=world.stand_in, replica_addresses=(real,))
+    spec = _spec(world)
+    with pytest.raises(errors.Unavailable) as caught:
+        async with profile.async_client() as client:
+            async for record in client.stream(spec):
+                seen.append(record)
+    assert len(seen) == 1
+    assert "broke after 1 record(s)" in caught.value.message and "verified" in caught.value.message
+    assert [a.address for a in caught.value.attempts] == [world.stand_in]
+    assert _kinds(world, spec.query_id) == ["decision", "disclosed"]
