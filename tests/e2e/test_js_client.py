@@ -109,7 +109,7 @@ async def test_js_client_queries_and_verifies_everything(
     fetch = out["fetch"]
     assert fetch["records"] > 0 and fetch["entries"] == ["decision", "node_decision", "disclosed"]
     assert "NO_DEATH_PENALTY_USE" in fetch["use_restrictions"]
-    assert out["stream"]["records"] > 0
+    assert out["stream"]["records"] > 0 and out["stream"]["batches"] >= 1
     assert out["tampering_detected"] == dict.fromkeys(
         ["record", "dropped_record", "inclusion_proof", "node_statement", "checkpoint"], True
     )

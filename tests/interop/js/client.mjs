@@ -1,5 +1,6 @@
 // A Comity client in JavaScript, written from docs/protocol.md: health and reflection, a signed
-// HIT_CHECK then FETCH with every answer verified, and refusals read from the status details.
+// HIT_CHECK then FETCH with every answer verified (a streamed one batch by batch), and refusals read
+// from the status details.
 // Usage: node client.mjs CONFIG.json  (prints one JSON object with what it found; exit 1 on error)
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -111,17 +112,41 @@ function submit(envelope) {
   });
 }
 
+// A stream's summary comes first; each record batch is then checked against the digest the node
+// signed for it (batch_digests) before any of its records is kept.
 function submitStream(envelope) {
   return new Promise((resolve) => {
     const records = [];
     let summary = null;
+    let signed = null;
+    let batches = 0;
+    let failed = null;
     const call = gateway.SubmitStream({ signed_query: envelope }, bearer(), { deadline: deadline() });
     call.on("data", (chunk) => {
-      if (chunk.part === "records") records.push(...chunk.records.records);
-      else summary = chunk.summary;
+      if (failed) return;
+      try {
+        if (summary === null) {
+          if (chunk.part !== "summary" || chunk.summary.records.length) throw new Error("the stream did not start with its summary");
+          summary = chunk.summary;
+          signed = openStatement(types, summary.receipt.node_statement, summary.node_id, federation).batch_digests.map((d) => Buffer.from(d));
+          return;
+        }
+        if (chunk.part !== "records") throw new Error("a second summary arrived");
+        const batch = chunk.records.records;
+        if (batches >= signed.length || !recordsDigest(batch).equals(signed[batches])) throw new Error(`record batch ${batches + 1} does not match its signed digest`);
+        batches += 1;
+        records.push(...batch);
+      } catch (err) {
+        failed = err;
+        call.cancel();
+      }
     });
-    call.on("error", (err) => resolve({ err }));
-    call.on("end", () => resolve({ records, summary }));
+    call.on("error", (err) => resolve({ err: failed ?? err }));
+    call.on("end", () => {
+      if (failed) resolve({ err: failed });
+      else if (summary === null || batches !== signed.length) resolve({ err: new Error("the stream ended short of its signed batches") });
+      else resolve({ records, summary, batches });
+    });
   });
 }
 
@@ -230,8 +255,8 @@ async function main() {
 
   const streamed = buildQuery({ kind: "FETCH", categories: ["SUBSCRIBER"], hitReference: answered.result.hit_reference });
   const stream = await submitStream(streamed.envelope);
-  if (stream.err) throw new Error(`streamed fetch refused: ${stream.err.details}`);
-  out.stream = verifyAnswer(streamed, stream.summary, stream.records);
+  if (stream.err) throw new Error(`streamed fetch refused: ${stream.err.details ?? stream.err.message}`);
+  out.stream = { ...verifyAnswer(streamed, stream.summary, stream.records), batches: stream.batches };
   out.refreshed = await refreshedReceipt(fetched.result);
   out.tampering_detected = tamperings(fetch, fetched.result);
 
