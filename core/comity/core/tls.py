@@ -45,6 +45,7 @@ __all__ = [
     "check_peer_certificate",
     "gateway_server_credentials",
     "investigator_channel_credentials",
+    "key_pair",
     "node_channel_credentials",
     "node_server_credentials",
     "peer_certificate_fingerprint",
@@ -65,10 +66,11 @@ def read_pinned_certificate(path: Path, pins: str | Sequence[str], *, what: str)
     return b"".join(certificate_pem(c) for c in certs)
 
 
-def _key_pair(
+def key_pair(
     cert_path: Path, key_path: Path, passphrase: bytes | None
 ) -> tuple[bytes, bytes, x509.Certificate]:
-    """(key PEM, certificate PEM, certificate): the key decrypted in memory, checked to match."""
+    """(key PEM, certificate PEM, certificate): the key decrypted in memory, checked to match its
+    certificate (``ConfigError`` naming both files otherwise)."""
     cert = load_certificate(cert_path)
     key = load_private_key(key_path, passphrase=passphrase)
     if cert.public_key() != key.public_key():
@@ -94,7 +96,7 @@ def node_server_credentials(
     """
     gateway = federation.gateway
     trusted = read_pinned_certificate(gateway.client_cert, gateway.client_pins, what="gateway.client_cert")
-    key_pem, cert_pem, own = _key_pair(cert, key, passphrase)
+    key_pem, cert_pem, own = key_pair(cert, key, passphrase)
     if node_id is not None:
         check_fingerprint(own, federation.node(node_id).pins, what=f"{cert} (node {node_id})")
     return grpc.ssl_server_credentials(
@@ -107,7 +109,7 @@ def node_channel_credentials(
 ) -> grpc.ChannelCredentials:
     """The gateway's credentials for one node: trust exactly its pinned certificate, show the client cert."""
     trusted = read_pinned_certificate(node.tls_cert, node.pins, what=f"node {node.id} tls_cert")
-    key_pem, cert_pem, _ = _key_pair(client_cert, client_key, passphrase)
+    key_pem, cert_pem, _ = key_pair(client_cert, client_key, passphrase)
     return grpc.ssl_channel_credentials(
         root_certificates=trusted, private_key=key_pem, certificate_chain=cert_pem
     )
@@ -126,7 +128,7 @@ def witness_channel_credentials(
     trusted = read_pinned_certificate(
         witness.tls_cert, witness.tls_cert_pins, what=f"witness {witness.id} tls_cert"
     )
-    key_pem, cert_pem, _ = _key_pair(client_cert, client_key, passphrase)
+    key_pem, cert_pem, _ = key_pair(client_cert, client_key, passphrase)
     return grpc.ssl_channel_credentials(
         root_certificates=trusted, private_key=key_pem, certificate_chain=cert_pem
     )
@@ -139,7 +141,7 @@ def gateway_server_credentials(
 
     With ``federation``, the certificate must be the one it pins for the gateway.
     """
-    key_pem, cert_pem, own = _key_pair(cert, key, passphrase)
+    key_pem, cert_pem, own = key_pair(cert, key, passphrase)
     if federation is not None:
         check_fingerprint(own, federation.gateway.server_pins, what=f"{cert} (gateway)")
     return grpc.ssl_server_credentials([(key_pem, cert_pem)])

@@ -36,6 +36,7 @@ from comity.core.federation import Federation, Node
 from comity.core.grpcopts import DEFAULT_MAX_MESSAGE_BYTES, channel_options
 from comity.core.rpc_telemetry import client_interceptors
 from comity.core.tls import read_pinned_certificate
+from comity.core.tls_reload import GatewayClientTls
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
 __all__ = [
@@ -96,12 +97,19 @@ class NodeEndpoint:
     # The name the node's certificate is issued to, when it differs from the address's host.
     server_name: str = ""
     # What the credentials trust (see trust_digest); a channel is kept across federation versions
-    # only while address, server name and trust are all the same.
+    # only while address, server name, trust and the client certificate shown are all the same.
     trust: str = ""
+    # SHA-256 of the client certificate the credentials show ("" when not followed on disk).
+    identity: str = ""
 
     def same_place(self, other: NodeEndpoint) -> bool:
-        """Whether a channel to ``other`` is a channel to this endpoint."""
-        return (self.address, self.server_name, self.trust) == (other.address, other.server_name, other.trust)
+        """Whether a channel to ``other`` is a channel to this endpoint, showing the same certificate."""
+        return (self.address, self.server_name, self.trust, self.identity) == (
+            other.address,
+            other.server_name,
+            other.trust,
+            other.identity,
+        )
 
 
 @dataclass(frozen=True)
@@ -171,8 +179,14 @@ def node_endpoint(node: Node, credentials: Credentials) -> NodeEndpoint:
     """Where ``node`` listens, with ``credentials(node)``; raises ``ConfigError`` when its tls_cert
     file holds a certificate the federation file does not pin."""
     trusted = read_pinned_certificate(node.tls_cert, node.pins, what=f"node {node.id} tls_cert")
+    identity = credentials.identity if isinstance(credentials, GatewayClientTls) else ""
     return NodeEndpoint(
-        node.id, node.endpoint, credentials(node), server_name=node.host, trust=trust_digest(trusted)
+        node.id,
+        node.endpoint,
+        credentials(node),
+        server_name=node.host,
+        trust=trust_digest(trusted),
+        identity=identity,
     )
 
 
@@ -219,6 +233,10 @@ class NodeChannels:
     def knows(self, node_id: str) -> bool:
         """Whether ``node_id`` is routed to now."""
         return node_id in self._routes
+
+    def identities(self) -> set[str]:
+        """The client certificates (SHA-256) the channels in use show."""
+        return {r.endpoint.identity for r in self._routes.values() if isinstance(r, NodeChannel)}
 
     def replace(self, endpoints: Mapping[str, NodeEndpoint | Unroutable]) -> None:
         """Route to ``endpoints`` from now on: unchanged nodes keep their channel, the others get a
@@ -308,5 +326,6 @@ def _change(old: Route | None, new: Route | None) -> str:
         return f"not routed to: {new.error.message}"
     ep = new.endpoint
     trusting = f", trusting certificates {ep.trust[:16]}…" if ep.trust else ""
+    trusting += f", showing client certificate {ep.identity[:16]}…" if ep.identity else ""
     where = f"{ep.address} (certificate name {ep.server_name or 'from the address'}{trusting})"
     return f"added to the federation: routed to {where}" if old is None else f"now routed to {where}"

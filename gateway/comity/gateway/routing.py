@@ -69,6 +69,10 @@ class NodeRouter:
         """Route to ``endpoints`` from now on: see :meth:`NodeChannels.replace`."""
         self._channels.replace(endpoints)
 
+    def client_identities(self) -> set[str]:
+        """The client certificates (SHA-256) the node channels in use show."""
+        return self._channels.identities()
+
     def witness_stub(self, node_id: str) -> ReadyWitness:
         """The node's witness service, on whichever channel the node has when a call is made."""
         self._channels.require_known(node_id)  # NotFound for an unknown node; its calls say the rest

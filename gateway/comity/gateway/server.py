@@ -8,11 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import grpc
-
 from comity.audit.quorum import Quorum
 from comity.audit.readers import Readership
-from comity.core.federation import Federation, Node
+from comity.core.federation import Federation
 from comity.core.federation_watch import FederationWatch, load_trusted, warn_if_own_key_ends
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.orders import OrderVerifier
@@ -21,11 +19,12 @@ from comity.core.replay import ReplayStore
 from comity.core.serving import ServerHandle, start_server
 from comity.core.sql import parse_database_url
 from comity.core.tasks import cancel_and_wait
-from comity.core.tls import gateway_server_credentials, node_channel_credentials
+from comity.core.tls_reload import GatewayClientTls, ServerTls
 from comity.core.tokens import TokenVerifier
 from comity.core.writer_lock import lock_sqlite_writer
 from comity.gateway.audit_service import AuditLogService
 from comity.gateway.checkpoints import CheckpointFinder
+from comity.gateway.client_certificate import follow_client_certificate
 from comity.gateway.config import GatewayConfig
 from comity.gateway.emergency import EmergencyTracker
 from comity.gateway.leadership import Leadership
@@ -133,8 +132,12 @@ async def _start_gateway(
         cosigners=Quorum.of_federation(federation),
     )
 
-    def node_credentials(node: Node) -> grpc.ChannelCredentials:
-        return node_channel_credentials(node, config.client_cert, config.client_key, passphrase=secret)
+    # The client certificate the gateway shows to the nodes, followed on disk (see the poll below).
+    node_credentials = GatewayClientTls(
+        config.client_cert, config.client_key, current=lambda: watch.current, passphrase=secret
+    )
+    server_tls = ServerTls.gateway(config.tls_cert, config.tls_key, federation=federation, passphrase=secret)
+    server_tls.follow(watch)
 
     router = NodeRouter.of_federation(
         federation,
@@ -247,9 +250,7 @@ async def _start_gateway(
         listen=config.listen,
         register=register,
         service_names=SERVICES,
-        credentials=gateway_server_credentials(
-            config.tls_cert, config.tls_key, federation=federation, passphrase=secret
-        ),
+        credentials=server_tls.credentials(),
         max_message_bytes=config.max_message_bytes,
         health_listen=config.health_listen,
         idle_timeout=config.idle_timeout_seconds,
@@ -292,6 +293,11 @@ async def _start_gateway(
     watch.prepare_with(prepared)
     if config.federation_poll_seconds > 0:
         watch.start(config.federation_poll_seconds)
+        handle.on_stop.append(
+            follow_client_certificate(
+                node_credentials, router, lambda: watch.current, every=config.federation_poll_seconds
+            )
+        )
     handle.on_stop.append(watch.stop)
     handle.on_stop.append(router.close)
     handle.on_stop.append(ledger.close)

@@ -12,7 +12,7 @@ from comity.core.federation import Federation, Node
 from comity.core.federation_watch import FederationWatch, load_trusted, warn_if_own_key_ends
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.serving import ServerHandle, start_server
-from comity.core.tls import node_server_credentials
+from comity.core.tls_reload import ServerTls
 from comity.nodes.admission import Admission
 from comity.nodes.config import NodeConfig, node_schema, open_source
 from comity.nodes.decisions import NodeDecisions
@@ -192,13 +192,17 @@ async def start_node(
         private=private,
         membership=membership,
     )
-    credentials = node_server_credentials(
+    # Its own certificate follows its files, the gateway client certificates it trusts the
+    # federation version in use, each from the next TLS handshake.
+    server_tls = ServerTls.node(
         config.tls_cert,
         config.tls_key,
         federation=federation,
         node_id=node.id,
         passphrase=passphrase_from_env(),
     )
+    server_tls.follow(watch)
+    credentials = server_tls.credentials()
     witness_service = WitnessService(
         witness, gateway_pins=federation.gateway.client_pins, membership=membership
     )

@@ -35,9 +35,8 @@ from comity.core.configfile import load_toml
 from comity.core.errors import ConfigError
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey, passphrase_from_env
-from comity.core.pki import check_fingerprint, load_certificate
 from comity.core.serving import ServerHandle, start_server
-from comity.core.tls import node_server_credentials
+from comity.core.tls_reload import ServerTls
 from comity.nodes.witness_service import WitnessService
 from comity.nodes.witness_state import HELD, check_witness_state, hold_until_checked
 from comity.v1 import comity_pb2 as pb
@@ -98,12 +97,15 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
             field="keys.witness_key",
             hint="use the key of its current [[witnesses.keys]] entry",
         )
-    if identity.tls_cert_pins:
-        own = load_certificate(config.tls_cert)
-        check_fingerprint(own, identity.tls_cert_pins, what=f"{config.tls_cert} (witness {identity.id})")
-    credentials = node_server_credentials(
-        config.tls_cert, config.tls_key, federation=federation, passphrase=passphrase_from_env()
+    # Its own certificate follows its files from the next TLS handshake (pinned when the file pins it).
+    server_tls = ServerTls.witness(
+        config.tls_cert,
+        config.tls_key,
+        federation=federation,
+        witness_id=identity.id,
+        passphrase=passphrase_from_env(),
     )
+    credentials = server_tls.credentials()
     existed = config.state.exists()
     witness = Witness.open(
         config.state,
