@@ -177,6 +177,16 @@ async def test_a_node_certificate_is_replaced_on_disk_without_a_restart(
     await _said(running, "us-node", f"now serving {new.fingerprint[:16]}")
     await _answered(running)
 
+    # The old certificate dropped: the node's file (the new certificate) alone, pinned alone.
+    text = text.replace(f'"{_rel(running, bundle)}"', f'"{_rel(running, files.tls_cert)}"')
+    text = text.replace(f'["{new.fingerprint}", "{old_fp}"]', f'"{new.fingerprint}"')
+    now_in_use = await _publish(running, published, text)
+    for name in ("us-node", "gateway"):
+        await _said(running, name, now_in_use)
+    await _answered(running)
+    assert await asyncio.to_thread(_presented, files.port, client) == new.fingerprint
+    assert "does not pin certificate" not in running.said("us-node")
+
 
 async def test_the_gateway_client_certificate_is_replaced_by_an_overlap(
     running: SignedDemo, published: Published
