@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from comity.core import refusals
-from comity.core.digests import RecordsDigest, records_digest
+from comity.core.digests import RecordsDigest
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["AnswerReader", "StreamedAnswer", "check_statement"]
@@ -79,9 +79,7 @@ class AnswerReader:
         records = chunk.records.records
         if answer.digest.count + len(records) > self._limit:
             raise refusals.refuse("NODE_ANSWER_LIMIT", node=self._node, limit=self._limit)
-        for record in records:
-            answer.digest.update(record)
-        answer.batch_digests.append(records_digest(records))
+        answer.batch_digests.append(answer.digest.update_batch(records))
         answer.batches.append(chunk.records)
 
 

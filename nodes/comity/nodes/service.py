@@ -24,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from comity.audit.witness import Witness
 from comity.core import refusals
-from comity.core.digests import RecordsDigest, records_digest
+from comity.core.digests import RecordsDigest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
@@ -301,10 +301,8 @@ class DataNodeService(pb_grpc.DataNodeServicer):
         batch_digests: list[bytes] = []
         run = _Run()
         async for batch in self._batches(admitted, run):
-            for record in batch:
-                digest.update(record)
             # Signed in the statement, so a client checks each batch before it uses any of its records.
-            batch_digests.append(records_digest(batch))
+            batch_digests.append(digest.update_batch(batch))
             yield pb.ResultChunk(records=pb.RecordBatch(records=batch))
         summary = await self._run(
             functools.partial(

@@ -137,3 +137,14 @@ def test_more_records_than_the_limit_are_refused_as_they_arrive() -> None:
     assert refused.value.check_codes == ["NODE_ANSWER_LIMIT"]
     assert "more than 5 records" in refused.value.message
     assert len(reader.answer.batches) == 2  # the batch past the limit was not kept
+
+
+def test_a_batch_update_gives_the_batch_digest_and_keeps_the_running_one() -> None:
+    batches = _batches()
+    running, one_by_one = RecordsDigest(), RecordsDigest()
+    for batch in batches:
+        assert running.update_batch(batch) == records_digest(batch)
+        for record in batch:
+            one_by_one.update(record)
+    assert running.digest() == one_by_one.digest() == records_digest([r for b in batches for r in b])
+    assert running.count == 6
