@@ -11,6 +11,7 @@ its way to the SDK.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -211,6 +212,14 @@ async def _collect(world: _World, spec: QuerySpec, seen: list[RecordView], *, th
             seen.append(record)
 
 
+def _collect_blocking(world: _World, spec: QuerySpec, seen: list[RecordView], *, through: str) -> None:
+    profile = load_profile(world.running.federation.profiles["us.fbi"])
+    profile = replace(profile, address=through, replica_addresses=(), resubmissions=0)
+    with profile.client() as client:
+        for record in client.stream(spec):
+            seen.append(record)
+
+
 # ---------------------------------------------------------------- the normal case
 
 
@@ -325,7 +334,10 @@ async def test_a_node_that_streams_past_the_querys_max_records_releases_no_recor
 # ---------------------------------------------------------------- between the gateway and the SDK
 
 
-async def test_the_sdk_yields_no_record_of_a_batch_altered_after_the_gateway(world: _World) -> None:
+@pytest.mark.parametrize("blocking", [False, True], ids=["AsyncClient", "Client"])
+async def test_the_sdk_yields_no_record_of_a_batch_altered_after_the_gateway(
+    world: _World, blocking: bool
+) -> None:
     async def altered(stream: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
         batches = 0
         async for chunk in stream:
@@ -339,7 +351,10 @@ async def test_the_sdk_yields_no_record_of_a_batch_altered_after_the_gateway(wor
     world.gateway_relay.alter = altered
     seen: list[RecordView] = []
     with pytest.raises(ResponseTampered) as tampered:
-        await _collect(world, _spec(world), seen, through=world.stand_in)
+        if blocking:
+            await asyncio.to_thread(_collect_blocking, world, _spec(world), seen, through=world.stand_in)
+        else:
+            await _collect(world, _spec(world), seen, through=world.stand_in)
     assert len(seen) == 1, "the first batch (one record) verified; none of the second may be yielded"
     assert "record batch 2" in tampered.value.message
 
