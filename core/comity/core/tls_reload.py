@@ -262,7 +262,8 @@ class ServerTls:
                 if trust != self._trust:
                     self._generation += 1
                 self._version, self._pins, self._trust = federation.version, pins, trust
-                self._examined = None  # a pair refused for want of a pin may be pinned now
+                if self._examined != self._pair.stamp:
+                    self._examined = None  # the pair on disk was refused: it may be pinned now
                 if pins and self._pair.fingerprint not in {p.lower() for p in pins}:
                     _log.error(
                         "ALERT: federation version %s does not pin certificate %s… that %s serves: its "
