@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from federation_text import START, format2
+from federation_text import format2
+from ngo_witness import NGO, independent_witness, serve_witness
 from typer.testing import CliRunner
 
 from comity.audit import events
-from comity.core.keys import SigningKey
-from comity.core.pki import CertificateAuthority
 from comity.sdk.cli.main import app
 from comity.sdk.demo.run import RunningFederation, running_federation
 from comity.sdk.demo.setup import build_demo_federation, free_ports
@@ -29,65 +28,6 @@ from comity.sdk.demo.setup import build_demo_federation, free_ports
 pytestmark = pytest.mark.asyncio
 
 COMITY = str(Path(sys.executable).parent / "comity")
-NGO = "witness.example-ngo"
-
-
-def _independent_witness(directory: Path, port: int) -> tuple[str, Path]:
-    """The NGO's key, certificate and config; returns its federation entry and policy, and config path."""
-    now = datetime.now(UTC)
-    pki = directory / "pki" / "ngo"
-    ca = CertificateAuthority.create("Example NGO CA", now=now)
-    cert = ca.issue_server(NGO, names=["127.0.0.1", "localhost"], now=now)
-    cert.save(pki / "witness.crt", pki / "witness.key")
-    key = SigningKey.generate(NGO)
-    key.save(directory / "keys" / "ngo" / "witness.key")
-    entry = f"""
-[[witnesses]]
-id = "{NGO}"
-name = "Example Transparency Foundation"
-endpoint = "127.0.0.1:{port}"
-tls_cert = "pki/ngo/witness.crt"
-tls_cert_sha256 = "{cert.fingerprint}"
-[[witnesses.keys]]
-key = "{key.verifying_key.to_text()}"
-valid_from = {START}
-
-[witness_policy]
-max_delay = "30s"
-[[witness_policy.groups]]
-country = "US"
-[[witness_policy.groups]]
-country = "CA"
-[[witness_policy.groups]]
-name = "independent"
-witnesses = ["{NGO}"]
-"""
-    config = directory / "configs" / "witness.toml"
-    config.write_text(
-        f"""[witness]
-id = "{NGO}"
-listen = "127.0.0.1:{port}"
-federation = "../federation.toml"
-state = "../data/ngo-witness.db"
-
-[keys]
-witness_key = "../keys/ngo/witness.key"
-
-[tls]
-cert = "../pki/ngo/witness.crt"
-key = "../pki/ngo/witness.key"
-"""
-    )
-    return entry, config
-
-
-def _serve(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [COMITY, "witness", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "GRPC_VERBOSITY": "NONE"},
-    )
 
 
 def _lose(state: Path) -> None:
@@ -122,7 +62,7 @@ async def _append(running: RunningFederation, tag: str) -> int:
 async def test_an_independent_witness_process_is_asked_and_counts_in_the_quorum(tmp_path: Path) -> None:
     fed = build_demo_federation(tmp_path / "fed", people=5, seed=17)
     (port,) = free_ports(1)
-    entry, config = _independent_witness(fed.directory, port)
+    entry, config = independent_witness(fed.directory, port)
     federation_file = fed.layout.federation_file
     federation_file.write_text(format2(federation_file.read_text()) + entry)
     state = fed.directory / "data" / "ngo-witness.db"
@@ -133,7 +73,7 @@ async def test_an_independent_witness_process_is_asked_and_counts_in_the_quorum(
         await _status_where(
             running, lambda s: s.log_size >= size and s.missing == {"independent": 1} and not s.forks
         )
-        process = _serve(config)
+        process = serve_witness(config)
         try:
             await _status_where(running, lambda s: (s.quorum_size or 0) >= size)
             cosigners = dict(await asyncio.to_thread(running.gateway.ledger.log.store.cosigners))
@@ -144,7 +84,7 @@ async def test_an_independent_witness_process_is_asked_and_counts_in_the_quorum(
             await _status_where(running, lambda s: s.log_size >= later and "independent" in s.missing)
             assert (running.gateway.witnessing.status.quorum_size or 0) < later  # type: ignore[union-attr]
 
-            process = _serve(config)  # its state file survived: it continues
+            process = serve_witness(config)  # its state file survived: it continues
             await _status_where(running, lambda s: (s.quorum_size or 0) >= later)
         finally:
             _stop(process)

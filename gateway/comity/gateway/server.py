@@ -216,6 +216,7 @@ async def _start_gateway(
         quorum = Quorum.of_federation(new)
         readership = Readership.of_federation(new)
         response_keys = new.response_keys_in_force(clock)
+        witnesses = witnessing.prepare(new)
 
         def reloaded() -> None:
             # Who may query and sign (investigators, issuers, authorities, legal officers), the
@@ -229,7 +230,7 @@ async def _start_gateway(
             gateway_service.use_federation(new)
             audit_service.use_federation(new_tokens, readership)
             checkpoints.use_quorum(quorum)
-            witnessing.use_federation(new, router)
+            witnessing.use_federation(new, router, witnesses)
             warn_if_own_key_ends(
                 _log,
                 who="gateway",

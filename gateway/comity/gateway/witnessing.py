@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import grpc
 from grpc_health.v1 import health, health_pb2
 from opentelemetry import metrics
 
@@ -34,13 +33,11 @@ from comity.audit.proof import verify_consistency
 from comity.audit.quorum import Quorum, note_cosignatures
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
-from comity.core.grpcopts import channel_options
 from comity.core.telemetry import INSTRUMENTATION
-from comity.core.tls import witness_channel_credentials
+from comity.gateway.independent_witnesses import IndependentWitnesses, Prepared
 from comity.gateway.ledger import Ledger
 from comity.gateway.routing import NodeRouter
 from comity.gateway.witness_client import ForkRefused, WitnessAt, WitnessClient
-from comity.v1 import comity_pb2_grpc as pb_grpc
 
 __all__ = [
     "HEALTH_SERVICE",
@@ -145,14 +142,14 @@ class WitnessingLoop:
         max_delay: float,
         poll: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
-        channels: Sequence[grpc.aio.Channel] = (),
+        independent: IndependentWitnesses | None = None,
         leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._ledger = ledger
         # Over one database, only the leading replica asks the witnesses (comity.gateway.leadership);
         # the others still judge the quorum from the cosignatures the leader stores.
         self._leads = leads
-        self._channels = list(channels)  # the loop's own (independent witnesses'), closed at stop
+        self._independent = independent  # the loop's own channels (independent witnesses'), closed at stop
         # Cosignatures are checked under each witness's key history (the key it held when it
         # cosigned); the federation file's witnesses, keys and policy follow it (use_federation).
         self._view = _Witnessed.of(witnesses, quorum, max_delay)
@@ -172,17 +169,26 @@ class WitnessingLoop:
         """The latest round's findings."""
         return self._status
 
-    def use_federation(self, federation: Federation, router: NodeRouter) -> None:
-        """Ask and judge under a newly trusted federation file from the next round on: its witness
-        keys, policy and quorum bound, and every node's witness that ``router`` reaches.
+    def prepare(self, federation: Federation) -> Prepared | None:
+        """What :meth:`use_federation` needs of ``federation`` that can fail or read files: the
+        credentials of the independent witnesses it adds (raises when one does not match its pins)."""
+        return None if self._independent is None else self._independent.prepare(federation)
 
-        An independent witness keeps the channel the loop opened at start (one the new file
-        adds is not asked until a restart; one it removes is no longer asked).
+    def use_federation(
+        self, federation: Federation, router: NodeRouter, prepared: Prepared | None = None
+    ) -> None:
+        """Ask and judge under a newly trusted federation file from the next round on: its witness
+        keys, policy and quorum bound, every node's witness that ``router`` reaches, and the
+        independent witnesses ``prepared`` (from :meth:`prepare`) lists: channels are opened for
+        the ones it adds and closed for the ones it removes.
         """
         quorum = Quorum.of_federation(federation)
-        independent = {w.id for w in federation.witness_identities() if w.country is None}
-        kept = [w for w in self._view.witnesses if w.witness_id in independent]
-        asked = [*node_witnesses(federation, router), *kept]
+        if self._independent is not None and prepared is not None:
+            independent = self._independent.use(prepared)
+        else:
+            listed = {w.id for w in federation.witness_identities() if w.country is None}
+            independent = [w for w in self._view.witnesses if w.witness_id in listed]
+        asked = [*node_witnesses(federation, router), *independent]
         self._view = _Witnessed.of(asked, quorum, quorum.max_delay.total_seconds())
 
     def start(self, health_servicer: health.aio.HealthServicer | None = None) -> None:
@@ -197,9 +203,8 @@ class WitnessingLoop:
             with contextlib.suppress(Exception):
                 await self._task
             self._task = None
-        for channel in self._channels:
-            await channel.close()
-        self._channels = []
+        if self._independent is not None:
+            await self._independent.close()
 
     async def _run(self) -> None:
         last = -self._interval
@@ -378,29 +383,20 @@ def witnessing_for(
 ) -> WitnessingLoop:
     """The loop over every witness in ``federation``: each node's, through ``router``'s channels,
     and each independent one (``[[witnesses]]``), over a channel of its own with the gateway's
-    client certificate (``client_cert``, ``client_key``) that trusts exactly its pinned one."""
+    client certificate (``client_cert``, ``client_key``) that trusts exactly its pinned one
+    (:mod:`comity.gateway.independent_witnesses`)."""
     quorum = Quorum.of_federation(federation)
-    deadline = _deadline(router)
-    witnesses = node_witnesses(federation, router)
-    channels: list[grpc.aio.Channel] = []
-    for w in federation.witness_identities():
-        if w.country is not None:
-            continue  # a node's: asked above
-        if w.tls_cert is None or client_cert is None or client_key is None:
-            _log.warning("independent witness %s has no tls_cert in the federation file: not asked", w.id)
-            continue
-        credentials = witness_channel_credentials(w, client_cert, client_key, passphrase=passphrase)
-        options = [*channel_options(), ("grpc.ssl_target_name_override", w.host)]
-        channel = grpc.aio.secure_channel(w.endpoint, credentials, options=options)
-        channels.append(channel)
-        witnesses.append(WitnessClient(w.id, pb_grpc.WitnessStub(channel), deadline))
+    independent = IndependentWitnesses(
+        client_cert=client_cert, client_key=client_key, passphrase=passphrase, deadline=_deadline(router)
+    )
+    witnesses = [*node_witnesses(federation, router), *independent.use(independent.prepare(federation))]
     return WitnessingLoop(
         ledger,
         witnesses,
         quorum=quorum,
         interval=interval,
         max_delay=quorum.max_delay.total_seconds(),
-        channels=channels,
+        independent=independent,
         leads=leads,
     )
 
