@@ -15,6 +15,7 @@ Config (``witness.toml``; relative paths from the file's folder)::
     federation = "federation.toml"
     state = "/var/lib/comity/witness.db"
     health_listen = "0.0.0.0:8081"       # optional plaintext health port
+    federation_poll_seconds = 1.0       # optional; 0 reads the federation file at start only
 
     [keys]
     witness_key = "keys/witness.key"    # passphrase from COMITY_KEY_PASSPHRASE
@@ -34,6 +35,7 @@ from comity.audit.witness import Witness
 from comity.core.configfile import load_toml
 from comity.core.errors import ConfigError
 from comity.core.federation import Federation
+from comity.core.federation_watch import FederationWatch
 from comity.core.keys import SigningKey, passphrase_from_env
 from comity.core.serving import ServerHandle, start_server
 from comity.core.tls_reload import ServerTls
@@ -59,6 +61,7 @@ class WitnessConfig:
     tls_cert: Path
     tls_key: Path
     health_listen: str = ""
+    federation_poll_seconds: float = 1.0
 
 
 def load_witness_config(path: Path) -> WitnessConfig:
@@ -71,6 +74,7 @@ def load_witness_config(path: Path) -> WitnessConfig:
         federation=witness.path("federation"),
         state=witness.path("state"),
         health_listen=witness.text("health_listen", ""),
+        federation_poll_seconds=witness.number("federation_poll_seconds", 1.0, minimum=0.0),
         witness_key=keys.path("witness_key"),
         tls_cert=tls.path("cert"),
         tls_key=tls.path("key"),
@@ -132,6 +136,11 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
     if not checked:
         witness.hold(HELD)  # before the port opens: nothing is cosigned unchecked
     service = WitnessService(witness, gateway_pins=federation.gateway.client_pins)
+    # Newer versions of the file set which gateway client certificates it admits, in the handshake
+    # and on each call, and its own certificate's pins; the rest is read at start.
+    watch = FederationWatch(config.federation, federation)
+    server_tls.follow(watch)
+    watch.prepare_with(lambda new: lambda: service.use_gateway_pins(new.gateway.client_pins))
     handle = await start_server(
         listen=config.listen,
         register=lambda server: pb_grpc.add_WitnessServicer_to_server(service, server),
@@ -139,6 +148,9 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
         credentials=credentials,
         health_listen=config.health_listen,
     )
+    if config.federation_poll_seconds > 0:
+        watch.start(config.federation_poll_seconds)
+    handle.on_stop.append(watch.stop)
     handle.on_stop.append(witness.close)
     if not checked:  # the gateway was unreachable: cosign nothing until the state is compared
         stop_check = hold_until_checked(
