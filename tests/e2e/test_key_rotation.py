@@ -12,6 +12,7 @@ checkpoint the old log key signs beyond its range are refused.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -199,7 +200,12 @@ async def test_every_key_kind_rotates_with_the_log_and_receipts_still_verifying(
     assert before.node_statement.signatures[0].keyid == "us-node"
 
     # The log verifies across the rotation with the new file, remembering what was verified before.
+    # The state holds version 1, which names no [signing] keys: no file can follow it by itself.
     code, out = await _cli([*verify_db, "--federation", str(federation_file)])
+    assert code == 1 and "names no [signing] keys, so no later version can be trusted" in " ".join(out.split()), out
+    # The officer compares the new file's digest with the one published and pins it.
+    pin = hashlib.sha256(federation_file.read_bytes()).hexdigest()
+    code, out = await _cli([*verify_db, "--federation", str(federation_file), "--federation-sha256", pin])
     assert code == 0 and "witness quorum on checkpoint" in out, out
     # The old file knows no key for the new checkpoints: it cannot vouch for them.
     code, out = await _cli(["audit", "verify", "--db", str(fed.audit_db), "--federation", str(v1)])

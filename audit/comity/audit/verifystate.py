@@ -9,6 +9,10 @@ Three signed notes, each optional:
 - ``pinned``: a checkpoint read from one's own country's node (what its witness last
   cosigned, never through the gateway); the log must hold that tree too.
 
+Beside them, ``federation``: the exact bytes of the federation file version the verifier trusts,
+so that a later run takes another file only as its signed next version
+(:mod:`comity.core.federation_chain`).
+
 The file is JSON (``{"format": "comity-verify-state/2", ...}``); a file holding one bare note,
 as older versions wrote, is read as ``checkpoint`` (and written so while there is nothing else).
 """
@@ -26,6 +30,7 @@ __all__ = ["FORMAT", "VerifierState"]
 
 FORMAT = "comity-verify-state/2"
 _FIELDS = ("checkpoint", "quorum", "pinned")
+_KEPT = (*_FIELDS, "federation")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class VerifierState:
     checkpoint: bytes | None = None
     quorum: bytes | None = None
     pinned: bytes | None = None
+    federation: bytes | None = None
 
     @classmethod
     def load(cls, path: Path | None) -> VerifierState:
@@ -50,7 +56,7 @@ class VerifierState:
         try:
             raw = json.loads(data)
             known = raw.get("format") == FORMAT
-            notes = {name: raw[name].encode() if raw.get(name) else None for name in _FIELDS} if known else {}
+            notes = {name: raw[name].encode() if raw.get(name) else None for name in _KEPT} if known else {}
         except (ValueError, AttributeError, TypeError):
             raise LogVerificationError(
                 f"the verifier state {path} is damaged: it is not the JSON a verifier writes",
@@ -67,10 +73,10 @@ class VerifierState:
 
     def save(self, path: Path) -> None:
         """Replace ``path`` atomically (a bare note, as older versions read, while that is all there is)."""
-        if self.checkpoint is not None and self.quorum is None and self.pinned is None:
+        if self.checkpoint is not None and (self.quorum, self.pinned, self.federation) == (None, None, None):
             write_atomically(path, self.checkpoint)
             return
-        raw = {"format": FORMAT} | {name: (getattr(self, name) or b"").decode() or None for name in _FIELDS}
+        raw = {"format": FORMAT} | {name: (getattr(self, name) or b"").decode() or None for name in _KEPT}
         write_atomically(path, (json.dumps(raw, indent=2) + "\n").encode())
 
     def with_notes(self, **notes: bytes | None) -> VerifierState:

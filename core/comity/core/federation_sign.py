@@ -139,12 +139,13 @@ def sign_federation_file(file: Path, key: SigningKey) -> tuple[pb.Envelope, int]
     return envelope, dropped
 
 
-def verify_pinned(file: Path, pin: str | None, *, now: datetime) -> Federation:
+def verify_pinned(file: Path, pin: str | None, *, now: datetime, data: bytes | None = None) -> Federation:
     """Trust ``file`` as a first version: its SHA-256 must equal ``pin``, and it must not have expired.
 
     A format-1 file may be pinned too (it has no expiry); no later version can follow it.
+    ``data`` is the file's bytes when the caller already read them (they are what is checked).
     """
-    data = _read(file)
+    data = _read(file) if data is None else data
     if not pin:
         raise NotPinned(
             f"{file}: a first version is trusted only by its pinned SHA-256; its own signatures prove "
@@ -160,10 +161,18 @@ def verify_pinned(file: Path, pin: str | None, *, now: datetime) -> Federation:
 
 
 def verify_update(
-    trusted: Federation, file: Path, *, now: datetime, envelope: Path | None = None
+    trusted: Federation,
+    file: Path,
+    *,
+    now: datetime,
+    envelope: Path | None = None,
+    data: bytes | None = None,
 ) -> Federation:
-    """Trust ``file`` as the version after ``trusted``; raises a :class:`FederationTrustError`."""
-    data = _read(file)
+    """Trust ``file`` as the version after ``trusted``; raises a :class:`FederationTrustError`.
+
+    ``data`` is the file's bytes when the caller already read them (they are what is checked).
+    """
+    data = _read(file) if data is None else data
     signed = read_envelope(envelope or envelope_path(file))
     _check_payload(signed, data, file)
     _check_threshold(trusted, signed, file)

@@ -37,7 +37,8 @@ import grpc
 from comity.core import refusals
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
-from comity.core.federation_sign import BadVersion, Expired, envelope_path, verify_pinned, verify_update
+from comity.core.federation_chain import next_version
+from comity.core.federation_sign import envelope_path, verify_pinned
 from comity.core.keyhistory import KeyHistory
 from comity.core.keys import VerifyingKey
 from comity.core.tasks import cancel_and_wait
@@ -259,19 +260,7 @@ class FederationWatch:
         )
 
     def _verify(self) -> Federation:
-        trusted, now = self._current, self._clock()
-        if trusted.signing is not None:
-            return verify_update(trusted, self._path, now=now)
-        federation = Federation.load(self._path)
-        if federation.version is None or trusted.version is None or federation.version <= trusted.version:
-            raise BadVersion(
-                f"{self._path} is version {federation.version}, not newer than the trusted version "
-                f"{trusted.version}; a running server takes only a format-2 file with a higher version",
-                hint="raise the file's version (and sign it when the trusted version has [signing])",
-            )
-        if federation.expires is not None and now >= federation.expires:
-            raise Expired(f"{self._path} (version {federation.version}) expired at {federation.expires}")
-        return federation
+        return next_version(self._current, self._path, now=self._clock())
 
     def start(self, interval: float) -> None:
         """Poll every ``interval`` seconds on the running event loop (a stat, and a small read on change)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from comity.core.errors import ConfigError, InvalidArgument
-from comity.sdk.cli.root import app, console, friendly
+from comity.sdk.cli.root import app, console, err_console, friendly
 from comity.sdk.cli.timerange import TimeRange, parse_range
 
 audit_app = typer.Typer(help="Verify and read the transparency log (legal officers).", no_args_is_help=True)
@@ -32,6 +32,14 @@ DbOpt = Annotated[
 ]
 UrlOpt = Annotated[
     str | None, typer.Option("--url", help="A log database URL (sqlite:/// or postgresql://).")
+]
+PinOpt = Annotated[
+    str,
+    typer.Option(
+        "--federation-sha256",
+        help="The SHA-256 of the first federation file version you trust, agreed out of band; "
+        "checked while your state holds no version yet.",
+    ),
 ]
 
 
@@ -107,6 +115,7 @@ def verify(
     evidence: Annotated[
         Path | None, typer.Option(help="Where to write the two checkpoints proving a fork, if one is found.")
     ] = None,
+    federation_sha256: PinOpt = "",
 ) -> None:
     """Recompute the tree, check every signature and the witness quorum, and what you saw last.
 
@@ -115,18 +124,21 @@ def verify(
     longer than the policy's max_delay. With --state (default under ~/.local/state/comity), the
     log must still hold what you verified before and still show the quorum's cosignatures. With
     --witness-view, every view must lie on the verified history: otherwise it is a proven fork.
-    """
-    from datetime import UTC
 
+    The state also keeps the federation file version you verified with: a later run takes
+    another file only as its next version, signed by the threshold of the kept version's
+    [signing] keys (with nothing kept yet, the file must match --federation-sha256 when given).
+    """
     from comity.audit.quorum import Quorum
     from comity.core.federation import Federation
+    from comity.sdk.receipts import log_verifier
 
-    log_key, _ = _keys(federation)
-    fed = Federation.load(federation)
+    state = state or _default_state(log_verifier(Federation.load(federation)))
+    scratch = _scratch_state(state)  # the state moves on only once the views are checked too
+    fed = _follow(federation, scratch, federation_sha256)
+    log_key = log_verifier(fed)
     quorum = Quorum.of_federation(fed)
     views = [_witness_view(p, fed, quorum) for p in witness_view or []]
-    state = state or _default_state(log_key)
-    scratch = _scratch_state(state)  # the state moves on only once the views are checked too
     if gateway is not None:
         from comity.audit.readers import Readership
         from comity.sdk.auditor import AuditClient, verify_remote
@@ -225,6 +237,42 @@ def _print_readable(withheld: int, readable: tuple[tuple[str, int, str], ...], s
         )
 
 
+def _follow(federation: Path, scratch: Path, pin: str) -> Any:
+    """The federation version to verify with, as the state allows; kept in ``scratch`` (the state
+    takes it only if the whole run verifies)."""
+    from dataclasses import replace
+
+    from comity.audit.verifystate import VerifierState
+    from comity.core.federation_chain import follow
+
+    held = VerifierState.load(scratch)
+    followed = follow(federation, held.federation, pin=pin, now=datetime.now(UTC))
+    say_followed(followed, federation)
+    if followed.data != held.federation:
+        replace(held, federation=followed.data).save(scratch)
+    return followed.federation
+
+
+def say_followed(followed: Any, path: Path) -> None:
+    """One line on which federation version is trusted and why (stderr, so output stays the report's)."""
+    from comity.core.federation_chain import Change
+
+    fed = followed.federation
+    what = f"federation {fed.name!r} version {fed.version} ({path}, sha256 {followed.sha256[:16]}…)"
+    if followed.change is Change.FIRST_USE:
+        err_console.print(
+            f"[yellow]trusting {what} on first use[/]: nothing checked it; compare its SHA-256 "
+            f"{followed.sha256} with the one your federation's operators published, or give "
+            "--federation-sha256",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif followed.change is Change.NEXT:
+        err_console.print(
+            f"trusting {what}: signed by the threshold of the version kept before", highlight=False
+        )
+
+
 def _scratch_state(state: Path) -> Path:
     import shutil
 
@@ -283,6 +331,7 @@ def pin(
         Path | None,
         typer.Option(help="Your verifier state (default: under ~/.local/state/comity), as for verify."),
     ] = None,
+    federation_sha256: PinOpt = "",
 ) -> None:
     """Pin the checkpoint your own node's witness last cosigned: every later verify must find that tree."""
     from comity.audit.errors import AuditError, LogVerificationError
@@ -290,9 +339,12 @@ def pin(
     from comity.audit.verifystate import VerifierState
     from comity.audit.witness import read_latest_cosigned
     from comity.core.federation import Federation
+    from comity.sdk.receipts import log_verifier
 
-    fed = Federation.load(federation)
-    log_key, _ = _keys(federation)
+    state = state or _default_state(log_verifier(Federation.load(federation)))
+    scratch = _scratch_state(state)
+    fed = _follow(federation, scratch, federation_sha256)
+    log_key = log_verifier(fed)
     quorum = Quorum.of_federation(fed)
     own = fed.witness_identity(node)
     note = read_latest_cosigned(witness_state)
@@ -307,8 +359,8 @@ def pin(
         ) from None
     if own.id not in ids:
         raise LogVerificationError(f"the checkpoint in {witness_state} carries no cosignature of {node}")
-    state = state or _default_state(log_key)
-    VerifierState.load(state).with_notes(pinned=note).save(state)
+    VerifierState.load(scratch).with_notes(pinned=note).save(scratch)
+    scratch.replace(state)
     size = signed.checkpoint.size
     console.print(
         f"[green]✓ pinned[/] checkpoint {size} of {log_key.name}, cosigned by {node} ({own.country})"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from comity.core.errors import ConfigError, InvalidArgument
-from comity.sdk.cli.audit_cmd import DbOpt, FederationOpt, UrlOpt, _url, audit_app
+from comity.sdk.cli.audit_cmd import DbOpt, FederationOpt, PinOpt, UrlOpt, _url, audit_app, say_followed
 from comity.sdk.cli.root import console, friendly
 
 __all__ = ["console_command"]
@@ -105,20 +105,23 @@ def console_command(
             min=1, help="Recheck the whole mirror every N rounds (and every round after a failure)."
         ),
     ] = 6,
+    federation_sha256: PinOpt = "",
 ) -> None:
     """Sync a verified mirror of the log in the background and serve it as a web application.
 
     The mirror is verified against the federation file only: the newest quorum checkpoint, a
-    consistency proof from the last one verified, every entry against it. Officers sign in with
+    consistency proof from the last one verified, every entry against it. The mirror keeps the
+    federation version it was verified under and takes another file only as its signed next
+    version (the first one: the one --federation-sha256 names, when given). Officers sign in with
     their own token. It listens on loopback unless told otherwise, and refuses other addresses
     without TLS.
     """
-    from comity.sdk.console.mirror import Mirror
+    from comity.core.federation import Federation
+    from comity.sdk.console.mirror import Mirror, held_federation
     from comity.sdk.console.sync import BackgroundSync, OfficerToken
     from comity.sdk.console.trust import ConsoleTrust
     from comity.sdk.console.verifier import MirrorVerifier
 
-    trust = ConsoleTrust.load(federation)
     token = None
     if gateway is not None:
         if token_file is None and token_command is None:
@@ -129,10 +132,15 @@ def console_command(
         token = OfficerToken(file=token_file, command=token_command)
     from comity.audit.readers import Readership
 
+    # The file as given names the default mirror; the mirror's kept version decides what is trusted.
+    given = ConsoleTrust.of(Federation.load(federation))
+    path = mirror or _default_mirror(given.log_key.name, _reader(given, token, country, audience))
+    trust = ConsoleTrust.load(federation, held=held_federation(path), pin=federation_sha256)
+    assert trust.followed is not None
+    say_followed(trust.followed, federation)
     reader = _reader(trust, token, country, audience)
-    store = Mirror(
-        mirror or _default_mirror(trust.log_key.name, reader), country_of=trust.country_of, reader=reader
-    )
+    store = Mirror(path, country_of=trust.country_of, reader=reader)
+    store.keep_federation(trust.followed.data)
     source = _source(trust, gateway=gateway, ca=ca, token=token, db=db, url=url)
 
     def progress(done: int, total: int) -> None:

@@ -237,6 +237,20 @@ def columns(data: bytes, country_of: Mapping[str, str]) -> tuple[dict[str, str],
     return values, rules
 
 
+def held_federation(path: Path) -> bytes | None:
+    """The federation file version the mirror at ``path`` was last verified under (None: none yet)."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'federation'").fetchone()
+    except sqlite3.Error:
+        return None  # not a mirror yet: opening it as one says what is wrong
+    finally:
+        db.close()
+    return bytes(row[0]) if row is not None else None
+
+
 class Mirror:
     """The SQLite file: staged and verified entries, and the verified head (``meta``)."""
 
@@ -284,6 +298,11 @@ class Mirror:
         if "size" not in meta:
             return VerifiedHead()
         return VerifiedHead(int(meta["size"]), bytes(meta["root"]), bytes(meta["note"]))
+
+    def keep_federation(self, data: bytes) -> None:
+        """Remember the federation file version this mirror is verified under (its exact bytes)."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('federation', ?)", (data,))
 
     def discard_staged(self) -> None:
         """Delete rows at and above the verified size (a round that did not verify)."""
