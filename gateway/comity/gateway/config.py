@@ -44,6 +44,7 @@ Example::
     refusals_per_agency = 100            # aggregate `throttled` log entry per window
     idle_timeout_seconds = 300           # connections without calls are closed after this
     handshake_timeout_seconds = 10       # connections that do not finish TLS in this are closed
+    max_stream_records = 10000           # records of one streamed answer held until it is checked
 
     [recovery]                           # optional: completing the trail after a crash (docs/audit.md)
     interval_seconds = 10                # how often nodes' outboxes and pending markers are swept
@@ -97,6 +98,7 @@ class GatewayConfig:
     refusals_per_agency: int = 100
     idle_timeout_seconds: float = 300.0
     handshake_timeout_seconds: float = 10.0
+    max_stream_records: int = 10_000
     health_listen: str = ""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: Path | None = None
@@ -160,6 +162,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
         refusals_per_agency=limits.integer("refusals_per_agency", 100, minimum=1),
         idle_timeout_seconds=limits.number("idle_timeout_seconds", 300.0, minimum=1.0),
         handshake_timeout_seconds=limits.number("handshake_timeout_seconds", 10.0, minimum=0.1),
+        max_stream_records=limits.integer("max_stream_records", 10_000, minimum=1),
         telemetry=TelemetryConfig.from_section(
             root.table("telemetry", required=False), service_name="comity-gateway"
         ),

@@ -170,7 +170,10 @@ async def _start_gateway(
         quotas=quotas,
         emergencies=emergencies,
         reuse=reuse,
-        limits=Limits(freshness=timedelta(seconds=config.freshness_seconds)),
+        limits=Limits(
+            freshness=timedelta(seconds=config.freshness_seconds),
+            max_stream_records=config.max_stream_records,
+        ),
         refusal_limits=RefusalLimits(
             window=timedelta(seconds=config.refusal_window_seconds),
             per_investigator=config.refusals_per_investigator,

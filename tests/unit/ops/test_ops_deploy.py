@@ -19,6 +19,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from comity.core.errors import ConfigError
 from comity.gateway.config import load_gateway_config
 from comity.nodes.config import load_node_config
 
@@ -376,3 +377,19 @@ def test_the_example_configs_write_only_inside_the_units_state_directory(
     assert written, config
     for path in written:
         assert path.startswith(state + "/"), f"{config}: {path} is outside {state}"
+
+
+def test_the_gateways_bound_on_a_streamed_answer_is_read_from_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("COMITY_AUDIT_URL", "COMITY_REPLAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    sample = DEPLOY / "config" / "gateway.toml"
+    assert load_gateway_config(sample).max_stream_records == 10_000
+    text = sample.read_text().replace("max_stream_records = 10000", "max_stream_records = 250")
+    edited = tmp_path / "gateway.toml"
+    edited.write_text(text)
+    assert load_gateway_config(edited).max_stream_records == 250
+    edited.write_text(text.replace("max_stream_records = 250", "max_stream_records = 0"))
+    with pytest.raises(ConfigError, match="max_stream_records"):
+        load_gateway_config(edited)
