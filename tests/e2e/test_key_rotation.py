@@ -202,7 +202,8 @@ async def test_every_key_kind_rotates_with_the_log_and_receipts_still_verifying(
     # The log verifies across the rotation with the new file, remembering what was verified before.
     # The state holds version 1, which names no [signing] keys: no file can follow it by itself.
     code, out = await _cli([*verify_db, "--federation", str(federation_file)])
-    assert code == 1 and "names no [signing] keys, so no later version can be trusted" in " ".join(out.split()), out
+    said = " ".join(out.split())
+    assert code == 1 and "names no [signing] keys, so no later version can be trusted" in said, out
     # The officer compares the new file's digest with the one published and pins it.
     pin = hashlib.sha256(federation_file.read_bytes()).hexdigest()
     code, out = await _cli([*verify_db, "--federation", str(federation_file), "--federation-sha256", pin])
