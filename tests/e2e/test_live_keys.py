@@ -172,7 +172,7 @@ async def test_rotated_witness_and_response_keys_stop_counting_at_once(demo: Sig
                 pass
     assert streamed.value.check_codes == ["NODE_ANSWER_KEY"], streamed.value.message
     failures = [e for e in _events(db) if isinstance(e, FailedEvent) and e.node == "ca-node"]
-    assert [f.reason for f in failures] == ["FAILED_PRECONDITION"] * 2  # not a witness out of step
+    assert [f.reason for f in failures] == ["NODE_ANSWER_KEY"] * 2  # not a witness out of step
     await _answered(demo, "ca.rcmp", "RCMP fetches")  # the US node's answers are accepted as before
 
     # Version 4 rotates the gateway's decision key: the nodes refuse decisions under the old one.

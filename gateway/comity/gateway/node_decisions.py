@@ -10,7 +10,6 @@ always gives the same entry, so recovery can look it up by its leaf hash
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -28,8 +27,6 @@ from comity.v1 import comity_pb2 as pb
 
 __all__ = ["NodeDecisionLog", "SignedNodeDecision", "verify_node_decision"]
 
-_log = logging.getLogger("comity.gateway.node_decisions")
-
 refusals.register(
     refusals.Check(
         "NODE_ANSWER_KEY",
@@ -39,6 +36,16 @@ refusals.register(
         "file lists for it now ({detail}): nothing was released to you, and the query is logged as "
         "failed; the node's operator must run it with the key the file names",
         "Prüm Decision 2008/615 art. 30 (who answered, recorded for lawfulness monitoring)",
+    ),
+    refusals.Check(
+        "NODE_ANSWER_UNSIGNED",
+        "AUDIT_FIELDS",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "node {node!r} answered without its signed allowance of this query ({detail}): nothing was "
+        "released to you, and the query is logged as failed; the node's operator must run a node that "
+        "signs its decision and its statement with every answer",
+        "Prüm Decision 2008/615 art. 30 (who answered and what was supplied, recorded for lawfulness "
+        "monitoring)",
     ),
 )
 
@@ -50,6 +57,8 @@ class SignedNodeDecision:
     decision: pb.NodeDecision
     envelope: pb.Envelope
     statement: pb.Envelope | None = None
+    #: The statement's payload, parsed once its signature checked out (None without a statement).
+    stated: pb.NodeStatement | None = None
 
     @property
     def allowed(self) -> bool:
@@ -92,7 +101,9 @@ def verify_node_decision(
     statement: pb.Envelope | None = None,
 ) -> SignedNodeDecision:
     """Check a node decision (and its answer's statement): signed by the node it names, and,
-    when given, by ``node`` about ``query_digest``. Raises :class:`Unauthenticated`."""
+    when given, by ``node`` about ``query_digest``; the statement signed by the same key, naming
+    the same node and query. Raises :class:`Unauthenticated` (:class:`InvalidArgument` or
+    ``DecodeError`` for an envelope or payload that does not decode)."""
     payload, signer = verify_envelope(
         envelope, payload_type=PAYLOAD_NODE_DECISION, keys=node_keys, what="node decision"
     )
@@ -105,14 +116,15 @@ def verify_node_decision(
         raise Unauthenticated("the node decision is about another query")
     if decision.decision not in ("ALLOW", "DENY"):
         raise Unauthenticated("the node decision is neither ALLOW nor DENY")
-    if statement is not None:
-        body, by = verify_envelope(
-            statement, payload_type=PAYLOAD_NODE_STATEMENT, keys=node_keys, what="node statement"
-        )
-        said = pb.NodeStatement.FromString(body)
-        if by is not signer or said.query_digest != decision.query_digest:
-            raise Unauthenticated("the node statement is not the deciding node's answer to this query")
-    return SignedNodeDecision(decision, envelope, statement)
+    if statement is None:
+        return SignedNodeDecision(decision, envelope)
+    body, by = verify_envelope(
+        statement, payload_type=PAYLOAD_NODE_STATEMENT, keys=node_keys, what="node statement"
+    )
+    said = pb.NodeStatement.FromString(body)
+    if by is not signer or said.node_id != decision.node_id or said.query_digest != decision.query_digest:
+        raise Unauthenticated("the node statement is not the deciding node's answer to this query")
+    return SignedNodeDecision(decision, envelope, statement, said)
 
 
 class NodeDecisionLog:
@@ -163,16 +175,19 @@ class NodeDecisionLog:
 
     def verify_answer(
         self, result: pb.QueryResult, *, node: str, query_digest: bytes
-    ) -> SignedNodeDecision | None:
+    ) -> tuple[SignedNodeDecision, pb.NodeStatement]:
         """The node's signed allowance and its answer's statement, checked before anything of the
-        answer is logged or released; None for a node that sent none.
+        answer is logged or released.
 
-        Raises ``NODE_ANSWER_KEY`` when they are not signed by a key the trusted federation file
-        lists for the node now (say, one a new version revoked or retired).
+        Raises ``NODE_ANSWER_UNSIGNED`` when the answer carries no signed decision or statement,
+        or its decision refuses the query; ``NODE_ANSWER_KEY`` when they are not signed by a key
+        the trusted federation file lists for the node now (say, one a new version revoked or
+        retired), or are not this node's word on this query.
         """
         if not result.HasField("node_decision"):
-            _log.warning("node %s answered without a signed decision", node)
-            return None
+            raise refusals.refuse("NODE_ANSWER_UNSIGNED", node=node, detail="it carries no node decision")
+        if not result.receipt.HasField("node_statement"):
+            raise refusals.refuse("NODE_ANSWER_UNSIGNED", node=node, detail="it carries no node statement")
         try:
             signed = self.verify(
                 result.node_decision,
@@ -180,32 +195,19 @@ class NodeDecisionLog:
                 query_digest=query_digest,
                 statement=result.receipt.node_statement,
             )
-        except Unauthenticated as exc:
-            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail=exc.message) from None
-        if not signed.allowed:
-            raise Unauthenticated(f"node {node!r} answered the query but signed a refusal")
-        return signed
-
-    def statement(self, result: pb.QueryResult, *, node: str, query_digest: bytes) -> pb.NodeStatement:
-        """The node's statement on ``result``: signed by a key the trusted federation file lists for
-        ``node`` now, naming ``node`` and this query. Raises ``NODE_ANSWER_KEY`` otherwise."""
-        envelope = result.receipt.node_statement
-        try:
-            payload, signer = verify_envelope(
-                envelope, payload_type=PAYLOAD_NODE_STATEMENT, keys=self._keys, what="node statement"
-            )
-            statement = pb.NodeStatement.FromString(payload)
         except (Unauthenticated, InvalidArgument) as exc:
             raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail=exc.message) from None
         except DecodeError:
-            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail="it is not a node statement") from None
-        if signer not in _keys_of(self._keys, node) or statement.node_id != node:
-            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail="the statement is not this node's")
-        if statement.query_digest != query_digest:
-            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail="the statement answers another query")
-        return statement
+            detail = "its decision or statement does not decode"
+            raise refusals.refuse("NODE_ANSWER_KEY", node=node, detail=detail) from None
+        if not signed.allowed:
+            detail = "its signed decision refuses the query"
+            raise refusals.refuse("NODE_ANSWER_UNSIGNED", node=node, detail=detail)
+        if signed.stated is None:
+            raise AssertionError("unreachable: verify_node_decision was given the statement")
+        return signed, signed.stated
 
-    async def record_answer(self, result: pb.QueryResult, *, node: str, query_digest: bytes) -> Logged | None:
-        """Log the node's signed allowance with its answer's statement; None for a node that sent none."""
-        signed = self.verify_answer(result, node=node, query_digest=query_digest)
-        return None if signed is None else await self.record(signed, closes=False)
+    async def record_answer(self, result: pb.QueryResult, *, node: str, query_digest: bytes) -> Logged:
+        """Log the node's signed allowance with its answer's statement (checked by :meth:`verify_answer`)."""
+        signed, _ = self.verify_answer(result, node=node, query_digest=query_digest)
+        return await self.record(signed, closes=False)

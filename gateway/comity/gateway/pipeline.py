@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -74,6 +76,8 @@ from comity.v1 import comity_pb2 as pb
 __all__ = ["Decided", "Limits", "Pipeline", "Verified"]
 
 _log = logging.getLogger("comity.gateway")
+
+_R = TypeVar("_R")
 
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 refusals.register(
@@ -807,11 +811,8 @@ class Pipeline:
                 except ComityError as err:
                     await completion.node_ended(err, logged)
                     raise
-            digest = RecordsDigest()
-            for record in result.records:
-                digest.update(record)
             with span("gateway.audit_disclosure", query_id=v.query.query_id):
-                disclosure = await completion.disclose(result, digest, size)
+                disclosure = await completion.disclose(StreamedAnswer.unary(result), size)
         receipt = await self._ledger.receipt(
             v.query.query.query_id, v.query.digest, [*v.entries, *disclosure]
         )
@@ -853,10 +854,8 @@ class Pipeline:
                 ended = NodeUnavailable(f"node {node!r} ended its answer without a signed statement")
                 await completion.fail("NO_SUMMARY", ended)
                 raise ended
-            statement = self._node_decisions.statement(summary, node=node, query_digest=v.query.digest)
-            check_statement(answer, statement, node=node)
             with span("gateway.audit_disclosure", query_id=v.query.query_id):
-                disclosure = await completion.disclose(summary, answer.digest, size)
+                disclosure = await completion.disclose(answer, size)
             receipt = await self._ledger.receipt(
                 v.query.query.query_id, v.query.digest, [*v.entries, *disclosure]
             )
@@ -882,7 +881,7 @@ class Pipeline:
                 execute, size = await self.forward_request(v, logged, attempt=attempt)
                 async with contextlib.aclosing(self._router.execute_stream(node, execute)) as chunks:
                     async for chunk in chunks:
-                        reader.add(chunk)
+                        await completion.checked(functools.partial(reader.add, chunk))
                 return reader.answer, size
             except WitnessAt as err:
                 self._ledger.set_witnessed_size(node, err.size)
@@ -966,12 +965,17 @@ class Pipeline:
             _log.warning("query %s: node %s's refusal not logged: %s", v.query.query_id, node, bad.message)
             return None
 
-    def _verify_answer(self, v: Verified, result: pb.QueryResult) -> SignedNodeDecision | None:
-        """The node's signed allowance, checked under the federation file in use before anything
-        of the answer is logged (``NODE_ANSWER_KEY`` otherwise)."""
-        return self._node_decisions.verify_answer(
-            result, node=v.query.query.target_node, query_digest=v.query.digest
-        )
+    def _check_answer(
+        self, v: Verified, result: pb.QueryResult, answer: StreamedAnswer
+    ) -> SignedNodeDecision:
+        """The node's signed allowance and statement on ``result`` (the answer's summary), checked
+        under the federation file in use (``NODE_ANSWER_UNSIGNED``, ``NODE_ANSWER_KEY``), and what
+        it sent checked against that statement (``NODE_ANSWER_MISMATCH``), before anything of the
+        answer is logged."""
+        node = v.query.query.target_node
+        signed, statement = self._node_decisions.verify_answer(result, node=node, query_digest=v.query.digest)
+        check_statement(answer, statement, node=node)
+        return signed
 
     async def _disclose(
         self,
@@ -979,11 +983,9 @@ class Pipeline:
         result: pb.QueryResult,
         digest: RecordsDigest,
         size: int,
-        signed: SignedNodeDecision | None,
+        signed: SignedNodeDecision,
     ) -> list[Logged]:
         """Log the node's signed allowance and the disclosure (one batch); returns what was logged."""
-        if signed is None:
-            return [await self._record_disclosure(v, result, digest, size)]
         decided, disclosed = await asyncio.gather(
             self._node_decisions.record(signed, closes=False),
             self._record_disclosure(v, result, digest, size),
@@ -1050,12 +1052,26 @@ class _Completion:
             q.query.query_id, q.digest, [*self._v.entries, refusal]
         )
 
-    async def disclose(self, result: pb.QueryResult, digest: RecordsDigest, size: int) -> list[Logged]:
-        """Log what the node released (and its signed allowance); the query has then ended."""
-        signed = self._pipeline._verify_answer(self._v, result)  # refused: nothing is disclosed
+    async def checked(self, check: Callable[[], _R]) -> _R:
+        """Run one of the gateway's checks of the node's answer; a refusal ends the query in a
+        failure entry whose reason is the check's code."""
+        try:
+            return check()
+        except ComityError as err:
+            await self.fail(err.check_codes[0] if err.check_codes else err.code.name, err)
+            raise
+
+    async def disclose(self, answer: StreamedAnswer, size: int) -> list[Logged]:
+        """Check the node's answer (:meth:`Pipeline._check_answer`), then log what it released and
+        its signed allowance; the query has then ended. A refused answer is logged as failed,
+        under the check's code, and nothing of it is disclosed."""
+        result = answer.summary
+        if result is None:
+            raise AssertionError("unreachable: a stream without a summary ends before its disclosure")
+        signed = await self.checked(functools.partial(self._pipeline._check_answer, self._v, result, answer))
         self.disclosing = True
         try:
-            logged = await self._pipeline._disclose(self._v, result, digest, size, signed)
+            logged = await self._pipeline._disclose(self._v, result, answer.digest, size, signed)
         except AuditUnavailable as err:
             raise _log_down(err, disclosing=True) from err
         self.ended = True

@@ -1,12 +1,15 @@
-"""A node's streamed answer, read whole and checked before anything of it leaves the gateway.
+"""A node's answer, read whole and checked before anything of it leaves the gateway.
 
 A node's ``ExecuteStream`` sends record batches, then its signed summary. The gateway keeps
 every batch (:class:`AnswerReader`, at most ``limit`` records: more is refused with
-``NODE_ANSWER_LIMIT`` as soon as they arrive), and once the summary is in, checks what arrived
-against the node's signed statement (:func:`check_statement`): one digest per batch, in order
-(``batch_digests``), each equal to the records digest of that batch, the record count and the
-records digest over all of them, and the hit. Anything else is ``NODE_ANSWER_MISMATCH``. Only a
-checked answer is logged as disclosed and sent on, its summary first.
+``NODE_ANSWER_LIMIT`` as soon as they arrive). A unary ``Execute`` answer is one summary with
+its records inside (:meth:`StreamedAnswer.unary`). Either way, :func:`check_statement` checks
+what arrived against the node's signed statement: one digest per batch, in order
+(``batch_digests``; none for a unary answer), each equal to the records digest of that batch,
+the record count and the records digest over all of them, and the answer's own fields the
+statement signs too (node, hit, hit reference, use restrictions, a private hit check's
+evaluation). Anything else is ``NODE_ANSWER_MISMATCH``. Only a checked answer is logged as
+disclosed and sent on.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import grpc
 
 from comity.core import refusals
 from comity.core.digests import RecordsDigest
+from comity.core.private_check import evaluation_digest
 from comity.v1 import comity_pb2 as pb
 
 __all__ = ["AnswerReader", "StreamedAnswer", "check_statement"]
@@ -37,7 +41,7 @@ refusals.register(
         "NODE_ANSWER_MISMATCH",
         "AUDIT_FIELDS",
         grpc.StatusCode.FAILED_PRECONDITION,
-        "node {node!r} answered, but what it streamed does not match its signed statement ({detail}): "
+        "node {node!r} answered, but its answer does not match its signed statement ({detail}): "
         "nothing was released to you, and the query is logged as failed; the node's operator must "
         "check the node",
         "Prüm Decision 2008/615 art. 30 (what was supplied, recorded for lawfulness monitoring)",
@@ -55,6 +59,15 @@ class StreamedAnswer:
     summary: pb.QueryResult | None = None
     #: Something arrived after the summary, or the summary carried records itself.
     misplaced: str = ""
+
+    @classmethod
+    def unary(cls, result: pb.QueryResult) -> StreamedAnswer:
+        """A unary answer: its summary is the whole result, records inside, and it has no batches
+        (so the statement it is checked against must list no batch digest)."""
+        digest = RecordsDigest()
+        for record in result.records:
+            digest.update(record)
+        return cls(digest=digest, summary=result)
 
 
 class AnswerReader:
@@ -85,14 +98,40 @@ class AnswerReader:
 
 def check_statement(answer: StreamedAnswer, statement: pb.NodeStatement, *, node: str) -> None:
     """Raise ``NODE_ANSWER_MISMATCH`` unless ``answer`` is exactly what ``statement`` (verified) says."""
-    summary = answer.summary
-    signed = list(statement.batch_digests)
-    checks = [
-        (not answer.misplaced, answer.misplaced),
+    for ok, detail in (*_summary_checks(answer.summary, statement), *_record_checks(answer, statement)):
+        if not ok:
+            raise refusals.refuse("NODE_ANSWER_MISMATCH", node=node, detail=detail)
+
+
+def _summary_checks(summary: pb.QueryResult | None, statement: pb.NodeStatement) -> list[tuple[bool, str]]:
+    """The answer's fields that the statement signs as well (the log and the requester read them)."""
+    if summary is None:
+        return [(False, "no summary arrived")]
+    evaluated = (
+        evaluation_digest(summary.private_evaluation) if summary.HasField("private_evaluation") else b""
+    )
+    return [
+        (summary.node_id == statement.node_id, "the answer names another node than its statement"),
+        (statement.hit == summary.hit, "the statement and the answer disagree about the hit"),
         (
-            summary is not None and statement.hit == summary.hit,
-            "the statement and the summary disagree about the hit",
+            summary.hit_reference == statement.hit_reference,
+            "the hit reference differs from the signed one",
         ),
+        (
+            list(summary.use_restrictions) == list(statement.use_restrictions),
+            "the use restrictions differ from the signed ones",
+        ),
+        (
+            hmac.compare_digest(evaluated, statement.evaluation_digest),
+            "the private hit check's evaluation differs from the signed one",
+        ),
+    ]
+
+
+def _record_checks(answer: StreamedAnswer, statement: pb.NodeStatement) -> list[tuple[bool, str]]:
+    signed = list(statement.batch_digests)
+    return [
+        (not answer.misplaced, answer.misplaced),
         (
             len(signed) == len(answer.batches),
             f"{len(answer.batches)} record batch(es) arrived, the statement lists {len(signed)}",
@@ -110,6 +149,3 @@ def check_statement(answer: StreamedAnswer, statement: pb.NodeStatement, *, node
             "the records digest differs from the signed one",
         ),
     ]
-    for ok, detail in checks:
-        if not ok:
-            raise refusals.refuse("NODE_ANSWER_MISMATCH", node=node, detail=detail)

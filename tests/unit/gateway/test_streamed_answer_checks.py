@@ -148,3 +148,72 @@ def test_a_batch_update_gives_the_batch_digest_and_keeps_the_running_one() -> No
             one_by_one.update(record)
     assert running.digest() == one_by_one.digest() == records_digest([r for b in batches for r in b])
     assert running.count == 6
+
+
+# ---------------------------------------------------------------- a unary answer: one summary, records inside
+
+
+def _unary(records: list[pb.Record]) -> tuple[pb.QueryResult, pb.NodeStatement]:
+    statement = _statement([records] if records else [])
+    del statement.batch_digests[:]  # a unary answer's statement lists no batch
+    restriction = pb.UseRestriction(code="NO_ONWARD_TRANSFER")
+    statement.use_restrictions.append(restriction)
+    result = pb.QueryResult(node_id=NODE, hit=statement.hit, records=records, use_restrictions=[restriction])
+    return result, statement
+
+
+def test_a_unary_answer_as_signed_passes() -> None:
+    for records in (_batches()[0], []):
+        result, statement = _unary(records)
+        check_statement(StreamedAnswer.unary(result), statement, node=NODE)
+
+
+def _unary_record_dropped(result: pb.QueryResult, statement: pb.NodeStatement) -> None:
+    del result.records[-1]
+
+
+def _unary_record_altered(result: pb.QueryResult, statement: pb.NodeStatement) -> None:
+    result.records[0].fields["k"] = "changed"
+
+
+def _unary_batches_listed(result: pb.QueryResult, statement: pb.NodeStatement) -> None:
+    statement.batch_digests.append(records_digest(result.records))
+
+
+def _unary_reference_changed(result: pb.QueryResult, statement: pb.NodeStatement) -> None:
+    result.hit_reference = "another"
+
+
+def _unary_restrictions_dropped(result: pb.QueryResult, statement: pb.NodeStatement) -> None:
+    del result.use_restrictions[:]
+
+
+def _unary_node_renamed(result: pb.QueryResult, statement: pb.NodeStatement) -> None:
+    result.node_id = "us-node"
+
+
+def _unary_evaluation_added(result: pb.QueryResult, statement: pb.NodeStatement) -> None:
+    result.private_evaluation.proof = b"\x01"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "words"),
+    [
+        (_unary_record_dropped, "1 record(s) arrived, the statement counts 2"),
+        (_unary_record_altered, "the records digest differs"),
+        (_unary_batches_listed, "0 record batch(es) arrived, the statement lists 1"),
+        (_unary_reference_changed, "hit reference differs"),
+        (_unary_restrictions_dropped, "use restrictions differ"),
+        (_unary_node_renamed, "names another node"),
+        (_unary_evaluation_added, "evaluation differs"),
+    ],
+)
+def test_a_unary_answer_that_differs_from_the_statement_is_refused(
+    tamper: Callable[[pb.QueryResult, pb.NodeStatement], None], words: str
+) -> None:
+    result, statement = _unary(_batches()[0])
+    tamper(result, statement)
+    with pytest.raises(ComityError) as refused:
+        check_statement(StreamedAnswer.unary(result), statement, node=NODE)
+    assert refused.value.check_codes == ["NODE_ANSWER_MISMATCH"]
+    assert words in refused.value.message
