@@ -3,8 +3,9 @@
 A three-country federation on a signed version 1. Version 2, signed by the threshold, removes
 the UK member and its node: every server takes it, the UK node with an ALERT, and from then on
 it refuses every call, as the gateway would make it (the gateway's client certificate), with
-``NODE_NOT_A_MEMBER``: queries, its witness's cosignatures, its witness state. Version 3 lists it
-again: it serves again, and the gateway's witnessing loop has its witness cosign again.
+``NODE_NOT_A_MEMBER``: queries, its witness's cosignatures, its witness state; its health service
+says NOT_SERVING for its services. Version 3 lists it again: it serves again (SERVING), and the
+gateway's witnessing loop has its witness cosign again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from signed_demo import SignedDemo, signed_demo
 
 from comity.core.errors import ComityError
@@ -30,6 +32,9 @@ from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+SERVICES = [pb.DESCRIPTOR.services_by_name[s].full_name for s in ("DataNode", "Witness")]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +76,22 @@ async def _latest_checkpoint(channel: grpc.aio.Channel) -> pb.CheckpointResponse
     return response
 
 
+async def _health(channel: grpc.aio.Channel, service: str) -> int:
+    answer = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=service), timeout=5
+    )
+    return int(answer.status)
+
+
+async def _health_becomes(channel: grpc.aio.Channel, status: int) -> None:
+    """Wait until the node's services all report ``status`` (set just after the version's swap)."""
+    for _ in range(50):
+        if [await _health(channel, s) for s in SERVICES] == [status] * len(SERVICES):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"health of {SERVICES}: {[await _health(channel, s) for s in SERVICES]}")
+
+
 def _size(note: bytes) -> int:
     return int(note.decode().split("\n")[1])
 
@@ -99,6 +120,7 @@ async def test_a_removed_node_refuses_everything_until_a_version_lists_it_again(
     # Version 1: the UK node's witness cosigns the log (the gateway's loop asks it).
     await _query(running, "FBI asks the Canadian node")
     note = await _cosigned_past(gb_channel, 0)
+    await _health_becomes(gb_channel, SERVING)
 
     running.publish(running.version(_without_gb(running.original), 2), signer=running.signer)
     for name in running.logs:
@@ -106,6 +128,8 @@ async def test_a_removed_node_refuses_everything_until_a_version_lists_it_again(
     said = running.said("gb-node")
     assert "ALERT: federation file version 2 no longer lists node gb-node" in said
     assert "NODE_NOT_A_MEMBER" in said
+    await _health_becomes(gb_channel, NOT_SERVING)
+    assert await _health(gb_channel, "") == SERVING  # the process is up: a restart would not help
 
     calls = {
         "Execute": node.Execute(pb.ExecuteRequest(), timeout=5),
@@ -132,6 +156,7 @@ async def test_a_removed_node_refuses_everything_until_a_version_lists_it_again(
     for name in running.logs:
         await asyncio.to_thread(running.wait_said, name, "now version 3", 15)
     assert "federation file version 3 lists node gb-node again: serving" in running.said("gb-node")
+    await _health_becomes(gb_channel, SERVING)
     err = await _refusal(node.Execute(pb.ExecuteRequest(), timeout=5))
     assert "NODE_NOT_A_MEMBER" not in err.check_codes, err  # refused by admission: it checks again
     await _query(running, "FBI asks the Canadian node")  # the log grows: a new checkpoint to cosign

@@ -6,13 +6,20 @@ answers no request and cosigns nothing: every call of its DataNode and Witness s
 refused with ``NODE_NOT_A_MEMBER`` once the caller is authenticated, and the check runs again
 just before its witness would cosign a query's checkpoint. It keeps following the file: a later
 version that lists the node again (prepared as usual) makes it serve again.
+
+Its gRPC health service says the same (:meth:`Membership.follow_health`): the node's services
+are NOT_SERVING while it is removed and SERVING again once a version lists it; the server as a
+whole (the empty service name) stays SERVING, since the process is up and a restart would not help.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 
 import grpc
+from grpc_health.v1 import health, health_pb2
 
 from comity.core import refusals
 
@@ -40,6 +47,13 @@ class Membership:
         self._node_id = node_id
         self._removed_in: int | None = None
         self._removed = False
+        self._health: health.aio.HealthServicer | None = None
+        self._services: tuple[str, ...] = ()
+        self._updates: set[asyncio.Task[None]] = set()
+
+    def follow_health(self, servicer: health.aio.HealthServicer, services: Sequence[str]) -> None:
+        """Have ``services`` of ``servicer`` say NOT_SERVING while this node is removed, SERVING otherwise."""
+        self._health, self._services = servicer, tuple(services)
 
     def removed(self, version: int | None) -> None:
         """The version in use from now on does not list this node: refuse everything (an ALERT)."""
@@ -51,12 +65,32 @@ class Membership:
             version,
             self._node_id,
         )
+        self._update_health()
 
     def listed(self, version: int | None) -> None:
         """The version in use from now on lists this node (again, after :meth:`removed`)."""
         if self._removed:
             self._removed = False
             _log.warning("federation file version %s lists node %s again: serving", version, self._node_id)
+            self._update_health()
+
+    def _update_health(self) -> None:
+        # Called from a federation version's swap, on the event loop, which must not wait; each
+        # update sets the standing at the time it runs, so the last one always wins.
+        if self._health is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._set_health(self._health))
+        self._updates.add(task)
+        task.add_done_callback(self._updates.discard)
+
+    async def _set_health(self, servicer: health.aio.HealthServicer) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if self._removed
+            else health_pb2.HealthCheckResponse.SERVING
+        )
+        for name in self._services:
+            await servicer.set(name, status)
 
     def require_member(self) -> None:
         """Refuse with ``NODE_NOT_A_MEMBER`` while the version in use does not list this node."""

@@ -254,6 +254,7 @@ async def start_node(
         max_message_bytes=config.max_message_bytes,
         health_listen=config.health_listen,
     )
+    membership.follow_health(handle.health, [SERVICE, WITNESS_SERVICE])
     if private is not None:
         refresher = asyncio.create_task(_refresh(private.filters, config.private.refresh))
         handle.on_stop.append(refresher.cancel)
