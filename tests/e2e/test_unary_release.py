@@ -7,11 +7,13 @@ to ``Execute`` on its way to the gateway: take its signed decision away, re-sign
 with a key the federation does not list, change or drop a record, flip the hit, change a
 private hit check's evaluation. Each is refused with its check code; the investigator gets the
 refusal and no record, and the gateway's log holds the query's ``decision``, then ``failed``
-under that check code, and no ``disclosed``.
+under that check code, and no ``disclosed``; what the node really signed reaches the log from its
+outbox afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +25,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from relays import Chunks, Relay, node_relay, relayed_federation
+from served import wait_for
 
 from comity.core import errors
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
@@ -268,3 +271,28 @@ async def test_a_stream_summary_without_the_nodes_decision_releases_nothing(worl
                 seen.append(record)
     assert seen == []
     _refused_and_logged(world, spec, refused.value, "NODE_ANSWER_UNSIGNED")
+
+
+async def test_what_the_node_really_signed_still_reaches_the_log_beside_the_failure(world: _World) -> None:
+    # The relay changed a record on its way: the node's outbox holds its genuine decision and
+    # statement, and recovery logs them (a node_decision entry) after the failure.
+    _alter(world, _record_altered)
+    spec = _fetch(world)
+    async with _client(world) as client:
+        with pytest.raises(errors.FailedPrecondition):
+            await client.query(spec)
+    world.relay.reset()
+    store = world.running.gateway.ledger.log.store
+
+    def decisions() -> list[dict[str, Any]]:
+        entries = [json.loads(e) for e in store.entries(0, store.tree_size())]
+        return [e for e in entries if e.get("query_id") == spec.query_id and e["kind"] == "node_decision"]
+
+    await asyncio.to_thread(wait_for, lambda: bool(decisions()), "recovery logging the node's decision")
+    (logged,) = decisions()
+    assert logged["decision"] == "ALLOW" and logged["node_statement"]
+    statement = pb.NodeStatement.FromString(
+        pb.Envelope.FromString(bytes.fromhex(logged["node_statement"])).payload
+    )
+    assert statement.query_id == spec.query_id and statement.record_count >= 2
+    assert [e["kind"] for e in _entries(world, spec.query_id)] == ["decision", "failed"]
