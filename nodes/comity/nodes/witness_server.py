@@ -7,6 +7,11 @@ cosigned checkpoint) with exactly the code a node's witness runs. Like a node, i
 state against the gateway's log before serving and refuses to start when the state is missing or
 older than what the log shows it cosigned (see :mod:`comity.nodes.witness_state`).
 
+While it runs it follows the federation file (``federation_poll_seconds``): each newly trusted
+version sets the gateway client certificates it admits, its own certificate's pins, the log key
+history it checks checkpoints under (so it cosigns across a log key rotation without a restart)
+and the gateway endpoints a held witness compares its state through.
+
 Config (``witness.toml``; relative paths from the file's folder)::
 
     [witness]
@@ -27,6 +32,7 @@ Config (``witness.toml``; relative paths from the file's folder)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,11 +142,12 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
     if not checked:
         witness.hold(HELD)  # before the port opens: nothing is cosigned unchecked
     service = WitnessService(witness, gateway_pins=federation.gateway.client_pins)
-    # Newer versions of the file set which gateway client certificates it admits, in the handshake
-    # and on each call, and its own certificate's pins; the rest is read at start.
+    # Newer versions of the file set which gateway client certificates it admits (in the handshake
+    # and on each call), its own certificate's pins, the log key history it checks checkpoints
+    # under, and the gateway endpoints a held witness asks; its own key and id are read at start.
     watch = FederationWatch(config.federation, federation)
     server_tls.follow(watch)
-    watch.prepare_with(lambda new: lambda: service.use_gateway_pins(new.gateway.client_pins))
+    watch.prepare_with(lambda new: _follow(new, witness, service))
     handle = await start_server(
         listen=config.listen,
         register=lambda server: pb_grpc.add_WitnessServicer_to_server(service, server),
@@ -154,7 +161,17 @@ async def start_witness(config: WitnessConfig, *, reinitialise_witness: bool = F
     handle.on_stop.append(witness.close)
     if not checked:  # the gateway was unreachable: cosign nothing until the state is compared
         stop_check = hold_until_checked(
-            witness, state=config.state, federation=lambda: federation, node_id=identity.id
+            witness, state=config.state, federation=lambda: watch.current, node_id=identity.id
         )
         handle.on_stop.insert(0, stop_check)
     return handle
+
+
+def _follow(new: Federation, witness: Witness, service: WitnessService) -> Callable[[], None]:
+    """The swap that puts a newly trusted version's log key history and gateway client pins in use."""
+
+    def swap() -> None:
+        witness.use_log_keys(new.gateway.log.keys)
+        service.use_gateway_pins(new.gateway.client_pins)
+
+    return swap
