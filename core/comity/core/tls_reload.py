@@ -255,9 +255,24 @@ class ServerTls:
         put in use for the next handshake (a trust that cannot be read refuses the version)."""
         listed = self._pins_of(federation)
         pins = self._pins if listed is None else tuple(listed)
-        trust = self._trust_of(federation) if self._trust_of is not None else None
+        untrusted = ""
+        try:
+            trust = self._trust_of(federation) if self._trust_of is not None else None
+        except ConfigError as exc:
+            # The version still decides: refusing it would keep trusting the certificates it no
+            # longer pins. Handshakes keep the trust in use, and each call is refused by the pins
+            # the version names (no certificate shown can match one the file does not hold).
+            trust, untrusted = self._trust, exc.message
 
         def swap() -> None:
+            if untrusted:
+                _log.error(
+                    "ALERT: federation version %s: no gateway client certificate it pins can be read (%s): "
+                    "every gateway call is refused until gateway.client_cert holds a pinned certificate "
+                    "and a version is put in use again",
+                    federation.version,
+                    untrusted,
+                )
             with self._lock:
                 if trust != self._trust:
                     self._generation += 1
