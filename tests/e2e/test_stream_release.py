@@ -23,6 +23,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from comity.audit.events import decode_event
 from comity.core import errors
 from comity.core.digests import records_digest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
@@ -393,3 +394,24 @@ async def test_a_stream_that_broke_after_its_summary_is_not_sent_again(world: _W
     assert "broke after 1 record(s)" in caught.value.message and "verified" in caught.value.message
     assert [a.address for a in caught.value.attempts] == [world.stand_in]
     assert _kinds(world, spec.query_id) == ["decision", "disclosed"]
+
+
+async def test_the_stream_holds_the_verified_answer_and_its_receipt_from_the_summary_on(
+    world: _World,
+) -> None:
+    spec = _spec(world)
+    async with _client(world) as client:
+        stream = client.stream(spec)
+        assert stream.result is None and not stream.complete
+        seen: list[RecordView] = []
+        async for record in stream:
+            if not seen:  # the summary came first: the answer is known before any record is used
+                assert stream.result is not None and not stream.complete
+            seen.append(record)
+        assert stream.complete
+        result = stream.result
+        assert result is not None and result.query_id == spec.query_id and result.records == []
+        assert result.verified is not None and result.attempts[-1].query_id == spec.query_id
+        kinds = [decode_event(e.entry).kind for e in result.receipt.entries]
+        assert kinds == ["decision", "node_decision", "disclosed"], kinds
+        assert len(seen) >= 2

@@ -63,6 +63,7 @@ from comity.sdk.result import (
     record_view,
     to_result,
 )
+from comity.sdk.streaming import AsyncRecordStream, RecordStream
 from comity.v1 import comity_pb2 as pb
 from comity.v1 import comity_pb2_grpc as pb_grpc
 
@@ -217,16 +218,23 @@ class _Base(abc.ABC):
         verified = self._check(request, summary, digest)
         return dataclasses.replace(to_result(summary, records, verified), attempts=attempts)
 
-    def _stream_opened(self, request: pb.SubmitRequest, chunk: pb.ResultChunk) -> StreamCheck:
-        """A stream's first part: the summary, verified before any record is taken."""
+    def _stream_opened(
+        self, plan: Plan, address: str, request: pb.SubmitRequest, chunk: pb.ResultChunk
+    ) -> tuple[StreamCheck, Result]:
+        """A stream's first part: the summary, verified before any record is taken; with it, the
+        answer without its records."""
         if not chunk.HasField("summary") or chunk.summary.records:
             raise ResponseTampered(
                 "the result stream did not start with the node's statement alone; refusing its records"
             )
-        statement, _ = self._verifier.verify_summary(
+        statement, verified = self._verifier.verify_summary(
             chunk.summary, query_digest=payload_digest(request.signed_query), query_id=_query_id(request)
         )
-        return self._verifier.stream_check(statement)
+        # Recorded as answered once the stream ends whole (a stream broken after this is not
+        # sent again, and its attempt is recorded as failed).
+        attempts = (*plan.attempts, Attempt(_query_id(request), address, "answered"))
+        result = dataclasses.replace(to_result(chunk.summary, [], verified), attempts=attempts)
+        return self._verifier.stream_check(statement), result
 
     def _check(
         self, request: pb.SubmitRequest, summary: pb.QueryResult, digest: RecordsDigest
@@ -453,7 +461,7 @@ class AsyncClient(_Base):
             self._answered(plan, address, "")
             return self._validated(response, signed_validation)
 
-    async def stream(self, spec: QuerySpec) -> AsyncIterator[RecordView]:
+    def stream(self, spec: QuerySpec) -> AsyncRecordStream:
         """Stream a large result, as :class:`RecordView` like :meth:`query`; every record yielded has
         been verified against the node's signed statement.
 
@@ -463,7 +471,16 @@ class AsyncClient(_Base):
         batch that does not match raises ResponseTampered). At the end, the number of batches,
         the count and the records digest over all of them must match too. The query is sent again
         through another replica like :meth:`query`, but only until its summary arrived.
+
+        The stream's ``result`` is the verified answer without its records (its receipt, use
+        restrictions and attempts) from the summary on; ``complete`` is true once the iteration
+        ended with every batch checked.
         """
+        stream = AsyncRecordStream()
+        stream.records = self._stream(spec, stream)
+        return stream
+
+    async def _stream(self, spec: QuerySpec, stream: AsyncRecordStream) -> AsyncIterator[RecordView]:
         plan = self._plan()
         while True:
             address, request = plan.address, self._request(spec, plan)
@@ -474,7 +491,7 @@ class AsyncClient(_Base):
             try:
                 async for chunk in call:
                     if check is None:
-                        check = self._stream_opened(request, chunk)
+                        check, stream.result = self._stream_opened(plan, address, request, chunk)
                         continue
                     for view in _checked_batch(check, chunk):
                         yield view
@@ -487,6 +504,7 @@ class AsyncClient(_Base):
                 raise Unavailable("the result stream ended without the node's statement")
             check.finish()
             self._answered(plan, address, _query_id(request))
+            stream.complete = True
             return
 
 
@@ -585,9 +603,15 @@ class Client(_Base):
             self._answered(plan, address, "")
             return self._validated(response, signed_validation)
 
-    def stream(self, spec: QuerySpec) -> Iterator[RecordView]:
+    def stream(self, spec: QuerySpec) -> RecordStream:
         """Blocking counterpart of :meth:`AsyncClient.stream`, with the same checks: every record
-        yielded has been verified against the node's signed statement."""
+        yielded has been verified against the node's signed statement; ``result`` and ``complete``
+        as there."""
+        stream = RecordStream()
+        stream.records = self._stream(spec, stream)
+        return stream
+
+    def _stream(self, spec: QuerySpec, stream: RecordStream) -> Iterator[RecordView]:
         plan = self._plan()
         while True:
             address, request = plan.address, self._request(spec, plan)
@@ -598,7 +622,7 @@ class Client(_Base):
             try:
                 for chunk in call:
                     if check is None:
-                        check = self._stream_opened(request, chunk)
+                        check, stream.result = self._stream_opened(plan, address, request, chunk)
                         continue
                     yield from _checked_batch(check, chunk)
             except grpc.RpcError as exc:
@@ -610,4 +634,5 @@ class Client(_Base):
                 raise Unavailable("the result stream ended without the node's statement")
             check.finish()
             self._answered(plan, address, _query_id(request))
+            stream.complete = True
             return
