@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,14 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
+from relays import Chunks, Relay, node_relay, relayed_federation
 
 from comity.audit.events import decode_event
 from comity.core import errors
 from comity.core.digests import records_digest
 from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
-from comity.core.federation import Federation
 from comity.core.keys import SigningKey
-from comity.core.tls import gateway_server_credentials, node_channel_credentials, node_server_credentials
+from comity.core.tls import gateway_server_credentials
 from comity.sdk.demo.run import (
     RunningFederation,
     Scenario,
@@ -38,7 +38,7 @@ from comity.sdk.demo.run import (
     scenario_spec,
     scenarios,
 )
-from comity.sdk.demo.setup import DemoFederation, build_demo_federation, free_ports
+from comity.sdk.demo.setup import DemoFederation
 from comity.sdk.profile import load_profile
 from comity.sdk.query import QuerySpec
 from comity.sdk.result import RecordView, ResponseTampered
@@ -47,112 +47,28 @@ from comity.v1 import comity_pb2 as pb
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 NODE = "ca-node"
-Chunks = AsyncIterator[pb.ResultChunk]
-Alter = Callable[[Chunks, grpc.aio.ServicerContext[Any, Any]], Chunks]
-
-
-async def _passed(chunks: Chunks, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
-    async for chunk in chunks:
-        yield chunk
-
-
-class _Relay(grpc.GenericRpcHandler):
-    """Passes every unary call through as bytes; one streaming method through ``alter``."""
-
-    def __init__(self, channel: grpc.aio.Channel, streamed: str, request_type: Any) -> None:
-        self._channel = channel
-        self._streamed = streamed
-        self._request_type = request_type
-        self.alter: Alter = _passed
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method: str = details.method  # type: ignore[attr-defined]
-        if method == self._streamed:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream,
-                request_deserializer=self._request_type.FromString,
-                response_serializer=pb.ResultChunk.SerializeToString,
-            )
-        forward = self._channel.unary_unary(method)
-
-        async def unary(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            try:
-                answer: bytes = await forward(
-                    request, metadata=_passed_on(context), timeout=context.time_remaining()
-                )
-            except grpc.aio.AioRpcError as exc:
-                await context.abort(exc.code(), exc.details() or "", trailing_metadata=_trailers(exc))
-            return answer
-
-        return grpc.unary_unary_rpc_method_handler(unary)
-
-    async def _stream(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Chunks:
-        call = self._channel.unary_stream(
-            self._streamed,
-            request_serializer=self._request_type.SerializeToString,
-            response_deserializer=pb.ResultChunk.FromString,
-        )(request, metadata=_passed_on(context), timeout=context.time_remaining())
-        try:
-            async for chunk in self.alter(call, context):  # type: ignore[arg-type]
-                yield chunk
-        except grpc.aio.AioRpcError as exc:
-            await context.abort(exc.code(), exc.details() or "", trailing_metadata=_trailers(exc))
-
-
-def _trailers(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
-    return tuple((k, v) for k, v in exc.trailing_metadata() or ())
-
-
-def _passed_on(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, v) for k, v in context.invocation_metadata() or () if k == "authorization")
 
 
 @dataclass
 class _World:
     running: RunningFederation
-    node_relay: _Relay
-    gateway_relay: _Relay
+    node_relay: Relay
+    gateway_relay: Relay
     stand_in: str  # the stand-in gateway's address
     hit_reference: str = ""
 
 
-def _federation(tmp: Path) -> tuple[DemoFederation, str, int]:
-    fed = build_demo_federation(tmp, people=20, seed=11)
-    config = fed.node_configs[NODE]
-    endpoint = Federation.load(fed.layout.federation_file).node(NODE).endpoint
-    (port,) = free_ports(1)
-    text = config.read_text()
-    listen = f'listen = "{endpoint}"'
-    assert listen in text and "[limits]\n" in text
-    # The real node listens elsewhere; the relay takes its endpoint. One record per batch.
-    text = text.replace(listen, f'listen = "127.0.0.1:{port}"').replace(
-        "[limits]\n", "[limits]\nstream_batch = 1\n"
-    )
-    config.write_text(text)
-    return fed, endpoint, port
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[_World]:
-    fed, endpoint, port = _federation(Path(tmp_path_factory.mktemp("stream-release")))
-    federation = Federation.load(fed.layout.federation_file)
-    g, n = fed.layout.gateway, fed.layout.nodes[NODE]
-    to_node = grpc.aio.secure_channel(
-        f"127.0.0.1:{port}",
-        node_channel_credentials(federation.node(NODE), g.client_cert, g.client_key),
-        options=[("grpc.ssl_target_name_override", endpoint.rsplit(":", 1)[0])],
+    # One record per batch, so that a two-record answer streams two batches.
+    fed, endpoint, port = relayed_federation(
+        Path(tmp_path_factory.mktemp("stream-release")), node=NODE, people=20, seed=11, stream_batch=1
     )
-    node_relay = _Relay(to_node, "/comity.v1.DataNode/ExecuteStream", pb.ExecuteRequest)
-    node_side = grpc.aio.server()
-    node_side.add_generic_rpc_handlers((node_relay,))
-    node_side.add_secure_port(
-        endpoint, node_server_credentials(n.tls_cert, n.tls_key, federation=federation, node_id=NODE)
-    )
-    await node_side.start()
+    g = fed.layout.gateway
     to_gateway = grpc.aio.secure_channel(
         g.endpoint, grpc.ssl_channel_credentials(root_certificates=g.ca_cert.read_bytes())
     )
-    gateway_relay = _Relay(to_gateway, "/comity.v1.Gateway/SubmitStream", pb.SubmitRequest)
+    gateway_relay = Relay(to_gateway, "/comity.v1.Gateway/SubmitStream", pb.SubmitRequest)
     gateway_side = grpc.aio.server()
     gateway_side.add_generic_rpc_handlers((gateway_relay,))
     stand_in_port = gateway_side.add_secure_port(
@@ -160,8 +76,11 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[_Worl
     )
     await gateway_side.start()
     try:
-        async with running_federation(fed) as running:
-            world = _World(running, node_relay, gateway_relay, f"127.0.0.1:{stand_in_port}")
+        async with (
+            node_relay(fed, node=NODE, endpoint=endpoint, port=port) as relay,
+            running_federation(fed) as running,
+        ):
+            world = _World(running, relay, gateway_relay, f"127.0.0.1:{stand_in_port}")
             async with _client(world) as client:
                 hit = await run_scenario(client, fed, _scenario(fed, "FBI asks the Canadian node whether"))
             assert hit.result is not None and hit.result.hit, hit.error
@@ -169,15 +88,13 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[_Worl
             yield world
     finally:
         await gateway_side.stop(0)
-        await node_side.stop(0)
         await to_gateway.close()
-        await to_node.close()
 
 
 @pytest.fixture(autouse=True)
 def _relays_pass(world: _World) -> None:
-    world.node_relay.alter = _passed
-    world.gateway_relay.alter = _passed
+    world.node_relay.reset()
+    world.gateway_relay.reset()
 
 
 def _scenario(fed: DemoFederation, title: str) -> Scenario:
