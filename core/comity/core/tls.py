@@ -50,7 +50,7 @@ __all__ = [
     "node_server_credentials",
     "peer_certificate_fingerprint",
     "read_pinned_certificate",
-    "witness_channel_credentials",
+    "witness_trust",
 ]
 
 
@@ -115,22 +115,16 @@ def node_channel_credentials(
     )
 
 
-def witness_channel_credentials(
-    witness: WitnessIdentity, client_cert: Path, client_key: Path, *, passphrase: bytes | None = None
-) -> grpc.ChannelCredentials:
-    """The gateway's credentials for an independent witness: trust exactly its pinned certificate."""
+def witness_trust(witness: WitnessIdentity) -> bytes:
+    """The PEM the gateway trusts for an independent witness: its ``tls_cert``, each certificate pinned."""
     if witness.tls_cert is None:
         raise ConfigError(
             f"witness {witness.id!r} has no tls_cert, so the gateway cannot call it",
             field="witnesses.tls_cert",
             hint="add the witness's server certificate (tls_cert) and its pin (tls_cert_sha256)",
         )
-    trusted = read_pinned_certificate(
+    return read_pinned_certificate(
         witness.tls_cert, witness.tls_cert_pins, what=f"witness {witness.id} tls_cert"
-    )
-    key_pem, cert_pem, _ = key_pair(client_cert, client_key, passphrase)
-    return grpc.ssl_channel_credentials(
-        root_certificates=trusted, private_key=key_pem, certificate_chain=cert_pem
     )
 
 

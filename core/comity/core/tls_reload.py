@@ -9,9 +9,9 @@
   with an ALERT naming the file and the reason, and the previous pair is still served (never a
   half-rotated one). A new federation version changes the trusted client certificates for the
   next handshake, and a pair refused for want of a pin is looked at again under it.
-- :class:`GatewayClientTls`: the client certificate and key the gateway shows to the nodes,
-  followed on disk the same way (:meth:`GatewayClientTls.check`); a changed pair gets new
-  channels (see :mod:`comity.gateway.node_channels`).
+- :class:`GatewayClientTls`: the client certificate and key the gateway shows to the nodes and
+  the independent witnesses, followed on disk the same way (:meth:`GatewayClientTls.check`); a
+  changed pair gets new channels (see :mod:`comity.gateway.client_certificate`).
 
 The key's passphrase is the one given at start: a rotated key must be encrypted with the same.
 """
@@ -33,7 +33,8 @@ from comity.core.errors import ConfigError
 from comity.core.federation import Federation, Node
 from comity.core.federation_watch import FederationWatch
 from comity.core.pki import check_fingerprint, fingerprint
-from comity.core.tls import key_pair, read_pinned_certificate
+from comity.core.tls import key_pair, read_pinned_certificate, witness_trust
+from comity.core.witnesspolicy import WitnessIdentity
 
 __all__ = ["GatewayClientTls", "KeyPair", "ServerTls", "gateway_client_trust", "read_key_pair"]
 
@@ -302,9 +303,11 @@ def _reason(exc: ConfigError, version: int | None) -> str:
 
 
 class GatewayClientTls:
-    """The gateway's client certificate and key as on disk, for its channels to the nodes.
+    """The gateway's client certificate and key as on disk, for its channels to the nodes and the
+    independent witnesses.
 
-    Callable as the nodes' channel credentials (``self(node)``). :meth:`check` reads the files
+    Callable as the nodes' channel credentials (``self(node)``); :meth:`for_witness` gives an
+    independent witness's. :meth:`check` reads the files
     again when their stamp changed (or, after a refusal, when another federation version is in
     use) and takes a pair that loads, matches and that the version in use (``current()``) pins
     as ``gateway.client_cert``; it refuses any other with an ALERT and keeps the previous pair.
@@ -338,6 +341,18 @@ class GatewayClientTls:
         return grpc.ssl_channel_credentials(
             root_certificates=trusted, private_key=self._pair.key_pem, certificate_chain=self._pair.cert_pem
         )
+
+    def for_witness(self, witness: WitnessIdentity) -> tuple[grpc.ChannelCredentials, str]:
+        """Credentials for an independent witness (trusting exactly its pinned certificate, showing
+        the pair in use) and the SHA-256 of the client certificate they show; raises
+        :class:`ConfigError` when its ``tls_cert`` is missing or not pinned. Reads its file."""
+        pair = self._pair  # one pair for both answers, whatever check() does meanwhile
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=witness_trust(witness),
+            private_key=pair.key_pem,
+            certificate_chain=pair.cert_pem,
+        )
+        return credentials, pair.fingerprint
 
     def check(self) -> bool:
         """Look at the files once; whether another pair is now in use."""

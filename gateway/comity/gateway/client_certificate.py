@@ -5,8 +5,12 @@ Every ``every`` seconds the client certificate and key files are looked at
 Whenever a node's channel shows a certificate other than the one in use, the routes of the
 federation version in use are built again: those nodes get a new channel showing it, and the
 old one closes once the calls sent on it have ended (:mod:`comity.gateway.node_channels`).
-Comparing what the channels show, rather than reacting to the change alone, also catches routes
-that a federation version prepared with the previous certificate put in use meanwhile.
+The channels to the independent witnesses are renewed the same way
+(:meth:`~comity.gateway.independent_witnesses.IndependentWitnesses.renew`): each witness whose
+channel shows another certificate gets a new one for the next round, and the old one closes once
+the calls sent on it have ended. Comparing what the channels show, rather than reacting to the
+change alone, also catches channels that a federation version prepared with the previous
+certificate put in use meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from comity.core.federation import Federation
 from comity.core.tasks import cancel_and_wait
 from comity.core.tls_reload import GatewayClientTls
+from comity.gateway.independent_witnesses import IndependentWitnesses
 from comity.gateway.node_channels import routes_of
 from comity.gateway.routing import NodeRouter
 
@@ -38,8 +43,10 @@ def follow_client_certificate(
     current: Callable[[], Federation],
     *,
     every: float,
+    witnesses: IndependentWitnesses | None = None,
 ) -> Callable[[], Awaitable[None]]:
-    """Look at the client certificate every ``every`` seconds; returns the hook that stops it."""
+    """Look at the client certificate every ``every`` seconds and renew the channels to the nodes
+    and to ``witnesses`` that show another; returns the hook that stops it."""
 
     async def loop() -> None:
         while True:
@@ -47,6 +54,8 @@ def follow_client_certificate(
             try:
                 await asyncio.to_thread(client.check)
                 renew_channels(client, router, current())
+                if witnesses is not None:
+                    await witnesses.renew()
             except Exception:  # the next look tries again; the channels in use stay
                 _log.exception("could not follow the gateway's client certificate")
 

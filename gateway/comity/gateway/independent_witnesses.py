@@ -1,13 +1,18 @@
 """The gateway's channels to the independent witnesses (``[[witnesses]]``), following the federation file.
 
-Each independent witness that has a ``tls_cert`` gets a channel of its own, with the gateway's
-client certificate, trusting exactly its pinned certificate (one without ``tls_cert`` is not
-asked, with a warning). For a newly trusted version, :meth:`IndependentWitnesses.prepare` reads
-the certificates of the witnesses it adds (or whose endpoint, certificate or pins change) off
-the event loop, raising to refuse the version when one does not match its pins, as at start;
-:meth:`IndependentWitnesses.use` then opens their channels and closes those of the witnesses the
-version no longer lists, after a grace of one call deadline so calls in flight finish. A
-witness the version keeps as it was keeps its channel and what the gateway knows of its size.
+Each independent witness that has a ``tls_cert`` gets a channel of its own, showing the gateway's
+client certificate in use (:class:`~comity.core.tls_reload.GatewayClientTls`) and trusting exactly
+its pinned certificate (one without ``tls_cert`` is not asked, with a warning). For a newly
+trusted version, :meth:`IndependentWitnesses.prepare` reads the certificates of the witnesses it
+adds (or whose endpoint, certificate or pins change) off the event loop, raising to refuse the
+version when one does not match its pins, as at start; :meth:`IndependentWitnesses.use` then opens
+their channels and closes those of the witnesses the version no longer lists. A witness the
+version keeps as it was keeps its channel and what the gateway knows of its size.
+
+When the gateway's client certificate changes on disk, :meth:`IndependentWitnesses.renew` gives
+each witness whose channel shows another one a new channel, under the same client (so the next
+round, and what the gateway knows of the witness's size, go on). A channel no longer used closes
+after a grace of one call deadline, so the calls in flight on it finish there.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 
+from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.grpcopts import channel_options
-from comity.core.tls import witness_channel_credentials
+from comity.core.tls_reload import GatewayClientTls
 from comity.core.witnesspolicy import WitnessIdentity
 from comity.gateway.witness_client import WitnessClient
 from comity.v1 import comity_pb2_grpc as pb_grpc
@@ -42,7 +47,8 @@ def _key(w: WitnessIdentity) -> _Key:
 class _Wanted:
     key: _Key
     identity: WitnessIdentity
-    credentials: grpc.ChannelCredentials | None  # None: the channel in use is kept
+    # None: the channel in use is kept; else the credentials and the client certificate they show.
+    credentials: tuple[grpc.ChannelCredentials, str] | None
 
 
 @dataclass(frozen=True)
@@ -54,19 +60,17 @@ class Prepared:
 
 @dataclass
 class _Open:
+    witness: WitnessIdentity
     channel: grpc.aio.Channel
     client: WitnessClient
+    shows: str  # SHA-256 of the client certificate the channel shows
 
 
 class IndependentWitnesses:
     """The open channels to the independent witnesses of the federation version in use."""
 
-    def __init__(
-        self, *, client_cert: Path | None, client_key: Path | None, passphrase: bytes | None, deadline: float
-    ) -> None:
-        self._client_cert = client_cert
-        self._client_key = client_key
-        self._passphrase = passphrase
+    def __init__(self, *, client: GatewayClientTls | None, deadline: float) -> None:
+        self._client = client
         self._deadline = deadline
         self._open: dict[_Key, _Open] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -86,15 +90,11 @@ class IndependentWitnesses:
         for w in federation.witness_identities():
             if w.country is not None:
                 continue  # a node's: asked on the node's channel
-            if w.tls_cert is None or self._client_cert is None or self._client_key is None:
+            if w.tls_cert is None or self._client is None:
                 _log.warning("independent witness %s has no tls_cert in the federation file: not asked", w.id)
                 continue
             key = _key(w)
-            credentials = None
-            if key not in self._open:
-                credentials = witness_channel_credentials(
-                    w, self._client_cert, self._client_key, passphrase=self._passphrase
-                )
+            credentials = None if key in self._open else self._client.for_witness(w)
             wanted.append(_Wanted(key, w, credentials))
         return Prepared(tuple(wanted))
 
@@ -112,17 +112,67 @@ class IndependentWitnesses:
                 opened[want.key] = kept
         for gone in self._open.values():
             _log.info("independent witness %s: no longer asked", gone.client.witness_id)
-            task = asyncio.get_running_loop().create_task(gone.channel.close(grace=self._deadline))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._retire(gone.channel)
         self._open = opened
         return self.clients
 
-    def _connect(self, w: WitnessIdentity, credentials: grpc.ChannelCredentials) -> _Open:
+    async def renew(self) -> None:
+        """Give every witness whose channel shows another client certificate than the one in use a
+        new channel showing it (read off the event loop); its client and known size stay.
+
+        A witness whose ``tls_cert`` no longer matches its pins keeps its channel (an error said).
+        """
+        client = self._client
+        if client is None:
+            return
+        stale = [o for o in self._open.values() if o.shows != client.identity]
+        if not stale:
+            return
+        fresh = await asyncio.to_thread(self._credentials, client, stale)
+        held = {id(o) for o in self._open.values()}
+        for o, (credentials, shows) in fresh:
+            if id(o) in held:  # else a version replaced or removed it meanwhile, with its own channel
+                self._retire(o.channel)
+                o.channel, o.shows = self._channel(o.witness, credentials), shows
+                o.client.stub = pb_grpc.WitnessStub(o.channel)
+                _log.warning(
+                    "independent witness %s: new channel showing client certificate %s…",
+                    o.witness.id,
+                    shows[:16],
+                )
+
+    @staticmethod
+    def _credentials(
+        client: GatewayClientTls, stale: list[_Open]
+    ) -> list[tuple[_Open, tuple[grpc.ChannelCredentials, str]]]:
+        fresh = []
+        for o in stale:
+            try:
+                fresh.append((o, client.for_witness(o.witness)))
+            except (ComityError, OSError) as exc:
+                why = exc.message if isinstance(exc, ComityError) else str(exc)
+                _log.error(
+                    "independent witness %s keeps a channel showing the previous client certificate: %s",
+                    o.witness.id,
+                    why,
+                )
+        return fresh
+
+    def _retire(self, channel: grpc.aio.Channel) -> None:
+        # The calls already sent on it have at most one deadline left; new ones go to its successor.
+        task = asyncio.get_running_loop().create_task(channel.close(grace=self._deadline))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _channel(self, w: WitnessIdentity, credentials: grpc.ChannelCredentials) -> grpc.aio.Channel:
         options = [*channel_options(), ("grpc.ssl_target_name_override", w.host)]
-        channel = grpc.aio.secure_channel(w.endpoint, credentials, options=options)
+        return grpc.aio.secure_channel(w.endpoint, credentials, options=options)
+
+    def _connect(self, w: WitnessIdentity, credentials: tuple[grpc.ChannelCredentials, str]) -> _Open:
+        channel = self._channel(w, credentials[0])
         _log.info("independent witness %s at %s: asked from the next round", w.id, w.endpoint)
-        return _Open(channel, WitnessClient(w.id, pb_grpc.WitnessStub(channel), self._deadline))
+        client = WitnessClient(w.id, pb_grpc.WitnessStub(channel), self._deadline)
+        return _Open(w, channel, client, credentials[1])
 
     async def close(self) -> None:
         """Close every channel (at stop), and wait for those being closed."""

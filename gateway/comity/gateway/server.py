@@ -132,7 +132,8 @@ async def _start_gateway(
         cosigners=Quorum.of_federation(federation),
     )
 
-    # The client certificate the gateway shows to the nodes, followed on disk (see the poll below).
+    # The client certificate the gateway shows to the nodes and the independent witnesses,
+    # followed on disk (see the poll below).
     node_credentials = GatewayClientTls(
         config.client_cert, config.client_key, current=lambda: watch.current, passphrase=secret
     )
@@ -272,9 +273,7 @@ async def _start_gateway(
         ledger,
         router,
         interval=config.witness_interval_seconds,
-        client_cert=config.client_cert,
-        client_key=config.client_key,
-        passphrase=secret,
+        client=node_credentials,
         leads=lambda: leadership.leading,
     )
     if config.prune_interval_seconds > 0:
@@ -299,7 +298,11 @@ async def _start_gateway(
         watch.start(config.federation_poll_seconds)
         handle.on_stop.append(
             follow_client_certificate(
-                node_credentials, router, lambda: watch.current, every=config.federation_poll_seconds
+                node_credentials,
+                router,
+                lambda: watch.current,
+                every=config.federation_poll_seconds,
+                witnesses=witnessing.independent,
             )
         )
     handle.on_stop.append(watch.stop)

@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from grpc_health.v1 import health, health_pb2
@@ -34,6 +33,7 @@ from comity.audit.quorum import Quorum, note_cosignatures
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.telemetry import INSTRUMENTATION
+from comity.core.tls_reload import GatewayClientTls
 from comity.gateway.independent_witnesses import IndependentWitnesses, Prepared
 from comity.gateway.ledger import Ledger
 from comity.gateway.routing import NodeRouter
@@ -168,6 +168,11 @@ class WitnessingLoop:
     def status(self) -> WitnessingStatus:
         """The latest round's findings."""
         return self._status
+
+    @property
+    def independent(self) -> IndependentWitnesses | None:
+        """The channels to the independent witnesses, when the loop has its own."""
+        return self._independent
 
     def prepare(self, federation: Federation) -> Prepared | None:
         """What :meth:`use_federation` needs of ``federation`` that can fail or read files: the
@@ -376,19 +381,15 @@ def witnessing_for(
     router: NodeRouter,
     *,
     interval: float,
-    client_cert: Path | None = None,
-    client_key: Path | None = None,
-    passphrase: bytes | None = None,
+    client: GatewayClientTls | None = None,
     leads: Callable[[], bool] = lambda: True,
 ) -> WitnessingLoop:
     """The loop over every witness in ``federation``: each node's, through ``router``'s channels,
-    and each independent one (``[[witnesses]]``), over a channel of its own with the gateway's
-    client certificate (``client_cert``, ``client_key``) that trusts exactly its pinned one
-    (:mod:`comity.gateway.independent_witnesses`)."""
+    and each independent one (``[[witnesses]]``), over a channel of its own showing the gateway's
+    client certificate in use (``client``) and trusting exactly its pinned one
+    (:mod:`comity.gateway.independent_witnesses`; none is asked without ``client``)."""
     quorum = Quorum.of_federation(federation)
-    independent = IndependentWitnesses(
-        client_cert=client_cert, client_key=client_key, passphrase=passphrase, deadline=_deadline(router)
-    )
+    independent = IndependentWitnesses(client=client, deadline=_deadline(router))
     witnesses = [*node_witnesses(federation, router), *independent.use(independent.prepare(federation))]
     return WitnessingLoop(
         ledger,
