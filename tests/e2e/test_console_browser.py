@@ -170,6 +170,7 @@ def test_filters_and_paging_forwards_and_back_without_repeats(page: Page) -> Non
     page.get_by_label("Outcome").select_option("DENY")
     page.get_by_label("Agency").fill("CA.RCMP")  # case-insensitive
     page.get_by_role("button", name="Filter").click()
+    page.wait_for_load_state()  # the filtered page, not the one the click left
     count = page.locator(".count").inner_text()
     total = int(count.split()[0])
     assert "page 1 of" in count and total > 100
@@ -178,6 +179,7 @@ def test_filters_and_paging_forwards_and_back_without_repeats(page: Page) -> Non
     seen += pages[0]
     while page.get_by_role("link", name="Older →").count():
         page.get_by_role("link", name="Older →").click()
+        page.wait_for_load_state()
         pages.append(_indices(page))
         seen += pages[-1]
         expect(page.locator(".pager")).to_contain_text(f"Page {len(pages)} of")
@@ -185,8 +187,10 @@ def test_filters_and_paging_forwards_and_back_without_repeats(page: Page) -> Non
     assert seen == sorted(seen, reverse=True)
     assert page.get_by_role("link", name="Older →").count() == 0  # no next past the end
     page.get_by_role("link", name="← Newer").click()
+    page.wait_for_load_state()
     assert _indices(page) == pages[-2]
     page.get_by_role("link", name="← Newer").click()
+    page.wait_for_load_state()
     assert _indices(page) == pages[-3]
     for row in page.locator("tbody tr").all()[:5]:
         assert "ca.rcmp" in row.inner_text() and "refused" in row.inner_text()
@@ -196,7 +200,9 @@ def test_a_query_by_id_tells_its_whole_story(page: Page, built: BuiltLog) -> Non
     page.goto(page.url.split("/", 3)[0] + "//" + page.url.split("/", 3)[2] + "/entries")
     page.get_by_label("Query id").fill(built.query_ids[0].upper())
     page.get_by_role("button", name="Filter").click()
-    assert page.locator("tbody tr").count() >= 1
+    page.wait_for_url(re.compile(r"query_id=" + re.escape(built.query_ids[0].upper())))
+    # Rows are counted once the filtered page has loaded, not during its navigation.
+    expect(page.locator("tbody tr").first).to_be_visible()
     page.locator("tbody tr").first.get_by_role("link", name=built.query_ids[0]).click()
     expect(page.get_by_role("heading", name=f"Query {built.query_ids[0]}")).to_be_visible()
     expect(page.get_by_role("heading", name=re.compile(r"Gateway decision"))).to_be_visible()
