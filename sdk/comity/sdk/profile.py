@@ -13,6 +13,8 @@ Example::
     replica_addresses = ["127.0.0.1:50052"]   # optional: further replicas, tried in this order
     ca = "pki/gateway-ca.crt"             # the CA that issued the gateway's certificate
     federation = "federation.toml"        # whose node keys sign answers
+    federation_state = "state/federation.toml"  # optional: the version this profile trusts, kept
+    federation_sha256 = "9f2c…"           # optional: the first version's SHA-256, agreed out of band
     timeout_seconds = 30                  # each call's deadline, resubmissions included
     resubmissions = 3                     # at most this many further attempts through other replicas
 
@@ -21,13 +23,22 @@ When ``address`` is one of the federation file's gateway endpoints (``[gateway] 
 ``replica_addresses``: a profile written for a federation follows its replicas. An address the
 file does not list (a load balancer in front of the replicas) is used alone, with the profile's
 own ``replica_addresses``.
+
+With ``federation_state``, the client keeps the federation file version it trusts in that file
+and takes a changed file only as its next version signed by the kept version's ``[signing]``
+threshold, or as the version ``federation_sha256`` names
+(:func:`comity.core.federation_chain.follow`); the first use without a pin takes the file as it
+is, with a warning in the ``comity.sdk`` log. With ``federation_sha256`` alone, the file must be
+that version. With neither, the file is taken as it is.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
@@ -35,12 +46,16 @@ from comity.audit.note import Ed25519Verifier
 from comity.core.configfile import load_toml
 from comity.core.errors import ConfigError
 from comity.core.federation import Federation
+from comity.core.federation_chain import Change, follow
+from comity.core.federation_sign import verify_pinned
 from comity.core.keys import SigningKey, VerifyingKey
 from comity.sdk.client import AsyncClient, Client, Identity
 from comity.sdk.failover import Failover
 from comity.sdk.receipts import log_verifier
 
 __all__ = ["Profile", "load_profile"]
+
+_log = logging.getLogger("comity.sdk")
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,40 @@ class Profile:
     timeout: float
     replica_addresses: tuple[str, ...] = ()
     resubmissions: int = 3
+    federation_state: Path | None = None
+    federation_sha256: str = ""
+
+    def trusted_federation(self) -> Federation:
+        """The federation file as this profile trusts it (see the module's docstring); raises
+        :class:`~comity.core.federation_sign.FederationTrustError` naming the rule a file breaks."""
+        now = datetime.now(UTC)
+        if self.federation_state is None:
+            if self.federation_sha256:
+                return verify_pinned(self.federation, self.federation_sha256, now=now)
+            return Federation.load(self.federation)
+        try:
+            held = self.federation_state.read_bytes() if self.federation_state.exists() else None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the kept federation version {self.federation_state}: {exc.strerror}",
+                field="gateway.federation_state",
+            ) from None
+        followed = follow(self.federation, held, pin=self.federation_sha256, now=now)
+        if followed.change is Change.FIRST_USE:
+            _log.warning(
+                "trusting federation %r version %s (%s, sha256 %s) on first use: nothing checked it; set "
+                "gateway.federation_sha256 to the digest its operators published",
+                followed.federation.name,
+                followed.federation.version,
+                self.federation,
+                followed.sha256,
+            )
+        if followed.data != held:
+            self.federation_state.parent.mkdir(parents=True, exist_ok=True)
+            staged = self.federation_state.with_name(self.federation_state.name + ".new")
+            staged.write_bytes(followed.data)
+            os.replace(staged, self.federation_state)
+        return followed.federation
 
     def token(self) -> str:
         """The bearer token: COMITY_TOKEN wins over the token file; read on every call so it can rotate."""
@@ -95,12 +144,12 @@ class Profile:
 
     def client(self) -> Client:
         """A blocking client for this profile."""
-        federation = Federation.load(self.federation)
+        federation = self.trusted_federation()
         return Client(self.addresses(federation), **self._settings(federation))
 
     def async_client(self) -> AsyncClient:
         """An asynchronous client for this profile."""
-        federation = Federation.load(self.federation)
+        federation = self.trusted_federation()
         return AsyncClient(self.addresses(federation), **self._settings(federation))
 
     def _settings(self, federation: Federation) -> _ClientSettings:
@@ -141,6 +190,8 @@ def load_profile(path: Path) -> Profile:
         timeout=gw.number("timeout_seconds", 30.0, minimum=0.1),
         replica_addresses=gw.texts("replica_addresses"),
         resubmissions=gw.integer("resubmissions", 3, minimum=0),
+        federation_state=gw.optional_path("federation_state"),
+        federation_sha256=gw.text("federation_sha256", ""),
     )
     for section in (inv, gw, root):
         section.done()

@@ -116,6 +116,8 @@ _PROFILE: tuple[_Row, ...] = (
     ("gateway.replica_addresses", "replica_addresses", "further gateway replicas, tried in order", ""),
     ("gateway.timeout_seconds", "timeout", "deadline of each query, resubmissions included", ""),
     ("gateway.resubmissions", "resubmissions", "at most this many further attempts, other replicas", ""),
+    ("gateway.federation_state", "federation_state", "the federation version trusted, kept between runs", ""),
+    ("gateway.federation_sha256", "federation_sha256", "SHA-256 of the federation version to trust", ""),
 )
 
 _TELEMETRY: tuple[_Row, ...] = (
