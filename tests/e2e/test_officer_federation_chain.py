@@ -17,6 +17,8 @@ from comity.core.keys import SigningKey
 from comity.sdk.cli.main import app
 from comity.sdk.demo.run import RunningFederation, run_scenario, scenarios
 from comity.sdk.profile import load_profile
+from comity.sdk.receipts import export_receipt
+from comity.sdk.result import Result
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -44,11 +46,17 @@ def _held(state: Path) -> bytes:
 
 
 async def _traffic(running: RunningFederation) -> RunningFederation:
-    fed = running.federation
-    s = next(s for s in scenarios(fed) if "RCMP" in s.title)
-    async with load_profile(fed.profiles[s.agency]).async_client() as client:
-        await run_scenario(client, fed, s)
+    await _answered(running)
     return running
+
+
+async def _answered(running: RunningFederation) -> Result:
+    fed = running.federation
+    s = next(s for s in scenarios(fed) if "RCMP" in s.title and s.expect_allowed)
+    async with load_profile(fed.profiles[s.agency]).async_client() as client:
+        outcome = await run_scenario(client, fed, s)
+        assert outcome.result is not None, outcome.error
+        return await client.wait_for_quorum(outcome.result, within=60)
 
 
 async def test_audit_verify_keeps_its_version_and_refuses_a_swapped_file(
@@ -123,3 +131,29 @@ async def test_the_consoles_mirror_keeps_its_version_and_refuses_a_swapped_file(
     assert code == 1 and "is not the pinned" in out, out
     code, out = await _cli([*fresh, "--federation", given, "--federation-sha256", file_sha256(v2)])
     assert code == 0 and "✓ verified the mirror" in out and "on first use" not in out, out
+
+
+async def test_a_receipt_is_verified_under_the_kept_version_only(
+    running: RunningFederation, tmp_path: Path
+) -> None:
+    result = await _answered(running)
+    receipt = export_receipt(result.receipt, tmp_path / "receipt.json")
+    fed = running.federation
+    given = fed.directory / "receipt-federation.toml"
+    state = tmp_path / "officer.state"
+    check = ["audit", "verify-receipt", receipt, "--federation", given, "--state", state]
+    v1 = _release(running, given, 1, SIGNER)
+    code, out = await _cli(check)
+    assert code == 0 and "✓ receipt verified" in out and "on first use" in out, out
+    assert _held(state) == v1
+    _release(running, given, 2, MALLORY)
+    code, out = await _cli(check)
+    assert code == 1 and "valid signature" in out and "✓ receipt verified" not in out, out
+    assert _held(state) == v1
+    v2 = _release(running, given, 2, SIGNER)
+    code, out = await _cli(check)
+    assert code == 0 and "signed by the threshold of the version kept before" in out, out
+    assert _held(state) == v2
+    # Without a state, a pin decides; a wrong one is refused.
+    code, out = await _cli([*check[:5], "--federation-sha256", file_sha256(v1)])
+    assert code == 1 and "is not the pinned" in out, out

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from comity.core.errors import InvalidArgument
-from comity.sdk.cli.audit_cmd import FederationOpt, audit_app
+from comity.sdk.cli.audit_cmd import FederationOpt, PinOpt, audit_app, say_followed
 from comity.sdk.cli.root import console, friendly
 
 if TYPE_CHECKING:
@@ -56,17 +56,45 @@ def verify_receipt_cmd(
             help="Accept a checkpoint not yet cosigned by the witness quorum (says so; exit 0).",
         ),
     ] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your verifier state (as for `comity audit verify`): the federation version it keeps "
+            "decides which file is trusted, and a signed next version is kept once the receipt verifies.",
+        ),
+    ] = None,
+    federation_sha256: PinOpt = "",
 ) -> None:
-    """Check a receipt offline: every entry of the query, the node's signature, the witness quorum."""
+    """Check a receipt offline: every entry of the query, the node's signature, the witness quorum.
+
+    Without --state or --federation-sha256 the federation file is taken as it is.
+    """
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
     from comity.audit.receipt import verify_query_receipt
     from comity.audit.receipt_trust import FederationTrust
+    from comity.audit.verifystate import VerifierState
     from comity.core.federation import Federation
+    from comity.core.federation_chain import follow
+    from comity.core.federation_sign import verify_pinned
     from comity.sdk.receipts import load_receipt
 
-    fed = Federation.load(federation)
+    now = datetime.now(UTC)
+    kept = VerifierState.load(state) if state is not None else None
+    if kept is not None:
+        followed = follow(federation, kept.federation, pin=federation_sha256, now=now)
+        say_followed(followed, federation)
+        fed = followed.federation
+    elif federation_sha256:
+        fed = verify_pinned(federation, federation_sha256, now=now)
+    else:
+        fed = Federation.load(federation)
     verified = verify_query_receipt(
         load_receipt(receipt), FederationTrust(fed), require_quorum=not allow_quorum_pending
     )
+    if state is not None and kept is not None and followed.data != kept.federation:
+        replace(kept, federation=followed.data).save(state)
     console.print(
         f"[green]✓ receipt verified[/] against checkpoint {verified.tree_size} of {fed.gateway.log.origin}"
     )
