@@ -14,40 +14,26 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from ngo_witness import NGO, independent_witness
+from ngo_witness import append_entry, independent_witness, quorum_with_ngo, serve_witness, stop_witness
 from served import listening, wait_for
 from signed_demo import FAR, signed_version
 
-from comity.audit import events
 from comity.core.federation_sign import envelope_path, sign_federation_file
 from comity.core.keys import SigningKey
 from comity.core.pki import CertificateAuthority, IssuedCertificate
-from comity.sdk.demo.run import RunningFederation, running_federation
+from comity.sdk.demo.run import running_federation
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation, free_ports
 
 pytestmark = pytest.mark.asyncio
-
-COMITY = str(Path(sys.executable).parent / "comity")
 
 
 def _poll_fast(config: Path, section: str) -> None:
     text = config.read_text()
     config.write_text(text.replace(f"[{section}]\n", f"[{section}]\nfederation_poll_seconds = 0.1\n", 1))
-
-
-def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [COMITY, "witness", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-            env={**os.environ, "GRPC_VERBOSITY": "NONE"},
-        )
 
 
 def _publish(fed: DemoFederation, text: str, signer: SigningKey) -> None:
@@ -63,28 +49,6 @@ def _replace(path: Path, data: bytes) -> None:
     staged = path.with_name(path.name + ".next")
     staged.write_bytes(data)
     os.replace(staged, path)
-
-
-async def _append(running: RunningFederation, tag: str) -> int:
-    entry = events.failed_event(
-        query_id=f"q-{tag}", query_digest=b"\0" * 32, node="us-node", reason="TEST", at=datetime.now(UTC)
-    )
-    return (await running.gateway.ledger.record(entry)).tree_size
-
-
-async def _quorum_with_ngo(running: RunningFederation, size: int, *, limit: float = 30.0) -> None:
-    """Wait until the newest quorum checkpoint covers ``size``; the NGO's cosignature is in it."""
-    loop = running.gateway.witnessing
-    assert loop is not None
-    deadline = asyncio.get_running_loop().time() + limit
-    while asyncio.get_running_loop().time() < deadline:
-        quorum = loop.status.quorum_size or 0
-        if quorum >= size:
-            by_size = dict(await asyncio.to_thread(running.gateway.ledger.log.store.cosigners))
-            assert NGO in loop.quorum_ids(by_size[quorum]), by_size[quorum]
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no quorum checkpoint covering size {size}: {loop.status.detail()}")
 
 
 async def _said(log: Path, words: str) -> None:
@@ -112,9 +76,9 @@ async def test_the_witness_still_cosigns_after_the_gateway_client_certificate_ro
     process: subprocess.Popen[bytes] | None = None
     try:
         async with running_federation(fed) as running:
-            process = _serve(config, log)
+            process = serve_witness(config, log)
             await asyncio.to_thread(wait_for, lambda: listening(port), "the witness listening", 60)
-            await _quorum_with_ngo(running, await _append(running, "v1"))
+            await quorum_with_ngo(running, await append_entry(running, "v1"))
 
             # The overlap: a version pinning both, its client_cert file holding both.
             both = g.client_cert.with_name("client.pinned.crt")
@@ -124,7 +88,7 @@ async def test_the_witness_still_cosigns_after_the_gateway_client_certificate_ro
             assert overlap.count(new.fingerprint) == 1
             _publish(fed, signed_version(overlap, version=2, expires=FAR, signer=signer), signer)
             await _said(log, "now version 2")
-            await _quorum_with_ngo(running, await _append(running, "v2"))
+            await quorum_with_ngo(running, await append_entry(running, "v2"))
 
             # The gateway's own files: from now on it shows the new certificate.
             _replace(g.client_key, new.private_key_pem)
@@ -134,9 +98,7 @@ async def test_the_witness_still_cosigns_after_the_gateway_client_certificate_ro
             only_new = text.replace(f'"{old.fingerprint}"', f'"{new.fingerprint}"')
             _publish(fed, signed_version(only_new, version=3, expires=FAR, signer=signer), signer)
             await _said(log, "now version 3")
-            await _quorum_with_ngo(running, await _append(running, "v3"))
+            await quorum_with_ngo(running, await append_entry(running, "v3"))
             assert "Traceback" not in log.read_text()
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+        stop_witness(process)

@@ -14,63 +14,26 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from federation_text import format2
-from ngo_witness import NGO, independent_witness
+from ngo_witness import append_entry, independent_witness, quorum_with_ngo, serve_witness, stop_witness
 from served import listening, wait_for
 
-from comity.audit import events
 from comity.audit.note import Ed25519Signer, Note
 from comity.core.federation import Federation
 from comity.core.keys import SigningKey
-from comity.sdk.demo.run import RunningFederation, running_federation
+from comity.sdk.demo.run import running_federation
 from comity.sdk.demo.setup import build_demo_federation, free_ports
 
 pytestmark = pytest.mark.asyncio
-
-COMITY = str(Path(sys.executable).parent / "comity")
-
-
-def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [COMITY, "witness", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-            env={**os.environ, "GRPC_VERBOSITY": "NONE"},
-        )
 
 
 def _publish(file: Path, text: str) -> None:
     staged = file.with_name("federation.next.toml")
     staged.write_text(text)
     os.replace(staged, file)
-
-
-async def _append(running: RunningFederation, tag: str) -> int:
-    entry = events.failed_event(
-        query_id=f"q-{tag}", query_digest=b"\0" * 32, node="us-node", reason="TEST", at=datetime.now(UTC)
-    )
-    return (await running.gateway.ledger.record(entry)).tree_size
-
-
-async def _quorum_with_ngo(running: RunningFederation, size: int, *, limit: float = 40.0) -> int:
-    """The newest quorum checkpoint's size once it covers ``size``, with the NGO's cosignature."""
-    loop = running.gateway.witnessing
-    assert loop is not None
-    deadline = asyncio.get_running_loop().time() + limit
-    while asyncio.get_running_loop().time() < deadline:
-        quorum = loop.status.quorum_size or 0
-        if quorum >= size:
-            by_size = dict(await asyncio.to_thread(running.gateway.ledger.log.store.cosigners))
-            assert NGO in loop.quorum_ids(by_size[quorum]), by_size[quorum]
-            return quorum
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no quorum checkpoint covering size {size}: {loop.status.detail()}")
 
 
 def _set_log_key(config: Path, path: Path) -> None:
@@ -97,9 +60,9 @@ async def test_an_independent_witness_cosigns_under_a_rotated_log_key_without_a_
     process: subprocess.Popen[bytes] | None = None
     try:
         async with running_federation(fed) as running:
-            process = _serve(config, log)
+            process = serve_witness(config, log)
             await asyncio.to_thread(wait_for, lambda: listening(port), "the witness listening", 60)
-            await _quorum_with_ngo(running, await _append(running, "v1"))
+            await quorum_with_ngo(running, await append_entry(running, "v1"))
             old_key = re.search(r'\[\[gateway\.log\.keys\]\]\nkey = "([^"]+)"\n', text)
             assert old_key
             size = running.gateway.ledger.log.newest_signed()[0]
@@ -116,8 +79,8 @@ async def test_an_independent_witness_cosigns_under_a_rotated_log_key_without_a_
         # The gateway (and the nodes) restart, the gateway signing with the new log key; the witness runs on.
         _set_log_key(fed.gateway_config, fed.directory / "keys" / "log-2027.key")
         async with running_federation(fed) as running:
-            later = await _append(running, "v2")
-            quorum = await _quorum_with_ngo(running, later)
+            later = await append_entry(running, "v2")
+            quorum = await quorum_with_ngo(running, later)
             assert quorum > size
             note, _ = await running.gateway.ledger.latest_checkpoint()
             signer = Ed25519Signer(log_origin, new_key.private_key)
@@ -125,6 +88,4 @@ async def test_an_independent_witness_cosigns_under_a_rotated_log_key_without_a_
         said = log.read_text()
         assert "Traceback" not in said, said
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+        stop_witness(process)
