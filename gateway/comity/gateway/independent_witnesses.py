@@ -176,8 +176,9 @@ class IndependentWitnesses:
 
     async def close(self) -> None:
         """Close every channel (at stop), and wait for those being closed."""
-        for o in self._open.values():
+        # Emptied first: a renewal finishing meanwhile then finds none of them to replace.
+        opened, self._open = self._open, {}
+        for o in opened.values():
             await o.channel.close()
-        self._open = {}
         for task in list(self._closing):
             await task
