@@ -9,8 +9,8 @@ outcome                 entries
 ``refused``             one ``refused`` entry (a refusal before any policy decision)
 ``denied``              one ``decision`` entry, DENY
 ``answered``            one ``decision`` (ALLOW), at most one ``emergency``, the node's
-                        ``node_decision`` (ALLOW; its statement the disclosed one) if logged,
-                        one ``disclosed``
+                        ``node_decision`` (ALLOW; its statement the disclosed one), one
+                        ``disclosed``
 ``refused by node``     one ``decision`` (ALLOW), at most one ``emergency``, the node's
                         ``node_decision`` (DENY), at most one ``failed``
 ``failed``              one ``decision`` (ALLOW), at most one ``emergency``, the node's
@@ -183,9 +183,16 @@ def _allowed_outcome(
     if disclosure is not None:
         if failure is not None:
             raise receipt_invalid("RECEIPT_UNEXPECTED_ENTRY", detail="holds both a disclosure and a failure")
-        if node is not None and node.decision != "ALLOW":
+        if node is None:
+            raise receipt_invalid("RECEIPT_NODE_DECISION_MISSING", query_id=query_id)
+        if node.decision != "ALLOW":
             raise receipt_invalid("RECEIPT_UNEXPECTED_ENTRY", detail="holds a disclosure the node refused")
-        if node is not None and node.node_statement and node.node_statement != disclosure.node_signature:
+        # The gateway logs the node's allowance together with the statement of the answer it allowed.
+        if not node.node_statement:
+            raise receipt_invalid(
+                "RECEIPT_NODE_STATEMENT", detail="logged with the node's decision is missing"
+            )
+        if node.node_statement != disclosure.node_signature:
             raise receipt_invalid(
                 "RECEIPT_NODE_STATEMENT", detail="logged with the node's decision is not the one disclosed"
             )

@@ -40,6 +40,11 @@ RECEIPT_CHECKS = (
         "the receipt shows query {query_id!r} allowed but holds neither its disclosure nor its "
         "failure entry; what the node released is not proven to be logged",
     ),
+    _check(
+        "RECEIPT_NODE_DECISION_MISSING",
+        "the receipt shows query {query_id!r} disclosed but holds no entry of the node's signed decision to "
+        "answer it; that the node allowed what was released is not proven to be logged",
+    ),
     _check("RECEIPT_UNEXPECTED_ENTRY", "the receipt {detail}"),
     _check("RECEIPT_OUTCOME", "the receipt proves {found}, but {expected}"),
     _check(

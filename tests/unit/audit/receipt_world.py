@@ -1,7 +1,7 @@
 """A small log of several queries, and receipts cut from it, for the receipt tests.
 
 The log is a real RFC 6962 tree with a checkpoint signed by a real log key; the node's
-statement is signed by a real node key. Receipts are built the way the gateway builds them.
+decision and statement are signed by a real node key. Receipts are built the way the gateway builds them.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ class World:
     node_key: SigningKey
     entries: list[bytes] = field(default_factory=list)
     statements: dict[str, pb.Envelope] = field(default_factory=dict)
+    #: The node's signed decisions, by query id, as the gateway puts them into a receipt.
+    decisions: dict[str, pb.Envelope] = field(default_factory=dict)
 
     def add(self, entry: bytes) -> int:
         self.entries.append(entry)
@@ -116,10 +118,27 @@ class World:
     def answered(
         self, query_id: str, *, key: SigningKey | None = None, answered_at: datetime = NOW
     ) -> list[int]:
-        """Decision and disclosure of an allowed, answered query; returns their indexes."""
-        envelope = statement(query_id, key or self.node_key, answered_at=answered_at)
+        """An allowed, answered query as the gateway logs it: its decision, the node's signed
+        allowance (with the statement of its answer) and the disclosure; returns their indexes.
+        ``key`` signs both the node's decision and its statement."""
+        signer = key or self.node_key
+        envelope = statement(query_id, signer, answered_at=answered_at)
         self.statements[query_id] = envelope
-        return [self.add(decision(query_id)), self.add(disclosure(query_id, envelope))]
+        allowance = node_decision_envelope(query_id, signer, allowed=True)
+        self.decisions[query_id] = allowance
+        return [
+            self.add(decision(query_id)),
+            self.add(node_decision(query_id, signer, allowed=True, statement=envelope, envelope=allowance)),
+            self.add(disclosure(query_id, envelope)),
+        ]
+
+    def of(self, query_id: str) -> list[int]:
+        """The indexes of every entry about ``query_id``, in log order."""
+        return [
+            i
+            for i, e in enumerate(self.entries)
+            if getattr(events.decode_event(e), "query_id", None) == query_id
+        ]
 
     def note(self, size: int | None = None, signer: Ed25519Signer | None = None) -> tuple[bytes, Checkpoint]:
         size = len(self.entries) if size is None else size
@@ -147,6 +166,8 @@ class World:
         )
         if query_id in self.statements and any(b'"kind":"disclosed"' in self.entries[i] for i in indexes):
             receipt.node_statement.CopyFrom(self.statements[query_id])
+        if query_id in self.decisions and any(b'"kind":"node_decision"' in self.entries[i] for i in indexes):
+            receipt.node_decision.CopyFrom(self.decisions[query_id])
         return receipt
 
 
@@ -156,6 +177,20 @@ def world() -> World:
     return World(Ed25519Signer(ORIGIN, Ed25519PrivateKey.generate()), SigningKey.generate("ca-node"))
 
 
+def node_decision_envelope(
+    query_id: str, key: SigningKey, *, allowed: bool, node: str = "ca-node", at: datetime = NOW
+) -> pb.Envelope:
+    """The node's signed ``NodeDecision`` on ``query_id`` (as ``comity.nodes.decisions`` signs it)."""
+    decided = Timestamp()
+    decided.FromDatetime(at)
+    d = pb.NodeDecision(
+        node_id=node, query_id=query_id, query_digest=digest_of(query_id),
+        decision="ALLOW" if allowed else "DENY", rule_codes=[] if allowed else ["QUOTA"],
+        bundle_digest="sha256:ca", decided_at=decided,
+    )  # fmt: skip
+    return sign_envelope(PAYLOAD_NODE_DECISION, d.SerializeToString(), key)
+
+
 def node_decision(
     query_id: str,
     key: SigningKey,
@@ -163,19 +198,16 @@ def node_decision(
     allowed: bool,
     statement: pb.Envelope | None = None,
     node: str = "ca-node",
+    envelope: pb.Envelope | None = None,
 ) -> bytes:
-    """The node's signed decision on ``query_id``, as the gateway logs it."""
-    decided = Timestamp()
-    decided.FromDatetime(NOW)
-    d = pb.NodeDecision(
-        node_id=node, query_id=query_id, query_digest=digest_of(query_id),
-        decision="ALLOW" if allowed else "DENY", rule_codes=[] if allowed else ["QUOTA"],
-        bundle_digest="sha256:ca", decided_at=decided,
-    )  # fmt: skip
-    envelope = sign_envelope(PAYLOAD_NODE_DECISION, d.SerializeToString(), key)
+    """The ``node_decision`` entry the gateway logs for the node's signed decision on ``query_id``
+    (``envelope``, or one signed with ``key``), built from the signed fields alone as
+    ``comity.gateway.node_decisions`` builds it."""
+    signed = envelope or node_decision_envelope(query_id, key, allowed=allowed, node=node)
+    d = pb.NodeDecision.FromString(signed.payload)
     return events.node_decision_event(
-        query_id=query_id, query_digest=digest_of(query_id), at=NOW, node=node, allowed=allowed,
-        rule_codes=list(d.rule_codes), bundle_digest=d.bundle_digest, sealed=b"",
-        node_decision=envelope.SerializeToString(),
+        query_id=d.query_id, query_digest=d.query_digest, at=d.decided_at.ToDatetime(tzinfo=UTC),
+        node=d.node_id, allowed=d.decision == "ALLOW", rule_codes=list(d.rule_codes),
+        bundle_digest=d.bundle_digest, sealed=d.sealed, node_decision=signed.SerializeToString(),
         node_statement=statement.SerializeToString() if statement is not None else b"",
     )  # fmt: skip

@@ -61,8 +61,7 @@ def _cosign(
 
 
 def _answered(w: World, key: SigningKey | None = None) -> pb.Receipt:
-    w.answered("q1", key=key)
-    return w.receipt("q1", [0, 1])
+    return w.receipt("q1", w.answered("q1", key=key))
 
 
 def test_a_quorum_receipt_verifies_across_a_response_key_rotation_by_overlap() -> None:

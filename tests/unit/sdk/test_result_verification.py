@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from comity.audit import events
 from comity.audit.log import TransparencyLog
 from comity.core.digests import RecordsDigest
-from comity.core.dsse import PAYLOAD_NODE_STATEMENT, sign_envelope
+from comity.core.dsse import PAYLOAD_NODE_DECISION, PAYLOAD_NODE_STATEMENT, sign_envelope
 from comity.core.errors import PermissionDenied, Unauthenticated
 from comity.core.keys import SigningKey
 from comity.sdk.receipts import KeysTrust, ReceiptInvalid, export_receipt, load_receipt, verify_refusal
@@ -55,34 +55,47 @@ async def _answer(
         target_node="ca-node", order_id="O1", offence_code="18 USC 1030(a)(7)", categories=["SUBSCRIBER"],
         allowed=True, rule_codes=[], bundle_digest="sha256:x", selectors=[("EMAIL", "a@example.org")],
     )  # fmt: skip
+    allowance = pb.NodeDecision(
+        node_id="ca-node", query_id="q1", query_digest=QUERY_DIGEST, decision="ALLOW",
+        bundle_digest="sha256:ca", decided_at=answered,
+    )  # fmt: skip
+    signed = sign_envelope(PAYLOAD_NODE_DECISION, allowance.SerializeToString(), node_key)
+    node_decision = events.node_decision_event(
+        query_id="q1", query_digest=QUERY_DIGEST, at=NOW, node="ca-node", allowed=True, rule_codes=[],
+        bundle_digest=allowance.bundle_digest, sealed=b"", node_decision=signed.SerializeToString(),
+        node_statement=envelope.SerializeToString(),
+    )  # fmt: skip
     disclosure = events.disclosed_event(
         query_id="q1", query_digest=QUERY_DIGEST, at=NOW, node="ca-node", hit=True, record_count=digest.count,
         records_digest=digest.digest(), node_signature=envelope.SerializeToString(),
     )  # fmt: skip
-    first = await log.append(decision, openings=openings)
-    second = await log.append(disclosure)
-    size = second.tree_size
+    appended = [
+        await log.append(decision, openings=openings),
+        await log.append(node_decision),
+        await log.append(disclosure),
+    ]
+    size = appended[-1].tree_size
     receipt = pb.Receipt(
         query_id="q1",
         query_digest=QUERY_DIGEST,
         node_statement=envelope,
-        checkpoint=pb.Checkpoint(signed_note=second.checkpoint),
+        node_decision=signed,
+        checkpoint=pb.Checkpoint(signed_note=appended[-1].checkpoint),
         entries=[
             pb.EntryProof(
-                entry=decision,
+                entry=entry,
                 inclusion=pb.InclusionProof(
-                    leaf_index=first.index,
+                    leaf_index=logged.index,
                     tree_size=size,
-                    hashes=await log.inclusion_proof(first.index, size),
+                    hashes=await log.inclusion_proof(logged.index, size),
                 ),
-            ),
-            pb.EntryProof(
-                entry=disclosure,
-                inclusion=pb.InclusionProof(leaf_index=second.index, tree_size=size, hashes=second.inclusion),
-            ),
+            )
+            for entry, logged in zip((decision, node_decision, disclosure), appended, strict=True)
         ],
     )
-    summary = pb.QueryResult(query_id="q1", node_id="ca-node", hit=True, receipt=receipt)
+    summary = pb.QueryResult(
+        query_id="q1", node_id="ca-node", hit=True, receipt=receipt, node_decision=signed
+    )
     return summary, records, log
 
 
@@ -117,7 +130,7 @@ async def test_untampered_answer_verifies_and_each_tampering_is_caught(tmp_path:
 
         forged = pb.QueryResult()
         forged.CopyFrom(summary)
-        forged.receipt.entries[1].entry = forged.receipt.entries[1].entry.replace(
+        forged.receipt.entries[2].entry = forged.receipt.entries[2].entry.replace(
             b'"hit":true', b'"hit":false'
         )
         with pytest.raises(ReceiptInvalid):
@@ -125,9 +138,20 @@ async def test_untampered_answer_verifies_and_each_tampering_is_caught(tmp_path:
 
         no_disclosure = pb.QueryResult()
         no_disclosure.CopyFrom(summary)
-        del no_disclosure.receipt.entries[1]
+        del no_disclosure.receipt.entries[2]
         with pytest.raises(ReceiptInvalid, match="neither its disclosure"):
             verifier.verify(no_disclosure, _digest(records), query_digest=QUERY_DIGEST)
+
+        # An answer whose receipt proves no node allowed it (a gateway that answered around the
+        # node would show no node decision) is not released.
+        no_allowance = pb.QueryResult()
+        no_allowance.CopyFrom(summary)
+        del no_allowance.receipt.entries[1]
+        no_allowance.receipt.ClearField("node_decision")
+        no_allowance.ClearField("node_decision")
+        with pytest.raises(ReceiptInvalid, match="node's signed decision") as refused:
+            verifier.verify(no_allowance, _digest(records), query_digest=QUERY_DIGEST)
+        assert refused.value.check == "RECEIPT_NODE_DECISION_MISSING"
 
         impostor = ResultVerifier({"ca-node": SigningKey.generate("ca-node").verifying_key}, log.verifier)
         with pytest.raises(Unauthenticated):
