@@ -111,7 +111,15 @@ async def test_js_client_queries_and_verifies_everything(
     assert "NO_DEATH_PENALTY_USE" in fetch["use_restrictions"]
     assert out["stream"]["records"] > 0 and out["stream"]["batches"] >= 1
     assert out["tampering_detected"] == dict.fromkeys(
-        ["record", "dropped_record", "inclusion_proof", "node_statement", "checkpoint"], True
+        [
+            "record",
+            "node_decision_missing",
+            "dropped_record",
+            "inclusion_proof",
+            "node_statement",
+            "checkpoint",
+        ],
+        True,
     )
     refreshed = out["refreshed"]
     assert refreshed["witnesses"] == ["ca-node", "us-node"] and refreshed["checkpoint_size"] >= 6

@@ -228,8 +228,12 @@ function tamperings(built, result) {
   statement.receipt.node_statement.payload = Buffer.from(statement.receipt.node_statement.payload).fill(0, 0, 4);
   const checkpoint = copy();
   checkpoint.receipt.checkpoint.signed_note = Buffer.from(Buffer.from(checkpoint.receipt.checkpoint.signed_note).toString().replace(/\n(\d+)\n/, (_, n) => `\n${Number(n) + 1}\n`));
+  // The receipt a gateway answering around the node would give: every other entry still proved.
+  const unallowed = copy();
+  unallowed.receipt.entries = unallowed.receipt.entries.filter((e) => JSON.parse(Buffer.from(e.entry).toString("utf8")).kind !== "node_decision");
   return {
     record: fails(() => verifyAnswer(built, record, record.records)),
+    node_decision_missing: fails(() => verifyAnswer(built, unallowed, unallowed.records)),
     dropped_record: fails(() => verifyAnswer(built, dropped, dropped.records)),
     inclusion_proof: fails(() => verifyAnswer(built, proof, proof.records)),
     node_statement: fails(() => verifyAnswer(built, statement, statement.records)),

@@ -287,9 +287,31 @@ export function verifyReceipt(types, receipt, { queryId, queryDigest, federation
         || Buffer.from(statement.records_digest).toString("hex") !== disclosed.records_digest) {
       throw new Error("the node's statement and the logged disclosure disagree");
     }
+    // A disclosure proves an answer only with the node's signed decision to give it, logged with
+    // the disclosed statement (RECEIPT_NODE_DECISION_MISSING, RECEIPT_NODE_STATEMENT).
+    const allowances = events.filter((e) => e.kind === "node_decision");
+    if (allowances.length !== 1) throw new Error("the receipt holds no entry of the node's signed decision to answer it");
+    const allowance = allowances[0];
+    if (allowance.decision !== "ALLOW") throw new Error("the receipt holds a disclosure the node refused");
+    if (allowance.node_statement !== disclosed.node_signature) throw new Error("the node's decision was logged with another statement than the disclosed one");
+    const decision = openDecision(types, types.Envelope.decode(Buffer.from(allowance.node_decision, "hex")), allowance.node, federation);
+    if (decision.query_id !== queryId || !Buffer.from(decision.query_digest).equals(queryDigest) || decision.decision !== allowance.decision) {
+      throw new Error("the node's signed decision is not the one logged for this query");
+    }
   }
   const witnesses = verifyCosignatures(receipt.cosignatures || [], checkpoint, federation);
   return { checkpoint, kinds, statement, witnesses };
+}
+
+export function openDecision(types, envelope, nodeId, federation) {
+  const node = federation.nodes[nodeId];
+  if (!node) throw new Error(`node ${nodeId} is not in the federation`);
+  const payload = verifyEnvelope(envelope, PAYLOAD_NODE_DECISION, nodeId, node.responseKeys);
+  const decision = types.NodeDecision.decode(payload);
+  if (!decision.decided_at) throw new Error("the node's decision is undated");
+  verifyEnvelope(envelope, PAYLOAD_NODE_DECISION, nodeId, validAt(node.responseKeys, new Date(Number(decision.decided_at.seconds) * 1000)));
+  if (decision.node_id !== nodeId) throw new Error(`the node's decision names node ${decision.node_id}`);
+  return decision;
 }
 
 export function openStatement(types, envelope, nodeId, federation) {
