@@ -65,8 +65,21 @@ async def test_an_answer_receipt_is_pending_then_refreshed_to_a_quorum_checkpoin
     code, out = await _invoke(["audit", "verify-receipt", str(path), *federation])
     assert code == 0 and "witness quorum reached" in out, out
 
-    # The refreshed file, with its node statement edited, is refused naming the statement.
+    # Without the node's signed decision to answer (as a gateway answering around the node would
+    # give it), the refreshed receipt proves no allowed disclosure: every other entry still proved.
     data = json.loads(path.read_text())
+    stripped = {**data, "receipt": dict(data["receipt"])}
+    stripped["receipt"]["entries"] = [
+        e for e in data["receipt"]["entries"] if b'"kind":"node_decision"' not in base64.b64decode(e["entry"])
+    ]
+    stripped["receipt"].pop("nodeDecision")
+    assert len(stripped["receipt"]["entries"]) == len(data["receipt"]["entries"]) - 1
+    unallowed = tmp_path / "unallowed.json"
+    unallowed.write_text(json.dumps(stripped))
+    code, out = await _invoke(["audit", "verify-receipt", str(unallowed), *federation])
+    assert code == 1 and "disclosed but holds no entry of the node's signed decision" in out, out
+
+    # The refreshed file, with its node statement edited, is refused naming the statement.
     statement = pb.NodeStatement.FromString(outcome.result.receipt.node_statement.payload)
     statement.record_count += 1
     data["receipt"]["nodeStatement"]["payload"] = base64.b64encode(statement.SerializeToString()).decode()
