@@ -163,6 +163,15 @@ def _decided(located: Sequence[tuple[int, Event]], query_id: str) -> QueryEntrie
         raise receipt_invalid(
             "RECEIPT_UNEXPECTED_ENTRY", detail="holds an outcome logged before the decision it follows"
         )
+    # The gateway logs the node's allowance before the disclosure it allows (recovery may log a
+    # node's decision after a failure, never after a disclosure).
+    if disclosure is not None and node is not None:
+        index = {id(e): i for i, e in located}
+        if index[id(node)] > index[id(disclosure)]:
+            raise receipt_invalid(
+                "RECEIPT_UNEXPECTED_ENTRY",
+                detail="holds a disclosure logged before the node's decision to allow it",
+            )
     return QueryEntries(
         outcome,
         decision=decision,

@@ -60,8 +60,8 @@ RECEIPT_CHECKS = (
     _check("RECEIPT_NODE_STATEMENT", "the node statement {detail}"),
     _check(
         "RECEIPT_STATEMENT_KEY",
-        "the node statement of {node!r} answered at {at} is signed by a key that the federation "
-        "does not accept at that time (a rotated-out or not yet valid key)",
+        "what node {node!r} signed at {at} (its statement or its decision) is signed by a key that the "
+        "federation does not accept at that time (a rotated-out or not yet valid key)",
     ),
     _check("RECEIPT_STATEMENT_BINDING", "the node statement {detail}"),
     _check(

@@ -258,3 +258,13 @@ def test_a_node_decision_about_another_query_or_by_an_impostor_is_refused(log: W
     q0, q1 = log.of("q0"), log.of("q1")
     error = _check(log, log.receipt("q1", [q1[0], q0[1], q1[2]]), "RECEIPT_FOREIGN_ENTRY")
     assert "entry 1 (node_decision)" in error.message
+
+
+def test_a_disclosure_logged_before_the_nodes_allowance_is_refused() -> None:
+    w = world()
+    envelope = statement("q1", w.node_key)
+    w.statements["q1"] = envelope
+    logged = [w.add(decision("q1")), w.add(disclosure("q1", envelope))]
+    logged.append(w.add(node_decision("q1", w.node_key, allowed=True, statement=envelope)))
+    error = _check(w, w.receipt("q1", logged), "RECEIPT_UNEXPECTED_ENTRY")
+    assert "disclosure logged before the node's decision to allow it" in error.message
