@@ -792,25 +792,10 @@ class Pipeline:
                     execute, size = await self.forward_request(v, logged, attempt=attempt)
                     result = await self._router.execute(node, execute)
                     break
-                except WitnessAt as err:
-                    # The node's witness is at another size than this process knew: from there.
-                    self._ledger.set_witnessed_size(node, err.size)
-                    if attempt == _WITNESS_ATTEMPTS - 1:
-                        await completion.fail("WITNESS", err)
-                        raise
-                except FailedPrecondition as err:
-                    if stale_filters(err):  # the node's refusal, not a witness out of step
-                        await completion.node_ended(err, logged)
-                        raise
-                    # The node's witness is at another checkpoint than we thought (a concurrent
-                    # query moved it, or it restarted): ask it, and prove consistency from there.
-                    self._ledger.set_witnessed_size(node, None)
-                    if attempt == _WITNESS_ATTEMPTS - 1:
-                        await completion.fail("WITNESS", err)
-                        raise
                 except ComityError as err:
-                    await completion.node_ended(err, logged)
-                    raise
+                    await self._forward_failed(
+                        err, node=node, attempt=attempt, completion=completion, logged=logged
+                    )
             with span("gateway.audit_disclosure", query_id=v.query.query_id):
                 disclosure = await completion.disclose(StreamedAnswer.unary(result), size)
         receipt = await self._ledger.receipt(
@@ -883,23 +868,30 @@ class Pipeline:
                     async for chunk in chunks:
                         await completion.checked(functools.partial(reader.add, chunk))
                 return reader.answer, size
-            except WitnessAt as err:
-                self._ledger.set_witnessed_size(node, err.size)
-                if attempt == _WITNESS_ATTEMPTS - 1:
-                    await completion.fail("WITNESS", err)
-                    raise
-            except FailedPrecondition as err:
-                if stale_filters(err):
-                    await completion.node_ended(err, logged)
-                    raise
-                self._ledger.set_witnessed_size(node, None)
-                if attempt == _WITNESS_ATTEMPTS - 1:
-                    await completion.fail("WITNESS", err)
-                    raise
             except ComityError as err:
-                await completion.node_ended(err, logged)
-                raise
+                await self._forward_failed(
+                    err, node=node, attempt=attempt, completion=completion, logged=logged
+                )
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _forward_failed(
+        self, err: ComityError, *, node: str, attempt: int, completion: _Completion, logged: Logged
+    ) -> None:
+        """After a forward failed: return to send it again while the node's witness is out of step
+        (and attempts are left), else log how the query ended and raise ``err``."""
+        if isinstance(err, WitnessAt):
+            # The node's witness is at another size than this process knew: from there.
+            self._ledger.set_witnessed_size(node, err.size)
+        elif isinstance(err, FailedPrecondition) and not stale_filters(err):
+            # The node's witness is at another checkpoint than we thought (a concurrent query
+            # moved it, or it restarted): ask it, and prove consistency from there.
+            self._ledger.set_witnessed_size(node, None)
+        else:  # the node's own answer (stale filters among them), not a witness out of step
+            await completion.node_ended(err, logged)
+            raise err
+        if attempt == _WITNESS_ATTEMPTS - 1:
+            await completion.fail("WITNESS", err)
+            raise err
 
     @contextlib.asynccontextmanager
     async def _completion(self, v: Verified) -> AsyncIterator[_Completion]:
