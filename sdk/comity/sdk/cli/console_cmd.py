@@ -119,7 +119,7 @@ def console_command(
     from comity.core.federation import Federation
     from comity.sdk.console.mirror import Mirror, held_federation
     from comity.sdk.console.sync import BackgroundSync, OfficerToken
-    from comity.sdk.console.trust import ConsoleTrust
+    from comity.sdk.console.trust import ConsoleTrust, TrustFollower
     from comity.sdk.console.verifier import MirrorVerifier
 
     token = None
@@ -168,10 +168,15 @@ def console_command(
         _print_readable(verifier, reader, result.size)
         console.print(f"  mirror: {store.path}")
         return
+    follower = TrustFollower(
+        federation, trust, held=lambda: held_federation(store.path), keep=store.keep_federation
+    )
     _serve(
-        trust,
+        follower,
         store,
-        BackgroundSync(verifier, interval=interval, check_every=mirror_check_every),
+        BackgroundSync(
+            verifier, interval=interval, check_every=mirror_check_every, before_round=follower.check
+        ),
         source,
         locals(),
     )
@@ -193,7 +198,7 @@ def _print_readable(verifier: Any, reader: str | None, size: int) -> None:
         )
 
 
-def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any]) -> None:
+def _serve(follower: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any]) -> None:
     try:
         import uvicorn
 
@@ -202,6 +207,7 @@ def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any])
         from comity.sdk.console.auth import Sessions
         from comity.sdk.console.report import offence_classifier
         from comity.sdk.console.server import BindPolicy, check_bind
+        from comity.sdk.console.sources import DatabaseSource
         from comity.sdk.console.words import load_rule_texts, shipped_bundles
     except ImportError as exc:
         raise ConfigError(
@@ -214,18 +220,35 @@ def _serve(trust: Any, store: Any, sync: Any, source: Any, opts: dict[str, Any])
     )
     for warning in check_bind(policy):
         console.print(f"[bold red]{warning}[/]")
-    app = make_app(
-        Console(
-            mirror=store,
-            sync=sync,
-            sessions=Sessions(trust.federation, audience=opts["audience"], country=store.reader),
-            log_origin=trust.log_key.name,
-            rule_texts=load_rule_texts(),
-            secure_cookies=policy.tls_cert is not None,
-            offence_class=offence_classifier(set(trust.country_of.values()), shipped_bundles()),
-            receipt_trust=FederationTrust(trust.federation),
-        )
+    trust = follower.current
+    pages = Console(
+        mirror=store,
+        sync=sync,
+        sessions=Sessions(trust.federation, audience=opts["audience"], country=store.reader),
+        log_origin=trust.log_key.name,
+        rule_texts=load_rule_texts(),
+        secure_cookies=policy.tls_cert is not None,
+        offence_class=offence_classifier(set(trust.country_of.values()), shipped_bundles()),
+        receipt_trust=FederationTrust(trust.federation),
     )
+
+    def follow(new: Any) -> None:
+        # Keys, the witness quorum, who may sign in and receipts follow the new version; which
+        # agreement's entries the mirror keeps readable is decided at start.
+        sync.verifier.log_key, sync.verifier.quorum = new.log_key, new.quorum
+        if isinstance(source, DatabaseSource):  # a gateway judges its own; a copy is judged here
+            source.use_trust(quorum=new.quorum, log_key=new.log_key)
+        pages.receipt_trust = FederationTrust(new.federation)
+        ended = pages.sessions.use_federation(new.federation)
+        if ended:
+            logging.getLogger("comity.sdk.console").warning(
+                "%d session(s) ended: their officers are not listed in version %s",
+                ended,
+                new.federation.version,
+            )
+
+    follower.on_change(follow)
+    app = make_app(pages)
     scheme = "https" if policy.tls_cert else "http"
     console.print(
         f"console on {scheme}://{policy.host}:{opts['port']}/ (Ctrl-C stops it); mirror {store.path}"

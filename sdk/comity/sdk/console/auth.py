@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from comity.core.errors import PermissionDenied
+from comity.core.errors import ComityError, PermissionDenied
 from comity.core.federation import Federation
 from comity.core.tokens import TokenVerifier, VerifiedOfficer
 
@@ -54,12 +54,33 @@ class Sessions:
         max_age: timedelta = timedelta(hours=8),
         country: str | None = None,
     ) -> None:
+        self._audience = audience
         self._tokens = TokenVerifier(federation, audience=audience)
         #: Only this country's officers may sign in (None: any officer's).
         self.country = country
         self._max_age = max_age
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+
+    def use_federation(self, federation: Federation) -> int:
+        """Check sign-ins under ``federation`` from now on, and end every session whose officer it
+        no longer lists as a legal officer of the same issuer; returns how many were ended."""
+        tokens = TokenVerifier(federation, audience=self._audience)
+
+        def still_listed(session: Session) -> bool:
+            try:
+                officer = federation.legal_officer(session.officer.subject)
+                federation.issuer(session.officer.issuer)
+            except ComityError:
+                return False
+            return officer.country == session.officer.country
+
+        with self._lock:
+            self._tokens = tokens
+            kept = {k: s for k, s in self._sessions.items() if still_listed(s)}
+            ended = len(self._sessions) - len(kept)
+            self._sessions = kept
+        return ended
 
     def sign_in(self, token: str, *, now: datetime | None = None) -> tuple[str, Session]:
         """A new session for the officer ``token`` names; raises the token's :class:`TokenError`."""

@@ -120,5 +120,9 @@ class DatabaseSource:
     def consistency(self, first: int, second: int) -> list[bytes]:
         return self._store.consistency_proof(first, second)
 
+    def use_trust(self, *, quorum: Quorum, log_key: Ed25519Verifier) -> None:
+        """Judge quorum checkpoints under a newer federation version from the next call."""
+        self._quorum, self._log_key = quorum, log_key
+
     def close(self) -> None:
         self._store.close()

@@ -127,8 +127,17 @@ class OfficerToken:
 class BackgroundSync:
     """Runs sync rounds every ``interval`` seconds and a full mirror check every ``check_every`` rounds."""
 
-    def __init__(self, verifier: MirrorVerifier, *, interval: float = 10.0, check_every: int = 6) -> None:
+    def __init__(
+        self,
+        verifier: MirrorVerifier,
+        *,
+        interval: float = 10.0,
+        check_every: int = 6,
+        before_round: Callable[[], object] | None = None,
+    ) -> None:
         self.verifier = verifier
+        #: Run first in every round (the console looks at its federation file there).
+        self._before_round = before_round
         self._interval = interval
         self._check_every = check_every
         self._stop = threading.Event()
@@ -179,6 +188,11 @@ class BackgroundSync:
         """One round: the mirror check when due (and at the first round), then a sync round."""
         now = datetime.now(UTC)
         self._update(attempted_at=now)
+        if self._before_round is not None:
+            try:
+                self._before_round()
+            except Exception as exc:  # a bug there must not stop syncing
+                _log.error("the round's first step failed", exc_info=exc)
         try:
             # After a failure the mirror is checked every round, so an edited mirror stays marked.
             if self.rounds % self._check_every == 0 or self.status.failure:

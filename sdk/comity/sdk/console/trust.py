@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from comity.audit.note import Ed25519Verifier
 from comity.audit.quorum import Quorum
+from comity.core.errors import ComityError
 from comity.core.federation import Federation
-from comity.core.federation_chain import Followed, follow
+from comity.core.federation_chain import Change, Followed, follow
+from comity.core.federation_sign import envelope_path
 from comity.sdk.receipts import log_verifier
 
-__all__ = ["ConsoleTrust"]
+__all__ = ["ConsoleTrust", "TrustFollower"]
+
+_log = logging.getLogger("comity.sdk.console")
 
 
 @dataclass(frozen=True)
@@ -45,3 +52,71 @@ class ConsoleTrust:
         return cls(
             federation, log_verifier(federation), Quorum.of_federation(federation), country_of, followed
         )
+
+
+class TrustFollower:
+    """The federation file while the console runs: a changed file (or envelope) is taken as
+    :meth:`ConsoleTrust.load` takes it against the version the mirror keeps, kept in the mirror,
+    and handed to each listener; one that is refused leaves the version in use, with an ALERT in
+    the log and :attr:`refused` saying why."""
+
+    def __init__(
+        self,
+        path: Path,
+        trust: ConsoleTrust,
+        *,
+        held: Callable[[], bytes | None],
+        keep: Callable[[bytes], None],
+    ) -> None:
+        self.path = path
+        self.current = trust
+        #: Why the last changed file was refused (None once a version is taken).
+        self.refused: str | None = None
+        self._held, self._keep = held, keep
+        self._stamp = _stamp(path)
+        self._listeners: list[Callable[[ConsoleTrust], None]] = []
+
+    def on_change(self, listener: Callable[[ConsoleTrust], None]) -> None:
+        """Call ``listener`` with each version taken (on the thread that calls :meth:`check`)."""
+        self._listeners.append(listener)
+
+    def check(self) -> bool:
+        """Look at the file once; returns whether a new version was taken."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            new = ConsoleTrust.load(self.path, held=self._held())
+        except ComityError as exc:
+            self.refused = f"{getattr(exc, 'check', '') or type(exc).__name__}: {exc.message}"
+            _log.error(
+                "ALERT: federation file %s refused (%s); still verifying under version %s",
+                self.path,
+                self.refused,
+                self.current.federation.version,
+            )
+            return False
+        assert new.followed is not None
+        self.refused = None
+        if new.followed.change is Change.HELD:
+            return False
+        self._keep(new.followed.data)
+        self.current = new
+        for listener in self._listeners:
+            listener(new)
+        _log.warning("federation file %s: now version %s", self.path, new.federation.version)
+        return True
+
+
+def _stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
+    """Size and modification time of the file and of its envelope (either may change first)."""
+    stamps: list[tuple[int, int] | None] = []
+    for p in (path, envelope_path(path)):
+        try:
+            st = os.stat(p)
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
