@@ -43,7 +43,7 @@ from comity.core.keyhistory import KeyHistory
 from comity.core.keys import VerifyingKey
 from comity.core.tasks import cancel_and_wait
 
-__all__ = ["FederationWatch", "Preparer", "load_trusted", "warn_if_own_key_ends"]
+__all__ = ["FederationWatch", "Preparer", "file_stamp", "load_trusted", "warn_if_own_key_ends"]
 
 _log = logging.getLogger("comity.core.federation_watch")
 
@@ -107,7 +107,7 @@ def warn_if_own_key_ends(
         )
 
 
-def _stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
+def file_stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
     """Size and modification time of the file and of its envelope (either may change first)."""
     stamps: list[tuple[int, int] | None] = []
     for p in (path, envelope_path(path)):
@@ -135,7 +135,7 @@ class FederationWatch:
         self._clock = clock
         self._listeners: list[Listener] = []
         self._preparers: list[Preparer] = []
-        self._stamp = _stamp(path)
+        self._stamp = file_stamp(path)
         self._digest = self._read_digest()
         self._refused: str | None = None  # digest of the last refused content (alert once)
         self._task: asyncio.Task[None] | None = None
@@ -206,7 +206,7 @@ class FederationWatch:
 
     def _candidate(self) -> tuple[Federation, str] | None:
         """A changed file that verifies as the next version, with its digest; None otherwise."""
-        stamp = _stamp(self._path)
+        stamp = file_stamp(self._path)
         if stamp == self._stamp:
             return None
         self._stamp = stamp

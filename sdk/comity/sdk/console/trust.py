@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from comity.audit.quorum import Quorum
 from comity.core.errors import ComityError
 from comity.core.federation import Federation
 from comity.core.federation_chain import Change, Followed, follow
-from comity.core.federation_sign import envelope_path
+from comity.core.federation_watch import file_stamp
 from comity.sdk.receipts import log_verifier
 
 __all__ = ["ConsoleTrust", "TrustFollower"]
@@ -73,7 +72,7 @@ class TrustFollower:
         #: Why the last changed file was refused (None once a version is taken).
         self.refused: str | None = None
         self._held, self._keep = held, keep
-        self._stamp = _stamp(path)
+        self._stamp = file_stamp(path)
         self._listeners: list[Callable[[ConsoleTrust], None]] = []
 
     def on_change(self, listener: Callable[[ConsoleTrust], None]) -> None:
@@ -82,7 +81,7 @@ class TrustFollower:
 
     def check(self) -> bool:
         """Look at the file once; returns whether a new version was taken."""
-        stamp = _stamp(self.path)
+        stamp = file_stamp(self.path)
         if stamp == self._stamp:
             return False
         self._stamp = stamp
@@ -107,16 +106,3 @@ class TrustFollower:
             listener(new)
         _log.warning("federation file %s: now version %s", self.path, new.federation.version)
         return True
-
-
-def _stamp(path: Path) -> tuple[tuple[int, int] | None, ...]:
-    """Size and modification time of the file and of its envelope (either may change first)."""
-    stamps: list[tuple[int, int] | None] = []
-    for p in (path, envelope_path(path)):
-        try:
-            st = os.stat(p)
-        except OSError:
-            stamps.append(None)
-        else:
-            stamps.append((st.st_size, st.st_mtime_ns))
-    return tuple(stamps)
