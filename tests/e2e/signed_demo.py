@@ -36,6 +36,15 @@ def signed_version(text: str, *, version: int, expires: str, signer: SigningKey)
     return text.replace(head.group(0), role, 1)
 
 
+def write_signed(file: Path, text: str, *, version: int, role: SigningKey, signer: SigningKey) -> bytes:
+    """Write ``text`` (the demo's file) to ``file`` as ``version`` whose [signing] role is ``role``'s
+    key, with an envelope signed by ``signer`` (another key forges it); returns the file's bytes."""
+    file.write_text(signed_version(text, version=version, expires=FAR, signer=role))
+    envelope_path(file).unlink(missing_ok=True)
+    sign_federation_file(file, signer)
+    return file.read_bytes()
+
+
 def zulu(when: datetime) -> str:
     """``when`` as the federation file writes instants."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from signed_demo import FAR, signed_version
+from signed_demo import write_signed
 
-from comity.core.federation_sign import envelope_path, sign_federation_file
 from comity.core.keys import SigningKey
 from comity.core.tokens import TokenError
 from comity.sdk.console.auth import Sessions
@@ -28,9 +27,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFederation:
 
 
 def _publish(file: Path, text: str, version: int, signer: SigningKey) -> None:
-    file.write_text(signed_version(text, version=version, expires=FAR, signer=SIGNER))
-    envelope_path(file).unlink(missing_ok=True)
-    sign_federation_file(file, signer)
+    write_signed(file, text, version=version, role=SIGNER, signer=signer)
 
 
 def _without_rcmp_officer(text: str) -> str:

@@ -9,10 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from signed_demo import FAR, signed_version
+from signed_demo import write_signed
 from typer.testing import CliRunner
 
-from comity.core.federation_sign import envelope_path, file_sha256, sign_federation_file
+from comity.core.federation_sign import file_sha256
 from comity.core.keys import SigningKey
 from comity.sdk.cli.main import app
 from comity.sdk.demo.run import RunningFederation, run_scenario, scenarios
@@ -33,12 +33,9 @@ async def _cli(args: list[str | Path]) -> tuple[int, str]:
 
 
 def _release(running: RunningFederation, file: Path, version: int, signer: SigningKey) -> bytes:
-    """Write ``version`` of the demo's federation to ``file``, signed by ``signer``; returns its bytes."""
+    """Write ``version`` of the demo's federation to ``file``, its envelope signed by ``signer``."""
     text = running.federation.layout.federation_file.read_text()
-    file.write_text(signed_version(text, version=version, expires=FAR, signer=SIGNER))
-    envelope_path(file).unlink(missing_ok=True)
-    sign_federation_file(file, signer)
-    return file.read_bytes()
+    return write_signed(file, text, version=version, role=SIGNER, signer=signer)
 
 
 def _held(state: Path) -> bytes:

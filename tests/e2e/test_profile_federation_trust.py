@@ -8,15 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from signed_demo import FAR, signed_version
+from signed_demo import write_signed
 
 from comity.core.federation_sign import (
     BadVersion,
     BelowThreshold,
     PinMismatch,
-    envelope_path,
     file_sha256,
-    sign_federation_file,
 )
 from comity.core.keys import SigningKey
 from comity.sdk.demo.setup import DemoFederation, build_demo_federation
@@ -33,10 +31,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFederation:
 
 def _release(demo: DemoFederation, file: Path, version: int, signer: SigningKey) -> bytes:
     text = demo.layout.federation_file.read_text()
-    file.write_text(signed_version(text, version=version, expires=FAR, signer=SIGNER))
-    envelope_path(file).unlink(missing_ok=True)
-    sign_federation_file(file, signer)
-    return file.read_bytes()
+    return write_signed(file, text, version=version, role=SIGNER, signer=signer)
 
 
 def _profile(demo: DemoFederation, tmp_path: Path, **changes: object) -> tuple[Profile, Path]:
