@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from signed_demo import write_signed
 
+from comity.core.errors import ConfigError
 from comity.core.keys import SigningKey
 from comity.core.tokens import TokenError
 from comity.sdk.console.auth import Sessions
@@ -46,9 +47,7 @@ def test_a_signed_next_version_is_taken_and_a_forged_one_refused(
     trust = ConsoleTrust.load(given, held=held_federation(mirror.path))
     assert trust.followed is not None
     mirror.keep_federation(trust.followed.data)
-    follower = TrustFollower(
-        given, trust, held=lambda: held_federation(mirror.path), keep=mirror.keep_federation
-    )
+    follower = TrustFollower(given, trust, keep=mirror.keep_federation)
     sessions = Sessions(trust.federation, audience="comity-gateway")
     taken: list[int | None] = []
     follower.on_change(
@@ -82,3 +81,11 @@ def test_a_signed_next_version_is_taken_and_a_forged_one_refused(
     assert not follower.check()
     assert follower.refused is not None and "rollback" in follower.refused
     assert follower.current.federation.version == 2
+
+
+def test_a_mirror_whose_kept_version_cannot_be_read_is_not_a_first_use(tmp_path: Path) -> None:
+    damaged = tmp_path / "console.db"
+    damaged.write_bytes(b"not a database, but not empty either" * 100)
+    with pytest.raises(ConfigError, match="cannot read the federation version kept in the mirror"):
+        held_federation(damaged)
+    assert held_federation(tmp_path / "absent.db") is None

@@ -168,9 +168,7 @@ def console_command(
         _print_readable(verifier, reader, result.size)
         console.print(f"  mirror: {store.path}")
         return
-    follower = TrustFollower(
-        federation, trust, held=lambda: held_federation(store.path), keep=store.keep_federation
-    )
+    follower = TrustFollower(federation, trust, keep=store.keep_federation)
     _serve(
         follower,
         store,

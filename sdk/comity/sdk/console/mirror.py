@@ -243,9 +243,18 @@ def held_federation(path: Path) -> bytes | None:
         return None
     db = sqlite3.connect(path, timeout=30)
     try:
+        if (
+            db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            is None
+        ):
+            return None  # a new or empty file: opening it as a mirror makes it one, or says what is wrong
         row = db.execute("SELECT value FROM meta WHERE key = 'federation'").fetchone()
-    except sqlite3.Error:
-        return None  # not a mirror yet: opening it as one says what is wrong
+    except sqlite3.Error as exc:
+        # Never "nothing kept": that would trust any file as on a first use.
+        raise ConfigError(
+            f"cannot read the federation version kept in the mirror {path}: {exc}",
+            hint="check the file (another console may hold it locked), or give another --mirror",
+        ) from None
     finally:
         db.close()
     return bytes(row[0]) if row is not None else None

@@ -59,19 +59,14 @@ class TrustFollower:
     and handed to each listener; one that is refused leaves the version in use, with an ALERT in
     the log and :attr:`refused` saying why."""
 
-    def __init__(
-        self,
-        path: Path,
-        trust: ConsoleTrust,
-        *,
-        held: Callable[[], bytes | None],
-        keep: Callable[[bytes], None],
-    ) -> None:
+    def __init__(self, path: Path, trust: ConsoleTrust, *, keep: Callable[[bytes], None]) -> None:
+        if trust.followed is None:
+            raise ValueError("a TrustFollower starts from a trust taken by ConsoleTrust.load")
         self.path = path
         self.current = trust
         #: Why the last changed file was refused (None once a version is taken).
         self.refused: str | None = None
-        self._held, self._keep = held, keep
+        self._keep = keep
         self._stamp = file_stamp(path)
         self._listeners: list[Callable[[ConsoleTrust], None]] = []
 
@@ -86,7 +81,9 @@ class TrustFollower:
             return False
         self._stamp = stamp
         try:
-            new = ConsoleTrust.load(self.path, held=self._held())
+            # Against the version in use, never a re-read of what was kept: a next version follows it.
+            assert self.current.followed is not None
+            new = ConsoleTrust.load(self.path, held=self.current.followed.data)
         except ComityError as exc:
             self.refused = f"{getattr(exc, 'check', '') or type(exc).__name__}: {exc.message}"
             _log.error(
